@@ -1,0 +1,769 @@
+//! One circuit breaker: its options, its state machine and its counters.
+//!
+//! The breaker never reads a clock: every method takes `now` in milliseconds
+//! from a monotonic source, so tests move time by passing numbers and the
+//! open → half-open step happens lazily on the next call (no timer per
+//! breaker). Every method that may change the state returns the
+//! [`Transitions`] it made, which the JS wrapper turns into events.
+//!
+//! ```
+//! use reliability_core::core::breaker::{Breaker, BreakerOptions, Admission, Outcome};
+//! let mut b = Breaker::new(BreakerOptions { failure_threshold: 2, ..Default::default() }, 0.0).unwrap();
+//! for t in [1.0, 2.0] {
+//!     assert_eq!(b.try_acquire(t).0, Admission::Admit);
+//!     b.on_outcome(Outcome::Failure, 5.0, t, false);
+//! }
+//! assert_eq!(b.try_acquire(3.0).0, Admission::RejectOpen);
+//! ```
+
+use super::backoff::RetryPolicy;
+use super::error::{check, CoreResult};
+use super::window::{Counts, RollingWindow, Sample};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl State {
+    /// The original's spelling, which `getState()` returns.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half-open",
+        }
+    }
+}
+
+/// When a closed breaker opens. Two rules behind one method (cockatiel keeps
+/// them as separate strategy classes; an enum does the same without a heap
+/// allocation per breaker, which matters with 10 000 breakers).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpeningRule {
+    /// `threshold` failed calls in a row (the original's rule).
+    ConsecutiveFailures { threshold: u32 },
+    /// Failure rate over the rolling window at or above `percentage`, once
+    /// the window holds at least `volume` calls (opossum, resilience4j).
+    FailureRate { percentage: f64, volume: u32 },
+}
+
+/// Everything a breaker can be configured with. `Default` gives the
+/// original's defaults (spec §2.1) with its bugs fixed (see README).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerOptions {
+    /// Failures in a row before opening, when no `errorThresholdPercentage` is set.
+    pub failure_threshold: u32,
+    /// Optional rate rule; replaces the consecutive rule when set.
+    pub error_threshold_percentage: Option<f64>,
+    /// Minimum calls in the window before a rate (failure or slow) can open the breaker.
+    pub volume_threshold: u32,
+    pub rolling_window_ms: f64,
+    pub rolling_buckets: u32,
+    /// Time an open breaker waits before letting a trial call through.
+    pub reset_timeout_ms: f64,
+    /// Failed trials in one half-open period before it re-opens.
+    pub half_open_max_attempts: u32,
+    /// Trial calls allowed in flight at once while half-open; the rest are rejected.
+    pub half_open_max_calls: u32,
+    /// Successful trials in one half-open period before it closes.
+    pub half_open_success_threshold: u32,
+    /// Calls slower than this count as slow.
+    pub slow_call_duration_ms: Option<f64>,
+    /// Share of slow calls in the window (percent) that opens the breaker.
+    pub slow_call_rate_threshold: f64,
+    /// Per-call timeout; enforced by the JS wrapper (it owns the promise),
+    /// validated and stored here so there is one source of truth.
+    pub timeout_ms: Option<f64>,
+    pub retry: RetryPolicy,
+}
+
+impl Default for BreakerOptions {
+    fn default() -> Self {
+        BreakerOptions {
+            failure_threshold: 5,
+            error_threshold_percentage: None,
+            volume_threshold: 10,
+            rolling_window_ms: 10_000.0,
+            rolling_buckets: 10,
+            reset_timeout_ms: 60_000.0,
+            half_open_max_attempts: 3,
+            half_open_max_calls: 1,
+            half_open_success_threshold: 2,
+            slow_call_duration_ms: None,
+            slow_call_rate_threshold: 100.0,
+            timeout_ms: None,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl BreakerOptions {
+    /// Checks every field; the error names the field and its allowed range.
+    pub fn validate(&self) -> CoreResult<()> {
+        check::int_in("failureThreshold", self.failure_threshold as f64, 1, 1_000_000)?;
+        if let Some(p) = self.error_threshold_percentage {
+            check::percentage("errorThresholdPercentage", p)?;
+        }
+        check::int_in("volumeThreshold", self.volume_threshold as f64, 0, 1_000_000_000)?;
+        check::above("rollingWindowMs", self.rolling_window_ms, 0.0)?;
+        check::int_in("rollingBuckets", self.rolling_buckets as f64, 1, 1000)?;
+        if self.rolling_window_ms / (self.rolling_buckets as f64) < 1.0 {
+            return Err(super::error::CoreError::range(
+                "rollingWindowMs",
+                "at least 1 ms per bucket (rollingWindowMs >= rollingBuckets)",
+                self.rolling_window_ms,
+            ));
+        }
+        check::at_least("resetTimeout", self.reset_timeout_ms, 0.0)?;
+        check::int_in("halfOpenMaxAttempts", self.half_open_max_attempts as f64, 1, 1_000_000)?;
+        check::int_in("halfOpenMaxCalls", self.half_open_max_calls as f64, 1, 1_000_000)?;
+        check::int_in("halfOpenSuccessThreshold", self.half_open_success_threshold as f64, 1, 1_000_000)?;
+        if let Some(v) = self.slow_call_duration_ms {
+            check::above("slowCallDurationMs", v, 0.0)?;
+        }
+        check::percentage("slowCallRateThreshold", self.slow_call_rate_threshold)?;
+        if let Some(v) = self.timeout_ms {
+            check::above("timeout", v, 0.0)?;
+        }
+        self.retry.validate()
+    }
+
+    pub fn opening_rule(&self) -> OpeningRule {
+        match self.error_threshold_percentage {
+            Some(percentage) => OpeningRule::FailureRate { percentage, volume: self.volume_threshold },
+            None => OpeningRule::ConsecutiveFailures { threshold: self.failure_threshold },
+        }
+    }
+}
+
+/// Options as they arrive from a caller: every field optional and still a
+/// plain number, so integer-ness and ranges are checked here, once, and the
+/// error names the field the caller wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawBreakerOptions {
+    pub failure_threshold: Option<f64>,
+    pub error_threshold_percentage: Option<f64>,
+    pub volume_threshold: Option<f64>,
+    pub rolling_window_ms: Option<f64>,
+    pub rolling_buckets: Option<f64>,
+    pub reset_timeout_ms: Option<f64>,
+    pub half_open_max_attempts: Option<f64>,
+    pub half_open_max_calls: Option<f64>,
+    pub half_open_success_threshold: Option<f64>,
+    pub slow_call_duration_ms: Option<f64>,
+    pub slow_call_rate_threshold: Option<f64>,
+    pub timeout_ms: Option<f64>,
+    pub max_retries: Option<f64>,
+    pub initial_delay_ms: Option<f64>,
+    pub max_delay_ms: Option<f64>,
+    pub factor: Option<f64>,
+    pub jitter: Option<super::backoff::Jitter>,
+}
+
+impl RawBreakerOptions {
+    /// Fills defaults for absent fields and validates the result. Unlike the
+    /// original (`||`), an explicit 0 is taken as 0: `maxRetries: 0` means
+    /// no retries, and `failureThreshold: 0` is a RangeError, not 5.
+    pub fn build(&self) -> CoreResult<BreakerOptions> {
+        let d = BreakerOptions::default();
+        let int = |field: &str, v: Option<f64>, dflt: u32, min: u32, max: u32| -> CoreResult<u32> {
+            match v {
+                None => Ok(dflt),
+                Some(v) => check::int_in(field, v, min, max),
+            }
+        };
+        let o = BreakerOptions {
+            failure_threshold: int("failureThreshold", self.failure_threshold, d.failure_threshold, 1, 1_000_000)?,
+            error_threshold_percentage: self.error_threshold_percentage,
+            volume_threshold: int("volumeThreshold", self.volume_threshold, d.volume_threshold, 0, 1_000_000_000)?,
+            rolling_window_ms: self.rolling_window_ms.unwrap_or(d.rolling_window_ms),
+            rolling_buckets: int("rollingBuckets", self.rolling_buckets, d.rolling_buckets, 1, 1000)?,
+            reset_timeout_ms: self.reset_timeout_ms.unwrap_or(d.reset_timeout_ms),
+            half_open_max_attempts: int("halfOpenMaxAttempts", self.half_open_max_attempts, d.half_open_max_attempts, 1, 1_000_000)?,
+            half_open_max_calls: int("halfOpenMaxCalls", self.half_open_max_calls, d.half_open_max_calls, 1, 1_000_000)?,
+            half_open_success_threshold: int(
+                "halfOpenSuccessThreshold",
+                self.half_open_success_threshold,
+                d.half_open_success_threshold,
+                1,
+                1_000_000,
+            )?,
+            slow_call_duration_ms: self.slow_call_duration_ms,
+            slow_call_rate_threshold: self.slow_call_rate_threshold.unwrap_or(d.slow_call_rate_threshold),
+            timeout_ms: self.timeout_ms,
+            retry: RetryPolicy {
+                max_retries: int("retryOptions.maxRetries", self.max_retries, d.retry.max_retries, 0, 100)?,
+                initial_delay_ms: self.initial_delay_ms.unwrap_or(d.retry.initial_delay_ms),
+                max_delay_ms: self.max_delay_ms.unwrap_or(d.retry.max_delay_ms.max(self.initial_delay_ms.unwrap_or(0.0))),
+                factor: self.factor.unwrap_or(d.retry.factor),
+                jitter: self.jitter.unwrap_or(d.retry.jitter),
+            },
+        };
+        o.validate()?;
+        Ok(o)
+    }
+}
+
+/// The answer to "may this call run?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Closed: run it.
+    Admit = 0,
+    /// Half-open: run it as a trial; its outcome must be reported with `trial = true`.
+    AdmitTrial = 1,
+    /// Open and still inside `resetTimeout`.
+    RejectOpen = 2,
+    /// Isolated by an operator: open until closed by hand.
+    RejectIsolated = 3,
+    /// Half-open, but every trial slot is taken.
+    RejectHalfOpenFull = 4,
+}
+
+/// What a finished call did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success = 0,
+    Failure = 1,
+    Timeout = 2,
+}
+
+/// State changes made by one operation, as bits, so the binding can hand
+/// them to JS as one small integer and the wrapper emits one event each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transitions(pub u32);
+
+impl Transitions {
+    pub const OPENED: u32 = 1;
+    pub const CLOSED: u32 = 2;
+    pub const HALF_OPENED: u32 = 4;
+
+    fn add(&mut self, bit: u32) {
+        self.0 |= bit;
+    }
+
+    pub fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// Lifetime counters (never reset except by `reset()`), for snapshots.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    pub successes: u64,
+    pub failures: u64,
+    pub timeouts: u64,
+    pub slow: u64,
+    pub rejects: u64,
+    pub opened: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    opts: BreakerOptions,
+    state: State,
+    /// Set by `isolate()`: open until an operator closes or resets it.
+    isolated: bool,
+    /// The original's `failureCount`: failed calls since the last success.
+    failure_count: u32,
+    last_failure_at: Option<f64>,
+    /// When the breaker last opened; the reset timeout runs from here.
+    opened_at: f64,
+    last_transition_at: f64,
+    half_open_successes: u32,
+    half_open_failures: u32,
+    half_open_in_flight: u32,
+    window: RollingWindow,
+    totals: Totals,
+}
+
+impl Breaker {
+    pub fn new(opts: BreakerOptions, now: f64) -> CoreResult<Self> {
+        opts.validate()?;
+        let window = RollingWindow::new(opts.rolling_window_ms, opts.rolling_buckets, now);
+        Ok(Breaker {
+            opts,
+            state: State::Closed,
+            isolated: false,
+            failure_count: 0,
+            last_failure_at: None,
+            opened_at: 0.0,
+            last_transition_at: now,
+            half_open_successes: 0,
+            half_open_failures: 0,
+            half_open_in_flight: 0,
+            window,
+            totals: Totals::default(),
+        })
+    }
+
+    pub fn options(&self) -> &BreakerOptions {
+        &self.opts
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn is_isolated(&self) -> bool {
+        self.isolated
+    }
+
+    pub fn failure_count(&self) -> u32 {
+        self.failure_count
+    }
+
+    pub fn last_failure_at(&self) -> Option<f64> {
+        self.last_failure_at
+    }
+
+    pub fn last_transition_at(&self) -> f64 {
+        self.last_transition_at
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    pub fn half_open_in_flight(&self) -> u32 {
+        self.half_open_in_flight
+    }
+
+    /// When an open breaker will admit its next trial (None unless open and not isolated).
+    pub fn next_attempt_at(&self) -> Option<f64> {
+        (self.state == State::Open && !self.isolated).then(|| self.opened_at + self.opts.reset_timeout_ms)
+    }
+
+    /// True when a call may run without asking: the breaker is closed. The
+    /// binding mirrors this into a typed array so the JS hot path reads it
+    /// without crossing into Rust.
+    pub fn admits_without_asking(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Window figures as of `now`.
+    pub fn window_counts(&mut self, now: f64) -> Counts {
+        self.window.totals(now)
+    }
+
+    pub fn window_ms(&self) -> f64 {
+        self.window.window_ms()
+    }
+
+    /// Decides whether a call may run now. An open breaker whose reset
+    /// timeout has passed (`>=`, as the original) turns half-open here.
+    pub fn try_acquire(&mut self, now: f64) -> (Admission, Transitions) {
+        let mut tr = Transitions::default();
+        if self.state == State::Open {
+            if self.isolated {
+                return (self.reject(now, Admission::RejectIsolated), tr);
+            }
+            if now - self.opened_at < self.opts.reset_timeout_ms {
+                return (self.reject(now, Admission::RejectOpen), tr);
+            }
+            self.enter(State::HalfOpen, now, &mut tr);
+        }
+        match self.state {
+            State::Closed => (Admission::Admit, tr),
+            State::HalfOpen => {
+                if self.half_open_in_flight < self.opts.half_open_max_calls {
+                    self.half_open_in_flight += 1;
+                    (Admission::AdmitTrial, tr)
+                } else {
+                    (self.reject(now, Admission::RejectHalfOpenFull), tr)
+                }
+            }
+            State::Open => unreachable!("open was handled above"),
+        }
+    }
+
+    fn reject(&mut self, now: f64, why: Admission) -> Admission {
+        self.totals.rejects += 1;
+        self.window.record(now, Sample::Reject, 0.0, false);
+        why
+    }
+
+    /// Records the outcome of a call that ran. `trial` says whether it was
+    /// admitted as a half-open trial (its slot is released here). `at` is
+    /// when the call finished; it may be slightly in the past for successes
+    /// the binding batched.
+    pub fn on_outcome(&mut self, outcome: Outcome, latency_ms: f64, at: f64, trial: bool) -> Transitions {
+        let mut tr = Transitions::default();
+        let latency_ms = if latency_ms.is_finite() && latency_ms >= 0.0 { latency_ms } else { 0.0 };
+        let slow = self.opts.slow_call_duration_ms.is_some_and(|s| latency_ms >= s);
+        let sample = match outcome {
+            Outcome::Success => Sample::Success,
+            Outcome::Failure => Sample::Failure,
+            Outcome::Timeout => Sample::Timeout,
+        };
+        self.window.record(at, sample, latency_ms, slow);
+        if slow {
+            self.totals.slow += 1;
+        }
+        if trial {
+            self.half_open_in_flight = self.half_open_in_flight.saturating_sub(1);
+        }
+        match outcome {
+            Outcome::Success => {
+                self.totals.successes += 1;
+                self.failure_count = 0;
+                self.last_failure_at = None;
+                // Only a trial admitted in *this* half-open period can close
+                // it; a call admitted while closed that finishes late does not.
+                if self.state == State::HalfOpen && trial {
+                    self.half_open_successes += 1;
+                    if self.half_open_successes >= self.opts.half_open_success_threshold {
+                        self.enter(State::Closed, at, &mut tr);
+                    }
+                } else if self.state == State::Closed && slow && self.slow_rate_exceeded(at) {
+                    self.enter(State::Open, at, &mut tr);
+                }
+            }
+            Outcome::Failure | Outcome::Timeout => {
+                self.totals.failures += 1;
+                if outcome == Outcome::Timeout {
+                    self.totals.timeouts += 1;
+                }
+                self.failure_count = self.failure_count.saturating_add(1);
+                self.last_failure_at = Some(at);
+                match self.state {
+                    State::HalfOpen if trial => {
+                        self.half_open_failures += 1;
+                        if self.half_open_failures >= self.opts.half_open_max_attempts {
+                            self.enter(State::Open, at, &mut tr);
+                        }
+                    }
+                    State::Closed => {
+                        if self.failure_rule_met(at) || (slow && self.slow_rate_exceeded(at)) {
+                            self.enter(State::Open, at, &mut tr);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        tr
+    }
+
+    fn failure_rule_met(&mut self, now: f64) -> bool {
+        match self.opts.opening_rule() {
+            OpeningRule::ConsecutiveFailures { threshold } => self.failure_count >= threshold,
+            OpeningRule::FailureRate { percentage, volume } => {
+                let c = self.window.totals(now);
+                c.calls() >= volume.max(1) && c.failure_pct() >= percentage
+            }
+        }
+    }
+
+    fn slow_rate_exceeded(&mut self, now: f64) -> bool {
+        let c = self.window.totals(now);
+        c.calls() >= self.opts.volume_threshold.max(1) && c.slow_pct() >= self.opts.slow_call_rate_threshold
+    }
+
+    /// Every state change goes through here, so the counters that belong to
+    /// one period are reset in one place (the original leaked half-open
+    /// successes from one period into the next).
+    fn enter(&mut self, to: State, now: f64, tr: &mut Transitions) {
+        if self.state == to {
+            return;
+        }
+        self.state = to;
+        self.last_transition_at = now;
+        self.half_open_successes = 0;
+        self.half_open_failures = 0;
+        match to {
+            State::Open => {
+                self.opened_at = now;
+                self.totals.opened += 1;
+                tr.add(Transitions::OPENED);
+            }
+            State::HalfOpen => {
+                self.half_open_in_flight = 0;
+                tr.add(Transitions::HALF_OPENED);
+            }
+            State::Closed => {
+                self.isolated = false;
+                self.failure_count = 0;
+                self.half_open_in_flight = 0;
+                tr.add(Transitions::CLOSED);
+            }
+        }
+    }
+
+    /// Forces the breaker closed and zeroes every counter, window included
+    /// (the original's `reset()`). Lifetime totals are zeroed too.
+    pub fn reset(&mut self, now: f64) -> Transitions {
+        let mut tr = Transitions::default();
+        self.enter(State::Closed, now, &mut tr);
+        self.isolated = false;
+        self.failure_count = 0;
+        self.last_failure_at = None;
+        self.window.clear(now);
+        self.totals = Totals::default();
+        tr
+    }
+
+    /// Closes the breaker by hand, keeping its statistics.
+    pub fn close(&mut self, now: f64) -> Transitions {
+        let mut tr = Transitions::default();
+        self.isolated = false;
+        self.enter(State::Closed, now, &mut tr);
+        tr
+    }
+
+    /// Opens the breaker by hand; it half-opens after `resetTimeout` as usual.
+    pub fn open(&mut self, now: f64) -> Transitions {
+        let mut tr = Transitions::default();
+        self.enter(State::Open, now, &mut tr);
+        self.opened_at = now;
+        tr
+    }
+
+    /// Opens the breaker and keeps it open until `close()` or `reset()`
+    /// (cockatiel's `isolate()`, Polly's manual control).
+    pub fn isolate(&mut self, now: f64) -> Transitions {
+        let tr = self.open(now);
+        self.isolated = true;
+        tr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> BreakerOptions {
+        BreakerOptions::default()
+    }
+
+    fn run(b: &mut Breaker, now: f64, outcome: Outcome) -> (Admission, Transitions) {
+        let (a, mut tr) = b.try_acquire(now);
+        if matches!(a, Admission::Admit | Admission::AdmitTrial) {
+            tr.0 |= b.on_outcome(outcome, 1.0, now, a == Admission::AdmitTrial).0;
+        }
+        (a, tr)
+    }
+
+    #[test]
+    fn opens_after_threshold_failures_in_a_row() {
+        let mut b = Breaker::new(opts(), 0.0).unwrap();
+        for i in 0..4 {
+            let (_, tr) = run(&mut b, i as f64, Outcome::Failure);
+            assert_eq!(tr.0, 0);
+        }
+        assert_eq!(b.failure_count(), 4);
+        let (_, tr) = run(&mut b, 4.0, Outcome::Failure);
+        assert!(tr.has(Transitions::OPENED));
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(b.last_failure_at(), Some(4.0));
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let mut b = Breaker::new(opts(), 0.0).unwrap();
+        for i in 0..4 {
+            run(&mut b, i as f64, Outcome::Failure);
+        }
+        run(&mut b, 5.0, Outcome::Success);
+        assert_eq!(b.failure_count(), 0);
+        assert_eq!(b.last_failure_at(), None);
+        for i in 0..4 {
+            run(&mut b, 6.0 + i as f64, Outcome::Failure);
+        }
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn open_rejects_until_reset_timeout_then_half_opens_at_exactly_the_timeout() {
+        let mut b = Breaker::new(BreakerOptions { failure_threshold: 1, reset_timeout_ms: 100.0, ..opts() }, 0.0).unwrap();
+        run(&mut b, 10.0, Outcome::Failure);
+        assert_eq!(b.try_acquire(109.9).0, Admission::RejectOpen);
+        assert_eq!(b.next_attempt_at(), Some(110.0));
+        let (a, tr) = b.try_acquire(110.0);
+        assert_eq!(a, Admission::AdmitTrial);
+        assert!(tr.has(Transitions::HALF_OPENED));
+        assert_eq!(b.state(), State::HalfOpen);
+        assert_eq!(b.totals().rejects, 1);
+    }
+
+    #[test]
+    fn half_open_admits_only_max_calls_at_once() {
+        let mut b = Breaker::new(BreakerOptions { failure_threshold: 1, reset_timeout_ms: 0.0, half_open_max_calls: 3, ..opts() }, 0.0).unwrap();
+        run(&mut b, 0.0, Outcome::Failure);
+        let admitted: Vec<Admission> = (0..100).map(|_| b.try_acquire(1.0).0).collect();
+        assert_eq!(admitted.iter().filter(|a| **a == Admission::AdmitTrial).count(), 3);
+        assert_eq!(admitted.iter().filter(|a| **a == Admission::RejectHalfOpenFull).count(), 97);
+        // Releasing a slot lets exactly one more in.
+        b.on_outcome(Outcome::Success, 1.0, 2.0, true);
+        assert_eq!(b.try_acquire(2.0).0, Admission::AdmitTrial);
+        assert_eq!(b.try_acquire(2.0).0, Admission::RejectHalfOpenFull);
+    }
+
+    #[test]
+    fn half_open_closes_after_success_threshold_and_reopens_after_max_attempts() {
+        let o = BreakerOptions { failure_threshold: 1, reset_timeout_ms: 50.0, ..opts() };
+        let mut b = Breaker::new(o, 0.0).unwrap();
+        run(&mut b, 0.0, Outcome::Failure);
+        // Half-open: two successes close it.
+        let (_, tr) = run(&mut b, 60.0, Outcome::Success);
+        assert!(tr.has(Transitions::HALF_OPENED) && !tr.has(Transitions::CLOSED));
+        let (_, tr) = run(&mut b, 61.0, Outcome::Success);
+        assert!(tr.has(Transitions::CLOSED));
+        assert_eq!(b.state(), State::Closed);
+        // Open again, then three failed trials re-open and restart the timer.
+        run(&mut b, 100.0, Outcome::Failure);
+        run(&mut b, 150.0, Outcome::Failure);
+        run(&mut b, 151.0, Outcome::Failure);
+        let (_, tr) = run(&mut b, 152.0, Outcome::Failure);
+        assert!(tr.has(Transitions::OPENED));
+        assert_eq!(b.try_acquire(201.9).0, Admission::RejectOpen);
+        assert_eq!(b.try_acquire(202.0).0, Admission::AdmitTrial);
+    }
+
+    #[test]
+    fn successes_do_not_leak_between_half_open_periods() {
+        // Spec §9 sequence (threshold 2, reset 50 ms). The original closes on the
+        // last step because a success carried over; here it needs two fresh ones.
+        let o = BreakerOptions { failure_threshold: 2, reset_timeout_ms: 50.0, ..opts() };
+        let mut b = Breaker::new(o, 0.0).unwrap();
+        run(&mut b, 0.0, Outcome::Failure);
+        run(&mut b, 1.0, Outcome::Failure);
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(run(&mut b, 2.0, Outcome::Success).0, Admission::RejectOpen);
+        run(&mut b, 61.0, Outcome::Success);
+        assert_eq!(b.state(), State::HalfOpen);
+        for t in [62.0, 63.0, 64.0] {
+            run(&mut b, t, Outcome::Failure);
+        }
+        assert_eq!(b.state(), State::Open);
+        run(&mut b, 124.0, Outcome::Success);
+        assert_eq!(b.state(), State::HalfOpen, "one success is not enough after a re-open");
+        run(&mut b, 125.0, Outcome::Success);
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn late_non_trial_calls_do_not_decide_half_open() {
+        let o = BreakerOptions { failure_threshold: 1, reset_timeout_ms: 10.0, ..opts() };
+        let mut b = Breaker::new(o, 0.0).unwrap();
+        run(&mut b, 0.0, Outcome::Failure);
+        assert_eq!(b.try_acquire(20.0).0, Admission::AdmitTrial);
+        // Two calls admitted back when it was closed finish now.
+        b.on_outcome(Outcome::Success, 1.0, 21.0, false);
+        b.on_outcome(Outcome::Success, 1.0, 21.0, false);
+        assert_eq!(b.state(), State::HalfOpen);
+        b.on_outcome(Outcome::Failure, 1.0, 21.0, false);
+        assert_eq!(b.state(), State::HalfOpen);
+    }
+
+    #[test]
+    fn rate_rule_needs_volume_then_opens_at_percentage() {
+        let o = BreakerOptions {
+            error_threshold_percentage: Some(50.0),
+            volume_threshold: 10,
+            failure_threshold: 1, // ignored by the rate rule
+            ..opts()
+        };
+        let mut b = Breaker::new(o, 0.0).unwrap();
+        for i in 0..5 {
+            run(&mut b, i as f64, Outcome::Failure);
+        }
+        assert_eq!(b.state(), State::Closed, "5 calls < volume 10");
+        for i in 5..9 {
+            run(&mut b, i as f64, Outcome::Success);
+        }
+        assert_eq!(b.state(), State::Closed);
+        // 10th call: 5 failures + this one = 6/10 >= 50 %.
+        let (_, tr) = run(&mut b, 9.0, Outcome::Failure);
+        assert!(tr.has(Transitions::OPENED));
+    }
+
+    #[test]
+    fn rate_rule_forgets_old_failures() {
+        let o = BreakerOptions { error_threshold_percentage: Some(50.0), volume_threshold: 4, rolling_window_ms: 1000.0, ..opts() };
+        let mut b = Breaker::new(o, 0.0).unwrap();
+        for i in 0..3 {
+            run(&mut b, i as f64, Outcome::Failure);
+        }
+        // 2 s later the window is empty: one failure is 1 call < volume.
+        run(&mut b, 2_000.0, Outcome::Failure);
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn slow_calls_open_by_rate() {
+        let o = BreakerOptions { slow_call_duration_ms: Some(100.0), slow_call_rate_threshold: 50.0, volume_threshold: 4, ..opts() };
+        let mut b = Breaker::new(o, 0.0).unwrap();
+        b.on_outcome(Outcome::Success, 10.0, 1.0, false);
+        b.on_outcome(Outcome::Success, 10.0, 2.0, false);
+        b.on_outcome(Outcome::Success, 150.0, 3.0, false);
+        assert_eq!(b.state(), State::Closed);
+        let tr = b.on_outcome(Outcome::Success, 150.0, 4.0, false);
+        assert!(tr.has(Transitions::OPENED));
+        assert_eq!(b.totals().slow, 2);
+    }
+
+    #[test]
+    fn timeouts_count_as_failures() {
+        let mut b = Breaker::new(BreakerOptions { failure_threshold: 2, ..opts() }, 0.0).unwrap();
+        run(&mut b, 1.0, Outcome::Timeout);
+        run(&mut b, 2.0, Outcome::Timeout);
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(b.totals().timeouts, 2);
+        assert_eq!(b.window_counts(3.0).timeouts, 2);
+    }
+
+    #[test]
+    fn manual_controls() {
+        let mut b = Breaker::new(BreakerOptions { reset_timeout_ms: 10.0, ..opts() }, 0.0).unwrap();
+        assert!(b.isolate(1.0).has(Transitions::OPENED));
+        assert_eq!(b.try_acquire(1_000_000.0).0, Admission::RejectIsolated, "isolation ignores resetTimeout");
+        assert!(b.close(2.0).has(Transitions::CLOSED));
+        assert!(!b.is_isolated());
+        b.open(3.0);
+        assert_eq!(b.try_acquire(12.9).0, Admission::RejectOpen);
+        assert_eq!(b.try_acquire(13.0).0, Admission::AdmitTrial);
+        run(&mut b, 14.0, Outcome::Failure);
+        let tr = b.reset(15.0);
+        assert!(tr.has(Transitions::CLOSED));
+        assert_eq!((b.failure_count(), b.last_failure_at(), b.totals()), (0, None, Totals::default()));
+        assert_eq!(b.window_counts(15.0).calls(), 0);
+    }
+
+    #[test]
+    fn raw_options_take_explicit_zero_and_reject_non_integers() {
+        let o = RawBreakerOptions { max_retries: Some(0.0), ..Default::default() }.build().unwrap();
+        assert_eq!(o.retry.max_retries, 0);
+        assert_eq!(RawBreakerOptions::default().build().unwrap(), BreakerOptions::default());
+        let e = RawBreakerOptions { failure_threshold: Some(2.5), ..Default::default() }.build().unwrap_err();
+        assert_eq!(e.message, "failureThreshold must be an integer from 1 to 1000000, got 2.5");
+        let e = RawBreakerOptions { max_retries: Some(-1.0), ..Default::default() }.build().unwrap_err();
+        assert!(e.message.starts_with("retryOptions.maxRetries"));
+        // maxDelay defaults up to initialDelay when only initialDelay is raised.
+        let o = RawBreakerOptions { initial_delay_ms: Some(5000.0), ..Default::default() }.build().unwrap();
+        assert_eq!(o.retry.max_delay_ms, 5000.0);
+    }
+
+    #[test]
+    fn validation_rejects_bad_values_with_field_names() {
+        let cases: Vec<(BreakerOptions, &str)> = vec![
+            (BreakerOptions { failure_threshold: 0, ..opts() }, "failureThreshold"),
+            (BreakerOptions { error_threshold_percentage: Some(0.0), ..opts() }, "errorThresholdPercentage"),
+            (BreakerOptions { error_threshold_percentage: Some(100.5), ..opts() }, "errorThresholdPercentage"),
+            (BreakerOptions { error_threshold_percentage: Some(f64::NAN), ..opts() }, "errorThresholdPercentage"),
+            (BreakerOptions { reset_timeout_ms: -1.0, ..opts() }, "resetTimeout"),
+            (BreakerOptions { reset_timeout_ms: f64::INFINITY, ..opts() }, "resetTimeout"),
+            (BreakerOptions { rolling_window_ms: 5.0, rolling_buckets: 10, ..opts() }, "rollingWindowMs"),
+            (BreakerOptions { half_open_max_calls: 0, ..opts() }, "halfOpenMaxCalls"),
+            (BreakerOptions { slow_call_duration_ms: Some(0.0), ..opts() }, "slowCallDurationMs"),
+            (BreakerOptions { timeout_ms: Some(-5.0), ..opts() }, "timeout"),
+        ];
+        for (o, field) in cases {
+            let e = Breaker::new(o, 0.0).unwrap_err();
+            assert!(e.message.starts_with(field), "{} should name {field}", e.message);
+            assert_eq!(e.kind, super::super::error::ErrorKind::Range);
+        }
+    }
+}

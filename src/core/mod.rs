@@ -1,0 +1,11 @@
+//! The pure-Rust core. Nothing in here knows about napi or JavaScript: every
+//! module takes "now" as milliseconds from the caller (a monotonic clock in
+//! production, a number in tests), so `cargo test` drives the state machines
+//! without sleeping and without Node.
+
+pub mod backoff;
+pub mod breaker;
+pub mod error;
+pub mod registry;
+pub mod rng;
+pub mod window;

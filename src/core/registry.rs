@@ -1,0 +1,187 @@
+//! Named breakers, interned to small integer ids so the hot path passes a
+//! number, not a string. Like the original registry, asking for an existing
+//! name returns the existing breaker and ignores the new options.
+
+use std::collections::HashMap;
+
+use super::breaker::{Admission, Breaker, BreakerOptions, Outcome, Transitions};
+use super::error::{CoreError, CoreResult};
+use super::rng::SplitMix64;
+
+/// Longest breaker name accepted; names end up in logs, metrics labels and
+/// JSON, so an unbounded one is a memory and cardinality hazard.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Hard cap on breakers per registry: ids are dense and never reused, so a
+/// caller creating breakers per request (opossum #404) hits a clear error
+/// instead of growing without bound.
+pub const MAX_BREAKERS: usize = 1_000_000;
+
+struct Entry {
+    name: Box<str>,
+    breaker: Breaker,
+    rng: SplitMix64,
+}
+
+pub struct Registry {
+    entries: Vec<Entry>,
+    by_name: HashMap<Box<str>, u32>,
+    seeder: SplitMix64,
+}
+
+impl Registry {
+    /// `seed` drives the per-breaker jitter generators of breakers created
+    /// without their own seed.
+    pub fn new(seed: u64) -> Self {
+        Registry { entries: Vec::new(), by_name: HashMap::new(), seeder: SplitMix64::new(seed) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn id_of(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Returns the id of `name`, creating the breaker if it is new.
+    /// The bool says whether it was created.
+    pub fn get_or_create(&mut self, name: &str, opts: BreakerOptions, seed: Option<u64>, now: f64) -> CoreResult<(u32, bool)> {
+        if let Some(id) = self.id_of(name) {
+            return Ok((id, false));
+        }
+        validate_name(name)?;
+        if self.entries.len() >= MAX_BREAKERS {
+            return Err(CoreError::range("breaker count", &format!("at most {MAX_BREAKERS} per registry"), self.entries.len() + 1));
+        }
+        let breaker = Breaker::new(opts, now)?;
+        let seed = seed.unwrap_or_else(|| self.seeder.next_u64());
+        let id = self.entries.len() as u32;
+        self.entries.push(Entry { name: name.into(), breaker, rng: SplitMix64::new(seed) });
+        self.by_name.insert(name.into(), id);
+        Ok((id, true))
+    }
+
+    pub fn name(&self, id: u32) -> Option<&str> {
+        self.entries.get(id as usize).map(|e| &*e.name)
+    }
+
+    pub fn get(&self, id: u32) -> Option<&Breaker> {
+        self.entries.get(id as usize).map(|e| &e.breaker)
+    }
+
+    pub fn get_mut(&mut self, id: u32) -> Option<&mut Breaker> {
+        self.entries.get_mut(id as usize).map(|e| &mut e.breaker)
+    }
+
+    fn entry(&mut self, id: u32) -> CoreResult<&mut Entry> {
+        self.entries.get_mut(id as usize).ok_or_else(|| CoreError::not_found("circuit breaker id", id))
+    }
+
+    pub fn try_acquire(&mut self, id: u32, now: f64) -> CoreResult<(Admission, Transitions)> {
+        Ok(self.entry(id)?.breaker.try_acquire(now))
+    }
+
+    pub fn on_outcome(&mut self, id: u32, outcome: Outcome, latency_ms: f64, at: f64, trial: bool) -> CoreResult<Transitions> {
+        Ok(self.entry(id)?.breaker.on_outcome(outcome, latency_ms, at, trial))
+    }
+
+    /// Applies successes the binding batched: each is (id, latency, finished-at).
+    /// Unknown ids are skipped: a batch is never partly lost because of one bad entry.
+    /// Returns the transitions per breaker that changed (normally none: a fast
+    /// success can only change state through the slow-call rule).
+    pub fn apply_successes(&mut self, batch: impl Iterator<Item = (u32, f64, f64)>, changed: &mut Vec<(u32, Transitions)>) {
+        for (id, latency, at) in batch {
+            if let Some(e) = self.entries.get_mut(id as usize) {
+                let tr = e.breaker.on_outcome(Outcome::Success, latency, at, false);
+                if tr.0 != 0 {
+                    changed.push((id, tr));
+                }
+            }
+        }
+    }
+
+    /// The sleep after failed attempt `attempt`. `u` in [0,1) comes from an
+    /// injected random source, or from the breaker's own seeded generator when `None`.
+    pub fn retry_delay(&mut self, id: u32, attempt: u32, previous_ms: f64, u: Option<f64>) -> CoreResult<f64> {
+        let e = self.entry(id)?;
+        let u = u.unwrap_or_else(|| e.rng.next_f64());
+        Ok(e.breaker.options().retry.delay(attempt, previous_ms, u))
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.entries.len()).map(|i| i as u32)
+    }
+}
+
+pub fn validate_name(name: &str) -> CoreResult<()> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME_LEN {
+        return Err(CoreError::range("name", &format!("a string of 1 to {MAX_NAME_LEN} characters"), format!("{n} characters")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::backoff::Jitter;
+    use crate::core::breaker::State;
+
+    #[test]
+    fn same_name_same_id_and_first_options_win() {
+        let mut r = Registry::new(1);
+        let (a, created) = r.get_or_create("db", BreakerOptions { failure_threshold: 2, ..Default::default() }, None, 0.0).unwrap();
+        assert!(created);
+        let (b, created) = r.get_or_create("db", BreakerOptions { failure_threshold: 9, ..Default::default() }, None, 0.0).unwrap();
+        assert!(!created);
+        assert_eq!(a, b);
+        assert_eq!(r.get(a).unwrap().options().failure_threshold, 2);
+        assert_eq!(r.name(a), Some("db"));
+    }
+
+    #[test]
+    fn bad_names_and_ids_are_errors_not_panics() {
+        let mut r = Registry::new(1);
+        assert!(r.get_or_create("", BreakerOptions::default(), None, 0.0).is_err());
+        assert!(r.get_or_create(&"x".repeat(201), BreakerOptions::default(), None, 0.0).is_err());
+        assert!(r.try_acquire(99, 0.0).is_err());
+        assert!(r.on_outcome(99, Outcome::Success, 1.0, 0.0, false).is_err());
+        // A failed creation leaves nothing behind.
+        assert!(r.get_or_create("bad", BreakerOptions { failure_threshold: 0, ..Default::default() }, None, 0.0).is_err());
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn batched_successes_reset_consecutive_failures_and_skip_unknown_ids() {
+        let mut r = Registry::new(1);
+        let (id, _) = r.get_or_create("x", BreakerOptions::default(), None, 0.0).unwrap();
+        for t in 0..4 {
+            r.on_outcome(id, Outcome::Failure, 1.0, t as f64, false).unwrap();
+        }
+        let mut changed = Vec::new();
+        r.apply_successes([(id, 1.0, 5.0), (77, 1.0, 5.0)].into_iter(), &mut changed);
+        assert_eq!(r.get(id).unwrap().failure_count(), 0);
+        assert!(changed.is_empty());
+        assert_eq!(r.get(id).unwrap().state(), State::Closed);
+    }
+
+    #[test]
+    fn seeded_jitter_is_reproducible() {
+        let mk = || {
+            let mut r = Registry::new(7);
+            let mut o = BreakerOptions::default();
+            o.retry.jitter = Jitter::Full;
+            let (id, _) = r.get_or_create("j", o, Some(1234), 0.0).unwrap();
+            (0..5).map(|a| r.retry_delay(id, a, 0.0, None).unwrap()).collect::<Vec<_>>()
+        };
+        assert_eq!(mk(), mk());
+        let mut r = Registry::new(7);
+        let (id, _) = r.get_or_create("k", BreakerOptions::default(), None, 0.0).unwrap();
+        assert_eq!(r.retry_delay(id, 0, 0.0, Some(0.5)).unwrap(), 105.0);
+    }
+}

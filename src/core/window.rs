@@ -1,0 +1,220 @@
+//! A rolling time window of call outcomes, kept in a fixed ring of buckets.
+//!
+//! Why buckets: the window's size is fixed when the breaker is made, whatever
+//! the call rate, and a read sums at most `buckets` small structs instead of
+//! walking every call (opossum concatenates and sorts every latency on each
+//! failure). Buckets rotate when the window is touched, never from a timer.
+
+/// Counts for one slice of time (or, summed, for the whole window).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    pub successes: u32,
+    pub failures: u32,
+    /// Calls that failed because they ran past their timeout (also counted in `failures`).
+    pub timeouts: u32,
+    /// Calls (successful or not) slower than `slowCallDurationMs`.
+    pub slow: u32,
+    /// Calls refused without running because the breaker was open or its half-open slots were taken.
+    pub rejects: u32,
+    /// Sum of the latencies of the finished calls, for the mean.
+    pub latency_sum_ms: f64,
+}
+
+impl Counts {
+    /// Calls that ran to an outcome (rejections are not calls that ran).
+    pub fn calls(&self) -> u32 {
+        self.successes + self.failures
+    }
+
+    /// Failure rate in percent of the calls that ran, 0 when none ran.
+    pub fn failure_pct(&self) -> f64 {
+        pct(self.failures, self.calls())
+    }
+
+    pub fn slow_pct(&self) -> f64 {
+        pct(self.slow, self.calls())
+    }
+
+    pub fn mean_latency_ms(&self) -> f64 {
+        let n = self.calls();
+        if n == 0 {
+            0.0
+        } else {
+            self.latency_sum_ms / n as f64
+        }
+    }
+
+    fn add(&mut self, o: &Counts) {
+        self.successes += o.successes;
+        self.failures += o.failures;
+        self.timeouts += o.timeouts;
+        self.slow += o.slow;
+        self.rejects += o.rejects;
+        self.latency_sum_ms += o.latency_sum_ms;
+    }
+}
+
+fn pct(part: u32, whole: u32) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// What happened to one call, as the window counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sample {
+    Success,
+    Failure,
+    Timeout,
+    Reject,
+}
+
+#[derive(Debug, Clone)]
+pub struct RollingWindow {
+    bucket_ms: f64,
+    buckets: Box<[Counts]>,
+    /// Index of the bucket that holds `head_start`.
+    head: usize,
+    /// Start time of the head bucket.
+    head_start: f64,
+}
+
+impl RollingWindow {
+    /// `window_ms` split into `buckets` equal slices; the caller validated both.
+    pub fn new(window_ms: f64, buckets: u32, now: f64) -> Self {
+        let n = buckets.max(1) as usize;
+        RollingWindow {
+            bucket_ms: window_ms / n as f64,
+            buckets: vec![Counts::default(); n].into_boxed_slice(),
+            head: 0,
+            head_start: now,
+        }
+    }
+
+    pub fn window_ms(&self) -> f64 {
+        self.bucket_ms * self.buckets.len() as f64
+    }
+
+    /// Moves the head forward so that `now` falls in it, clearing the buckets
+    /// it passes over. Time that goes backwards leaves the window alone.
+    fn rotate(&mut self, now: f64) {
+        let elapsed = now - self.head_start;
+        if elapsed < self.bucket_ms {
+            return;
+        }
+        let n = self.buckets.len();
+        let steps = (elapsed / self.bucket_ms).floor();
+        if steps >= n as f64 {
+            self.buckets.iter_mut().for_each(|b| *b = Counts::default());
+        } else {
+            for _ in 0..steps as usize {
+                self.head = (self.head + 1) % n;
+                self.buckets[self.head] = Counts::default();
+            }
+        }
+        self.head_start += steps * self.bucket_ms;
+    }
+
+    /// Records a sample that happened at `at`. Samples may arrive late (the
+    /// binding batches successes): a late sample goes into the bucket of its
+    /// own time if that bucket is still in the window, and is dropped if not.
+    pub fn record(&mut self, at: f64, sample: Sample, latency_ms: f64, slow: bool) {
+        let idx = if at >= self.head_start {
+            self.rotate(at);
+            self.head
+        } else {
+            let back = ((self.head_start - at) / self.bucket_ms).ceil() as usize;
+            let n = self.buckets.len();
+            if back >= n {
+                return;
+            }
+            (self.head + n - back) % n
+        };
+        let b = &mut self.buckets[idx];
+        match sample {
+            Sample::Success => b.successes += 1,
+            Sample::Failure => b.failures += 1,
+            Sample::Timeout => {
+                b.failures += 1;
+                b.timeouts += 1;
+            }
+            Sample::Reject => {
+                b.rejects += 1;
+                return;
+            }
+        }
+        if slow {
+            b.slow += 1;
+        }
+        b.latency_sum_ms += latency_ms;
+    }
+
+    /// Sum over the window as of `now`.
+    pub fn totals(&mut self, now: f64) -> Counts {
+        self.rotate(now);
+        let mut t = Counts::default();
+        for b in self.buckets.iter() {
+            t.add(b);
+        }
+        t
+    }
+
+    pub fn clear(&mut self, now: f64) {
+        self.buckets.iter_mut().for_each(|b| *b = Counts::default());
+        self.head_start = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_within_window_and_forgets_after_it() {
+        let mut w = RollingWindow::new(10_000.0, 10, 0.0);
+        w.record(0.0, Sample::Success, 5.0, false);
+        w.record(500.0, Sample::Failure, 7.0, false);
+        w.record(9_500.0, Sample::Timeout, 100.0, true);
+        let t = w.totals(9_999.0);
+        assert_eq!((t.successes, t.failures, t.timeouts, t.slow), (1, 2, 1, 1));
+        assert!((t.failure_pct() - 200.0 / 3.0).abs() < 1e-9);
+        // At 10 s the first bucket (0..1 s) has left the window.
+        let t = w.totals(10_000.0);
+        assert_eq!((t.successes, t.failures), (0, 1));
+        // Long idle: everything is gone.
+        assert_eq!(w.totals(1e9).calls(), 0);
+    }
+
+    #[test]
+    fn late_samples_land_in_their_own_bucket_or_are_dropped() {
+        let mut w = RollingWindow::new(1_000.0, 10, 0.0);
+        w.record(950.0, Sample::Success, 1.0, false);
+        // Arrives late, but 50 ms is still inside the window at 950 ms.
+        w.record(50.0, Sample::Success, 1.0, false);
+        assert_eq!(w.totals(950.0).successes, 2);
+        // At 1 050 ms the bucket of 50 ms has rotated out.
+        assert_eq!(w.totals(1_050.0).successes, 1);
+        // A sample older than the whole window is dropped, not misfiled.
+        w.record(10.0, Sample::Failure, 1.0, false);
+        assert_eq!(w.totals(1_050.0).failures, 0);
+    }
+
+    #[test]
+    fn rejects_are_not_calls() {
+        let mut w = RollingWindow::new(1_000.0, 4, 0.0);
+        w.record(1.0, Sample::Reject, 0.0, false);
+        let t = w.totals(2.0);
+        assert_eq!((t.rejects, t.calls()), (1, 0));
+        assert_eq!(t.failure_pct(), 0.0);
+    }
+
+    #[test]
+    fn time_going_backwards_is_harmless() {
+        let mut w = RollingWindow::new(1_000.0, 10, 5_000.0);
+        w.record(5_000.0, Sample::Success, 1.0, false);
+        let t = w.totals(4_000.0);
+        assert_eq!(t.successes, 1);
+    }
+}

@@ -1,0 +1,118 @@
+//! Shared helpers for the binding files: reading option objects with errors
+//! that name the field, and turning core errors into JS TypeError/RangeError.
+
+use napi::bindgen_prelude::*;
+use napi::{Env, Status, ValueType};
+
+use crate::core::error::{CoreError, ErrorKind};
+
+/// Throws `e` as the matching JS error class and returns the napi error that
+/// tells napi-rs an exception is already pending (so it does not throw twice).
+pub fn throw(env: &Env, e: CoreError) -> Error {
+    let code = match e.kind {
+        ErrorKind::Type => "ERR_INVALID_ARG_TYPE",
+        ErrorKind::Range => "ERR_OUT_OF_RANGE",
+        ErrorKind::NotFound => "ERR_NOT_FOUND",
+    };
+    let _ = match e.kind {
+        ErrorKind::Type => env.throw_type_error(&e.message, Some(code)),
+        ErrorKind::Range => env.throw_range_error(&e.message, Some(code)),
+        ErrorKind::NotFound => env.throw_error(&e.message, Some(code)),
+    };
+    Error::new(Status::PendingException, e.message)
+}
+
+fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Undefined => "undefined",
+        ValueType::Null => "null",
+        ValueType::Boolean => "a boolean",
+        ValueType::Number => "a number",
+        ValueType::String => "a string",
+        ValueType::Symbol => "a symbol",
+        ValueType::Object => "an object",
+        ValueType::Function => "a function",
+        _ => "a value of another type",
+    }
+}
+
+/// A plain options object (or nothing). `field` names it in errors.
+pub struct Opts<'a> {
+    obj: Option<Object<'a>>,
+    prefix: String,
+}
+
+impl<'a> Opts<'a> {
+    pub fn from_unknown(value: Option<Unknown<'a>>, field: &str) -> std::result::Result<Self, CoreError> {
+        let obj = match value {
+            None => None,
+            Some(v) => match v.get_type().map_err(|e| CoreError::type_error(field, "an object", e))? {
+                ValueType::Undefined | ValueType::Null => None,
+                ValueType::Object => Some(unsafe { v.cast::<Object>() }.map_err(|e| CoreError::type_error(field, "an object", e))?),
+                t => return Err(CoreError::type_error(field, "an object", type_name(t))),
+            },
+        };
+        Ok(Opts { obj, prefix: if field == "options" { String::new() } else { format!("{field}.") } })
+    }
+
+    fn get(&self, key: &str) -> std::result::Result<Option<(Unknown<'a>, ValueType)>, CoreError> {
+        let Some(obj) = &self.obj else { return Ok(None) };
+        let v: Unknown = obj
+            .get_named_property(key)
+            .map_err(|e| CoreError::type_error(&self.path(key), "readable", e))?;
+        let t = v.get_type().map_err(|e| CoreError::type_error(&self.path(key), "readable", e))?;
+        Ok(match t {
+            ValueType::Undefined | ValueType::Null => None,
+            t => Some((v, t)),
+        })
+    }
+
+    pub fn path(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+
+    /// A number, or None when absent. `allowed` describes the range for the type error.
+    pub fn number(&self, key: &str, allowed: &str) -> std::result::Result<Option<f64>, CoreError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some((v, ValueType::Number)) => Ok(Some(unsafe { v.cast::<f64>() }.map_err(|e| CoreError::type_error(&self.path(key), allowed, e))?)),
+            Some((_, t)) => Err(CoreError::type_error(&self.path(key), allowed, type_name(t))),
+        }
+    }
+
+    pub fn nested(&self, key: &str) -> std::result::Result<Opts<'a>, CoreError> {
+        let path = self.path(key);
+        match self.get(key)? {
+            None => Ok(Opts { obj: None, prefix: format!("{path}.") }),
+            Some((v, _)) => Opts::from_unknown(Some(v), &path),
+        }
+    }
+
+    /// Either a boolean or a string, for options like `jitter: true | 'full'`.
+    pub fn bool_or_string(&self, key: &str, allowed: &str) -> std::result::Result<Option<either::Either<bool, String>>, CoreError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some((v, ValueType::Boolean)) => Ok(Some(either::Either::Left(unsafe { v.cast::<bool>() }.unwrap_or(false)))),
+            Some((v, ValueType::String)) => Ok(Some(either::Either::Right(unsafe { v.cast::<String>() }.map_err(|e| CoreError::type_error(&self.path(key), allowed, e))?))),
+            Some((_, t)) => Err(CoreError::type_error(&self.path(key), allowed, type_name(t))),
+        }
+    }
+
+    /// A number or `false` (meaning "off"), for options like `timeout`.
+    pub fn number_or_false(&self, key: &str, allowed: &str) -> std::result::Result<Option<f64>, CoreError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some((v, ValueType::Boolean)) if !unsafe { v.cast::<bool>() }.unwrap_or(true) => Ok(None),
+            Some((v, ValueType::Number)) => Ok(Some(unsafe { v.cast::<f64>() }.map_err(|e| CoreError::type_error(&self.path(key), allowed, e))?)),
+            Some((_, t)) => Err(CoreError::type_error(&self.path(key), allowed, type_name(t))),
+        }
+    }
+}
+
+/// Minimal Either so the helpers need no extra crate.
+pub mod either {
+    pub enum Either<L, R> {
+        Left(L),
+        Right(R),
+    }
+}
