@@ -9,7 +9,11 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** io: [id, now] → admission | transitions << 4. */
+/**
+ * io: [id, now] → admission | transitions << 4. On return io[1] holds when
+ * an open breaker admits its next trial (NaN if not open), so a rejection
+ * can say "retry after" without another crossing.
+ */
 export declare function cbAcquire(inst: number): number
 
 /** Gives Rust the next mirror page; returns how many pages it now has. */

@@ -263,12 +263,16 @@ pub fn cb_create(env: Env, inst: u32, name: Unknown, opts: Option<Unknown>, now:
     })
 }
 
-/// io: [id, now] → admission | transitions << 4.
+/// io: [id, now] → admission | transitions << 4. On return io[1] holds when
+/// an open breaker admits its next trial (NaN if not open), so a rejection
+/// can say "retry after" without another crossing.
 #[napi]
 pub fn cb_acquire(inst: u32) -> Result<i32> {
     with(None, inst, |b| {
         let id = b.id()?;
         let (a, tr) = b.reg.try_acquire(id, b.io(1))?;
+        let next = b.reg.get(id).and_then(|br| br.next_attempt_at()).unwrap_or(f64::NAN);
+        b.set_io(1, next);
         b.sync(id);
         Ok(pack(a, tr))
     })

@@ -1,0 +1,692 @@
+/**
+ * Circuit breakers with retries: a drop-in replacement for the original
+ * `server/core/circuit-breaker.ts`.
+ *
+ * The state machine, every transition, the rolling window and the retry
+ * delays live in Rust (`src/core/breaker.rs`). This file runs the user's
+ * function, turns transitions into events and adapts errors.
+ *
+ * Hot path: Rust mirrors each breaker's gate ("closed: run without asking")
+ * into a shared Float64Array, so a call on a closed breaker reads one array
+ * slot, runs, and appends its success to a shared ring that Rust drains in
+ * batches. Failures, slow calls, half-open trials and rejections cross into
+ * Rust at once, with their arguments passed through a shared I/O block.
+ */
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { native } from './native';
+
+// ---- shared buffers with the Rust core -------------------------------------
+
+const layout = native.cbLayout();
+const PAGE = layout.page;
+const STRIDE = layout.stride;
+const RING_CAP = layout.ringCap;
+const io = new Float64Array(layout.ioLen);
+const ring = new Float64Array(1 + 3 * RING_CAP);
+const INST = native.cbInit(io, ring, performance.timeOrigin);
+const pages: Float64Array[] = [];
+const now = (): number => performance.now();
+
+// Admission codes and transition bits, as `src/breaker_napi.rs` packs them.
+const ADMIT_TRIAL = 1;
+const REJECT_OPEN = 2;
+const REJECT_ISOLATED = 3;
+const REJECT_HALF_OPEN_FULL = 4;
+const OPENED = 1;
+const CLOSED = 2;
+const HALF_OPENED = 4;
+const OUTCOME_SUCCESS = 0;
+const OUTCOME_FAILURE = 1;
+const OUTCOME_TIMEOUT = 2;
+
+/** When the last `acquire` ran; a rejection reuses it instead of reading the clock again. */
+let acquiredAt = 0;
+
+function acquire(id: number): number {
+  io[0] = id;
+  io[1] = acquiredAt = now();
+  return native.cbAcquire(INST);
+}
+
+function record(id: number, outcome: number, latency: number, at: number, trial: boolean): number {
+  io[0] = id;
+  io[1] = outcome;
+  io[2] = latency;
+  io[3] = at;
+  io[4] = trial ? 1 : 0;
+  return native.cbRecord(INST);
+}
+
+/** Appends a plain success to the ring; Rust applies it on its next crossing. */
+function pushSuccess(id: number, latency: number, at: number): void {
+  let n = ring[0];
+  if (n >= RING_CAP) {
+    native.cbDrain(INST);
+    n = 0;
+  }
+  const o = 1 + 3 * n;
+  ring[o] = id;
+  ring[o + 1] = latency;
+  ring[o + 2] = at;
+  ring[0] = n + 1;
+}
+
+// ---- configuration shared by every breaker ---------------------------------
+
+export interface BreakerLogger {
+  log(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
+let logger: BreakerLogger | null = console;
+let captureStacks = process.env.RELIABILITY_CAPTURE_STACKS === '1';
+
+/**
+ * Package-wide settings. `logger` receives the original's log lines
+ * (`null` silences them); `captureStacks` makes rejection errors capture a
+ * stack trace (off by default: see `CircuitOpenError`).
+ */
+export function configureCircuitBreakers(opts: { logger?: BreakerLogger | null; captureStacks?: boolean }): void {
+  if (opts.logger !== undefined) logger = opts.logger;
+  if (opts.captureStacks !== undefined) captureStacks = !!opts.captureStacks;
+}
+
+// ---- errors -------------------------------------------------------------------
+
+/**
+ * Rejects on the next microtask rather than at once. A promise that is
+ * already rejected when the caller attaches its handler costs ~1 µs in
+ * Node's unhandled-rejection bookkeeping; rejecting after the caller's
+ * `await`/`.catch` is attached skips it. Unhandled rejections are still
+ * reported normally.
+ */
+function rejectLater<T>(e: unknown): Promise<T> {
+  return new Promise<T>((_, reject) => queueMicrotask(() => reject(e)));
+}
+
+/**
+ * Thrown when a breaker refuses a call. The message keeps the original's
+ * text (`Circuit breaker <name> is OPEN (too many failures)`), which callers
+ * match on; `instanceof CircuitOpenError` and `code === 'ERR_CIRCUIT_OPEN'`
+ * work too.
+ *
+ * Capturing a stack trace costs ~4 µs (~0.5 µs even with
+ * `Error.stackTraceLimit = 0`), more than the whole fast-reject path is
+ * allowed, and a stack would only point at the breaker anyway. So by default
+ * the error is built without running the Error constructor: it names the
+ * breaker in its message, carries `breaker`, `state`, `retryAfterMs` and
+ * `isolated`, and its `stack` says where it came from.
+ * `RELIABILITY_CAPTURE_STACKS=1` or `configureCircuitBreakers({ captureStacks: true })`
+ * restores real stacks for debugging.
+ */
+export class CircuitOpenError extends Error {
+  declare readonly code: string;
+  declare readonly breaker: string;
+  declare readonly state: CircuitState;
+  declare readonly retryAfterMs: number | null;
+  declare readonly isolated: boolean;
+
+  constructor(message: string, breaker: string, state: CircuitState, retryAfterMs: number | null, isolated: boolean) {
+    super(message);
+    fillOpenError(this, breaker, state, retryAfterMs, isolated);
+  }
+
+  /** Builds the error the cheap way, or the normal way when stacks are wanted. */
+  static create(message: string, breaker: string, state: CircuitState, retryAfterMs: number | null, isolated: boolean): CircuitOpenError {
+    if (captureStacks) return new CircuitOpenError(message, breaker, state, retryAfterMs, isolated);
+    const e = Object.create(CircuitOpenError.prototype) as CircuitOpenError;
+    (e as { message: string }).message = message;
+    return fillOpenError(e, breaker, state, retryAfterMs, isolated);
+  }
+}
+
+function fillOpenError(e: CircuitOpenError, breaker: string, state: CircuitState, retryAfterMs: number | null, isolated: boolean): CircuitOpenError {
+  const w = e as unknown as { breaker: string; state: CircuitState; retryAfterMs: number | null; isolated: boolean };
+  w.breaker = breaker;
+  w.state = state;
+  w.retryAfterMs = retryAfterMs;
+  w.isolated = isolated;
+  return e;
+}
+
+Object.defineProperty(CircuitOpenError.prototype, 'name', { value: 'CircuitOpenError' });
+Object.defineProperty(CircuitOpenError.prototype, 'code', { value: 'ERR_CIRCUIT_OPEN' });
+// Errors built without the constructor have no own `stack`; this one says why.
+Object.defineProperty(CircuitOpenError.prototype, 'stack', {
+  get(this: CircuitOpenError) {
+    return `${this.name}: ${this.message}\n    at circuit breaker "${this.breaker}" (stack not captured; set RELIABILITY_CAPTURE_STACKS=1)`;
+  },
+  set(this: CircuitOpenError, v: unknown) {
+    Object.defineProperty(this, 'stack', { value: v, writable: true, configurable: true });
+  },
+  configurable: true,
+});
+
+/** Thrown (and passed to the call's AbortSignal) when a call runs past `timeout`. */
+export class CircuitTimeoutError extends Error {
+  declare readonly code: string;
+  constructor(readonly breaker: string, readonly timeoutMs: number) {
+    super(`Circuit breaker ${breaker} timed out after ${timeoutMs} ms`);
+  }
+}
+Object.defineProperty(CircuitTimeoutError.prototype, 'name', { value: 'CircuitTimeoutError' });
+Object.defineProperty(CircuitTimeoutError.prototype, 'code', { value: 'ERR_CIRCUIT_TIMEOUT' });
+
+function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}
+
+// ---- timeouts: one shared, unref'd timer -----------------------------------
+
+interface Deadline {
+  at: number;
+  fire: () => void;
+  prev: Deadline | null;
+  next: Deadline | null;
+  list: DeadlineList;
+}
+interface DeadlineList {
+  head: Deadline | null;
+  tail: Deadline | null;
+}
+
+/**
+ * Deadlines of calls in flight, one FIFO list per timeout length: a
+ * breaker's timeout is fixed, so each list is already in deadline order and
+ * removing a settled call is O(1). One timer, unref'd, is armed for the
+ * earliest head; there is no timer per call and none per breaker.
+ */
+class Deadlines {
+  private lists = new Map<number, DeadlineList>();
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+
+  add(ms: number, fire: () => void): Deadline {
+    let list = this.lists.get(ms);
+    if (!list) {
+      list = { head: null, tail: null };
+      this.lists.set(ms, list);
+    }
+    const d: Deadline = { at: now() + ms, fire, prev: list.tail, next: null, list };
+    if (list.tail) list.tail.next = d;
+    else list.head = d;
+    list.tail = d;
+    if (d.at < this.timerAt) this.arm(d.at);
+    return d;
+  }
+
+  remove(d: Deadline): void {
+    const list = d.list;
+    if (d.prev) d.prev.next = d.next;
+    else if (list.head === d) list.head = d.next;
+    if (d.next) d.next.prev = d.prev;
+    else if (list.tail === d) list.tail = d.prev;
+    d.prev = d.next = null;
+  }
+
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.run(), Math.max(0, at - now()));
+    this.timer.unref();
+  }
+
+  private run(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    const t = now();
+    let next = Infinity;
+    for (const [ms, list] of this.lists) {
+      while (list.head && list.head.at <= t) {
+        const d = list.head;
+        this.remove(d);
+        d.fire();
+      }
+      if (list.head) next = Math.min(next, list.head.at);
+      else this.lists.delete(ms);
+    }
+    if (next !== Infinity) this.arm(next);
+  }
+}
+
+const deadlines = new Deadlines();
+
+function sleep(ms: number): Promise<void> {
+  // A retry sleep is part of a call the user is awaiting, so it keeps the
+  // process alive exactly as the call itself would (not unref'd).
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// ---- the breaker ---------------------------------------------------------------
+
+export type CircuitState = 'closed' | 'open' | 'half-open';
+export type JitterStrategy = boolean | 'none' | 'proportional' | 'full' | 'equal' | 'decorrelated';
+
+export interface RetryOptions {
+  /** Extra attempts after the first (default 5). `0` means no retries. */
+  maxRetries?: number;
+  /** First backoff in ms (default 100). */
+  initialDelay?: number;
+  /** Cap on the backoff in ms (default 3000). */
+  maxDelay?: number;
+  /** Growth per attempt (default 2). */
+  factor?: number;
+  /** `true` (default) adds up to 10 % like the original; or a named strategy. */
+  jitter?: JitterStrategy;
+  /** Seed for the breaker's own jitter generator (reproducible delays). */
+  seed?: number;
+  /** Injected random source in [0, 1), e.g. for tests. */
+  random?: () => number;
+}
+
+export interface CircuitBreakerOptions {
+  /** Failed calls in a row that open the breaker (default 5). */
+  failureThreshold?: number;
+  /** Time an open breaker waits before a trial call, in ms (default 60000). */
+  resetTimeout?: number;
+  /** Failed trials in one half-open period before it re-opens (default 3). */
+  halfOpenMaxAttempts?: number;
+  /** Trial calls in flight at once while half-open (default 1); the rest are rejected. */
+  halfOpenMaxCalls?: number;
+  /** Successful trials that close a half-open breaker (default 2). */
+  halfOpenSuccessThreshold?: number;
+  /** Open on failure rate over the rolling window instead of failures in a row. */
+  errorThresholdPercentage?: number;
+  /** Calls the window must hold before a rate can open the breaker (default 10). */
+  volumeThreshold?: number;
+  /** Rolling window length in ms (default 10000). */
+  rollingWindowMs?: number;
+  /** Buckets in the rolling window (default 10). */
+  rollingBuckets?: number;
+  /** Calls at least this slow (ms) count as slow. */
+  slowCallDurationMs?: number;
+  /** Share of slow calls (percent) that opens the breaker (default 100). */
+  slowCallRateThreshold?: number;
+  /** Per-call timeout in ms; the call's AbortSignal is aborted when it fires. `false` = none. */
+  timeout?: number | false;
+  retryOptions?: RetryOptions;
+  /** Value (or promise) to answer with when the call is rejected, times out or fails. */
+  fallback?: (error: Error) => unknown;
+  /** Return false for errors that say nothing about the dependency's health (e.g. 4xx): they are passed through, not retried, and count as successes. */
+  isFailure?: (error: Error) => boolean;
+}
+
+export interface BreakerStateView {
+  state: CircuitState;
+  failureCount: number;
+  lastFailureTime: number | null;
+}
+
+export type BreakerSnapshot = ReturnType<typeof native.cbSnapshot>;
+
+const STATES: CircuitState[] = ['closed', 'open', 'half-open'];
+
+function checkFn(field: string, v: unknown): void {
+  if (v !== undefined && typeof v !== 'function') {
+    throw new TypeError(`${field} must be a function, got ${v === null ? 'null' : typeof v}`);
+  }
+}
+
+export class CircuitBreaker extends EventEmitter {
+  readonly name: string;
+  private readonly id: number;
+  private page: Float64Array;
+  private readonly slot: number;
+  private readonly timeoutMs: number;
+  private readonly maxRetries: number;
+  private readonly fallback?: (error: Error) => unknown;
+  private readonly isFailure?: (error: Error) => boolean;
+  private readonly random?: () => number;
+  private readonly openMessage: string;
+  private readonly isolatedMessage: string;
+  private readonly halfOpenMessage: string;
+  /** Set when someone listens to `success`, so the hot path skips `emit` otherwise. */
+  private hotListeners = false;
+
+  /** Use `getCircuitBreakerRegistry().get(name, options)`. */
+  constructor(name: string, options: CircuitBreakerOptions = {}) {
+    super();
+    if (options !== null && options !== undefined && typeof options !== 'object') {
+      throw new TypeError(`options must be an object, got ${typeof options}`);
+    }
+    const o = options ?? {};
+    checkFn('fallback', o.fallback);
+    checkFn('isFailure', o.isFailure);
+    checkFn('retryOptions.random', o.retryOptions?.random);
+    this.id = native.cbCreate(INST, name, o, now());
+    this.name = name;
+    while (pages.length * PAGE <= this.id) {
+      const p = new Float64Array(PAGE * STRIDE);
+      pages.push(p);
+      native.cbAttachPage(INST, p);
+    }
+    this.page = pages[Math.floor(this.id / PAGE)];
+    this.slot = (this.id % PAGE) * STRIDE;
+    // Read back what Rust validated rather than re-validating here.
+    const applied = native.cbSnapshot(INST, this.id, now()).options;
+    this.timeoutMs = applied.timeout ?? 0;
+    this.maxRetries = applied.maxRetries;
+    this.fallback = o.fallback;
+    this.isFailure = o.isFailure;
+    this.random = o.retryOptions?.random;
+    this.openMessage = `Circuit breaker ${name} is OPEN (too many failures)`;
+    this.isolatedMessage = `Circuit breaker ${name} is OPEN (isolated)`;
+    this.halfOpenMessage = `Circuit breaker ${name} is HALF-OPEN (trial calls in progress)`;
+    this.on('newListener', (event) => {
+      if (event === 'success') this.hotListeners = true;
+    });
+  }
+
+  /** Current state, read from the mirror without crossing into Rust. */
+  get state(): CircuitState {
+    const gate = this.page[this.slot];
+    return gate === 0 ? 'closed' : STATES[gate - 1];
+  }
+
+  /**
+   * Runs `fn` through the breaker: rejects at once when open, retries with
+   * backoff on failure, enforces `timeout` (passing an AbortSignal), and
+   * reports the outcome to Rust. The original's `execute(fn)`.
+   */
+  execute<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
+    if (typeof fn !== 'function') {
+      return rejectLater(new TypeError(`fn must be a function, got ${fn === null ? 'null' : typeof fn}`));
+    }
+    const gate = this.page[this.slot];
+    if (gate === 0 && this.timeoutMs === 0) return this.runClosed(fn);
+    let trial = false;
+    if (gate !== 0) {
+      // Not closed: Rust decides (and may turn open into half-open here).
+      const code = acquire(this.id);
+      if (code >> 4) this.transitions(code >> 4);
+      const admission = code & 15;
+      if (admission >= REJECT_OPEN) return this.rejected<T>(admission, null);
+      trial = admission === ADMIT_TRIAL;
+    }
+    return this.runAdmitted(fn, trial);
+  }
+
+  /** Alias used by the original docs (opossum's name). */
+  fire<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
+    return this.execute(fn);
+  }
+
+  /** Closed breaker, no timeout: no crossing before the call, none after a plain success. */
+  private async runClosed<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
+    const t0 = now();
+    let value: T;
+    try {
+      value = await fn();
+    } catch (err) {
+      return this.afterFailure(fn, toError(err), now() - t0, false);
+    }
+    const t1 = now();
+    const latency = t1 - t0;
+    if (latency < this.page[this.slot + 1]) pushSuccess(this.id, latency, t1);
+    else this.transitions(record(this.id, OUTCOME_SUCCESS, latency, t1, false));
+    if (this.hotListeners) this.emit('success', value, latency);
+    return value;
+  }
+
+  /** Admitted with a timeout, or as a half-open trial: run with timeout and retries. */
+  private async runAdmitted<T>(fn: (signal?: AbortSignal) => T | Promise<T>, trial: boolean): Promise<T> {
+    const t0 = now();
+    let value: T;
+    try {
+      value = await this.attempt(fn);
+    } catch (err) {
+      return this.afterFailure(fn, toError(err), now() - t0, trial);
+    }
+    this.succeeded(now() - t0, trial, value);
+    return value;
+  }
+
+  private succeeded(latency: number, trial: boolean, value: unknown): void {
+    this.transitions(record(this.id, OUTCOME_SUCCESS, latency, now(), trial));
+    if (this.hotListeners) this.emit('success', value, latency);
+  }
+
+  /** One attempt, under the timeout when there is one. */
+  private attempt<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
+    if (this.timeoutMs === 0) return Promise.resolve().then(() => fn());
+    const ms = this.timeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      const ac = new AbortController();
+      const d = deadlines.add(ms, () => {
+        const e = new CircuitTimeoutError(this.name, ms);
+        ac.abort(e);
+        reject(e);
+      });
+      let p: T | Promise<T>;
+      try {
+        p = fn(ac.signal);
+      } catch (err) {
+        deadlines.remove(d);
+        reject(err);
+        return;
+      }
+      Promise.resolve(p).then(
+        (v) => {
+          deadlines.remove(d);
+          resolve(v);
+        },
+        (err) => {
+          deadlines.remove(d);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  /**
+   * After a failed first attempt: classify, retry with backoff (re-checking
+   * the breaker before each retry), then report one outcome for the whole call.
+   */
+  private async afterFailure<T>(fn: (signal?: AbortSignal) => T | Promise<T>, err: Error, latency: number, trial: boolean): Promise<T> {
+    const t0 = now() - latency;
+    let previousDelay = 0;
+    for (let attempt = 0; ; attempt++) {
+      if (this.isFailure && !this.isFailure(err)) {
+        // Not the dependency's fault: pass it through, count the call as healthy.
+        this.succeeded(now() - t0, trial, undefined);
+        throw err;
+      }
+      if (err instanceof CircuitTimeoutError && err.breaker === this.name) this.emitSafe('timeout', err);
+      if (attempt >= this.maxRetries) break;
+      const delay = this.retryDelay(attempt, previousDelay);
+      previousDelay = delay;
+      logger?.warn(
+        `⚠️  [CircuitBreaker:${this.name}] Attempt ${attempt + 1}/${this.maxRetries + 1} failed, retrying in ${Math.round(delay)}ms:`,
+        err.message,
+      );
+      this.emitSafe('retry', { attempt: attempt + 1, delay, error: err });
+      await sleep(delay);
+      // Re-check the breaker: other calls may have opened it meanwhile. A
+      // half-open trial keeps its slot for its own retries.
+      if (!trial && this.page[this.slot] !== 0) {
+        const code = acquire(this.id);
+        this.transitions(code >> 4);
+        const admission = code & 15;
+        if (admission >= REJECT_OPEN) {
+          this.failed(err, now() - t0, false);
+          return this.rejected<T>(admission, err);
+        }
+        trial = admission === ADMIT_TRIAL;
+      }
+      try {
+        const value = await this.attempt(fn);
+        this.succeeded(now() - t0, trial, value);
+        return value;
+      } catch (e) {
+        err = toError(e);
+      }
+    }
+    this.failed(err, now() - t0, trial);
+    if (this.fallback) return this.runFallback<T>(err);
+    throw err;
+  }
+
+  private failed(err: Error, latency: number, trial: boolean): void {
+    const outcome = err instanceof CircuitTimeoutError && err.breaker === this.name ? OUTCOME_TIMEOUT : OUTCOME_FAILURE;
+    const tr = record(this.id, outcome, latency, now(), trial);
+    this.emitSafe('failure', err, latency);
+    this.transitions(tr);
+  }
+
+  private retryDelay(attempt: number, previous: number): number {
+    io[0] = this.id;
+    io[1] = attempt;
+    io[2] = previous;
+    io[3] = this.random ? Number(this.random()) : NaN;
+    return native.cbRetryDelay(INST);
+  }
+
+  private rejected<T>(admission: number, cause: Error | null): Promise<T> {
+    // `acquire` left the time the breaker admits its next trial in io[1].
+    const nextAt = io[1];
+    let message = this.openMessage;
+    let state: CircuitState = 'open';
+    if (admission === REJECT_ISOLATED) message = this.isolatedMessage;
+    else if (admission === REJECT_HALF_OPEN_FULL) {
+      message = this.halfOpenMessage;
+      state = 'half-open';
+    }
+    const retryAfterMs = nextAt === nextAt ? Math.max(0, nextAt - acquiredAt) : null;
+    const e = CircuitOpenError.create(message, this.name, state, retryAfterMs, admission === REJECT_ISOLATED);
+    if (cause) (e as { cause?: unknown }).cause = cause;
+    this.emitSafe('reject', e);
+    if (this.fallback) return this.runFallback<T>(e);
+    return rejectLater(e);
+  }
+
+  private async runFallback<T>(err: Error): Promise<T> {
+    this.emitSafe('fallback', err);
+    return (await this.fallback!(err)) as T;
+  }
+
+  /** Emits one event per transition bit Rust returned, in the order they happen. */
+  private transitions(bits: number): void {
+    if (bits === 0) return;
+    if (bits & HALF_OPENED) {
+      logger?.log(`🔄 [CircuitBreaker:${this.name}] Transitioning to half-open state`);
+      this.emitSafe('halfOpen');
+    }
+    if (bits & CLOSED) {
+      logger?.log(`✅ [CircuitBreaker:${this.name}] Circuit CLOSED (recovered)`);
+      this.emitSafe('close');
+    }
+    if (bits & OPENED) {
+      logger?.error(`❌ [CircuitBreaker:${this.name}] Circuit OPENED (failure threshold reached)`);
+      this.emitSafe('open');
+    }
+  }
+
+  /** A throwing listener must not corrupt the call it listens to. */
+  private emitSafe(event: string, ...args: unknown[]): void {
+    if (this.listenerCount(event) === 0) return;
+    try {
+      this.emit(event, ...args);
+    } catch (e) {
+      process.nextTick(() => {
+        throw e;
+      });
+    }
+  }
+
+  /** The original's `getState()`: `{ state, failureCount, lastFailureTime }`. */
+  getState(): BreakerStateView {
+    const s = native.cbState(INST, this.id);
+    return { state: s.state as CircuitState, failureCount: s.failureCount, lastFailureTime: s.lastFailureTime ?? null };
+  }
+
+  /** Forces the breaker closed and zeroes every counter. */
+  reset(): void {
+    const tr = native.cbControl(INST, this.id, 0, now());
+    logger?.log(`🔄 [CircuitBreaker:${this.name}] Circuit RESET`);
+    if (tr & CLOSED) this.emitSafe('close');
+  }
+
+  /** Closes the breaker by hand (ends an isolation), keeping its statistics. */
+  close(): void {
+    this.transitions(native.cbControl(INST, this.id, 1, now()));
+  }
+
+  /** Opens the breaker by hand; it half-opens after `resetTimeout` as usual. */
+  open(): void {
+    this.transitions(native.cbControl(INST, this.id, 2, now()));
+  }
+
+  /** Opens the breaker and holds it open until `close()` or `reset()` (incidents). */
+  isolate(): void {
+    this.transitions(native.cbControl(INST, this.id, 3, now()));
+  }
+
+  /** Everything Rust knows about this breaker: state, counters, rolling window, options. */
+  toJSON(): BreakerSnapshot {
+    return native.cbSnapshot(INST, this.id, now());
+  }
+
+  snapshot(): BreakerSnapshot {
+    return this.toJSON();
+  }
+}
+
+// ---- registry ----------------------------------------------------------------
+
+export class CircuitBreakerRegistry {
+  private readonly breakers = new Map<string, CircuitBreaker>();
+
+  /**
+   * The breaker named `name`, created on first use. As in the original,
+   * later calls return the same instance and ignore their options.
+   */
+  get(name: string, options?: CircuitBreakerOptions): CircuitBreaker {
+    let b = this.breakers.get(name);
+    if (!b) {
+      b = new CircuitBreaker(name, options);
+      this.breakers.set(name, b);
+    }
+    return b;
+  }
+
+  /** Alias from the original docs. */
+  getBreaker(name: string, options?: CircuitBreakerOptions): CircuitBreaker {
+    return this.get(name, options);
+  }
+
+  has(name: string): boolean {
+    return this.breakers.has(name);
+  }
+
+  /** `[{ name, state, failureCount }]` in creation order. */
+  getAll(): Array<{ name: string; state: CircuitState; failureCount: number }> {
+    return [...this.breakers.values()].map((b) => {
+      const s = b.getState();
+      return { name: b.name, state: s.state, failureCount: s.failureCount };
+    });
+  }
+
+  resetAll(): void {
+    for (const b of this.breakers.values()) b.reset();
+  }
+
+  /** Full snapshots of every breaker, in creation order. */
+  toJSON(): BreakerSnapshot[] {
+    return [...this.breakers.values()].map((b) => b.toJSON());
+  }
+}
+
+let registry: CircuitBreakerRegistry | null = null;
+
+/** The process-wide registry (a lazily created singleton, as the original). */
+export function getCircuitBreakerRegistry(): CircuitBreakerRegistry {
+  if (!registry) registry = new CircuitBreakerRegistry();
+  return registry;
+}
+
+/** Same as `getCircuitBreakerRegistry().get(name, options).execute(fn)`. */
+export function withCircuitBreaker<T>(name: string, fn: (signal?: AbortSignal) => T | Promise<T>, options?: CircuitBreakerOptions): Promise<T> {
+  return getCircuitBreakerRegistry().get(name, options).execute(fn);
+}
