@@ -424,9 +424,15 @@ export class CircuitBreaker extends EventEmitter {
     }
     const t1 = now();
     const latency = t1 - t0;
-    if (latency < this.page[this.slot + 1]) pushSuccess(this.id, latency, t1);
-    else this.transitions(record(this.id, OUTCOME_SUCCESS, latency, t1, false));
-    if (this.hotListeners) this.emit('success', value, latency);
+    if (latency < this.page[this.slot + 1]) {
+      pushSuccess(this.id, latency, t1);
+      if (this.hotListeners) this.emitSafe('success', value, latency);
+    } else {
+      // Slow: it may open the breaker, so Rust hears of it now.
+      const tr = record(this.id, OUTCOME_SUCCESS, latency, t1, false);
+      if (this.hotListeners) this.emitSafe('success', value, latency);
+      this.transitions(tr);
+    }
     return value;
   }
 
@@ -444,8 +450,9 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private succeeded(latency: number, trial: boolean, value: unknown): void {
-    this.transitions(record(this.id, OUTCOME_SUCCESS, latency, now(), trial));
-    if (this.hotListeners) this.emit('success', value, latency);
+    const tr = record(this.id, OUTCOME_SUCCESS, latency, now(), trial);
+    if (this.hotListeners) this.emitSafe('success', value, latency);
+    this.transitions(tr);
   }
 
   /** One attempt, under the timeout when there is one. */
