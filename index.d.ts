@@ -117,7 +117,9 @@ export interface CbWindow {
   timeouts: number
   slow: number
   rejects: number
+  /** Percent (0–100) of the calls in the window that failed, like `errorThresholdPercentage`. */
   failureRate: number
+  /** Percent (0–100) of the calls in the window that were slow. */
   slowCallRate: number
   meanLatencyMs: number
 }

@@ -339,9 +339,6 @@ export class CircuitBreaker extends EventEmitter {
   private readonly fallback?: (error: Error) => unknown;
   private readonly isFailure?: (error: Error) => boolean;
   private readonly random?: () => number;
-  private readonly openMessage: string;
-  private readonly isolatedMessage: string;
-  private readonly halfOpenMessage: string;
   /** Set when someone listens to `success`, so the hot path skips `emit` otherwise. */
   private hotListeners = false;
 
@@ -371,12 +368,6 @@ export class CircuitBreaker extends EventEmitter {
     this.fallback = o.fallback;
     this.isFailure = o.isFailure;
     this.random = o.retryOptions?.random;
-    this.openMessage = `Circuit breaker ${name} is OPEN (too many failures)`;
-    this.isolatedMessage = `Circuit breaker ${name} is OPEN (isolated)`;
-    this.halfOpenMessage = `Circuit breaker ${name} is HALF-OPEN (trial calls in progress)`;
-    this.on('newListener', (event) => {
-      if (event === 'success') this.hotListeners = true;
-    });
   }
 
   /** Current state, read from the mirror without crossing into Rust. */
@@ -553,19 +544,51 @@ export class CircuitBreaker extends EventEmitter {
   private rejected<T>(admission: number, cause: Error | null): Promise<T> {
     // `acquire` left the time the breaker admits its next trial in io[1].
     const nextAt = io[1];
-    let message = this.openMessage;
-    let state: CircuitState = 'open';
-    if (admission === REJECT_ISOLATED) message = this.isolatedMessage;
-    else if (admission === REJECT_HALF_OPEN_FULL) {
-      message = this.halfOpenMessage;
-      state = 'half-open';
-    }
+    const message = this.message(admission);
+    const state: CircuitState = admission === REJECT_HALF_OPEN_FULL ? 'half-open' : 'open';
     const retryAfterMs = nextAt === nextAt ? Math.max(0, nextAt - acquiredAt) : null;
     const e = CircuitOpenError.create(message, this.name, state, retryAfterMs, admission === REJECT_ISOLATED);
     if (cause) (e as { cause?: unknown }).cause = cause;
     this.emitSafe('reject', e);
     if (this.fallback) return this.runFallback<T>(e);
     return rejectLater(e);
+  }
+
+  /** Rejection messages, built on first use and kept (a breaker that never rejects pays nothing). */
+  private messages?: string[];
+  private message(admission: number): string {
+    let m = this.messages;
+    if (!m) {
+      const n = this.name;
+      m = this.messages = [
+        `Circuit breaker ${n} is OPEN (too many failures)`,
+        `Circuit breaker ${n} is OPEN (isolated)`,
+        `Circuit breaker ${n} is HALF-OPEN (trial calls in progress)`,
+      ];
+    }
+    return m[admission === REJECT_ISOLATED ? 1 : admission === REJECT_HALF_OPEN_FULL ? 2 : 0];
+  }
+
+  // Listening to `success` switches on its emission in the hot path; these
+  // overrides keep that flag without a per-breaker `newListener` listener.
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    if (event === 'success') this.hotListeners = true;
+    return super.on(event, listener);
+  }
+  override addListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    return this.on(event, listener);
+  }
+  override once(event: string | symbol, listener: (...args: any[]) => void): this {
+    if (event === 'success') this.hotListeners = true;
+    return super.once(event, listener);
+  }
+  override prependListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    if (event === 'success') this.hotListeners = true;
+    return super.prependListener(event, listener);
+  }
+  override prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this {
+    if (event === 'success') this.hotListeners = true;
+    return super.prependOnceListener(event, listener);
   }
 
   private async runFallback<T>(err: Error): Promise<T> {

@@ -361,7 +361,9 @@ pub struct CbWindow {
     pub timeouts: u32,
     pub slow: u32,
     pub rejects: u32,
+    /// Percent (0–100) of the calls in the window that failed, like `errorThresholdPercentage`.
     pub failure_rate: f64,
+    /// Percent (0–100) of the calls in the window that were slow.
     pub slow_call_rate: f64,
     pub mean_latency_ms: f64,
 }

@@ -16,6 +16,8 @@
 //! assert_eq!(b.try_acquire(3.0).0, Admission::RejectOpen);
 //! ```
 
+use std::rc::Rc;
+
 use super::backoff::RetryPolicy;
 use super::error::{check, CoreResult};
 use super::window::{Counts, RollingWindow, Sample};
@@ -262,7 +264,9 @@ pub struct Totals {
 
 #[derive(Debug, Clone)]
 pub struct Breaker {
-    opts: BreakerOptions,
+    /// Shared between breakers created with equal options (most are), so
+    /// 10 000 breakers do not hold 10 000 copies.
+    opts: Rc<BreakerOptions>,
     state: State,
     /// Set by `isolate()`: open until an operator closes or resets it.
     isolated: bool,
@@ -280,7 +284,8 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(opts: BreakerOptions, now: f64) -> CoreResult<Self> {
+    pub fn new(opts: impl Into<Rc<BreakerOptions>>, now: f64) -> CoreResult<Self> {
+        let opts = opts.into();
         opts.validate()?;
         let window = RollingWindow::new(opts.rolling_window_ms, opts.rolling_buckets, now);
         Ok(Breaker {
@@ -300,6 +305,10 @@ impl Breaker {
     }
 
     pub fn options(&self) -> &BreakerOptions {
+        &self.opts
+    }
+
+    pub fn shared_options(&self) -> &Rc<BreakerOptions> {
         &self.opts
     }
 

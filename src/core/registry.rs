@@ -3,6 +3,7 @@
 //! name returns the existing breaker and ignores the new options.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::breaker::{Admission, Breaker, BreakerOptions, Outcome, Transitions};
 use super::error::{CoreError, CoreResult};
@@ -58,6 +59,12 @@ impl Registry {
         if self.entries.len() >= MAX_BREAKERS {
             return Err(CoreError::range("breaker count", &format!("at most {MAX_BREAKERS} per registry"), self.entries.len() + 1));
         }
+        // Reuse the previous breaker's options when they are equal: breakers
+        // are usually made in families with one configuration.
+        let opts = match self.entries.last() {
+            Some(e) if **e.breaker.shared_options() == opts => Rc::clone(e.breaker.shared_options()),
+            _ => Rc::new(opts),
+        };
         let breaker = Breaker::new(opts, now)?;
         let seed = seed.unwrap_or_else(|| self.seeder.next_u64());
         let id = self.entries.len() as u32;
@@ -142,6 +149,9 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(r.get(a).unwrap().options().failure_threshold, 2);
         assert_eq!(r.name(a), Some("db"));
+        // Equal options are shared, not copied.
+        let (c, _) = r.get_or_create("db2", BreakerOptions { failure_threshold: 2, ..Default::default() }, None, 0.0).unwrap();
+        assert!(Rc::ptr_eq(r.get(a).unwrap().shared_options(), r.get(c).unwrap().shared_options()));
     }
 
     #[test]
