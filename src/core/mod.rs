@@ -6,6 +6,8 @@
 pub mod backoff;
 pub mod breaker;
 pub mod error;
+pub mod histogram;
 pub mod registry;
 pub mod rng;
+pub mod signals;
 pub mod window;

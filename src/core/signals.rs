@@ -1,0 +1,979 @@
+//! Golden signals per route: traffic, errors and latency per (method, route
+//! template), plus requests in flight, over 10 s, 1 min, 5 min and all time.
+//!
+//! Series are interned to small ids once (at route registration, or on a
+//! route's first request) so the hot path passes a number, not two strings.
+//! The number of series is capped because every series costs memory (see
+//! `histogram` for the figures) and every series is a Prometheus time series:
+//! a route template built from raw URLs would otherwise grow without bound.
+//! Past the cap new keys share the `other` series, and the overflow is counted
+//! so it shows up instead of silently lumping traffic together.
+//!
+//! Nothing here panics on bad input from the caller: a status outside
+//! 100..=599, a duration that is NaN, negative or infinite, a non-finite time
+//! or an unknown id is not recorded and is counted under a named [`Reason`].
+//! Counters live in the same lazily rotated slices as the latency histograms
+//! ([`SliceRing`]), so both agree on what "the last minute" is.
+//!
+//! Memory per series: the latency histograms (worst case 1 697 504 bytes, see
+//! `histogram`), the 408-byte series struct, 16 counter slices of 48 bytes
+//! and the label strings (about three times the route's length). So the
+//! worst case with the default cap is about 1.7 GB: 1000 series, the two
+//! reserved ones and the pooled one, each having seen an hour-long request in
+//! every slice. A series whose requests stay under 1 s tops out at about
+//! 0.8 MB (16 × 45 056 + 90 112 bytes of counts), and one that has had no
+//! traffic yet costs under 2 KB. Allocations, once made, are kept and reused
+//! until the store is dropped. Lower `max_series` if that worst case is too
+//! much for the host.
+//!
+//! ```
+//! use reliability_core::core::histogram::Window;
+//! use reliability_core::core::signals::{SignalStore, SignalsOptions};
+//! let mut s = SignalStore::new(SignalsOptions::default(), 0.0).unwrap();
+//! let id = s.intern("GET", "/users/:id").unwrap();
+//! s.record(id, 200, 1_500.0, 10.0).unwrap();
+//! s.record(id, 503, 80_000.0, 20.0).unwrap();
+//! let st = s.series_stats(id, Window::TenSeconds, 1_000.0).unwrap();
+//! assert_eq!((st.requests, st.status_5xx, st.error_rate), (2, 1, 0.5));
+//! let mut text = String::new();
+//! s.render_prometheus(&mut text);
+//! assert!(text.contains(r#"http_requests_total{method="GET",route="/users/:id",status_class="5xx"} 1"#));
+//! ```
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use hdrhistogram::Histogram;
+
+use super::error::{check, CoreError, CoreResult};
+use super::histogram::{new_rings, Aggregate, LatencyWindows, Percentiles, Recorded, SliceRing, Slot, Window};
+
+/// A series id from [`SignalStore::intern`].
+pub type SeriesId = u32;
+
+/// The series for requests that matched no route; the caller decides which those are.
+pub const UNMATCHED: SeriesId = 0;
+/// The series every key past the cardinality cap shares.
+pub const OTHER: SeriesId = 1;
+/// Labels of the two reserved series. Route templates start with "/", so
+/// these do not collide with a real route; interning them returns the
+/// reserved ids, so no two series ever carry the same labels.
+pub const RESERVED_METHOD: &str = "*";
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+pub const OTHER_ROUTE: &str = "other";
+
+/// Longest route template accepted, in bytes: routes become label values.
+pub const MAX_ROUTE_LEN: usize = 512;
+/// Longest method accepted, in bytes; real ones are a few letters.
+pub const MAX_METHOD_LEN: usize = 64;
+pub const DEFAULT_MAX_SERIES: u32 = 1_000;
+/// Upper bound on `max_series`: at the worst case of about 1.7 MB a series,
+/// this is already far more than a process should hold.
+pub const MAX_SERIES_LIMIT: u32 = 100_000;
+/// prom-client's default buckets, in seconds.
+pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const MAX_BUCKETS: usize = 100;
+/// A rate over less than a second of data is noise: a store's first request
+/// would read as a thousand per second. Rates divide by at least this.
+pub const MIN_RATE_SPAN_S: f64 = 1.0;
+
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const REQUESTS: &str = "http_requests_total";
+const ABORTED: &str = "http_requests_aborted_total";
+const IN_FLIGHT: &str = "http_requests_in_flight";
+const DURATION: &str = "http_request_duration_seconds";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalsOptions {
+    /// Interned (method, route) series beyond the two reserved ones.
+    pub max_series: u32,
+    /// Upper bounds (seconds) of the Prometheus duration buckets, increasing.
+    pub buckets: Vec<f64>,
+}
+
+impl Default for SignalsOptions {
+    fn default() -> Self {
+        SignalsOptions { max_series: DEFAULT_MAX_SERIES, buckets: DEFAULT_BUCKETS.to_vec() }
+    }
+}
+
+impl SignalsOptions {
+    pub fn validate(&self) -> CoreResult<()> {
+        check::int_in("maxSeries", self.max_series as f64, 0, MAX_SERIES_LIMIT)?;
+        if self.buckets.len() > MAX_BUCKETS {
+            return Err(CoreError::range("buckets", &format!("at most {MAX_BUCKETS} bounds"), self.buckets.len()));
+        }
+        let mut previous = 0.0;
+        for &b in &self.buckets {
+            // Below 1 µs or above 1 h a bound cannot split anything the histograms hold.
+            if !b.is_finite() || !(0.000_001..=3_600.0).contains(&b) || b <= previous {
+                return Err(CoreError::range("buckets", "increasing numbers of seconds from 0.000001 to 3600", check::fmt_num(b)));
+            }
+            previous = b;
+        }
+        Ok(())
+    }
+}
+
+/// Why a call was not recorded. Each is counted in [`Diagnostics`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Status outside 100..=599.
+    InvalidStatus,
+    /// Duration NaN, negative or infinite.
+    InvalidDuration,
+    /// `now` NaN or infinite.
+    InvalidTime,
+    /// An id `intern` never returned.
+    UnknownId,
+    /// `request_finished` (or an abort) with nothing in flight: the gauge stays at 0.
+    UnbalancedFinish,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 5] = [Reason::InvalidStatus, Reason::InvalidDuration, Reason::InvalidTime, Reason::UnknownId, Reason::UnbalancedFinish];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidStatus => "invalid_status",
+            Reason::InvalidDuration => "invalid_duration",
+            Reason::InvalidTime => "invalid_time",
+            Reason::UnknownId => "unknown_id",
+            Reason::UnbalancedFinish => "unbalanced_finish",
+        }
+    }
+}
+
+/// What the store refused or bent, since creation or reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Diagnostics {
+    pub invalid_status: u64,
+    pub invalid_duration: u64,
+    pub invalid_time: u64,
+    pub unknown_id: u64,
+    pub unbalanced_finish: u64,
+    /// `intern` calls for new keys past the cap, answered with `OTHER`.
+    /// Calls, not distinct keys: remembering the keys is the unbounded memory
+    /// the cap exists to prevent.
+    pub series_overflow: u64,
+    /// Durations above one hour, recorded as one hour.
+    pub clamped_durations: u64,
+}
+
+impl Diagnostics {
+    pub fn rejected(&self, reason: Reason) -> u64 {
+        match reason {
+            Reason::InvalidStatus => self.invalid_status,
+            Reason::InvalidDuration => self.invalid_duration,
+            Reason::InvalidTime => self.invalid_time,
+            Reason::UnknownId => self.unknown_id,
+            Reason::UnbalancedFinish => self.unbalanced_finish,
+        }
+    }
+
+    fn count(&mut self, reason: Reason) {
+        let c = match reason {
+            Reason::InvalidStatus => &mut self.invalid_status,
+            Reason::InvalidDuration => &mut self.invalid_duration,
+            Reason::InvalidTime => &mut self.invalid_time,
+            Reason::UnknownId => &mut self.unknown_id,
+            Reason::UnbalancedFinish => &mut self.unbalanced_finish,
+        };
+        *c += 1;
+    }
+}
+
+/// Figures for one series (or all of them) over one window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowStats {
+    /// Completed requests (aborted ones are not requests that completed).
+    pub requests: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    pub aborted: u64,
+    /// Time the figures cover: the window's live slices (between 4/5 and all
+    /// of the window once it has filled), or for all time, since creation or
+    /// reset. Never more than the store has existed.
+    pub span_seconds: f64,
+    /// `requests / span_seconds`, the span floored at [`MIN_RATE_SPAN_S`].
+    pub requests_per_second: f64,
+    /// Share of requests answered 5xx, in [0, 1]; 0 with no requests. 4xx are
+    /// left out: they are the client's errors and often expected (404, 401).
+    pub error_rate: f64,
+    pub latency: Percentiles,
+}
+
+impl WindowStats {
+    fn new(t: Tally, span_ms: f64, latency: Percentiles) -> Self {
+        let requests = t.requests();
+        let span_seconds = span_ms / 1_000.0;
+        WindowStats {
+            requests,
+            status_4xx: t.by_class[3],
+            status_5xx: t.by_class[4],
+            aborted: t.aborted,
+            span_seconds,
+            requests_per_second: requests as f64 / span_seconds.max(MIN_RATE_SPAN_S),
+            error_rate: if requests == 0 { 0.0 } else { t.by_class[4] as f64 / requests as f64 },
+            latency,
+        }
+    }
+}
+
+/// Request counts for one slice (or, summed, a window).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tally {
+    /// Completed requests by status class, 1xx at index 0 to 5xx at 4.
+    by_class: [u64; 5],
+    aborted: u64,
+}
+
+impl Tally {
+    fn requests(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+
+    fn add(&mut self, o: &Tally) {
+        for (a, b) in self.by_class.iter_mut().zip(o.by_class) {
+            *a += b;
+        }
+        self.aborted += o.aborted;
+    }
+}
+
+impl Slot for Tally {
+    fn clear(&mut self) {
+        *self = Tally::default();
+    }
+}
+
+struct Series {
+    method: Box<str>,
+    route: Box<str>,
+    /// `method="…",route="…"` with the values escaped, built once at intern time.
+    labels: Box<str>,
+    tallies: [SliceRing<Tally>; 3],
+    all_time: Tally,
+    latency: LatencyWindows,
+    /// Exact sum of recorded durations in µs, for Prometheus `_sum`.
+    sum_us: u64,
+}
+
+impl Series {
+    /// `origin` is the store's: a series made late simply had no traffic before.
+    fn new(method: &str, route: &str, origin: f64) -> Self {
+        let mut labels = String::with_capacity(method.len() + route.len() + 18);
+        labels.push_str("method=\"");
+        push_escaped(&mut labels, method);
+        labels.push_str("\",route=\"");
+        push_escaped(&mut labels, route);
+        labels.push('"');
+        Series {
+            method: method.into(),
+            route: route.into(),
+            labels: labels.into(),
+            tallies: new_rings(origin),
+            all_time: Tally::default(),
+            latency: LatencyWindows::new(origin),
+            sum_us: 0,
+        }
+    }
+
+    /// `class` and `duration_us` were validated by the store.
+    fn record(&mut self, class: usize, duration_us: f64, now: f64) -> Recorded {
+        let r = self.latency.record(duration_us, now);
+        if let Some(us) = r.micros() {
+            for ring in &mut self.tallies {
+                ring.head(now).by_class[class] += 1;
+            }
+            self.all_time.by_class[class] += 1;
+            self.sum_us = self.sum_us.saturating_add(us);
+        }
+        r
+    }
+
+    fn abort(&mut self, now: f64) {
+        for ring in &mut self.tallies {
+            ring.head(now).aborted += 1;
+        }
+        self.all_time.aborted += 1;
+    }
+
+    fn stats(&mut self, scratch: &mut Aggregate, window: Window, now: f64, origin: f64) -> WindowStats {
+        let (tally, span_ms) = match window.ring_index() {
+            None => (self.all_time, (now - origin).max(0.0)),
+            Some(i) => {
+                let ring = &mut self.tallies[i];
+                let mut t = Tally::default();
+                ring.slots(now).iter().for_each(|s| t.add(s));
+                (t, ring.covered_ms(now))
+            }
+        };
+        let latency = match window {
+            // All time is one histogram already: summarise it in place.
+            Window::AllTime => self.latency.all_time().map(Percentiles::of).unwrap_or_default(),
+            _ => scratch.window_percentiles(&mut self.latency, window, now),
+        };
+        WindowStats::new(tally, span_ms, latency)
+    }
+
+    fn reset(&mut self, now: f64) {
+        self.tallies.iter_mut().for_each(|r| r.reset(now));
+        self.all_time = Tally::default();
+        self.latency.reset(now);
+        self.sum_us = 0;
+    }
+}
+
+/// A Prometheus bucket bound, converted and formatted once.
+#[derive(Debug, Clone)]
+struct Bound {
+    us: u64,
+    le: Box<str>,
+}
+
+pub struct SignalStore {
+    max_series: usize,
+    bounds: Vec<Bound>,
+    series: Vec<Series>,
+    /// method → route → id: two levels so a lookup borrows both strings
+    /// instead of allocating a key.
+    ids: HashMap<Box<str>, HashMap<Box<str>, SeriesId>>,
+    /// Every request again, so pooled reads cost the same with 1 or 1000 series.
+    pooled: Series,
+    in_flight: u64,
+    diag: Diagnostics,
+    /// One scratch histogram for every windowed read.
+    scratch: Aggregate,
+    /// Creation or reset time.
+    origin: f64,
+}
+
+impl SignalStore {
+    pub fn new(opts: SignalsOptions, now: f64) -> CoreResult<Self> {
+        opts.validate()?;
+        check_now(now)?;
+        let bounds = opts.buckets.iter().map(|&s| Bound { us: (s * 1e6).round() as u64, le: format!("{s}").into() }).collect();
+        let mut store = SignalStore {
+            max_series: opts.max_series as usize,
+            bounds,
+            series: Vec::new(),
+            ids: HashMap::new(),
+            pooled: Series::new(RESERVED_METHOD, "", now),
+            in_flight: 0,
+            diag: Diagnostics::default(),
+            scratch: Aggregate::new(),
+            origin: now,
+        };
+        store.insert(RESERVED_METHOD, UNMATCHED_ROUTE);
+        store.insert(RESERVED_METHOD, OTHER_ROUTE);
+        Ok(store)
+    }
+
+    /// The id of (method, route), creating the series if it is new and the
+    /// cap allows; past the cap, `OTHER`. Strings are taken as they are (no
+    /// case folding): the caller passes the method as Node gives it and the
+    /// route template, never the raw URL.
+    pub fn intern(&mut self, method: &str, route: &str) -> CoreResult<SeriesId> {
+        check_label("method", method, MAX_METHOD_LEN)?;
+        check_label("route", route, MAX_ROUTE_LEN)?;
+        if let Some(id) = self.lookup(method, route) {
+            return Ok(id);
+        }
+        if self.series.len() - 2 >= self.max_series {
+            self.diag.series_overflow += 1;
+            return Ok(OTHER);
+        }
+        Ok(self.insert(method, route))
+    }
+
+    /// The id of an existing series, without creating one.
+    pub fn lookup(&self, method: &str, route: &str) -> Option<SeriesId> {
+        self.ids.get(method).and_then(|routes| routes.get(route)).copied()
+    }
+
+    fn insert(&mut self, method: &str, route: &str) -> SeriesId {
+        let id = self.series.len() as SeriesId;
+        self.series.push(Series::new(method, route, self.origin));
+        self.ids.entry(method.into()).or_default().insert(route.into(), id);
+        id
+    }
+
+    /// (method, route) of a series.
+    pub fn labels(&self, id: SeriesId) -> Option<(&str, &str)> {
+        self.series.get(id as usize).map(|s| (&*s.method, &*s.route))
+    }
+
+    /// Series held, the two reserved ones included.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Records a completed request. On `Err` nothing was recorded and the
+    /// reason was counted. Durations above one hour are recorded as one hour
+    /// and counted in `clamped_durations`.
+    pub fn record(&mut self, id: SeriesId, status: u16, duration_us: f64, now_ms: f64) -> Result<(), Reason> {
+        let class = match self.check_record(id, status, duration_us, now_ms) {
+            Ok(class) => class,
+            Err(reason) => return Err(self.reject(reason)),
+        };
+        let r = self.series[id as usize].record(class, duration_us, now_ms);
+        self.pooled.record(class, duration_us, now_ms);
+        if matches!(r, Recorded::Clamped(_)) {
+            self.diag.clamped_durations += 1;
+        }
+        Ok(())
+    }
+
+    /// Returns the status class index (0 for 1xx .. 4 for 5xx).
+    fn check_record(&self, id: SeriesId, status: u16, duration_us: f64, now_ms: f64) -> Result<usize, Reason> {
+        if id as usize >= self.series.len() {
+            return Err(Reason::UnknownId);
+        }
+        if !(100..=599).contains(&status) {
+            return Err(Reason::InvalidStatus);
+        }
+        if !duration_us.is_finite() || duration_us < 0.0 {
+            return Err(Reason::InvalidDuration);
+        }
+        if !now_ms.is_finite() {
+            return Err(Reason::InvalidTime);
+        }
+        Ok((status / 100 - 1) as usize)
+    }
+
+    fn reject(&mut self, reason: Reason) -> Reason {
+        self.diag.count(reason);
+        reason
+    }
+
+    /// A request began. The gauge is global: when a request starts, its route
+    /// is usually not known yet.
+    pub fn request_started(&mut self) {
+        self.in_flight = self.in_flight.saturating_add(1);
+    }
+
+    /// A request that was started has completed (record it with `record`).
+    pub fn request_finished(&mut self) {
+        self.end_in_flight();
+    }
+
+    fn end_in_flight(&mut self) {
+        if self.in_flight == 0 {
+            self.diag.count(Reason::UnbalancedFinish);
+        } else {
+            self.in_flight -= 1;
+        }
+    }
+
+    /// A started request ended without a response (the client went away).
+    /// Call it instead of `request_finished`. The in-flight gauge goes down
+    /// even when the id or time is bad: the request is over either way, and
+    /// a bad argument must not leave the gauge stuck high.
+    pub fn request_aborted(&mut self, id: SeriesId, now_ms: f64) -> Result<(), Reason> {
+        self.end_in_flight();
+        if id as usize >= self.series.len() {
+            return Err(self.reject(Reason::UnknownId));
+        }
+        if !now_ms.is_finite() {
+            return Err(self.reject(Reason::InvalidTime));
+        }
+        self.series[id as usize].abort(now_ms);
+        self.pooled.abort(now_ms);
+        Ok(())
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
+    pub fn diagnostics(&self) -> Diagnostics {
+        self.diag
+    }
+
+    /// One series over one window, as of `now`.
+    pub fn series_stats(&mut self, id: SeriesId, window: Window, now: f64) -> CoreResult<WindowStats> {
+        check_now(now)?;
+        let s = self.series.get_mut(id as usize).ok_or_else(|| CoreError::not_found("series id", id))?;
+        Ok(s.stats(&mut self.scratch, window, now, self.origin))
+    }
+
+    /// Every series together over one window, as of `now`.
+    pub fn pooled_stats(&mut self, window: Window, now: f64) -> CoreResult<WindowStats> {
+        check_now(now)?;
+        Ok(self.pooled.stats(&mut self.scratch, window, now, self.origin))
+    }
+
+    /// Appends the latency histogram of a series (`None`: all series) over a
+    /// window to `out`, in HDR's base64 V2 compressed form, for merging with
+    /// other processes' histograms (`Aggregate::import`).
+    pub fn export_latency(&mut self, id: Option<SeriesId>, window: Window, now: f64, out: &mut String) -> CoreResult<()> {
+        check_now(now)?;
+        let s = match id {
+            None => &mut self.pooled,
+            Some(id) => self.series.get_mut(id as usize).ok_or_else(|| CoreError::not_found("series id", id))?,
+        };
+        self.scratch.clear();
+        self.scratch.add_window(&mut s.latency, window, now);
+        self.scratch.export(out)
+    }
+
+    /// Zeroes every count, histogram and diagnostic as of `now`. Series and
+    /// their ids survive (callers cache ids), and so does the in-flight
+    /// gauge: those requests are still running and will finish.
+    pub fn reset(&mut self, now: f64) -> CoreResult<()> {
+        check_now(now)?;
+        self.series.iter_mut().for_each(|s| s.reset(now));
+        self.pooled.reset(now);
+        self.diag = Diagnostics::default();
+        self.origin = now;
+        Ok(())
+    }
+
+    /// Appends every series in the Prometheus text exposition format 0.0.4.
+    /// Counters and the histogram are all-time (Prometheus computes windows
+    /// itself with `rate()`). Label sets appear once they have a count, as
+    /// with prom-client. The caller's `String` can be cleared and reused
+    /// between scrapes so its buffer is allocated once.
+    pub fn render_prometheus(&self, out: &mut String) {
+        self.render_requests(out);
+        self.render_aborted(out);
+        self.render_in_flight(out);
+        self.render_durations(out);
+    }
+
+    fn render_requests(&self, out: &mut String) {
+        family_header(out, REQUESTS, "counter", "Completed HTTP requests by method, route and status class.");
+        for s in &self.series {
+            for (class, &n) in STATUS_CLASSES.iter().zip(&s.all_time.by_class) {
+                if n > 0 {
+                    let _ = writeln!(out, "{REQUESTS}{{{},status_class=\"{class}\"}} {n}", s.labels);
+                }
+            }
+        }
+    }
+
+    fn render_aborted(&self, out: &mut String) {
+        family_header(out, ABORTED, "counter", "HTTP requests that ended before a response was sent.");
+        for s in self.series.iter().filter(|s| s.all_time.aborted > 0) {
+            let _ = writeln!(out, "{ABORTED}{{{}}} {}", s.labels, s.all_time.aborted);
+        }
+    }
+
+    fn render_in_flight(&self, out: &mut String) {
+        family_header(out, IN_FLIGHT, "gauge", "HTTP requests started and not yet finished or aborted.");
+        let _ = writeln!(out, "{IN_FLIGHT} {}", self.in_flight);
+    }
+
+    fn render_durations(&self, out: &mut String) {
+        family_header(out, DURATION, "histogram", "HTTP request duration in seconds.");
+        for s in &self.series {
+            let Some(h) = s.latency.all_time().filter(|h| !h.is_empty()) else { continue };
+            let count = render_buckets(out, &s.labels, h, &self.bounds);
+            let _ = writeln!(out, "{DURATION}_sum{{{}}} {}", s.labels, s.sum_us as f64 / 1e6);
+            let _ = writeln!(out, "{DURATION}_count{{{}}} {count}", s.labels);
+        }
+    }
+}
+
+/// Writes the cumulative `_bucket` lines of one series in a single pass over
+/// the histogram and returns the total, which is both `+Inf` and `_count`.
+/// A sample counts under a bound when the lowest value HDR cannot tell it
+/// apart from is at or below the bound: exact for bounds under 2 ms, and
+/// within HDR's 0.1 % above.
+fn render_buckets(out: &mut String, labels: &str, h: &Histogram<u64>, bounds: &[Bound]) -> u64 {
+    let mut cumulative = 0u64;
+    let mut next = 0;
+    for v in h.iter_recorded() {
+        let lowest = h.lowest_equivalent(v.value_iterated_to());
+        while next < bounds.len() && lowest > bounds[next].us {
+            bucket_line(out, labels, &bounds[next].le, cumulative);
+            next += 1;
+        }
+        cumulative += v.count_at_value();
+    }
+    for b in &bounds[next..] {
+        bucket_line(out, labels, &b.le, cumulative);
+    }
+    bucket_line(out, labels, "+Inf", cumulative);
+    cumulative
+}
+
+fn bucket_line(out: &mut String, labels: &str, le: &str, count: u64) {
+    let _ = writeln!(out, "{DURATION}_bucket{{{labels},le=\"{le}\"}} {count}");
+}
+
+fn family_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Label values escape backslash, double quote and newline; nothing else
+/// needs it in format 0.0.4.
+fn push_escaped(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn check_label(field: &str, value: &str, max: usize) -> CoreResult<()> {
+    if value.is_empty() || value.len() > max {
+        return Err(CoreError::range(field, &format!("a non-empty string of at most {max} bytes"), format!("{} bytes", value.len())));
+    }
+    Ok(())
+}
+
+fn check_now(now: f64) -> CoreResult<()> {
+    if !now.is_finite() {
+        return Err(CoreError::range("now", "a finite number of milliseconds", check::fmt_num(now)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::error::ErrorKind;
+    use crate::core::rng::SplitMix64;
+
+    fn store() -> SignalStore {
+        SignalStore::new(SignalsOptions::default(), 0.0).unwrap()
+    }
+
+    #[test]
+    fn intern_is_stable_and_validates_routes() {
+        let mut s = store();
+        let a = s.intern("GET", "/a").unwrap();
+        assert_eq!(s.intern("GET", "/a").unwrap(), a);
+        assert_ne!(s.intern("POST", "/a").unwrap(), a);
+        assert_eq!(s.labels(a), Some(("GET", "/a")));
+        assert_eq!(s.lookup("GET", "/a"), Some(a));
+        assert_eq!(s.lookup("GET", "/b"), None);
+        assert!(s.intern("GET", &"r".repeat(MAX_ROUTE_LEN)).is_ok());
+        for bad in [String::new(), "r".repeat(MAX_ROUTE_LEN + 1)] {
+            let e = s.intern("GET", &bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Range);
+            assert!(e.message.starts_with("route must be a non-empty string of at most 512 bytes"), "{}", e.message);
+        }
+        assert!(s.intern("", "/a").unwrap_err().message.starts_with("method must be"));
+        // The reserved keys are the reserved series, so labels never repeat.
+        assert_eq!(s.intern(RESERVED_METHOD, UNMATCHED_ROUTE).unwrap(), UNMATCHED);
+        assert_eq!(s.intern(RESERVED_METHOD, OTHER_ROUTE).unwrap(), OTHER);
+        assert_eq!(s.labels(UNMATCHED), Some(("*", "unmatched")));
+    }
+
+    #[test]
+    fn cardinality_cap_maps_new_keys_to_other_and_counts_them() {
+        let mut s = SignalStore::new(SignalsOptions { max_series: 3, ..Default::default() }, 0.0).unwrap();
+        let ids: Vec<_> = (0..3).map(|i| s.intern("GET", &format!("/r{i}")).unwrap()).collect();
+        assert!(ids.iter().all(|&id| id > OTHER));
+        assert_eq!(s.intern("GET", "/r3").unwrap(), OTHER);
+        assert_eq!(s.intern("GET", "/r4").unwrap(), OTHER);
+        assert_eq!(s.intern("GET", "/r3").unwrap(), OTHER);
+        // Known keys still get their own series past the cap.
+        assert_eq!(s.intern("GET", "/r1").unwrap(), ids[1]);
+        assert_eq!(s.diagnostics().series_overflow, 3);
+        assert_eq!(s.series_count(), 5);
+        s.record(OTHER, 200, 10.0, 1.0).unwrap();
+        assert_eq!(s.series_stats(OTHER, Window::AllTime, 1.0).unwrap().requests, 1);
+        // A cap of 0 sends everything to `other`.
+        let mut z = SignalStore::new(SignalsOptions { max_series: 0, ..Default::default() }, 0.0).unwrap();
+        assert_eq!(z.intern("GET", "/").unwrap(), OTHER);
+    }
+
+    #[test]
+    fn counts_and_rates_per_window_rotate_with_injected_time() {
+        let mut s = store();
+        let id = s.intern("GET", "/a").unwrap();
+        s.record(id, 200, 1_000.0, 0.0).unwrap();
+        s.record(id, 404, 1_200.0, 5_000.0).unwrap();
+        s.record(id, 500, 1_500.0, 9_000.0).unwrap();
+        s.record(id, 503, 2_000.0, 9_500.0).unwrap();
+        let st = s.series_stats(id, Window::TenSeconds, 9_999.0).unwrap();
+        assert_eq!((st.requests, st.status_4xx, st.status_5xx), (4, 1, 2));
+        assert_eq!(st.error_rate, 0.5);
+        assert_eq!(st.span_seconds, 9.999);
+        assert!((st.requests_per_second - 4.0 / 9.999).abs() < 1e-12);
+        assert_eq!((st.latency.count, st.latency.min_us, st.latency.max_us), (4, 1_000, 2_000));
+        // At 10 s the first 2 s slice leaves; the 1 min window keeps all four.
+        let st = s.series_stats(id, Window::TenSeconds, 10_000.0).unwrap();
+        assert_eq!((st.requests, st.latency.count, st.span_seconds), (3, 3, 8.0));
+        assert_eq!(s.series_stats(id, Window::OneMinute, 10_000.0).unwrap().requests, 4);
+        assert_eq!(s.series_stats(id, Window::FiveMinutes, 299_999.0).unwrap().requests, 4);
+        assert_eq!(s.series_stats(id, Window::FiveMinutes, 300_000.0).unwrap().requests, 0);
+        // All time: rate over the time since creation.
+        let st = s.series_stats(id, Window::AllTime, 400_000.0).unwrap();
+        assert_eq!((st.requests, st.span_seconds, st.requests_per_second), (4, 400.0, 0.01));
+        assert_eq!(st.latency.count, 4);
+    }
+
+    #[test]
+    fn rates_over_less_than_a_second_divide_by_a_second() {
+        let mut s = store();
+        let id = s.intern("GET", "/a").unwrap();
+        s.record(id, 200, 10.0, 0.0).unwrap();
+        let st = s.series_stats(id, Window::TenSeconds, 0.0).unwrap();
+        assert_eq!((st.span_seconds, st.requests_per_second), (0.0, 1.0));
+        assert_eq!(s.series_stats(id, Window::AllTime, 0.0).unwrap().requests_per_second, 1.0);
+    }
+
+    #[test]
+    fn a_series_interned_late_shares_the_store_clock() {
+        let mut s = store();
+        let first = s.intern("GET", "/first").unwrap();
+        s.record(first, 200, 10.0, 100_000.0).unwrap();
+        let late = s.intern("GET", "/late").unwrap();
+        s.record(late, 200, 10.0, 100_500.0).unwrap();
+        let st = s.series_stats(late, Window::OneMinute, 105_000.0).unwrap();
+        assert_eq!((st.requests, st.span_seconds), (1, 55.0));
+    }
+
+    #[test]
+    fn pooled_figures_sum_every_series() {
+        let mut s = store();
+        let a = s.intern("GET", "/a").unwrap();
+        let b = s.intern("POST", "/b").unwrap();
+        let mut rng = SplitMix64::new(5);
+        let mut all = Vec::new();
+        for i in 0..3_000 {
+            let us = 100.0 + rng.next_f64() * 50_000.0;
+            let (id, status) = if i % 4 == 0 { (b, 500) } else { (a, 200) };
+            s.record(id, status, us, i as f64).unwrap();
+            all.push(us.round() as u64);
+        }
+        s.record(UNMATCHED, 404, 7.0, 3_000.0).unwrap();
+        all.push(7);
+        all.sort_unstable();
+        let p = s.pooled_stats(Window::AllTime, 3_000.0).unwrap();
+        assert_eq!((p.requests, p.status_5xx, p.status_4xx), (3_001, 750, 1));
+        let exact_p99 = all[(0.99 * all.len() as f64).ceil() as usize - 1];
+        assert!(p.latency.p99_us.abs_diff(exact_p99) as f64 <= exact_p99 as f64 * 0.001);
+        let p10 = s.pooled_stats(Window::TenSeconds, 3_000.0).unwrap();
+        assert_eq!(p10.latency, p.latency);
+        assert_eq!(p10.requests, 3_001);
+    }
+
+    #[test]
+    fn bad_input_is_counted_and_never_recorded() {
+        let mut s = store();
+        let id = s.intern("GET", "/a").unwrap();
+        for status in [0, 99, 600, 999, u16::MAX] {
+            assert_eq!(s.record(id, status, 10.0, 1.0), Err(Reason::InvalidStatus));
+        }
+        for d in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, -f64::MIN_POSITIVE] {
+            assert_eq!(s.record(id, 200, d, 1.0), Err(Reason::InvalidDuration));
+        }
+        for now in [f64::NAN, f64::INFINITY] {
+            assert_eq!(s.record(id, 200, 10.0, now), Err(Reason::InvalidTime));
+        }
+        assert_eq!(s.record(9_999, 200, 10.0, 1.0), Err(Reason::UnknownId));
+        assert_eq!(s.record(u32::MAX, 200, 10.0, 1.0), Err(Reason::UnknownId));
+        let d = s.diagnostics();
+        assert_eq!((d.invalid_status, d.invalid_duration, d.invalid_time, d.unknown_id), (5, 5, 2, 2));
+        assert_eq!(d.rejected(Reason::InvalidStatus), 5);
+        assert_eq!(s.pooled_stats(Window::AllTime, 2.0).unwrap().requests, 0);
+        // Edges that are valid: 100 and 599, zero duration, more than an hour (clamped).
+        assert!(s.record(id, 100, 0.0, 1.0).is_ok());
+        assert!(s.record(id, 599, 1e12, 1.0).is_ok());
+        assert_eq!(s.diagnostics().clamped_durations, 1);
+        assert_eq!(s.series_stats(id, Window::AllTime, 2.0).unwrap().requests, 2);
+        // Reads with bad arguments are errors, not panics.
+        assert_eq!(s.series_stats(77, Window::AllTime, 2.0).unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(s.pooled_stats(Window::OneMinute, f64::NAN).unwrap_err().kind, ErrorKind::Range);
+        assert!(s.reset(f64::INFINITY).is_err());
+        let names: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, ["invalid_status", "invalid_duration", "invalid_time", "unknown_id", "unbalanced_finish"]);
+    }
+
+    #[test]
+    fn in_flight_never_goes_negative_and_aborts_count_per_series() {
+        let mut s = store();
+        let id = s.intern("GET", "/a").unwrap();
+        s.request_finished();
+        assert_eq!((s.in_flight(), s.diagnostics().unbalanced_finish), (0, 1));
+        s.request_started();
+        s.request_started();
+        s.request_started();
+        s.request_finished();
+        s.request_aborted(id, 5.0).unwrap();
+        assert_eq!(s.in_flight(), 1);
+        // A bad id is counted, and the request still leaves the gauge.
+        assert_eq!(s.request_aborted(42, 5.0), Err(Reason::UnknownId));
+        assert_eq!(s.in_flight(), 0);
+        let st = s.series_stats(id, Window::TenSeconds, 6.0).unwrap();
+        assert_eq!((st.aborted, st.requests), (1, 0));
+        assert_eq!(s.pooled_stats(Window::AllTime, 6.0).unwrap().aborted, 1);
+        assert_eq!(s.series_stats(id, Window::TenSeconds, 20_000.0).unwrap().aborted, 0);
+    }
+
+    #[test]
+    fn reset_zeroes_figures_but_keeps_ids_and_in_flight() {
+        let mut s = store();
+        let id = s.intern("GET", "/a").unwrap();
+        s.request_started();
+        s.record(id, 500, 10.0, 1.0).unwrap();
+        s.record(id, 1000, 10.0, 1.0).unwrap_err();
+        s.reset(1_000.0).unwrap();
+        assert_eq!(s.series_stats(id, Window::AllTime, 1_000.0).unwrap(), WindowStats::default());
+        assert_eq!(s.diagnostics(), Diagnostics::default());
+        assert_eq!((s.intern("GET", "/a").unwrap(), s.in_flight()), (id, 1));
+        s.record(id, 200, 10.0, 3_000.0).unwrap();
+        let st = s.series_stats(id, Window::AllTime, 3_000.0).unwrap();
+        assert_eq!((st.requests, st.span_seconds), (1, 2.0));
+        let mut text = String::new();
+        s.render_prometheus(&mut text);
+        assert!(!text.contains("5xx"), "{text}");
+    }
+
+    /// One parsed sample line: metric name, label text, value.
+    fn samples(text: &str) -> Vec<(&str, &str, &str)> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| {
+                let (head, value) = l.rsplit_once(' ').unwrap();
+                match head.split_once('{') {
+                    Some((name, labels)) => (name, labels.strip_suffix('}').unwrap(), value),
+                    None => (head, "", value),
+                }
+            })
+            .collect()
+    }
+
+    /// The family a sample belongs to: histogram suffixes are stripped.
+    fn family(name: &str) -> &str {
+        ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name)
+    }
+
+    #[test]
+    fn prometheus_output_is_well_formed() {
+        let mut s = store();
+        let a = s.intern("GET", "/a").unwrap();
+        let b = s.intern("POST", "/b").unwrap();
+        let mut rng = SplitMix64::new(1);
+        for i in 0..2_000 {
+            let (id, status) = if i % 3 == 0 { (b, 201) } else { (a, [200, 404, 500][i % 3]) };
+            s.record(id, status, 10f64.powf(2.0 + rng.next_f64() * 5.0), i as f64).unwrap();
+        }
+        s.request_started();
+        s.request_started();
+        s.request_aborted(b, 1.0).unwrap();
+        let mut text = String::from("# already in the buffer\n");
+        s.render_prometheus(&mut text);
+        assert!(text.starts_with("# already in the buffer\n# HELP http_requests_total "));
+        assert!(text.ends_with('\n'));
+
+        // Each family: one HELP and one TYPE, before its samples, which are contiguous.
+        let mut seen: Vec<&str> = Vec::new();
+        for line in text.lines().skip(1) {
+            let fam = match line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
+                Some(rest) => rest.split(' ').next().unwrap(),
+                None => family(line.split(['{', ' ']).next().unwrap()),
+            };
+            if seen.last() != Some(&fam) {
+                assert!(!seen.contains(&fam), "{fam} split up");
+                assert!(line.starts_with("# HELP"), "{fam} starts without HELP: {line}");
+                seen.push(fam);
+            }
+        }
+        assert_eq!(seen, [REQUESTS, ABORTED, IN_FLIGHT, DURATION]);
+        for (kind, fam) in [("counter", REQUESTS), ("counter", ABORTED), ("gauge", IN_FLIGHT), ("histogram", DURATION)] {
+            assert_eq!(text.matches(&format!("# TYPE {fam} {kind}\n")).count(), 1);
+            assert_eq!(text.matches(&format!("# HELP {fam} ")).count(), 1);
+        }
+        assert!(text.contains("\nhttp_requests_in_flight 1\n"));
+        assert!(text.contains("\nhttp_requests_aborted_total{method=\"POST\",route=\"/b\"} 1\n"));
+
+        let parsed = samples(&text);
+        for (id, labels) in [(a, "method=\"GET\",route=\"/a\""), (b, "method=\"POST\",route=\"/b\"")] {
+            let requests: u64 = parsed.iter().filter(|(n, l, _)| *n == REQUESTS && l.starts_with(labels)).map(|(_, _, v)| v.parse::<u64>().unwrap()).sum();
+            let buckets: Vec<(&str, u64)> = parsed
+                .iter()
+                .filter(|(n, l, _)| *n == "http_request_duration_seconds_bucket" && l.starts_with(labels))
+                .map(|(_, l, v)| (l.rsplit_once("le=").unwrap().1, v.parse().unwrap()))
+                .collect();
+            assert_eq!(buckets.len(), DEFAULT_BUCKETS.len() + 1);
+            assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "not cumulative: {buckets:?}");
+            assert_eq!(buckets.last().unwrap().0, "\"+Inf\"");
+            let count = |suffix: &str| parsed.iter().find(|(n, l, _)| n.ends_with(suffix) && *l == labels).unwrap().2;
+            assert_eq!(count("_count").parse::<u64>().unwrap(), buckets.last().unwrap().1);
+            assert_eq!(buckets.last().unwrap().1, requests);
+            let st = s.series_stats(id, Window::AllTime, 2_000.0).unwrap();
+            assert_eq!(requests, st.requests);
+            let sum: f64 = count("_sum").parse().unwrap();
+            assert!((sum - st.latency.mean_us * st.requests as f64 / 1e6).abs() <= sum * 0.001);
+        }
+    }
+
+    #[test]
+    fn prometheus_buckets_use_custom_bounds_and_include_the_bound() {
+        let opts = SignalsOptions { buckets: vec![0.005, 0.1], ..Default::default() };
+        let mut s = SignalStore::new(opts, 0.0).unwrap();
+        let id = s.intern("GET", "/").unwrap();
+        for us in [5_000.0, 5_000.0, 5_001.0 * 1.01, 100_000.0, 2e6] {
+            s.record(id, 200, us, 0.0).unwrap();
+        }
+        let mut text = String::new();
+        s.render_prometheus(&mut text);
+        let b = |le: &str| format!("http_request_duration_seconds_bucket{{method=\"GET\",route=\"/\",le=\"{le}\"}} ");
+        assert!(text.contains(&(b("0.005") + "2\n")), "{text}");
+        assert!(text.contains(&(b("0.1") + "4\n")), "{text}");
+        assert!(text.contains(&(b("+Inf") + "5\n")), "{text}");
+        assert!(text.contains("http_request_duration_seconds_sum{method=\"GET\",route=\"/\"} 2.115051\n"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut s = store();
+        let id = s.intern("GET", "/a\\b\"c\nd").unwrap();
+        s.record(id, 200, 10.0, 0.0).unwrap();
+        let mut text = String::new();
+        s.render_prometheus(&mut text);
+        assert!(text.contains("http_requests_total{method=\"GET\",route=\"/a\\\\b\\\"c\\nd\",status_class=\"2xx\"} 1\n"), "{text}");
+        // No raw newline inside a sample: every line is a comment or parses as a sample.
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), samples(&text).len());
+        assert!(text.lines().all(|l| l.starts_with('#') || l.starts_with("http_")));
+        assert_eq!(s.labels(id), Some(("GET", "/a\\b\"c\nd")));
+    }
+
+    #[test]
+    fn options_are_validated_with_field_names() {
+        let bad = |o: SignalsOptions| SignalStore::new(o, 0.0).err().unwrap().message;
+        assert!(bad(SignalsOptions { max_series: MAX_SERIES_LIMIT + 1, ..Default::default() }).starts_with("maxSeries must be"));
+        for buckets in [vec![0.1, 0.1], vec![0.2, 0.1], vec![f64::NAN], vec![0.0], vec![-1.0], vec![7_200.0], vec![0.1; MAX_BUCKETS + 1]] {
+            assert!(bad(SignalsOptions { buckets, ..Default::default() }).starts_with("buckets must be"));
+        }
+        assert!(SignalStore::new(SignalsOptions::default(), f64::NAN).is_err());
+        // No bounds at all is valid: the histogram is then only +Inf, _sum and _count.
+        let mut s = SignalStore::new(SignalsOptions { buckets: vec![], ..Default::default() }, 0.0).unwrap();
+        s.record(UNMATCHED, 200, 10.0, 0.0).unwrap();
+        let mut text = String::new();
+        s.render_prometheus(&mut text);
+        assert_eq!(text.matches("_bucket{").count(), 1);
+    }
+
+    #[test]
+    fn exported_latency_merges_like_the_pooled_histogram() {
+        let mut s = store();
+        let a = s.intern("GET", "/a").unwrap();
+        let b = s.intern("GET", "/b").unwrap();
+        for i in 0..500 {
+            s.record(if i % 2 == 0 { a } else { b }, 200, 50.0 + i as f64 * 37.0, i as f64).unwrap();
+        }
+        let mut merged = Aggregate::new();
+        for id in [a, b] {
+            let mut e = String::new();
+            s.export_latency(Some(id), Window::OneMinute, 500.0, &mut e).unwrap();
+            merged.import(&e).unwrap();
+        }
+        let mut pooled = String::new();
+        s.export_latency(None, Window::OneMinute, 500.0, &mut pooled).unwrap();
+        let mut direct = Aggregate::new();
+        direct.import(&pooled).unwrap();
+        assert_eq!(merged.histogram(), direct.histogram());
+        assert!(s.export_latency(Some(99), Window::AllTime, 0.0, &mut pooled).is_err());
+    }
+}
