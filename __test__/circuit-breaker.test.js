@@ -82,6 +82,12 @@ describe('parity with the original registry (spec §8)', () => {
     assert.equal(r.error.breaker, name);
     assert.ok(r.error.retryAfterMs > 50_000 && r.error.retryAfterMs <= 60_000);
     assert.match(r.error.stack, /CircuitOpenError: Circuit breaker/);
+    // Refusals made from the mirror (no crossing) are still counted by Rust.
+    for (let i = 0; i < 4; i++) await settle(b.execute(ok()));
+    const snap = b.toJSON();
+    assert.equal(snap.totals.rejects, 5);
+    assert.equal(snap.window.rejects, 5);
+    assert.equal(snap.window.calls, 3, 'refusals are not calls');
   });
 
   test('a success resets failureCount and lastFailureTime', async () => {

@@ -58,8 +58,11 @@ function record(id: number, outcome: number, latency: number, at: number, trial:
   return native.cbRecord(INST);
 }
 
-/** Appends a plain success to the ring; Rust applies it on its next crossing. */
-function pushSuccess(id: number, latency: number, at: number): void {
+/**
+ * Appends a plain success (latency >= 0) or a refusal made from the mirror
+ * (latency -1) to the ring; Rust applies it on its next crossing.
+ */
+function pushOutcome(id: number, latency: number, at: number): void {
   let n = ring[0];
   if (n >= RING_CAP) {
     native.cbDrain(INST);
@@ -321,7 +324,9 @@ export interface BreakerStateView {
 
 export type BreakerSnapshot = ReturnType<typeof native.cbSnapshot>;
 
-const STATES: CircuitState[] = ['closed', 'open', 'half-open'];
+// Mirror gate values: 0 closed, 2 open, 3 half-open, 4 isolated.
+const STATES: CircuitState[] = ['closed', 'open', 'half-open', 'open'];
+const GATE_ISOLATED = 4;
 
 function checkFn(field: string, v: unknown): void {
   if (v !== undefined && typeof v !== 'function') {
@@ -389,11 +394,20 @@ export class CircuitBreaker extends EventEmitter {
     if (gate === 0 && this.timeoutMs === 0) return this.runClosed(fn);
     let trial = false;
     if (gate !== 0) {
-      // Not closed: Rust decides (and may turn open into half-open here).
+      // Open and inside its reset timeout (Rust wrote until when): refuse
+      // without crossing; the refusal is counted with the next batch.
+      const t = now();
+      const until = this.page[this.slot + 2];
+      if (t < until) {
+        pushOutcome(this.id, -1, t);
+        const isolated = gate === GATE_ISOLATED;
+        return this.rejected<T>(isolated ? REJECT_ISOLATED : REJECT_OPEN, null, isolated ? null : until - t);
+      }
+      // Otherwise Rust decides (and may turn open into half-open here).
       const code = acquire(this.id);
       if (code >> 4) this.transitions(code >> 4);
       const admission = code & 15;
-      if (admission >= REJECT_OPEN) return this.rejected<T>(admission, null);
+      if (admission >= REJECT_OPEN) return this.rejected<T>(admission, null, this.retryAfter());
       trial = admission === ADMIT_TRIAL;
     }
     return this.runAdmitted(fn, trial);
@@ -416,7 +430,7 @@ export class CircuitBreaker extends EventEmitter {
     const t1 = now();
     const latency = t1 - t0;
     if (latency < this.page[this.slot + 1]) {
-      pushSuccess(this.id, latency, t1);
+      pushOutcome(this.id, latency, t1);
       if (this.hotListeners) this.emitSafe('success', value, latency);
     } else {
       // Slow: it may open the breaker, so Rust hears of it now.
@@ -508,8 +522,9 @@ export class CircuitBreaker extends EventEmitter {
         this.transitions(code >> 4);
         const admission = code & 15;
         if (admission >= REJECT_OPEN) {
+          const retryAfterMs = this.retryAfter();
           this.failed(err, now() - t0, false);
-          return this.rejected<T>(admission, err);
+          return this.rejected<T>(admission, err, retryAfterMs);
         }
         trial = admission === ADMIT_TRIAL;
       }
@@ -541,12 +556,15 @@ export class CircuitBreaker extends EventEmitter {
     return native.cbRetryDelay(INST);
   }
 
-  private rejected<T>(admission: number, cause: Error | null): Promise<T> {
-    // `acquire` left the time the breaker admits its next trial in io[1].
+  /** After `acquire` refused: it left the time the breaker admits its next trial in io[1]. */
+  private retryAfter(): number | null {
     const nextAt = io[1];
+    return nextAt === nextAt ? Math.max(0, nextAt - acquiredAt) : null;
+  }
+
+  private rejected<T>(admission: number, cause: Error | null, retryAfterMs: number | null): Promise<T> {
     const message = this.message(admission);
     const state: CircuitState = admission === REJECT_HALF_OPEN_FULL ? 'half-open' : 'open';
-    const retryAfterMs = nextAt === nextAt ? Math.max(0, nextAt - acquiredAt) : null;
     const e = CircuitOpenError.create(message, this.name, state, retryAfterMs, admission === REJECT_ISOLATED);
     if (cause) (e as { cause?: unknown }).cause = cause;
     this.emitSafe('reject', e);

@@ -4,12 +4,14 @@
 //! call with no arguments, ~280 ns with three numbers, ~600 ns for a class
 //! method):
 //! - **Mirror pages** (`Float64Array`s allocated by JS, written only by Rust):
-//!   two slots per breaker, `[gate, slowCallMs]`. `gate == 0` means "closed:
-//!   run without asking", so a call on a closed breaker makes no crossing
-//!   before it runs.
-//! - **Success ring** (`Float64Array`): the JS wrapper appends
-//!   `(id, latency, finishedAt)` for each plain success and Rust drains the
-//!   ring at the start of every crossing, or when it fills. A plain success on
+//!   three slots per breaker, `[gate, slowCallMs, rejectUntil]`. `gate == 0`
+//!   means "closed: run without asking", so a call on a closed breaker makes
+//!   no crossing before it runs; `now < rejectUntil` means "open: refuse
+//!   without asking" (the refusal is reported in the next batch).
+//! - **Outcome ring** (`Float64Array`): the JS wrapper appends
+//!   `(id, latency, finishedAt)` for each plain success, and `(id, -1, at)`
+//!   for each refusal it made from the mirror; Rust drains the ring at the
+//!   start of every crossing, or when it fills. A plain success on
 //!   a closed breaker cannot change its state (only failures, slow calls and
 //!   half-open trials can, and those cross at once), so batching changes when
 //!   Rust learns of it, never what it decides.
@@ -35,9 +37,9 @@ use crate::core::error::CoreError;
 use crate::core::registry::Registry;
 use crate::napi_util::{either::Either, throw, Opts};
 
-/// Breakers per mirror page; a page is `PAGE * STRIDE` f64s (16 KiB).
+/// Breakers per mirror page; a page is `PAGE * STRIDE` f64s (24 KiB).
 const PAGE: usize = 1024;
-const STRIDE: usize = 2;
+const STRIDE: usize = 3;
 /// Successes the ring holds before the JS side forces a drain.
 const RING_CAP: usize = 512;
 const RING_LEN: usize = 1 + 3 * RING_CAP;
@@ -121,7 +123,7 @@ impl Binding {
             ring[0] = 0.0;
             if n > 0 {
                 let entries = ring[1..1 + 3 * n].chunks_exact(3).map(|c| (c[0] as u32, c[1], c[2]));
-                self.reg.apply_successes(entries, &mut drained);
+                self.reg.apply_batch(entries, &mut drained);
             }
         }
         for (id, _) in drained.drain(..) {
@@ -135,14 +137,23 @@ impl Binding {
     fn sync(&mut self, id: u32) {
         let (page, slot) = (id as usize / PAGE, id as usize % PAGE);
         let Some(b) = self.reg.get(id) else { return };
-        let gate = if b.admits_without_asking() { 0.0 } else { 1.0 + b.state() as u8 as f64 };
+        // gate: 0 closed, 2 open, 3 half-open, 4 isolated (open by hand).
+        let gate = if b.admits_without_asking() {
+            0.0
+        } else if b.is_isolated() {
+            4.0
+        } else {
+            1.0 + b.state() as u8 as f64
+        };
         let slow = b.options().slow_call_duration_ms.unwrap_or(f64::INFINITY);
+        let until = b.rejects_until().unwrap_or(0.0);
         for inst in &self.instances {
             let Some(&p) = inst.pages.get(page) else { continue };
             // SAFETY: each page is PAGE * STRIDE long and kept alive by `_keep`.
             unsafe {
                 *p.add(slot * STRIDE) = gate;
                 *p.add(slot * STRIDE + 1) = slow;
+                *p.add(slot * STRIDE + 2) = until;
             }
         }
     }

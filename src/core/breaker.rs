@@ -388,6 +388,24 @@ impl Breaker {
         }
     }
 
+    /// When calls are refused without asking: `Some(t)` while open (until
+    /// `t`, or forever when isolated). The binding mirrors this so JS can
+    /// refuse a call on an open breaker without crossing, and report the
+    /// refusal in its next batch.
+    pub fn rejects_until(&self) -> Option<f64> {
+        match self.state {
+            State::Open if self.isolated => Some(f64::INFINITY),
+            State::Open => Some(self.opened_at + self.opts.reset_timeout_ms),
+            _ => None,
+        }
+    }
+
+    /// Counts a call refused by the caller on the strength of `rejects_until`.
+    pub fn count_reject(&mut self, at: f64) {
+        self.totals.rejects += 1;
+        self.window.record(at, Sample::Reject, 0.0, false);
+    }
+
     fn reject(&mut self, now: f64, why: Admission) -> Admission {
         self.totals.rejects += 1;
         self.window.record(now, Sample::Reject, 0.0, false);

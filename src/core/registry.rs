@@ -97,13 +97,19 @@ impl Registry {
         Ok(self.entry(id)?.breaker.on_outcome(outcome, latency_ms, at, trial))
     }
 
-    /// Applies successes the binding batched: each is (id, latency, finished-at).
+    /// Applies outcomes the binding batched: each is (id, latency, at). A
+    /// latency >= 0 is a plain success that finished at `at`; a negative one
+    /// is a call refused at `at` while the breaker was open.
     /// Unknown ids are skipped: a batch is never partly lost because of one bad entry.
     /// Returns the transitions per breaker that changed (normally none: a fast
     /// success can only change state through the slow-call rule).
-    pub fn apply_successes(&mut self, batch: impl Iterator<Item = (u32, f64, f64)>, changed: &mut Vec<(u32, Transitions)>) {
+    pub fn apply_batch(&mut self, batch: impl Iterator<Item = (u32, f64, f64)>, changed: &mut Vec<(u32, Transitions)>) {
         for (id, latency, at) in batch {
             if let Some(e) = self.entries.get_mut(id as usize) {
+                if latency < 0.0 {
+                    e.breaker.count_reject(at);
+                    continue;
+                }
                 let tr = e.breaker.on_outcome(Outcome::Success, latency, at, false);
                 if tr.0 != 0 {
                     changed.push((id, tr));
@@ -174,10 +180,18 @@ mod tests {
             r.on_outcome(id, Outcome::Failure, 1.0, t as f64, false).unwrap();
         }
         let mut changed = Vec::new();
-        r.apply_successes([(id, 1.0, 5.0), (77, 1.0, 5.0)].into_iter(), &mut changed);
+        r.apply_batch([(id, 1.0, 5.0), (77, 1.0, 5.0), (id, -1.0, 6.0)].into_iter(), &mut changed);
         assert_eq!(r.get(id).unwrap().failure_count(), 0);
+        assert_eq!(r.get(id).unwrap().totals().rejects, 1);
         assert!(changed.is_empty());
         assert_eq!(r.get(id).unwrap().state(), State::Closed);
+    }
+
+    #[test]
+    fn per_breaker_state_stays_small() {
+        // The benchmark's memory target is < 1 KB per breaker, JS and Rust together.
+        assert!(std::mem::size_of::<Entry>() <= 176, "Entry grew to {}", std::mem::size_of::<Entry>());
+        assert!(std::mem::size_of::<crate::core::window::Counts>() <= 24);
     }
 
     #[test]

@@ -16,8 +16,10 @@ pub struct Counts {
     pub slow: u32,
     /// Calls refused without running because the breaker was open or its half-open slots were taken.
     pub rejects: u32,
-    /// Sum of the latencies of the finished calls, for the mean.
-    pub latency_sum_ms: f64,
+    /// Sum of the latencies of the finished calls, for the mean. f32 keeps a
+    /// bucket at 24 bytes (10 buckets per breaker, 10 000s of breakers); its
+    /// 24-bit mantissa is ample for a mean shown in snapshots.
+    pub latency_sum_ms: f32,
 }
 
 impl Counts {
@@ -40,7 +42,7 @@ impl Counts {
         if n == 0 {
             0.0
         } else {
-            self.latency_sum_ms / n as f64
+            self.latency_sum_ms as f64 / n as f64
         }
     }
 
@@ -148,7 +150,7 @@ impl RollingWindow {
         if slow {
             b.slow += 1;
         }
-        b.latency_sum_ms += latency_ms;
+        b.latency_sum_ms += latency_ms as f32;
     }
 
     /// Sum over the window as of `now`.
