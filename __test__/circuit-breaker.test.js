@@ -312,6 +312,37 @@ describe('timeouts, fallback, events', () => {
     assert.deepEqual(ev, ['success', 'failure', 'failure', 'open', 'reject', 'halfOpen', 'success', 'close']);
   });
 
+  test("the original's log lines, through the configured logger", async () => {
+    const lines = [];
+    const capture = { log: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+    configureCircuitBreakers({ logger: capture });
+    try {
+      const name = uniq('logs');
+      const b = getCircuitBreakerRegistry().get(name, { failureThreshold: 1, resetTimeout: 5, halfOpenMaxAttempts: 1, retryOptions: { maxRetries: 1, initialDelay: 1, jitter: false } });
+      await settle(b.execute(fail()));
+      await sleep(10);
+      await settle(b.execute(fail()));
+      b.reset();
+      let isolated = 0;
+      b.on('isolate', () => isolated++);
+      b.isolate();
+      b.isolate();
+      assert.equal(isolated, 2);
+      assert.deepEqual(lines, [
+        `⚠️  [CircuitBreaker:${name}] Attempt 1/2 failed, retrying in 1ms:`,
+        `❌ [CircuitBreaker:${name}] Circuit OPENED (failure threshold reached)`,
+        `🔄 [CircuitBreaker:${name}] Transitioning to half-open state`,
+        // The trial keeps its slot for its own retry.
+        `⚠️  [CircuitBreaker:${name}] Attempt 1/2 failed, retrying in 1ms:`,
+        `❌ [CircuitBreaker:${name}] Circuit OPENED (half-open failures)`,
+        `🔄 [CircuitBreaker:${name}] Circuit RESET`,
+        `❌ [CircuitBreaker:${name}] Circuit OPENED (isolated)`,
+      ]);
+    } finally {
+      configureCircuitBreakers({ logger: null });
+    }
+  });
+
   test('a throwing listener does not break the call (its error surfaces as uncaught, later)', () => {
     const script = `
       const { getCircuitBreakerRegistry, configureCircuitBreakers } = require('@dreamnet/reliability-core/circuit-breaker');

@@ -36,6 +36,7 @@ const REJECT_HALF_OPEN_FULL = 4;
 const OPENED = 1;
 const CLOSED = 2;
 const HALF_OPENED = 4;
+const FROM_HALF_OPEN = 8;
 const OUTCOME_SUCCESS = 0;
 const OUTCOME_FAILURE = 1;
 const OUTCOME_TIMEOUT = 2;
@@ -337,7 +338,7 @@ function checkFn(field: string, v: unknown): void {
 export class CircuitBreaker extends EventEmitter {
   readonly name: string;
   private readonly id: number;
-  private page: Float64Array;
+  private readonly page: Float64Array;
   private readonly slot: number;
   private readonly timeoutMs: number;
   private readonly maxRetries: number;
@@ -615,7 +616,7 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   /** Emits one event per transition bit Rust returned, in the order they happen. */
-  private transitions(bits: number): void {
+  private transitions(bits: number, why?: string): void {
     if (bits === 0) return;
     if (bits & HALF_OPENED) {
       logger?.log(`🔄 [CircuitBreaker:${this.name}] Transitioning to half-open state`);
@@ -626,7 +627,8 @@ export class CircuitBreaker extends EventEmitter {
       this.emitSafe('close');
     }
     if (bits & OPENED) {
-      logger?.error(`❌ [CircuitBreaker:${this.name}] Circuit OPENED (failure threshold reached)`);
+      why ??= bits & FROM_HALF_OPEN ? 'half-open failures' : 'failure threshold reached';
+      logger?.error(`❌ [CircuitBreaker:${this.name}] Circuit OPENED (${why})`);
       this.emitSafe('open');
     }
   }
@@ -663,12 +665,15 @@ export class CircuitBreaker extends EventEmitter {
 
   /** Opens the breaker by hand; it half-opens after `resetTimeout` as usual. */
   open(): void {
-    this.transitions(native.cbControl(INST, this.id, 2, now()));
+    this.transitions(native.cbControl(INST, this.id, 2, now()), 'opened by hand');
   }
 
   /** Opens the breaker and holds it open until `close()` or `reset()` (incidents). */
   isolate(): void {
-    this.transitions(native.cbControl(INST, this.id, 3, now()));
+    this.transitions(native.cbControl(INST, this.id, 3, now()), 'isolated');
+    // Isolating an already-open breaker changes no state, so `open` may not
+    // fire; `isolate` always does.
+    this.emitSafe('isolate');
   }
 
   /** Everything Rust knows about this breaker: state, counters, rolling window, options. */

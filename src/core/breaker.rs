@@ -241,6 +241,8 @@ impl Transitions {
     pub const OPENED: u32 = 1;
     pub const CLOSED: u32 = 2;
     pub const HALF_OPENED: u32 = 4;
+    /// Set with `OPENED` when the breaker re-opened from half-open (failed trials).
+    pub const FROM_HALF_OPEN: u32 = 8;
 
     fn add(&mut self, bit: u32) {
         self.0 |= bit;
@@ -496,6 +498,9 @@ impl Breaker {
         if self.state == to {
             return;
         }
+        if to == State::Open && self.state == State::HalfOpen {
+            tr.add(Transitions::FROM_HALF_OPEN);
+        }
         self.state = to;
         self.last_transition_at = now;
         self.half_open_successes = 0;
@@ -644,7 +649,7 @@ mod tests {
         run(&mut b, 150.0, Outcome::Failure);
         run(&mut b, 151.0, Outcome::Failure);
         let (_, tr) = run(&mut b, 152.0, Outcome::Failure);
-        assert!(tr.has(Transitions::OPENED));
+        assert!(tr.has(Transitions::OPENED) && tr.has(Transitions::FROM_HALF_OPEN));
         assert_eq!(b.try_acquire(201.9).0, Admission::RejectOpen);
         assert_eq!(b.try_acquire(202.0).0, Admission::AdmitTrial);
     }

@@ -19,14 +19,49 @@ pub const MAX_NAME_LEN: usize = 200;
 pub const MAX_BREAKERS: usize = 1_000_000;
 
 struct Entry {
-    name: Box<str>,
+    /// Shared with the name index: one allocation per name.
+    name: Rc<str>,
     breaker: Breaker,
     rng: SplitMix64,
 }
 
+/// Entries per chunk. Chunks are allocated whole and never move or grow, so
+/// the registry does not carry a doubling `Vec`'s spare capacity (up to 2x
+/// the entries) and ids stay valid indexes forever.
+const CHUNK: usize = 1024;
+
+/// Dense id-indexed storage in fixed-size chunks.
+#[derive(Default)]
+struct Entries {
+    chunks: Vec<Vec<Entry>>,
+    len: usize,
+}
+
+impl Entries {
+    fn get(&self, id: usize) -> Option<&Entry> {
+        self.chunks.get(id / CHUNK)?.get(id % CHUNK)
+    }
+
+    fn get_mut(&mut self, id: usize) -> Option<&mut Entry> {
+        self.chunks.get_mut(id / CHUNK)?.get_mut(id % CHUNK)
+    }
+
+    fn last(&self) -> Option<&Entry> {
+        self.len.checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    fn push(&mut self, e: Entry) {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk was just ensured").push(e);
+        self.len += 1;
+    }
+}
+
 pub struct Registry {
-    entries: Vec<Entry>,
-    by_name: HashMap<Box<str>, u32>,
+    entries: Entries,
+    by_name: HashMap<Rc<str>, u32>,
     seeder: SplitMix64,
 }
 
@@ -34,15 +69,15 @@ impl Registry {
     /// `seed` drives the per-breaker jitter generators of breakers created
     /// without their own seed.
     pub fn new(seed: u64) -> Self {
-        Registry { entries: Vec::new(), by_name: HashMap::new(), seeder: SplitMix64::new(seed) }
+        Registry { entries: Entries::default(), by_name: HashMap::new(), seeder: SplitMix64::new(seed) }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.len == 0
     }
 
     pub fn id_of(&self, name: &str) -> Option<u32> {
@@ -56,8 +91,8 @@ impl Registry {
             return Ok((id, false));
         }
         validate_name(name)?;
-        if self.entries.len() >= MAX_BREAKERS {
-            return Err(CoreError::range("breaker count", &format!("at most {MAX_BREAKERS} per registry"), self.entries.len() + 1));
+        if self.entries.len >= MAX_BREAKERS {
+            return Err(CoreError::range("breaker count", &format!("at most {MAX_BREAKERS} per registry"), self.entries.len + 1));
         }
         // Reuse the previous breaker's options when they are equal: breakers
         // are usually made in families with one configuration.
@@ -67,9 +102,10 @@ impl Registry {
         };
         let breaker = Breaker::new(opts, now)?;
         let seed = seed.unwrap_or_else(|| self.seeder.next_u64());
-        let id = self.entries.len() as u32;
-        self.entries.push(Entry { name: name.into(), breaker, rng: SplitMix64::new(seed) });
-        self.by_name.insert(name.into(), id);
+        let id = self.entries.len as u32;
+        let name: Rc<str> = name.into();
+        self.entries.push(Entry { name: Rc::clone(&name), breaker, rng: SplitMix64::new(seed) });
+        self.by_name.insert(name, id);
         Ok((id, true))
     }
 
@@ -127,7 +163,7 @@ impl Registry {
     }
 
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.entries.len()).map(|i| i as u32)
+        (0..self.entries.len).map(|i| i as u32)
     }
 }
 
@@ -191,6 +227,14 @@ mod tests {
     fn per_breaker_state_stays_small() {
         // The benchmark's memory target is < 1 KB per breaker, JS and Rust together.
         assert!(std::mem::size_of::<Entry>() <= 176, "Entry grew to {}", std::mem::size_of::<Entry>());
+        // Ids past a chunk boundary still resolve.
+        let mut r = Registry::new(3);
+        for i in 0..(CHUNK + 5) {
+            let (id, _) = r.get_or_create(&format!("b{i}"), BreakerOptions::default(), None, 0.0).unwrap();
+            assert_eq!(id as usize, i);
+        }
+        assert_eq!(r.name(CHUNK as u32 + 4), Some("b1028"));
+        assert_eq!(r.id_of("b1028"), Some(CHUNK as u32 + 4));
         assert!(std::mem::size_of::<crate::core::window::Counts>() <= 24);
     }
 
