@@ -123,3 +123,107 @@ export interface CbWindow {
   slowCallRate: number
   meanLatencyMs: number
 }
+
+/**
+ * Replaces the store with one built from `options` (maxSeries, buckets,
+ * maxWindowBytes). Allowed only while no route has been recorded, so no
+ * figure is silently lost.
+ */
+export declare function sgConfigure(options: unknown | undefined | null, now: number): void
+
+export declare function sgDiagnostics(now: number): SgDiagnostics
+
+export interface SgDiagnostics {
+  invalidStatus: number
+  invalidDuration: number
+  invalidTime: number
+  unknownId: number
+  invalidRoute: number
+  seriesOverflow: number
+  clampedDurations: number
+  windowMemoryExhausted: number
+  series: number
+  histogramBytes: number
+  /** Milliseconds (monotonic) since the store was created or reset. */
+  uptimeMs: number
+}
+
+/** Applies buffered requests now. */
+export declare function sgDrain(now: number): void
+
+/**
+ * A latency histogram in HDR's compressed base64 interchange format (V2 +
+ * DEFLATE), for one series or pooled; mergeable across processes.
+ */
+export declare function sgExport(id: number | undefined | null, window: string, now: number): string
+
+/** Ids of every series of `route` (any method). */
+export declare function sgIdsForRoute(route: string): Array<number>
+
+/**
+ * Attaches one wrapper copy's ring; returns its instance id. The first call
+ * in a thread creates the store with default options.
+ */
+export declare function sgInit(ring: Float64Array, now: number): number
+
+/**
+ * The id of (method, route), creating the series (or `other` past the cap).
+ * A route the core refuses (empty, oversized) is counted and mapped to `other`.
+ */
+export declare function sgIntern(method: string, route: string): number
+
+export interface SgLatency {
+  count: number
+  min: number
+  max: number
+  mean: number
+  p50: number
+  p90: number
+  p95: number
+  p99: number
+  p999: number
+}
+
+/** The id of (method, route) if it exists. */
+export declare function sgLookup(method: string, route: string): number | null
+
+/** Prometheus text exposition (format 0.0.4) of every series. */
+export declare function sgPrometheus(inFlight: number, now: number): string
+
+/** Clears every figure (series ids stay valid). */
+export declare function sgReset(now: number): void
+
+export declare function sgRingCap(): number
+
+/** Every series with traffic, in creation order. */
+export declare function sgSeries(now: number): Array<SgSeries>
+
+export interface SgSeries {
+  id: number
+  method: string
+  route: string
+}
+
+/** One window's figures. Latencies in milliseconds. */
+export interface SgWindow {
+  /** `10s`, `1m`, `5m` or `all`. */
+  window: string
+  requests: number
+  status4xx: number
+  status5xx: number
+  aborted: number
+  /** Share of requests with status >= 400 (the original's definition), 0..1. */
+  errorRate: number
+  /** Share of requests with status >= 500, 0..1. */
+  serverErrorRate: number
+  /** Requests divided by the time the window actually covers (at least 1 s). */
+  requestsPerSecond: number
+  spanSeconds: number
+  latency: SgLatency
+}
+
+/**
+ * Figures for every window (10s, 1m, 5m, all), pooled over every series,
+ * or over `ids` when given.
+ */
+export declare function sgWindows(ids: Array<number> | undefined | null, now: number): Array<SgWindow>

@@ -10,4 +10,6 @@ pub mod core;
 #[cfg_attr(test, allow(dead_code))]
 mod breaker_napi;
 #[cfg_attr(test, allow(dead_code))]
+mod metrics_napi;
+#[cfg_attr(test, allow(dead_code))]
 mod napi_util;

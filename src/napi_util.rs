@@ -98,6 +98,25 @@ impl<'a> Opts<'a> {
         }
     }
 
+    /// An array of numbers, or None when absent.
+    pub fn number_array(&self, key: &str, allowed: &str) -> std::result::Result<Option<Vec<f64>>, CoreError> {
+        let path = self.path(key);
+        let Some((v, t)) = self.get(key)? else { return Ok(None) };
+        if t != ValueType::Object || !v.is_array().unwrap_or(false) {
+            return Err(CoreError::type_error(&path, allowed, type_name(t)));
+        }
+        let arr: Vec<Unknown> = unsafe { v.cast::<Vec<Unknown>>() }.map_err(|e| CoreError::type_error(&path, allowed, e))?;
+        arr.iter()
+            .enumerate()
+            .map(|(i, x)| match x.get_type() {
+                Ok(ValueType::Number) => unsafe { x.cast::<f64>() }.map_err(|e| CoreError::type_error(&path, allowed, e)),
+                Ok(t) => Err(CoreError::type_error(&format!("{path}[{i}]"), "a number", type_name(t))),
+                Err(e) => Err(CoreError::type_error(&format!("{path}[{i}]"), "a number", e)),
+            })
+            .collect::<std::result::Result<Vec<f64>, CoreError>>()
+            .map(Some)
+    }
+
     /// A number or `false` (meaning "off"), for options like `timeout`.
     pub fn number_or_false(&self, key: &str, allowed: &str) -> std::result::Result<Option<f64>, CoreError> {
         match self.get(key)? {

@@ -15,16 +15,35 @@
 //! Counters live in the same lazily rotated slices as the latency histograms
 //! ([`SliceRing`]), so both agree on what "the last minute" is.
 //!
-//! Memory per series: the latency histograms (worst case 1 697 504 bytes, see
-//! `histogram`), the 408-byte series struct, 16 counter slices of 48 bytes
-//! and the label strings (about three times the route's length). So the
-//! worst case with the default cap is about 1.7 GB: 1000 series, the two
-//! reserved ones and the pooled one, each having seen an hour-long request in
-//! every slice. A series whose requests stay under 1 s tops out at about
-//! 0.8 MB (16 × 45 056 + 90 112 bytes of counts), and one that has had no
-//! traffic yet costs under 2 KB. Allocations, once made, are kept and reused
-//! until the store is dropped. Lower `max_series` if that worst case is too
-//! much for the host.
+//! # Memory
+//!
+//! Per series: the latency histograms (see `histogram`: at most 403 168
+//! bytes, of which 214 528 in the 16 window slices and 188 512 all time;
+//! 206 560 when every latency stays under 1 s, 116 224 of it in slices), the
+//! 416-byte series struct, 16 counter slices of 48 bytes and the
+//! label strings (about three times the route's length). A series that has
+//! had no traffic yet costs under 2 KB. Allocations, once made, are kept and
+//! reused until the store is dropped.
+//!
+//! The window slices of all series together are capped by
+//! [`SignalsOptions::max_window_bytes`] (default 64 MiB). A series whose
+//! slices would take the total past it loses its window latency: its slices
+//! are freed, its window percentiles read count 0 until [`SignalStore::reset`],
+//! and each sample it records meanwhile is counted in
+//! [`Diagnostics::window_memory_exhausted`]. Its counts, rates, all-time
+//! latency and Prometheus output are unaffected. The pooled series (every
+//! request again, for [`SignalStore::pooled_stats`]) is exempt: it is one
+//! series, at most 214 528 bytes of slices.
+//!
+//! So with the default cap of 1000 series (1003 with the two reserved ones
+//! and the pooled one) the worst case, an hour-long request in every slice of
+//! every series, is about 1003 × 188 512 bytes all time (189 MB) + 64 MiB of
+//! slices + 1 MB of counters and structs: about 260 MB. It was 1.7 GB when the
+//! slices kept 3 digits and nothing capped them; uncapped now
+//! (`max_window_bytes` at its limit) it would be 1003 × 403 168 ≈ 404 MB. With
+//! every latency under 1 s: 1003 × 90 208 (90 MB) + 64 MiB ≈ 160 MB, and the
+//! 64 MiB give about 575 series their windows. Lower `max_series` if the
+//! all-time part is too much for the host: `max_window_bytes` does not cap it.
 //!
 //! ```
 //! use reliability_core::core::histogram::Window;
@@ -46,7 +65,7 @@ use std::fmt::Write;
 use hdrhistogram::Histogram;
 
 use super::error::{check, CoreError, CoreResult};
-use super::histogram::{new_rings, Aggregate, LatencyWindows, Percentiles, Recorded, SliceRing, Slot, Window};
+use super::histogram::{new_rings, Aggregate, LatencyWindows, Percentiles, Recorded, SliceRing, Slot, Window, WindowBudget};
 
 /// A series id from [`SignalStore::intern`].
 pub type SeriesId = u32;
@@ -67,12 +86,19 @@ pub const MAX_ROUTE_LEN: usize = 512;
 /// Longest method accepted, in bytes; real ones are a few letters.
 pub const MAX_METHOD_LEN: usize = 64;
 pub const DEFAULT_MAX_SERIES: u32 = 1_000;
-/// Upper bound on `max_series`: at the worst case of about 1.7 MB a series,
-/// this is already far more than a process should hold.
+/// Upper bound on `max_series`: at the worst case of about 190 KB a series
+/// for all time alone (which `max_window_bytes` does not cap), this is
+/// already 19 GB, far more than a process should hold.
 pub const MAX_SERIES_LIMIT: u32 = 100_000;
 /// prom-client's default buckets, in seconds.
 pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 pub const MAX_BUCKETS: usize = 100;
+/// Default cap on the bytes of all series' window slices together: room for
+/// about 310 series at their worst (214 528 bytes each), or 575 whose
+/// latencies stay under 1 s (116 224 bytes each).
+pub const DEFAULT_MAX_WINDOW_BYTES: usize = 64 << 20;
+/// Upper bound on `max_window_bytes` (1 TiB): anything near it means "no cap".
+pub const MAX_WINDOW_BYTES_LIMIT: u64 = 1 << 40;
 /// A rate over less than a second of data is noise: a store's first request
 /// would read as a thousand per second. Rates divide by at least this.
 pub const MIN_RATE_SPAN_S: f64 = 1.0;
@@ -89,17 +115,23 @@ pub struct SignalsOptions {
     pub max_series: u32,
     /// Upper bounds (seconds) of the Prometheus duration buckets, increasing.
     pub buckets: Vec<f64>,
+    /// Cap on the bytes of all series' window slices together (the pooled
+    /// series aside); see "Memory" in the module docs.
+    pub max_window_bytes: usize,
 }
 
 impl Default for SignalsOptions {
     fn default() -> Self {
-        SignalsOptions { max_series: DEFAULT_MAX_SERIES, buckets: DEFAULT_BUCKETS.to_vec() }
+        SignalsOptions { max_series: DEFAULT_MAX_SERIES, buckets: DEFAULT_BUCKETS.to_vec(), max_window_bytes: DEFAULT_MAX_WINDOW_BYTES }
     }
 }
 
 impl SignalsOptions {
     pub fn validate(&self) -> CoreResult<()> {
         check::int_in("maxSeries", self.max_series as f64, 0, MAX_SERIES_LIMIT)?;
+        if self.max_window_bytes as u64 > MAX_WINDOW_BYTES_LIMIT {
+            return Err(CoreError::range("maxWindowBytes", &format!("a number of bytes from 0 to {MAX_WINDOW_BYTES_LIMIT}"), self.max_window_bytes));
+        }
         if self.buckets.len() > MAX_BUCKETS {
             return Err(CoreError::range("buckets", &format!("at most {MAX_BUCKETS} bounds"), self.buckets.len()));
         }
@@ -158,6 +190,9 @@ pub struct Diagnostics {
     pub series_overflow: u64,
     /// Durations above one hour, recorded as one hour.
     pub clamped_durations: u64,
+    /// Samples recorded without window latency (all time only) because
+    /// their series was refused window memory by `max_window_bytes`.
+    pub window_memory_exhausted: u64,
 }
 
 impl Diagnostics {
@@ -280,8 +315,8 @@ impl Series {
     }
 
     /// `class` and `duration_us` were validated by the store.
-    fn record(&mut self, class: usize, duration_us: f64, now: f64) -> Recorded {
-        let r = self.latency.record(duration_us, now);
+    fn record(&mut self, class: usize, duration_us: f64, now: f64, budget: &mut WindowBudget) -> Recorded {
+        let r = self.latency.record_within(duration_us, now, budget);
         if let Some(us) = r.micros() {
             for ring in &mut self.tallies {
                 ring.head(now).by_class[class] += 1;
@@ -299,20 +334,38 @@ impl Series {
         self.all_time.aborted += 1;
     }
 
-    fn stats(&mut self, scratch: &mut Aggregate, window: Window, now: f64, origin: f64) -> WindowStats {
-        let (tally, span_ms) = match window.ring_index() {
-            None => (self.all_time, (now - origin).max(0.0)),
+    fn has_traffic(&self) -> bool {
+        self.all_time.requests() > 0 || self.all_time.aborted > 0
+    }
+
+    /// Request counts over `window` as of `now`.
+    fn tally(&mut self, window: Window, now: f64) -> Tally {
+        match window.ring_index() {
+            None => self.all_time,
             Some(i) => {
-                let ring = &mut self.tallies[i];
                 let mut t = Tally::default();
-                ring.slots(now).iter().for_each(|s| t.add(s));
-                (t, ring.covered_ms(now))
+                self.tallies[i].slots(now).iter().for_each(|s| t.add(s));
+                t
             }
-        };
+        }
+    }
+
+    /// Milliseconds `window` covers at `now`. The same for every series of a
+    /// store: they share its origin, so their slices share boundaries.
+    fn span_ms(&mut self, window: Window, now: f64, origin: f64) -> f64 {
+        match window.ring_index() {
+            None => (now - origin).max(0.0),
+            Some(i) => self.tallies[i].covered_ms(now),
+        }
+    }
+
+    fn stats(&mut self, scratch: &mut Scratch, window: Window, now: f64, origin: f64) -> WindowStats {
+        let tally = self.tally(window, now);
+        let span_ms = self.span_ms(window, now, origin);
         let latency = match window {
             // All time is one histogram already: summarise it in place.
             Window::AllTime => self.latency.all_time().map(Percentiles::of).unwrap_or_default(),
-            _ => scratch.window_percentiles(&mut self.latency, window, now),
+            _ => scratch.for_window(window).window_percentiles(&mut self.latency, window, now),
         };
         WindowStats::new(tally, span_ms, latency)
     }
@@ -322,6 +375,32 @@ impl Series {
         self.all_time = Tally::default();
         self.latency.reset(now);
         self.sum_us = 0;
+    }
+}
+
+/// The store's scratch histograms, one per precision, so that every read
+/// reports what one histogram of its samples at the window's digits would
+/// (see `histogram`).
+#[derive(Debug)]
+struct Scratch {
+    all_time: Aggregate,
+    windows: Aggregate,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Scratch { all_time: Aggregate::for_window(Window::AllTime), windows: Aggregate::for_window(Window::TenSeconds) }
+    }
+
+    fn for_window(&mut self, window: Window) -> &mut Aggregate {
+        match window {
+            Window::AllTime => &mut self.all_time,
+            _ => &mut self.windows,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.all_time.heap_bytes() + self.windows.heap_bytes()
     }
 }
 
@@ -343,8 +422,12 @@ pub struct SignalStore {
     pooled: Series,
     in_flight: u64,
     diag: Diagnostics,
-    /// One scratch histogram for every windowed read.
-    scratch: Aggregate,
+    /// What every series' window slices draw on (the pooled series' aside).
+    budget: WindowBudget,
+    /// The scratch histograms every read merges into.
+    scratch: Scratch,
+    /// Reused by `stats_for` to deduplicate ids without allocating per read.
+    id_scratch: Vec<SeriesId>,
     /// Creation or reset time.
     origin: f64,
 }
@@ -362,7 +445,9 @@ impl SignalStore {
             pooled: Series::new(RESERVED_METHOD, "", now),
             in_flight: 0,
             diag: Diagnostics::default(),
-            scratch: Aggregate::new(),
+            budget: WindowBudget::new(opts.max_window_bytes),
+            scratch: Scratch::new(),
+            id_scratch: Vec::new(),
             origin: now,
         };
         store.insert(RESERVED_METHOD, UNMATCHED_ROUTE);
@@ -409,6 +494,21 @@ impl SignalStore {
         self.series.len()
     }
 
+    /// Every series id in creation order: the interned ones always, the two
+    /// reserved ones only once they have had traffic (since creation or
+    /// reset), so a listing does not show `unmatched` and `other` at zero.
+    pub fn series_ids(&self) -> impl Iterator<Item = SeriesId> + '_ {
+        self.series.iter().enumerate().filter(|(id, s)| *id > OTHER as usize || s.has_traffic()).map(|(id, _)| id as SeriesId)
+    }
+
+    /// Every series whose route label is `route`, whatever its method, in
+    /// creation order. Empty for a route never interned.
+    pub fn ids_for_route(&self, route: &str) -> Vec<SeriesId> {
+        let mut ids: Vec<SeriesId> = self.ids.values().filter_map(|routes| routes.get(route).copied()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Records a completed request. On `Err` nothing was recorded and the
     /// reason was counted. Durations above one hour are recorded as one hour
     /// and counted in `clamped_durations`.
@@ -417,12 +517,40 @@ impl SignalStore {
             Ok(class) => class,
             Err(reason) => return Err(self.reject(reason)),
         };
-        let r = self.series[id as usize].record(class, duration_us, now_ms);
-        self.pooled.record(class, duration_us, now_ms);
+        let series = &mut self.series[id as usize];
+        let r = series.record(class, duration_us, now_ms, &mut self.budget);
+        if !series.latency.has_windows() {
+            self.diag.window_memory_exhausted += 1;
+        }
+        self.pooled.record(class, duration_us, now_ms, &mut WindowBudget::unlimited());
         if matches!(r, Recorded::Clamped(_)) {
             self.diag.clamped_durations += 1;
         }
         Ok(())
+    }
+
+    /// Applies a batch of `(id, status, duration_us)` triples, as the binding
+    /// buffers them, all at `now_ms`; returns how many were applied. A
+    /// negative status is an abort ([`SignalStore::record_abort`]: the
+    /// in-flight gauge is left alone, the binding keeps it). Every entry that
+    /// is not applied is counted in [`Diagnostics`] under the reason `record`
+    /// or `record_abort` would give; ids that are not whole numbers count as
+    /// unknown and statuses that are not whole numbers as invalid. A trailing
+    /// partial entry (fewer than 3 numbers) is ignored. The hot path: no
+    /// allocation beyond what histograms need the first time a slice is used.
+    pub fn record_batch(&mut self, batch: &[f64], now_ms: f64) -> usize {
+        let mut applied = 0;
+        for entry in batch.chunks_exact(3) {
+            let (id, status, duration_us) = (entry[0], entry[1], entry[2]);
+            let done = match batch_id(id) {
+                None => Err(self.reject(Reason::UnknownId)),
+                Some(id) if status < 0.0 => self.record_abort(id, now_ms),
+                // 0 is never a valid status: `record` rejects it as such.
+                Some(id) => self.record(id, batch_status(status).unwrap_or(0), duration_us, now_ms),
+            };
+            applied += usize::from(done.is_ok());
+        }
+        applied
     }
 
     /// Returns the status class index (0 for 1xx .. 4 for 5xx).
@@ -472,6 +600,13 @@ impl SignalStore {
     /// a bad argument must not leave the gauge stuck high.
     pub fn request_aborted(&mut self, id: SeriesId, now_ms: f64) -> Result<(), Reason> {
         self.end_in_flight();
+        self.record_abort(id, now_ms)
+    }
+
+    /// Counts an aborted request against a series without touching the
+    /// in-flight gauge: for callers that keep the gauge themselves
+    /// ([`SignalStore::set_in_flight`]).
+    pub fn record_abort(&mut self, id: SeriesId, now_ms: f64) -> Result<(), Reason> {
         if id as usize >= self.series.len() {
             return Err(self.reject(Reason::UnknownId));
         }
@@ -485,6 +620,26 @@ impl SignalStore {
 
     pub fn in_flight(&self) -> u64 {
         self.in_flight
+    }
+
+    /// Sets the in-flight gauge, for a caller that counts requests in flight
+    /// itself (the binding, in a buffer shared with JavaScript) instead of
+    /// calling `request_started` and `request_finished`.
+    pub fn set_in_flight(&mut self, n: u64) {
+        self.in_flight = n;
+    }
+
+    /// Bytes of histogram storage held now: every series' latency
+    /// histograms (the pooled series' included) and the scratch histograms
+    /// reads merge into. Counters and label strings are not counted.
+    pub fn heap_bytes(&self) -> usize {
+        let series: usize = self.series.iter().chain([&self.pooled]).map(|s| s.latency.heap_bytes()).sum();
+        series + self.scratch.heap_bytes()
+    }
+
+    /// Bytes of window slices held against `max_window_bytes`.
+    pub fn window_bytes(&self) -> usize {
+        self.budget.used()
     }
 
     pub fn diagnostics(&self) -> Diagnostics {
@@ -504,23 +659,58 @@ impl SignalStore {
         Ok(self.pooled.stats(&mut self.scratch, window, now, self.origin))
     }
 
+    /// Several series together (all methods of one route, say) over one
+    /// window, as of `now`: counts summed, latency merged (exact, not an
+    /// average of percentiles). An id listed twice counts once; no ids give
+    /// zero figures over the window's span. A series that lost its window
+    /// latency to `max_window_bytes` adds its counts but no latency, so then
+    /// `latency.count` is below `requests`.
+    pub fn stats_for(&mut self, ids: &[SeriesId], window: Window, now: f64) -> CoreResult<WindowStats> {
+        check_now(now)?;
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.series.len()) {
+            return Err(CoreError::not_found("series id", id));
+        }
+        let unique = &mut self.id_scratch;
+        unique.clear();
+        unique.extend_from_slice(ids);
+        unique.sort_unstable();
+        unique.dedup();
+        let agg = self.scratch.for_window(window);
+        agg.clear();
+        let mut tally = Tally::default();
+        for &id in unique.iter() {
+            let s = &mut self.series[id as usize];
+            tally.add(&s.tally(window, now));
+            agg.add_window(&mut s.latency, window, now);
+        }
+        let latency = agg.percentiles();
+        // Every series shares the store's slice boundaries, so the pooled
+        // series gives the span, with no ids too.
+        let span_ms = self.pooled.span_ms(window, now, self.origin);
+        Ok(WindowStats::new(tally, span_ms, latency))
+    }
+
     /// Appends the latency histogram of a series (`None`: all series) over a
     /// window to `out`, in HDR's base64 V2 compressed form, for merging with
-    /// other processes' histograms (`Aggregate::import`).
+    /// other processes' histograms (`Aggregate::import`). It has the digits
+    /// the window is kept at: 2 for the rings, 3 for all time.
     pub fn export_latency(&mut self, id: Option<SeriesId>, window: Window, now: f64, out: &mut String) -> CoreResult<()> {
         check_now(now)?;
         let s = match id {
             None => &mut self.pooled,
             Some(id) => self.series.get_mut(id as usize).ok_or_else(|| CoreError::not_found("series id", id))?,
         };
-        self.scratch.clear();
-        self.scratch.add_window(&mut s.latency, window, now);
-        self.scratch.export(out)
+        let agg = self.scratch.for_window(window);
+        agg.clear();
+        agg.add_window(&mut s.latency, window, now);
+        agg.export(out)
     }
 
     /// Zeroes every count, histogram and diagnostic as of `now`. Series and
     /// their ids survive (callers cache ids), and so does the in-flight
-    /// gauge: those requests are still running and will finish.
+    /// gauge: those requests are still running and will finish. Histogram
+    /// allocations are kept, and series that lost their windows to
+    /// `max_window_bytes` may have them again if memory allows.
     pub fn reset(&mut self, now: f64) -> CoreResult<()> {
         check_now(now)?;
         self.series.iter_mut().for_each(|s| s.reset(now));
@@ -620,6 +810,17 @@ fn push_escaped(out: &mut String, value: &str) {
     }
 }
 
+/// A batch entry's id: a whole number that fits a `SeriesId`, or `None`.
+fn batch_id(v: f64) -> Option<SeriesId> {
+    (v >= 0.0 && v <= SeriesId::MAX as f64 && v.fract() == 0.0).then_some(v as SeriesId)
+}
+
+/// A batch entry's status, when it is a whole number that fits a `u16`;
+/// `record` then checks the range.
+fn batch_status(v: f64) -> Option<u16> {
+    (v >= 0.0 && v <= u16::MAX as f64 && v.fract() == 0.0).then_some(v as u16)
+}
+
 fn check_label(field: &str, value: &str, max: usize) -> CoreResult<()> {
     if value.is_empty() || value.len() > max {
         return Err(CoreError::range(field, &format!("a non-empty string of at most {max} bytes"), format!("{} bytes", value.len())));
@@ -638,6 +839,8 @@ fn check_now(now: f64) -> CoreResult<()> {
 mod tests {
     use super::*;
     use crate::core::error::ErrorKind;
+    use std::mem::size_of;
+
     use crate::core::rng::SplitMix64;
 
     fn store() -> SignalStore {
@@ -698,7 +901,8 @@ mod tests {
         assert_eq!(st.error_rate, 0.5);
         assert_eq!(st.span_seconds, 9.999);
         assert!((st.requests_per_second - 4.0 / 9.999).abs() < 1e-12);
-        assert_eq!((st.latency.count, st.latency.min_us, st.latency.max_us), (4, 1_000, 2_000));
+        // Windows keep 2 digits: 2000 µs shares a bucket 8 µs wide, reported by its top.
+        assert_eq!((st.latency.count, st.latency.min_us, st.latency.max_us), (4, 1_000, 2_007));
         // At 10 s the first 2 s slice leaves; the 1 min window keeps all four.
         let st = s.series_stats(id, Window::TenSeconds, 10_000.0).unwrap();
         assert_eq!((st.requests, st.latency.count, st.span_seconds), (3, 3, 8.0));
@@ -753,8 +957,11 @@ mod tests {
         let exact_p99 = all[(0.99 * all.len() as f64).ceil() as usize - 1];
         assert!(p.latency.p99_us.abs_diff(exact_p99) as f64 <= exact_p99 as f64 * 0.001);
         let p10 = s.pooled_stats(Window::TenSeconds, 3_000.0).unwrap();
-        assert_eq!(p10.latency, p.latency);
-        assert_eq!(p10.requests, 3_001);
+        assert_eq!((p10.requests, p10.latency.count), (3_001, 3_001));
+        // The same samples at 2 digits: within a 1/128-wide bucket.
+        for (w, a) in [(p10.latency.p50_us, p.latency.p50_us), (p10.latency.p99_us, p.latency.p99_us), (p10.latency.max_us, p.latency.max_us)] {
+            assert!(w.abs_diff(a) <= a / 128, "{w} vs {a}");
+        }
     }
 
     #[test]
@@ -943,6 +1150,10 @@ mod tests {
     fn options_are_validated_with_field_names() {
         let bad = |o: SignalsOptions| SignalStore::new(o, 0.0).err().unwrap().message;
         assert!(bad(SignalsOptions { max_series: MAX_SERIES_LIMIT + 1, ..Default::default() }).starts_with("maxSeries must be"));
+        let too_big = SignalsOptions { max_window_bytes: usize::MAX, ..Default::default() };
+        assert_eq!(bad(too_big), format!("maxWindowBytes must be a number of bytes from 0 to {MAX_WINDOW_BYTES_LIMIT}, got {}", usize::MAX));
+        assert!(SignalStore::new(SignalsOptions { max_window_bytes: 0, ..Default::default() }, 0.0).is_ok());
+        assert_eq!(SignalsOptions::default().max_window_bytes, 64 * 1024 * 1024);
         for buckets in [vec![0.1, 0.1], vec![0.2, 0.1], vec![f64::NAN], vec![0.0], vec![-1.0], vec![7_200.0], vec![0.1; MAX_BUCKETS + 1]] {
             assert!(bad(SignalsOptions { buckets, ..Default::default() }).starts_with("buckets must be"));
         }
@@ -953,6 +1164,187 @@ mod tests {
         let mut text = String::new();
         s.render_prometheus(&mut text);
         assert_eq!(text.matches("_bucket{").count(), 1);
+    }
+
+    #[test]
+    fn stats_for_pools_several_series_exactly() {
+        let mut s = store();
+        let get = s.intern("GET", "/r").unwrap();
+        let post = s.intern("POST", "/r").unwrap();
+        let other = s.intern("GET", "/other").unwrap();
+        assert_eq!(s.ids_for_route("/r"), [get, post]);
+        assert_eq!(s.ids_for_route("/other"), [other]);
+        assert_eq!(s.ids_for_route("/nothing"), Vec::<SeriesId>::new());
+        assert_eq!(s.ids_for_route(UNMATCHED_ROUTE), [UNMATCHED]);
+        let mut rng = SplitMix64::new(17);
+        for i in 0..2_000 {
+            let (id, status) = if i % 3 == 0 { (post, 503) } else { (get, 200) };
+            s.record(id, status, 10f64.powf(1.0 + rng.next_f64() * 6.0), i as f64 * 2.0).unwrap();
+        }
+        s.record_abort(get, 3_000.0).unwrap();
+        for window in Window::ALL {
+            // Only /r has traffic, so /r pooled is every request pooled: the
+            // merge of the two series' histograms must equal the histogram
+            // that saw every sample.
+            let both = s.stats_for(&[get, post, get], window, 4_000.0).unwrap();
+            let pooled = s.pooled_stats(window, 4_000.0).unwrap();
+            assert_eq!(both, pooled, "{}", window.as_str());
+            assert_eq!(both.latency.count, both.requests);
+            let one = s.stats_for(&[post], window, 4_000.0).unwrap();
+            assert_eq!(one, s.series_stats(post, window, 4_000.0).unwrap());
+        }
+        let st = s.stats_for(&[get, post], Window::OneMinute, 4_000.0).unwrap();
+        assert_eq!((st.requests, st.status_5xx, st.aborted), (2_000, 667, 1));
+        // Nothing listed: zero figures over the window's span.
+        let none = s.stats_for(&[], Window::TenSeconds, 4_000.0).unwrap();
+        assert_eq!((none.requests, none.latency.count, none.span_seconds), (0, 0, 4.0));
+        assert_eq!(s.stats_for(&[get, 99], Window::AllTime, 1.0).unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(s.stats_for(&[get], Window::AllTime, f64::NAN).unwrap_err().kind, ErrorKind::Range);
+    }
+
+    #[test]
+    fn series_ids_list_reserved_series_only_with_traffic() {
+        let mut s = store();
+        let a = s.intern("GET", "/a").unwrap();
+        let b = s.intern("GET", "/b").unwrap();
+        assert_eq!(s.series_ids().collect::<Vec<_>>(), [a, b]);
+        s.record(UNMATCHED, 404, 10.0, 1.0).unwrap();
+        assert_eq!(s.series_ids().collect::<Vec<_>>(), [UNMATCHED, a, b]);
+        s.record_abort(OTHER, 1.0).unwrap();
+        assert_eq!(s.series_ids().collect::<Vec<_>>(), [UNMATCHED, OTHER, a, b]);
+        s.reset(2.0).unwrap();
+        assert_eq!(s.series_ids().collect::<Vec<_>>(), [a, b]);
+    }
+
+    #[test]
+    fn record_batch_applies_good_entries_and_counts_bad_ones() {
+        let mut s = store();
+        let id = s.intern("GET", "/a").unwrap() as f64;
+        s.set_in_flight(5);
+        #[rustfmt::skip]
+        let batch = [
+            id, 200.0, 1_000.0,
+            id, 503.0, 2_000.0,
+            id, -1.0, f64::NAN,          // aborted: the duration is not looked at
+            f64::NAN, 200.0, 10.0,       // unknown ids
+            1.5, 200.0, 10.0,
+            -1.0, 200.0, 10.0,
+            1e12, -1.0, 0.0,
+            id, 99.0, 10.0,              // invalid statuses
+            id, 200.5, 10.0,
+            id, f64::NAN, 10.0,
+            id, 1e9, 10.0,
+            id, 200.0, -5.0,             // invalid duration
+            id, 200.0,                   // partial trailing entry: ignored
+        ];
+        assert_eq!(s.record_batch(&batch, 1_000.0), 3);
+        let d = s.diagnostics();
+        assert_eq!((d.unknown_id, d.invalid_status, d.invalid_duration, d.invalid_time), (4, 4, 1, 0));
+        // Aborts from a batch leave the caller's gauge alone and are not "unbalanced".
+        assert_eq!((s.in_flight(), d.unbalanced_finish), (5, 0));
+        let st = s.series_stats(id as SeriesId, Window::TenSeconds, 1_000.0).unwrap();
+        assert_eq!((st.requests, st.status_5xx, st.aborted, st.latency.count), (2, 1, 1, 2));
+        // A bad clock rejects every entry, each counted.
+        assert_eq!(s.record_batch(&[id, 200.0, 1.0, id, -1.0, 0.0], f64::INFINITY), 0);
+        assert_eq!(s.diagnostics().invalid_time, 2);
+        assert_eq!(s.record_batch(&[], 1.0), 0);
+        let mut text = String::new();
+        s.render_prometheus(&mut text);
+        assert!(text.contains("\nhttp_requests_in_flight 5\n"));
+    }
+
+    #[test]
+    fn window_memory_cap_takes_late_series_out_of_the_windows_only() {
+        let mut s = store();
+        let a = s.intern("GET", "/a").unwrap();
+        s.record(a, 200, 100.0, 0.0).unwrap();
+        // Exactly what /a's first three slices took: nothing is left for /b.
+        let per_series = s.window_bytes();
+        assert!(per_series > 0 && per_series < 5_000, "{per_series}");
+        let opts = SignalsOptions { max_window_bytes: per_series, ..Default::default() };
+        let mut s = SignalStore::new(opts, 0.0).unwrap();
+        let a = s.intern("GET", "/a").unwrap();
+        let b = s.intern("GET", "/b").unwrap();
+        s.record(a, 200, 100.0, 0.0).unwrap();
+        s.record(b, 500, 300.0, 0.0).unwrap();
+        s.record(b, 200, 300.0, 500.0).unwrap();
+        assert_eq!(s.window_bytes(), per_series);
+        assert_eq!(s.diagnostics().window_memory_exhausted, 2);
+        let st = s.series_stats(b, Window::TenSeconds, 1_000.0).unwrap();
+        // Counts and rates stay; window latency is absent, all time is not.
+        assert_eq!((st.requests, st.status_5xx, st.latency.count), (2, 1, 0));
+        assert_eq!(s.series_stats(b, Window::AllTime, 1_000.0).unwrap().latency.count, 2);
+        assert_eq!(s.series_stats(a, Window::TenSeconds, 1_000.0).unwrap().latency.count, 1);
+        // The pooled series is exempt; a pooled read over both shows the gap.
+        assert_eq!(s.pooled_stats(Window::TenSeconds, 1_000.0).unwrap().latency.count, 3);
+        let both = s.stats_for(&[a, b], Window::TenSeconds, 1_000.0).unwrap();
+        assert_eq!((both.requests, both.latency.count), (3, 1));
+        let mut text = String::new();
+        s.render_prometheus(&mut text);
+        assert!(text.contains("http_request_duration_seconds_count{method=\"GET\",route=\"/b\"} 2\n"), "{text}");
+        // When /a needs a new slice it is refused too, and gives its bytes back.
+        s.record(a, 200, 100.0, 2_000.0).unwrap();
+        assert_eq!((s.window_bytes(), s.diagnostics().window_memory_exhausted), (0, 3));
+        // Reset: everyone may try again (with a latency as small as /a's
+        // first, so that three slices fit).
+        s.reset(10_000.0).unwrap();
+        assert_eq!(s.diagnostics().window_memory_exhausted, 0);
+        s.record(b, 200, 100.0, 10_000.0).unwrap();
+        assert_eq!(s.window_bytes(), per_series);
+        assert_eq!(s.series_stats(b, Window::TenSeconds, 10_000.0).unwrap().latency.count, 1);
+
+        // A cap of 0: no series has windows; pooled reads still do.
+        let mut z = SignalStore::new(SignalsOptions { max_window_bytes: 0, ..Default::default() }, 0.0).unwrap();
+        z.record(UNMATCHED, 200, 10.0, 0.0).unwrap();
+        assert_eq!(z.series_stats(UNMATCHED, Window::OneMinute, 0.0).unwrap().latency.count, 0);
+        assert_eq!(z.pooled_stats(Window::OneMinute, 0.0).unwrap().latency.count, 1);
+        assert_eq!(z.window_bytes(), 0);
+    }
+
+    #[test]
+    fn heap_bytes_counts_every_histogram() {
+        let mut s = store();
+        let idle = s.heap_bytes();
+        // Only the scratch histograms and idle slot pointers.
+        assert!(idle < 300_000, "{idle}");
+        let a = s.intern("GET", "/a").unwrap();
+        for i in 0..1_000 {
+            s.record(a, 200, 4e9, i as f64 * 300.0).unwrap();
+        }
+        // /a and the pooled series are both at their worst; the pooled
+        // series' slot pointers were already in `idle`.
+        let worst = 403_168;
+        if size_of::<usize>() == 8 {
+            assert_eq!(s.heap_bytes(), idle + 2 * worst - 16 * 8);
+        }
+        assert_eq!(s.window_bytes(), 16 * (size_of::<Histogram<u32>>() + 3_328 * 4));
+    }
+
+    #[test]
+    #[ignore = "timing: cargo test --release -- --ignored --nocapture store_record_timing"]
+    fn store_record_timing() {
+        use std::hint::black_box;
+        use std::time::Instant;
+        let mut s = store();
+        let ids: Vec<SeriesId> = (0..16).map(|i| s.intern("GET", &format!("/r{i}")).unwrap()).collect();
+        let values: Vec<f64> = (0..4_096).map(|i| 10f64.powf(2.0 + (i as f64 * 0.618_034).fract() * 4.0)).collect();
+        let n = 10_000_000usize;
+        let start = Instant::now();
+        for i in 0..n {
+            let _ = black_box(s.record(ids[i & 15], 200, values[i & 4_095], i as f64 * 0.04));
+        }
+        let ns = start.elapsed().as_nanos() as f64 / n as f64;
+        let mut batch = Vec::with_capacity(3 * 1_024);
+        for i in 0..1_024 {
+            batch.extend_from_slice(&[ids[i & 15] as f64, 200.0, values[i]]);
+        }
+        let rounds = 10_000;
+        let start = Instant::now();
+        for r in 0..rounds {
+            black_box(s.record_batch(&batch, 400_000.0 + r as f64));
+        }
+        let batch_ns = start.elapsed().as_nanos() as f64 / (rounds * 1_024) as f64;
+        eprintln!("SignalStore::record: {ns:.1} ns, record_batch: {batch_ns:.1} ns per request (series and pooled: 2 × (all time + 3 rings + counters))");
     }
 
     #[test]

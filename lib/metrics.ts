@@ -1,0 +1,390 @@
+/**
+ * Golden-signal metrics: a drop-in replacement for the original
+ * `server/middleware/metrics.ts` (`metricsMiddleware`, `getGoldenSignals`,
+ * `getEndpointMetrics`, `resetMetrics`), backed by the Rust store in
+ * `src/core/signals.rs` (HDR histograms over 10 s / 1 min / 5 min windows and
+ * all-time, per route template and method, cardinality-capped).
+ *
+ * Hot path: the middleware appends `(seriesId, status, durationUs)` to a
+ * shared ring that Rust drains in batches (when full, when its oldest entry
+ * is 250 ms old, or before any read), so a request costs three typed-array
+ * writes and no crossing. Route templates are interned to ids once.
+ */
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
+import { native } from './native';
+
+const RING_CAP = native.sgRingCap();
+const ring = new Float64Array(1 + 3 * RING_CAP);
+// Attaches this copy's ring (a thread may load this module more than once).
+native.sgInit(ring, performance.now());
+/** Oldest buffered entry older than this: drain before appending, so windows stay honest at low traffic. */
+const FRESH_MS = 250;
+const UNMATCHED = 0;
+const WINDOWS = ['10s', '1m', '5m', 'all'] as const;
+export type WindowName = (typeof WINDOWS)[number];
+
+let oldestAt = 0;
+let inFlight = 0;
+let openSockets = 0;
+const seenSockets = new WeakSet<object>();
+/** `METHOD route` → series id. Bounded: past the cap, lookups go to Rust (which answers `other`). */
+const seriesIds = new Map<string, number>();
+const MAX_CACHED_KEYS = 10_000;
+
+/**
+ * Records one finished request: `seriesId` from `seriesIdFor`, HTTP
+ * `status` (or -1 for a request the client aborted), duration in ms.
+ * Bad values are counted by Rust under a named reason, never thrown.
+ */
+export function recordRequest(seriesId: number, status: number, durationMs: number): void {
+  push(seriesId, status, durationMs * 1000, performance.now());
+}
+
+function push(id: number, status: number, durationUs: number, t: number): void {
+  let n = ring[0];
+  if (n === 0) oldestAt = t;
+  else if (n >= RING_CAP || t - oldestAt > FRESH_MS) {
+    native.sgDrain(t);
+    n = 0;
+    oldestAt = t;
+  }
+  const o = 1 + 3 * n;
+  ring[o] = id;
+  ring[o + 1] = status;
+  ring[o + 2] = durationUs;
+  ring[0] = n + 1;
+}
+
+/** Minimal shapes of Express's request and response, so the types need no Express install. */
+export interface RequestLike {
+  method: string;
+  baseUrl?: string;
+  route?: { path?: unknown };
+  socket?: { once(event: 'close', fn: () => void): unknown } | null;
+}
+export interface ResponseLike {
+  statusCode: number;
+  writableFinished?: boolean;
+  once(event: 'close', fn: () => void): unknown;
+}
+
+/** The series of a method and route template (created on first use; `other` past the cap). */
+export function seriesIdFor(method: string, route: string): number {
+  const key = `${method} ${route}`;
+  let id = seriesIds.get(key);
+  if (id === undefined) {
+    id = native.sgIntern(method, route);
+    if (seriesIds.size < MAX_CACHED_KEYS) seriesIds.set(key, id);
+  }
+  return id;
+}
+
+/**
+ * The route template Express matched: the router's mount path plus the
+ * route's path (`/api/agents` + `/:id`). Requests no route matched share the
+ * `unmatched` series, so raw paths never become keys.
+ */
+function seriesOf(req: RequestLike): number {
+  const r = req.route;
+  if (!r) return UNMATCHED;
+  const path = typeof r.path === 'string' ? r.path : String(r.path);
+  const base = req.baseUrl || '';
+  return seriesIdFor(req.method, base && path === '/' ? base : base + path);
+}
+
+function onSocketClose(): void {
+  openSockets--;
+}
+
+let eld: IntervalHistogram | null = null;
+function startEventLoopMonitor(): void {
+  if (eld) return;
+  // One sampling timer for the process, inside Node (unref'd); started on first use.
+  eld = monitorEventLoopDelay({ resolution: 10 });
+  eld.enable();
+}
+
+/**
+ * Express middleware: counts every request by route template and method
+ * when its response finishes (or as aborted when the client goes away
+ * first), with its status and latency, and keeps the in-flight and
+ * open-socket gauges. Mount it before your routes: `app.use(metricsMiddleware)`.
+ */
+export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (err?: unknown) => void): void {
+  const t0 = performance.now();
+  inFlight++;
+  const sock = req.socket;
+  if (sock && !seenSockets.has(sock)) {
+    seenSockets.add(sock);
+    openSockets++;
+    sock.once('close', onSocketClose);
+  }
+  if (!eld) startEventLoopMonitor();
+  res.once('close', () => {
+    inFlight--;
+    const t = performance.now();
+    push(seriesOf(req), res.writableFinished === false ? -1 : res.statusCode, (t - t0) * 1000, t);
+  });
+  next();
+}
+
+export interface MetricsOptions {
+  /** Series (method × route) before overflow goes to `other` (default 1000). */
+  maxSeries?: number;
+  /** Prometheus `http_request_duration_seconds` bucket bounds in seconds. */
+  buckets?: number[];
+  /** Memory for window histograms before new series get all-time figures only (default 64 MiB). */
+  maxWindowBytes?: number;
+}
+
+/** Sets the store's options. Call before the first request is recorded. */
+export function configureMetrics(options: MetricsOptions): void {
+  native.sgConfigure(options, performance.now());
+  seriesIds.clear();
+}
+
+// ---- reads --------------------------------------------------------------------
+
+type NativeWindow = ReturnType<typeof native.sgWindows>[number];
+
+const queueDepthSources = new Map<string, () => number>();
+
+/**
+ * Registers a queue whose depth counts in `saturation.queueDepth` (the
+ * original hard-coded 0). Returns a function that unregisters it.
+ */
+export function registerQueueDepth(name: string, depth: () => number): () => void {
+  if (typeof depth !== 'function') throw new TypeError(`depth must be a function, got ${typeof depth}`);
+  queueDepthSources.set(name, depth);
+  return () => queueDepthSources.delete(name);
+}
+
+function queueDepth(): { total: number; queues: Record<string, number> } {
+  const queues: Record<string, number> = {};
+  let total = 0;
+  for (const [name, f] of queueDepthSources) {
+    let v = 0;
+    try {
+      v = Number(f()) || 0;
+    } catch {
+      v = 0;
+    }
+    queues[name] = v;
+    total += v;
+  }
+  return { total, queues };
+}
+
+let lastCpu = process.cpuUsage();
+let lastCpuAt = performance.now();
+let lastElu = performance.eventLoopUtilization();
+
+function byWindow<T>(ws: NativeWindow[], f: (w: NativeWindow) => T): Record<WindowName, T> {
+  const out = {} as Record<WindowName, T>;
+  ws.forEach((w, i) => (out[WINDOWS[i]] = f(w)));
+  return out;
+}
+
+const latencyOf = (w: NativeWindow) => ({ ...w.latency });
+
+/**
+ * The four golden signals, in the original's shape (`traffic`, `errors`,
+ * `latency`, `saturation`, each with the same `timestamp`) with the
+ * original's hard-coded zeros made real and per-window figures beside them.
+ * Latencies are milliseconds.
+ */
+export function getGoldenSignals() {
+  const t = performance.now();
+  const timestamp = Date.now();
+  const ws = native.sgWindows(null, t);
+  const [, oneMin, , all] = ws;
+  const cpu = process.cpuUsage();
+  const cpuDelta = process.cpuUsage(lastCpu);
+  const wall = (t - lastCpuAt) * 1000;
+  const cpuPercent = wall > 0 ? ((cpuDelta.user + cpuDelta.system) / wall) * 100 : 0;
+  lastCpu = cpu;
+  lastCpuAt = t;
+  const elu = performance.eventLoopUtilization(lastElu);
+  lastElu = performance.eventLoopUtilization();
+  const q = queueDepth();
+  if (!eld) startEventLoopMonitor();
+  const delay = eld!;
+  return {
+    traffic: {
+      // The original's figure: requests finished in the last minute / 60.
+      requestsPerSecond: oneMin.requests / 60,
+      activeConnections: inFlight,
+      openSockets,
+      totalRequests: all.requests,
+      aborted: all.aborted,
+      windows: byWindow(ws, (w) => ({ requests: w.requests, requestsPerSecond: w.requestsPerSecond, aborted: w.aborted, spanSeconds: w.spanSeconds })),
+      timestamp,
+    },
+    errors: {
+      errorRate: all.errorRate,
+      status4xx: all.status4xx,
+      status5xx: all.status5xx,
+      windows: byWindow(ws, (w) => ({ errorRate: w.errorRate, serverErrorRate: w.serverErrorRate, status4xx: w.status4xx, status5xx: w.status5xx })),
+      timestamp,
+    },
+    latency: {
+      p50: all.latency.p50,
+      p95: all.latency.p95,
+      p99: all.latency.p99,
+      p90: all.latency.p90,
+      p999: all.latency.p999,
+      max: all.latency.max,
+      mean: all.latency.mean,
+      windows: byWindow(ws, latencyOf),
+      timestamp,
+    },
+    saturation: {
+      cpu,
+      cpuPercent,
+      memory: process.memoryUsage(),
+      queueDepth: q.total,
+      queues: q.queues,
+      activeConnections: inFlight,
+      openSockets,
+      eventLoopDelay: {
+        mean: nsToMs(delay.mean),
+        p50: nsToMs(delay.percentile(50)),
+        p99: nsToMs(delay.percentile(99)),
+        max: nsToMs(delay.max),
+      },
+      eventLoopUtilization: elu.utilization,
+      timestamp,
+    },
+  };
+}
+
+function nsToMs(ns: number): number {
+  return Number.isFinite(ns) ? ns / 1e6 : 0;
+}
+
+/** Ids for `'GET /api/x/:id'` (one series) or `'/api/x/:id'` (every method of the route). */
+function idsOf(endpoint: string): number[] {
+  if (typeof endpoint !== 'string') throw new TypeError(`endpoint must be a string, got ${typeof endpoint}`);
+  const m = /^([A-Z]+|\*) (.+)$/.exec(endpoint);
+  if (m) {
+    const id = native.sgLookup(m[1], m[2]);
+    return id == null ? [] : [id];
+  }
+  return native.sgIdsForRoute(endpoint);
+}
+
+/**
+ * One endpoint's figures in the original's shape `{ count, errorRate,
+ * status4xx, status5xx, p50, p95, p99 }` (plus per-window figures), or
+ * `null` when it is unknown or has no requests. `endpoint` is a route
+ * template (`'/api/agents/:id'`, every method) or `'GET /api/agents/:id'`;
+ * `'unmatched'` and `'other'` name the two shared series.
+ */
+export function getEndpointMetrics(endpoint: string) {
+  const ids = idsOf(endpoint);
+  if (ids.length === 0) return null;
+  const ws = native.sgWindows(ids, performance.now());
+  const all = ws[3];
+  if (all.requests === 0) return null;
+  return {
+    count: all.requests,
+    errorRate: all.errorRate,
+    status4xx: all.status4xx,
+    status5xx: all.status5xx,
+    p50: all.latency.p50,
+    p95: all.latency.p95,
+    p99: all.latency.p99,
+    aborted: all.aborted,
+    latency: latencyOf(all),
+    windows: byWindow(ws, (w) => ({ requests: w.requests, requestsPerSecond: w.requestsPerSecond, errorRate: w.errorRate, latency: latencyOf(w) })),
+  };
+}
+
+/** Every route with traffic: `[{ method, route, ...figures }]`, for dashboards. */
+export function getAllEndpointMetrics() {
+  const t = performance.now();
+  return native.sgSeries(t).map((s) => {
+    const ws = native.sgWindows([s.id], t);
+    return { method: s.method, route: s.route, windows: byWindow(ws, (w) => ({ ...w, latency: latencyOf(w) })) };
+  });
+}
+
+/** Clears every figure. */
+export function resetMetrics(): void {
+  native.sgReset(performance.now());
+}
+
+/** Prometheus text exposition format 0.0.4. */
+export function getPrometheusMetrics(): string {
+  return native.sgPrometheus(inFlight, performance.now());
+}
+
+/**
+ * A latency histogram in HDR's compressed base64 interchange format, for
+ * one endpoint (`'GET /route'`) or every request (no endpoint); histograms
+ * from several processes merge exactly.
+ */
+export function exportLatencyHistogram(endpoint?: string, window: WindowName = 'all'): string {
+  let id: number | null = null;
+  if (endpoint !== undefined) {
+    const ids = idsOf(endpoint);
+    if (ids.length !== 1) throw new RangeError(`endpoint must name one series ('GET /route'), got '${endpoint}' (${ids.length} series)`);
+    id = ids[0];
+  }
+  return native.sgExport(id, window, performance.now());
+}
+
+/** Counted reasons for input that was not recorded, and store figures. */
+export function getMetricsDiagnostics() {
+  return native.sgDiagnostics(performance.now());
+}
+
+// ---- HTTP -----------------------------------------------------------------------
+
+export interface MetricsRouterOptions {
+  /** Path of the golden-signals JSON (default `/api/observability/golden-signals`). */
+  goldenSignalsPath?: string;
+  /** Path of the Prometheus text (default `/metrics`). */
+  prometheusPath?: string;
+  /** Return false to answer 403: read endpoints can be closed by configuration. */
+  authorize?: (req: unknown) => boolean;
+}
+
+type Handler = (req: any, res: any) => void;
+
+/** `GET` handler for the Prometheus text. */
+export const prometheusHandler: Handler = (_req, res) => {
+  res.setHeader('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
+  res.end(getPrometheusMetrics());
+};
+
+/** `GET` handler for the golden signals JSON. */
+export const goldenSignalsHandler: Handler = (_req, res) => {
+  try {
+    res.json(getGoldenSignals());
+  } catch (e) {
+    res.status(500).json({ error: 'Failed to get golden signals', message: (e as Error).message });
+  }
+};
+
+/**
+ * An Express router with `GET /api/observability/golden-signals` and
+ * `GET /metrics` (paths configurable). Needs `express` installed (a peer
+ * dependency).
+ */
+export function createMetricsRouter(options: MetricsRouterOptions = {}) {
+  // Loaded here so that the rest of the module works without Express.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const express = require('express');
+  const router = express.Router();
+  const guard = (req: any, res: any, next: () => void) => {
+    if (options.authorize && !options.authorize(req)) {
+      res.status(403).json({ error: 'Forbidden', message: 'metrics endpoints are closed by configuration' });
+      return;
+    }
+    next();
+  };
+  router.get(options.goldenSignalsPath ?? '/api/observability/golden-signals', guard, goldenSignalsHandler);
+  router.get(options.prometheusPath ?? '/metrics', guard, prometheusHandler);
+  return router;
+}
