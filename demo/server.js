@@ -35,6 +35,7 @@ const {
   CircuitOpenError,
   CircuitTimeoutError,
 } = require('@dreamnet/reliability-core/circuit-breaker');
+const { metricsMiddleware, createMetricsRouter, getAllEndpointMetrics } = require('@dreamnet/reliability-core/metrics');
 
 const HOST = '127.0.0.1';
 const OPS_ACTIONS = new Set(['isolate', 'close', 'reset']);
@@ -235,6 +236,10 @@ function createApp(opsToken) {
     res.set('Cache-Control', 'no-store');
     next();
   });
+  // Golden signals per route template: GET /api/observability/golden-signals and GET /metrics.
+  app.use(metricsMiddleware);
+  app.use(createMetricsRouter());
+  app.get('/api/observability/endpoints', (req, res) => res.json(getAllEndpointMetrics()));
 
   app.get('/', (req, res) => {
     const nonce = crypto.randomBytes(16).toString('base64');
@@ -407,6 +412,14 @@ const PAGE = `<!doctype html>
 </header>
 <main>
   <section class="wide">
+    <h2>Golden signals <span class="muted">(last 10 s &middot; <a href="/metrics">/metrics</a>)</span></h2>
+    <div id="golden" class="muted">loading&hellip;</div>
+    <table>
+      <thead><tr><th>Route</th><th>Requests (10 s)</th><th>req/s</th><th>Error rate</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>Aborted</th></tr></thead>
+      <tbody id="routes"></tbody>
+    </table>
+  </section>
+  <section class="wide">
     <h2>Breakers</h2>
     <table>
       <thead><tr><th>Name</th><th>State</th><th>Failures in a row</th><th>Window failure rate</th><th>Window calls</th><th>Rejected (total)</th><th>Next trial</th><th>Ops</th></tr></thead>
@@ -525,8 +538,29 @@ const PAGE = `<!doctype html>
     }
   }
 
+  function renderGolden(g, routes) {
+    const w = g.latency.windows['10s'];
+    const t = g.traffic.windows['10s'];
+    const e = g.errors.windows['10s'];
+    $('golden').textContent = 'traffic ' + t.requestsPerSecond.toFixed(1) + ' req/s · errors ' + (e.errorRate * 100).toFixed(1) +
+      ' % · latency p50 ' + w.p50.toFixed(1) + ' / p95 ' + w.p95.toFixed(1) + ' / p99 ' + w.p99.toFixed(1) + ' ms · in flight ' +
+      g.saturation.activeConnections + ' · sockets ' + g.saturation.openSockets + ' · event-loop p99 ' + g.saturation.eventLoopDelay.p99.toFixed(1) + ' ms';
+    const body = $('routes');
+    body.replaceChildren();
+    for (const r of routes) {
+      const x = r.windows['10s'];
+      if (!x.requests) continue;
+      const tr = el('tr', {});
+      for (const v of [r.method + ' ' + r.route, x.requests, x.requestsPerSecond.toFixed(1), (x.errorRate * 100).toFixed(1) + ' %',
+        x.latency.p50.toFixed(1), x.latency.p95.toFixed(1), x.latency.p99.toFixed(1), x.aborted]) tr.append(el('td', {}, String(v)));
+      body.append(tr);
+    }
+  }
+
   async function refresh() {
     try {
+      const [g, r] = await Promise.all([getJSON('/api/observability/golden-signals'), getJSON('/api/observability/endpoints')]);
+      renderGolden(g.body, r.body || []);
       const [b, d, t] = await Promise.all([getJSON('/api/breakers'), getJSON('/demo/downstream'), getJSON('/demo/transitions')]);
       renderBreakers(b.body || []);
       renderDownstream(d.body);
