@@ -76,7 +76,7 @@ after(() => {
   if (tarball && !tarball.startsWith(scratch)) fs.rmSync(tarball, { force: true });
 });
 
-const BUILD_OUTPUTS = ['dist/circuit-breaker.js', 'dist/circuit-breaker.d.ts', 'dist/index.js', 'index.js'];
+const BUILD_OUTPUTS = ['dist/circuit-breaker.js', 'dist/circuit-breaker.d.ts', 'dist/metrics.js', 'dist/metrics.d.ts', 'dist/index.js', 'index.js'];
 const built = () => nodeFiles().length > 0 && BUILD_OUTPUTS.every((f) => fs.existsSync(path.join(ROOT, f)));
 
 test('build outputs exist (so the pack below need not rebuild them)', () => {
@@ -111,7 +111,7 @@ test('npm pack produces a tarball with dist/, the loader and the .node file, wit
   assert.equal(t.code, 0, describe(t));
   const inTar = t.stdout.split('\n').filter(Boolean).map((p) => p.replace(/^package\//, ''));
   for (const files of [listed, inTar]) {
-    for (const f of ['package.json', 'dist/circuit-breaker.js', 'dist/circuit-breaker.d.ts', 'dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'index.js', 'index.d.ts', ...nodeFiles()]) {
+    for (const f of ['package.json', 'dist/circuit-breaker.js', 'dist/circuit-breaker.d.ts', 'dist/metrics.js', 'dist/metrics.d.ts', 'dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'index.js', 'index.d.ts', ...nodeFiles()]) {
       assert.ok(files.includes(f), `${f} in the tarball (has: ${files.join(', ')})`);
     }
     for (const f of files) {
@@ -180,6 +180,8 @@ test('the tarball installs into a fresh project and works from CommonJS and ESM'
     assert.deepEqual(out.state, { name, state: 'open', failureCount: 3 });
     assert.deepEqual(out.events, ['open', 'close'], 'opened by failures, closed by reset()');
     assert.equal(out.afterReset.status, 200);
+    // Metrics from the installed package: 1 + 5 + 1 requests on GET /hello, 5 of them 5xx (3 failures, 2 rejections).
+    assert.deepEqual(out.metrics, { helloCount: 7, hello5xx: 5, goldenTotal: 7, promHasRoute: true });
   }
 });
 
@@ -197,6 +199,8 @@ async function main(name, resolved, nativeResolved, rootSameAsSubpath, exportsSe
   let downstreamCalls = 0;
   const events = [];
   const app = express();
+  app.use(metricsMiddleware);
+  app.use(createMetricsRouter());
   app.get('/hello', async (req, res) => {
     try {
       const body = await withCircuitBreaker(
@@ -238,9 +242,17 @@ async function main(name, resolved, nativeResolved, rootSameAsSubpath, exportsSe
     getCircuitBreakerRegistry().get(name).reset();
     failing = false;
     const afterReset = await get('/hello');
+    const golden = await get('/api/observability/golden-signals');
+    const prom = await (await fetch(base + '/metrics', { signal: AbortSignal.timeout(5000) })).text();
+    const metrics = {
+      helloCount: getEndpointMetrics('GET /hello').count,
+      hello5xx: getEndpointMetrics('/hello').status5xx,
+      goldenTotal: golden.body.traffic.totalRequests,
+      promHasRoute: prom.includes('http_requests_total{method="GET",route="/hello",status_class="5xx"} 5'),
+    };
     console.log(JSON.stringify({
       resolved, nativeResolved, rootSameAsSubpath, exportsSeen,
-      healthy, failing: failing_, downstreamCalls: callsBeforeReset, state, events, afterReset,
+      healthy, failing: failing_, downstreamCalls: callsBeforeReset, state, events, afterReset, metrics,
     }));
   } finally {
     server.close();
@@ -253,6 +265,7 @@ const CJS_CONSUMER = `'use strict';
 const express = require('express');
 const cb = require('${PKG.name}/circuit-breaker');
 const { getCircuitBreakerRegistry, withCircuitBreaker, configureCircuitBreakers, CircuitOpenError } = cb;
+const { metricsMiddleware, createMetricsRouter, getEndpointMetrics } = require('${PKG.name}/metrics');
 ${CONSUMER_BODY}
 const exportsSeen = ['CircuitBreaker', 'CircuitOpenError', 'getCircuitBreakerRegistry', 'withCircuitBreaker'].filter((k) => typeof cb[k] === 'function');
 main(
@@ -273,6 +286,7 @@ import { fileURLToPath } from 'node:url';
 import * as root from '${PKG.name}';
 import * as cb from '${PKG.name}/circuit-breaker';
 import { getCircuitBreakerRegistry, withCircuitBreaker, configureCircuitBreakers, CircuitOpenError, CircuitBreaker } from '${PKG.name}/circuit-breaker';
+import { metricsMiddleware, createMetricsRouter, getEndpointMetrics } from '${PKG.name}/metrics';
 ${CONSUMER_BODY}
 const require = createRequire(import.meta.url);
 const exportsSeen = Object.entries({ CircuitBreaker, CircuitOpenError, getCircuitBreakerRegistry, withCircuitBreaker })
