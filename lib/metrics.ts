@@ -285,7 +285,8 @@ export function getEndpointMetrics(endpoint: string) {
   if (ids.length === 0) return null;
   const ws = native.sgWindows(ids, performance.now());
   const all = ws[3];
-  if (all.requests === 0) return null;
+  // As the original: null when nothing finished; an endpoint with only aborted requests still shows.
+  if (all.requests === 0 && all.aborted === 0) return null;
   return {
     count: all.requests,
     errorRate: all.errorRate,

@@ -122,11 +122,13 @@ pub fn sg_ring_cap() -> u32 {
 pub fn sg_configure(env: Env, options: Option<Unknown>, now: f64) -> Result<()> {
     with(&env, Some(now), |b| {
         let opts = read_options(options)?;
-        if b.store.series_count() > 0 {
+        // The two reserved series (`unmatched`, `other`) always exist.
+        let routes = b.store.series_count().saturating_sub(2);
+        if routes > 0 {
             return Err(CoreError::range(
                 "configureMetrics",
-                "called before the first request is recorded (or after resetMetrics({ series: true }))",
-                format!("{} series already recorded", b.store.series_count()),
+                "called before the first route is recorded or interned",
+                format!("{routes} route series already exist"),
             ));
         }
         b.store = SignalStore::new(opts, now)?;
@@ -307,6 +309,7 @@ pub fn sg_export(env: Env, id: Option<u32>, window: String, now: f64) -> Result<
 pub fn sg_reset(env: Env, now: f64) -> Result<()> {
     with(&env, Some(now), |b| {
         b.store.reset(now)?;
+        b.invalid_routes = 0;
         b.created_at = now;
         Ok(())
     })

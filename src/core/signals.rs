@@ -539,12 +539,14 @@ impl SignalStore {
     /// partial entry (fewer than 3 numbers) is ignored. The hot path: no
     /// allocation beyond what histograms need the first time a slice is used.
     pub fn record_batch(&mut self, batch: &[f64], now_ms: f64) -> usize {
+        const ABORTED_STATUS: f64 = -1.0;
         let mut applied = 0;
         for entry in batch.chunks_exact(3) {
             let (id, status, duration_us) = (entry[0], entry[1], entry[2]);
             let done = match batch_id(id) {
                 None => Err(self.reject(Reason::UnknownId)),
-                Some(id) if status < 0.0 => self.record_abort(id, now_ms),
+                // Exactly -1 marks an aborted request; any other negative is a bad status.
+                Some(id) if status == ABORTED_STATUS => self.record_abort(id, now_ms),
                 // 0 is never a valid status: `record` rejects it as such.
                 Some(id) => self.record(id, batch_status(status).unwrap_or(0), duration_us, now_ms),
             };
