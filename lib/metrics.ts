@@ -246,12 +246,10 @@ export function getGoldenSignals() {
       queues: q.queues,
       activeConnections: inFlight,
       openSockets,
-      eventLoopDelay: {
-        mean: nsToMs(delay.mean),
-        p50: nsToMs(delay.percentile(50)),
-        p99: nsToMs(delay.percentile(99)),
-        max: nsToMs(delay.max),
-      },
+      // Milliseconds; zeros until the monitor has its first sample.
+      eventLoopDelay: delay.count === 0
+        ? { mean: 0, p50: 0, p99: 0, max: 0 }
+        : { mean: nsToMs(delay.mean), p50: nsToMs(delay.percentile(50)), p99: nsToMs(delay.percentile(99)), max: nsToMs(delay.max) },
       eventLoopUtilization: elu.utilization,
       timestamp,
     },
