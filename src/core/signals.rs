@@ -62,7 +62,6 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use hdrhistogram::Histogram;
 
 use super::error::{check, CoreError, CoreResult};
 use super::histogram::{new_rings, Aggregate, LatencyWindows, Percentiles, Recorded, SliceRing, Slot, Window, WindowBudget};
@@ -292,11 +291,15 @@ struct Series {
     latency: LatencyWindows,
     /// Exact sum of recorded durations in µs, for Prometheus `_sum`.
     sum_us: u64,
+    /// Prometheus bucket counts (not cumulative), one per bound plus `+Inf`,
+    /// counted at record time so a scrape formats numbers instead of walking
+    /// every histogram (a walk cost ~45 µs per series).
+    buckets: Box<[u64]>,
 }
 
 impl Series {
     /// `origin` is the store's: a series made late simply had no traffic before.
-    fn new(method: &str, route: &str, origin: f64) -> Self {
+    fn new(method: &str, route: &str, origin: f64, bounds: usize) -> Self {
         let mut labels = String::with_capacity(method.len() + route.len() + 18);
         labels.push_str("method=\"");
         push_escaped(&mut labels, method);
@@ -311,20 +314,33 @@ impl Series {
             all_time: Tally::default(),
             latency: LatencyWindows::new(origin),
             sum_us: 0,
+            buckets: vec![0; bounds + 1].into_boxed_slice(),
         }
     }
 
     /// `class` and `duration_us` were validated by the store.
-    fn record(&mut self, class: usize, duration_us: f64, now: f64, budget: &mut WindowBudget) -> Recorded {
+    fn record(&mut self, class: usize, duration_us: f64, now: f64, budget: &mut WindowBudget, bounds_us: &[u64]) -> Recorded {
         let r = self.latency.record_within(duration_us, now, budget);
         if let Some(us) = r.micros() {
-            for ring in &mut self.tallies {
-                ring.head(now).by_class[class] += 1;
-            }
-            self.all_time.by_class[class] += 1;
-            self.sum_us = self.sum_us.saturating_add(us);
+            self.count(class, us, now, bounds_us);
         }
         r
+    }
+
+    /// Everything but the latency histograms: the pooled series keeps only
+    /// these at record time (its latency is merged from the series on read,
+    /// which halves the histogram work per request).
+    fn count(&mut self, class: usize, us: u64, now: f64, bounds_us: &[u64]) {
+        for ring in &mut self.tallies {
+            ring.head(now).by_class[class] += 1;
+        }
+        self.all_time.by_class[class] += 1;
+        self.sum_us = self.sum_us.saturating_add(us);
+        // First bound at or above the value; past the last, `+Inf`.
+        let i = bounds_us.iter().position(|&b| us <= b).unwrap_or(bounds_us.len());
+        if let Some(b) = self.buckets.get_mut(i) {
+            *b += 1;
+        }
     }
 
     fn abort(&mut self, now: f64) {
@@ -375,6 +391,7 @@ impl Series {
         self.all_time = Tally::default();
         self.latency.reset(now);
         self.sum_us = 0;
+        self.buckets.iter_mut().for_each(|b| *b = 0);
     }
 }
 
@@ -404,21 +421,24 @@ impl Scratch {
     }
 }
 
-/// A Prometheus bucket bound, converted and formatted once.
+/// A Prometheus bucket bound's label, formatted once.
 #[derive(Debug, Clone)]
 struct Bound {
-    us: u64,
     le: Box<str>,
 }
 
 pub struct SignalStore {
     max_series: usize,
     bounds: Vec<Bound>,
+    /// The same bounds in µs, searched on every record.
+    bounds_us: Vec<u64>,
     series: Vec<Series>,
     /// method → route → id: two levels so a lookup borrows both strings
     /// instead of allocating a key.
     ids: HashMap<Box<str>, HashMap<Box<str>, SeriesId>>,
-    /// Every request again, so pooled reads cost the same with 1 or 1000 series.
+    /// Every request's counts again, so pooled counts cost the same with 1
+    /// or 1000 series. Its latency histograms stay empty: pooled latency is
+    /// merged from the series when read (reads are rare, requests are not).
     pooled: Series,
     in_flight: u64,
     diag: Diagnostics,
@@ -436,13 +456,16 @@ impl SignalStore {
     pub fn new(opts: SignalsOptions, now: f64) -> CoreResult<Self> {
         opts.validate()?;
         check_now(now)?;
-        let bounds = opts.buckets.iter().map(|&s| Bound { us: (s * 1e6).round() as u64, le: format!("{s}").into() }).collect();
+        let bounds = opts.buckets.iter().map(|&s| Bound { le: format!("{s}").into() }).collect();
+        let bounds_us: Vec<u64> = opts.buckets.iter().map(|&s| (s * 1e6).round() as u64).collect();
+        let n_bounds = bounds_us.len();
         let mut store = SignalStore {
             max_series: opts.max_series as usize,
             bounds,
+            bounds_us,
             series: Vec::new(),
             ids: HashMap::new(),
-            pooled: Series::new(RESERVED_METHOD, "", now),
+            pooled: Series::new(RESERVED_METHOD, "", now, n_bounds),
             in_flight: 0,
             diag: Diagnostics::default(),
             budget: WindowBudget::new(opts.max_window_bytes),
@@ -479,7 +502,7 @@ impl SignalStore {
 
     fn insert(&mut self, method: &str, route: &str) -> SeriesId {
         let id = self.series.len() as SeriesId;
-        self.series.push(Series::new(method, route, self.origin));
+        self.series.push(Series::new(method, route, self.origin, self.bounds_us.len()));
         self.ids.entry(method.into()).or_default().insert(route.into(), id);
         id
     }
@@ -518,11 +541,13 @@ impl SignalStore {
             Err(reason) => return Err(self.reject(reason)),
         };
         let series = &mut self.series[id as usize];
-        let r = series.record(class, duration_us, now_ms, &mut self.budget);
+        let r = series.record(class, duration_us, now_ms, &mut self.budget, &self.bounds_us);
         if !series.latency.has_windows() {
             self.diag.window_memory_exhausted += 1;
         }
-        self.pooled.record(class, duration_us, now_ms, &mut WindowBudget::unlimited());
+        if let Some(us) = r.micros() {
+            self.pooled.count(class, us, now_ms, &self.bounds_us);
+        }
         if matches!(r, Recorded::Clamped(_)) {
             self.diag.clamped_durations += 1;
         }
@@ -658,7 +683,14 @@ impl SignalStore {
     /// Every series together over one window, as of `now`.
     pub fn pooled_stats(&mut self, window: Window, now: f64) -> CoreResult<WindowStats> {
         check_now(now)?;
-        Ok(self.pooled.stats(&mut self.scratch, window, now, self.origin))
+        let tally = self.pooled.tally(window, now);
+        let span_ms = self.pooled.span_ms(window, now, self.origin);
+        let agg = self.scratch.for_window(window);
+        agg.clear();
+        for s in self.series.iter_mut() {
+            agg.add_window(&mut s.latency, window, now);
+        }
+        Ok(WindowStats::new(tally, span_ms, agg.percentiles()))
     }
 
     /// Several series together (all methods of one route, say) over one
@@ -669,6 +701,10 @@ impl SignalStore {
     /// `latency.count` is below `requests`.
     pub fn stats_for(&mut self, ids: &[SeriesId], window: Window, now: f64) -> CoreResult<WindowStats> {
         check_now(now)?;
+        // One series needs no merge (its all-time histogram is read in place).
+        if let [id] = ids {
+            return self.series_stats(*id, window, now);
+        }
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= self.series.len()) {
             return Err(CoreError::not_found("series id", id));
         }
@@ -698,13 +734,18 @@ impl SignalStore {
     /// the window is kept at: 2 for the rings, 3 for all time.
     pub fn export_latency(&mut self, id: Option<SeriesId>, window: Window, now: f64, out: &mut String) -> CoreResult<()> {
         check_now(now)?;
-        let s = match id {
-            None => &mut self.pooled,
-            Some(id) => self.series.get_mut(id as usize).ok_or_else(|| CoreError::not_found("series id", id))?,
-        };
+        if let Some(id) = id {
+            if id as usize >= self.series.len() {
+                return Err(CoreError::not_found("series id", id));
+            }
+        }
         let agg = self.scratch.for_window(window);
         agg.clear();
-        agg.add_window(&mut s.latency, window, now);
+        for (i, s) in self.series.iter_mut().enumerate() {
+            if id.is_none_or(|id| id as usize == i) {
+                agg.add_window(&mut s.latency, window, now);
+            }
+        }
         agg.export(out)
     }
 
@@ -760,35 +801,20 @@ impl SignalStore {
     fn render_durations(&self, out: &mut String) {
         family_header(out, DURATION, "histogram", "HTTP request duration in seconds.");
         for s in &self.series {
-            let Some(h) = s.latency.all_time().filter(|h| !h.is_empty()) else { continue };
-            let count = render_buckets(out, &s.labels, h, &self.bounds);
+            let count: u64 = s.buckets.iter().sum();
+            if count == 0 {
+                continue;
+            }
+            let mut cumulative = 0u64;
+            for (b, n) in self.bounds.iter().zip(s.buckets.iter()) {
+                cumulative += n;
+                bucket_line(out, &s.labels, &b.le, cumulative);
+            }
+            bucket_line(out, &s.labels, "+Inf", count);
             let _ = writeln!(out, "{DURATION}_sum{{{}}} {}", s.labels, s.sum_us as f64 / 1e6);
             let _ = writeln!(out, "{DURATION}_count{{{}}} {count}", s.labels);
         }
     }
-}
-
-/// Writes the cumulative `_bucket` lines of one series in a single pass over
-/// the histogram and returns the total, which is both `+Inf` and `_count`.
-/// A sample counts under a bound when the lowest value HDR cannot tell it
-/// apart from is at or below the bound: exact for bounds under 2 ms, and
-/// within HDR's 0.1 % above.
-fn render_buckets(out: &mut String, labels: &str, h: &Histogram<u64>, bounds: &[Bound]) -> u64 {
-    let mut cumulative = 0u64;
-    let mut next = 0;
-    for v in h.iter_recorded() {
-        let lowest = h.lowest_equivalent(v.value_iterated_to());
-        while next < bounds.len() && lowest > bounds[next].us {
-            bucket_line(out, labels, &bounds[next].le, cumulative);
-            next += 1;
-        }
-        cumulative += v.count_at_value();
-    }
-    for b in &bounds[next..] {
-        bucket_line(out, labels, &b.le, cumulative);
-    }
-    bucket_line(out, labels, "+Inf", cumulative);
-    cumulative
 }
 
 fn bucket_line(out: &mut String, labels: &str, le: &str, count: u64) {
@@ -1277,8 +1303,9 @@ mod tests {
         assert_eq!((st.requests, st.status_5xx, st.latency.count), (2, 1, 0));
         assert_eq!(s.series_stats(b, Window::AllTime, 1_000.0).unwrap().latency.count, 2);
         assert_eq!(s.series_stats(a, Window::TenSeconds, 1_000.0).unwrap().latency.count, 1);
-        // The pooled series is exempt; a pooled read over both shows the gap.
-        assert_eq!(s.pooled_stats(Window::TenSeconds, 1_000.0).unwrap().latency.count, 3);
+        // Pooled latency is merged from the series, so it shows the same gap.
+        assert_eq!(s.pooled_stats(Window::TenSeconds, 1_000.0).unwrap().latency.count, 1);
+        assert_eq!(s.pooled_stats(Window::AllTime, 1_000.0).unwrap().latency.count, 3);
         let both = s.stats_for(&[a, b], Window::TenSeconds, 1_000.0).unwrap();
         assert_eq!((both.requests, both.latency.count), (3, 1));
         let mut text = String::new();
@@ -1295,11 +1322,14 @@ mod tests {
         assert_eq!(s.window_bytes(), per_series);
         assert_eq!(s.series_stats(b, Window::TenSeconds, 10_000.0).unwrap().latency.count, 1);
 
-        // A cap of 0: no series has windows; pooled reads still do.
+        // A cap of 0: no series has windows, so neither do pooled reads;
+        // counts and all-time latency remain.
         let mut z = SignalStore::new(SignalsOptions { max_window_bytes: 0, ..Default::default() }, 0.0).unwrap();
         z.record(UNMATCHED, 200, 10.0, 0.0).unwrap();
         assert_eq!(z.series_stats(UNMATCHED, Window::OneMinute, 0.0).unwrap().latency.count, 0);
-        assert_eq!(z.pooled_stats(Window::OneMinute, 0.0).unwrap().latency.count, 1);
+        let p = z.pooled_stats(Window::OneMinute, 0.0).unwrap();
+        assert_eq!((p.requests, p.latency.count), (1, 0));
+        assert_eq!(z.pooled_stats(Window::AllTime, 0.0).unwrap().latency.count, 1);
         assert_eq!(z.window_bytes(), 0);
     }
 
@@ -1313,13 +1343,13 @@ mod tests {
         for i in 0..1_000 {
             s.record(a, 200, 4e9, i as f64 * 300.0).unwrap();
         }
-        // /a and the pooled series are both at their worst; the pooled
-        // series' slot pointers were already in `idle`.
+        // /a is at its worst; the pooled series keeps no histograms (its
+        // idle slot pointers were already in `idle`).
         let worst = 403_168;
         if size_of::<usize>() == 8 {
-            assert_eq!(s.heap_bytes(), idle + 2 * worst - 16 * 8);
+            assert_eq!(s.heap_bytes(), idle + worst);
         }
-        assert_eq!(s.window_bytes(), 16 * (size_of::<Histogram<u32>>() + 3_328 * 4));
+        assert_eq!(s.window_bytes(), 16 * (size_of::<hdrhistogram::Histogram<u32>>() + 3_328 * 4));
     }
 
     #[test]
@@ -1369,5 +1399,41 @@ mod tests {
         direct.import(&pooled).unwrap();
         assert_eq!(merged.histogram(), direct.histogram());
         assert!(s.export_latency(Some(99), Window::AllTime, 0.0, &mut pooled).is_err());
+    }
+}
+
+#[cfg(test)]
+mod read_timing {
+    use super::*;
+    #[test]
+    #[ignore = "timing"]
+    fn read_costs() {
+        let mut s = SignalStore::new(SignalsOptions::default(), 0.0).unwrap();
+        let mut ids = vec![];
+        for r in 0..100 {
+            ids.push(s.intern("GET", &format!("/r{r}")).unwrap());
+        }
+        let mut x = 12345u64;
+        for i in 0..100_000u64 {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            let ms = 1.0 * (500f64).powf((x % 10_000) as f64 / 10_000.0);
+            s.record(ids[(i % 100) as usize], 200, ms * 1000.0, i as f64 * 0.5).unwrap();
+        }
+        let now = 50_000.0;
+        for w in Window::ALL {
+            let t = std::time::Instant::now();
+            for &id in &ids { std::hint::black_box(s.series_stats(id, w, now).unwrap()); }
+            eprintln!("series_stats {:?}: {:?} per 100", w, t.elapsed());
+            let t = std::time::Instant::now();
+            for &id in &ids { std::hint::black_box(s.stats_for(&[id], w, now).unwrap()); }
+            eprintln!("stats_for {:?}: {:?} per 100", w, t.elapsed());
+        }
+        let t = std::time::Instant::now();
+        let mut out = String::new();
+        s.render_prometheus(&mut out);
+        eprintln!("render: {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        for w in Window::ALL { std::hint::black_box(s.pooled_stats(w, now).unwrap()); }
+        eprintln!("pooled 4 windows: {:?}", t.elapsed());
     }
 }
