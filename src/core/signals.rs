@@ -436,9 +436,9 @@ pub struct SignalStore {
     /// method → route → id: two levels so a lookup borrows both strings
     /// instead of allocating a key.
     ids: HashMap<Box<str>, HashMap<Box<str>, SeriesId>>,
-    /// Every request's counts again, so pooled counts cost the same with 1
-    /// or 1000 series. Its latency histograms stay empty: pooled latency is
-    /// merged from the series when read (reads are rare, requests are not).
+    /// Keeps no counts or histograms: pooled figures are summed and merged
+    /// from the series when read (reads are rare, requests are not), which
+    /// halves the work per request. It only gives the windows' spans.
     pooled: Series,
     in_flight: u64,
     diag: Diagnostics,
@@ -545,9 +545,6 @@ impl SignalStore {
         if !series.latency.has_windows() {
             self.diag.window_memory_exhausted += 1;
         }
-        if let Some(us) = r.micros() {
-            self.pooled.count(class, us, now_ms, &self.bounds_us);
-        }
         if matches!(r, Recorded::Clamped(_)) {
             self.diag.clamped_durations += 1;
         }
@@ -641,7 +638,6 @@ impl SignalStore {
             return Err(self.reject(Reason::InvalidTime));
         }
         self.series[id as usize].abort(now_ms);
-        self.pooled.abort(now_ms);
         Ok(())
     }
 
@@ -683,11 +679,12 @@ impl SignalStore {
     /// Every series together over one window, as of `now`.
     pub fn pooled_stats(&mut self, window: Window, now: f64) -> CoreResult<WindowStats> {
         check_now(now)?;
-        let tally = self.pooled.tally(window, now);
         let span_ms = self.pooled.span_ms(window, now, self.origin);
         let agg = self.scratch.for_window(window);
         agg.clear();
+        let mut tally = Tally::default();
         for s in self.series.iter_mut() {
+            tally.add(&s.tally(window, now));
             agg.add_window(&mut s.latency, window, now);
         }
         Ok(WindowStats::new(tally, span_ms, agg.percentiles()))
