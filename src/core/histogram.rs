@@ -220,23 +220,35 @@ impl<T: Slot> SliceRing<T> {
     /// ring alone: a bad clock reading must not wipe or poison the ring.
     #[inline]
     fn advance(&mut self, now: f64) {
+        self.advance_with(now, |_| {});
+    }
+
+    /// As `advance`, handing each slot to `expire` just before it is
+    /// cleared, so an owner that keeps a running sum of the live slots can
+    /// take the slot's contents back out of it.
+    #[inline]
+    pub fn advance_with(&mut self, now: f64, expire: impl FnMut(&mut T)) {
         let elapsed = now - self.head_start;
         // Every record and read comes through here and almost all stay in
         // the head slice: keep that check inline and the rotation out of line.
         if elapsed.is_finite() && elapsed >= self.slice_ms {
-            self.rotate(elapsed);
+            self.rotate(elapsed, expire);
         }
     }
 
     #[cold]
-    fn rotate(&mut self, elapsed: f64) {
+    fn rotate(&mut self, elapsed: f64, mut expire: impl FnMut(&mut T)) {
         let n = self.slots.len();
         let steps = (elapsed / self.slice_ms).floor();
         if steps >= n as f64 {
-            self.slots.iter_mut().for_each(Slot::clear);
+            for slot in self.slots.iter_mut() {
+                expire(slot);
+                slot.clear();
+            }
         } else {
             for _ in 0..steps as usize {
                 self.head = (self.head + 1) % n;
+                expire(&mut self.slots[self.head]);
                 self.slots[self.head].clear();
             }
         }
@@ -340,7 +352,9 @@ impl WindowBudget {
 
 /// One slice's histogram (2 digits, u32 counts), allocated on its first sample.
 #[derive(Debug, Default)]
-struct HistSlot(Option<Box<Histogram<u32>>>);
+/// The second field is the exact sum of the slice's samples in µs, so a
+/// mean costs a division instead of a walk over the histogram.
+struct HistSlot(Option<Box<Histogram<u32>>>, u64);
 
 impl Slot for HistSlot {
     fn clear(&mut self) {
@@ -348,6 +362,7 @@ impl Slot for HistSlot {
         if let Some(h) = self.0.as_mut().filter(|h| !h.is_empty()) {
             h.reset();
         }
+        self.1 = 0;
     }
 }
 
@@ -457,6 +472,14 @@ pub fn quantize(value_us: f64) -> Recorded {
 #[derive(Debug)]
 pub struct LatencyWindows {
     rings: [SliceRing<HistSlot>; 3],
+    /// Per ring, the sum of its live slices: every sample goes into the head
+    /// slice and into the sum, and a slice that expires is subtracted from
+    /// the sum. A window read is then one walk over one histogram instead
+    /// of merging 5–6 slices first (~40 µs → a few µs per window).
+    sums: [HistSlot; 3],
+    /// Set if a subtraction ever failed (it should not): that ring's sum is
+    /// rebuilt from its slices on the next read.
+    stale_sum: [bool; 3],
     all_time: Option<Box<Histogram<u64>>>,
     clamped: u64,
     /// False once a [`WindowBudget`] refused this series a slice; until reset.
@@ -465,7 +488,14 @@ pub struct LatencyWindows {
 
 impl LatencyWindows {
     pub fn new(now: f64) -> Self {
-        LatencyWindows { rings: new_rings(now), all_time: None, clamped: 0, windows: true }
+        LatencyWindows {
+            rings: new_rings(now),
+            sums: Default::default(),
+            stale_sum: [false; 3],
+            all_time: None,
+            clamped: 0,
+            windows: true,
+        }
     }
 
     /// Records one duration in microseconds at `now` (ms) into the current
@@ -497,13 +527,73 @@ impl LatencyWindows {
     }
 
     fn record_windows(&mut self, us: u64, now: f64, budget: &mut WindowBudget) -> bool {
-        self.rings.iter_mut().all(|ring| record_sized(&mut ring.head(now).0, us, WINDOW_SIGFIG, |bytes| budget.take(bytes)))
+        (0..self.rings.len()).all(|i| {
+            self.sync(i, now);
+            let head = self.rings[i].head(now);
+            if !record_sized(&mut head.0, us, WINDOW_SIGFIG, |bytes| budget.take(bytes)) {
+                return false;
+            }
+            head.1 += us;
+            let sum = &mut self.sums[i];
+            if !record_sized(&mut sum.0, us, WINDOW_SIGFIG, |bytes| budget.take(bytes)) {
+                return false;
+            }
+            sum.1 += us;
+            true
+        })
+    }
+
+    /// Rotates ring `i` to `now`, taking every slice that expires out of its sum.
+    fn sync(&mut self, i: usize, now: f64) {
+        let (sum, stale) = (&mut self.sums[i], &mut self.stale_sum[i]);
+        self.rings[i].advance_with(now, |slot| {
+            if let (Some(h), Some(total)) = (slot.0.as_deref(), sum.0.as_deref_mut()) {
+                if !h.is_empty() && total.subtract(h).is_err() {
+                    *stale = true;
+                }
+            }
+            sum.1 = sum.1.saturating_sub(slot.1);
+        });
+        if self.stale_sum[i] {
+            self.rebuild_sum(i);
+        }
+    }
+
+    #[cold]
+    fn rebuild_sum(&mut self, i: usize) {
+        let sum = &mut self.sums[i];
+        sum.1 = 0;
+        if let Some(total) = sum.0.as_deref_mut() {
+            total.reset();
+            for slot in self.rings[i].iter() {
+                if let Some(h) = slot.0.as_deref() {
+                    // The sum was sized to cover every value its slices hold.
+                    let _ = total.add(h);
+                }
+                sum.1 += slot.1;
+            }
+        }
+        self.stale_sum[i] = false;
+    }
+
+    /// The sum of ring `i`'s live slices as of `now`.
+    fn window_sum(&mut self, i: usize, now: f64) -> Option<&Histogram<u32>> {
+        self.sync(i, now);
+        self.sums[i].0.as_deref()
+    }
+
+    /// Summary of ring `i`'s window as of `now`, with the exact mean.
+    fn window_summary(&mut self, i: usize, now: f64) -> Percentiles {
+        self.sync(i, now);
+        let sum = &self.sums[i];
+        sum.0.as_deref().map(|h| Percentiles::of_with_sum(h, sum.1)).unwrap_or_default()
     }
 
     fn drop_windows(&mut self, budget: &mut WindowBudget) {
-        for slot in self.rings.iter_mut().flat_map(|r| r.slots.iter_mut()) {
+        for slot in self.rings.iter_mut().flat_map(|r| r.slots.iter_mut()).chain(self.sums.iter_mut()) {
             budget.give_back(slot.heap_bytes());
             slot.0 = None;
+            slot.1 = 0;
         }
         self.windows = false;
     }
@@ -527,13 +617,18 @@ impl LatencyWindows {
     /// Milliseconds the window's slices cover at `now`; `None` for all time,
     /// whose span the owner knows (it is "since creation or reset").
     pub fn covered_ms(&mut self, window: Window, now: f64) -> Option<f64> {
-        window.ring_index().map(|i| self.rings[i].covered_ms(now))
+        window.ring_index().map(|i| {
+            self.sync(i, now);
+            self.rings[i].covered_ms(now)
+        })
     }
 
     /// Empties every histogram, keeping their allocations, and gives a series
     /// that lost its windows to the budget another try.
     pub fn reset(&mut self, now: f64) {
         self.rings.iter_mut().for_each(|r| r.reset(now));
+        self.sums.iter_mut().for_each(Slot::clear);
+        self.stale_sum = [false; 3];
         if let Some(h) = self.all_time.as_mut() {
             h.reset();
         }
@@ -548,7 +643,7 @@ impl LatencyWindows {
 
     /// Bytes of the window slices' histograms: what a [`WindowBudget`] counts.
     pub fn window_bytes(&self) -> usize {
-        self.rings.iter().flat_map(|r| r.iter()).map(HistSlot::heap_bytes).sum()
+        self.rings.iter().flat_map(|r| r.iter()).chain(self.sums.iter()).map(HistSlot::heap_bytes).sum()
     }
 
     /// Bytes this series holds on the heap: slot pointers and histograms.
@@ -575,6 +670,29 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
+    /// As [`Percentiles::of`], with the mean from the exact sum of the
+    /// samples (µs) instead of a second walk over the histogram.
+    pub fn of_with_sum<T: Counter>(h: &Histogram<T>, sum_us: u64) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        let mut q = [0u64; 5];
+        for (slot, v) in q.iter_mut().zip(h.value_at_quantiles([0.5, 0.9, 0.95, 0.99, 0.999])) {
+            *slot = v;
+        }
+        Percentiles {
+            count: h.len(),
+            min_us: h.min_nz(),
+            max_us: h.max(),
+            mean_us: sum_us as f64 / h.len() as f64,
+            p50_us: q[0],
+            p90_us: q[1],
+            p95_us: q[2],
+            p99_us: q[3],
+            p999_us: q[4],
+        }
+    }
+
     pub fn of<T: Counter>(h: &Histogram<T>) -> Self {
         if h.is_empty() {
             return Percentiles::default();
@@ -694,10 +812,8 @@ impl Aggregate {
                 }
             }
             Some(i) => {
-                for slot in src.rings[i].slots(now) {
-                    if let Some(h) = slot.0.as_deref() {
-                        self.clamped += merge_into(&mut self.hist, h);
-                    }
+                if let Some(h) = src.window_sum(i, now) {
+                    self.clamped += merge_into(&mut self.hist, h);
                 }
             }
         }
@@ -725,6 +841,13 @@ impl Aggregate {
     /// made by [`Aggregate::for_window`] for the window: a 3-digit one reads a
     /// ring window's 2-digit buckets at their lowest values (still within 1 %).
     pub fn window_percentiles(&mut self, src: &mut LatencyWindows, window: Window, now: f64) -> Percentiles {
+        // A ring window of one series is one histogram already (its running
+        // sum, at the window's digits): summarise it in place, no merge.
+        if let Some(i) = window.ring_index() {
+            if self.sigfig() == WINDOW_SIGFIG {
+                return src.window_summary(i, now);
+            }
+        }
         self.clear();
         self.add_window(src, window, now);
         self.percentiles()
@@ -922,7 +1045,7 @@ mod tests {
         let mut w = LatencyWindows::new(0.0);
         assert_eq!(w.allocated_slices(), 0);
         let idle = w.heap_bytes();
-        assert!(idle < 200, "an idle series holds only slot pointers, got {idle}");
+        assert!(idle <= 16 * size_of::<HistSlot>(), "an idle series holds only slot pointers, got {idle}");
         w.record(50.0, 0.0);
         // One slice per ring, plus all time.
         assert_eq!(w.allocated_slices(), 3);
@@ -941,13 +1064,14 @@ mod tests {
         // for a 2-digit slice, 2048 for the 3-digit all-time one.
         let slice = size_of::<Histogram<u32>>() + 256 * 4;
         let all = size_of::<Histogram<u64>>() + 2048 * 8;
-        assert_eq!(busy, 16 * slice + all + 16 * size_of::<HistSlot>());
-        assert_eq!(w.window_bytes(), 16 * slice);
+        // 16 slices and the 3 running sums.
+        assert_eq!(busy, 19 * slice + all + 16 * size_of::<HistSlot>());
+        assert_eq!(w.window_bytes(), 19 * slice);
     }
 
-    /// Headers of 16 slices and all time, and the 16 slot pointers.
+    /// Headers of 16 slices, 3 running sums and all time, and the 16 slot pointers.
     fn overhead() -> usize {
-        16 * size_of::<Histogram<u32>>() + size_of::<Histogram<u64>>() + 16 * size_of::<HistSlot>()
+        19 * size_of::<Histogram<u32>>() + size_of::<Histogram<u64>>() + 16 * size_of::<HistSlot>()
     }
 
     /// One sample of `us` every second for 5 minutes: every slice of every ring holds it.
@@ -966,13 +1090,13 @@ mod tests {
         let w = every_slice_sees(4e9);
         let (slice_counts, all_counts) = (3_328, 23_552);
         assert_eq!(w.all_time().unwrap().distinct_values(), all_counts);
-        assert_eq!(w.window_bytes(), 16 * (size_of::<Histogram<u32>>() + slice_counts * 4));
-        let documented = 16 * slice_counts * 4 + all_counts * 8;
-        assert_eq!(documented, 401_408);
+        assert_eq!(w.window_bytes(), 19 * (size_of::<Histogram<u32>>() + slice_counts * 4));
+        let documented = 19 * slice_counts * 4 + all_counts * 8;
+        assert_eq!(documented, 441_344);
         assert_eq!(w.heap_bytes(), documented + overhead());
-        assert!(overhead() < 2_000, "{}", overhead());
+        assert!(overhead() < 2_500, "{}", overhead());
         if size_of::<usize>() == 8 {
-            assert_eq!(w.heap_bytes(), 403_168);
+            assert_eq!(w.heap_bytes(), 443_520);
         }
         assert!(w.heap_bytes() < 450_000);
     }
@@ -983,13 +1107,51 @@ mod tests {
         let w = every_slice_sees(999_999.0);
         let (slice_counts, all_counts) = (1_792, 11_264);
         assert_eq!(w.all_time().unwrap().distinct_values(), all_counts);
-        let documented = 16 * slice_counts * 4 + all_counts * 8;
-        assert_eq!(documented, 204_800);
+        let documented = 19 * slice_counts * 4 + all_counts * 8;
+        assert_eq!(documented, 226_304);
         assert_eq!(w.heap_bytes(), documented + overhead());
         if size_of::<usize>() == 8 {
-            assert_eq!(w.heap_bytes(), 206_560);
+            assert_eq!(w.heap_bytes(), 228_480);
         }
         assert!(w.heap_bytes() < 250_000);
+    }
+
+    #[test]
+    fn running_sums_equal_the_merge_of_the_live_slices() {
+        // Random latencies at random gaps (some longer than a whole window),
+        // read at random times: each ring's running sum must hold exactly
+        // what its live slices hold.
+        let mut rng = SplitMix64::new(7);
+        let mut w = LatencyWindows::new(0.0);
+        let mut now = 0.0;
+        for step in 0..20_000 {
+            now += match rng.next_u64() % 100 {
+                0 => 400_000.0 * rng.next_f64(),
+                1..=5 => 20_000.0 * rng.next_f64(),
+                _ => 300.0 * rng.next_f64(),
+            };
+            w.record(1.0 + 2e6 * rng.next_f64().powi(3), now);
+            if step % 97 == 0 {
+                for i in 0..3 {
+                    let sum = w.window_sum(i, now).cloned();
+                    let mut merged: Histogram<u32> = Histogram::new_with_bounds(1, MAX_US, WINDOW_SIGFIG).unwrap();
+                    for slot in w.rings[i].iter() {
+                        if let Some(h) = slot.0.as_deref() {
+                            merged.add(h).unwrap();
+                        }
+                    }
+                    let sum_len = sum.as_ref().map_or(0, |h| h.len());
+                    assert_eq!(sum_len, merged.len(), "ring {i} at step {step}");
+                    if let Some(sum) = sum {
+                        for v in merged.iter_recorded() {
+                            assert_eq!(sum.count_at(v.value_iterated_to()), v.count_at_value(), "ring {i}");
+                        }
+                        assert_eq!(Percentiles::of(&sum), Percentiles::of(&merged));
+                    }
+                }
+            }
+        }
+        assert!(!w.stale_sum.iter().any(|&s| s));
     }
 
     #[test]
@@ -1012,7 +1174,8 @@ mod tests {
         let max = values.last().unwrap().round() as u64;
         let exact = |sigfig| Histogram::<u32>::new_with_bounds(1, max, sigfig).unwrap().distinct_values();
         assert_eq!(grown.all_time().unwrap().distinct_values(), exact(SIGFIG));
-        assert_eq!(grown.window_bytes(), 3 * (size_of::<Histogram<u32>>() + exact(WINDOW_SIGFIG) * 4));
+        // Three head slices and three running sums.
+        assert_eq!(grown.window_bytes(), 6 * (size_of::<Histogram<u32>>() + exact(WINDOW_SIGFIG) * 4));
         for window in Window::ALL {
             let mut a = Aggregate::for_window(window);
             let mut b = Aggregate::for_window(window);
@@ -1027,15 +1190,15 @@ mod tests {
     #[test]
     fn a_refused_budget_takes_the_whole_series_out_of_the_windows() {
         let slice = size_of::<Histogram<u32>>() + 256 * 4;
-        // Room for one series' first three slices, and a bit.
-        let mut budget = WindowBudget::new(3 * slice + 100);
+        // Room for one series' first three slices and their three sums, and a bit.
+        let mut budget = WindowBudget::new(6 * slice + 100);
         let (mut a, mut b) = (LatencyWindows::new(0.0), LatencyWindows::new(0.0));
         a.record_within(50.0, 0.0, &mut budget);
-        assert_eq!((budget.used(), a.window_bytes(), a.allocated_slices()), (3 * slice, 3 * slice, 3));
+        assert_eq!((budget.used(), a.window_bytes(), a.allocated_slices()), (6 * slice, 6 * slice, 3));
         // A second series does not fit: it gets no slice at all, only all time.
         assert_eq!(b.record_within(70.0, 0.0, &mut budget), Recorded::Exact(70));
         assert!(!b.has_windows() && a.has_windows());
-        assert_eq!((b.allocated_slices(), budget.used()), (0, 3 * slice));
+        assert_eq!((b.allocated_slices(), budget.used()), (0, 6 * slice));
         assert_eq!(b.all_time().unwrap().len(), 1);
         let mut agg = Aggregate::for_window(Window::TenSeconds);
         assert_eq!(agg.window_percentiles(&mut b, Window::TenSeconds, 0.0).count, 0);
