@@ -17,13 +17,13 @@
 //!
 //! # Memory
 //!
-//! Per series: the latency histograms (see `histogram`: at most 403 168
-//! bytes, of which 214 528 in the 16 window slices and 188 512 all time;
-//! 206 560 when every latency stays under 1 s, 116 224 of it in slices), the
-//! 416-byte series struct, 16 counter slices of 48 bytes and the
-//! label strings (about three times the route's length). A series that has
-//! had no traffic yet costs under 2 KB. Allocations, once made, are kept and
-//! reused until the store is dropped.
+//! Per series: the latency histograms (see `histogram`: at most 443 520
+//! bytes, of which 252 928 in the 16 window slices and 3 running sums;
+//! 228 480 when every latency stays under 1 s), the series struct, 16
+//! counter slices of 48 bytes, Prometheus bucket counters and the label
+//! strings (about three times the route's length). A series that has had no
+//! traffic yet costs under 2 KB. Allocations, once made, are kept and reused
+//! until the store is dropped.
 //!
 //! The window slices of all series together are capped by
 //! [`SignalsOptions::max_window_bytes`] (default 64 MiB). A series whose
@@ -31,18 +31,16 @@
 //! are freed, its window percentiles read count 0 until [`SignalStore::reset`],
 //! and each sample it records meanwhile is counted in
 //! [`Diagnostics::window_memory_exhausted`]. Its counts, rates, all-time
-//! latency and Prometheus output are unaffected. The pooled series (every
-//! request again, for [`SignalStore::pooled_stats`]) is exempt: it is one
-//! series, at most 214 528 bytes of slices.
+//! latency and Prometheus output are unaffected. Pooled figures keep no
+//! histograms of their own: they are summed and merged from the series.
 //!
-//! So with the default cap of 1000 series (1003 with the two reserved ones
-//! and the pooled one) the worst case, an hour-long request in every slice of
-//! every series, is about 1003 × 188 512 bytes all time (189 MB) + 64 MiB of
-//! slices + 1 MB of counters and structs: about 260 MB. It was 1.7 GB when the
-//! slices kept 3 digits and nothing capped them; uncapped now
-//! (`max_window_bytes` at its limit) it would be 1003 × 403 168 ≈ 404 MB. With
-//! every latency under 1 s: 1003 × 90 208 (90 MB) + 64 MiB ≈ 160 MB, and the
-//! 64 MiB give about 575 series their windows. Lower `max_series` if the
+//! So with the default cap of 1000 series the worst case, an hour-long
+//! request in every slice of every series, is about 1000 × 188 512 bytes all
+//! time (189 MB) + 64 MiB of window histograms + about 1 MB of counters and
+//! structs: about 260 MB. Uncapped (`max_window_bytes` at its limit) it
+//! would be 1000 × 443 520 ≈ 444 MB. With every latency under 1 s:
+//! 1000 × 90 208 (90 MB) + 64 MiB ≈ 160 MB, and the
+//! 64 MiB give about 490 series their windows. Lower `max_series` if the
 //! all-time part is too much for the host: `max_window_bytes` does not cap it.
 //!
 //! ```
