@@ -243,6 +243,24 @@ describe('percentiles', () => {
     near(g.latency.windows['1m'].min, 1, 1, 0.01, "windows['1m'].min");
   });
 
+  test('getLatencyPercentiles: one window for every route in one call, agreeing with getEndpointMetrics', () => {
+    const a = seriesIdFor('GET', '/lp-a');
+    const b = seriesIdFor('POST', '/lp-b');
+    for (let ms = 1; ms <= 200; ms++) recordRequest(a, 200, ms);
+    for (let i = 0; i < 10; i++) recordRequest(b, 201, 40);
+    for (const w of ['10s', '1m', '5m', 'all']) {
+      const rows = metrics.getLatencyPercentiles(w);
+      const ra = rows.find((r) => r.method === 'GET' && r.route === '/lp-a');
+      const rb = rows.find((r) => r.method === 'POST' && r.route === '/lp-b');
+      assert.equal(ra.requests, 200, w);
+      assert.equal(ra.latency.count, 200, w);
+      assert.deepEqual(ra.latency, w === 'all' ? getEndpointMetrics('GET /lp-a').latency : getEndpointMetrics('GET /lp-a').windows[w].latency, w);
+      near(ra.latency.mean, 100.5, 100.5, 0.001, `${w} mean is exact`);
+      near(rb.latency.p99, 40, 40, 0.01, `${w} p99`);
+    }
+    assert.throws(() => metrics.getLatencyPercentiles('1h'), (e) => e instanceof RangeError && /^window must be/.test(e.message));
+  });
+
   test('sub-millisecond and zero durations are kept', () => {
     const id = seriesIdFor('GET', '/fast');
     for (let i = 0; i < 100; i++) recordRequest(id, 200, 0.25);

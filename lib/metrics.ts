@@ -308,6 +308,14 @@ export function getAllEndpointMetrics() {
   });
 }
 
+/**
+ * Latency (ms: count, min, max, mean, p50, p90, p95, p99, p999) and request
+ * count of every route with traffic over one window, in one call into Rust.
+ */
+export function getLatencyPercentiles(window: WindowName = '1m') {
+  return native.sgLatencyAll(window, performance.now());
+}
+
 /** Clears every figure. */
 export function resetMetrics(): void {
   native.sgReset(performance.now());

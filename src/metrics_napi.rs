@@ -247,6 +247,32 @@ pub struct SgSeries {
     pub route: String,
 }
 
+#[napi(object)]
+pub struct SgSeriesLatency {
+    pub method: String,
+    pub route: String,
+    pub requests: f64,
+    pub latency: SgLatency,
+}
+
+/// Latency of every series with traffic over one window, in one call: the
+/// dashboard's view. Each window read is one walk over that series' running
+/// window sum.
+#[napi]
+pub fn sg_latency_all(env: Env, window: String, now: f64) -> Result<Vec<SgSeriesLatency>> {
+    with(&env, Some(now), |b| {
+        let w = parse_window(&window)?;
+        let ids: Vec<u32> = b.store.series_ids().collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let s = b.store.series_stats(id, w, now)?;
+            let (method, route) = b.store.labels(id).map(|(m, r)| (m.to_string(), r.to_string())).unwrap_or_default();
+            out.push(SgSeriesLatency { method, route, requests: s.requests as f64, latency: latency(&s.latency) });
+        }
+        Ok(out)
+    })
+}
+
 /// Every series with traffic, in creation order.
 #[napi]
 pub fn sg_series(env: Env, now: f64) -> Result<Vec<SgSeries>> {
