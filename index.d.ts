@@ -184,6 +184,13 @@ export interface SgLatency {
   p999: number
 }
 
+/**
+ * Latency of every series with traffic over one window, in one call: the
+ * dashboard's view. Each window read is one walk over that series' running
+ * window sum.
+ */
+export declare function sgLatencyAll(window: string, now: number): Array<SgSeriesLatency>
+
 /** The id of (method, route) if it exists. */
 export declare function sgLookup(method: string, route: string): number | null
 
@@ -202,6 +209,13 @@ export interface SgSeries {
   id: number
   method: string
   route: string
+}
+
+export interface SgSeriesLatency {
+  method: string
+  route: string
+  requests: number
+  latency: SgLatency
 }
 
 /** One window's figures. Latencies in milliseconds. */

@@ -854,6 +854,7 @@ module.exports.sgExport = nativeBinding.sgExport
 module.exports.sgIdsForRoute = nativeBinding.sgIdsForRoute
 module.exports.sgInit = nativeBinding.sgInit
 module.exports.sgIntern = nativeBinding.sgIntern
+module.exports.sgLatencyAll = nativeBinding.sgLatencyAll
 module.exports.sgLookup = nativeBinding.sgLookup
 module.exports.sgPrometheus = nativeBinding.sgPrometheus
 module.exports.sgReset = nativeBinding.sgReset
