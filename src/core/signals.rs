@@ -446,6 +446,8 @@ pub struct SignalStore {
     scratch: Scratch,
     /// Reused by `stats_for` to deduplicate ids without allocating per read.
     id_scratch: Vec<SeriesId>,
+    /// Reused by `record_batch` to apply a batch grouped by series.
+    batch_order: Vec<u64>,
     /// Creation or reset time.
     origin: f64,
 }
@@ -469,6 +471,7 @@ impl SignalStore {
             budget: WindowBudget::new(opts.max_window_bytes),
             scratch: Scratch::new(),
             id_scratch: Vec::new(),
+            batch_order: Vec::new(),
             origin: now,
         };
         store.insert(RESERVED_METHOD, UNMATCHED_ROUTE);
@@ -560,8 +563,19 @@ impl SignalStore {
     /// allocation beyond what histograms need the first time a slice is used.
     pub fn record_batch(&mut self, batch: &[f64], now_ms: f64) -> usize {
         const ABORTED_STATUS: f64 = -1.0;
+        // Apply the entries grouped by series: a series' histograms are then
+        // warm in cache for its run of entries, instead of every entry
+        // touching seven cold histograms (with 100 routes, cache misses were
+        // most of the cost). Within a series the order is kept; every entry
+        // is recorded at `now_ms` anyway.
+        let mut order = std::mem::take(&mut self.batch_order);
+        order.clear();
+        order.extend(batch.chunks_exact(3).enumerate().map(|(i, e)| ((e[0].max(0.0).min(u32::MAX as f64) as u64) << 32) | i as u64));
+        order.sort_unstable();
         let mut applied = 0;
-        for entry in batch.chunks_exact(3) {
+        for key in order.iter() {
+            let i = (*key & 0xFFFF_FFFF) as usize;
+            let entry = &batch[3 * i..3 * i + 3];
             let (id, status, duration_us) = (entry[0], entry[1], entry[2]);
             let done = match batch_id(id) {
                 None => Err(self.reject(Reason::UnknownId)),
@@ -572,6 +586,7 @@ impl SignalStore {
             };
             applied += usize::from(done.is_ok());
         }
+        self.batch_order = order;
         applied
     }
 
