@@ -565,3 +565,22 @@ describe('saturation', () => {
     assert.equal(typeof s.openSockets, 'number');
   });
 });
+
+describe('process lifetime', () => {
+  test('the flush timer is unref\'d: a process that records and is done exits by itself', () => {
+    const script = `
+      const m = require('@dreamnet/reliability-core/metrics');
+      const id = m.seriesIdFor('GET', '/x');
+      for (let i = 0; i < 10; i++) m.recordRequest(id, 200, 3);
+      m.getGoldenSignals();
+      m.recordRequest(id, 500, 3);
+      process.stdout.write(String(m.getEndpointMetrics('GET /x').count));
+    `;
+    const t0 = Date.now();
+    const res = spawnSync(process.execPath, ['-e', script], { cwd: PKG_ROOT, timeout: 10_000, encoding: 'utf8' });
+    assert.equal(res.status, 0, res.stderr);
+    assert.equal(res.stdout, '11');
+    assert.ok(Date.now() - t0 < 5_000);
+  });
+});
+

@@ -6,9 +6,10 @@
  * all-time, per route template and method, cardinality-capped).
  *
  * Hot path: the middleware appends `(seriesId, status, durationUs)` to a
- * shared ring that Rust drains in batches (when full, when its oldest entry
- * is 250 ms old, or before any read), so a request costs three typed-array
- * writes and no crossing. Route templates are interned to ids once.
+ * shared ring that Rust drains in batches (when full, 250 ms after its first
+ * entry by one shared unref'd timer, or before any read), so a request costs
+ * three typed-array writes and no crossing. Route templates are interned to
+ * ids once.
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { native } from './native';
@@ -17,13 +18,18 @@ const RING_CAP = native.sgRingCap();
 const ring = new Float64Array(1 + 3 * RING_CAP);
 // Attaches this copy's ring (a thread may load this module more than once).
 native.sgInit(ring, performance.now());
-/** Oldest buffered entry older than this: drain before appending, so windows stay honest at low traffic. */
-const FRESH_MS = 250;
+/**
+ * Buffered entries are applied at the latest this long after the first of
+ * them, by one shared unref'd timer armed when the ring goes from empty to
+ * not empty, so that windows stay honest at low traffic without reading the
+ * clock on every record.
+ */
+const FLUSH_MS = 250;
 const UNMATCHED = 0;
 const WINDOWS = ['10s', '1m', '5m', 'all'] as const;
 export type WindowName = (typeof WINDOWS)[number];
 
-let oldestAt = 0;
+let flushTimer: NodeJS.Timeout | null = null;
 let inFlight = 0;
 let openSockets = 0;
 const seenSockets = new WeakSet<object>();
@@ -37,22 +43,29 @@ const MAX_CACHED_KEYS = 10_000;
  * Bad values are counted by Rust under a named reason, never thrown.
  */
 export function recordRequest(seriesId: number, status: number, durationMs: number): void {
-  push(seriesId, status, durationMs * 1000, performance.now());
+  push(seriesId, status, durationMs * 1000);
 }
 
-function push(id: number, status: number, durationUs: number, t: number): void {
+function push(id: number, status: number, durationUs: number): void {
   let n = ring[0];
-  if (n === 0) oldestAt = t;
-  else if (n >= RING_CAP || t - oldestAt > FRESH_MS) {
-    native.sgDrain(t);
+  if (n >= RING_CAP) {
+    native.sgDrain(performance.now());
     n = 0;
-    oldestAt = t;
   }
   const o = 1 + 3 * n;
   ring[o] = id;
   ring[o + 1] = status;
   ring[o + 2] = durationUs;
   ring[0] = n + 1;
+  if (flushTimer === null) {
+    flushTimer = setTimeout(flush, FLUSH_MS);
+    flushTimer.unref();
+  }
+}
+
+function flush(): void {
+  flushTimer = null;
+  if (ring[0] > 0) native.sgDrain(performance.now());
 }
 
 /** Minimal shapes of Express's request and response, so the types need no Express install. */
@@ -122,8 +135,7 @@ export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (er
   if (!eld) startEventLoopMonitor();
   res.once('close', () => {
     inFlight--;
-    const t = performance.now();
-    push(seriesOf(req), res.writableFinished === false ? -1 : res.statusCode, (t - t0) * 1000, t);
+    push(seriesOf(req), res.writableFinished === false ? -1 : res.statusCode, (performance.now() - t0) * 1000);
   });
   next();
 }
