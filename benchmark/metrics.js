@@ -1081,7 +1081,7 @@ async function main() {
     out.push(`   ${padR(c.label, 44)}${pad(f.median, 9)}${pad(f.min, 9)}${pad(f.max, 9)}${pad(f.n, 11)}${pad(`${f.ratio}x`, 9)}`);
   }
   out.push(
-    `   breakdown of ours: JS side (performance.now() + 3 typed-array writes) ${recFig.oursPush.median} ns, Rust drain ~${r1(recOurs - recFig.oursPush.median)} ns per request.`,
+    `   breakdown of ours: JS side (3 typed-array writes and the ring checks) ${recFig.oursPush.median} ns, Rust drain ~${r1(recOurs - recFig.oursPush.median)} ns per request.`,
   );
   out.push('   prom-client: labels {method, route, status_code} built per call, own Registry; Summary: default percentiles, no maxAge.');
   out.push('   hdr-histogram-js: one histogram per route, values in us. ratio = other/ours (> 1x: ours is cheaper).');
