@@ -681,27 +681,18 @@ impl Percentiles {
         if h.is_empty() {
             return Percentiles::default();
         }
-        let mut q = [0u64; 5];
-        for (slot, v) in q.iter_mut().zip(h.value_at_quantiles([0.5, 0.9, 0.95, 0.99, 0.999])) {
-            *slot = v;
-        }
-        Percentiles {
-            count: h.len(),
-            min_us: h.min_nz(),
-            max_us: h.max(),
-            mean_us: sum_us as f64 / h.len() as f64,
-            p50_us: q[0],
-            p90_us: q[1],
-            p95_us: q[2],
-            p99_us: q[3],
-            p999_us: q[4],
-        }
+        Self::with_mean(h, sum_us as f64 / h.len() as f64)
     }
 
     pub fn of<T: Counter>(h: &Histogram<T>) -> Self {
         if h.is_empty() {
             return Percentiles::default();
         }
+        Self::with_mean(h, h.mean())
+    }
+
+    /// `h` is not empty.
+    fn with_mean<T: Counter>(h: &Histogram<T>, mean_us: f64) -> Self {
         // One pass over the counts for all five quantiles.
         let mut q = [0u64; 5];
         for (slot, v) in q.iter_mut().zip(h.value_at_quantiles([0.5, 0.9, 0.95, 0.99, 0.999])) {
@@ -711,7 +702,7 @@ impl Percentiles {
             count: h.len(),
             min_us: h.min_nz(),
             max_us: h.max(),
-            mean_us: h.mean(),
+            mean_us,
             p50_us: q[0],
             p90_us: q[1],
             p95_us: q[2],
