@@ -13,11 +13,12 @@ pub fn throw(env: &Env, e: CoreError) -> Error {
         ErrorKind::Type => "ERR_INVALID_ARG_TYPE",
         ErrorKind::Range => "ERR_OUT_OF_RANGE",
         ErrorKind::NotFound => "ERR_NOT_FOUND",
+        ErrorKind::State => "ERR_INVALID_STATE",
     };
     let _ = match e.kind {
         ErrorKind::Type => env.throw_type_error(&e.message, Some(code)),
         ErrorKind::Range => env.throw_range_error(&e.message, Some(code)),
-        ErrorKind::NotFound => env.throw_error(&e.message, Some(code)),
+        ErrorKind::NotFound | ErrorKind::State => env.throw_error(&e.message, Some(code)),
     };
     Error::new(Status::PendingException, e.message)
 }
@@ -114,6 +115,43 @@ impl<'a> Opts<'a> {
                 Err(e) => Err(CoreError::type_error(&format!("{path}[{i}]"), "a number", e)),
             })
             .collect::<std::result::Result<Vec<f64>, CoreError>>()
+            .map(Some)
+    }
+
+    /// A string, or None when absent.
+    pub fn string(&self, key: &str, allowed: &str) -> std::result::Result<Option<String>, CoreError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some((v, ValueType::String)) => Ok(Some(unsafe { v.cast::<String>() }.map_err(|e| CoreError::type_error(&self.path(key), allowed, e))?)),
+            Some((_, t)) => Err(CoreError::type_error(&self.path(key), allowed, type_name(t))),
+        }
+    }
+
+    /// A boolean, or None when absent.
+    pub fn boolean(&self, key: &str) -> std::result::Result<Option<bool>, CoreError> {
+        match self.get(key)? {
+            None => Ok(None),
+            Some((v, ValueType::Boolean)) => Ok(Some(unsafe { v.cast::<bool>() }.map_err(|e| CoreError::type_error(&self.path(key), "a boolean", e))?)),
+            Some((_, t)) => Err(CoreError::type_error(&self.path(key), "a boolean", type_name(t))),
+        }
+    }
+
+    /// An array of strings, or None when absent.
+    pub fn string_array(&self, key: &str, allowed: &str) -> std::result::Result<Option<Vec<String>>, CoreError> {
+        let path = self.path(key);
+        let Some((v, t)) = self.get(key)? else { return Ok(None) };
+        if t != ValueType::Object || !v.is_array().unwrap_or(false) {
+            return Err(CoreError::type_error(&path, allowed, type_name(t)));
+        }
+        let arr: Vec<Unknown> = unsafe { v.cast::<Vec<Unknown>>() }.map_err(|e| CoreError::type_error(&path, allowed, e))?;
+        arr.iter()
+            .enumerate()
+            .map(|(i, x)| match x.get_type() {
+                Ok(ValueType::String) => unsafe { x.cast::<String>() }.map_err(|e| CoreError::type_error(&path, allowed, e)),
+                Ok(t) => Err(CoreError::type_error(&format!("{path}[{i}]"), "a string", type_name(t))),
+                Err(e) => Err(CoreError::type_error(&format!("{path}[{i}]"), "a string", e)),
+            })
+            .collect::<std::result::Result<Vec<String>, CoreError>>()
             .map(Some)
     }
 

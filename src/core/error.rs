@@ -12,6 +12,9 @@ pub enum ErrorKind {
     Range,
     /// A name that nothing was registered under.
     NotFound,
+    /// A call that is not allowed in the current state (e.g. registering a
+    /// service after startup began); a plain JS `Error`.
+    State,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +43,12 @@ impl CoreError {
             kind: ErrorKind::NotFound,
             message: format!("{what} not found: {name}"),
         }
+    }
+}
+
+impl CoreError {
+    pub fn state(message: impl Into<String>) -> Self {
+        CoreError { kind: ErrorKind::State, message: message.into() }
     }
 }
 

@@ -5,7 +5,10 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod dag;
 pub mod error;
+pub mod gate;
+pub mod graph_file;
 pub mod histogram;
 pub mod registry;
 pub mod rng;
