@@ -125,6 +125,229 @@ export interface CbWindow {
 }
 
 /**
+ * Begins the run. Returns the problems that prevent it (empty when it
+ * began, or had already begun).
+ */
+export declare function dagBegin(h: number, now: number): Array<DagProblem>
+
+export declare function dagClear(h: number): void
+
+/** A new, empty DAG; returns its handle. */
+export declare function dagCreate(): number
+
+export declare function dagCriticalReady(h: number): boolean
+
+/** Records a failure in `phase` (`'init'` or `'health-check'`). */
+export declare function dagFailed(h: number, i: number, now: number, reason: string, phase: string, initMs?: number | undefined | null): DagFailure
+
+export interface DagFailure {
+  /** Ids of the pending dependents now degraded. */
+  degraded: Array<string>
+  /** The abort message when startup must stop. */
+  abort?: string
+}
+
+export declare function dagFinished(h: number): boolean
+
+/** Indices of the services to start now (marked initializing). */
+export declare function dagNext(h: number, now: number, maxInFlight: number): Array<number>
+
+/** Parses and checks the text of a `graph.json`. */
+export declare function dagParseGraph(text: string): GraphFile
+
+/** The order and levels of the registered services, or their problems. */
+export declare function dagPlan(h: number): DagPlan
+
+export interface DagPlan {
+  /** Service ids in start order (dependencies first). */
+  order: Array<string>
+  /** Service ids per level; a level's services may start together. */
+  levels: Array<Array<string>>
+  /** Every problem that prevents a plan (then `order` and `levels` are empty). */
+  problems: Array<DagProblem>
+}
+
+export interface DagProblem {
+  kind: string
+  message: string
+  service?: string
+  missing?: string
+  path?: Array<string>
+}
+
+export declare function dagReady(h: number, i: number, now: number, initMs: number, healthMs: number): void
+
+/**
+ * Registers (or replaces) a service from the user's node object; reads
+ * `id`, `name`, `dependencies`, `critical`, `timeout`, `healthCheckTimeout`.
+ * Returns its index.
+ */
+export declare function dagRegister(h: number, node: unknown): number
+
+/**
+ * Everything about the DAG and its run, for `getStatus()`,
+ * `getStartupReport()` and `/api/observability/startup-dag`.
+ */
+export declare function dagReport(h: number): DagReport
+
+export interface DagReport {
+  /** `not-started`, `running`, `ready`, `degraded` or `failed`. */
+  outcome: string
+  error?: string
+  startedAt?: number
+  finishedAt?: number
+  duration?: number
+  total: number
+  ready: number
+  failed: number
+  /** Pending and initializing, as the original counted them. */
+  pending: number
+  initializing: number
+  degraded: number
+  criticalReady: boolean
+  /** Start order and levels (from the run's plan, or a fresh one). */
+  order: Array<string>
+  levels: Array<Array<string>>
+  problems: Array<DagProblem>
+  /** In registration order. */
+  services: Array<DagService>
+}
+
+export interface DagService {
+  index: number
+  id: string
+  name: string
+  status: string
+  critical: boolean
+  dependencies: Array<string>
+  level?: number
+  timeout: number
+  healthCheckTimeout: number
+  /** Epoch ms (the JS side passes wall-clock time). */
+  startedAt?: number
+  finishedAt?: number
+  duration?: number
+  waitMs?: number
+  initMs?: number
+  healthCheckMs?: number
+  error?: string
+  failedPhase?: string
+}
+
+/** Records a service left out on purpose, with the reason. */
+export declare function dagSkip(h: number, id: string, reason: string): void
+
+/**
+ * Standalone sort: `json` is `[[id, [dep, …]], …]`. Returns the start order
+ * as indices into the input, followed by a `-1` separator and the level of
+ * each input service: numbers only, so a big graph costs one string in and
+ * one typed array out. Throws with every problem when there is no order.
+ */
+export declare function dagSortJson(json: string): Uint32Array
+
+export declare function gateClear(h: number): void
+
+export declare function gateCreate(): number
+
+/** When the scheduler should next wake (epoch ms), or -1 with no gates. */
+export declare function gateNextWake(h: number): number
+
+/** Readiness and every gate, from state only (never runs a check). */
+export declare function gateReadiness(h: number): GateReadiness
+
+export interface GateReadiness {
+  ready: boolean
+  criticalReady: boolean
+  allReady: boolean
+  degraded: boolean
+  shuttingDown: boolean
+  gates: Array<GateView>
+}
+
+/** Just the verdict, for a probe that only needs the status code. */
+export declare function gateReady(h: number): boolean
+
+/**
+ * Records a check's answer. Returns 0 no change, 1 became ready,
+ * 2 became not ready, -1 stale (the check had timed out or been replaced).
+ */
+export declare function gateRecord(h: number, i: number, token: number, pass: boolean, reason: string | undefined | null, now: number): number
+
+/**
+ * Registers (or replaces) a gate from the user's object. Reads
+ * `serviceId`, `name`, `critical`, `requiredConsecutivePasses` (or the
+ * original's `requiredPasses`), `requiredConsecutiveFailures`,
+ * `checkIntervalMs`, `timeoutMs`. Returns the gate's index.
+ */
+export declare function gateRegister(h: number, gate: unknown, now: number): number
+
+export declare function gateSetShuttingDown(h: number, on: boolean): void
+
+/** Starts an explicit check of gate `i` (or joins the one running); returns its token. */
+export declare function gateStart(h: number, i: number, now: number): number
+
+/**
+ * One scheduler step: time out overdue checks and, when `start` (the
+ * periodic checks are on), start the due ones.
+ */
+export declare function gateTick(h: number, now: number, start: boolean): GateTick
+
+export interface GateTick {
+  /** Flattened `(gate, token)` pairs of the checks to run now. */
+  start: Array<number>
+  /**
+   * Flattened `(gate, transition)` pairs of checks that just timed out
+   * (transition: 0 none, 1 became ready, 2 became not ready).
+   */
+  expired: Array<number>
+  /** When to call again (epoch ms), or -1 with no gates. */
+  nextWake: number
+}
+
+export interface GateView {
+  index: number
+  serviceId: string
+  name: string
+  ready: boolean
+  critical: boolean
+  consecutivePasses: number
+  consecutiveFailures: number
+  /** The original's field name for `requiredConsecutivePasses`. */
+  requiredPasses: number
+  requiredConsecutiveFailures: number
+  checkIntervalMs: number
+  timeoutMs: number
+  lastCheck?: number
+  lastResult?: boolean
+  reason?: string
+  lastDurationMs?: number
+  since?: number
+  checking: boolean
+  checks: number
+  failures: number
+}
+
+export interface GraphFile {
+  services: Array<GraphFileService>
+  /** `"$.services[2].id: is required"`, … (empty when the file is valid). */
+  problems: Array<string>
+}
+
+export interface GraphFileService {
+  id: string
+  name: string
+  dependencies: Array<string>
+  critical: boolean
+  initModule?: string
+  initFunction?: string
+  healthCheckModule?: string
+  healthCheckFunction?: string
+  conditional?: string
+  timeout?: number
+  healthCheckTimeout?: number
+}
+
+/**
  * Replaces the store with one built from `options` (maxSeries, buckets,
  * maxWindowBytes). Allowed only while no route has been recorded, so no
  * figure is silently lost.

@@ -10,6 +10,10 @@ pub mod core;
 #[cfg_attr(test, allow(dead_code))]
 mod breaker_napi;
 #[cfg_attr(test, allow(dead_code))]
+mod dag_napi;
+#[cfg_attr(test, allow(dead_code))]
+mod gate_napi;
+#[cfg_attr(test, allow(dead_code))]
 mod metrics_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod napi_util;

@@ -1,0 +1,246 @@
+/**
+ * Express adapters for health gates and the startup DAG: liveness and
+ * readiness probes, the observability JSON, and graceful shutdown.
+ *
+ * Readiness is read from Rust state (no check runs on a probe), so a probe
+ * costs one crossing and answers the same however often it is polled.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { getHealthGates, type HealthGates } from '../health-gates';
+import { getLogger, getStartupDAG, type StartupDAG } from '../startup-dag';
+
+type Handler = (req: any, res: any) => void;
+type Paths = string | string[] | false;
+
+export interface HealthRouterOptions {
+  gates?: HealthGates;
+  dag?: StartupDAG;
+  /** Liveness path(s) (default `/health/live` and the original's `/api/health/live`). */
+  livePath?: Paths;
+  /** Readiness path(s) (default `/health/ready` and the original's `/api/health/ready`). */
+  readyPath?: Paths;
+  /** Default `/api/observability/health-gates`. */
+  gatesPath?: Paths;
+  /** Default `/api/observability/startup-dag`. */
+  dagPath?: Paths;
+  /** Return false to answer 403 on the observability paths (probes stay open). */
+  authorize?: (req: unknown) => boolean;
+}
+
+/** `GET /health/live`: 200 while the process serves (as the original's `/api/health/live`). */
+export const liveHandler: Handler = (_req, res) => {
+  res.status(200).json({ status: 'alive', timestamp: new Date().toISOString(), uptime: process.uptime(), pid: process.pid });
+};
+
+/**
+ * `GET /health/ready`: 200 when every critical gate is ready, else 503 with
+ * the failing gates and their reasons. Non-critical failures show as
+ * `degraded` and do not fail the probe.
+ */
+export function readyHandler(gates: HealthGates = getHealthGates()): Handler {
+  return (_req, res) => {
+    try {
+      const r = gates.getReadinessSnapshot();
+      const failing = r.gates
+        .filter((g) => !g.ready)
+        .map((g) => ({ serviceId: g.serviceId, name: g.name, critical: g.critical, reason: g.reason ?? (g.lastCheck === undefined ? 'not checked yet' : `${g.consecutivePasses}/${g.requiredPasses} passes`) }));
+      res.setHeader('Cache-Control', 'no-store');
+      res.status(r.ready ? 200 : 503).json({
+        ready: r.ready,
+        status: r.shuttingDown ? 'shutting-down' : r.ready ? (r.degraded ? 'degraded' : 'ready') : 'not-ready',
+        degraded: r.degraded,
+        shuttingDown: r.shuttingDown,
+        checks: { healthGates: { ready: r.ready, gates: r.gates.length, criticalReady: r.criticalReady } },
+        failing,
+        timestamp: new Date().toISOString(),
+      });
+    } catch (e) {
+      res.status(503).json({ ready: false, error: (e as Error).message, timestamp: new Date().toISOString() });
+    }
+  };
+}
+
+/** `GET /api/observability/health-gates`: the original's body, read from state (no check round). */
+export function healthGatesHandler(gates: HealthGates = getHealthGates()): Handler {
+  return (_req, res) => {
+    try {
+      const r = gates.getReadinessSnapshot();
+      res.json({ ready: r.ready, criticalReady: r.criticalReady, allReady: r.allReady, degraded: r.degraded, shuttingDown: r.shuttingDown, gates: r.gates, timestamp: Date.now() });
+    } catch (e) {
+      res.status(500).json({ error: 'Failed to get health gates', message: (e as Error).message });
+    }
+  };
+}
+
+/**
+ * `GET /api/observability/startup-dag`: the original's status
+ * (`total, ready, failed, pending, services`) plus nodes, edges, order,
+ * levels, outcome, problems and per-service timings.
+ */
+export function startupDagHandler(dag: StartupDAG = getStartupDAG()): Handler {
+  return (_req, res) => {
+    try {
+      const r = dag.getStartupReport();
+      const edges = r.services.flatMap((s) => s.dependencies.map((d) => ({ from: d, to: s.id })));
+      res.json({ ...r, nodes: r.services.map((s) => s.id), edges, timestamp: Date.now() });
+    } catch (e) {
+      res.status(500).json({ error: 'Failed to get startup DAG', message: (e as Error).message });
+    }
+  };
+}
+
+function list(p: Paths | undefined, defaults: string[]): string[] {
+  if (p === false) return [];
+  if (p === undefined) return defaults;
+  return Array.isArray(p) ? p : [p];
+}
+
+/** An Express router with the probes and the two observability endpoints. Needs `express`. */
+export function createHealthRouter(options: HealthRouterOptions = {}) {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const express = require('express');
+  const router = express.Router();
+  const gates = options.gates ?? getHealthGates();
+  const dag = options.dag ?? getStartupDAG();
+  const guard = (req: any, res: any, next: () => void) => {
+    if (options.authorize && !options.authorize(req)) {
+      res.status(403).json({ error: 'Forbidden', message: 'observability endpoints are closed by configuration' });
+      return;
+    }
+    next();
+  };
+  for (const p of list(options.livePath, ['/health/live', '/api/health/live'])) router.get(p, liveHandler);
+  const ready = readyHandler(gates);
+  for (const p of list(options.readyPath, ['/health/ready', '/api/health/ready'])) router.get(p, ready);
+  const g = healthGatesHandler(gates);
+  for (const p of list(options.gatesPath, ['/api/observability/health-gates'])) router.get(p, guard, g);
+  const d = startupDagHandler(dag);
+  for (const p of list(options.dagPath, ['/api/observability/startup-dag'])) router.get(p, guard, d);
+  return router;
+}
+
+export interface GracefulShutdownOptions {
+  gates?: HealthGates;
+  /** Signals that start the shutdown (default SIGTERM and SIGINT). */
+  signals?: NodeJS.Signals[];
+  /**
+   * Time between turning not-ready and closing the listener, so load
+   * balancers see the 503 and stop sending (default 5000 ms; lightship and
+   * terminus users found that closing at once drops requests).
+   */
+  shutdownDelayMs?: number;
+  /** Longest wait for in-flight requests to finish (default 10000 ms). */
+  drainTimeoutMs?: number;
+  /** Runs after the server has closed (close pools, flush logs). */
+  onShutdown?: () => unknown;
+  /** Call `process.exit` at the end (default true; exit code 0, or 1 if draining timed out or a hook threw). */
+  exit?: boolean;
+}
+
+export interface GracefulShutdown {
+  /** Starts the shutdown (as a signal would); resolves when it is complete. */
+  shutdown(reason?: string): Promise<{ drained: boolean; inFlightAtClose: number }>;
+  isShuttingDown(): boolean;
+  inFlight(): number;
+  /** Removes the signal handlers. */
+  dispose(): void;
+}
+
+/**
+ * Graceful shutdown for an `http.Server`, as terminus and lightship do it:
+ * on a signal, readiness turns 503 first, then after `shutdownDelayMs` the
+ * listener closes, idle keep-alive connections are closed, in-flight
+ * requests get up to `drainTimeoutMs` to finish (answers carry
+ * `Connection: close`), the rest are cut, `onShutdown` runs, and the
+ * process exits by itself.
+ */
+export function createGracefulShutdown(server: Server, options: GracefulShutdownOptions = {}): GracefulShutdown {
+  const gates = options.gates ?? getHealthGates();
+  const delay = options.shutdownDelayMs ?? 5000;
+  const drainMs = options.drainTimeoutMs ?? 10_000;
+  for (const [k, v] of [['shutdownDelayMs', delay], ['drainTimeoutMs', drainMs]] as const) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 3_600_000) {
+      throw new RangeError(`${k} must be a number of ms from 0 to 3600000, got ${String(v)}`);
+    }
+  }
+  if (options.onShutdown !== undefined && typeof options.onShutdown !== 'function') {
+    throw new TypeError(`onShutdown must be a function, got ${typeof options.onShutdown}`);
+  }
+  let active = 0;
+  let idleWaiters: Array<() => void> = [];
+  let stopping: Promise<{ drained: boolean; inFlightAtClose: number }> | null = null;
+  const onRequest = (_req: IncomingMessage, res: ServerResponse) => {
+    active++;
+    if (stopping) res.setHeader('Connection', 'close');
+    let done = false;
+    const end = () => {
+      if (done) return;
+      done = true;
+      active--;
+      if (active === 0) {
+        const w = idleWaiters;
+        idleWaiters = [];
+        for (const f of w) f();
+      }
+    };
+    res.once('finish', end);
+    res.once('close', end);
+  };
+  server.on('request', onRequest);
+  const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+  const shutdown = (reason = 'shutdown'): Promise<{ drained: boolean; inFlightAtClose: number }> => {
+    if (stopping) return stopping;
+    stopping = (async () => {
+      const log = getLogger();
+      log?.log(`🛑 [Shutdown] ${reason}: readiness now 503, closing in ${delay} ms`);
+      gates.setShuttingDown(true);
+      if (delay > 0) await wait(delay);
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      (server as any).closeIdleConnections?.();
+      const inFlightAtClose = active;
+      let drained = true;
+      if (active > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        drained = await Promise.race([
+          new Promise<boolean>((r) => idleWaiters.push(() => r(true))),
+          new Promise<boolean>((r) => (timer = setTimeout(r, drainMs, false))),
+        ]);
+        clearTimeout(timer);
+      }
+      if (!drained) log?.warn(`⚠️  [Shutdown] ${active} requests still running after ${drainMs} ms; closing their connections`);
+      (server as any).closeAllConnections?.();
+      await closed;
+      gates.stop();
+      let hookFailed = false;
+      if (options.onShutdown) {
+        try {
+          await options.onShutdown();
+        } catch (e) {
+          hookFailed = true;
+          log?.error('❌ [Shutdown] onShutdown failed:', (e as Error)?.message ?? e);
+        }
+      }
+      log?.log(`✅ [Shutdown] complete (${inFlightAtClose} in flight at close, drained: ${drained})`);
+      if (options.exit !== false) process.exit(drained && !hookFailed ? 0 : 1);
+      return { drained, inFlightAtClose };
+    })();
+    return stopping;
+  };
+
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+  const handlers = signals.map((sig) => {
+    const h = () => void shutdown(sig);
+    process.once(sig, h);
+    return [sig, h] as const;
+  });
+  return {
+    shutdown,
+    isShuttingDown: () => stopping !== null,
+    inFlight: () => active,
+    dispose() {
+      for (const [sig, h] of handlers) process.removeListener(sig, h);
+      server.removeListener('request', onRequest);
+    },
+  };
+}

@@ -1,0 +1,394 @@
+/**
+ * Startup DAG: a drop-in replacement for the original
+ * `server/core/startup-dag.ts` (`getStartupDAG`, `alwaysHealthy`,
+ * `checkDatabaseHealth`), with the graph and the run's state in Rust
+ * (`src/core/dag.rs`, petgraph).
+ *
+ * This file only runs the user's callbacks: it asks Rust which services may
+ * start, runs their `init` and `healthCheck` with timeouts, and reports each
+ * outcome back. Rust decides the order, the parallel levels, what a failure
+ * does to dependents, and whether startup is aborted.
+ *
+ * Differences from the original, on purpose (see README):
+ * - every problem in the graph (missing dependencies, cycles with their
+ *   path) is reported at once, and a failed `initialize()` leaves the DAG
+ *   usable, so the graph can be fixed and started again;
+ * - services whose dependencies are ready start in parallel (`concurrency`,
+ *   default 8) instead of one at a time;
+ * - a failed non-critical service marks its dependents degraded at once,
+ *   instead of each waiting 30 s and failing;
+ * - a health check must answer `true`; anything else fails with the reason;
+ * - timers are cleared as soon as each step settles.
+ */
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { native } from './native';
+
+export interface ServiceNode {
+  id: string;
+  /** Display name (defaults to the id). */
+  name?: string;
+  /** Ids of the services that must be ready first. */
+  dependencies?: string[];
+  /** A critical failure aborts startup and blocks readiness. */
+  critical?: boolean;
+  init?: () => unknown;
+  /** Must resolve `true`; anything else counts as a failure. */
+  healthCheck?: () => unknown;
+  /** Init timeout in ms (default 30000). */
+  timeout?: number;
+  /** Health-check timeout in ms (default 5000). */
+  healthCheckTimeout?: number;
+}
+
+export type ServiceStatus = 'pending' | 'initializing' | 'ready' | 'failed' | 'degraded';
+
+export interface DagLogger {
+  log(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
+export type DagProblem = ReturnType<typeof native.dagPlan>['problems'][number];
+export type StartupReport = ReturnType<typeof native.dagReport>;
+
+/** Thrown when the graph cannot be ordered; `problems` lists every one. */
+export class StartupDAGError extends Error {
+  readonly problems: DagProblem[];
+  constructor(problems: DagProblem[]) {
+    const list = problems.map((p) => p.message);
+    super(
+      list.length === 1
+        ? list[0]
+        : `Startup DAG has ${list.length} problems: ${list.map((m, i) => `(${i + 1}) ${m}`).join('; ')}`,
+    );
+    this.name = 'StartupDAGError';
+    this.problems = problems;
+  }
+}
+
+let logger: DagLogger | null = console;
+
+/** Package-wide logger for the DAG, the loader and the gates (`null` silences them). */
+export function configureStartupLogging(opts: { logger?: DagLogger | null }): void {
+  if (opts.logger !== undefined) logger = opts.logger;
+}
+
+/** @internal shared with the loader and the gates. */
+export function getLogger(): DagLogger | null {
+  return logger;
+}
+
+function checkFn(field: string, v: unknown): void {
+  if (v !== undefined && typeof v !== 'function') {
+    throw new TypeError(`${field} must be a function, got ${v === null ? 'null' : typeof v}`);
+  }
+}
+
+/** The message of anything thrown, as the original wrapped non-Errors. */
+export function reasonOf(e: unknown): string {
+  if (e instanceof Error) return e.message || e.name;
+  try {
+    return String(e);
+  } catch {
+    return 'unknown error';
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v).slice(0, 40)}`;
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/**
+ * Races `p` against a timer. The timer stays ref'd on purpose: it is
+ * cleared as soon as `p` settles, and it is what turns a hung init into a
+ * reported failure instead of a process that exits or hangs silently.
+ */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(resolve, ms, TIMED_OUT);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+function call(fn: (() => unknown) | undefined): Promise<unknown> {
+  if (!fn) return Promise.resolve(true);
+  try {
+    return Promise.resolve(fn());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+export interface InitializeOptions {
+  /** Services starting at once (default 8). */
+  concurrency?: number;
+}
+
+/**
+ * A dependency graph of services and its startup run. Events:
+ * `serviceStart` (id), `serviceReady` (id, ms), `serviceFailed` (id, reason,
+ * degradedIds), `done` (report).
+ */
+export class StartupDAG extends EventEmitter {
+  private readonly h: number = native.dagCreate();
+  private readonly nodes = new Map<string, ServiceNode>();
+  private byIndex: string[] = [];
+  private running: Promise<StartupReport> | null = null;
+
+  /** Adds a service, or replaces the one with the same id. */
+  register(node: ServiceNode): void {
+    if (node === null || typeof node !== 'object') {
+      throw new TypeError(`node must be an object, got ${node === null ? 'null' : typeof node}`);
+    }
+    checkFn('node.init', node.init);
+    checkFn('node.healthCheck', node.healthCheck);
+    const i = native.dagRegister(this.h, node);
+    this.byIndex[i] = node.id;
+    this.nodes.set(node.id, { ...node });
+  }
+
+  /** Alias of `register`. */
+  addNode(node: ServiceNode): void {
+    this.register(node);
+  }
+
+  /** Records a service left out on purpose, so dependencies on it name the reason. */
+  skip(id: string, reason: string): void {
+    native.dagSkip(this.h, String(id), String(reason));
+  }
+
+  /** Every problem that prevents a start order (empty when there is none). */
+  validate(): DagProblem[] {
+    return native.dagPlan(this.h).problems;
+  }
+
+  /** Service ids in start order, dependencies first. Throws `StartupDAGError`. */
+  topologicalSort(): string[] {
+    const p = native.dagPlan(this.h);
+    if (p.problems.length) throw new StartupDAGError(p.problems);
+    return p.order;
+  }
+
+  /** Service ids per level: a level's services can start together. Throws `StartupDAGError`. */
+  getLevels(): string[][] {
+    const p = native.dagPlan(this.h);
+    if (p.problems.length) throw new StartupDAGError(p.problems);
+    return p.levels;
+  }
+
+  isInitialized(): boolean {
+    return this.running !== null;
+  }
+
+  /**
+   * Starts every service in dependency order. Resolves with the startup
+   * report; rejects with `StartupDAGError` when the graph has problems
+   * (nothing is marked initialised then) or with
+   * `Critical service <id> failed to initialize: <reason>`. A second call
+   * returns the first call's promise.
+   */
+  initialize(options: InitializeOptions = {}): Promise<StartupReport> {
+    if (this.running) return this.running;
+    const concurrency = options.concurrency ?? 8;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
+      return Promise.reject(new RangeError(`concurrency must be an integer from 1 to 10000, got ${String(concurrency)}`));
+    }
+    const problems = native.dagBegin(this.h, Date.now());
+    if (problems.length) {
+      const err = new StartupDAGError(problems);
+      logger?.error(`❌ [StartupDAG] ${err.message}`);
+      return Promise.reject(err);
+    }
+    const services = native.dagReport(this.h).services;
+    logger?.log(`🚀 [StartupDAG] Initializing ${services.length} services in dependency order...`);
+    this.running = new Promise<StartupReport>((resolve, reject) => {
+      let settled = false;
+      const finish = () => {
+        if (settled || !native.dagFinished(this.h)) return;
+        settled = true;
+        const report = native.dagReport(this.h);
+        this.emit('done', report);
+        if (report.outcome === 'failed') return reject(new Error(report.error ?? 'startup failed'));
+        logger?.log(
+          report.outcome === 'ready'
+            ? '✅ [StartupDAG] All services initialized'
+            : `⚠️  [StartupDAG] Started degraded: ${report.failed} failed, ${report.degraded} not started`,
+        );
+        resolve(report);
+      };
+      const pump = () => {
+        for (const i of native.dagNext(this.h, Date.now(), concurrency)) {
+          void this.startOne(i, services[i].timeout, services[i].healthCheckTimeout).then((abort) => {
+            if (abort && !settled) {
+              settled = true;
+              logger?.error(`❌ [StartupDAG] ${abort}`);
+              this.emit('done', native.dagReport(this.h));
+              reject(new Error(abort));
+            }
+            pump();
+          });
+        }
+        finish();
+      };
+      pump();
+    });
+    return this.running;
+  }
+
+  /** Runs one service; returns the abort message if its failure stops startup. */
+  private async startOne(i: number, timeout: number, healthTimeout: number): Promise<string | null> {
+    const id = this.byIndex[i];
+    const node = this.nodes.get(id)!;
+    logger?.log(`⏳ [StartupDAG] Initializing ${id}...`);
+    this.emit('serviceStart', id);
+    const t0 = performance.now();
+    let initMs: number | undefined;
+    let phase: 'init' | 'health-check' = 'init';
+    let reason: string;
+    try {
+      const r = await withTimeout(call(node.init), timeout);
+      if (r === TIMED_OUT) throw new Error(`Init timeout: ${id}`);
+      initMs = performance.now() - t0;
+      phase = 'health-check';
+      const ok = await withTimeout(call(node.healthCheck), healthTimeout);
+      const healthMs = performance.now() - t0 - initMs;
+      if (ok === true) {
+        native.dagReady(this.h, i, Date.now(), initMs, healthMs);
+        logger?.log(`✅ [StartupDAG] ${id} ready (${Math.round(initMs + healthMs)}ms)`);
+        this.emit('serviceReady', id, initMs + healthMs);
+        return null;
+      }
+      reason =
+        ok === TIMED_OUT
+          ? `Health check failed for ${id}: timed out after ${healthTimeout} ms`
+          : ok === false
+            ? `Health check failed for ${id}`
+            : `Health check failed for ${id}: returned ${describe(ok)}, expected true`;
+    } catch (e) {
+      reason = phase === 'init' ? reasonOf(e) : `Health check failed for ${id}: ${reasonOf(e)}`;
+    }
+    const effect = native.dagFailed(this.h, i, Date.now(), reason, phase, initMs);
+    logger?.error(`❌ [StartupDAG] ${id} failed:`, reason);
+    if (!effect.abort) {
+      logger?.warn(
+        `⚠️  [StartupDAG] Non-critical service failed, continuing...` +
+          (effect.degraded.length ? ` (not starting: ${effect.degraded.join(', ')})` : ''),
+      );
+    }
+    this.emit('serviceFailed', id, reason, effect.degraded);
+    return effect.abort ?? null;
+  }
+
+  /**
+   * The original's status: `{ total, ready, failed, pending, services }`
+   * (`pending` counts initializing ones too), plus `degraded`. Services are
+   * in registration order; `duration` is set only for ready ones and
+   * `error` only for failed or degraded ones.
+   */
+  getStatus(): {
+    total: number;
+    ready: number;
+    failed: number;
+    pending: number;
+    degraded: number;
+    services: Array<{ id: string; name: string; status: ServiceStatus; critical: boolean; duration?: number; error?: string }>;
+  } {
+    const r = native.dagReport(this.h);
+    return {
+      total: r.total,
+      ready: r.ready,
+      failed: r.failed,
+      pending: r.pending,
+      degraded: r.degraded,
+      services: r.services.map((s) => ({
+        id: s.id,
+        name: s.name,
+        status: s.status as ServiceStatus,
+        critical: s.critical,
+        duration: s.duration ?? undefined,
+        error: s.error ?? undefined,
+      })),
+    };
+  }
+
+  /** Order, levels, outcome, problems and per-service timings. */
+  getStartupReport(): StartupReport {
+    return native.dagReport(this.h);
+  }
+
+  /** True when every critical service is ready (vacuously true with none). */
+  areCriticalServicesReady(): boolean {
+    return native.dagCriticalReady(this.h);
+  }
+
+  /** Forgets every service and the run (tests; or rebuilding the graph). */
+  reset(): void {
+    native.dagClear(this.h);
+    this.nodes.clear();
+    this.byIndex = [];
+    this.running = null;
+  }
+}
+
+let dag: StartupDAG | null = null;
+
+/** The process-wide DAG (a lazily created singleton, as the original). */
+export function getStartupDAG(): StartupDAG {
+  if (!dag) dag = new StartupDAG();
+  return dag;
+}
+
+/** A health check that always passes. */
+export async function alwaysHealthy(): Promise<boolean> {
+  return true;
+}
+
+type DatabaseCheck = () => Promise<boolean>;
+let databaseCheck: DatabaseCheck | null = null;
+
+/**
+ * Sets the probe behind `checkDatabaseHealth`/`checkDatabaseGate` (the
+ * database module does this when a database is configured).
+ */
+export function setDatabaseHealthCheck(fn: DatabaseCheck | null): void {
+  checkFn('fn', fn ?? undefined);
+  databaseCheck = fn;
+}
+
+/**
+ * As the original: true when `DATABASE_URL` is unset. Otherwise runs the
+ * configured probe; with none configured it fails and says why, instead of
+ * the original's silent failure.
+ */
+export async function checkDatabaseHealth(): Promise<boolean> {
+  if (databaseCheck) return databaseCheck();
+  if (!process.env.DATABASE_URL) return true;
+  throw new Error('DATABASE_URL is set but no database is configured for health checks (configureDatabase)');
+}
+
+/**
+ * A standalone sort of `services` (`[{ id, dependencies }]`), without
+ * registering anything: `{ order, levels }` as ids. The graph crosses to
+ * Rust as one JSON string and comes back as one typed array of indices.
+ * Throws with every problem (missing ids, cycles with their path).
+ */
+export function planStartupOrder(services: Array<{ id: string; dependencies?: string[] }>): { order: string[]; levels: string[][] } {
+  if (!Array.isArray(services)) throw new TypeError(`services must be an array, got ${typeof services}`);
+  const pairs = services.map((s) => [s?.id, s?.dependencies ?? []]);
+  const out = native.dagSortJson(JSON.stringify(pairs));
+  const n = services.length;
+  const order: string[] = new Array(n);
+  for (let k = 0; k < n; k++) order[k] = services[out[k]].id;
+  const levels: string[][] = [];
+  for (let i = 0; i < n; i++) {
+    const l = out[n + 1 + i];
+    (levels[l] ??= []).push(services[i].id);
+  }
+  return { order, levels };
+}
