@@ -96,8 +96,22 @@ function isDir(p: string): boolean {
   }
 }
 
+// A real dynamic import: TypeScript compiles `import()` to `require()` for
+// CommonJS output, which cannot load ES modules.
+const importEsm = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
+
+/** Loads a CommonJS module with `require`, an ES module with `import()`. */
+async function loadModule(file: string): Promise<any> {
+  try {
+    return require(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_REQUIRE_ESM') throw e;
+    return importEsm(pathToFileURL(file).href);
+  }
+}
+
 async function loadExport(file: string, fn: string, spec: string): Promise<unknown> {
-  const mod: any = await import(pathToFileURL(file).href);
+  const mod: any = await loadModule(file);
   const found = mod?.[fn] ?? mod?.default?.[fn];
   if (found === undefined) {
     const names = Object.keys(mod ?? {}).filter((k) => k !== 'default').slice(0, 10);

@@ -103,6 +103,9 @@ function describe(v: unknown): string {
 
 const TIMED_OUT = Symbol('timed out');
 
+/** Epoch ms with sub-ms precision, so report durations agree with the measured steps. */
+const now = () => performance.timeOrigin + performance.now();
+
 /**
  * Races `p` against a timer. The timer stays ref'd on purpose: it is
  * cleared as soon as `p` settles, and it is what turns a hung init into a
@@ -199,7 +202,7 @@ export class StartupDAG extends EventEmitter {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
       return Promise.reject(new RangeError(`concurrency must be an integer from 1 to 10000, got ${String(concurrency)}`));
     }
-    const problems = native.dagBegin(this.h, Date.now());
+    const problems = native.dagBegin(this.h, now());
     if (problems.length) {
       const err = new StartupDAGError(problems);
       logger?.error(`❌ [StartupDAG] ${err.message}`);
@@ -223,7 +226,7 @@ export class StartupDAG extends EventEmitter {
         resolve(report);
       };
       const pump = () => {
-        for (const i of native.dagNext(this.h, Date.now(), concurrency)) {
+        for (const i of native.dagNext(this.h, now(), concurrency)) {
           void this.startOne(i, services[i].timeout, services[i].healthCheckTimeout).then((abort) => {
             if (abort && !settled) {
               settled = true;
@@ -259,7 +262,7 @@ export class StartupDAG extends EventEmitter {
       const ok = await withTimeout(call(node.healthCheck), healthTimeout);
       const healthMs = performance.now() - t0 - initMs;
       if (ok === true) {
-        native.dagReady(this.h, i, Date.now(), initMs, healthMs);
+        native.dagReady(this.h, i, now(), initMs, healthMs);
         logger?.log(`✅ [StartupDAG] ${id} ready (${Math.round(initMs + healthMs)}ms)`);
         this.emit('serviceReady', id, initMs + healthMs);
         return null;
@@ -273,7 +276,7 @@ export class StartupDAG extends EventEmitter {
     } catch (e) {
       reason = phase === 'init' ? reasonOf(e) : `Health check failed for ${id}: ${reasonOf(e)}`;
     }
-    const effect = native.dagFailed(this.h, i, Date.now(), reason, phase, initMs);
+    const effect = native.dagFailed(this.h, i, now(), reason, phase, initMs);
     logger?.error(`❌ [StartupDAG] ${id} failed:`, reason);
     if (!effect.abort) {
       logger?.warn(
