@@ -91,6 +91,8 @@ export class HealthGates extends EventEmitter {
   private started = false;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
+  /** Explicit checks someone is awaiting: while any, the timer (their deadline) is ref'd. */
+  private awaited = 0;
 
   /** Adds a gate, or replaces the one with the same `serviceId` (counts restart at 0). */
   registerGate(gate: HealthGateOptions): void {
@@ -146,7 +148,7 @@ export class HealthGates extends EventEmitter {
     if (!this.started && this.pending.size === 0) return this.disarm();
     const at = native.gateNextWake(this.h);
     if (at < 0) return this.disarm();
-    if (this.timer && this.timerAt <= at) return;
+    if (this.timer && this.timerAt <= at) return this.holdOpen();
     this.disarm();
     this.timerAt = at;
     this.timer = setTimeout(() => {
@@ -154,7 +156,18 @@ export class HealthGates extends EventEmitter {
       this.timerAt = Infinity;
       this.tick();
     }, Math.max(0, at - Date.now()));
-    this.timer.unref();
+    this.holdOpen();
+  }
+
+  /**
+   * The scheduled checks never keep the process alive (unref), but an
+   * explicit `checkGate()` that someone awaits must end, even if its check
+   * hangs and nothing else is running: its deadline timer is ref'd meanwhile.
+   */
+  private holdOpen(): void {
+    if (!this.timer) return;
+    if (this.awaited > 0) this.timer.ref();
+    else this.timer.unref();
   }
 
   private tick(): void {
@@ -240,8 +253,14 @@ export class HealthGates extends EventEmitter {
     const i = this.indexOf(serviceId);
     const token = native.gateStart(this.h, i, Date.now());
     const p = this.run(i, token);
+    this.awaited++;
     this.schedule();
-    await p;
+    try {
+      await p;
+    } finally {
+      this.awaited--;
+      this.holdOpen();
+    }
     return view(native.gateReadiness(this.h).gates[i]);
   }
 
