@@ -76,6 +76,28 @@ test('start(0) listens on 127.0.0.1 and prints the listening line once', () => {
   assert.deepEqual(lines, [`reliability-core demo listening on ${demo.url}`]);
 });
 
+test('startup runs demo/deploy/graph.json by levels and /health/ready turns 200 after 3 passes', { timeout: 15000 }, async () => {
+  const report = await demo.startup;
+  assert.equal(report.ok, true, JSON.stringify(report.steps));
+  assert.equal(report.startup.outcome, 'ready');
+  assert.deepEqual(report.startup.levels, [['config'], ['database', 'cache'], ['orders-api', 'inventory-api']]);
+  const sd = await http('GET', '/api/observability/startup-dag');
+  assert.equal(sd.status, 200);
+  assert.deepEqual([sd.body.total, sd.body.ready], [5, 5]);
+  let r;
+  for (let k = 0; k < 100; k++) {
+    r = await http('GET', '/health/ready');
+    if (r.status === 200) break;
+    assert.equal(r.status, 503);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.equal(r.body.status, 'ready');
+  const gates = await http('GET', '/api/observability/health-gates');
+  assert.deepEqual(gates.body.gates.map((g) => g.serviceId).sort(), ['breaker:inventory-api', 'breaker:orders-api', 'database', 'startup-dag']);
+  assert.equal((await http('GET', '/health/live')).status, 200);
+});
+
 test('GET / serves a self-contained dashboard', { timeout: 10000 }, async () => {
   const r = await http('GET', '/');
   assert.equal(r.status, 200);
@@ -143,6 +165,15 @@ test('failing downstream opens orders-api; the fallback then answers stale, fast
   // One first attempt plus maxRetries (2) per call.
   assert.equal((await downstreamCalls()) - before, 5 * 3);
   assert.ok(logs.includes('[breaker] orders-api -> OPEN'), `transition logged: ${JSON.stringify(logs)}`);
+  // orders-api is a critical dependency: its open breaker makes the instance not ready.
+  let ready;
+  for (let k = 0; k < 50; k++) {
+    ready = await http('GET', '/health/ready');
+    if (ready.status === 503) break;
+    await new Promise((done) => setTimeout(done, 20));
+  }
+  assert.equal(ready.status, 503);
+  assert.deepEqual(ready.body.failing.map((f) => [f.serviceId, f.reason]), [['breaker:orders-api', 'circuit breaker orders-api is open']]);
 
   const open = await snapshot('orders-api');
   assert.equal(open.isolated, false);

@@ -17,6 +17,15 @@
  *   GET  /demo/downstream               simulated dependency: settings and call counters
  *   POST /demo/downstream               JSON { failureRate: 0..1, latencyMs: 0..10000 }
  *   GET  /demo/transitions              the last breaker transitions
+ *   GET  /health/live, /health/ready    probes (also under /api/health/); ready = every
+ *                                       critical gate passing (database, startup DAG,
+ *                                       the orders-api breaker not open)
+ *   GET  /api/observability/health-gates, /api/observability/startup-dag
+ *
+ * At start the services of demo/deploy/graph.json start in dependency order
+ * through the package's dag-loader (DEMO_FAIL_SERVICE=<id> makes one fail,
+ * DEMO_SEARCH=true adds a conditional one). SIGTERM turns readiness 503,
+ * waits SHUTDOWN_DELAY_MS (default 1000), drains in-flight requests and exits.
  *
  * When OPS_TOKEN is unset a random token is generated and written to
  * .tmp/ops-token (mode 0600); the token itself is never printed.
@@ -36,6 +45,8 @@ const {
   CircuitTimeoutError,
 } = require('@dreamnet/reliability-core/circuit-breaker');
 const { metricsMiddleware, createMetricsRouter, getAllEndpointMetrics } = require('@dreamnet/reliability-core/metrics');
+const { StartupDAG, initializeReliabilitySystem, configureStartupLogging } = require('@dreamnet/reliability-core/dag-loader');
+const { HealthGates, fromBreaker, createHealthRouter, createGracefulShutdown } = require('@dreamnet/reliability-core/health-gates');
 
 const HOST = '127.0.0.1';
 const OPS_ACTIONS = new Set(['isolate', 'close', 'reset']);
@@ -47,6 +58,9 @@ let log = (...args) => console.log(...args);
 // The demo logs transitions itself (below), so the package's own log lines
 // (one per retry, one per transition) are silenced to keep stdout readable.
 configureCircuitBreakers({ logger: null });
+// Startup, loader and gate lines go through the demo's log (tests capture it).
+const relay = (...args) => log(...args);
+configureStartupLogging({ logger: { log: relay, warn: relay, error: relay } });
 
 // ---- the simulated downstream dependency -----------------------------------
 
@@ -228,7 +242,7 @@ function errorStatus(err) {
   return 502;
 }
 
-function createApp(opsToken) {
+function createApp(opsToken, { gates, dag }) {
   const app = express();
   app.disable('x-powered-by');
   app.use((req, res, next) => {
@@ -240,6 +254,8 @@ function createApp(opsToken) {
   app.use(metricsMiddleware);
   app.use(createMetricsRouter());
   app.get('/api/observability/endpoints', (req, res) => res.json(getAllEndpointMetrics()));
+  // /health/live, /health/ready (+ /api/health/*), /api/observability/{health-gates,startup-dag}.
+  app.use(createHealthRouter({ gates, dag }));
 
   app.get('/', (req, res) => {
     const nonce = crypto.randomBytes(16).toString('base64');
@@ -336,13 +352,19 @@ function createApp(opsToken) {
  * Starts the demo on 127.0.0.1:`port` (0 = any free port). Options:
  * `opsToken` (else OPS_TOKEN, else generated), `tokenFile` (where a generated
  * token goes; default .tmp/ops-token), `log` (default console.log). Resolves
- * to `{ server, url, close, downstream }`; `close()` also drops keep-alive
- * connections.
+ * to `{ server, url, close, downstream, gates, dag, startup }` (`startup`:
+ * the promise of the reliability system's start); `close()` also drops
+ * keep-alive connections.
  */
 function start(port = 3000, options = {}) {
   if (typeof options.log === 'function') log = options.log;
   const opsToken = resolveOpsToken(options.opsToken, options.tokenFile);
-  const app = createApp(opsToken);
+  // One DAG and one gate set per started app (tests start several in one process).
+  const dag = new StartupDAG();
+  const gates = new HealthGates();
+  gates.registerGate(fromBreaker('orders-api', { critical: true }));
+  gates.registerGate(fromBreaker('inventory-api', { critical: false }));
+  const app = createApp(opsToken, { gates, dag });
   return new Promise((resolve, reject) => {
     const server = app.listen(port, HOST);
     server.once('error', reject);
@@ -350,9 +372,12 @@ function start(port = 3000, options = {}) {
       server.off('error', reject);
       const url = `http://${HOST}:${server.address().port}`;
       log(`reliability-core demo listening on ${url}`);
+      // Never throws; /health/ready says why when something failed.
+      const startup = initializeReliabilitySystem({ root: __dirname, dag, gates, checkIntervalMs: 1000 });
       let closing = null;
       const close = () => {
         if (!closing) {
+          gates.reset();
           closing = new Promise((done) => {
             server.close(() => done());
             server.closeAllConnections();
@@ -360,7 +385,7 @@ function start(port = 3000, options = {}) {
         }
         return closing;
       };
-      resolve({ server, url, close, downstream });
+      resolve({ server, url, close, downstream, gates, dag, startup });
     });
   });
 }
@@ -446,6 +471,18 @@ const PAGE = `<!doctype html>
       <label><input id="auto" type="checkbox"> steady traffic (4 req/s)</label>
     </div>
     <div id="traffic" class="muted">no requests yet</div>
+  </section>
+  <section class="wide">
+    <h2>Readiness &amp; startup <span class="muted">(<a href="/health/ready">/health/ready</a>)</span></h2>
+    <div id="ready" class="muted">loading&hellip;</div>
+    <table>
+      <thead><tr><th>Gate</th><th>Critical</th><th>State</th><th>Passes</th><th>Reason</th></tr></thead>
+      <tbody id="gates"></tbody>
+    </table>
+    <table>
+      <thead><tr><th>Service</th><th>Level</th><th>Critical</th><th>Status</th><th>Init ms</th><th>Health ms</th><th>Error</th></tr></thead>
+      <tbody id="services"></tbody>
+    </table>
   </section>
   <section>
     <h2>Transitions</h2>
@@ -557,8 +594,36 @@ const PAGE = `<!doctype html>
     }
   }
 
+  function renderReadiness(ready, sd) {
+    const r = ready.body || {};
+    $('ready').replaceChildren(el('span', { className: 'state ' + (r.ready ? 'closed' : 'open') }, (r.status || 'unknown') + ' (' + ready.status + ')'),
+      el('span', { className: 'muted' }, '  startup: ' + (sd.outcome || '?') + (sd.error ? ' - ' + sd.error : '') + (sd.problems && sd.problems.length ? ' - ' + sd.problems.map((p) => p.message).join('; ') : '')));
+    const g = $('gates');
+    g.replaceChildren();
+    for (const x of (r.gates || [])) {
+      const tr = el('tr');
+      tr.append(el('td', {}, x.name), el('td', {}, x.critical ? 'yes' : 'no'));
+      const st = el('td');
+      st.append(el('span', { className: 'state ' + (x.ready ? 'closed' : 'open') }, x.ready ? 'ready' : 'not ready'));
+      tr.append(st, el('td', { className: 'num' }, x.consecutivePasses + ' / ' + x.requiredPasses), el('td', { className: 'muted' }, x.reason || ''));
+      g.append(tr);
+    }
+    const sv = $('services');
+    sv.replaceChildren();
+    for (const x of (sd.services || [])) {
+      const tr = el('tr');
+      const cls = x.status === 'ready' ? 'ok' : x.status === 'failed' ? 'err' : 'warn';
+      tr.append(el('td', {}, x.name), el('td', { className: 'num' }, x.level == null ? '' : x.level), el('td', {}, x.critical ? 'yes' : 'no'),
+        el('td', { className: cls }, x.status), el('td', { className: 'num' }, x.initMs == null ? '' : x.initMs.toFixed(0)),
+        el('td', { className: 'num' }, x.healthCheckMs == null ? '' : x.healthCheckMs.toFixed(0)), el('td', { className: 'muted' }, x.error || ''));
+      sv.append(tr);
+    }
+  }
+
   async function refresh() {
     try {
+      const [ready, gates, sd] = await Promise.all([getJSON('/health/ready'), getJSON('/api/observability/health-gates'), getJSON('/api/observability/startup-dag')]);
+      renderReadiness({ status: ready.status, body: { ...(ready.body || {}), gates: (gates.body || {}).gates } }, sd.body || {});
       const [g, r] = await Promise.all([getJSON('/api/observability/golden-signals'), getJSON('/api/observability/endpoints')]);
       renderGolden(g.body, r.body || []);
       const [b, d, t] = await Promise.all([getJSON('/api/breakers'), getJSON('/demo/downstream'), getJSON('/demo/transitions')]);
@@ -608,14 +673,10 @@ if (require.main === module) {
     process.exit(1);
   }
   start(port).then(
-    ({ close }) => {
-      const stop = (signal) => {
-        log(`${signal}: shutting down`);
-        close().then(() => process.exit(0));
-        setTimeout(() => process.exit(0), 2000).unref();
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+    ({ server, gates }) => {
+      // SIGTERM/SIGINT: readiness 503 first, then close, drain, exit.
+      const delay = Number(process.env.SHUTDOWN_DELAY_MS ?? 1000);
+      createGracefulShutdown(server, { gates, shutdownDelayMs: Number.isFinite(delay) && delay >= 0 ? delay : 1000, drainTimeoutMs: 5000 });
     },
     (err) => {
       console.error(`could not start the demo: ${err.message}`);

@@ -229,6 +229,8 @@ function makeCheck(id: string, spec: string, fn: string, root: string, result: L
 
 export interface GateInitOptions {
   gates?: HealthGates;
+  /** The DAG the `startup-dag` gate watches (default: the process-wide one). */
+  dag?: StartupDAG;
   /** Passes in a row for the two gates (default 3, as the original). */
   requiredConsecutivePasses?: number;
   checkIntervalMs?: number;
@@ -246,7 +248,8 @@ export async function initializeHealthGates(options: GateInitOptions = {}): Prom
     ...(options.checkIntervalMs !== undefined ? { checkIntervalMs: options.checkIntervalMs } : {}),
   };
   gates.registerGate({ serviceId: 'database', name: 'Database', check: checkDatabaseGate, ...common });
-  gates.registerGate({ serviceId: 'startup-dag', name: 'Startup DAG', check: checkDAGGate, ...common });
+  const dag = options.dag ?? getStartupDAG();
+  gates.registerGate({ serviceId: 'startup-dag', name: 'Startup DAG', check: () => checkDAGGate(dag), ...common });
   gates.start();
 }
 

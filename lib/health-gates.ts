@@ -22,7 +22,7 @@
 import { EventEmitter } from 'node:events';
 import { native } from './native';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
-import { checkDatabaseHealth, getLogger, getStartupDAG, reasonOf } from './startup-dag';
+import { checkDatabaseHealth, getLogger, getStartupDAG, reasonOf, type StartupDAG } from './startup-dag';
 
 export interface HealthGateOptions {
   serviceId: string;
@@ -356,12 +356,12 @@ export function checkDatabaseGate(): Promise<boolean> {
 }
 
 /**
- * True when every critical service of the startup DAG is ready. Otherwise
+ * True when every critical service of the startup DAG (default: the
+ * process-wide one) is ready. Otherwise
  * throws with why (graph problems, the abort message, or progress), so the
  * gate's reason says it.
  */
-export async function checkDAGGate(): Promise<boolean> {
-  const dag = getStartupDAG();
+export async function checkDAGGate(dag: StartupDAG = getStartupDAG()): Promise<boolean> {
   if (dag.areCriticalServicesReady()) {
     const r = dag.getStartupReport();
     if (r.problems.length === 0 && r.outcome !== 'failed') return true;
