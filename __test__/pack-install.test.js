@@ -152,6 +152,19 @@ test('the tarball installs into a fresh project and works from CommonJS and ESM'
   assert.ok(!repoPkg.dependencies?.[PKG.name], 'the repo did not gain a dependency on itself');
   assert.ok(!fs.existsSync(path.join(ROOT, 'node_modules', ...PKG.name.split('/'))), 'nothing installed into the repo');
 
+  // A startup graph for the dag-loader: resolved from the consumer's working directory.
+  fs.mkdirSync(path.join(app, 'deploy'));
+  fs.writeFileSync(
+    path.join(app, 'deploy', 'graph.json'),
+    JSON.stringify({
+      services: [
+        { id: 'db', name: 'DB', critical: true, initModule: 'svc', initFunction: 'initDb' },
+        { id: 'api', name: 'API', dependencies: ['db'], initModule: './svc.js', initFunction: 'initApi' },
+        { id: 'extra', name: 'Extra', conditional: 'NOT_SET_HERE' },
+      ],
+    }),
+  );
+  fs.writeFileSync(path.join(app, 'svc.js'), 'exports.initDb = async () => { globalThis.__started = (globalThis.__started || []).concat("db"); };\nexports.initApi = () => { globalThis.__started.push("api"); };\n');
   fs.writeFileSync(path.join(app, 'consumer.cjs'), CJS_CONSUMER);
   fs.writeFileSync(path.join(app, 'consumer.mjs'), ESM_CONSUMER);
 
@@ -182,6 +195,8 @@ test('the tarball installs into a fresh project and works from CommonJS and ESM'
     assert.equal(out.afterReset.status, 200);
     // Metrics from the installed package: 1 + 5 + 1 requests on GET /hello, 5 of them 5xx (3 failures, 2 rejections).
     assert.deepEqual(out.metrics, { helloCount: 7, hello5xx: 5, goldenTotal: 7, promHasRoute: true });
+    // Startup DAG and health gates from the installed package.
+    assert.deepEqual(out.startup, { loaded: ['db', 'api'], skipped: ['extra'], order: ['db', 'api'], started: ['db', 'api'], outcome: 'ready', readyBefore: 503, readyAfter: 200, live: 200 });
   }
 });
 
@@ -193,6 +208,7 @@ test('the packed file list was checked', () => {
 
 const CONSUMER_BODY = `
 configureCircuitBreakers({ logger: null });
+configureStartupLogging({ logger: null });
 
 async function main(name, resolved, nativeResolved, rootSameAsSubpath, exportsSeen) {
   let failing = false;
@@ -201,6 +217,7 @@ async function main(name, resolved, nativeResolved, rootSameAsSubpath, exportsSe
   const app = express();
   app.use(metricsMiddleware);
   app.use(createMetricsRouter());
+  app.use(createHealthRouter());
   app.get('/hello', async (req, res) => {
     try {
       const body = await withCircuitBreaker(
@@ -250,9 +267,19 @@ async function main(name, resolved, nativeResolved, rootSameAsSubpath, exportsSe
       goldenTotal: golden.body.traffic.totalRequests,
       promHasRoute: prom.includes('http_requests_total{method="GET",route="/hello",status_class="5xx"} 5'),
     };
+    const load = await loadServicesFromGraph();
+    const report = await getStartupDAG().initialize();
+    getHealthGates().registerGate({ serviceId: 'svc', critical: true, requiredPasses: 1, check: () => getStartupDAG().areCriticalServicesReady() });
+    const readyBefore = (await get('/health/ready')).status;
+    await getHealthGates().checkAllGates();
+    const startup = {
+      loaded: load.loaded, skipped: load.skipped.map((s) => s.id), order: getStartupDAG().topologicalSort(),
+      started: globalThis.__started, outcome: report.outcome, readyBefore,
+      readyAfter: (await get('/health/ready')).status, live: (await get('/health/live')).status,
+    };
     console.log(JSON.stringify({
       resolved, nativeResolved, rootSameAsSubpath, exportsSeen,
-      healthy, failing: failing_, downstreamCalls: callsBeforeReset, state, events, afterReset, metrics,
+      healthy, failing: failing_, downstreamCalls: callsBeforeReset, state, events, afterReset, metrics, startup,
     }));
   } finally {
     server.close();
@@ -266,6 +293,8 @@ const express = require('express');
 const cb = require('${PKG.name}/circuit-breaker');
 const { getCircuitBreakerRegistry, withCircuitBreaker, configureCircuitBreakers, CircuitOpenError } = cb;
 const { metricsMiddleware, createMetricsRouter, getEndpointMetrics } = require('${PKG.name}/metrics');
+const { loadServicesFromGraph, getStartupDAG, configureStartupLogging } = require('${PKG.name}/dag-loader');
+const { getHealthGates, createHealthRouter } = require('${PKG.name}/health-gates');
 ${CONSUMER_BODY}
 const exportsSeen = ['CircuitBreaker', 'CircuitOpenError', 'getCircuitBreakerRegistry', 'withCircuitBreaker'].filter((k) => typeof cb[k] === 'function');
 main(
@@ -287,6 +316,8 @@ import * as root from '${PKG.name}';
 import * as cb from '${PKG.name}/circuit-breaker';
 import { getCircuitBreakerRegistry, withCircuitBreaker, configureCircuitBreakers, CircuitOpenError, CircuitBreaker } from '${PKG.name}/circuit-breaker';
 import { metricsMiddleware, createMetricsRouter, getEndpointMetrics } from '${PKG.name}/metrics';
+import { loadServicesFromGraph, getStartupDAG, configureStartupLogging } from '${PKG.name}/dag-loader';
+import { getHealthGates, createHealthRouter } from '${PKG.name}/health-gates';
 ${CONSUMER_BODY}
 const require = createRequire(import.meta.url);
 const exportsSeen = Object.entries({ CircuitBreaker, CircuitOpenError, getCircuitBreakerRegistry, withCircuitBreaker })
