@@ -1,2 +1,4 @@
 export * from './circuit-breaker';
 export * from './metrics';
+export * from './db-circuit-breaker';
+export * from './migrations';
