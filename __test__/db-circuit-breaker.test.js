@@ -254,3 +254,36 @@ test('classification is configurable', async () => {
   await assert.rejects(db.executeWithCircuitBreaker('lenient', (c) => c.query('SELEC')), { code: '42601' });
   assert.equal(state('db-lenient').failureCount, 0);
 });
+
+test('setDatabase(drizzle(pool)): SQL text goes through $client, callbacks get the drizzle db', async () => {
+  const { drizzle } = require('drizzle-orm/node-postgres');
+  const { sql } = require('drizzle-orm');
+  const d = drizzle(pool);
+  db.setDatabase(d, { logger: capture });
+  assert.equal((await db.executeWithCircuitBreaker('SELECT $1::int * 2 AS x', [21])).rows[0].x, 42);
+  const r = await db.executeWithCircuitBreaker('drizzle-read', (client) => {
+    assert.equal(client, d);
+    return client.execute(sql`SELECT ${'v'}::text AS v`);
+  });
+  assert.equal(r.rows[0].v, 'v');
+  assert.equal((await db.executeDirect((client) => client.execute(sql`SELECT 3 AS n`))).rows[0].n, 3);
+  await assert.rejects(db.executeWithCircuitBreaker('drizzle-dup', (client) => client.execute(sql`INSERT INTO users (email) VALUES (${'a@example.com'})`)), (e) => {
+    assert.equal(db.classifyDatabaseError(e), 'client', 'drizzle wraps the pg error; the cause is found');
+    return true;
+  });
+  assert.equal(state('db-drizzle-dup').failureCount, 0);
+});
+
+test('setDatabase({ execute }) uses the original call shape; migrations then ask for connect', async () => {
+  const seen = [];
+  db.setDatabase({ execute: async (q) => (seen.push(q), { rows: [] }) }, { logger: null });
+  await db.executeWithCircuitBreaker('SELECT $1', [SECRET_ARG]);
+  assert.deepEqual(seen, [{ sql: 'SELECT $1', args: [SECRET_ARG] }]);
+  const mig = require('../dist/migrations.js');
+  mig.registerMigration({ name: 'needs_connect', up: async () => {} });
+  try {
+    await assert.rejects(mig.runMigrations(), { name: 'TypeError', message: /^connect/ });
+  } finally {
+    mig.clearMigrations();
+  }
+});

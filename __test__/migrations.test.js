@@ -341,3 +341,14 @@ test('the shipped example migration type-checks and runs (expand, backfill, cons
   assert.equal(await tableExists('reliability_events'), false);
   assert.deepEqual((await mig.getMigrationStatus(T)).applied, []);
 });
+
+test('a drizzle db works too: migrations take a connection from db.$client', async () => {
+  const { drizzle } = require('drizzle-orm/node-postgres');
+  dbm.setDatabase(drizzle(pool), { logger: null });
+  mig.clearMigrations();
+  mig.registerMigration({ name: 'd1', up: ({ query }) => query('CREATE TABLE d1 (id int)'), down: ({ query }) => query('DROP TABLE d1') });
+  assert.deepEqual((await mig.runMigrations({ tableName: 'mig_drizzle' })).applied, ['d1']);
+  assert.equal(await tableExists('d1'), true);
+  assert.equal((await mig.rollbackLastMigration({ tableName: 'mig_drizzle' })).rolledBack, true);
+  assert.equal(await tableExists('d1'), false);
+});
