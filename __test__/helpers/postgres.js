@@ -76,6 +76,19 @@ function canConnect(port) {
   });
 }
 
+/**
+ * Where the data folder goes: os.tmpdir(), unless the server runs as another
+ * user who could not reach it (e.g. TMPDIR under /root), then /tmp.
+ */
+function tempBase(user) {
+  const base = os.tmpdir();
+  if (!user) return base;
+  for (let d = path.resolve(base); ; d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o001) === 0) return '/tmp';
+    if (d === path.dirname(d)) return base;
+  }
+}
+
 const live = new Set();
 process.on('exit', () => {
   for (const pg of live) pg.cleanupSync();
@@ -88,7 +101,7 @@ process.on('exit', () => {
 async function startPostgres({ database = 'postgres' } = {}) {
   const bin = findBinDir();
   const user = serverUser();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rc-pg-'));
+  const dir = fs.mkdtempSync(path.join(tempBase(user), 'rc-pg-'));
   const data = path.join(dir, 'data');
   const logFile = path.join(dir, 'server.log');
   const opts = user ? { uid: user.uid, gid: user.gid } : {};
