@@ -352,3 +352,22 @@ test('a drizzle db works too: migrations take a connection from db.$client', asy
   assert.equal((await mig.rollbackLastMigration({ tableName: 'mig_drizzle' })).rolledBack, true);
   assert.equal(await tableExists('d1'), false);
 });
+
+test('a single pg.Client works too: it is its own migration session', async () => {
+  const { Client } = require('pg');
+  const client = new Client(pg.config);
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    dbm.setDatabase(client, { logger: null });
+    assert.equal((await dbm.executeWithCircuitBreaker('SELECT 5 AS n')).rows[0].n, 5);
+    mig.clearMigrations();
+    mig.registerMigration({ name: 'k1', up: ({ query }) => query('CREATE TABLE k1 (id int)'), down: ({ query }) => query('DROP TABLE k1') });
+    assert.deepEqual((await mig.runMigrations({ tableName: 'mig_client' })).applied, ['k1']);
+    assert.equal((await mig.rollbackMigration('k1', { tableName: 'mig_client' })).rolledBack, true);
+    assert.equal(await tableExists('k1'), false);
+    assert.equal((await client.query('SELECT 1 AS one')).rows[0].one, 1, 'the client is still usable (not released or ended)');
+  } finally {
+    await client.end();
+  }
+});
