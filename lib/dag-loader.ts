@@ -26,6 +26,7 @@ import {
   type StartupReport,
 } from './startup-dag';
 import { checkDAGGate, checkDatabaseGate, getHealthGates, type HealthGates } from './health-gates';
+import { getRegisteredMigrations, runMigrations } from './migrations';
 
 export * from './startup-dag';
 
@@ -268,8 +269,11 @@ export interface ReliabilitySystemReport {
 }
 
 export interface ReliabilitySystemOptions extends LoadOptions, GateInitOptions {
-  /** Runs first (the original ran database migrations here). */
-  migrate?: () => unknown;
+  /**
+   * Runs first. Default: `runMigrations()` when migrations are registered
+   * (`registerMigration`), as the original ran its migrations here; `false` skips it.
+   */
+  migrate?: (() => unknown) | false;
   concurrency?: number;
 }
 
@@ -294,7 +298,17 @@ export async function initializeReliabilitySystem(options: ReliabilitySystemOpti
   };
   log?.log('🛡️  [Reliability] Initializing reliability system...');
   const dag = options.dag ?? getStartupDAG();
-  if (options.migrate) await step('migrations', async () => void (await options.migrate!()));
+  const migrate =
+    options.migrate === false
+      ? null
+      : (options.migrate ??
+        (getRegisteredMigrations().length > 0
+          ? async () => {
+              const r = await runMigrations();
+              return `${r.applied.length} applied, ${r.alreadyApplied.length} already applied`;
+            }
+          : null));
+  if (migrate) await step('migrations', async () => ((await migrate()) as string | void) ?? undefined);
   await step('graph', async () => {
     const r = await loadServicesFromGraph(options);
     if (!r.ok) throw new Error(r.error ?? 'graph not loaded');

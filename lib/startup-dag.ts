@@ -352,27 +352,24 @@ export async function alwaysHealthy(): Promise<boolean> {
   return true;
 }
 
-type DatabaseCheck = () => Promise<boolean>;
-let databaseCheck: DatabaseCheck | null = null;
-
 /**
- * Sets the probe behind `checkDatabaseHealth`/`checkDatabaseGate` (the
- * database module does this when a database is configured).
- */
-export function setDatabaseHealthCheck(fn: DatabaseCheck | null): void {
-  checkFn('fn', fn ?? undefined);
-  databaseCheck = fn;
-}
-
-/**
- * As the original: true when `DATABASE_URL` is unset. Otherwise runs the
- * configured probe; with none configured it fails and says why, instead of
- * the original's silent failure.
+ * As the original: true when no database is configured and `DATABASE_URL`
+ * is unset. With a database configured (`configureDatabase`/`setDatabase`),
+ * runs `SELECT 1` (2 s bound) and fails with the driver's reason. With
+ * `DATABASE_URL` set but nothing configured it fails and says so, where the
+ * original failed without a word.
  */
 export async function checkDatabaseHealth(): Promise<boolean> {
-  if (databaseCheck) return databaseCheck();
+  // Loaded lazily: the database module is optional for users of the DAG alone.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const db = require('./db-circuit-breaker') as typeof import('./db-circuit-breaker');
+  if (db.isDatabaseConfigured()) {
+    const r = await withTimeout(db.executeDirect('SELECT 1'), 2000);
+    if (r === TIMED_OUT) throw new Error('SELECT 1 did not answer within 2000 ms');
+    return true;
+  }
   if (!process.env.DATABASE_URL) return true;
-  throw new Error('DATABASE_URL is set but no database is configured for health checks (configureDatabase)');
+  throw new Error('DATABASE_URL is set but no database is configured (setDatabase or configureDatabase)');
 }
 
 /**

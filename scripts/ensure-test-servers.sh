@@ -1,0 +1,33 @@
+#!/bin/sh
+# Makes sure the servers the JS tests start are installed (Debian/Ubuntu).
+# Idempotent and quiet: does nothing when they are already there.
+#   PostgreSQL: installs Debian's `postgresql` only if no initdb exists
+#   under /usr/lib/postgresql/*/bin/.
+# Needs root (or sudo without a password) only when something must be installed.
+set -eu
+
+have_initdb() {
+  for f in /usr/lib/postgresql/*/bin/initdb; do
+    [ -x "$f" ] && return 0
+  done
+  return 1
+}
+
+apt_install() {
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else
+    echo "ensure-test-servers: need root to install $*" >&2
+    return 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  # Try without refreshing the package lists first; refresh only if that fails.
+  if ! $SUDO apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1; then
+    $SUDO apt-get update -q >/dev/null
+    $SUDO apt-get install -y -q --no-install-recommends "$@" >/dev/null
+  fi
+}
+
+if ! have_initdb; then
+  echo "ensure-test-servers: installing postgresql (apt-get)" >&2
+  apt_install postgresql
+  have_initdb || { echo "ensure-test-servers: postgresql installed but no initdb under /usr/lib/postgresql/*/bin" >&2; exit 1; }
+fi
