@@ -21,6 +21,8 @@
  *                                       critical gate passing (database, startup DAG,
  *                                       the orders-api breaker not open)
  *   GET  /api/observability/health-gates, /api/observability/startup-dag
+ *   GET  /api/db/ping                   with DATABASE_URL set: SELECT now() through the
+ *                                       `database` breaker (the `database` gate probes it too)
  *
  * At start the services of demo/deploy/graph.json start in dependency order
  * through the package's dag-loader (DEMO_FAIL_SERVICE=<id> makes one fail,
@@ -47,6 +49,7 @@ const {
 const { metricsMiddleware, createMetricsRouter, getAllEndpointMetrics } = require('@dreamnet/reliability-core/metrics');
 const { StartupDAG, initializeReliabilitySystem, configureStartupLogging } = require('@dreamnet/reliability-core/dag-loader');
 const { HealthGates, fromBreaker, createHealthRouter, createGracefulShutdown } = require('@dreamnet/reliability-core/health-gates');
+const { setDatabase, configureDatabase, executeWithCircuitBreaker } = require('@dreamnet/reliability-core/db-circuit-breaker');
 
 const HOST = '127.0.0.1';
 const OPS_ACTIONS = new Set(['isolate', 'close', 'reset']);
@@ -320,6 +323,17 @@ function createApp(opsToken, { gates, dag }) {
     res.json(downstream);
   });
 
+  // With DATABASE_URL set: a real PostgreSQL behind the `database` breaker and gate.
+  app.get('/api/db/ping', async (req, res) => {
+    if (!dbPool) return res.status(404).json({ error: 'no database: set DATABASE_URL' });
+    try {
+      const r = await executeWithCircuitBreaker('SELECT now() AS now');
+      res.json({ ok: true, now: r.rows[0].now });
+    } catch (e) {
+      res.status(e.code === 'ERR_CIRCUIT_OPEN' ? 503 : 500).json({ ok: false, error: e.name, code: e.code ?? null });
+    }
+  });
+
   app.get('/demo/transitions', (req, res) => {
     res.json(transitions);
   });
@@ -356,7 +370,16 @@ function createApp(opsToken, { gates, dag }) {
  * the promise of the reliability system's start); `close()` also drops
  * keep-alive connections.
  */
+let dbPool = null;
+
 function start(port = 3000, options = {}) {
+  if (process.env.DATABASE_URL && !dbPool) {
+    // pg is this repo's devDependency (an app brings its own client).
+    const { Pool } = require('pg');
+    dbPool = new Pool({ connectionString: process.env.DATABASE_URL, max: 5, connectionTimeoutMillis: 3000 });
+    dbPool.on('error', (err) => log('[database] idle connection lost', err.code)); // never log the URL
+    setDatabase(dbPool, { logger: { log, warn: log, error: log } });
+  }
   if (typeof options.log === 'function') log = options.log;
   const opsToken = resolveOpsToken(options.opsToken, options.tokenFile);
   // One DAG and one gate set per started app (tests start several in one process).
@@ -378,6 +401,12 @@ function start(port = 3000, options = {}) {
       const close = () => {
         if (!closing) {
           gates.reset();
+          if (dbPool) {
+            const pool = dbPool;
+            dbPool = null;
+            configureDatabase(null);
+            pool.end().catch(() => {});
+          }
           closing = new Promise((done) => {
             server.close(() => done());
             server.closeAllConnections();
