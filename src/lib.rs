@@ -17,3 +17,5 @@ mod gate_napi;
 mod metrics_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod napi_util;
+#[cfg_attr(test, allow(dead_code))]
+mod ops_napi;

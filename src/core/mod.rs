@@ -6,10 +6,12 @@
 pub mod backoff;
 pub mod breaker;
 pub mod dag;
+pub mod dlq;
 pub mod error;
 pub mod gate;
 pub mod graph_file;
 pub mod histogram;
+pub mod ops;
 pub mod registry;
 pub mod rng;
 pub mod signals;
