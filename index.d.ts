@@ -245,6 +245,40 @@ export declare function dagSkip(h: number, id: string, reason: string): void
  */
 export declare function dagSortJson(json: string): Uint32Array
 
+/** `[messages allowed now, ms to wait when 0]`. */
+export declare function dlqAllowance(h: number, name: string, now: number, batch: number): Array<number>
+
+export declare function dlqBegin(h: number, name: string, limit: number, now: number): void
+
+export declare function dlqEnd(h: number, name: string, now: number, error?: string | undefined | null): DlqRun
+
+/** Records a batch; true when the run should stop. */
+export declare function dlqProgress(h: number, name: string, processed: number, failed: number, now: number): boolean
+
+export declare function dlqRegister(h: number, name: string, ratePerSecond: number): void
+
+export interface DlqRun {
+  startedAt: number
+  finishedAt?: number
+  limit: number
+  processed: number
+  failed: number
+  error?: string
+  status: string
+}
+
+export interface DlqView {
+  name: string
+  ratePerSecond: number
+  current?: DlqRun
+  last?: DlqRun
+  totalProcessed: number
+  totalFailed: number
+  runs: number
+}
+
+export declare function dlqViews(h: number): Array<DlqView>
+
 export declare function gateClear(h: number): void
 
 export declare function gateCreate(): number
@@ -346,6 +380,96 @@ export interface GraphFileService {
   timeout?: number
   healthCheckTimeout?: number
 }
+
+/**
+ * The last `limit` audit entries, oldest first, as one JSON array string
+ * (entries carry free-form `args`).
+ */
+export declare function opsAudit(h: number, limit: number): string
+
+/**
+ * Adds an audit entry for an action the core does not perform itself
+ * (a refused request, a DLQ drain). `args_json` must be a JSON object.
+ */
+export declare function opsAuditPush(h: number, action: string, argsJson: string, who: string, source: string, result: string, now: number): void
+
+export declare function opsAuthBlocked(h: number, source: string, now: number, maxFailures: number, windowMs: number): boolean
+
+/** Records a failed token from `source`; true when it is now blocked. */
+export declare function opsAuthFailure(h: number, source: string, now: number, maxFailures: number, windowMs: number): boolean
+
+export declare function opsAuthSuccess(h: number, source: string): void
+
+export interface OpsBrownout {
+  level: number
+  since: number
+  reason: string
+  actor: string
+}
+
+export declare function opsClearRollback(h: number, name: string): boolean
+
+export declare function opsCreate(seed: number): number
+
+/**
+ * The decision for one request: 0 serve, 1 safe mode (503), 2 shed (503),
+ * 3 quarantined (423). `criticality`: 0 critical, 1 default, 2 sheddable.
+ */
+export declare function opsDecide(h: number, essential: boolean, criticality: number, agent: string | undefined | null, now: number): number
+
+/** `[version, safeMode 0/1, brownout level or -1, quarantined count, next expiry or -1]`. */
+export declare function opsFlags(h: number, now: number): Array<number>
+
+/**
+ * Replaces the persistent state from a state file's text; throws (and
+ * changes nothing) when it is not a valid state file.
+ */
+export declare function opsLoadJson(h: number, text: string): void
+
+export declare function opsQuarantine(h: number, agent: string, reason: string, ttlMs: number | undefined | null, who: string, source: string, now: number): boolean
+
+export interface OpsQuarantine {
+  agentId: string
+  since: number
+  reason: string
+  actor: string
+  expiresAt?: number
+}
+
+export declare function opsRecordRollback(h: number, names: Array<string>, reason: string, who: string, source: string, now: number): boolean
+
+export declare function opsRelease(h: number, agent: string, who: string, source: string, now: number): boolean
+
+export interface OpsRollback {
+  name: string
+  since: number
+  reason: string
+  actor: string
+}
+
+export declare function opsSetBrownout(h: number, level: number | undefined | null, reason: string, who: string, source: string, now: number): boolean
+
+export declare function opsSetSafeMode(h: number, on: boolean, reason: string, who: string, source: string, now: number): boolean
+
+export declare function opsStatus(h: number, now: number): OpsStatus
+
+export interface OpsStatus {
+  version: number
+  safeMode?: OpsSwitch
+  brownout?: OpsBrownout
+  quarantined: Array<OpsQuarantine>
+  rolledBack: Array<OpsRollback>
+  auditEntries: number
+  auditDropped: number
+}
+
+export interface OpsSwitch {
+  since: number
+  reason: string
+  actor: string
+}
+
+export declare function opsToJson(h: number, now: number): string
 
 /**
  * Replaces the store with one built from `options` (maxSeries, buckets,

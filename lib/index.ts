@@ -4,3 +4,4 @@ export * from './dag-loader';
 export * from './health-gates';
 export * from './db-circuit-breaker';
 export * from './migrations';
+export * from './ops';

@@ -1,0 +1,522 @@
+/**
+ * Ops controls: safe mode, brownout, agent quarantine, rollback and
+ * dead-letter-queue drains, with an audit trail and a state file that
+ * survives restarts. The switches, the per-request decision, the audit ring,
+ * the drain pacing and the state file's format are Rust's (`src/core/ops.rs`,
+ * `src/core/dlq.rs`); this file runs the user's queue functions, writes the
+ * file atomically and watches it for changes made by the CLI.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { native } from './native';
+
+export type Criticality = 'critical' | 'default' | 'sheddable';
+
+export interface Who {
+  /** Who acted (an operator name, `cli:<user>`); default `api`. */
+  actor?: string;
+  /** Where from (an IP, `local`); default `process`. */
+  source?: string;
+}
+
+export interface ActionResult<T = OpsStatus> {
+  action: string;
+  changed: boolean;
+  before: T;
+  after: T;
+}
+
+export type OpsStatus = ReturnType<typeof native.opsStatus>;
+export type DlqRun = ReturnType<typeof native.dlqEnd>;
+
+export interface AuditEntry {
+  seq: number;
+  at: number;
+  action: string;
+  args: Record<string, unknown>;
+  actor: string;
+  source: string;
+  result: string;
+}
+
+export interface DeadLetterQueue {
+  /** Messages waiting (may be async). */
+  depth(): number | Promise<number>;
+  /** Re-processes at most `limit` messages; returns how many were re-processed and how many failed. */
+  drain(limit: number): { processed: number; failed?: number } | Promise<{ processed: number; failed?: number }>;
+  /** Pace of drains in messages per second (default 100). */
+  ratePerSecond?: number;
+}
+
+/** Something that can roll rollouts back at once (the traffic-shaping module registers itself). */
+export interface RolloutController {
+  names(): string[];
+  rollback(name: string, reason: string): void;
+}
+
+export interface OpsLogger {
+  log(line: string): void;
+  warn(line: string): void;
+}
+
+export interface OpsOptions {
+  /**
+   * The state file (default env `RELIABILITY_STATE_FILE`, else
+   * `.reliability/ops-state.json` under the working directory); `false`
+   * keeps the state in memory only.
+   */
+  stateFile?: string | false;
+  /** Reload the file when another process (the CLI) changes it (default true). */
+  watch?: boolean;
+  /** Poll interval of the watch in ms (default 500: changes apply within a second). */
+  watchIntervalMs?: number;
+  /** Where the JSON action lines and warnings go (default console; null silences). */
+  logger?: OpsLogger | null;
+}
+
+const DEFAULT_STATE_FILE = path.join('.reliability', 'ops-state.json');
+
+function defaultLogger(): OpsLogger {
+  return { log: (l) => console.log(l), warn: (l) => console.warn(l) };
+}
+
+/**
+ * The ops plane of one process. Events: `change` (the audit entry of an
+ * action that changed something), `action` (every audit entry),
+ * `stateFileError` (Error), `reload` (status after the file changed).
+ */
+export class OpsControls extends EventEmitter {
+  private readonly h = native.opsCreate(Math.random() * 2 ** 52);
+  private flags: number[] = [0, 0, -1, 0, -1];
+  private readonly file: string | null;
+  private readonly logger: OpsLogger | null;
+  private readonly queues = new Map<string, DeadLetterQueue>();
+  private rollouts: RolloutController | null = null;
+  private lastWritten: string | null = null;
+  private watching = false;
+  private watchInterval: number;
+  /** Last problem with the state file (read-only folder, corrupt file), for status. */
+  stateFileError: string | null = null;
+  lastSavedAt: number | null = null;
+
+  constructor(options: OpsOptions = {}) {
+    super();
+    const f = options.stateFile ?? process.env.RELIABILITY_STATE_FILE ?? DEFAULT_STATE_FILE;
+    if (f !== false && (typeof f !== 'string' || f === '')) throw new TypeError(`stateFile must be a path or false, got ${typeof f}`);
+    this.file = f === false ? null : path.resolve(f);
+    this.logger = options.logger === undefined ? defaultLogger() : options.logger;
+    this.watchInterval = options.watchIntervalMs ?? 500;
+    if (!Number.isFinite(this.watchInterval) || this.watchInterval < 10 || this.watchInterval > 60_000) {
+      throw new RangeError(`watchIntervalMs must be a number of ms from 10 to 60000, got ${String(options.watchIntervalMs)}`);
+    }
+    if (this.file) {
+      this.loadFile();
+      if (options.watch !== false) this.watch();
+    }
+    this.refresh();
+  }
+
+  /** The state file in use, or null. */
+  get stateFile(): string | null {
+    return this.file;
+  }
+
+  // ---- reading -------------------------------------------------------------
+
+  private refresh(): void {
+    this.flags = native.opsFlags(this.h, Date.now());
+  }
+
+  /** Flags for the hot path, refreshed when a quarantine expires. */
+  private current(): number[] {
+    const exp = this.flags[4];
+    if (exp >= 0 && Date.now() >= exp) this.refresh();
+    return this.flags;
+  }
+
+  isSafeMode(): boolean {
+    return this.current()[1] === 1;
+  }
+
+  /** The brownout dimmer: the share of non-critical traffic served (1 when brownout is off). */
+  getDimmer(): number {
+    const l = this.current()[2];
+    return l < 0 ? 1 : l;
+  }
+
+  isAgentQuarantined(agentId: string): boolean {
+    if (this.current()[3] === 0) return false;
+    return native.opsDecide(this.h, true, 0, String(agentId), Date.now()) === 3;
+  }
+
+  /** True when any control is on (the middleware then asks Rust per request). */
+  anyActive(): boolean {
+    const f = this.current();
+    return f[1] === 1 || f[2] >= 0 || f[3] > 0;
+  }
+
+  /**
+   * The decision for one request: 0 serve, 1 safe mode, 2 shed, 3
+   * quarantined. Costs nothing while no control is on.
+   */
+  decide(essential: boolean, criticality: 0 | 1 | 2, agentId?: string): number {
+    if (!this.anyActive()) return 0;
+    return native.opsDecide(this.h, essential, criticality, agentId, Date.now());
+  }
+
+  status(): OpsStatus & { deadLetterQueues: string[]; stateFile: { path: string | null; lastSavedAt: number | null; error: string | null } } {
+    return {
+      ...native.opsStatus(this.h, Date.now()),
+      deadLetterQueues: [...this.queues.keys()],
+      stateFile: { path: this.file, lastSavedAt: this.lastSavedAt, error: this.stateFileError },
+    };
+  }
+
+  /** The last `limit` audit entries, oldest first. */
+  audit(limit = 100): AuditEntry[] {
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new RangeError(`limit must be an integer from 1 to 10000, got ${String(limit)}`);
+    return JSON.parse(native.opsAudit(this.h, limit));
+  }
+
+  // ---- actions ---------------------------------------------------------------
+
+  private act(action: string, who: Who | undefined, run: (actor: string, source: string) => boolean): ActionResult {
+    const actor = who?.actor ?? 'api';
+    const source = who?.source ?? 'process';
+    const before = native.opsStatus(this.h, Date.now());
+    const changed = run(actor, source);
+    this.refresh();
+    const after = native.opsStatus(this.h, Date.now());
+    this.afterAction(changed);
+    return { action, changed, before, after };
+  }
+
+  private afterAction(changed: boolean): void {
+    const [entry] = this.audit(1);
+    if (entry) {
+      this.logger?.log(JSON.stringify({ ts: new Date(entry.at).toISOString(), level: 'info', event: 'ops.action', ...entry }));
+      this.emit('action', entry);
+      if (changed) this.emit('change', entry);
+    }
+    this.save();
+  }
+
+  /** Safe mode on or off. While on, only essential routes are served. */
+  setSafeMode(enabled: boolean, opts: Who & { reason?: string } = {}): ActionResult {
+    if (typeof enabled !== 'boolean') throw new TypeError(`enabled must be a boolean, got ${typeof enabled}`);
+    const reason = opts.reason ?? '';
+    return this.act('safe-mode', opts, (a, s) => native.opsSetSafeMode(this.h, enabled, reason, a, s, Date.now()));
+  }
+
+  enableSafeMode(reason = '', who: Who = {}): ActionResult {
+    return this.setSafeMode(true, { ...who, reason });
+  }
+
+  disableSafeMode(who: Who = {}): ActionResult {
+    return this.setSafeMode(false, who);
+  }
+
+  /**
+   * Brownout on (dimmer `level`, the share of non-critical traffic served;
+   * default 0: critical traffic only) or off.
+   */
+  setBrownout(enabled: boolean, opts: Who & { level?: number; reason?: string } = {}): ActionResult {
+    if (typeof enabled !== 'boolean') throw new TypeError(`enabled must be a boolean, got ${typeof enabled}`);
+    if (opts.level !== undefined && typeof opts.level !== 'number') throw new TypeError(`level must be a number from 0 to 1, got ${typeof opts.level}`);
+    const level = enabled ? (opts.level ?? 0) : undefined;
+    return this.act('brownout', opts, (a, s) => native.opsSetBrownout(this.h, level, opts.reason ?? '', a, s, Date.now()));
+  }
+
+  quarantineAgent(agentId: string, opts: Who & { reason?: string; ttlMs?: number } = {}): ActionResult {
+    if (typeof agentId !== 'string') throw new TypeError(`agentId must be a string, got ${typeof agentId}`);
+    if (opts.ttlMs !== undefined && typeof opts.ttlMs !== 'number') throw new TypeError(`ttlMs must be a number of ms, got ${typeof opts.ttlMs}`);
+    return this.act('quarantine-agent', opts, (a, s) => native.opsQuarantine(this.h, agentId, opts.reason ?? '', opts.ttlMs, a, s, Date.now()));
+  }
+
+  releaseAgent(agentId: string, who: Who = {}): ActionResult {
+    if (typeof agentId !== 'string') throw new TypeError(`agentId must be a string, got ${typeof agentId}`);
+    return this.act('release-agent', who, (a, s) => native.opsRelease(this.h, agentId, a, s, Date.now()));
+  }
+
+  /** Lets rollbacks act on rollouts (the traffic-shaping module calls this). */
+  setRolloutController(c: RolloutController | null): void {
+    this.rollouts = c;
+    // Rollbacks recorded before a restart apply again as soon as the rollouts exist.
+    if (c) this.reapplyRollbacks();
+  }
+
+  /** Re-applies recorded rollbacks to rollouts that exist now (e.g. started after a restart). */
+  reapplyRollbacks(): string[] {
+    if (!this.rollouts) return [];
+    const have = new Set(this.rollouts.names());
+    const done: string[] = [];
+    for (const r of native.opsStatus(this.h, Date.now()).rolledBack) {
+      if (have.has(r.name)) {
+        this.rollouts.rollback(r.name, r.reason || 'operator rollback (restored)');
+        done.push(r.name);
+      }
+    }
+    return done;
+  }
+
+  /** Forgets a recorded rollback, so the rollout can run again after a restart. */
+  clearRollback(name: string): boolean {
+    const changed = native.opsClearRollback(this.h, String(name));
+    if (changed) this.save();
+    return changed;
+  }
+
+  /**
+   * Fast rollback of one rollout (or all with `name` undefined), skipping
+   * analysis. Recorded in the state, so it survives a restart.
+   */
+  rollback(name?: string, opts: Who & { reason?: string } = {}): ActionResult & { rolledBack: string[] } {
+    if (name !== undefined && typeof name !== 'string') throw new TypeError(`name must be a string, got ${typeof name}`);
+    if (!this.rollouts) {
+      const err = new Error('No rollouts to roll back: the traffic-shaping module is not in use');
+      (err as NodeJS.ErrnoException).code = 'ERR_NO_ROLLOUTS';
+      throw err;
+    }
+    const all = this.rollouts.names();
+    if (name !== undefined && !all.includes(name)) throw new Error(`Rollout not found: ${name}`);
+    const names = name === undefined ? all : [name];
+    const reason = opts.reason ?? 'operator rollback';
+    const r = this.act('rollback', opts, (a, s) => {
+      const changed = native.opsRecordRollback(this.h, names, reason, a, s, Date.now());
+      for (const n of names) this.rollouts!.rollback(n, reason);
+      return changed || names.length > 0;
+    });
+    return { ...r, rolledBack: names };
+  }
+
+  registerDeadLetterQueue(name: string, queue: DeadLetterQueue): void {
+    if (queue === null || typeof queue !== 'object') throw new TypeError(`queue must be an object, got ${queue === null ? 'null' : typeof queue}`);
+    for (const k of ['depth', 'drain'] as const) {
+      if (typeof queue[k] !== 'function') throw new TypeError(`queue.${k} must be a function, got ${typeof queue[k]}`);
+    }
+    native.dlqRegister(this.h, String(name), queue.ratePerSecond ?? 100);
+    this.queues.set(String(name), queue);
+  }
+
+  /** Depth and drain figures of every queue. */
+  async deadLetterQueues(): Promise<Array<ReturnType<typeof native.dlqViews>[number] & { depth: number | null; depthError?: string }>> {
+    const views = native.dlqViews(this.h);
+    return Promise.all(
+      views.map(async (v) => {
+        try {
+          return { ...v, depth: Number(await this.queues.get(v.name)!.depth()) };
+        } catch (e) {
+          return { ...v, depth: null, depthError: (e as Error)?.message ?? String(e) };
+        }
+      }),
+    );
+  }
+
+  /**
+   * Drains `name` (or every queue) of at most `limit` messages each, paced
+   * by the queue's rate; one drain per queue at a time.
+   */
+  async drainDeadLetterQueue(name?: string, opts: Who & { limit?: number; batchSize?: number } = {}): Promise<Array<{ queue: string } & DlqRun>> {
+    const names = name === undefined ? [...this.queues.keys()] : [String(name)];
+    if (name !== undefined && !this.queues.has(name)) throw new Error(`Dead-letter queue not found: ${name}`);
+    const limit = opts.limit ?? 1000;
+    const batch = opts.batchSize ?? 100;
+    if (!Number.isInteger(batch) || batch < 1 || batch > 100_000) throw new RangeError(`batchSize must be an integer from 1 to 100000, got ${String(batch)}`);
+    const out: Array<{ queue: string } & DlqRun> = [];
+    for (const q of names) {
+      native.dlqBegin(this.h, q, limit, Date.now()); // throws while a drain runs, or on a bad limit
+      let error: string | undefined;
+      try {
+        for (;;) {
+          const [n, wait] = native.dlqAllowance(this.h, q, Date.now(), batch);
+          if (n === 0) {
+            if (wait === 0) break;
+            await new Promise((r) => setTimeout(r, wait));
+            continue;
+          }
+          const res = await this.queues.get(q)!.drain(n);
+          const processed = Number(res?.processed ?? 0);
+          const failed = Number(res?.failed ?? 0);
+          if (native.dlqProgress(this.h, q, processed, failed, Date.now())) break;
+        }
+      } catch (e) {
+        error = (e as Error)?.message ?? String(e);
+      }
+      const run = native.dlqEnd(this.h, q, Date.now(), error);
+      native.opsAuditPush(
+        this.h,
+        'drain-dlq',
+        JSON.stringify({ queue: q, limit }),
+        opts.actor ?? 'api',
+        opts.source ?? 'process',
+        error ? `error: ${error}` : `processed ${run.processed}, failed ${run.failed}`,
+        Date.now(),
+      );
+      this.afterAction(run.processed + run.failed > 0);
+      out.push({ queue: q, ...run });
+    }
+    return out;
+  }
+
+  /** Records an action refused by the HTTP layer (bad token), for the audit trail. */
+  recordRefused(action: string, source: string, why: string): void {
+    native.opsAuditPush(this.h, action, '{}', 'unauthenticated', source, `refused: ${why}`, Date.now());
+    const [entry] = this.audit(1);
+    this.logger?.warn(JSON.stringify({ ts: new Date(entry.at).toISOString(), level: 'warn', event: 'ops.refused', ...entry }));
+    this.emit('action', entry);
+  }
+
+  /** @internal the failed-token limiter, for the HTTP layer. */
+  authFailure(source: string, maxFailures: number, windowMs: number): boolean {
+    return native.opsAuthFailure(this.h, source, Date.now(), maxFailures, windowMs);
+  }
+
+  /** @internal */
+  authBlocked(source: string, maxFailures: number, windowMs: number): boolean {
+    return native.opsAuthBlocked(this.h, source, Date.now(), maxFailures, windowMs);
+  }
+
+  /** @internal */
+  authSuccess(source: string): void {
+    native.opsAuthSuccess(this.h, source);
+  }
+
+  // ---- the state file ------------------------------------------------------------
+
+  /** Writes the state atomically: temp file, fsync, rename, fsync of the folder. */
+  save(): void {
+    if (!this.file) return;
+    const text = native.opsToJson(this.h, Date.now());
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    try {
+      fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+      const fd = fs.openSync(tmp, 'w', 0o600);
+      try {
+        fs.writeSync(fd, text);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.file);
+      try {
+        const dfd = fs.openSync(path.dirname(this.file), 'r');
+        fs.fsyncSync(dfd);
+        fs.closeSync(dfd);
+      } catch {
+        /* some filesystems cannot fsync a folder; the rename is still atomic */
+      }
+      this.lastWritten = text;
+      this.lastSavedAt = Date.now();
+      if (this.stateFileError) this.logger?.warn(JSON.stringify({ level: 'info', event: 'ops.state-file.ok', path: this.file }));
+      this.stateFileError = null;
+    } catch (e) {
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        /* nothing to clean */
+      }
+      const msg = `cannot save ops state to ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      if (this.stateFileError !== msg) this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.state-file.error', message: msg }));
+      this.stateFileError = msg;
+      this.emit('stateFileError', new Error(msg));
+    }
+  }
+
+  /** Loads the state file if it exists; a corrupt one is moved aside with a loud warning. */
+  loadFile(): boolean {
+    if (!this.file) return false;
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.stateFileError = `cannot read ops state ${this.file}: ${(e as NodeJS.ErrnoException).code}`;
+        this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.state-file.error', message: this.stateFileError }));
+      }
+      return false;
+    }
+    if (text === this.lastWritten) return false;
+    try {
+      native.opsLoadJson(this.h, text);
+      this.lastWritten = text;
+      this.refresh();
+      return true;
+    } catch (e) {
+      const aside = `${this.file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      let moved = false;
+      try {
+        fs.renameSync(this.file, aside);
+        moved = true;
+      } catch {
+        /* read-only: leave it, report it */
+      }
+      this.stateFileError = `ops state file ${this.file} is invalid (${(e as Error).message}); ${moved ? `moved aside to ${aside}` : 'could not move it aside'}; starting from defaults`;
+      this.logger?.warn(JSON.stringify({ level: 'error', event: 'ops.state-file.corrupt', message: this.stateFileError }));
+      this.emit('stateFileError', new Error(this.stateFileError));
+      return false;
+    }
+  }
+
+  /** Polls the file (unref'd: never holds the process open) so CLI changes apply within a second. */
+  private watch(): void {
+    if (!this.file || this.watching) return;
+    this.watching = true;
+    fs.watchFile(this.file, { interval: this.watchInterval, persistent: false }, (cur, prev) => {
+      if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size) return;
+      if (this.loadFile()) {
+        const status = this.status();
+        this.logger?.log(JSON.stringify({ ts: new Date().toISOString(), level: 'info', event: 'ops.reload', path: this.file, version: status.version }));
+        if (this.rollouts) this.reapplyRollbacks();
+        this.emit('reload', status);
+      }
+    });
+  }
+
+  /** Stops watching the file (tests; shutdown). */
+  close(): void {
+    if (this.file && this.watching) fs.unwatchFile(this.file);
+    this.watching = false;
+  }
+}
+
+let ops: OpsControls | null = null;
+
+/** The process-wide ops plane (created on first use, loading its state file). */
+export function getOps(): OpsControls {
+  if (!ops) ops = new OpsControls();
+  return ops;
+}
+
+/** Replaces the process-wide ops plane (e.g. with other options, before serving). */
+export function configureOps(options: OpsOptions): OpsControls {
+  ops?.close();
+  ops = new OpsControls(options);
+  return ops;
+}
+
+export function isSafeMode(): boolean {
+  return getOps().isSafeMode();
+}
+
+export function isAgentQuarantined(agentId: string): boolean {
+  return getOps().isAgentQuarantined(agentId);
+}
+
+export function registerDeadLetterQueue(name: string, queue: DeadLetterQueue): void {
+  getOps().registerDeadLetterQueue(name, queue);
+}
+
+/** `cli:<user>` for actions taken from a terminal. */
+export function localActor(): string {
+  try {
+    return `cli:${os.userInfo().username}`;
+  } catch {
+    return 'cli';
+  }
+}
+
+// The Express middleware and the /api/ops router live in `express/ops.ts`;
+// exported here so `/ops` is one import.
+export * from './express/ops';
