@@ -200,6 +200,22 @@ test('the tarball installs into a fresh project and works from CommonJS and ESM'
   }
 });
 
+test('the incident-response bin runs from the installed package', { timeout: 60_000 }, async () => {
+  assert.ok(scratch, 'the install test ran');
+  const app = path.join(scratch, 'consumer');
+  const bin = path.join(app, 'node_modules', '.bin', 'incident-response');
+  assert.ok(fs.existsSync(bin), 'npm linked the bin');
+  const env = childEnv({ RELIABILITY_STATE_FILE: path.join(app, 'ops-state.json') });
+  let r = await run(bin, ['safe-mode', 'enable', '--reason', 'from the installed bin'], { cwd: app, timeout: 30_000, env });
+  assert.equal(r.code, 0, describe(r));
+  assert.match(r.stdout, /safe-mode: changed/);
+  r = await run(bin, ['status', '--json'], { cwd: app, timeout: 30_000, env });
+  assert.equal(r.code, 0, describe(r));
+  assert.equal(JSON.parse(r.stdout).safeMode.reason, 'from the installed bin');
+  r = await run(bin, ['nope'], { cwd: app, timeout: 30_000, env });
+  assert.equal(r.code, 2);
+});
+
 test('the packed file list was checked', () => {
   assert.ok(Array.isArray(packed) && packed.length > 0);
 });

@@ -50,6 +50,8 @@ const { metricsMiddleware, createMetricsRouter, getAllEndpointMetrics } = requir
 const { StartupDAG, initializeReliabilitySystem, configureStartupLogging } = require('@dreamnet/reliability-core/dag-loader');
 const { HealthGates, fromBreaker, createHealthRouter, createGracefulShutdown } = require('@dreamnet/reliability-core/health-gates');
 const { setDatabase, configureDatabase, executeWithCircuitBreaker } = require('@dreamnet/reliability-core/db-circuit-breaker');
+const { OpsControls, reliabilityMiddleware, createOpsRouter } = require('@dreamnet/reliability-core/ops');
+const { createObservabilityRouter } = require('@dreamnet/reliability-core/observability');
 
 const HOST = '127.0.0.1';
 const OPS_ACTIONS = new Set(['isolate', 'close', 'reset']);
@@ -132,6 +134,11 @@ const orderContext = new AsyncLocalStorage();
 const orderCache = new Map();
 const ORDER_CACHE_MAX = 1000;
 
+// Orders whose fetch failed for good (the fallback answered from cache or
+// failed): kept for a later `drain-dlq`, bounded.
+const deadLetters = [];
+const DEAD_LETTERS_MAX = 1000;
+
 function rememberOrder(order) {
   orderCache.delete(order.id);
   orderCache.set(order.id, order);
@@ -150,6 +157,8 @@ const ordersBreaker = registry.get('orders-api', {
   fallback(err) {
     const id = orderContext.getStore()?.orderId ?? null;
     const cached = id !== null ? orderCache.get(id) : undefined;
+    // Keep the order for a later drain-dlq (once per id, bounded).
+    if (id !== null && deadLetters.length < DEAD_LETTERS_MAX && !deadLetters.some((m) => m.id === id)) deadLetters.push({ id, at: Date.now(), reason: err.code || err.name });
     return {
       ...(cached ?? { id, status: 'unknown', items: null, totalCents: null, fetchedAt: null }),
       stale: true,
@@ -245,7 +254,7 @@ function errorStatus(err) {
   return 502;
 }
 
-function createApp(opsToken, { gates, dag }) {
+function createApp(opsToken, { gates, dag, ops }) {
   const app = express();
   app.disable('x-powered-by');
   app.use((req, res, next) => {
@@ -259,6 +268,21 @@ function createApp(opsToken, { gates, dag }) {
   app.get('/api/observability/endpoints', (req, res) => res.json(getAllEndpointMetrics()));
   // /health/live, /health/ready (+ /api/health/*), /api/observability/{health-gates,startup-dag}.
   app.use(createHealthRouter({ gates, dag }));
+  // Everything observable, as the original server/routes/observability.ts (plus /summary, /ops).
+  app.use('/api/observability', createObservabilityRouter({ gates, dag, ops }));
+  // Ops API: token-guarded state changes (the same token as the breaker actions).
+  app.use('/api/ops', createOpsRouter({ ops, token: opsToken }));
+  // Safe mode, brownout and agent quarantine, in the order server/index.ts would use:
+  // metrics -> reliability middleware -> routes.
+  app.use(
+    reliabilityMiddleware({
+      ops,
+      essential: ['/demo/*', '/api/breakers'],
+      criticality: { '/api/orders/*': 'critical', '/api/inventory': 'default', '/api/recommendations': 'sheddable' },
+      agentPaths: ['/api/agents/:agentId'],
+      retryAfterSeconds: 10,
+    }),
+  );
 
   app.get('/', (req, res) => {
     const nonce = crypto.randomBytes(16).toString('base64');
@@ -285,6 +309,16 @@ function createApp(opsToken, { gates, dag }) {
     const inventory = await inventoryBreaker.execute((signal) => callDownstream('inventory', {}, signal));
     res.set('X-Breaker-State', inventoryBreaker.state);
     res.json(inventory);
+  });
+
+  // Sheddable: the first thing a brownout drops.
+  app.get('/api/recommendations', (req, res) => {
+    res.json({ items: ['ord-1', 'ord-2', 'ord-3'], dimmer: req.reliability.dimmer });
+  });
+
+  // An agent endpoint: answers 423 while the agent is quarantined.
+  app.post('/api/agents/:agentId/run', (req, res) => {
+    res.json({ agentId: req.params.agentId, ran: true });
   });
 
   app.get('/api/breakers', (req, res) => {
@@ -385,9 +419,32 @@ function start(port = 3000, options = {}) {
   // One DAG and one gate set per started app (tests start several in one process).
   const dag = new StartupDAG();
   const gates = new HealthGates();
+  // Ops state survives restarts in this file; the CLI's local mode edits it.
+  const ops = new OpsControls({
+    stateFile: options.stateFile ?? process.env.RELIABILITY_STATE_FILE ?? path.join(__dirname, '..', '.tmp', 'ops-state.json'),
+    logger: { log: relay, warn: relay },
+  });
+  ops.registerDeadLetterQueue('orders-dlq', {
+    depth: () => deadLetters.length,
+    ratePerSecond: 20,
+    async drain(limit) {
+      let processed = 0;
+      let failed = 0;
+      for (const msg of deadLetters.splice(0, limit)) {
+        try {
+          rememberOrder(await callDownstream('orders', { id: msg.id }));
+          processed++;
+        } catch {
+          failed++;
+          if (deadLetters.length < DEAD_LETTERS_MAX) deadLetters.push(msg);
+        }
+      }
+      return { processed, failed };
+    },
+  });
   gates.registerGate(fromBreaker('orders-api', { critical: true }));
   gates.registerGate(fromBreaker('inventory-api', { critical: false }));
-  const app = createApp(opsToken, { gates, dag });
+  const app = createApp(opsToken, { gates, dag, ops });
   return new Promise((resolve, reject) => {
     const server = app.listen(port, HOST);
     server.once('error', reject);
@@ -401,6 +458,7 @@ function start(port = 3000, options = {}) {
       const close = () => {
         if (!closing) {
           gates.reset();
+          ops.close();
           if (dbPool) {
             const pool = dbPool;
             dbPool = null;
@@ -414,7 +472,7 @@ function start(port = 3000, options = {}) {
         }
         return closing;
       };
-      resolve({ server, url, close, downstream, gates, dag, startup });
+      resolve({ server, url, close, downstream, gates, dag, ops, startup, deadLetters });
     });
   });
 }

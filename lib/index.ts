@@ -5,3 +5,4 @@ export * from './health-gates';
 export * from './db-circuit-breaker';
 export * from './migrations';
 export * from './ops';
+export * from './observability';

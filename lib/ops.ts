@@ -168,7 +168,7 @@ export class OpsControls extends EventEmitter {
 
   status(): OpsStatus & { deadLetterQueues: string[]; stateFile: { path: string | null; lastSavedAt: number | null; error: string | null } } {
     return {
-      ...native.opsStatus(this.h, Date.now()),
+      ...this.controls(),
       deadLetterQueues: [...this.queues.keys()],
       stateFile: { path: this.file, lastSavedAt: this.lastSavedAt, error: this.stateFileError },
     };
@@ -182,13 +182,19 @@ export class OpsControls extends EventEmitter {
 
   // ---- actions ---------------------------------------------------------------
 
+  /** The controls, with `null` for a switch that is off (JSON keeps the key). */
+  private controls(): OpsStatus {
+    const s = native.opsStatus(this.h, Date.now());
+    return { ...s, safeMode: s.safeMode ?? null, brownout: s.brownout ?? null } as OpsStatus;
+  }
+
   private act(action: string, who: Who | undefined, run: (actor: string, source: string) => boolean): ActionResult {
     const actor = who?.actor ?? 'api';
     const source = who?.source ?? 'process';
-    const before = native.opsStatus(this.h, Date.now());
+    const before = this.controls();
     const changed = run(actor, source);
     this.refresh();
-    const after = native.opsStatus(this.h, Date.now());
+    const after = this.controls();
     this.afterAction(changed);
     return { action, changed, before, after };
   }
@@ -289,6 +295,17 @@ export class OpsControls extends EventEmitter {
       return changed || names.length > 0;
     });
     return { ...r, rolledBack: names };
+  }
+
+  /**
+   * Records rollbacks without rolling anything back here: for the CLI's
+   * local mode. The server that owns the rollouts applies them when it
+   * reloads the state file.
+   */
+  recordRollback(names: string[], opts: Who & { reason?: string } = {}): ActionResult {
+    if (!Array.isArray(names) || names.length === 0) throw new TypeError('names must be a non-empty array of rollout names');
+    const reason = opts.reason ?? 'operator rollback';
+    return this.act('rollback', opts, (a, s) => native.opsRecordRollback(this.h, names.map(String), reason, a, s, Date.now()));
   }
 
   registerDeadLetterQueue(name: string, queue: DeadLetterQueue): void {

@@ -1,0 +1,150 @@
+/**
+ * The observability router: a drop-in replacement for the original
+ * `server/routes/observability.ts`, to mount at `/api/observability`.
+ * Every endpoint keeps the original's field names (spec §3.1) and adds the
+ * package's figures; `/summary` really contains every part (the original's
+ * was all empty objects). Read access is open by default and can be closed
+ * with a token.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { getCircuitBreakerRegistry } from './circuit-breaker';
+import { getGoldenSignals } from './metrics';
+import { getHealthGates, type HealthGates } from './health-gates';
+import { getStartupDAG, type StartupDAG } from './startup-dag';
+import { getOps, type OpsControls } from './ops';
+
+type Req = any;
+type Res = any;
+
+export interface ObservabilityOptions {
+  gates?: HealthGates;
+  dag?: StartupDAG;
+  ops?: OpsControls;
+  /**
+   * A token that read access requires (`Authorization: Bearer <token>`;
+   * default env `RELIABILITY_READ_TOKEN`, unset = open). The ops token is
+   * accepted too.
+   */
+  readToken?: string;
+  /** Or decide per request (wins over `readToken`). */
+  authorize?: (req: Req) => boolean;
+}
+
+/** `{ breakers: [{ name, state, failureCount, ... }], timestamp }`. */
+export function circuitBreakersReport() {
+  const snaps = getCircuitBreakerRegistry().toJSON();
+  return {
+    breakers: snaps.map((s) => ({
+      name: s.name,
+      state: s.state,
+      failureCount: s.failureCount,
+      isolated: s.isolated,
+      lastFailureTime: s.lastFailureTime,
+      nextAttemptTime: s.nextAttemptTime,
+      window: s.window,
+      totals: s.totals,
+    })),
+    timestamp: Date.now(),
+  };
+}
+
+/** The original's health-gates body, read from state (no check round). */
+export function healthGatesReport(gates: HealthGates = getHealthGates()) {
+  const r = gates.getReadinessSnapshot();
+  return { ready: r.ready, criticalReady: r.criticalReady, allReady: r.allReady, degraded: r.degraded, shuttingDown: r.shuttingDown, gates: r.gates, timestamp: Date.now() };
+}
+
+/** The original's startup-dag body plus nodes, edges, order, levels and timings. */
+export function startupDagReport(dag: StartupDAG = getStartupDAG()) {
+  const r = dag.getStartupReport();
+  const edges = r.services.flatMap((s) => s.dependencies.map((d) => ({ from: d, to: s.id })));
+  return { ...r, nodes: r.services.map((s) => s.id), edges, timestamp: Date.now() };
+}
+
+/** Ops controls, dead-letter queues and the last audit entries. */
+export async function opsReport(ops: OpsControls = getOps()) {
+  return { ...ops.status(), queues: await ops.deadLetterQueues(), audit: ops.audit(20), timestamp: Date.now() };
+}
+
+type Part = { path: string; key: string; thing: string; get: (o: Required<Pick<ObservabilityOptions, 'gates' | 'dag' | 'ops'>>) => unknown };
+
+/** The parts, in the order `/summary` lists them. Other modules add theirs with `addObservabilityPart`. */
+const parts: Part[] = [
+  { path: '/golden-signals', key: 'goldenSignals', thing: 'golden signals', get: () => getGoldenSignals() },
+  { path: '/circuit-breakers', key: 'circuitBreakers', thing: 'circuit breakers', get: () => circuitBreakersReport() },
+  { path: '/health-gates', key: 'healthGates', thing: 'health gates', get: (o) => healthGatesReport(o.gates) },
+  { path: '/startup-dag', key: 'startupDAG', thing: 'startup DAG', get: (o) => startupDagReport(o.dag) },
+  { path: '/ops', key: 'ops', thing: 'ops state', get: (o) => opsReport(o.ops) },
+];
+
+/**
+ * Adds an endpoint (and a `/summary` key) to every observability router
+ * created afterwards: how the watchdog and rollout modules plug in.
+ */
+export function addObservabilityPart(part: Part): void {
+  const i = parts.findIndex((p) => p.path === part.path);
+  if (i >= 0) parts[i] = part;
+  else parts.push(part);
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** An Express router with every observability endpoint and `/summary`. */
+export function createObservabilityRouter(options: ObservabilityOptions = {}) {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const express = require('express');
+  const router = express.Router();
+  const ctx = () => ({ gates: options.gates ?? getHealthGates(), dag: options.dag ?? getStartupDAG(), ops: options.ops ?? getOps() });
+  const tokens = [options.readToken ?? process.env.RELIABILITY_READ_TOKEN, process.env.RELIABILITY_OPS_TOKEN].filter((t): t is string => !!t);
+  const closed = options.authorize !== undefined || !!(options.readToken ?? process.env.RELIABILITY_READ_TOKEN);
+  router.use((req: Req, res: Res, next: () => void) => {
+    if (!closed) return next();
+    let ok = false;
+    if (options.authorize) ok = !!options.authorize(req);
+    else {
+      const m = /^Bearer\s+(.+)$/i.exec(String(req.headers?.authorization ?? '').trim());
+      // Constant time against every accepted token (no early exit).
+      for (const t of tokens) if (m && timingSafeEqual(digest(m[1]), digest(t))) ok = true;
+    }
+    if (ok) return next();
+    res.setHeader('WWW-Authenticate', 'Bearer');
+    res.status(401).json({ error: 'Unauthorized', message: 'observability endpoints need a read token' });
+  });
+  for (const p of parts) {
+    router.get(p.path, async (_req: Req, res: Res) => {
+      try {
+        res.setHeader('Cache-Control', 'no-store');
+        res.json(await p.get(ctx()));
+      } catch (e) {
+        res.status(500).json({ error: `Failed to get ${p.thing}`, message: (e as Error)?.message ?? String(e) });
+      }
+    });
+  }
+  router.get('/summary', async (_req: Req, res: Res) => {
+    const out: Record<string, unknown> = {};
+    const errors: Record<string, string> = {};
+    await Promise.all(
+      parts.map(async (p) => {
+        try {
+          out[p.key] = await p.get(ctx());
+        } catch (e) {
+          errors[p.key] = (e as Error)?.message ?? String(e);
+        }
+      }),
+    );
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({ ...Object.fromEntries(parts.filter((p) => p.key in out).map((p) => [p.key, out[p.key]])), ...(Object.keys(errors).length ? { errors } : {}), timestamp: Date.now() });
+  });
+  return router;
+}
+
+let shared: ((req: Req, res: Res, next: (e?: unknown) => void) => void) | null = null;
+
+/**
+ * The original's default export: a ready router for `/api/observability`
+ * (created on first request, so importing this module needs no Express).
+ */
+export function observabilityRouter(req: Req, res: Res, next: (e?: unknown) => void): void {
+  const r = (shared ??= createObservabilityRouter());
+  r(req, res, next);
+}
