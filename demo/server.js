@@ -452,8 +452,12 @@ function start(port = 3000, options = {}) {
       server.off('error', reject);
       const url = `http://${HOST}:${server.address().port}`;
       log(`reliability-core demo listening on ${url}`);
-      // Never throws; /health/ready says why when something failed.
-      const startup = initializeReliabilitySystem({ root: __dirname, dag, gates, checkIntervalMs: 1000 });
+      // As server/index.ts: only with USE_RELIABILITY_SYSTEM=true (the demo's
+      // default). Never throws; /health/ready says why when something failed.
+      const startup =
+        (process.env.USE_RELIABILITY_SYSTEM ?? 'true') === 'true'
+          ? initializeReliabilitySystem({ root: __dirname, dag, gates, checkIntervalMs: 1000 })
+          : Promise.resolve(null);
       let closing = null;
       const close = () => {
         if (!closing) {
