@@ -18,10 +18,11 @@ const TOKEN = `test-${crypto.randomBytes(16).toString('hex')}`;
 const REQUEST_TIMEOUT_MS = 5000;
 const logs = [];
 let demo;
+const STATE_FILE = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'demo-ops-')), 'ops-state.json');
 
 before(async () => {
   delete process.env.OPS_TOKEN;
-  demo = await start(0, { opsToken: TOKEN, log: (...args) => logs.push(args.join(' ')) });
+  demo = await start(0, { opsToken: TOKEN, stateFile: STATE_FILE, log: (...args) => logs.push(args.join(' ')) });
 });
 
 after(async () => {
@@ -343,7 +344,7 @@ test('without OPS_TOKEN a token is generated, written 0600, and never printed', 
   const lines = [];
   let second;
   try {
-    second = await start(0, { tokenFile, log: (...a) => lines.push(a.join(' ')) });
+    second = await start(0, { tokenFile, stateFile: STATE_FILE + '.second', log: (...a) => lines.push(a.join(' ')) });
     const token = fs.readFileSync(tokenFile, 'utf8').trim();
     assert.ok(token.length >= 32);
     assert.equal(fs.statSync(tokenFile).mode & 0o777, 0o600);
@@ -365,6 +366,45 @@ test('without OPS_TOKEN a token is generated, written 0600, and never printed', 
     if (second) await second.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('ops through the demo: safe mode keeps probes and essential routes, brownout sheds sheddable first, quarantine answers 423, the DLQ drains', { timeout: 20000 }, async () => {
+  const ops = (method, p, json) => http(method, `/api/ops/${p}`, { json, token: TOKEN });
+  assert.equal((await http('POST', '/api/ops/safe-mode', { json: { enabled: true } })).status, 401, 'token required');
+  let r = await ops('POST', 'safe-mode', { enabled: true, reason: 'test' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.changed, true);
+  assert.equal((await http('GET', '/api/inventory')).status, 503);
+  assert.equal((await http('GET', '/health/live')).status, 200);
+  assert.equal((await http('GET', '/demo/downstream')).status, 200, 'the demo controls are essential');
+  assert.equal((await http('GET', '/api/observability/summary')).status, 200);
+  await ops('POST', 'safe-mode', { enabled: false });
+  r = await ops('POST', 'brownout', { enabled: true, level: 0.5, reason: 'test' });
+  assert.equal(r.body.after.brownout.level, 0.5);
+  assert.equal((await http('GET', '/api/recommendations')).status, 503, 'sheddable shed at 0.5');
+  assert.equal((await http('GET', '/api/inventory')).status !== 503, true, 'default served at 0.5');
+  await ops('POST', 'brownout', { enabled: false });
+  const rec = await http('GET', '/api/recommendations');
+  assert.equal(rec.status, 200);
+  assert.equal(rec.body.dimmer, 1);
+  await ops('POST', 'agents/agent-1/quarantine', { reason: 'test', ttlMs: 60000 });
+  r = await http('POST', '/api/agents/agent-1/run');
+  assert.equal(r.status, 423);
+  assert.equal(r.body.reason, 'test');
+  await ops('DELETE', 'agents/agent-1/quarantine');
+  assert.equal((await http('POST', '/api/agents/agent-1/run')).status, 200);
+  // The failed orders of the earlier test went to the dead-letter queue; downstream is healthy now.
+  await setDownstream({ failureRate: 0, latencyMs: 1 });
+  const waiting = demo.deadLetters.length;
+  assert.ok(waiting > 0, 'failed orders were kept for a drain');
+  r = await ops('POST', 'dlq/orders-dlq/drain', { limit: 100 });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.body.runs[0].processed, waiting);
+  assert.equal(demo.deadLetters.length, 0);
+  const summary = (await http('GET', '/api/observability/summary')).body;
+  for (const k of ['goldenSignals', 'circuitBreakers', 'healthGates', 'startupDAG', 'ops']) assert.ok(summary[k] && Object.keys(summary[k]).length > 0, k);
+  assert.ok(summary.ops.audit.some((e) => e.action === 'drain-dlq'));
+  assert.ok(fs.existsSync(STATE_FILE), 'the ops state was saved');
 });
 
 test('the whole file stays well inside its time budget', () => {
