@@ -171,7 +171,7 @@ export function createGracefulShutdown(server: Server, options: GracefulShutdown
   let stopping: Promise<{ drained: boolean; inFlightAtClose: number }> | null = null;
   const onRequest = (_req: IncomingMessage, res: ServerResponse) => {
     active++;
-    if (stopping) res.setHeader('Connection', 'close');
+    if (stopping && !res.headersSent) res.setHeader('Connection', 'close');
     let done = false;
     const end = () => {
       if (done) return;
@@ -186,7 +186,9 @@ export function createGracefulShutdown(server: Server, options: GracefulShutdown
     res.once('finish', end);
     res.once('close', end);
   };
-  server.on('request', onRequest);
+  // Before the app's own listener: count the request before any handler
+  // answers it (a synchronous handler may finish inside its listener).
+  server.prependListener('request', onRequest);
   const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
   const shutdown = (reason = 'shutdown'): Promise<{ drained: boolean; inFlightAtClose: number }> => {

@@ -1,0 +1,19 @@
+'use strict';
+// Benchmarks are not timed tests; this only runs each one that has a
+// --smoke mode on a tiny input, so the scripts cannot rot unnoticed.
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFile } = require('node:child_process');
+const path = require('node:path');
+
+for (const script of ['dag.js']) {
+  test(`benchmark/${script} --smoke runs and checks its results`, { timeout: 60_000 }, async () => {
+    const r = await new Promise((resolve) =>
+      execFile(process.execPath, [path.join(__dirname, '..', 'benchmark', script), '--smoke'], { timeout: 50_000 }, (error, stdout, stderr) =>
+        resolve({ code: error ? (error.code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /ours/);
+  });
+}
