@@ -288,6 +288,15 @@ impl<T: Slot> SliceRing<T> {
         }
     }
 
+    /// The newest `k` slots as of `now` (the head first), at most all of them.
+    pub fn newest(&mut self, now: f64, k: usize) -> impl Iterator<Item = &T> {
+        self.advance(now);
+        let n = self.slots.len();
+        let head = self.head;
+        let slots = &self.slots;
+        (0..k.min(n)).map(move |j| &slots[(head + n - j) % n])
+    }
+
     pub fn reset(&mut self, now: f64) {
         self.slots.iter_mut().for_each(Slot::clear);
         self.head = 0;
@@ -382,7 +391,7 @@ impl HistSlot {
 /// `us` yet. `grant` is asked for the extra bytes before anything changes; if
 /// it refuses, nothing is recorded and this returns false.
 #[inline]
-fn record_sized<T: Counter>(slot: &mut Option<Box<Histogram<T>>>, us: u64, sigfig: u8, grant: impl FnOnce(usize) -> bool) -> bool {
+pub(crate) fn record_sized<T: Counter>(slot: &mut Option<Box<Histogram<T>>>, us: u64, sigfig: u8, grant: impl FnOnce(usize) -> bool) -> bool {
     // The hot path. Auto-resize is off, so a value the histogram does not
     // cover is an error here rather than an amortised (oversized) regrowth.
     if let Some(h) = slot.as_mut() {
@@ -424,14 +433,14 @@ fn sized_histogram<T: Counter>(us: u64, sigfig: u8) -> Histogram<T> {
 
 /// A histogram covering the whole 1 µs .. 1 h range from the start, for
 /// merging into: anything recorded anywhere here fits it.
-fn full_histogram(sigfig: u8) -> Histogram<u64> {
+pub(crate) fn full_histogram(sigfig: u8) -> Histogram<u64> {
     Histogram::new_with_bounds(MIN_US, MAX_US, sigfig).expect("1 µs .. 1 h at 2 or 3 digits is a valid HDR configuration")
 }
 
 /// Heap bytes of a boxed histogram: the box and the counts. Exact because
 /// every counts `Vec` here is allocated at its final length (`new_with_bounds`
 /// reserves exactly; nothing resizes it afterwards).
-fn histogram_bytes<T: Counter>(h: &Histogram<T>) -> usize {
+pub(crate) fn histogram_bytes<T: Counter>(h: &Histogram<T>) -> usize {
     size_of::<Histogram<T>>() + h.distinct_values() * size_of::<T>()
 }
 
@@ -719,7 +728,7 @@ impl Percentiles {
 /// into more, it keeps `src`'s coarser error. Values beyond one hour (only a
 /// foreign histogram can hold them) are clamped as recording them would have
 /// been; returns how many were.
-fn merge_into<T: Counter>(dst: &mut Histogram<u64>, src: &Histogram<T>) -> u64 {
+pub(crate) fn merge_into<T: Counter>(dst: &mut Histogram<u64>, src: &Histogram<T>) -> u64 {
     let mut clamped = 0;
     for v in src.iter_recorded() {
         let count = v.count_at_value().as_u64();
