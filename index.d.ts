@@ -588,3 +588,114 @@ export interface SgWindow {
  * or over `ids` when given.
  */
 export declare function sgWindows(ids: Array<number> | undefined | null, now: number): Array<SgWindow>
+
+/** `pause`, `resume`, `promote`, `abort`, `rollback`. */
+export declare function tsAction(h: number, name: string, action: string, reason: string, now: number): TsEvent
+
+export interface TsCohort {
+  totalRequests: number
+  totalErrors: number
+  windows: Array<TsCohortWindow>
+}
+
+export interface TsCohortWindow {
+  window: string
+  requests: number
+  errors: number
+  errorRate: number
+  p50?: number
+  p99?: number
+}
+
+export declare function tsCreate(): number
+
+/** Is `key` in the new cohort of rollout `id`? */
+export declare function tsDecide(h: number, id: number, key: string): boolean
+
+/**
+ * Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
+ * every rollout it touched, and returns what they decided. The JS side
+ * resets the count after the call (the ring is only read here).
+ */
+export declare function tsDrain(h: number, ring: Float64Array, now: number): Array<TsEvent>
+
+/** Evaluates one rollout now (e.g. before a status read). */
+export declare function tsEvaluate(h: number, id: number, now: number): Array<TsEvent>
+
+export interface TsEvent {
+  id: number
+  name: string
+  kind: string
+  at: number
+  fromPercentage: number
+  toPercentage: number
+  reason: string
+  figures?: TsFigures
+}
+
+export interface TsFigures {
+  requests: number
+  errorRate: number
+  latencyMs?: number
+  stableRequests: number
+  stableErrorRate: number
+  stableLatencyMs?: number
+  /** `[long, short]` burn rate per configured window. */
+  burnRates: Array<Array<number>>
+}
+
+export interface TsHistory {
+  at: number
+  kind: string
+  fromPercentage: number
+  toPercentage: number
+  reason: string
+  figures?: TsFigures
+}
+
+export declare function tsId(h: number, name: string): number | null
+
+/** Ids and names in creation order. */
+export declare function tsList(h: number): Array<string>
+
+/** Replaces a rollout's config (a full config object; the JS side merges partials). */
+export declare function tsReconfigure(h: number, name: string, config: unknown, now: number): TsStarted
+
+export declare function tsRemove(h: number, name: string): boolean
+
+/** Sets the percentage by hand; returns the event (its `id` and `toPercentage` update the mirror). */
+export declare function tsSetPercentage(h: number, name: string, percentage: number, reason: string, now: number): TsEvent
+
+/** Starts (or restarts) a rollout from a config object. */
+export declare function tsStart(h: number, name: string, config: unknown | undefined | null, now: number): TsStarted
+
+export interface TsStarted {
+  id: number
+  /** Basis points (0..=10000) and whether allow/deny lists exist: the JS mirror. */
+  bp: number
+  hasLists: boolean
+  event: TsEvent
+}
+
+/** The full status of rollout `id` (evaluates it first, so it is current). */
+export declare function tsStatus(h: number, id: number, now: number): TsStatus
+
+export interface TsStatus {
+  name: string
+  percentage: number
+  phase: string
+  hash: string
+  step?: number
+  steps: Array<number>
+  verdict: string
+  verdictReason: string
+  figures: TsFigures
+  windowMs: number
+  minSamples: number
+  newCohort: TsCohort
+  stableCohort: TsCohort
+  history: Array<TsHistory>
+  allowListSize: number
+  denyListSize: number
+  startedAt: number
+}

@@ -6,3 +6,4 @@ export * from './db-circuit-breaker';
 export * from './migrations';
 export * from './ops';
 export * from './observability';
+export * from './traffic-shaping';

@@ -75,6 +75,8 @@ const parts: Part[] = [
   { path: '/health-gates', key: 'healthGates', thing: 'health gates', get: (o) => healthGatesReport(o.gates) },
   { path: '/startup-dag', key: 'startupDAG', thing: 'startup DAG', get: (o) => startupDagReport(o.dag) },
   { path: '/ops', key: 'ops', thing: 'ops state', get: (o) => opsReport(o.ops) },
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  { path: '/rollouts', key: 'rollouts', thing: 'rollouts', get: () => (require('./traffic-shaping') as typeof import('./traffic-shaping')).getRolloutsReport() },
 ];
 
 /**

@@ -500,9 +500,22 @@ export class OpsControls extends EventEmitter {
 
 let ops: OpsControls | null = null;
 
-/** The process-wide ops plane (created on first use, loading its state file). */
+/**
+ * The process-wide ops plane (created on first use, loading its state
+ * file). Its rollbacks act on the package's traffic shaping unless
+ * `setRolloutController` says otherwise.
+ */
 export function getOps(): OpsControls {
-  if (!ops) ops = new OpsControls();
+  if (!ops) {
+    ops = new OpsControls();
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    ops.setRolloutController((require('./traffic-shaping') as typeof import('./traffic-shaping')).rolloutController());
+  }
+  return ops;
+}
+
+/** The process-wide ops plane if something created it, else null (never creates it). */
+export function peekOps(): OpsControls | null {
   return ops;
 }
 
@@ -510,6 +523,8 @@ export function getOps(): OpsControls {
 export function configureOps(options: OpsOptions): OpsControls {
   ops?.close();
   ops = new OpsControls(options);
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  ops.setRolloutController((require('./traffic-shaping') as typeof import('./traffic-shaping')).rolloutController());
   return ops;
 }
 

@@ -19,3 +19,5 @@ mod metrics_napi;
 mod napi_util;
 #[cfg_attr(test, allow(dead_code))]
 mod ops_napi;
+#[cfg_attr(test, allow(dead_code))]
+mod rollout_napi;

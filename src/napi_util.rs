@@ -89,6 +89,26 @@ impl<'a> Opts<'a> {
         }
     }
 
+    /// True when `key` holds a value (not undefined or null).
+    pub fn has(&self, key: &str) -> std::result::Result<bool, CoreError> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// An array of option objects (`steps: [{...}, ...]`), or None when absent.
+    pub fn object_array(&self, key: &str) -> std::result::Result<Option<Vec<Opts<'a>>>, CoreError> {
+        let path = self.path(key);
+        let Some((v, t)) = self.get(key)? else { return Ok(None) };
+        if t != ValueType::Object || !v.is_array().unwrap_or(false) {
+            return Err(CoreError::type_error(&path, "an array of objects", type_name(t)));
+        }
+        let arr: Vec<Unknown> = unsafe { v.cast::<Vec<Unknown>>() }.map_err(|e| CoreError::type_error(&path, "an array of objects", e))?;
+        arr.into_iter()
+            .enumerate()
+            .map(|(i, x)| Opts::from_unknown(Some(x), &format!("{path}[{i}]")))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     /// Either a boolean or a string, for options like `jitter: true | 'full'`.
     pub fn bool_or_string(&self, key: &str, allowed: &str) -> std::result::Result<Option<either::Either<bool, String>>, CoreError> {
         match self.get(key)? {

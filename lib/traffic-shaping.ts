@@ -1,0 +1,369 @@
+/**
+ * Traffic shaping: a drop-in replacement for the original
+ * `server/core/traffic-shaping.ts` and `server/middleware/traffic-shaping.ts`
+ * (spec §2.6–§2.8), with the decisions and the SLO analysis in Rust
+ * (`src/core/rollout.rs`, `src/core/hash.rs`).
+ *
+ * - Sticky bucketing: MurmurHash3 of `<rollout>:<key>` into 10,000 buckets
+ *   (0.01 % steps); raising a percentage only adds users. `hash: 'legacy'`
+ *   keeps the original B rule (Java hashCode % 100).
+ * - Outcomes are appended to a ring that Rust drains in one call (when full,
+ *   before reads, or by one shared unref'd timer); each drain evaluates the
+ *   rollouts it touched, and a breach rolls back within that evaluation.
+ * - Events: `breach`, `rollback`, `advance`, `pause`, `resume`, `promote`,
+ *   `abort`, `start`, `update`, and `change` for all of them.
+ */
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { native } from './native';
+
+export interface RolloutSlo {
+  /** Error-rate ceiling for the new cohort, 0..1 (a strict `>` breaches). */
+  errorRate?: number;
+  /** Latency ceiling in ms for `latencyQuantile` (default the p99, as the original). */
+  p99Latency?: number;
+  latencyQuantile?: number;
+  /** Availability target (e.g. 0.999): multi-window burn-rate alerting on its error budget. */
+  availability?: number;
+  /** Default: the SRE workbook's pairs, 14.4x over 1 h and 5 min, 6x over 6 h and 30 min. */
+  burnRateWindows?: Array<{ longMs: number; shortMs: number; factor: number }>;
+  /** Breach when the new cohort's error rate exceeds the stable cohort's by more than this (0..1). */
+  maxErrorRateIncrease?: number;
+  /** Breach when the new cohort's latency exceeds the stable cohort's times this (> 1). */
+  maxLatencyRatio?: number;
+}
+
+export interface RolloutConfig {
+  /** 0..100 with 0.01 granularity (default 100). With `steps`, the first step's. */
+  percentage?: number;
+  allowList?: string[];
+  denyList?: string[];
+  /** `murmur3` (default: sticky, 10,000 buckets) or `legacy` (the original B rule). */
+  hash?: 'murmur3' | 'legacy';
+  /** A plan, e.g. 1 → 5 → 25 → 50 → 100, each with a minimum duration and request count. */
+  steps?: Array<{ percentage: number; minDurationMs?: number; minRequests?: number }>;
+  slo?: RolloutSlo;
+  /** Roll back automatically on a breach (default true). */
+  autoRollback?: boolean;
+  /** Advance through `steps` automatically when healthy (default true). */
+  autoAdvance?: boolean;
+  /** Where a rollback goes: 0 % (default) or the last step judged healthy. */
+  rollbackTo?: 'zero' | 'last-good-step';
+  /** The analysis window in ms (default 60000). */
+  windowMs?: number;
+  /** New-cohort requests in the window below which the verdict is inconclusive (default 11, as the original's `> 10`). */
+  minSamples?: number;
+}
+
+export type RolloutEvent = ReturnType<typeof native.tsAction>;
+export type RolloutDetail = ReturnType<typeof native.tsStatus>;
+
+/** The original's status, plus the package's figures. */
+export interface RolloutStatus {
+  percentage: number;
+  requestCount: number;
+  errorRate: number;
+  p99Latency: number | undefined;
+  phase: string;
+  verdict: string;
+  stableRequestCount: number;
+}
+
+const RING_CAP = 512;
+/** Buffered outcomes are applied at the latest this long after the first. */
+const FLUSH_MS = 250;
+
+export class TrafficShaping extends EventEmitter {
+  private readonly h = native.tsCreate();
+  private readonly ring = new Float64Array(1 + 3 * RING_CAP);
+  private readonly ids = new Map<string, number>();
+  /** Per id: basis points, and whether allow/deny lists exist (then Rust must decide). */
+  private readonly bp: number[] = [];
+  private readonly lists: boolean[] = [];
+  private readonly configs = new Map<string, RolloutConfig>();
+  private timer: NodeJS.Timeout | null = null;
+
+  /** Starts (or restarts, zeroing its figures) a rollout. */
+  startRollout(name: string, config: RolloutConfig = {}): void {
+    if (typeof name !== 'string') throw new TypeError(`name must be a string, got ${typeof name}`);
+    this.flush();
+    const r = native.tsStart(this.h, name, config, Date.now());
+    this.ids.set(name, r.id);
+    this.bp[r.id] = r.bp;
+    this.lists[r.id] = r.hasLists;
+    this.configs.set(name, { ...config });
+    this.emitEvent(r.event);
+    // An operator rollback recorded before a restart still applies.
+    const ops = peekOps();
+    if (ops?.status().rolledBack.some((x) => x.name === name)) this.rollback(name, 'operator rollback (restored from the ops state)');
+  }
+
+  /**
+   * `updateRollout(name, percentage)` sets the percentage (unknown name:
+   * `Rollout not found: <name>`, as the original A). `updateRollout(name,
+   * partialConfig)` merges onto the current config, or starts the rollout
+   * from the defaults (as the original B).
+   */
+  updateRollout(name: string, update: number | RolloutConfig): void {
+    this.flush();
+    if (typeof update === 'number') {
+      const e = native.tsSetPercentage(this.h, name, update, 'manual update', Date.now());
+      this.applyEvent(e);
+      const c = this.configs.get(name);
+      if (c) c.percentage = update;
+      return;
+    }
+    if (update === null || typeof update !== 'object') throw new TypeError(`update must be a percentage or a config object, got ${update === null ? 'null' : typeof update}`);
+    const current = this.configs.get(name);
+    if (!current) return this.startRollout(name, update);
+    const merged = { ...current, ...update };
+    const r = native.tsReconfigure(this.h, name, merged, Date.now());
+    this.bp[r.id] = r.bp;
+    this.lists[r.id] = r.hasLists;
+    this.configs.set(name, merged);
+    this.emitEvent(r.event);
+  }
+
+  /** Fast rollback to 0 %, skipping analysis. Unknown names do nothing (as the original). */
+  rollback(name: string, reason = 'manual rollback'): void {
+    if (!this.ids.has(name)) return;
+    this.flush();
+    this.applyEvent(native.tsAction(this.h, name, 'rollback', reason, Date.now()));
+  }
+
+  pause(name: string, reason = ''): void {
+    this.applyEvent(native.tsAction(this.h, name, 'pause', reason, Date.now()));
+  }
+
+  resume(name: string, reason = ''): void {
+    this.applyEvent(native.tsAction(this.h, name, 'resume', reason, Date.now()));
+  }
+
+  /** To 100 % at once. */
+  promote(name: string, reason = ''): void {
+    this.applyEvent(native.tsAction(this.h, name, 'promote', reason, Date.now()));
+  }
+
+  /** To 0 %, and it stays there (no automatic advance). */
+  abort(name: string, reason = ''): void {
+    this.applyEvent(native.tsAction(this.h, name, 'abort', reason, Date.now()));
+  }
+
+  /**
+   * Is `key` (a user id, header value, session or IP) in the new cohort of
+   * `name`? True when `name` has no rollout (as the original).
+   */
+  shouldRoute(name: string, key = 'anonymous'): boolean {
+    const id = this.ids.get(name);
+    if (id === undefined) return true;
+    // 0 % and 100 % without lists need no hash: no crossing.
+    if (!this.lists[id]) {
+      const bp = this.bp[id];
+      if (bp === 0) return false;
+      if (bp === 10_000) return true;
+    }
+    return native.tsDecide(this.h, id, String(key));
+  }
+
+  /** Records one outcome (unknown names are ignored, as the original). */
+  recordRequest(name: string, success: boolean, latencyMs: number, cohort: 'new' | 'stable' = 'new'): void {
+    const id = this.ids.get(name);
+    if (id === undefined) return;
+    let n = this.ring[0];
+    if (n >= RING_CAP) {
+      this.flush();
+      n = 0;
+    }
+    const o = 1 + 3 * n;
+    this.ring[o] = id;
+    this.ring[o + 1] = (cohort === 'stable' ? 0 : 2) | (success ? 1 : 0);
+    this.ring[o + 2] = latencyMs;
+    this.ring[0] = n + 1;
+    if (this.timer === null) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.flush();
+      }, FLUSH_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** Applies buffered outcomes now and runs the analysis of what they touched. */
+  flush(): void {
+    if (this.ring[0] === 0) return;
+    const events = native.tsDrain(this.h, this.ring, Date.now());
+    this.ring[0] = 0;
+    for (const e of events) this.applyEvent(e);
+  }
+
+  private applyEvent(e: RolloutEvent): void {
+    this.bp[e.id] = Math.round(e.toPercentage * 100);
+    this.emitEvent(e);
+  }
+
+  private emitEvent(e: RolloutEvent): void {
+    this.emit(e.kind, e);
+    this.emit('change', e);
+  }
+
+  /** The original's `getStatus`: `{ percentage, requestCount, errorRate, p99Latency }` plus more; null for unknown names. */
+  getStatus(name: string): RolloutStatus | null {
+    const d = this.getRolloutStatus(name);
+    if (!d) return null;
+    const w = d.newCohort.windows.find((x) => x.window === 'window');
+    return {
+      percentage: d.percentage,
+      requestCount: d.newCohort.totalRequests,
+      errorRate: d.newCohort.totalRequests === 0 ? 0 : d.newCohort.totalErrors / d.newCohort.totalRequests,
+      p99Latency: w?.p99 ?? undefined,
+      phase: d.phase,
+      verdict: d.verdict,
+      stableRequestCount: d.stableCohort.totalRequests,
+    };
+  }
+
+  /** Everything about one rollout: step, cohorts per window, SLO verdict, burn rates, history. */
+  getRolloutStatus(name: string): RolloutDetail | null {
+    const id = this.ids.get(name);
+    if (id === undefined) return null;
+    this.flush();
+    return native.tsStatus(this.h, id, Date.now());
+  }
+
+  /** `[{ name, status }]` in creation order. */
+  getAllRollouts(): Array<{ name: string; status: RolloutStatus }> {
+    return native.tsList(this.h).map((name) => ({ name, status: this.getStatus(name)! }));
+  }
+
+  names(): string[] {
+    return native.tsList(this.h);
+  }
+
+  has(name: string): boolean {
+    return this.ids.has(name);
+  }
+
+  /** The body of `GET /api/observability/rollouts`. */
+  getReport() {
+    this.flush();
+    return {
+      rollouts: native.tsList(this.h).map((name) => ({ name, status: this.getStatus(name)!, detail: this.getRolloutStatus(name)! })),
+      timestamp: Date.now(),
+    };
+  }
+}
+
+let shaping: TrafficShaping | null = null;
+
+/** The process-wide manager (a lazily created singleton, as the original). */
+export function getTrafficShaping(): TrafficShaping {
+  if (!shaping) shaping = new TrafficShaping();
+  return shaping;
+}
+
+/** As the original: true when `name` has no rollout; sticky per `userId` (default `'anonymous'`). */
+export function shouldRouteToNewVersion(name: string, userId = 'anonymous'): boolean {
+  return getTrafficShaping().shouldRoute(name, userId);
+}
+
+export function recordRequestMetrics(name: string, success: boolean, latencyMs: number, cohort: 'new' | 'stable' = 'new'): void {
+  getTrafficShaping().recordRequest(name, success, latencyMs, cohort);
+}
+
+export function updateRollout(name: string, update: number | RolloutConfig): void {
+  getTrafficShaping().updateRollout(name, update);
+}
+
+/** The docs' name: the full status of one rollout, or null. */
+export function getRolloutStatus(name: string): RolloutDetail | null {
+  return getTrafficShaping().getRolloutStatus(name);
+}
+
+export function getRolloutsReport() {
+  return getTrafficShaping().getReport();
+}
+
+/** `GET` handler for `/api/observability/rollouts`. */
+export function rolloutsHandler(_req: unknown, res: any): void {
+  try {
+    res.json(getRolloutsReport());
+  } catch (e) {
+    res.status(500).json({ error: 'Failed to get rollouts', message: (e as Error).message });
+  }
+}
+
+/** For the ops plane's rollback command. */
+export function rolloutController() {
+  return {
+    names: () => getTrafficShaping().names(),
+    rollback: (name: string, reason: string) => getTrafficShaping().rollback(name, reason),
+  };
+}
+
+function peekOps(): { status(): { rolledBack: Array<{ name: string }> } } | null {
+  // Lazy: the ops module is optional, and must not be created just for this.
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  return (require('./ops') as typeof import('./ops')).peekOps();
+}
+
+// ---- middleware ----------------------------------------------------------------
+
+export interface TrafficShapingOptions {
+  /** The rollout (default: `req.trafficShapingConfig.rolloutName`, else the path, as the original). */
+  rolloutName?: string;
+  /** The original's flag; `false` turns the middleware into a pass-through. */
+  enabled?: boolean;
+  /** Blocked requests: 503 with the original body (default), or `next` marked as the stable cohort. */
+  onBlocked?: '503' | 'next';
+  /** Header with a stickiness key, tried after `req.user.id` (default `x-user-id`). */
+  stickinessHeader?: string;
+  /** Which answers count as successes (default: status < 400, as the original). */
+  isSuccess?: (statusCode: number) => boolean;
+  shaping?: TrafficShaping;
+}
+
+/** The stickiness key: user id, then the header, then the session, then the IP. */
+function keyOf(req: any, header: string): string {
+  const v = req.user?.id ?? req.headers?.[header] ?? req.session?.id ?? req.sessionID ?? req.ip ?? 'anonymous';
+  return String(Array.isArray(v) ? v[0] : v);
+}
+
+function shape(options: TrafficShapingOptions) {
+  const header = (options.stickinessHeader ?? 'x-user-id').toLowerCase();
+  const isSuccess = options.isSuccess ?? ((s: number) => s < 400);
+  if (options.onBlocked !== undefined && options.onBlocked !== '503' && options.onBlocked !== 'next') {
+    throw new RangeError(`onBlocked must be '503' or 'next', got ${JSON.stringify(options.onBlocked)}`);
+  }
+  return function trafficShaping(req: any, res: any, next: (e?: unknown) => void) {
+    if (options.enabled === false || req.rollout) return next();
+    const ts = options.shaping ?? getTrafficShaping();
+    const name: string = options.rolloutName ?? req.trafficShapingConfig?.rolloutName ?? req.path ?? req.route?.path ?? 'default';
+    const routed = ts.shouldRoute(name, keyOf(req, header));
+    const known = ts.has(name);
+    if (!routed && options.onBlocked !== 'next') {
+      return res.status(503).json({ error: 'Service in gradual rollout', message: 'This endpoint is currently rolling out. Please retry in a moment.', rolloutName: name });
+    }
+    const cohort: 'new' | 'stable' = routed ? 'new' : 'stable';
+    req.rollout = { name, cohort };
+    if (known) res.setHeader('x-rollout-cohort', cohort);
+    const t0 = performance.now();
+    res.once('finish', () => ts.recordRequest(name, isSuccess(res.statusCode), performance.now() - t0, cohort));
+    next();
+  };
+}
+
+/** The original's middleware (rollout from `req.trafficShapingConfig` or the path). */
+export const trafficShapingMiddleware = shape({});
+
+/**
+ * Per-route shaping: `app.get('/api/search', withTrafficShaping({ rolloutName: 'search-v2' }), handler)`.
+ * Stores the config on `req.trafficShapingConfig` (as the original) and applies it.
+ */
+export function withTrafficShaping(config: { rolloutName: string } & TrafficShapingOptions) {
+  if (!config || typeof config.rolloutName !== 'string') throw new TypeError('rolloutName must be a string');
+  const mw = shape(config);
+  return (req: any, res: any, next: (e?: unknown) => void) => {
+    req.trafficShapingConfig = config;
+    mw(req, res, next);
+  };
+}

@@ -1,0 +1,411 @@
+//! Bindings for traffic shaping (`core::rollout`).
+//!
+//! Hot path:
+//! * a decision is one call with the rollout's id and the stickiness key
+//!   (the JS side skips even that for 0 % and 100 % rollouts without
+//!   allow/deny lists, from a mirror of each rollout's percentage that every
+//!   call here keeps current through its return values);
+//! * outcomes go into a JS `Float64Array` ring of `(id, cohort·2 + ok,
+//!   latencyMs)` that `ts_drain` applies in one call, then evaluates each
+//!   rollout it touched once: a rollback happens within that evaluation.
+//!
+//! Rollout sets are handles into a thread-local table, one per copy of the
+//! JS module (jest/vitest load modules once per test file).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use napi::bindgen_prelude::*;
+use napi::Env;
+use napi_derive::napi;
+
+use crate::core::error::{CoreError, CoreResult};
+use crate::core::rollout::{self, percent_to_bp, BurnWindow, Config, Event, Figures, HashMode, RollbackTarget, RolloutSet, Slo, Step, Verdict, BUCKETS};
+use crate::napi_util::{throw, Opts};
+
+thread_local! {
+    static SETS: RefCell<Vec<RolloutSet>> = const { RefCell::new(Vec::new()) };
+}
+
+fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut RolloutSet) -> CoreResult<T>) -> Result<T> {
+    SETS.with(|s| {
+        let mut s = s.borrow_mut();
+        let set = s.get_mut(h as usize).ok_or_else(|| CoreError::not_found("traffic shaping handle", h));
+        set.and_then(f)
+    })
+    .map_err(|e| throw(env, e))
+}
+
+#[napi]
+pub fn ts_create() -> u32 {
+    SETS.with(|s| {
+        let mut s = s.borrow_mut();
+        s.push(RolloutSet::new());
+        (s.len() - 1) as u32
+    })
+}
+
+/// Reads a rollout config object (field names as the JS options).
+fn read_config(o: &Opts) -> CoreResult<Config> {
+    let mut c = Config::default();
+    if let Some(p) = o.number("percentage", "a number from 0 to 100")? {
+        c.bp = percent_to_bp("percentage", p)?;
+    }
+    for (key, set) in [("allowList", &mut c.allow), ("denyList", &mut c.deny)] {
+        if let Some(list) = o.string_array(key, "an array of strings")? {
+            if list.len() > rollout::MAX_LIST {
+                return Err(CoreError::range(key, &format!("at most {} entries", rollout::MAX_LIST), list.len()));
+            }
+            *set = list.into_iter().collect();
+        }
+    }
+    c.hash = match o.string("hash", "'murmur3' or 'legacy'")?.as_deref() {
+        None | Some("murmur3") | Some("murmur") => HashMode::Murmur,
+        Some("legacy") => HashMode::Legacy,
+        Some(other) => return Err(CoreError::range("hash", "'murmur3' or 'legacy'", format!("\"{other}\""))),
+    };
+    if let Some(steps) = o.object_array("steps")? {
+        c.steps = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| -> CoreResult<Step> {
+                let p = s.number("percentage", "a number from 0 to 100")?.ok_or_else(|| CoreError::type_error(&format!("steps[{i}].percentage"), "a number from 0 to 100", "undefined"))?;
+                Ok(Step {
+                    bp: percent_to_bp(&format!("steps[{i}].percentage"), p)?,
+                    min_duration_ms: s.number("minDurationMs", "a number of ms")?.unwrap_or(0.0),
+                    min_requests: match s.number("minRequests", "an integer >= 0")? {
+                        None => 0,
+                        Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 1e12 => v as u64,
+                        Some(v) => return Err(CoreError::range(&format!("steps[{i}].minRequests"), "an integer >= 0", v)),
+                    },
+                })
+            })
+            .collect::<CoreResult<Vec<_>>>()?;
+    }
+    if o.has("slo")? {
+        let so = o.nested("slo")?;
+        let q = so.number("latencyQuantile", "a number > 0 and < 1")?.unwrap_or(0.99);
+        let mut slo = Slo {
+            error_rate: so.number("errorRate", "a number from 0 to 1")?,
+            latency: so.number("p99Latency", "a number of ms")?.map(|ms| (q, ms)),
+            availability: so.number("availability", "a number > 0 and < 1")?,
+            burn_windows: vec![],
+            max_error_rate_increase: so.number("maxErrorRateIncrease", "a number from 0 to 1")?,
+            max_latency_ratio: so.number("maxLatencyRatio", "a number > 1")?,
+        };
+        if slo.latency.is_none() && so.has("latencyQuantile")? {
+            return Err(CoreError::type_error("slo.p99Latency", "a number of ms (the ceiling for slo.latencyQuantile)", "undefined"));
+        }
+        match so.object_array("burnRateWindows")? {
+            Some(ws) => {
+                slo.burn_windows = ws
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| -> CoreResult<BurnWindow> {
+                        let req = |k: &str| -> CoreResult<f64> { w.number(k, "a number")?.ok_or_else(|| CoreError::type_error(&format!("slo.burnRateWindows[{i}].{k}"), "a number", "undefined")) };
+                        Ok(BurnWindow { long_ms: req("longMs")?, short_ms: req("shortMs")?, factor: req("factor")? })
+                    })
+                    .collect::<CoreResult<Vec<_>>>()?;
+            }
+            // The SRE workbook's paging pair for an availability target.
+            None if slo.availability.is_some() => {
+                slo.burn_windows = vec![
+                    BurnWindow { long_ms: 3_600_000.0, short_ms: 300_000.0, factor: 14.4 },
+                    BurnWindow { long_ms: 21_600_000.0, short_ms: 1_800_000.0, factor: 6.0 },
+                ];
+            }
+            None => {}
+        }
+        if !slo.burn_windows.is_empty() && slo.availability.is_none() {
+            return Err(CoreError::type_error("slo.availability", "a number > 0 and < 1 (burn rates measure its error budget)", "undefined"));
+        }
+        c.slo = Some(slo);
+    }
+    c.auto_rollback = o.boolean("autoRollback")?.unwrap_or(true);
+    c.auto_advance = o.boolean("autoAdvance")?.unwrap_or(true);
+    c.rollback_to = match o.string("rollbackTo", "'zero' or 'last-good-step'")?.as_deref() {
+        None | Some("zero") => RollbackTarget::Zero,
+        Some("last-good-step") => RollbackTarget::LastGoodStep,
+        Some(other) => return Err(CoreError::range("rollbackTo", "'zero' or 'last-good-step'", format!("\"{other}\""))),
+    };
+    if let Some(w) = o.number("windowMs", "a number of ms")? {
+        c.window_ms = w;
+    }
+    if let Some(m) = o.number("minSamples", "an integer from 1")? {
+        c.min_samples = crate::core::error::check::int_in("minSamples", m, 1, 1_000_000_000)? as u64;
+    }
+    c.validate()?;
+    Ok(c)
+}
+
+#[napi(object)]
+pub struct TsFigures {
+    pub requests: f64,
+    pub error_rate: f64,
+    pub latency_ms: Option<f64>,
+    pub stable_requests: f64,
+    pub stable_error_rate: f64,
+    pub stable_latency_ms: Option<f64>,
+    /// `[long, short]` burn rate per configured window.
+    pub burn_rates: Vec<Vec<f64>>,
+}
+
+fn figures(f: &Figures) -> TsFigures {
+    TsFigures {
+        requests: f.requests as f64,
+        error_rate: f.error_rate,
+        latency_ms: f.latency_ms,
+        stable_requests: f.stable_requests as f64,
+        stable_error_rate: f.stable_error_rate,
+        stable_latency_ms: f.stable_latency_ms,
+        burn_rates: f.burn_rates.iter().map(|&(l, s)| vec![l, s]).collect(),
+    }
+}
+
+#[napi(object)]
+pub struct TsEvent {
+    pub id: u32,
+    pub name: String,
+    pub kind: String,
+    pub at: f64,
+    pub from_percentage: f64,
+    pub to_percentage: f64,
+    pub reason: String,
+    pub figures: Option<TsFigures>,
+}
+
+fn event(set: &RolloutSet, e: &Event) -> TsEvent {
+    TsEvent {
+        id: e.rollout as u32,
+        name: set.get(e.rollout).map(|r| r.name.clone()).unwrap_or_default(),
+        kind: e.entry.kind.to_string(),
+        at: e.entry.at,
+        from_percentage: e.entry.from_bp as f64 / 100.0,
+        to_percentage: e.entry.to_bp as f64 / 100.0,
+        reason: e.entry.reason.clone(),
+        figures: e.entry.figures.as_ref().map(figures),
+    }
+}
+
+#[napi(object)]
+pub struct TsStarted {
+    pub id: u32,
+    /// Basis points (0..=10000) and whether allow/deny lists exist: the JS mirror.
+    pub bp: u32,
+    pub has_lists: bool,
+    pub event: TsEvent,
+}
+
+fn mirror(set: &RolloutSet, id: usize) -> (u32, bool) {
+    set.get(id).map_or((BUCKETS, false), |r| (r.config.bp, !r.config.allow.is_empty() || !r.config.deny.is_empty()))
+}
+
+/// Starts (or restarts) a rollout from a config object.
+#[napi]
+pub fn ts_start(env: Env, h: u32, name: String, config: Option<Unknown>, now: f64) -> Result<TsStarted> {
+    let cfg = Opts::from_unknown(config, "options").and_then(|o| read_config(&o)).map_err(|e| throw(&env, e))?;
+    with(&env, h, |s| {
+        let (id, ev) = s.start(&name, cfg, now)?;
+        let (bp, has_lists) = mirror(s, id);
+        Ok(TsStarted { id: id as u32, bp, has_lists, event: event(s, &ev) })
+    })
+}
+
+/// Replaces a rollout's config (a full config object; the JS side merges partials).
+#[napi]
+pub fn ts_reconfigure(env: Env, h: u32, name: String, config: Unknown, now: f64) -> Result<TsStarted> {
+    let cfg = Opts::from_unknown(Some(config), "options").and_then(|o| read_config(&o)).map_err(|e| throw(&env, e))?;
+    with(&env, h, |s| {
+        let ev = s.reconfigure(&name, cfg, now)?;
+        let (bp, has_lists) = mirror(s, ev.rollout);
+        Ok(TsStarted { id: ev.rollout as u32, bp, has_lists, event: event(s, &ev) })
+    })
+}
+
+/// Sets the percentage by hand; returns the event (its `id` and `toPercentage` update the mirror).
+#[napi]
+pub fn ts_set_percentage(env: Env, h: u32, name: String, percentage: f64, reason: String, now: f64) -> Result<TsEvent> {
+    with(&env, h, |s| {
+        let bp = percent_to_bp("percentage", percentage)?;
+        let ev = s.set_percentage(&name, bp, &reason, now)?;
+        Ok(event(s, &ev))
+    })
+}
+
+/// `pause`, `resume`, `promote`, `abort`, `rollback`.
+#[napi]
+pub fn ts_action(env: Env, h: u32, name: String, action: String, reason: String, now: f64) -> Result<TsEvent> {
+    with(&env, h, |s| {
+        let ev = s.action(&name, &action, &reason, now)?;
+        Ok(event(s, &ev))
+    })
+}
+
+#[napi]
+pub fn ts_id(env: Env, h: u32, name: String) -> Result<Option<u32>> {
+    with(&env, h, |s| Ok(s.id_of(&name).map(|i| i as u32)))
+}
+
+/// Is `key` in the new cohort of rollout `id`?
+#[napi]
+pub fn ts_decide(env: Env, h: u32, id: u32, key: String) -> Result<bool> {
+    with(&env, h, |s| Ok(s.get(id as usize).is_none_or(|r| r.decide(&key))))
+}
+
+/// Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
+/// every rollout it touched, and returns what they decided. The JS side
+/// resets the count after the call (the ring is only read here).
+#[napi]
+pub fn ts_drain(env: Env, h: u32, ring: Float64Array, now: f64) -> Result<Vec<TsEvent>> {
+    let buf: &[f64] = &ring;
+    with(&env, h, |s| {
+        let n = (buf.first().copied().unwrap_or(0.0).max(0.0) as usize).min((buf.len().saturating_sub(1)) / 3);
+        let mut touched = BTreeSet::new();
+        for k in 0..n {
+            let o = 1 + 3 * k;
+            let (id, flags, latency) = (buf[o], buf[o + 1], buf[o + 2]);
+            if !(id >= 0.0 && id.fract() == 0.0) {
+                continue;
+            }
+            let id = id as usize;
+            let flags = flags as u32;
+            if s.record(id, flags & 2 != 0, flags & 1 != 0, latency, now) {
+                touched.insert(id);
+            }
+        }
+        let mut out = Vec::new();
+        for id in touched {
+            for e in s.evaluate(id, now) {
+                out.push(event(s, &e));
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Evaluates one rollout now (e.g. before a status read).
+#[napi]
+pub fn ts_evaluate(env: Env, h: u32, id: u32, now: f64) -> Result<Vec<TsEvent>> {
+    with(&env, h, |s| {
+        let evs = s.evaluate(id as usize, now);
+        Ok(evs.iter().map(|e| event(s, e)).collect())
+    })
+}
+
+#[napi(object)]
+pub struct TsCohortWindow {
+    pub window: String,
+    pub requests: f64,
+    pub errors: f64,
+    pub error_rate: f64,
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+#[napi(object)]
+pub struct TsCohort {
+    pub total_requests: f64,
+    pub total_errors: f64,
+    pub windows: Vec<TsCohortWindow>,
+}
+
+#[napi(object)]
+pub struct TsHistory {
+    pub at: f64,
+    pub kind: String,
+    pub from_percentage: f64,
+    pub to_percentage: f64,
+    pub reason: String,
+    pub figures: Option<TsFigures>,
+}
+
+#[napi(object)]
+pub struct TsStatus {
+    pub name: String,
+    pub percentage: f64,
+    pub phase: String,
+    pub hash: String,
+    pub step: Option<u32>,
+    pub steps: Vec<f64>,
+    pub verdict: String,
+    pub verdict_reason: String,
+    pub figures: TsFigures,
+    pub window_ms: f64,
+    pub min_samples: f64,
+    pub new_cohort: TsCohort,
+    pub stable_cohort: TsCohort,
+    pub history: Vec<TsHistory>,
+    pub allow_list_size: u32,
+    pub deny_list_size: u32,
+    pub started_at: f64,
+}
+
+/// The full status of rollout `id` (evaluates it first, so it is current).
+#[napi]
+pub fn ts_status(env: Env, h: u32, id: u32, now: f64) -> Result<TsStatus> {
+    with(&env, h, |s| {
+        let id = id as usize;
+        s.evaluate(id, now);
+        let cohort = |s: &mut RolloutSet, new: bool, window_ms: f64| {
+            let (tr, te) = s.cohort_total(id, new).unwrap_or((0, 0));
+            let windows = [("10s", 10_000.0), ("1m", 60_000.0), ("window", window_ms)]
+                .into_iter()
+                .map(|(name, ms)| {
+                    let (r, e, p50, p99) = s.cohort_window(id, new, ms, now).unwrap_or((0, 0, None, None));
+                    TsCohortWindow { window: name.to_string(), requests: r as f64, errors: e as f64, error_rate: if r == 0 { 0.0 } else { e as f64 / r as f64 }, p50, p99 }
+                })
+                .collect();
+            TsCohort { total_requests: tr as f64, total_errors: te as f64, windows }
+        };
+        let window_ms = s.get(id).ok_or_else(|| CoreError::not_found("rollout id", id))?.config.window_ms;
+        let new_cohort = cohort(s, true, window_ms);
+        let stable_cohort = cohort(s, false, window_ms);
+        let r = s.get(id).expect("checked above");
+        let (verdict, verdict_reason) = match &r.last_verdict {
+            Verdict::Healthy => ("healthy", String::new()),
+            Verdict::Inconclusive(why) => ("inconclusive", why.clone()),
+            Verdict::Breach(why) => ("breach", why.clone()),
+        };
+        Ok(TsStatus {
+            name: r.name.clone(),
+            percentage: r.percentage(),
+            phase: r.phase.as_str().to_string(),
+            hash: match r.config.hash {
+                HashMode::Murmur => "murmur3",
+                HashMode::Legacy => "legacy",
+            }
+            .to_string(),
+            step: r.step.map(|s| s as u32),
+            steps: r.config.steps.iter().map(|s| s.bp as f64 / 100.0).collect(),
+            verdict: verdict.to_string(),
+            verdict_reason,
+            figures: figures(&r.last_figures),
+            window_ms,
+            min_samples: r.config.min_samples as f64,
+            new_cohort,
+            stable_cohort,
+            history: r
+                .history
+                .iter()
+                .map(|e| TsHistory { at: e.at, kind: e.kind.to_string(), from_percentage: e.from_bp as f64 / 100.0, to_percentage: e.to_bp as f64 / 100.0, reason: e.reason.clone(), figures: e.figures.as_ref().map(figures) })
+                .collect(),
+            allow_list_size: r.config.allow.len() as u32,
+            deny_list_size: r.config.deny.len() as u32,
+            started_at: r.started_at,
+        })
+    })
+}
+
+/// Ids and names in creation order.
+#[napi]
+pub fn ts_list(env: Env, h: u32) -> Result<Vec<String>> {
+    with(&env, h, |s| {
+        let ids: Vec<usize> = s.ids().collect();
+        Ok(ids.into_iter().filter_map(|i| s.get(i).map(|r| r.name.clone())).collect())
+    })
+}
+
+#[napi]
+pub fn ts_remove(env: Env, h: u32, name: String) -> Result<bool> {
+    with(&env, h, |s| Ok(s.remove(&name)))
+}
