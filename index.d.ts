@@ -592,6 +592,15 @@ export declare function sgWindows(ids: Array<number> | undefined | null, now: nu
 /** `pause`, `resume`, `promote`, `abort`, `rollback`. */
 export declare function tsAction(h: number, name: string, action: string, reason: string, now: number): TsEvent
 
+/**
+ * The bucket (0..10000) of `key` in rollout `id`, for the JS side's
+ * per-key cache: a bucket depends only on the rollout's name, the key and
+ * the hash mode, never on the percentage, so it stays valid while the
+ * percentage moves. Legacy buckets (0..99) are scaled by 100. -1 for an
+ * unknown id.
+ */
+export declare function tsBucket(h: number, id: number, key: string): number
+
 export interface TsCohort {
   totalRequests: number
   totalErrors: number

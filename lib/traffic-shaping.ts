@@ -70,6 +70,8 @@ export interface RolloutStatus {
 }
 
 const RING_CAP = 512;
+/** Cached buckets per rollout (about 100 bytes each). */
+const BUCKET_CACHE = 10_000;
 /** Buffered outcomes are applied at the latest this long after the first. */
 const FLUSH_MS = 250;
 
@@ -81,6 +83,18 @@ export class TrafficShaping extends EventEmitter {
   private readonly bp: number[] = [];
   private readonly lists: boolean[] = [];
   private readonly configs = new Map<string, RolloutConfig>();
+  /**
+   * Per rollout id, key → bucket. A bucket depends only on the rollout's
+   * name and hash mode and the key, so it stays valid while the percentage
+   * moves; repeat users then cost a map lookup instead of a crossing.
+   * Bounded: a full cache is dropped and refilled.
+   */
+  private readonly buckets: Array<Map<string, number>> = [];
+  /** Cache lookups and hits since the cache was last emptied (see `shouldRoute`). */
+  private lookups = 0;
+  private hits = 0;
+  /** While > 0, new buckets are not cached (keys do not repeat: caching them only costs). */
+  private noCacheFor = 0;
   private timer: NodeJS.Timeout | null = null;
 
   /** Starts (or restarts, zeroing its figures) a rollout. */
@@ -91,6 +105,7 @@ export class TrafficShaping extends EventEmitter {
     this.ids.set(name, r.id);
     this.bp[r.id] = r.bp;
     this.lists[r.id] = r.hasLists;
+    this.buckets[r.id] = new Map();
     this.configs.set(name, { ...config });
     this.emitEvent(r.event);
     // An operator rollback recorded before a restart still applies.
@@ -120,6 +135,7 @@ export class TrafficShaping extends EventEmitter {
     const r = native.tsReconfigure(this.h, name, merged, Date.now());
     this.bp[r.id] = r.bp;
     this.lists[r.id] = r.hasLists;
+    this.buckets[r.id] = new Map(); // the hash mode may have changed
     this.configs.set(name, merged);
     this.emitEvent(r.event);
   }
@@ -156,13 +172,29 @@ export class TrafficShaping extends EventEmitter {
   shouldRoute(name: string, key = 'anonymous'): boolean {
     const id = this.ids.get(name);
     if (id === undefined) return true;
-    // 0 % and 100 % without lists need no hash: no crossing.
-    if (!this.lists[id]) {
-      const bp = this.bp[id];
-      if (bp === 0) return false;
-      if (bp === 10_000) return true;
-    }
-    return native.tsDecide(this.h, id, String(key));
+    // Allow/deny lists live in Rust: ask it.
+    if (this.lists[id]) return native.tsDecide(this.h, id, String(key));
+    const bp = this.bp[id];
+    if (bp === 0) return false;
+    if (bp === 10_000) return true;
+    const cache = this.buckets[id];
+    let b = cache.get(key);
+    this.lookups++;
+    if (b === undefined) {
+      b = native.tsBucket(this.h, id, String(key));
+      if (this.noCacheFor > 0) this.noCacheFor--;
+      else {
+        if (cache.size >= BUCKET_CACHE) {
+          // A cache that filled up with under 10 % hits is not helping (every
+          // key new): stop inserting for a while instead of churning the map.
+          if (this.hits * 10 < this.lookups) this.noCacheFor = 10 * BUCKET_CACHE;
+          cache.clear();
+          this.lookups = this.hits = 0;
+        }
+        cache.set(key, b);
+      }
+    } else this.hits++;
+    return b < bp;
   }
 
   /** Records one outcome (unknown names are ignored, as the original). */

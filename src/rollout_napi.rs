@@ -252,6 +252,19 @@ pub fn ts_decide(env: Env, h: u32, id: u32, key: String) -> Result<bool> {
     with(&env, h, |s| Ok(s.get(id as usize).is_none_or(|r| r.decide(&key))))
 }
 
+/// The bucket (0..10000) of `key` in rollout `id`, for the JS side's
+/// per-key cache: a bucket depends only on the rollout's name, the key and
+/// the hash mode, never on the percentage, so it stays valid while the
+/// percentage moves. Legacy buckets (0..99) are scaled by 100. -1 for an
+/// unknown id.
+#[napi]
+pub fn ts_bucket(h: u32, id: u32, key: String) -> i32 {
+    SETS.with(|s| match s.borrow().get(h as usize).and_then(|set| set.get(id as usize)) {
+        Some(r) => r.bucket(&key) as i32,
+        None => -1,
+    })
+}
+
 /// Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
 /// every rollout it touched, and returns what they decided. The JS side
 /// resets the count after the call (the ring is only read here).

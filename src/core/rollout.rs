@@ -395,11 +395,18 @@ impl Rollout {
         match self.config.bp {
             0 => false,
             BUCKETS => true,
-            bp => match self.config.hash {
-                HashMode::Murmur => murmur_bucket(&self.name, key) < bp,
-                // The original compared the 0..99 bucket with the percentage.
-                HashMode::Legacy => (legacy_bucket(&self.name, key) as f64) < bp as f64 / 100.0,
-            },
+            // Legacy: the original compared the 0..99 bucket with the
+            // percentage; bucket·100 < bp is the same test.
+            bp => self.bucket(key) < bp,
+        }
+    }
+
+    /// The key's bucket in 0..10_000 (legacy buckets 0..99 scaled by 100, so
+    /// `bucket < bp` is the rule for both modes).
+    pub fn bucket(&self, key: &str) -> u32 {
+        match self.config.hash {
+            HashMode::Murmur => murmur_bucket(&self.name, key),
+            HashMode::Legacy => legacy_bucket(&self.name, key) * 100,
         }
     }
 
