@@ -52,6 +52,7 @@ const { HealthGates, fromBreaker, createHealthRouter, createGracefulShutdown } =
 const { setDatabase, configureDatabase, executeWithCircuitBreaker } = require('@dreamnet/reliability-core/db-circuit-breaker');
 const { OpsControls, reliabilityMiddleware, createOpsRouter } = require('@dreamnet/reliability-core/ops');
 const { createObservabilityRouter } = require('@dreamnet/reliability-core/observability');
+const { getTrafficShaping, withTrafficShaping } = require('@dreamnet/reliability-core/traffic-shaping');
 
 const HOST = '127.0.0.1';
 const OPS_ACTIONS = new Set(['isolate', 'close', 'reset']);
@@ -312,8 +313,19 @@ function createApp(opsToken, { gates, dag, ops }) {
   });
 
   // Sheddable: the first thing a brownout drops.
-  app.get('/api/recommendations', (req, res) => {
-    res.json({ items: ['ord-1', 'ord-2', 'ord-3'], dimmer: req.reliability.dimmer });
+  // A v2 of recommendations in gradual rollout (10 -> 50 -> 100 %, sticky per
+  // x-user-id or IP). v2 calls the simulated downstream, so raising its
+  // failure rate makes v2 fail and the rollout roll back by itself.
+  app.get('/api/recommendations', withTrafficShaping({ rolloutName: 'recommendations-v2', onBlocked: 'next' }), async (req, res) => {
+    if (req.rollout.cohort === 'new') {
+      try {
+        await callDownstream('recommendations', {});
+      } catch (e) {
+        return res.status(502).json({ error: 'recommendations v2 failed', version: 'v2' });
+      }
+      return res.json({ version: 'v2', items: ['ord-3', 'ord-1'], dimmer: req.reliability.dimmer });
+    }
+    res.json({ version: 'v1', items: ['ord-1', 'ord-2', 'ord-3'], dimmer: req.reliability.dimmer });
   });
 
   // An agent endpoint: answers 423 while the agent is quarantined.
@@ -442,6 +454,13 @@ function start(port = 3000, options = {}) {
       return { processed, failed };
     },
   });
+  // Restarted with each start() (tests start several apps in one process).
+  getTrafficShaping().startRollout('recommendations-v2', {
+    steps: [{ percentage: 10, minDurationMs: 10_000, minRequests: 20 }, { percentage: 50, minDurationMs: 10_000, minRequests: 20 }, { percentage: 100 }],
+    slo: { errorRate: 0.1, p99Latency: 800 },
+    minSamples: 10,
+    windowMs: 30_000,
+  });
   gates.registerGate(fromBreaker('orders-api', { critical: true }));
   gates.registerGate(fromBreaker('inventory-api', { critical: false }));
   const app = createApp(opsToken, { gates, dag, ops });
@@ -559,6 +578,7 @@ const PAGE = `<!doctype html>
     <div class="row">
       <button id="burstOrders">10 &times; /api/orders/:id</button>
       <button id="burstInventory">10 &times; /api/inventory</button>
+      <button id="burstRecs">20 &times; /api/recommendations</button>
       <label><input id="auto" type="checkbox"> steady traffic (4 req/s)</label>
     </div>
     <div id="traffic" class="muted">no requests yet</div>
@@ -573,6 +593,13 @@ const PAGE = `<!doctype html>
     <table>
       <thead><tr><th>Service</th><th>Level</th><th>Critical</th><th>Status</th><th>Init ms</th><th>Health ms</th><th>Error</th></tr></thead>
       <tbody id="services"></tbody>
+    </table>
+  </section>
+  <section>
+    <h2>Rollouts <span class="muted">(<a href="/api/observability/rollouts">/api/observability/rollouts</a>)</span></h2>
+    <table>
+      <thead><tr><th>Rollout</th><th>%</th><th>Phase</th><th>Verdict</th><th>New (window)</th><th>Last decision</th></tr></thead>
+      <tbody id="rollouts"></tbody>
     </table>
   </section>
   <section>
@@ -685,6 +712,22 @@ const PAGE = `<!doctype html>
     }
   }
 
+  function renderRollouts(list) {
+    const t = $('rollouts');
+    t.replaceChildren();
+    for (const r of list) {
+      const d = r.detail;
+      const w = d.newCohort.windows.find((x) => x.window === 'window') || { requests: 0, errorRate: 0 };
+      const last = d.history[d.history.length - 1];
+      const tr = el('tr');
+      const cls = d.verdict === 'breach' ? 'err' : d.verdict === 'healthy' ? 'ok' : 'muted';
+      tr.append(el('td', {}, r.name), el('td', { className: 'num' }, d.percentage), el('td', {}, d.phase), el('td', { className: cls }, d.verdict),
+        el('td', { className: 'num' }, w.requests + ' req, ' + (w.errorRate * 100).toFixed(1) + '% err'),
+        el('td', { className: 'muted' }, last ? last.kind + ' ' + last.fromPercentage + '→' + last.toPercentage + (last.reason ? ': ' + last.reason : '') : ''));
+      t.append(tr);
+    }
+  }
+
   function renderReadiness(ready, sd) {
     const r = ready.body || {};
     $('ready').replaceChildren(el('span', { className: 'state ' + (r.ready ? 'closed' : 'open') }, (r.status || 'unknown') + ' (' + ready.status + ')'),
@@ -713,7 +756,8 @@ const PAGE = `<!doctype html>
 
   async function refresh() {
     try {
-      const [ready, gates, sd] = await Promise.all([getJSON('/health/ready'), getJSON('/api/observability/health-gates'), getJSON('/api/observability/startup-dag')]);
+      const [ready, gates, sd, ro] = await Promise.all([getJSON('/health/ready'), getJSON('/api/observability/health-gates'), getJSON('/api/observability/startup-dag'), getJSON('/api/observability/rollouts')]);
+      renderRollouts((ro.body || {}).rollouts || []);
       renderReadiness({ status: ready.status, body: { ...(ready.body || {}), gates: (gates.body || {}).gates } }, sd.body || {});
       const [g, r] = await Promise.all([getJSON('/api/observability/golden-signals'), getJSON('/api/observability/endpoints')]);
       renderGolden(g.body, r.body || []);
@@ -736,7 +780,8 @@ const PAGE = `<!doctype html>
 
   async function one(url) {
     try {
-      const r = await getJSON(url);
+      // A random user per request, so sticky rollouts show both cohorts.
+      const r = await getJSON(url, { headers: { 'x-user-id': 'demo-user-' + Math.floor(Math.random() * 1000) } });
       if (r.status === 200) counts[r.body && r.body.stale ? 'stale' : 'ok']++;
       else if (r.status === 503) counts.rejected++;
       else counts.failed++;
@@ -746,6 +791,7 @@ const PAGE = `<!doctype html>
   let n = 0;
   const orderUrl = () => '/api/orders/ord-' + (n++ % 5);
   $('burstOrders').addEventListener('click', async () => { await Promise.all(Array.from({ length: 10 }, () => one(orderUrl()))); refresh(); });
+  $('burstRecs').addEventListener('click', async () => { await Promise.all(Array.from({ length: 20 }, (_, i) => one('/api/recommendations?u=' + i))); refresh(); });
   $('burstInventory').addEventListener('click', async () => { await Promise.all(Array.from({ length: 10 }, () => one('/api/inventory'))); refresh(); });
   setInterval(() => { if ($('auto').checked) { one(orderUrl()); one('/api/inventory'); } }, 500);
 
