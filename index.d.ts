@@ -708,3 +708,62 @@ export interface TsStatus {
   denyListSize: number
   startedAt: number
 }
+
+export declare function wdCount(h: number, id: number, n: number, now: number): void
+
+export declare function wdCreate(): number
+
+/**
+ * Applies the ring `[count, (id, latencyMs, ok)…]` (the JS side resets the
+ * count), then steps every watchdog; returns the state changes.
+ */
+export declare function wdDrain(h: number, ring: Float64Array, now: number): Array<WdTransition>
+
+export interface WdLatency {
+  count: number
+  p50: number
+  p95: number
+  p99: number
+  max: number
+  mean: number
+}
+
+/** Records one call directly (the ring's slow path; throws on bad input). */
+export declare function wdRecord(h: number, id: number, latencyMs: number, ok: boolean, now: number): void
+
+/** Registers (or re-thresholds) a watchdog: `kind` is `gauge`, `latency` or `counter`. */
+export declare function wdRegister(h: number, kind: string, name: string, opts: unknown | undefined | null, now: number): number
+
+/** Every watchdog with its state and figures (steps them first). */
+export declare function wdReport(h: number, now: number): Array<WdView>
+
+/** Sets a gauge; returns the state change it caused, if any. */
+export declare function wdSet(h: number, id: number, value: number, now: number): WdTransition | null
+
+export interface WdTransition {
+  id: number
+  name: string
+  from: string
+  to: string
+  value: number
+  at: number
+}
+
+export interface WdView {
+  name: string
+  kind: string
+  state: string
+  since: number
+  value: number
+  warn?: number
+  critical?: number
+  holdMs: number
+  callsPerMinute?: number
+  errorsPerMinute?: number
+  totalCalls?: number
+  totalErrors?: number
+  /** Last minute (latency trackers). */
+  latency?: WdLatency
+  /** Since start (latency trackers). */
+  allTime?: WdLatency
+}

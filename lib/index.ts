@@ -7,3 +7,4 @@ export * from './migrations';
 export * from './ops';
 export * from './observability';
 export * from './traffic-shaping';
+export * from './watchdogs';

@@ -71,6 +71,8 @@ type Part = { path: string; key: string; thing: string; get: (o: Required<Pick<O
 /** The parts, in the order `/summary` lists them. Other modules add theirs with `addObservabilityPart`. */
 const parts: Part[] = [
   { path: '/golden-signals', key: 'goldenSignals', thing: 'golden signals', get: () => getGoldenSignals() },
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  { path: '/watchdogs', key: 'watchdogs', thing: 'watchdogs', get: () => (require('./watchdogs') as typeof import('./watchdogs')).getWatchdogsReport() },
   { path: '/circuit-breakers', key: 'circuitBreakers', thing: 'circuit breakers', get: () => circuitBreakersReport() },
   { path: '/health-gates', key: 'healthGates', thing: 'health gates', get: (o) => healthGatesReport(o.gates) },
   { path: '/startup-dag', key: 'startupDAG', thing: 'startup DAG', get: (o) => startupDagReport(o.dag) },

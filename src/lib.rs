@@ -21,3 +21,5 @@ mod napi_util;
 mod ops_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod rollout_napi;
+#[cfg_attr(test, allow(dead_code))]
+mod watchdog_napi;

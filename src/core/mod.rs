@@ -17,4 +17,5 @@ pub mod registry;
 pub mod rollout;
 pub mod rng;
 pub mod signals;
+pub mod watchdog;
 pub mod window;

@@ -1,0 +1,425 @@
+/**
+ * Watchdogs: queue depth, event-bus publishes, AI-call latency and
+ * dead-letter rates, each with warn/critical thresholds and hysteresis,
+ * alerts as events and to an optional webhook. The registry, the windows
+ * and the state machines are Rust's (`src/core/watchdog.rs`); this file
+ * wraps the user's functions and feeds it.
+ *
+ * Tracked calls go into a ring drained in Rust (when full, before reads, and
+ * on one shared unref'd tick that also steps the state machines), so
+ * `trackAiCall` adds typed-array writes to a call, not a crossing.
+ */
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { native } from './native';
+import { CircuitOpenError, getCircuitBreakerRegistry, withCircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker';
+import { getGoldenSignals, registerQueueDepth } from './metrics';
+
+export interface Thresholds {
+  warn?: number;
+  critical?: number;
+  /** How long a value must stay past (or back over) a threshold before the state changes (ms, default 0). */
+  holdMs?: number;
+}
+
+export type WatchdogView = ReturnType<typeof native.wdReport>[number];
+export type Alert = ReturnType<typeof native.wdDrain>[number];
+
+const RING_CAP = 1024;
+const TICK_MS = 1000;
+/** Per-topic and per-agent series at most; later ones share `other`. */
+const MAX_SERIES = 200;
+
+export class Gauge {
+  constructor(private readonly w: Watchdogs, readonly name: string, private readonly id: number) {}
+  /** Sets the value (a finite number >= 0). */
+  set(value: number): void {
+    this.w._set(this.id, value);
+  }
+}
+
+export class LatencyTracker {
+  constructor(private readonly w: Watchdogs, readonly name: string, private readonly id: number) {}
+  /** Records one call of `latencyMs` (finite, >= 0); `ok` false counts an error. */
+  record(latencyMs: number, ok = true): void {
+    this.w._record(this.id, latencyMs, ok);
+  }
+}
+
+export class RateCounter {
+  constructor(private readonly w: Watchdogs, readonly name: string, private readonly id: number) {}
+  /** Counts `n` events (a whole number >= 0). */
+  add(n = 1): void {
+    this.w._count(this.id, n);
+  }
+}
+
+export interface AlertOptions {
+  /** POSTs each state change as JSON here (bounded by `timeoutMs`, retried through a breaker). */
+  webhookUrl?: string | null;
+  timeoutMs?: number;
+  retries?: number;
+}
+
+/**
+ * The registry. Events: `alert` (a state change `{ name, from, to, value,
+ * at }`), `webhookError` (Error).
+ */
+export class Watchdogs extends EventEmitter {
+  private readonly h = native.wdCreate();
+  private readonly ring = new Float64Array(1 + 3 * RING_CAP);
+  private readonly byName = new Map<string, { id: number; kind: string; handle: Gauge | LatencyTracker | RateCounter }>();
+  private readonly pulls = new Map<number, () => number>();
+  private timer: NodeJS.Timeout | null = null;
+  private alerts: Required<AlertOptions> = { webhookUrl: null, timeoutMs: 3000, retries: 2 };
+  private readonly dlqDepths = new Map<string, number>();
+
+  private register(kind: 'gauge' | 'latency' | 'counter', name: string, opts: (Thresholds & { quantile?: number }) | undefined) {
+    if (typeof name !== 'string') throw new TypeError(`name must be a string, got ${typeof name}`);
+    const id = native.wdRegister(this.h, kind, name, opts, Date.now());
+    this.startTicking();
+    return id;
+  }
+
+  /** A gauge; with `read`, its value is pulled on every tick and read. */
+  gauge(name: string, opts: Thresholds & { read?: () => number } = {}): Gauge {
+    const had = this.byName.get(name);
+    if (opts.read !== undefined && typeof opts.read !== 'function') throw new TypeError(`read must be a function, got ${typeof opts.read}`);
+    const id = this.register('gauge', name, opts);
+    if (opts.read) this.pulls.set(id, opts.read);
+    const g = had?.kind === 'gauge' ? (had.handle as Gauge) : new Gauge(this, name, id);
+    this.byName.set(name, { id, kind: 'gauge', handle: g });
+    return g;
+  }
+
+  /** A latency tracker watching `quantile` (default 0.99) of the last minute, in ms. */
+  latency(name: string, opts: Thresholds & { quantile?: number } = {}): LatencyTracker {
+    const had = this.byName.get(name);
+    const id = this.register('latency', name, opts);
+    const t = had?.kind === 'latency' ? (had.handle as LatencyTracker) : new LatencyTracker(this, name, id);
+    this.byName.set(name, { id, kind: 'latency', handle: t });
+    return t;
+  }
+
+  /** A counter watching its rate per minute. */
+  counter(name: string, opts: Thresholds = {}): RateCounter {
+    const had = this.byName.get(name);
+    const id = this.register('counter', name, opts);
+    const c = had?.kind === 'counter' ? (had.handle as RateCounter) : new RateCounter(this, name, id);
+    this.byName.set(name, { id, kind: 'counter', handle: c });
+    return c;
+  }
+
+  /** The watchdog of that name (or undefined). */
+  get(name: string): Gauge | LatencyTracker | RateCounter | undefined {
+    return this.byName.get(name)?.handle;
+  }
+
+  /** @internal */
+  _set(id: number, value: number): void {
+    const t = native.wdSet(this.h, id, value, Date.now());
+    if (t) this.alert(t);
+  }
+
+  /** @internal */
+  _record(id: number, latencyMs: number, ok: boolean): void {
+    if (!(latencyMs >= 0 && latencyMs < Infinity)) {
+      // The core's own check and message (RangeError naming latencyMs).
+      native.wdRecord(this.h, id, latencyMs, ok, Date.now());
+      return;
+    }
+    let n = this.ring[0];
+    if (n >= RING_CAP) {
+      this.drain();
+      n = 0;
+    }
+    const o = 1 + 3 * n;
+    this.ring[o] = id;
+    this.ring[o + 1] = latencyMs;
+    this.ring[o + 2] = ok ? 1 : 0;
+    this.ring[0] = n + 1;
+  }
+
+  /** @internal */
+  _count(id: number, n: number): void {
+    native.wdCount(this.h, id, n, Date.now());
+  }
+
+  /** Applies buffered calls, pulls gauges, steps every watchdog; emits alerts. */
+  drain(): void {
+    const now = Date.now();
+    for (const [id, read] of this.pulls) {
+      let v: number;
+      try {
+        v = Number(read());
+      } catch {
+        continue;
+      }
+      if (v >= 0 && v < Infinity) {
+        const t = native.wdSet(this.h, id, v, now);
+        if (t) this.alert(t);
+      }
+    }
+    const ts = native.wdDrain(this.h, this.ring, now);
+    this.ring[0] = 0;
+    for (const t of ts) this.alert(t);
+  }
+
+  private startTicking(): void {
+    if (this.timer) return;
+    // One timer for every watchdog: hold times elapse and pulled gauges
+    // refresh without traffic. Unref'd: it never keeps the process alive.
+    this.timer = setInterval(() => {
+      this.drain();
+      void this.sampleDeadLetters();
+    }, TICK_MS);
+    this.timer.unref();
+  }
+
+  /** Every watchdog as it stands, without applying buffered calls first. */
+  views(): WatchdogView[] {
+    return native.wdReport(this.h, Date.now());
+  }
+
+  /** Every watchdog with its state and figures. */
+  report(): WatchdogView[] {
+    this.drain();
+    return native.wdReport(this.h, Date.now());
+  }
+
+  configureAlerts(opts: AlertOptions): void {
+    if (opts.webhookUrl != null) {
+      try {
+        const u = new URL(opts.webhookUrl);
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+      } catch {
+        throw new TypeError('webhookUrl must be an http(s) URL');
+      }
+    }
+    for (const [k, min, max] of [['timeoutMs', 1, 60_000], ['retries', 0, 10]] as const) {
+      const v = opts[k];
+      if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) throw new RangeError(`${k} must be an integer from ${min} to ${max}, got ${String(v)}`);
+    }
+    this.alerts = { ...this.alerts, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as Required<AlertOptions>;
+  }
+
+  private alert(t: Alert): void {
+    this.emit('alert', t);
+    const url = this.alerts.webhookUrl;
+    if (!url) return;
+    const body = JSON.stringify({ watchdog: t.name, from: t.from, to: t.to, value: t.value, at: new Date(t.at).toISOString() });
+    const timeoutMs = this.alerts.timeoutMs;
+    // Never blocks the caller: the post runs detached, through the package's
+    // own breaker (a dead webhook is not hammered), bounded by a timeout.
+    withCircuitBreaker(
+      'watchdog-webhook',
+      async () => {
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(timeoutMs) });
+        await res.arrayBuffer().catch(() => undefined);
+        if (!res.ok) throw new Error(`webhook answered ${res.status}`);
+      },
+      { failureThreshold: 5, resetTimeout: 30_000, retryOptions: { maxRetries: this.alerts.retries, initialDelay: 100, maxDelay: 1000 } },
+    ).catch((e: Error) => this.emit('webhookError', new Error(`watchdog webhook failed: ${e.message}`)));
+  }
+
+  /** Dead letters arriving, seen as depth increases of the ops plane's queues. */
+  private async sampleDeadLetters(): Promise<void> {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const ops = (require('./ops') as typeof import('./ops')).peekOps();
+    if (!ops) return;
+    for (const q of await ops.deadLetterQueues()) {
+      if (q.depth === null) continue;
+      const before = this.dlqDepths.get(q.name);
+      this.dlqDepths.set(q.name, q.depth);
+      if (before !== undefined && q.depth > before) recordDeadLetter(q.name, q.depth - before);
+    }
+  }
+
+  /** Stops the tick (tests, shutdown). */
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
+let dogs: Watchdogs | null = null;
+
+/** The process-wide registry. */
+export function getWatchdogs(): Watchdogs {
+  if (!dogs) {
+    dogs = new Watchdogs();
+    const d = dogs;
+    // Queue depths watched here count in the golden signals' saturation.queueDepth.
+    registerQueueDepth('watchdogs', () => queueTotals(d).total);
+  }
+  return dogs;
+}
+
+function queueTotals(d: Watchdogs) {
+  const perAgent: Record<string, number> = {};
+  const perTopic: Record<string, number> = {};
+  let total = 0;
+  for (const v of d.views()) {
+    if (v.kind !== 'gauge') continue;
+    if (v.name.startsWith('queue:agent:')) perAgent[v.name.slice(12)] = v.value;
+    else if (v.name.startsWith('queue:topic:')) {
+      perTopic[v.name.slice(12)] = v.value;
+      total += v.value;
+    } else if (v.name.startsWith('queue:')) total += v.value;
+  }
+  return { perAgent, perTopic, total };
+}
+
+// ---- the three uses ----------------------------------------------------------------
+
+/** Bounded series names: past MAX_SERIES distinct values, `other`. */
+const seen = new Map<string, Set<string>>();
+function series(kind: string, value: string): string {
+  let s = seen.get(kind);
+  if (!s) seen.set(kind, (s = new Set()));
+  if (s.has(value)) return value;
+  if (s.size >= MAX_SERIES) return 'other';
+  s.add(value);
+  return value;
+}
+
+const inFlight = new Map<string, number>();
+function bump(name: string, by: number, thresholds: Thresholds): void {
+  const n = Math.max(0, (inFlight.get(name) ?? 0) + by);
+  inFlight.set(name, n);
+  const w = getWatchdogs();
+  const g = (w.get(name) as Gauge | undefined) ?? w.gauge(name, thresholds);
+  g.set(n);
+}
+
+export interface ProtectPublishOptions {
+  /** Breaker name (default `event-bus`). */
+  breaker?: string;
+  breakerOptions?: CircuitBreakerOptions;
+  /** Topic of a publish (default: the first argument when it is a string). */
+  topic?: string | ((...args: any[]) => string | undefined);
+  /** Agent of a publish, for per-agent queue depth (default: `args[1]?.agentId`). */
+  agentOf?: (...args: any[]) => string | undefined;
+  /** Thresholds for the publish latency (ms) and the per-topic/agent queue depth. */
+  latency?: Thresholds;
+  queueDepth?: Thresholds;
+}
+
+/**
+ * Wraps a publish function (e.g. `DreamEventBus.publish`) with a circuit
+ * breaker, and tracks publish latency and failures per topic and pending
+ * publishes (queue depth) per topic and per agent.
+ */
+export function protectPublish<A extends any[], R>(publish: (...args: A) => R | Promise<R>, options: ProtectPublishOptions = {}): (...args: A) => Promise<R> {
+  if (typeof publish !== 'function') throw new TypeError(`publish must be a function, got ${typeof publish}`);
+  const breakerName = options.breaker ?? 'event-bus';
+  const breaker = getCircuitBreakerRegistry().get(breakerName, options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 10_000, timeout: 5000, retryOptions: { maxRetries: 0 } });
+  const w = getWatchdogs();
+  return async (...args: A): Promise<R> => {
+    const t = typeof options.topic === 'function' ? options.topic(...args) : (options.topic ?? (typeof args[0] === 'string' ? args[0] : undefined));
+    const topic = series('topic', String(t ?? 'default'));
+    const agentRaw = options.agentOf ? options.agentOf(...args) : (args[1] as any)?.agentId;
+    const agent = agentRaw === undefined ? undefined : series('agent', String(agentRaw));
+    const tracker = (w.get(`publish:${topic}`) as LatencyTracker | undefined) ?? w.latency(`publish:${topic}`, options.latency);
+    bump(`queue:topic:${topic}`, 1, options.queueDepth ?? {});
+    if (agent !== undefined) bump(`queue:agent:${agent}`, 1, options.queueDepth ?? {});
+    const t0 = performance.now();
+    let ok = false;
+    try {
+      const r = await breaker.execute(() => publish(...args));
+      ok = true;
+      return r;
+    } catch (e) {
+      if (e instanceof CircuitOpenError) throw e; // refused fast: no latency to record
+      throw e;
+    } finally {
+      const ms = performance.now() - t0;
+      bump(`queue:topic:${topic}`, -1, options.queueDepth ?? {});
+      if (agent !== undefined) bump(`queue:agent:${agent}`, -1, options.queueDepth ?? {});
+      if (ok || ms > 0.05) tracker.record(ms, ok);
+    }
+  };
+}
+
+export interface AiCallOptions {
+  /** Per-call timeout in ms (default 30000): the call's AbortSignal fires. */
+  timeoutMs?: number;
+  breakerOptions?: CircuitBreakerOptions;
+  /** Thresholds for the watched latency quantile (ms). */
+  latency?: Thresholds & { quantile?: number };
+}
+
+/**
+ * Runs an AI call (`fetch`, an SDK call) behind the breaker `name` and
+ * records its latency and outcome under `ai:<name>`. `fn` gets an
+ * AbortSignal that fires at the timeout.
+ */
+export async function trackAiCall<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>, options: AiCallOptions = {}): Promise<T> {
+  if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${typeof fn}`);
+  const w = getWatchdogs();
+  const key = `ai:${name}`;
+  const tracker = (w.get(key) as LatencyTracker | undefined) ?? w.latency(key, options.latency);
+  const breaker = getCircuitBreakerRegistry().get(name, options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 30_000, timeout: options.timeoutMs ?? 30_000, retryOptions: { maxRetries: 0 } });
+  const t0 = performance.now();
+  try {
+    const r = await breaker.execute((signal) => fn(signal ?? new AbortController().signal));
+    tracker.record(performance.now() - t0, true);
+    return r;
+  } catch (e) {
+    // A refusal by an open breaker made no call: nothing to time.
+    if (!(e instanceof CircuitOpenError)) tracker.record(performance.now() - t0, false);
+    throw e;
+  }
+}
+
+/** Counts messages arriving in dead-letter queue `queue` (its rate per minute is watched). */
+export function recordDeadLetter(queue: string, n = 1): void {
+  const w = getWatchdogs();
+  const name = `dlq:${series('dlq', String(queue))}`;
+  const c = (w.get(name) as RateCounter | undefined) ?? w.counter(name);
+  c.add(n);
+}
+
+/**
+ * The body of `GET /api/observability/watchdogs`: the original's fields
+ * (`processHealth`, `queueDepth`, `dlqRate`, `aiCallLatency`), now real, and
+ * every watchdog with its state.
+ */
+export function getWatchdogsReport() {
+  const w = getWatchdogs();
+  const all = w.report();
+  const q = queueTotals(w);
+  const dlq = all.filter((v) => v.kind === 'counter' && v.name.startsWith('dlq:'));
+  const ai = all.filter((v) => v.kind === 'latency' && v.name.startsWith('ai:'));
+  const aiCalls = ai.reduce((s, v) => s + (v.allTime?.count ?? 0), 0);
+  const aiMean = aiCalls === 0 ? 0 : ai.reduce((s, v) => s + (v.allTime ? v.allTime.mean * v.allTime.count : 0), 0) / aiCalls;
+  const sat = getGoldenSignals().saturation;
+  const now = Date.now();
+  return {
+    processHealth: { eventLoopDelay: sat.eventLoopDelay.mean, eventLoopDelayP99: sat.eventLoopDelay.p99, heartbeat: now, memory: process.memoryUsage(), uptime: process.uptime() },
+    queueDepth: { perAgent: q.perAgent, perTopic: q.perTopic, total: q.total },
+    dlqRate: {
+      messagesPerMinute: dlq.reduce((s, v) => s + v.value, 0),
+      totalMessages: dlq.reduce((s, v) => s + (v.totalCalls ?? 0), 0),
+      perQueue: Object.fromEntries(dlq.map((v) => [v.name.slice(4), { messagesPerMinute: v.value, totalMessages: v.totalCalls ?? 0 }])),
+    },
+    aiCallLatency: {
+      // p99 over the last minute, worst of the tracked calls; average and count since start.
+      p99: ai.reduce((m, v) => Math.max(m, v.latency?.p99 ?? 0), 0),
+      average: aiMean,
+      totalCalls: aiCalls,
+      perCall: Object.fromEntries(ai.map((v) => [v.name.slice(3), { p50: v.latency?.p50 ?? 0, p99: v.latency?.p99 ?? 0, callsPerMinute: v.callsPerMinute ?? 0, errorsPerMinute: v.errorsPerMinute ?? 0, totalCalls: v.totalCalls ?? 0, state: v.state }])),
+    },
+    watchdogs: all,
+    timestamp: now,
+  };
+}
+
+/** `GET` handler for `/api/observability/watchdogs`. */
+export function watchdogsHandler(_req: unknown, res: any): void {
+  try {
+    res.json(getWatchdogsReport());
+  } catch (e) {
+    res.status(500).json({ error: 'Failed to get watchdogs', message: (e as Error).message });
+  }
+}
