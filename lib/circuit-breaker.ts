@@ -308,7 +308,11 @@ export interface CircuitBreakerOptions {
   slowCallDurationMs?: number;
   /** Share of slow calls (percent) that opens the breaker (default 100). */
   slowCallRateThreshold?: number;
-  /** Per-call timeout in ms; the call's AbortSignal is aborted when it fires. `false` = none. */
+  /**
+   * Per-call timeout in ms; the call is rejected with `CircuitTimeoutError` when it fires, and a
+   * function that declares a parameter gets an AbortSignal that is aborted then (`(signal) =>
+   * fetch(url, { signal })`). `false` = none.
+   */
   timeout?: number | false;
   retryOptions?: RetryOptions;
   /** Value (or promise) to answer with when the call is rejected, times out or fails. */
@@ -465,16 +469,19 @@ export class CircuitBreaker extends EventEmitter {
   private attempt<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
     if (this.timeoutMs === 0) return Promise.resolve().then(() => fn());
     const ms = this.timeoutMs;
+    // An AbortSignal costs ~3 µs to create in Node 20, more than everything
+    // else here together: only functions that declare a parameter (the
+    // signal) get one. The timeout rejects the call either way.
+    const ac = fn.length > 0 ? new AbortController() : null;
     return new Promise<T>((resolve, reject) => {
-      const ac = new AbortController();
       const d = deadlines.add(ms, () => {
         const e = new CircuitTimeoutError(this.name, ms);
-        ac.abort(e);
+        ac?.abort(e);
         reject(e);
       });
       let p: T | Promise<T>;
       try {
-        p = fn(ac.signal);
+        p = ac ? fn(ac.signal) : fn();
       } catch (err) {
         deadlines.remove(d);
         reject(err);

@@ -283,13 +283,18 @@ function series(kind: string, value: string): string {
   return value;
 }
 
+/**
+ * Pending publishes per queue gauge. Counted here and pulled by Rust on each
+ * tick and read (a gauge with `read`), so a publish costs two map updates,
+ * not four crossings.
+ */
 const inFlight = new Map<string, number>();
 function bump(name: string, by: number, thresholds: Thresholds): void {
-  const n = Math.max(0, (inFlight.get(name) ?? 0) + by);
-  inFlight.set(name, n);
-  const w = getWatchdogs();
-  const g = (w.get(name) as Gauge | undefined) ?? w.gauge(name, thresholds);
-  g.set(n);
+  const n = inFlight.get(name);
+  if (n === undefined) {
+    inFlight.set(name, Math.max(0, by));
+    getWatchdogs().gauge(name, { ...thresholds, read: () => inFlight.get(name) ?? 0 });
+  } else inFlight.set(name, Math.max(0, n + by));
 }
 
 export interface ProtectPublishOptions {
@@ -315,28 +320,30 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
   const breakerName = options.breaker ?? 'event-bus';
   const breaker = getCircuitBreakerRegistry().get(breakerName, options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 10_000, timeout: 5000, retryOptions: { maxRetries: 0 } });
   const w = getWatchdogs();
+  const trackers = new Map<string, LatencyTracker>();
   return async (...args: A): Promise<R> => {
     const t = typeof options.topic === 'function' ? options.topic(...args) : (options.topic ?? (typeof args[0] === 'string' ? args[0] : undefined));
     const topic = series('topic', String(t ?? 'default'));
     const agentRaw = options.agentOf ? options.agentOf(...args) : (args[1] as any)?.agentId;
     const agent = agentRaw === undefined ? undefined : series('agent', String(agentRaw));
-    const tracker = (w.get(`publish:${topic}`) as LatencyTracker | undefined) ?? w.latency(`publish:${topic}`, options.latency);
+    const tracker = trackers.get(topic) ?? trackers.set(topic, (w.get(`publish:${topic}`) as LatencyTracker | undefined) ?? w.latency(`publish:${topic}`, options.latency)).get(topic)!;
     bump(`queue:topic:${topic}`, 1, options.queueDepth ?? {});
     if (agent !== undefined) bump(`queue:agent:${agent}`, 1, options.queueDepth ?? {});
     const t0 = performance.now();
     let ok = false;
+    let refused = false;
     try {
       const r = await breaker.execute(() => publish(...args));
       ok = true;
       return r;
     } catch (e) {
-      if (e instanceof CircuitOpenError) throw e; // refused fast: no latency to record
+      // Refused by the open breaker: no publish ran, so there is nothing to time.
+      refused = e instanceof CircuitOpenError;
       throw e;
     } finally {
-      const ms = performance.now() - t0;
       bump(`queue:topic:${topic}`, -1, options.queueDepth ?? {});
       if (agent !== undefined) bump(`queue:agent:${agent}`, -1, options.queueDepth ?? {});
-      if (ok || ms > 0.05) tracker.record(ms, ok);
+      if (!refused) tracker.record(performance.now() - t0, ok);
     }
   };
 }
@@ -354,15 +361,26 @@ export interface AiCallOptions {
  * records its latency and outcome under `ai:<name>`. `fn` gets an
  * AbortSignal that fires at the timeout.
  */
+/** Per AI call name: its tracker and breaker, looked up once. */
+const aiCalls = new Map<string, { tracker: LatencyTracker; breaker: ReturnType<ReturnType<typeof getCircuitBreakerRegistry>['get']> }>();
+
 export async function trackAiCall<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>, options: AiCallOptions = {}): Promise<T> {
   if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${typeof fn}`);
-  const w = getWatchdogs();
-  const key = `ai:${name}`;
-  const tracker = (w.get(key) as LatencyTracker | undefined) ?? w.latency(key, options.latency);
-  const breaker = getCircuitBreakerRegistry().get(name, options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 30_000, timeout: options.timeoutMs ?? 30_000, retryOptions: { maxRetries: 0 } });
+  let entry = aiCalls.get(name);
+  if (!entry) {
+    const w = getWatchdogs();
+    const key = `ai:${name}`;
+    entry = {
+      tracker: (w.get(key) as LatencyTracker | undefined) ?? w.latency(key, options.latency),
+      breaker: getCircuitBreakerRegistry().get(name, options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 30_000, timeout: options.timeoutMs ?? 30_000, retryOptions: { maxRetries: 0 } }),
+    };
+    aiCalls.set(name, entry);
+  }
+  const { tracker, breaker } = entry;
   const t0 = performance.now();
   try {
-    const r = await breaker.execute((signal) => fn(signal ?? new AbortController().signal));
+    // Pass the signal on only to a function that takes one (see the breaker's `attempt`).
+    const r = await breaker.execute(fn.length > 0 ? (signal?: AbortSignal) => fn(signal ?? new AbortController().signal) : () => (fn as () => T | Promise<T>)());
     tracker.record(performance.now() - t0, true);
     return r;
   } catch (e) {
