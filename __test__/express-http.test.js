@@ -401,8 +401,14 @@ test('ops through the demo: safe mode keeps probes and essential routes, brownou
   assert.equal(r.status, 200, r.text);
   assert.equal(r.body.runs[0].processed, waiting);
   assert.equal(demo.deadLetters.length, 0);
+  // Agent runs publish on the bus; AI calls are tracked.
+  assert.equal((await http('POST', '/api/agents/agent-2/run')).status, 200);
+  assert.equal((await http('POST', '/api/ai/embed')).status, 200);
+  const wd = (await http('GET', '/api/observability/watchdogs')).body;
+  assert.ok(wd.aiCallLatency.totalCalls >= 1);
+  assert.ok(wd.watchdogs.some((w) => w.name === 'publish:agent.run' && w.totalCalls >= 1));
   const summary = (await http('GET', '/api/observability/summary')).body;
-  for (const k of ['goldenSignals', 'circuitBreakers', 'healthGates', 'startupDAG', 'ops']) assert.ok(summary[k] && Object.keys(summary[k]).length > 0, k);
+  for (const k of ['goldenSignals', 'watchdogs', 'circuitBreakers', 'rollouts', 'healthGates', 'startupDAG', 'ops']) assert.ok(summary[k] && Object.keys(summary[k]).length > 0, k);
   assert.ok(summary.ops.audit.some((e) => e.action === 'drain-dlq'));
   assert.ok(fs.existsSync(STATE_FILE), 'the ops state was saved');
 });

@@ -53,6 +53,8 @@ const { setDatabase, configureDatabase, executeWithCircuitBreaker } = require('@
 const { OpsControls, reliabilityMiddleware, createOpsRouter } = require('@dreamnet/reliability-core/ops');
 const { createObservabilityRouter } = require('@dreamnet/reliability-core/observability');
 const { getTrafficShaping, withTrafficShaping } = require('@dreamnet/reliability-core/traffic-shaping');
+const { getWatchdogs, protectPublish, trackAiCall } = require('@dreamnet/reliability-core/watchdogs');
+const { EventEmitter } = require('node:events');
 
 const HOST = '127.0.0.1';
 const OPS_ACTIONS = new Set(['isolate', 'close', 'reset']);
@@ -134,6 +136,14 @@ const orderContext = new AsyncLocalStorage();
 /** Last good answer per order id: what the fallback serves, marked stale. */
 const orderCache = new Map();
 const ORDER_CACHE_MAX = 1000;
+
+// An in-memory event bus standing in for the server's DreamEventBus.
+const bus = new EventEmitter();
+const publishEvent = protectPublish(async (topic, payload) => {
+  await new Promise((r) => setImmediate(r));
+  bus.emit(topic, payload);
+  return true;
+});
 
 // Orders whose fetch failed for good (the fallback answered from cache or
 // failed): kept for a later `drain-dlq`, bounded.
@@ -328,9 +338,19 @@ function createApp(opsToken, { gates, dag, ops }) {
     res.json({ version: 'v1', items: ['ord-1', 'ord-2', 'ord-3'], dimmer: req.reliability.dimmer });
   });
 
-  // An agent endpoint: answers 423 while the agent is quarantined.
-  app.post('/api/agents/:agentId/run', (req, res) => {
+  // An agent endpoint: answers 423 while the agent is quarantined; each run
+  // publishes an event on the bus (behind the `event-bus` breaker, with
+  // publish latency and per-agent queue depth watched).
+  app.post('/api/agents/:agentId/run', async (req, res) => {
+    await publishEvent('agent.run', { agentId: req.params.agentId, at: Date.now() });
     res.json({ agentId: req.params.agentId, ran: true });
+  });
+
+  // A simulated AI call (the downstream's latency and failures), tracked as
+  // `ai:embeddings` with warn/critical thresholds on its p99.
+  app.post('/api/ai/embed', async (req, res) => {
+    const vector = await trackAiCall('embeddings', (signal) => callDownstream('ai', {}, signal).then(() => [0.12, 0.34, 0.56]), { timeoutMs: 2000, latency: { warn: 300, critical: 1000, holdMs: 5000 } });
+    res.json({ vector });
   });
 
   app.get('/api/breakers', (req, res) => {
@@ -603,6 +623,14 @@ const PAGE = `<!doctype html>
     </table>
   </section>
   <section>
+    <h2>Watchdogs <span class="muted">(<a href="/api/observability/watchdogs">/api/observability/watchdogs</a>)</span></h2>
+    <div class="row"><button id="burstAgents">10 &times; agent runs</button><button id="burstAi">10 &times; AI calls</button></div>
+    <table>
+      <thead><tr><th>Watchdog</th><th>State</th><th>Value</th><th>Calls/min</th></tr></thead>
+      <tbody id="watchdogs"></tbody>
+    </table>
+  </section>
+  <section>
     <h2>Transitions</h2>
     <pre id="log" class="muted">none yet</pre>
   </section>
@@ -712,6 +740,17 @@ const PAGE = `<!doctype html>
     }
   }
 
+  function renderWatchdogs(list) {
+    const t = $('watchdogs');
+    t.replaceChildren();
+    for (const w of list) {
+      const tr = el('tr');
+      const cls = w.state === 'critical' ? 'err' : w.state === 'warn' ? 'warn' : 'ok';
+      tr.append(el('td', {}, w.name), el('td', { className: cls }, w.state), el('td', { className: 'num' }, w.value.toFixed(1)), el('td', { className: 'num' }, w.callsPerMinute == null ? '' : w.callsPerMinute));
+      t.append(tr);
+    }
+  }
+
   function renderRollouts(list) {
     const t = $('rollouts');
     t.replaceChildren();
@@ -758,6 +797,8 @@ const PAGE = `<!doctype html>
     try {
       const [ready, gates, sd, ro] = await Promise.all([getJSON('/health/ready'), getJSON('/api/observability/health-gates'), getJSON('/api/observability/startup-dag'), getJSON('/api/observability/rollouts')]);
       renderRollouts((ro.body || {}).rollouts || []);
+      const wd = await getJSON('/api/observability/watchdogs');
+      renderWatchdogs((wd.body || {}).watchdogs || []);
       renderReadiness({ status: ready.status, body: { ...(ready.body || {}), gates: (gates.body || {}).gates } }, sd.body || {});
       const [g, r] = await Promise.all([getJSON('/api/observability/golden-signals'), getJSON('/api/observability/endpoints')]);
       renderGolden(g.body, r.body || []);
@@ -792,6 +833,8 @@ const PAGE = `<!doctype html>
   const orderUrl = () => '/api/orders/ord-' + (n++ % 5);
   $('burstOrders').addEventListener('click', async () => { await Promise.all(Array.from({ length: 10 }, () => one(orderUrl()))); refresh(); });
   $('burstRecs').addEventListener('click', async () => { await Promise.all(Array.from({ length: 20 }, (_, i) => one('/api/recommendations?u=' + i))); refresh(); });
+  $('burstAgents').addEventListener('click', async () => { await Promise.all(Array.from({ length: 10 }, (_, i) => getJSON('/api/agents/agent-' + (i % 3) + '/run', { method: 'POST' }))); refresh(); });
+  $('burstAi').addEventListener('click', async () => { await Promise.all(Array.from({ length: 10 }, () => getJSON('/api/ai/embed', { method: 'POST' }))); refresh(); });
   $('burstInventory').addEventListener('click', async () => { await Promise.all(Array.from({ length: 10 }, () => one('/api/inventory'))); refresh(); });
   setInterval(() => { if ($('auto').checked) { one(orderUrl()); one('/api/inventory'); } }, 500);
 
