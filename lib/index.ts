@@ -8,3 +8,4 @@ export * from './ops';
 export * from './observability';
 export * from './traffic-shaping';
 export * from './watchdogs';
+export * from './dashboard';

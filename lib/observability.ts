@@ -12,6 +12,7 @@ import { getGoldenSignals } from './metrics';
 import { getHealthGates, type HealthGates } from './health-gates';
 import { getStartupDAG, type StartupDAG } from './startup-dag';
 import { getOps, type OpsControls } from './ops';
+import { createDashboardRouter, type DashboardOptions } from './dashboard';
 
 type Req = any;
 type Res = any;
@@ -28,6 +29,8 @@ export interface ObservabilityOptions {
   readToken?: string;
   /** Or decide per request (wins over `readToken`). */
   authorize?: (req: Req) => boolean;
+  /** The ops dashboard at `/dashboard` (default on; its data still needs the read token when one is set). */
+  dashboard?: false | DashboardOptions;
 }
 
 /** `{ breakers: [{ name, state, failureCount, ... }], timestamp }`. */
@@ -40,6 +43,7 @@ export function circuitBreakersReport() {
       failureCount: s.failureCount,
       isolated: s.isolated,
       lastFailureTime: s.lastFailureTime,
+      lastTransitionTime: s.lastTransitionTime,
       nextAttemptTime: s.nextAttemptTime,
       window: s.window,
       totals: s.totals,
@@ -101,6 +105,9 @@ export function createObservabilityRouter(options: ObservabilityOptions = {}) {
   const ctx = () => ({ gates: options.gates ?? getHealthGates(), dag: options.dag ?? getStartupDAG(), ops: options.ops ?? getOps() });
   const tokens = [options.readToken ?? process.env.RELIABILITY_READ_TOKEN, process.env.RELIABILITY_OPS_TOKEN].filter((t): t is string => !!t);
   const closed = options.authorize !== undefined || !!(options.readToken ?? process.env.RELIABILITY_READ_TOKEN);
+  // The page itself holds no data, so it is served before the read guard;
+  // it asks for the read token when the API answers 401.
+  if (options.dashboard !== false) router.use('/dashboard', createDashboardRouter(options.dashboard ?? {}));
   router.use((req: Req, res: Res, next: () => void) => {
     if (!closed) return next();
     let ok = false;

@@ -116,6 +116,9 @@ export class OpsControls extends EventEmitter {
       if (options.watch !== false) this.watch();
     }
     this.refresh();
+    // Rollbacks act on the package's traffic shaping unless told otherwise.
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    this.rollouts = (require('./traffic-shaping') as typeof import('./traffic-shaping')).rolloutController();
   }
 
   /** The state file in use, or null. */
@@ -246,7 +249,7 @@ export class OpsControls extends EventEmitter {
     return this.act('release-agent', who, (a, s) => native.opsRelease(this.h, agentId, a, s, Date.now()));
   }
 
-  /** Lets rollbacks act on rollouts (the traffic-shaping module calls this). */
+  /** Lets rollbacks act on other rollouts than the package's traffic shaping (the default). */
   setRolloutController(c: RolloutController | null): void {
     this.rollouts = c;
     // Rollbacks recorded before a restart apply again as soon as the rollouts exist.
@@ -500,17 +503,9 @@ export class OpsControls extends EventEmitter {
 
 let ops: OpsControls | null = null;
 
-/**
- * The process-wide ops plane (created on first use, loading its state
- * file). Its rollbacks act on the package's traffic shaping unless
- * `setRolloutController` says otherwise.
- */
+/** The process-wide ops plane (created on first use, loading its state file). */
 export function getOps(): OpsControls {
-  if (!ops) {
-    ops = new OpsControls();
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    ops.setRolloutController((require('./traffic-shaping') as typeof import('./traffic-shaping')).rolloutController());
-  }
+  if (!ops) ops = new OpsControls();
   return ops;
 }
 
@@ -523,8 +518,6 @@ export function peekOps(): OpsControls | null {
 export function configureOps(options: OpsOptions): OpsControls {
   ops?.close();
   ops = new OpsControls(options);
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  ops.setRolloutController((require('./traffic-shaping') as typeof import('./traffic-shaping')).rolloutController());
   return ops;
 }
 

@@ -3,6 +3,7 @@
 # Idempotent and quiet: does nothing when they are already there.
 #   PostgreSQL: installs Debian's `postgresql` only if no initdb exists
 #   under /usr/lib/postgresql/*/bin/.
+#   Chromium: installs Debian's `chromium` only if it is not on PATH.
 # Needs root (or sudo without a password) only when something must be installed.
 set -eu
 
@@ -30,4 +31,11 @@ if ! have_initdb; then
   echo "ensure-test-servers: installing postgresql (apt-get)" >&2
   apt_install postgresql
   have_initdb || { echo "ensure-test-servers: postgresql installed but no initdb under /usr/lib/postgresql/*/bin" >&2; exit 1; }
+fi
+
+# Chromium for the dashboard's browser test (driven by playwright-core).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "ensure-test-servers: installing chromium (apt-get)" >&2
+  apt_install chromium
+  command -v chromium >/dev/null 2>&1 || { echo "ensure-test-servers: chromium installed but not on PATH" >&2; exit 1; }
 fi
