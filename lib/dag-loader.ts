@@ -70,6 +70,8 @@ const UNLOADABLE = ['.ts', '.mts', '.cts', '.tsx', '/index.ts'];
  * (`./x`, `server/db`), then as a package from `root`.
  */
 export function resolveServiceModule(spec: string, root: string): string {
+  if (typeof spec !== 'string' || spec === '') throw new TypeError(`spec must be a non-empty module path, got ${typeof spec}`);
+  if (typeof root !== 'string') throw new TypeError(`root must be a folder path, got ${typeof root}`);
   const local = path.resolve(root, spec);
   for (const ext of EXTENSIONS) {
     if (existsSync(local + ext) && !local.endsWith(path.sep) && (ext !== '' || !isDir(local))) return local + ext;

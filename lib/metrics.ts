@@ -86,6 +86,9 @@ export function seriesIdFor(method: string, route: string): number {
   const key = `${method} ${route}`;
   let id = seriesIds.get(key);
   if (id === undefined) {
+    if (typeof method !== 'string' || typeof route !== 'string') {
+      throw new TypeError(`method and route must be strings, got ${typeof method} and ${typeof route}`);
+    }
     id = native.sgIntern(method, route);
     if (seriesIds.size < MAX_CACHED_KEYS) seriesIds.set(key, id);
   }
@@ -325,6 +328,7 @@ export function getAllEndpointMetrics() {
  * count of every route with traffic over one window, in one call into Rust.
  */
 export function getLatencyPercentiles(window: WindowName = '1m') {
+  if (typeof window !== 'string') throw new TypeError(`window must be one of ${WINDOWS.join(', ')}, got ${typeof window}`);
   return native.sgLatencyAll(window, performance.now());
 }
 

@@ -78,6 +78,18 @@ export interface OpsOptions {
 
 const DEFAULT_STATE_FILE = path.join('.reliability', 'ops-state.json');
 
+/** A string option or its default; anything else is a TypeError naming the field. */
+function text(field: string, v: unknown, dflt: string): string {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'string') throw new TypeError(`${field} must be a string, got ${typeof v}`);
+  return v;
+}
+
+function count(field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1e9) throw new RangeError(`${field} must be an integer from 0 to 1000000000, got ${String(v)}`);
+  return v;
+}
+
 function defaultLogger(): OpsLogger {
   return { log: (l) => console.log(l), warn: (l) => console.warn(l) };
 }
@@ -192,8 +204,9 @@ export class OpsControls extends EventEmitter {
   }
 
   private act(action: string, who: Who | undefined, run: (actor: string, source: string) => boolean): ActionResult {
-    const actor = who?.actor ?? 'api';
-    const source = who?.source ?? 'process';
+    if (who !== undefined && (who === null || typeof who !== 'object')) throw new TypeError(`options must be an object, got ${who === null ? 'null' : typeof who}`);
+    const actor = text('actor', who?.actor, 'api');
+    const source = text('source', who?.source, 'process');
     const before = this.controls();
     const changed = run(actor, source);
     this.refresh();
@@ -215,12 +228,12 @@ export class OpsControls extends EventEmitter {
   /** Safe mode on or off. While on, only essential routes are served. */
   setSafeMode(enabled: boolean, opts: Who & { reason?: string } = {}): ActionResult {
     if (typeof enabled !== 'boolean') throw new TypeError(`enabled must be a boolean, got ${typeof enabled}`);
-    const reason = opts.reason ?? '';
+    const reason = text('reason', opts?.reason, '');
     return this.act('safe-mode', opts, (a, s) => native.opsSetSafeMode(this.h, enabled, reason, a, s, Date.now()));
   }
 
   enableSafeMode(reason = '', who: Who = {}): ActionResult {
-    return this.setSafeMode(true, { ...who, reason });
+    return this.setSafeMode(true, { ...who, reason: text('reason', reason, '') });
   }
 
   disableSafeMode(who: Who = {}): ActionResult {
@@ -235,13 +248,15 @@ export class OpsControls extends EventEmitter {
     if (typeof enabled !== 'boolean') throw new TypeError(`enabled must be a boolean, got ${typeof enabled}`);
     if (opts.level !== undefined && typeof opts.level !== 'number') throw new TypeError(`level must be a number from 0 to 1, got ${typeof opts.level}`);
     const level = enabled ? (opts.level ?? 0) : undefined;
-    return this.act('brownout', opts, (a, s) => native.opsSetBrownout(this.h, level, opts.reason ?? '', a, s, Date.now()));
+    const reason = text('reason', opts.reason, '');
+    return this.act('brownout', opts, (a, s) => native.opsSetBrownout(this.h, level, reason, a, s, Date.now()));
   }
 
   quarantineAgent(agentId: string, opts: Who & { reason?: string; ttlMs?: number } = {}): ActionResult {
     if (typeof agentId !== 'string') throw new TypeError(`agentId must be a string, got ${typeof agentId}`);
     if (opts.ttlMs !== undefined && typeof opts.ttlMs !== 'number') throw new TypeError(`ttlMs must be a number of ms, got ${typeof opts.ttlMs}`);
-    return this.act('quarantine-agent', opts, (a, s) => native.opsQuarantine(this.h, agentId, opts.reason ?? '', opts.ttlMs, a, s, Date.now()));
+    const reason = text('reason', opts.reason, '');
+    return this.act('quarantine-agent', opts, (a, s) => native.opsQuarantine(this.h, agentId, reason, opts.ttlMs, a, s, Date.now()));
   }
 
   releaseAgent(agentId: string, who: Who = {}): ActionResult {
@@ -291,7 +306,7 @@ export class OpsControls extends EventEmitter {
     const all = this.rollouts.names();
     if (name !== undefined && !all.includes(name)) throw new Error(`Rollout not found: ${name}`);
     const names = name === undefined ? all : [name];
-    const reason = opts.reason ?? 'operator rollback';
+    const reason = text('reason', opts.reason, 'operator rollback');
     const r = this.act('rollback', opts, (a, s) => {
       const changed = native.opsRecordRollback(this.h, names, reason, a, s, Date.now());
       for (const n of names) this.rollouts!.rollback(n, reason);
@@ -306,8 +321,8 @@ export class OpsControls extends EventEmitter {
    * reloads the state file.
    */
   recordRollback(names: string[], opts: Who & { reason?: string } = {}): ActionResult {
-    if (!Array.isArray(names) || names.length === 0) throw new TypeError('names must be a non-empty array of rollout names');
-    const reason = opts.reason ?? 'operator rollback';
+    if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string')) throw new TypeError('names must be a non-empty array of rollout names');
+    const reason = text('reason', opts.reason, 'operator rollback');
     return this.act('rollback', opts, (a, s) => native.opsRecordRollback(this.h, names.map(String), reason, a, s, Date.now()));
   }
 
@@ -382,7 +397,7 @@ export class OpsControls extends EventEmitter {
 
   /** Records an action refused by the HTTP layer (bad token), for the audit trail. */
   recordRefused(action: string, source: string, why: string): void {
-    native.opsAuditPush(this.h, action, '{}', 'unauthenticated', source, `refused: ${why}`, Date.now());
+    native.opsAuditPush(this.h, text('action', action, 'unknown'), '{}', 'unauthenticated', text('source', source, 'unknown'), `refused: ${text('why', why, '')}`, Date.now());
     const [entry] = this.audit(1);
     this.logger?.warn(JSON.stringify({ ts: new Date(entry.at).toISOString(), level: 'warn', event: 'ops.refused', ...entry }));
     this.emit('action', entry);
@@ -390,17 +405,17 @@ export class OpsControls extends EventEmitter {
 
   /** @internal the failed-token limiter, for the HTTP layer. */
   authFailure(source: string, maxFailures: number, windowMs: number): boolean {
-    return native.opsAuthFailure(this.h, source, Date.now(), maxFailures, windowMs);
+    return native.opsAuthFailure(this.h, text('source', source, 'unknown'), Date.now(), count('maxFailures', maxFailures), count('windowMs', windowMs));
   }
 
   /** @internal */
   authBlocked(source: string, maxFailures: number, windowMs: number): boolean {
-    return native.opsAuthBlocked(this.h, source, Date.now(), maxFailures, windowMs);
+    return native.opsAuthBlocked(this.h, text('source', source, 'unknown'), Date.now(), count('maxFailures', maxFailures), count('windowMs', windowMs));
   }
 
   /** @internal */
   authSuccess(source: string): void {
-    native.opsAuthSuccess(this.h, source);
+    native.opsAuthSuccess(this.h, text('source', source, 'unknown'));
   }
 
   // ---- the state file ------------------------------------------------------------

@@ -70,6 +70,10 @@ export interface RolloutStatus {
 }
 
 const RING_CAP = 512;
+
+function checkName(name: unknown): asserts name is string {
+  if (typeof name !== 'string') throw new TypeError(`name must be a string, got ${name === null ? 'null' : typeof name}`);
+}
 /** Cached buckets per rollout (about 100 bytes each). */
 const BUCKET_CACHE = 10_000;
 /** Buffered outcomes are applied at the latest this long after the first. */
@@ -120,6 +124,7 @@ export class TrafficShaping extends EventEmitter {
    * from the defaults (as the original B).
    */
   updateRollout(name: string, update: number | RolloutConfig): void {
+    checkName(name);
     this.flush();
     if (typeof update === 'number') {
       const e = native.tsSetPercentage(this.h, name, update, 'manual update', Date.now());
@@ -142,27 +147,32 @@ export class TrafficShaping extends EventEmitter {
 
   /** Fast rollback to 0 %, skipping analysis. Unknown names do nothing (as the original). */
   rollback(name: string, reason = 'manual rollback'): void {
+    checkName(name);
     if (!this.ids.has(name)) return;
     this.flush();
-    this.applyEvent(native.tsAction(this.h, name, 'rollback', reason, Date.now()));
+    this.applyEvent(native.tsAction(this.h, name, 'rollback', String(reason), Date.now()));
   }
 
   pause(name: string, reason = ''): void {
-    this.applyEvent(native.tsAction(this.h, name, 'pause', reason, Date.now()));
+    checkName(name);
+    this.applyEvent(native.tsAction(this.h, name, 'pause', String(reason), Date.now()));
   }
 
   resume(name: string, reason = ''): void {
-    this.applyEvent(native.tsAction(this.h, name, 'resume', reason, Date.now()));
+    checkName(name);
+    this.applyEvent(native.tsAction(this.h, name, 'resume', String(reason), Date.now()));
   }
 
   /** To 100 % at once. */
   promote(name: string, reason = ''): void {
-    this.applyEvent(native.tsAction(this.h, name, 'promote', reason, Date.now()));
+    checkName(name);
+    this.applyEvent(native.tsAction(this.h, name, 'promote', String(reason), Date.now()));
   }
 
   /** To 0 %, and it stays there (no automatic advance). */
   abort(name: string, reason = ''): void {
-    this.applyEvent(native.tsAction(this.h, name, 'abort', reason, Date.now()));
+    checkName(name);
+    this.applyEvent(native.tsAction(this.h, name, 'abort', String(reason), Date.now()));
   }
 
   /**

@@ -117,12 +117,14 @@ export class Watchdogs extends EventEmitter {
 
   /** @internal */
   _set(id: number, value: number): void {
+    if (typeof value !== 'number') throw new TypeError(`value must be a finite number >= 0, got ${value === null ? 'null' : typeof value}`);
     const t = native.wdSet(this.h, id, value, Date.now());
     if (t) this.alert(t);
   }
 
   /** @internal */
   _record(id: number, latencyMs: number, ok: boolean): void {
+    if (typeof latencyMs !== 'number') throw new TypeError(`latencyMs must be a finite number >= 0, got ${latencyMs === null ? 'null' : typeof latencyMs}`);
     if (!(latencyMs >= 0 && latencyMs < Infinity)) {
       // The core's own check and message (RangeError naming latencyMs).
       native.wdRecord(this.h, id, latencyMs, ok, Date.now());
@@ -142,6 +144,7 @@ export class Watchdogs extends EventEmitter {
 
   /** @internal */
   _count(id: number, n: number): void {
+    if (typeof n !== 'number') throw new TypeError(`n must be a whole number >= 0, got ${n === null ? 'null' : typeof n}`);
     native.wdCount(this.h, id, n, Date.now());
   }
 
