@@ -207,3 +207,26 @@ test('the report keeps the original fields', () => {
   for (const k of ['p99', 'average', 'totalCalls']) assert.equal(typeof r.aiCallLatency[k], 'number');
   assert.equal(typeof r.timestamp, 'number');
 });
+
+test('a webhook that never answers: the alert is not held up, the post times out and is reported', { timeout: 15_000 }, async () => {
+  const hung = [];
+  const server = http.createServer((req) => hung.push(req)); // never answers
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const w = new Watchdogs();
+  try {
+    w.configureAlerts({ webhookUrl: `http://127.0.0.1:${server.address().port}/`, timeoutMs: 200, retries: 0 });
+    const errors = [];
+    w.on('webhookError', (e) => errors.push(e.message));
+    const g = w.gauge('queue:hung-webhook', { critical: 1 });
+    const t0 = performance.now();
+    g.set(5); // alert fires here
+    assert.ok(performance.now() - t0 < 20, 'set() does not wait for the webhook');
+    for (let i = 0; i < 100 && errors.length === 0; i++) await sleep(20);
+    assert.equal(hung.length, 1, 'the post was sent');
+    assert.match(errors[0], /watchdog webhook failed: .*(timeout|aborted)/i);
+  } finally {
+    w.close();
+    for (const r of hung) r.socket.destroy();
+    await new Promise((r) => server.close(r));
+  }
+});

@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { native } from './native';
-import { CircuitOpenError, getCircuitBreakerRegistry, withCircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker';
+import { CircuitOpenError, getCircuitBreakerRegistry, type CircuitBreakerOptions } from './circuit-breaker';
 import { getGoldenSignals, registerQueueDepth } from './metrics';
 
 export interface Thresholds {
@@ -213,16 +213,30 @@ export class Watchdogs extends EventEmitter {
     const body = JSON.stringify({ watchdog: t.name, from: t.from, to: t.to, value: t.value, at: new Date(t.at).toISOString() });
     const timeoutMs = this.alerts.timeoutMs;
     // Never blocks the caller: the post runs detached, through the package's
-    // own breaker (a dead webhook is not hammered), bounded by a timeout.
-    withCircuitBreaker(
-      'watchdog-webhook',
-      async () => {
-        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(timeoutMs) });
-        await res.arrayBuffer().catch(() => undefined);
-        if (!res.ok) throw new Error(`webhook answered ${res.status}`);
-      },
-      { failureThreshold: 5, resetTimeout: 30_000, retryOptions: { maxRetries: this.alerts.retries, initialDelay: 100, maxDelay: 1000 } },
-    ).catch((e: Error) => this.emit('webhookError', new Error(`watchdog webhook failed: ${e.message}`)));
+    // own breaker (a dead webhook is not hammered), each attempt bounded by
+    // the timeout. Retries are counted here, not by the breaker, so
+    // `configureAlerts({ retries })` applies whenever it is called.
+    const retries = this.alerts.retries;
+    const breaker = getCircuitBreakerRegistry().get('watchdog-webhook', { failureThreshold: 5, resetTimeout: 30_000, retryOptions: { maxRetries: 0 } });
+    const post = async () => {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(timeoutMs) });
+      await res.arrayBuffer().catch(() => undefined);
+      if (!res.ok) throw new Error(`webhook answered ${res.status}`);
+    };
+    void (async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await breaker.execute(post);
+          return;
+        } catch (e) {
+          if (attempt >= retries || e instanceof CircuitOpenError) {
+            this.emit('webhookError', new Error(`watchdog webhook failed: ${(e as Error).message}`));
+            return;
+          }
+          await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)).unref());
+        }
+      }
+    })();
   }
 
   /** Dead letters arriving, seen as depth increases of the ops plane's queues. */

@@ -100,6 +100,9 @@ impl Binding {
 
     #[inline]
     fn set_io(&mut self, i: usize, v: f64) {
+        debug_assert!(i < IO_LEN);
+        // SAFETY: as in `io`: in bounds (callers pass constant slots below
+        // IO_LEN), kept alive by `_keep`, touched only on the JS thread.
         unsafe { *self.instances[self.cur].io.add(i) = v }
     }
 
@@ -259,6 +262,7 @@ fn read_options(opts: Option<Unknown>) -> std::result::Result<(RawBreakerOptions
 #[napi]
 pub fn cb_create(env: Env, inst: u32, name: Unknown, opts: Option<Unknown>, now: f64) -> Result<u32> {
     let name = match name.get_type()? {
+        // SAFETY: the value was just checked to be a string.
         napi::ValueType::String => unsafe { name.cast::<String>() }?,
         _ => return Err(throw(&env, CoreError::type_error("name", "a non-empty string", "another type"))),
     };

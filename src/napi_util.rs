@@ -1,5 +1,11 @@
 //! Shared helpers for the binding files: reading option objects with errors
 //! that name the field, and turning core errors into JS TypeError/RangeError.
+//!
+//! SAFETY (every `unsafe` in this file): `Unknown::cast::<T>` is unsafe only
+//! because it trusts the caller about the value's JS type. Each call here is
+//! on a value whose `ValueType` was matched to `T` on the line before (or in
+//! the same `match` arm), so the cast reads exactly the type napi reported.
+//! The JS tests call every reader with every wrong type (`__test__/hostile.test.js`).
 
 use napi::bindgen_prelude::*;
 use napi::{Env, Status, ValueType};

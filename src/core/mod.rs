@@ -3,6 +3,9 @@
 //! production, a number in tests), so `cargo test` drives the state machines
 //! without sleeping and without Node.
 
+// The core holds every rule and every figure; it has no reason for unsafe code.
+#![forbid(unsafe_code)]
+
 pub mod backoff;
 pub mod breaker;
 pub mod dag;
