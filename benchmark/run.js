@@ -604,8 +604,8 @@ async function main() {
   console.log(`JSON ${json}`);
   const dir = path.join(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
-  console.log(`written ${path.relative(process.cwd(), path.join(dir, 'latest.json'))}`);
+  fs.writeFileSync(path.join(dir, 'breakers.json'), JSON.stringify(result, null, 2) + '\n');
+  console.log(`written ${path.relative(process.cwd(), path.join(dir, 'breakers.json'))}`);
 }
 
 if (process.argv[2] === '--child') {

@@ -1,0 +1,129 @@
+'use strict';
+/**
+ * Soak: 2,000,000 requests through the full stack (metrics, reliability
+ * middleware, traffic shaping, breakers) over 1,000 distinct routes, each
+ * with its own breaker (1,000 breakers), from a keep-alive client in this
+ * process against the server in a child process. RSS and heap are sampled
+ * every 5 s; after the warm-up the growth must stay under 10 MB. At the end
+ * the server is asked which handles are still open, then stopped: it must
+ * exit by itself on SIGTERM.
+ *
+ *   npm run bench:soak               (a few minutes)
+ *   node benchmark/soak.js --smoke   (20,000 requests, 1 s samples: run by the tests)
+ *
+ * Writes benchmark/results/soak.json.
+ */
+const { fork } = require('node:child_process');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+
+const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
+const TOTAL = SMOKE ? 20_000 : 2_000_000;
+const ROUTES = 1000;
+const CONNECTIONS = 50;
+const SAMPLE_MS = SMOKE ? 1000 : 5000;
+const WARMUP_SHARE = 0.2;
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(__dirname, 'load-server.js'), ['ours'], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, SOAK_ROUTES: String(ROUTES) } });
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('no PORT line')), 15_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /PORT (\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(m[1]) });
+      }
+    });
+  });
+}
+
+const ask = (child, cmd) =>
+  new Promise((resolve) => {
+    child.once('message', resolve);
+    child.send({ cmd });
+  });
+
+async function main() {
+  const s = await startServer();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
+  const t0 = Date.now();
+  let sent = 0;
+  let done = 0;
+  let non200 = 0;
+  const samples = [];
+  const sampler = setInterval(async () => {
+    const { mem, handles } = await ask(s.child, 'cpu');
+    samples.push({ t: (Date.now() - t0) / 1000, done, rssMB: mem.rss / 1048576, heapMB: mem.heapUsed / 1048576, handles });
+    console.log(`  ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s  ${String(done).padStart(8)} requests  rss ${(mem.rss / 1048576).toFixed(1)} MB  heap ${(mem.heapUsed / 1048576).toFixed(1)} MB`);
+  }, SAMPLE_MS);
+  const one = (i) =>
+    new Promise((resolve) => {
+      const k = i % ROUTES;
+      const req = http.get({ host: '127.0.0.1', port: s.port, path: `/api/r/${k}/${i % 997}`, headers: { 'x-user-id': `u${i % 5000}` }, agent }, (res) => {
+        if (res.statusCode !== 200) non200++;
+        res.resume();
+        res.on('end', () => {
+          done++;
+          resolve();
+        });
+      });
+      req.on('error', () => {
+        non200++;
+        resolve();
+      });
+    });
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (sent < TOTAL) await one(sent++);
+    }),
+  );
+  clearInterval(sampler);
+  const end = await ask(s.child, 'cpu');
+  samples.push({ t: (Date.now() - t0) / 1000, done, rssMB: end.mem.rss / 1048576, heapMB: end.mem.heapUsed / 1048576, handles: end.handles });
+  agent.destroy();
+  const exitStart = Date.now();
+  const exited = await new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), 10_000);
+    s.child.once('exit', () => {
+      clearTimeout(t);
+      resolve(true);
+    });
+    s.child.kill('SIGTERM');
+  });
+  if (!exited) s.child.kill('SIGKILL');
+  const after = samples.filter((x) => x.done >= TOTAL * WARMUP_SHARE);
+  const base = after[0] ?? samples[0];
+  const last = samples.at(-1);
+  const result = {
+    when: new Date().toISOString(),
+    node: process.version,
+    cpu: `${os.cpus().length} × ${os.cpus()[0].model}`,
+    requests: done,
+    routes: ROUTES,
+    breakers: ROUTES + 1,
+    non200,
+    seconds: (Date.now() - t0) / 1000,
+    rssGrowthAfterWarmupMB: last.rssMB - base.rssMB,
+    heapGrowthAfterWarmupMB: last.heapMB - base.heapMB,
+    exitedOnSigterm: exited,
+    exitMs: Date.now() - exitStart,
+    samples,
+  };
+  console.log(`\nSoak: ${done} requests over ${ROUTES} routes and ${ROUTES + 1} breakers in ${result.seconds.toFixed(0)} s (${non200} not 200)`);
+  console.log(`  after warm-up: RSS ${result.rssGrowthAfterWarmupMB >= 0 ? '+' : ''}${result.rssGrowthAfterWarmupMB.toFixed(1)} MB, heap ${result.heapGrowthAfterWarmupMB >= 0 ? '+' : ''}${result.heapGrowthAfterWarmupMB.toFixed(1)} MB (target: under 10 MB)`);
+  console.log(`  the server exited by itself on SIGTERM: ${exited ? `yes, in ${result.exitMs} ms` : 'NO'}`);
+  const dir = path.join(__dirname, 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, SMOKE ? 'soak-smoke.json' : 'soak.json'), JSON.stringify(result, null, 2));
+  if (!exited) process.exit(1);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
