@@ -18,6 +18,7 @@ const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
+const { startServer, ask, stop } = require('./harness');
 
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const MODES = ['bare', 'ours', 'js', 'original'];
@@ -25,42 +26,7 @@ const ROUNDS = SMOKE ? 1 : 3;
 const DURATION = SMOKE ? 1 : 8;
 const WARMUP = SMOKE ? 0.5 : 2;
 const CONNECTIONS = 50;
-const SERVER = path.join(__dirname, 'load-server.js');
 const CLIENT = path.join(__dirname, 'load-client.js');
-
-function startServer(mode, env = {}) {
-  return new Promise((resolve, reject) => {
-    const child = fork(SERVER, [mode], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, ...env }, execArgv: ['--expose-gc'] });
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${mode}: no PORT line`)), 15_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /PORT (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[1]) });
-      }
-    });
-  });
-}
-
-function ask(child, cmd) {
-  return new Promise((resolve) => {
-    child.once('message', resolve);
-    child.send({ cmd });
-  });
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-    child.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 /** autocannon in its own process; resolves with its JSON result. */
 function runClient(port, seconds) {

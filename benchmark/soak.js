@@ -13,11 +13,11 @@
  *
  * Writes benchmark/results/soak.json.
  */
-const { fork } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
+const { startServer, ask, stop } = require('./harness');
 
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const TOTAL = SMOKE ? 20_000 : 2_000_000;
@@ -26,30 +26,8 @@ const CONNECTIONS = 50;
 const SAMPLE_MS = SMOKE ? 1000 : 5000;
 const WARMUP_SHARE = 0.2;
 
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const child = fork(path.join(__dirname, 'load-server.js'), ['ours'], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, SOAK_ROUTES: String(ROUTES) } });
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('no PORT line')), 15_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /PORT (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[1]) });
-      }
-    });
-  });
-}
-
-const ask = (child, cmd) =>
-  new Promise((resolve) => {
-    child.once('message', resolve);
-    child.send({ cmd });
-  });
-
 async function main() {
-  const s = await startServer();
+  const s = await startServer('ours', { SOAK_ROUTES: String(ROUTES) });
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
   const t0 = Date.now();
   let sent = 0;
@@ -87,15 +65,7 @@ async function main() {
   samples.push({ t: (Date.now() - t0) / 1000, done, rssMB: end.mem.rss / 1048576, heapMB: end.mem.heapUsed / 1048576, handles: end.handles });
   agent.destroy();
   const exitStart = Date.now();
-  const exited = await new Promise((resolve) => {
-    const t = setTimeout(() => resolve(false), 10_000);
-    s.child.once('exit', () => {
-      clearTimeout(t);
-      resolve(true);
-    });
-    s.child.kill('SIGTERM');
-  });
-  if (!exited) s.child.kill('SIGKILL');
+  const exited = await stop(s.child);
   const after = samples.filter((x) => x.done >= TOTAL * WARMUP_SHARE);
   const base = after[0] ?? samples[0];
   const last = samples.at(-1);

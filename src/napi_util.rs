@@ -125,8 +125,9 @@ impl<'a> Opts<'a> {
         }
     }
 
-    /// An array of numbers, or None when absent.
-    pub fn number_array(&self, key: &str, allowed: &str) -> std::result::Result<Option<Vec<f64>>, CoreError> {
+    /// The elements of the array at `key` (None when absent), each checked
+    /// to be of JS type `elem` (named `elem_name` in errors) and cast.
+    fn array_of<T: FromNapiValue>(&self, key: &str, allowed: &str, elem: ValueType, elem_name: &str) -> std::result::Result<Option<Vec<T>>, CoreError> {
         let path = self.path(key);
         let Some((v, t)) = self.get(key)? else { return Ok(None) };
         if t != ValueType::Object || !v.is_array().unwrap_or(false) {
@@ -136,12 +137,17 @@ impl<'a> Opts<'a> {
         arr.iter()
             .enumerate()
             .map(|(i, x)| match x.get_type() {
-                Ok(ValueType::Number) => unsafe { x.cast::<f64>() }.map_err(|e| CoreError::type_error(&path, allowed, e)),
-                Ok(t) => Err(CoreError::type_error(&format!("{path}[{i}]"), "a number", type_name(t))),
-                Err(e) => Err(CoreError::type_error(&format!("{path}[{i}]"), "a number", e)),
+                Ok(t) if t == elem => unsafe { x.cast::<T>() }.map_err(|e| CoreError::type_error(&path, allowed, e)),
+                Ok(t) => Err(CoreError::type_error(&format!("{path}[{i}]"), elem_name, type_name(t))),
+                Err(e) => Err(CoreError::type_error(&format!("{path}[{i}]"), elem_name, e)),
             })
-            .collect::<std::result::Result<Vec<f64>, CoreError>>()
+            .collect::<std::result::Result<Vec<T>, CoreError>>()
             .map(Some)
+    }
+
+    /// An array of numbers, or None when absent.
+    pub fn number_array(&self, key: &str, allowed: &str) -> std::result::Result<Option<Vec<f64>>, CoreError> {
+        self.array_of(key, allowed, ValueType::Number, "a number")
     }
 
     /// A string, or None when absent.
@@ -164,21 +170,7 @@ impl<'a> Opts<'a> {
 
     /// An array of strings, or None when absent.
     pub fn string_array(&self, key: &str, allowed: &str) -> std::result::Result<Option<Vec<String>>, CoreError> {
-        let path = self.path(key);
-        let Some((v, t)) = self.get(key)? else { return Ok(None) };
-        if t != ValueType::Object || !v.is_array().unwrap_or(false) {
-            return Err(CoreError::type_error(&path, allowed, type_name(t)));
-        }
-        let arr: Vec<Unknown> = unsafe { v.cast::<Vec<Unknown>>() }.map_err(|e| CoreError::type_error(&path, allowed, e))?;
-        arr.iter()
-            .enumerate()
-            .map(|(i, x)| match x.get_type() {
-                Ok(ValueType::String) => unsafe { x.cast::<String>() }.map_err(|e| CoreError::type_error(&path, allowed, e)),
-                Ok(t) => Err(CoreError::type_error(&format!("{path}[{i}]"), "a string", type_name(t))),
-                Err(e) => Err(CoreError::type_error(&format!("{path}[{i}]"), "a string", e)),
-            })
-            .collect::<std::result::Result<Vec<String>, CoreError>>()
-            .map(Some)
+        self.array_of(key, allowed, ValueType::String, "a string")
     }
 
     /// A number or `false` (meaning "off"), for options like `timeout`.

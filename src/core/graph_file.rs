@@ -62,7 +62,8 @@ impl std::fmt::Display for FileProblem {
     }
 }
 
-fn type_of(v: &Value) -> &'static str {
+/// How a JSON value is named in error messages (shared with the ops state file).
+pub(crate) fn type_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use serde_json::{json, Map, Value};
 
 use super::error::{check, CoreError, CoreResult};
+use super::graph_file::type_of as kind;
 use super::rng::SplitMix64;
 
 /// Audit entries kept (oldest dropped first, counted in `audit_dropped`).
@@ -500,17 +501,6 @@ impl OpsState {
         self.audit = audit;
         self.version += 1;
         Ok(())
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
