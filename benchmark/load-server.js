@@ -43,7 +43,28 @@ app.post('/control', (req, res) => {
 let handler;
 let stateOf = () => 'n/a';
 
-if (mode === 'bare') {
+if (mode === 'noop-layers') {
+  // Profiling aid: bare plus what our stack adds structurally (two app-level
+  // layers, one route-level layer, two response listeners), doing nothing.
+  const noop = () => {};
+  app.use((req, res, next) => {
+    res.once('close', noop);
+    next();
+  });
+  app.use((req, res, next) => next());
+  const layer = (req, res, next) => {
+    res.on('finish', noop);
+    next();
+  };
+  const inner = async (req, res) => {
+    try {
+      res.json(await dependency(req.params.id));
+    } catch {
+      res.status(500).json({ error: 'failed' });
+    }
+  };
+  handler = (req, res, next) => layer(req, res, () => inner(req, res, next));
+} else if (mode === 'bare') {
   handler = async (req, res) => {
     try {
       res.json(await dependency(req.params.id));
