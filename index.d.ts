@@ -541,6 +541,23 @@ export declare function sgLatencyAll(window: string, now: number): Array<SgSerie
 /** The id of (method, route) if it exists. */
 export declare function sgLookup(method: string, route: string): number | null
 
+export interface SgMerged {
+  count: number
+  p50: number
+  p90: number
+  p95: number
+  p99: number
+  max: number
+  mean: number
+}
+
+/**
+ * Merges histograms exported by `sg_export` (this process's or other
+ * instances') into one and summarises it in ms: exact merging, not an
+ * average of percentiles. Throws (RangeError) on an undecodable one.
+ */
+export declare function sgMergeExports(encoded: Array<string>): SgMerged
+
 /** Prometheus text exposition (format 0.0.4) of every series. */
 export declare function sgPrometheus(inFlight: number, now: number): string
 

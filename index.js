@@ -903,6 +903,7 @@ module.exports.sgInit = nativeBinding.sgInit
 module.exports.sgIntern = nativeBinding.sgIntern
 module.exports.sgLatencyAll = nativeBinding.sgLatencyAll
 module.exports.sgLookup = nativeBinding.sgLookup
+module.exports.sgMergeExports = nativeBinding.sgMergeExports
 module.exports.sgPrometheus = nativeBinding.sgPrometheus
 module.exports.sgReset = nativeBinding.sgReset
 module.exports.sgRingCap = nativeBinding.sgRingCap

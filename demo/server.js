@@ -54,6 +54,7 @@ const { OpsControls, reliabilityMiddleware, createOpsRouter } = require('@dreamn
 const { createObservabilityRouter } = require('@dreamnet/reliability-core/observability');
 const { getTrafficShaping, withTrafficShaping } = require('@dreamnet/reliability-core/traffic-shaping');
 const { getWatchdogs, protectPublish, trackAiCall } = require('@dreamnet/reliability-core/watchdogs');
+const { createRedisBackend } = require('@dreamnet/reliability-core/redis');
 const { EventEmitter } = require('node:events');
 
 const HOST = '127.0.0.1';
@@ -483,6 +484,10 @@ function start(port = 3000, options = {}) {
   });
   gates.registerGate(fromBreaker('orders-api', { critical: true }));
   gates.registerGate(fromBreaker('inventory-api', { critical: false }));
+  // With REDIS_URL: ops state shared with every other instance, cluster-wide
+  // golden signals (?scope=cluster), and orders-api opening on a quorum of 2.
+  const cluster = process.env.REDIS_URL ? createRedisBackend({ url: process.env.REDIS_URL, ops }) : null;
+  cluster?.quorumBreaker('orders-api', { quorum: 2 });
   const app = createApp(opsToken, { gates, dag, ops });
   return new Promise((resolve, reject) => {
     const server = app.listen(port, HOST);
@@ -502,6 +507,7 @@ function start(port = 3000, options = {}) {
         if (!closing) {
           gates.reset();
           ops.close();
+          void cluster?.close();
           if (dbPool) {
             const pool = dbPool;
             dbPool = null;

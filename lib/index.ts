@@ -9,3 +9,4 @@ export * from './observability';
 export * from './traffic-shaping';
 export * from './watchdogs';
 export * from './dashboard';
+export * from './redis';

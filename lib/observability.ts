@@ -70,11 +70,22 @@ export async function opsReport(ops: OpsControls = getOps()) {
   return { ...ops.status(), queues: await ops.deadLetterQueues(), audit: ops.audit(20), timestamp: Date.now() };
 }
 
-type Part = { path: string; key: string; thing: string; get: (o: Required<Pick<ObservabilityOptions, 'gates' | 'dag' | 'ops'>>) => unknown };
+type Part = { path: string; key: string; thing: string; get: (o: Required<Pick<ObservabilityOptions, 'gates' | 'dag' | 'ops'>>, req?: Req) => unknown };
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const redis = () => require('./redis') as typeof import('./redis');
+
+/** `?scope=cluster` (with a Redis backend): every instance's figures, merged exactly. */
+function goldenSignals(req?: Req) {
+  if (req?.query?.scope !== 'cluster') return getGoldenSignals();
+  const b = redis().getRedisBackend();
+  if (!b) throw new Error('scope=cluster needs a Redis backend (createRedisBackend)');
+  return b.clusterGoldenSignals();
+}
 
 /** The parts, in the order `/summary` lists them. Other modules add theirs with `addObservabilityPart`. */
 const parts: Part[] = [
-  { path: '/golden-signals', key: 'goldenSignals', thing: 'golden signals', get: () => getGoldenSignals() },
+  { path: '/golden-signals', key: 'goldenSignals', thing: 'golden signals', get: (_o, req) => goldenSignals(req) },
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   { path: '/watchdogs', key: 'watchdogs', thing: 'watchdogs', get: () => (require('./watchdogs') as typeof import('./watchdogs')).getWatchdogsReport() },
   { path: '/circuit-breakers', key: 'circuitBreakers', thing: 'circuit breakers', get: () => circuitBreakersReport() },
@@ -82,6 +93,7 @@ const parts: Part[] = [
   { path: '/startup-dag', key: 'startupDAG', thing: 'startup DAG', get: (o) => startupDagReport(o.dag) },
   { path: '/ops', key: 'ops', thing: 'ops state', get: (o) => opsReport(o.ops) },
   // eslint-disable-next-line @typescript-eslint/no-var-requires
+  { path: '/cluster', key: 'cluster', thing: 'cluster state', get: () => redis().getRedisBackend()?.status() ?? { backend: 'none', state: 'single-instance' } },
   { path: '/rollouts', key: 'rollouts', thing: 'rollouts', get: () => (require('./traffic-shaping') as typeof import('./traffic-shaping')).getRolloutsReport() },
 ];
 
@@ -122,10 +134,10 @@ export function createObservabilityRouter(options: ObservabilityOptions = {}) {
     res.status(401).json({ error: 'Unauthorized', message: 'observability endpoints need a read token' });
   });
   for (const p of parts) {
-    router.get(p.path, async (_req: Req, res: Res) => {
+    router.get(p.path, async (req: Req, res: Res) => {
       try {
         res.setHeader('Cache-Control', 'no-store');
-        res.json(await p.get(ctx()));
+        res.json(await p.get(ctx(), req));
       } catch (e) {
         res.status(500).json({ error: `Failed to get ${p.thing}`, message: (e as Error)?.message ?? String(e) });
       }

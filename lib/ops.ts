@@ -494,6 +494,31 @@ export class OpsControls extends EventEmitter {
     }
   }
 
+  /** The persistent state as JSON (the state file's format), e.g. to share it. */
+  exportState(): string {
+    return native.opsToJson(this.h, Date.now());
+  }
+
+  /**
+   * Replaces the state with one exported elsewhere (another instance, via
+   * Redis): checked in Rust before anything changes, saved to the state
+   * file, rollbacks re-applied. Emits `reload`, never `change` (so a shared
+   * backend does not echo it back). Throws on an invalid state.
+   */
+  applyState(text: string): void {
+    if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
+    native.opsLoadJson(this.h, text);
+    this.refresh();
+    this.save();
+    if (this.rollouts) this.reapplyRollbacks();
+    this.emit('reload', this.status());
+  }
+
+  /** Bumped on every change (local or applied): cheap to compare. */
+  get version(): number {
+    return this.current()[0];
+  }
+
   /** Polls the file (unref'd: never holds the process open) so CLI changes apply within a second. */
   private watch(): void {
     if (!this.file || this.watching) return;

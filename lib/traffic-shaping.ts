@@ -285,6 +285,12 @@ export class TrafficShaping extends EventEmitter {
     return this.ids.has(name);
   }
 
+  /** The config a rollout was started (and updated) with, or undefined. */
+  getConfig(name: string): Readonly<RolloutConfig> | undefined {
+    const c = this.configs.get(name);
+    return c ? { ...c } : undefined;
+  }
+
   /** The body of `GET /api/observability/rollouts`. */
   getReport() {
     this.flush();

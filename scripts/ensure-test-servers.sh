@@ -4,6 +4,7 @@
 #   PostgreSQL: installs Debian's `postgresql` only if no initdb exists
 #   under /usr/lib/postgresql/*/bin/.
 #   Chromium: installs Debian's `chromium` only if it is not on PATH.
+#   Redis: installs Debian's `redis-server` only if it is not on PATH.
 # Needs root (or sudo without a password) only when something must be installed.
 set -eu
 
@@ -38,4 +39,11 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "ensure-test-servers: installing chromium (apt-get)" >&2
   apt_install chromium
   command -v chromium >/dev/null 2>&1 || { echo "ensure-test-servers: chromium installed but not on PATH" >&2; exit 1; }
+fi
+
+# Redis for the several-instances test.
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "ensure-test-servers: installing redis-server (apt-get)" >&2
+  apt_install redis-server
+  command -v redis-server >/dev/null 2>&1 || { echo "ensure-test-servers: redis-server installed but not on PATH" >&2; exit 1; }
 fi

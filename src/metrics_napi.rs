@@ -376,3 +376,31 @@ pub fn sg_diagnostics(env: Env, now: f64) -> Result<SgDiagnostics> {
         })
     })
 }
+
+#[napi(object)]
+pub struct SgMerged {
+    pub count: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// Merges histograms exported by `sg_export` (this process's or other
+/// instances') into one and summarises it in ms: exact merging, not an
+/// average of percentiles. Throws (RangeError) on an undecodable one.
+#[napi]
+pub fn sg_merge_exports(env: Env, encoded: Vec<String>) -> Result<SgMerged> {
+    let mut agg = crate::core::histogram::Aggregate::new();
+    for (i, e) in encoded.iter().enumerate() {
+        if e.is_empty() {
+            continue;
+        }
+        agg.import(e).map_err(|err| throw(&env, CoreError::range(&format!("histograms[{i}]"), "an exported HDR histogram", err.message)))?;
+    }
+    let p = agg.percentiles();
+    let ms = |us: u64| us as f64 / 1000.0;
+    Ok(SgMerged { count: p.count as f64, p50: ms(p.p50_us), p90: ms(p.p90_us), p95: ms(p.p95_us), p99: ms(p.p99_us), max: ms(p.max_us), mean: p.mean_us / 1000.0 })
+}
