@@ -103,6 +103,11 @@ test('a safe-mode change through one instance is applied by all within a second'
   for (const n of ['a', 'c']) assert.ok(await until(async () => (await req(`${inst[n].url}/plain`)).status === 200, 1500), `${n} back to normal`);
 });
 
+test('a rollout change made on one instance is applied by all within a second', { timeout: 20_000 }, async () => {
+  assert.equal((await post(`${inst.b.url}/rollout`, { name: 'gamma', percentage: 35 })).body.percentage, 35);
+  for (const n of ['a', 'c']) assert.ok(await until(async () => (await req(`${inst[n].url}/gamma-status`)).body.percentage === 35, 1500), `${n} at 35 %`);
+});
+
 test('cluster golden signals are the exact sum of every instance', { timeout: 20_000 }, async () => {
   const sent = { a: 10, b: 20, c: 30 };
   for (const [n, k] of Object.entries(sent)) for (let i = 0; i < k; i++) assert.equal((await req(`${inst[n].url}/work`)).status, 200);

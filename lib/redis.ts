@@ -10,7 +10,8 @@
  * catches up (or publishes what changed locally meanwhile) when Redis is back.
  *
  * Keys (prefix default `rc:`): `ops` (the ops state JSON, last writer wins),
- * channel `events` (change notices), `metrics:<instance>` (each instance's
+ * channel `events` (change notices), `rollouts` (the last shared change of
+ * each rollout: manual updates, advances, pauses, rollbacks), `metrics:<instance>` (each instance's
  * counters and HDR histograms, with a TTL: a dead instance drops out),
  * `breaker:<name>` (a hash instance -> state, for quorum breakers).
  */
@@ -42,6 +43,9 @@ export interface QuorumOptions {
 
 export type BackendState = 'connecting' | 'ready' | 'reconnecting' | 'closed';
 
+/** Rollout events every instance applies (a `start` is each instance's own code). */
+const SHARED_ROLLOUT_EVENTS = new Set(['update', 'advance', 'promote', 'rollback', 'abort', 'pause', 'resume']);
+
 /** Counters that sum exactly across instances. */
 interface Counts {
   requests: number;
@@ -67,6 +71,10 @@ export class RedisBackend {
   lastError: string | null = null;
   lastSyncAt: number | null = null;
   private syncing = false;
+  /** True while applying a rollout change from another instance (not to echo it back). */
+  private applyingRemote = false;
+  /** Per rollout, the `at` of the last shared change applied or made here. */
+  private readonly rolloutSeen = new Map<string, number>();
 
   constructor(options: RedisBackendOptions) {
     if (!options || typeof options.url !== 'string') throw new TypeError('url must be a redis:// URL string');
@@ -112,9 +120,14 @@ export class RedisBackend {
       if (m.by === this.instanceId) return;
       if (m.type === 'ops') void this.pullOps();
       if (m.type === 'breaker') void this.checkQuorums();
+      if (m.type === 'rollout') void this.pullRollouts();
     });
     // Local ops changes go out at once (and again on each tick if they failed).
     this.ops.on('action', () => void this.pushOps());
+    // So do rollout decisions (manual updates, automatic advances and rollbacks).
+    getTrafficShaping().on('change', (e: { name: string; kind: string; toPercentage: number }) => {
+      if (!this.applyingRemote && SHARED_ROLLOUT_EVENTS.has(e.kind)) void this.pushRollout(e.name, e.kind, e.toPercentage);
+    });
   }
 
   /** Connects and starts the shared sync timer. Never throws: a down Redis is retried. */
@@ -298,6 +311,54 @@ export class RedisBackend {
     }
   }
 
+  // ---- rollout changes ---------------------------------------------------------------
+
+  private async pushRollout(name: string, kind: string, toPercentage: number): Promise<void> {
+    const at = Date.now();
+    this.rolloutSeen.set(name, at);
+    if (!this.ready()) return; // the state each instance already holds stays; the next change travels
+    try {
+      await this.cmd.hset(`${this.prefix}rollouts`, name, JSON.stringify({ kind, toPercentage, at, by: this.instanceId }));
+      await this.cmd.publish(`${this.prefix}events`, JSON.stringify({ type: 'rollout', by: this.instanceId }));
+    } catch (e) {
+      this.lastError = (e as Error).message;
+    }
+  }
+
+  /** Applies rollout changes other instances made since the last ones seen here. */
+  private async pullRollouts(): Promise<void> {
+    if (!this.ready()) return;
+    let all: Record<string, string>;
+    try {
+      all = await this.cmd.hgetall(`${this.prefix}rollouts`);
+    } catch {
+      return;
+    }
+    const ts = getTrafficShaping();
+    for (const [name, raw] of Object.entries(all)) {
+      let c: { kind: string; toPercentage: number; at: number; by: string };
+      try {
+        c = JSON.parse(raw);
+      } catch {
+        continue;
+      }
+      if (c.by === this.instanceId || c.at <= (this.rolloutSeen.get(name) ?? 0) || !ts.has(name)) continue;
+      this.rolloutSeen.set(name, c.at);
+      this.applyingRemote = true;
+      try {
+        if (c.kind === 'pause') ts.pause(name, `from ${c.by}`);
+        else if (c.kind === 'resume') ts.resume(name, `from ${c.by}`);
+        else if (c.kind === 'rollback') ts.rollback(name, `from ${c.by}`);
+        else if (c.kind === 'abort') ts.abort(name, `from ${c.by}`);
+        else ts.updateRollout(name, c.toPercentage);
+      } catch (e) {
+        this.lastError = `could not apply a rollout change for ${name}: ${(e as Error).message}`;
+      } finally {
+        this.applyingRemote = false;
+      }
+    }
+  }
+
   // ---- cluster-wide rollout SLO ----------------------------------------------------
 
   /**
@@ -354,6 +415,7 @@ export class RedisBackend {
       await this.pushMetrics();
       for (const name of this.quorums.keys()) await this.pushBreaker(name);
       await this.checkQuorums();
+      await this.pullRollouts();
       await this.checkClusterRollouts();
       this.lastSyncAt = Date.now();
     } catch (e) {
