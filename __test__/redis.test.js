@@ -118,6 +118,7 @@ test('cluster golden signals are the exact sum of every instance', { timeout: 20
   }, 3000), JSON.stringify(g));
   assert.deepEqual(g.instances.map((i) => i.instance).sort(), ['a', 'b', 'c']);
   assert.equal(g.latency.allTime.count, 60, 'histograms merged, not averaged');
+  assert.equal((await req(`${inst.c.url}/cluster-signals`)).body.traffic.totalRequests, 60, "getGoldenSignals({ scope: 'cluster' })");
   assert.equal(g.errors.status5xx, 0);
   const local = (await req(`${inst.b.url}/api/observability/golden-signals`)).body;
   assert.equal(local.traffic.totalRequests, 20, 'without scope: this instance only');

@@ -208,7 +208,21 @@ const latencyOf = (w: NativeWindow) => ({ ...w.latency });
  * original's hard-coded zeros made real and per-window figures beside them.
  * Latencies are milliseconds.
  */
-export function getGoldenSignals() {
+export function getGoldenSignals(): LocalGoldenSignals;
+/** Every instance's figures through the Redis backend (`createRedisBackend`): counters summed, histograms merged. */
+export function getGoldenSignals(options: { scope: 'cluster' }): Promise<unknown>;
+export function getGoldenSignals(options?: { scope?: 'local' | 'cluster' }): LocalGoldenSignals | Promise<unknown> {
+  if (options?.scope === 'cluster') {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const b = (require('./redis') as typeof import('./redis')).getRedisBackend();
+    return b ? b.clusterGoldenSignals() : Promise.reject(new Error("scope 'cluster' needs a Redis backend (createRedisBackend)"));
+  }
+  return localGoldenSignals();
+}
+
+export type LocalGoldenSignals = ReturnType<typeof localGoldenSignals>;
+
+function localGoldenSignals() {
   const t = performance.now();
   const timestamp = Date.now();
   const ws = native.sgWindows(null, t);
