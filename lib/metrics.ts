@@ -78,7 +78,7 @@ export interface RequestLike {
 export interface ResponseLike {
   statusCode: number;
   writableFinished?: boolean;
-  once(event: 'close', fn: () => void): unknown;
+  on(event: 'close', fn: () => void): unknown;
 }
 
 /** The series of a method and route template (created on first use; `other` past the cap). */
@@ -136,11 +136,24 @@ export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (er
     sock.once('close', onSocketClose);
   }
   if (!eld) startEventLoopMonitor();
-  res.once('close', () => {
-    inFlight--;
-    push(seriesOf(req), res.writableFinished === false ? -1 : res.statusCode, (performance.now() - t0) * 1000);
-  });
+  // One shared listener reading the request and start time from the
+  // response: no closure and no `once` wrapper per request.
+  (res as any)[STARTED] = t0;
+  (res as any)[REQ] = req;
+  res.on('close', recordOnClose);
   next();
+}
+
+const STARTED = Symbol('reliability-core started');
+const REQ = Symbol('reliability-core request');
+
+function recordOnClose(this: any): void {
+  const t0 = this[STARTED];
+  if (t0 === undefined) return;
+  this[STARTED] = undefined;
+  inFlight--;
+  push(seriesOf(this[REQ]), this.writableFinished === false ? -1 : this.statusCode, (performance.now() - t0) * 1000);
+  this[REQ] = undefined;
 }
 
 export interface MetricsOptions {
