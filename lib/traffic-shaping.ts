@@ -394,19 +394,12 @@ function shape(options: TrafficShapingOptions) {
     const cohort: 'new' | 'stable' = routed ? 'new' : 'stable';
     req.rollout = { name, cohort };
     if (known) res.setHeader('x-rollout-cohort', cohort);
-    // One shared listener reading per-request state from the response: no
-    // closure and no `once` wrapper per request.
-    res[SHAPED] = { ts, name, cohort, isSuccess, t0: performance.now() };
-    res.on('finish', recordOnFinish);
+    // A closure, not state stored on the response (see metrics.ts: new
+    // properties on every ServerResponse slow the whole stack down).
+    const t0 = performance.now();
+    res.on('finish', () => ts.recordRequest(name, isSuccess(res.statusCode), performance.now() - t0, cohort));
     next();
   };
-}
-
-const SHAPED = Symbol('reliability-core rollout');
-
-function recordOnFinish(this: any): void {
-  const st = this[SHAPED];
-  if (st) st.ts.recordRequest(st.name, st.isSuccess(this.statusCode), performance.now() - st.t0, st.cohort);
 }
 
 /** The original's middleware (rollout from `req.trafficShapingConfig` or the path). */
