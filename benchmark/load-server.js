@@ -7,6 +7,7 @@
  *   js        the JS stack a user would otherwise pick: express-prom-bundle
  *             (prom-client histograms), opossum around the dependency, a
  *             MurmurHash rollout check (unleash-client's flexible rollout)
+ *   ours-stack the same as `ours` through reliabilityStack() (one layer, one listener)
  *   original  the original TypeScript core's logic, reimplemented from the
  *             spec: A's metrics (arrays of samples), A's breaker, A's
  *             Math.random rollout
@@ -99,6 +100,25 @@ if (mode === 'noop-layers') {
     }
   };
   handler = (req, res, next) => shaping(req, res, () => inner(req, res, next));
+} else if (mode === 'ours-stack') {
+  // The same work as `ours`, through reliabilityStack(): one layer, one listener.
+  const dist = path.join(__dirname, '..', 'dist');
+  const { reliabilityStack, OpsControls } = require(path.join(dist, 'ops.js'));
+  const { getTrafficShaping } = require(path.join(dist, 'traffic-shaping.js'));
+  const { getCircuitBreakerRegistry, configureCircuitBreakers, CircuitOpenError } = require(path.join(dist, 'circuit-breaker.js'));
+  configureCircuitBreakers({ logger: null });
+  const ops = new OpsControls({ stateFile: false, logger: null });
+  getTrafficShaping().startRollout('items-v2', { percentage: 50 });
+  const breaker = getCircuitBreakerRegistry().get('dependency', { failureThreshold: 5, resetTimeout: 2000, retryOptions: { maxRetries: 0 } });
+  stateOf = () => breaker.getState().state;
+  app.use(reliabilityStack({ ops, rollouts: { '/api/items/*': 'items-v2' }, onBlocked: 'next' }));
+  handler = async (req, res) => {
+    try {
+      res.json(await breaker.execute(() => dependency(req.params.id)));
+    } catch (e) {
+      res.status(e instanceof CircuitOpenError ? 503 : 500).json({ error: e.message });
+    }
+  };
 } else if (mode === 'js') {
   const promBundle = require('express-prom-bundle');
   const CircuitBreaker = require('opossum');

@@ -582,6 +582,7 @@ export function localActor(): string {
   }
 }
 
-// The Express middleware and the /api/ops router live in `express/ops.ts`;
-// exported here so `/ops` is one import.
+// The Express middleware, the combined stack and the /api/ops router live in
+// `express/`; exported here so `/ops` is one import.
 export * from './express/ops';
+export * from './express/stack';

@@ -376,24 +376,38 @@ function keyOf(req: any, header: string): string {
   return String(Array.isArray(v) ? v[0] : v);
 }
 
+function checkOnBlocked(v: unknown): void {
+  if (v !== undefined && v !== '503' && v !== 'next') throw new RangeError(`onBlocked must be '503' or 'next', got ${JSON.stringify(v)}`);
+}
+
+/**
+ * @internal Decides the cohort of `req` for rollout `name`, sets
+ * `req.rollout` and the `x-rollout-cohort` header, or answers the original
+ * 503 (and returns null) when the request is blocked and `onBlocked` is not
+ * `next`. Recording the outcome is the caller's (one listener for all).
+ */
+export function pickCohort(ts: TrafficShaping, name: string, req: any, res: any, header: string, onBlocked: '503' | 'next' | undefined): 'new' | 'stable' | null {
+  const routed = ts.shouldRoute(name, keyOf(req, header));
+  if (!routed && onBlocked !== 'next') {
+    res.status(503).json({ error: 'Service in gradual rollout', message: 'This endpoint is currently rolling out. Please retry in a moment.', rolloutName: name });
+    return null;
+  }
+  const cohort: 'new' | 'stable' = routed ? 'new' : 'stable';
+  req.rollout = { name, cohort };
+  if (ts.has(name)) res.setHeader('x-rollout-cohort', cohort);
+  return cohort;
+}
+
 function shape(options: TrafficShapingOptions) {
   const header = (options.stickinessHeader ?? 'x-user-id').toLowerCase();
   const isSuccess = options.isSuccess ?? ((s: number) => s < 400);
-  if (options.onBlocked !== undefined && options.onBlocked !== '503' && options.onBlocked !== 'next') {
-    throw new RangeError(`onBlocked must be '503' or 'next', got ${JSON.stringify(options.onBlocked)}`);
-  }
+  checkOnBlocked(options.onBlocked);
   return function trafficShaping(req: any, res: any, next: (e?: unknown) => void) {
     if (options.enabled === false || req.rollout) return next();
     const ts = options.shaping ?? getTrafficShaping();
     const name: string = options.rolloutName ?? req.trafficShapingConfig?.rolloutName ?? req.path ?? req.route?.path ?? 'default';
-    const routed = ts.shouldRoute(name, keyOf(req, header));
-    const known = ts.has(name);
-    if (!routed && options.onBlocked !== 'next') {
-      return res.status(503).json({ error: 'Service in gradual rollout', message: 'This endpoint is currently rolling out. Please retry in a moment.', rolloutName: name });
-    }
-    const cohort: 'new' | 'stable' = routed ? 'new' : 'stable';
-    req.rollout = { name, cohort };
-    if (known) res.setHeader('x-rollout-cohort', cohort);
+    const cohort = pickCohort(ts, name, req, res, header, options.onBlocked);
+    if (cohort === null) return;
     // A closure, not state stored on the response (see metrics.ts: new
     // properties on every ServerResponse slow the whole stack down).
     const t0 = performance.now();

@@ -92,6 +92,18 @@ const CRIT_CODE: Record<Criticality, 0 | 1 | 2> = { critical: 0, default: 1, she
  * drop optional work.
  */
 export function reliabilityMiddleware(options: ReliabilityMiddlewareOptions = {}) {
+  const gate = createOpsGate(options);
+  return function reliability(req: Req, res: Res, next: Next) {
+    if (!gate(req, res)) next();
+  };
+}
+
+/**
+ * @internal The decision of `reliabilityMiddleware` as a function: true
+ * when it answered the request (503 or 423), false when the request goes on.
+ * Shared with `reliabilityStack`.
+ */
+export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req: Req, res: Res) => boolean {
   const essential = [...ALWAYS_ESSENTIAL, ...(options.essential ?? [])].map(compilePattern);
   const table = Object.entries(options.criticality ?? {}).map(([p, c]) => {
     if (!(c in CRIT_CODE)) throw new RangeError(`criticality[${JSON.stringify(p)}] must be 'critical', 'default' or 'sheddable', got ${JSON.stringify(c)}`);
@@ -119,11 +131,11 @@ export function reliabilityMiddleware(options: ReliabilityMiddlewareOptions = {}
   };
   const NORMAL = Object.freeze({ dimmer: 1, safeMode: false });
 
-  return function reliability(req: Req, res: Res, next: Next) {
+  return function opsGate(req: Req, res: Res): boolean {
     const ops = options.ops ?? getOps();
     if (!ops.anyActive()) {
       req.reliability = NORMAL;
-      return next();
+      return false;
     }
     const path: string = req.path ?? req.url ?? '/';
     const cls = classifyPath(path);
@@ -141,17 +153,20 @@ export function reliabilityMiddleware(options: ReliabilityMiddlewareOptions = {}
     }
     const d = ops.decide((cls & 4) !== 0, crit, agent === undefined ? undefined : String(agent));
     req.reliability = { dimmer: ops.getDimmer(), safeMode: ops.isSafeMode() };
-    if (d === 0) return next();
+    if (d === 0) return false;
     if (d === 3) {
       const q = ops.status().quarantined.find((x) => x.agentId === agent);
-      return res.status(423).json({ error: 'Locked', message: `Agent ${agent} is quarantined`, agentId: agent, reason: q?.reason ?? '', until: q?.expiresAt ?? null });
+      res.status(423).json({ error: 'Locked', message: `Agent ${agent} is quarantined`, agentId: agent, reason: q?.reason ?? '', until: q?.expiresAt ?? null });
+      return true;
     }
     res.setHeader('Retry-After', String(retryAfter));
     const st = ops.status();
     if (d === 1) {
-      return res.status(503).json({ error: 'Service Unavailable', message: 'Safe mode: only essential routes are served', reason: st.safeMode?.reason ?? '', retryAfter });
+      res.status(503).json({ error: 'Service Unavailable', message: 'Safe mode: only essential routes are served', reason: st.safeMode?.reason ?? '', retryAfter });
+    } else {
+      res.status(503).json({ error: 'Service Unavailable', message: 'Brownout: request shed to protect critical traffic', level: st.brownout?.level ?? 0, reason: st.brownout?.reason ?? '', retryAfter });
     }
-    return res.status(503).json({ error: 'Service Unavailable', message: 'Brownout: request shed to protect critical traffic', level: st.brownout?.level ?? 0, reason: st.brownout?.reason ?? '', retryAfter });
+    return true;
   };
 }
 
