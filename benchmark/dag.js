@@ -6,32 +6,54 @@
  * `dependency-graph` 1.
  *
  *   node --expose-gc benchmark/dag.js            (or: npm run bench)
- *   node benchmark/dag.js --smoke                (tiny graph, 2 rounds: run by the tests)
+ *   node benchmark/dag.js --smoke                (200 services, 2 rounds: run by the tests)
+ *   BENCH_SMOKE=1 node benchmark/dag.js          (same)
  *
- * Neither peer computes levels (dependency-graph's PR #39 has been open
- * since 2020), so each is timed twice: order only, and order plus levels
- * computed in JS over its order. Ours always returns both. A cycle case
- * times how long each takes to refuse a graph with one long cycle, and
- * shows what each error names.
+ * Neither peer computes levels, so each is timed twice: (a) order only and
+ * (b) order plus levels computed in JS (one longest-path pass over its
+ * order). Ours always returns both, so (b) is the like-for-like comparison.
+ * Every contender starts from the same `[{ id, dependencies }]` array, so
+ * building the peers' graphs (and our JSON encoding) is inside the timing.
  *
- * Rounds are interleaved (A B C, B C A, ...) and medians reported. A
- * benchmark, not a test: it fails only if a result is wrong.
+ * A cycle case adds one back edge to the same graph (the first service of
+ * its longest dependency chain now depends on the last one) and times how
+ * long each takes to refuse it, and shows what each error names.
+ *
+ * Correctness is checked once before timing; the script exits 1 if any
+ * order is not topological, if our levels differ from the JS levels, or if
+ * a cycle goes undetected or is misnamed. Otherwise it never fails on a figure.
+ *
+ * Rounds are interleaved (A B C …, B C … A, …) after one discarded warm-up
+ * round; figures are medians. Results: benchmark/results/dag.json
+ * (git-ignored; not written in smoke mode).
  */
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const toposort = require('toposort');
-const { DepGraph } = require('dependency-graph');
+const { DepGraph, DepGraphCycleError } = require('dependency-graph');
 
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
 const N = SMOKE ? 200 : 10_000;
 const EDGES = SMOKE ? 1_000 : 50_000;
-const ROUNDS = SMOKE ? 2 : 9;
+const ROUNDS = SMOKE ? 2 : Number(process.env.BENCH_ROUNDS) || 9;
 
 const { planStartupOrder, configureStartupLogging } = require('../dist/startup-dag.js');
 configureStartupLogging({ logger: null });
 
-const gc = typeof global.gc === 'function' ? () => global.gc() : () => {};
+const gc =
+  typeof global.gc === 'function'
+    ? () => {
+        global.gc();
+        global.gc();
+      }
+    : () => {};
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 
 /** Seeded xorshift32: the same graph every run. */
 function rng(seed) {
@@ -46,12 +68,15 @@ function rng(seed) {
   };
 }
 
-/** N services; each (but the first few) depends on distinct earlier ones, EDGES in total. */
+/**
+ * N services; service i depends on 4-6 distinct earlier services (seeded),
+ * then the count is topped up (or cut) to exactly EDGES. Services are
+ * listed in a shuffled order, so no contender gets an already-sorted input.
+ */
 function makeGraph() {
   const r = rng(42);
-  const services = Array.from({ length: N }, (_, i) => ({ id: `svc-${i}`, dependencies: [] }));
+  const deps = Array.from({ length: N }, () => []);
   let edges = 0;
-  // Spread the edges: service i gets about EDGES/N dependencies among earlier services.
   const per = EDGES / N;
   for (let i = 1; i < N && edges < EDGES; i++) {
     const want = Math.min(i, Math.round(per + (r() - 0.5) * 2));
@@ -60,156 +85,261 @@ function makeGraph() {
       const j = Math.floor(r() * i);
       if (!seen.has(j)) {
         seen.add(j);
-        services[i].dependencies.push(`svc-${j}`);
+        deps[i].push(j);
         edges++;
       }
     }
   }
-  // Top up to exactly EDGES with more distinct earlier dependencies.
-  for (let i = N - 1; edges < EDGES && i > 0; i--) {
-    const have = new Set(services[i].dependencies);
-    for (let j = 0; j < i && edges < EDGES; j++) {
-      const id = `svc-${j}`;
-      if (!have.has(id)) {
-        services[i].dependencies.push(id);
-        have.add(id);
-        edges++;
-        break;
-      }
-    }
+  // Top up to exactly EDGES: one more distinct earlier dependency per service, from the end.
+  for (let i = N - 1; edges < EDGES; i = i > 1 ? i - 1 : N - 1) {
+    const have = new Set(deps[i]);
+    if (have.size >= i) continue;
+    let j;
+    do j = Math.floor(r() * i);
+    while (have.has(j));
+    deps[i].push(j);
+    edges++;
+  }
+  const services = deps.map((d, i) => ({ id: `svc-${i}`, dependencies: d.map((j) => `svc-${j}`) }));
+  // Fisher-Yates with the same PRNG.
+  for (let i = services.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [services[i], services[j]] = [services[j], services[i]];
   }
   return { services, edges };
 }
 
-/** Longest-path levels over a given order (dependencies first): what ours computes in Rust. */
+/** Longest-path levels over a topological order (dependencies first): what ours computes in Rust. */
 function levelsOver(order, depsOf) {
   const level = new Map();
+  const levels = [];
   for (const id of order) {
     let l = 0;
-    for (const d of depsOf(id)) l = Math.max(l, level.get(d) + 1);
+    for (const d of depsOf(id)) {
+      const dl = level.get(d) + 1;
+      if (dl > l) l = dl;
+    }
     level.set(id, l);
+    (levels[l] ??= []).push(id);
   }
-  const out = [];
-  for (const [id, l] of level) (out[l] ??= []).push(id);
-  return { level, out };
+  return { level, levels };
 }
 
+const toposortEdges = (services) => {
+  const edges = [];
+  for (const s of services) for (const d of s.dependencies) edges.push([d, s.id]); // [dep, dependent]: deps first
+  return edges;
+};
+const depGraph = (services) => {
+  const g = new DepGraph();
+  for (const s of services) g.addNode(s.id);
+  for (const s of services) for (const d of s.dependencies) g.addDependency(s.id, d);
+  return g;
+};
+
+// One function per contender, so each keeps its own inline caches.
 const contenders = {
   ours: (services) => planStartupOrder(services),
-  'toposort (order)': (services) => {
-    const edges = [];
-    for (const s of services) for (const d of s.dependencies) edges.push([d, s.id]);
-    return { order: toposort.array(services.map((s) => s.id), edges) };
-  },
+  'toposort (order)': (services) => ({ order: toposort.array(services.map((s) => s.id), toposortEdges(services)) }),
   'toposort + levels': (services) => {
-    const edges = [];
-    for (const s of services) for (const d of s.dependencies) edges.push([d, s.id]);
-    const order = toposort.array(services.map((s) => s.id), edges);
+    const order = toposort.array(services.map((s) => s.id), toposortEdges(services));
     const deps = new Map(services.map((s) => [s.id, s.dependencies]));
-    return { order, levels: levelsOver(order, (id) => deps.get(id)).out };
+    return { order, levels: levelsOver(order, (id) => deps.get(id)).levels };
   },
-  'dependency-graph (order)': (services) => {
-    const g = new DepGraph();
-    for (const s of services) g.addNode(s.id);
-    for (const s of services) for (const d of s.dependencies) g.addDependency(s.id, d);
-    return { order: g.overallOrder() };
-  },
+  'dependency-graph (order)': (services) => ({ order: depGraph(services).overallOrder() }),
   'dependency-graph + levels': (services) => {
-    const g = new DepGraph();
-    for (const s of services) g.addNode(s.id);
-    for (const s of services) for (const d of s.dependencies) g.addDependency(s.id, d);
+    const g = depGraph(services);
     const order = g.overallOrder();
-    return { order, levels: levelsOver(order, (id) => g.directDependenciesOf(id)).out };
+    return { order, levels: levelsOver(order, (id) => g.directDependenciesOf(id)).levels };
   },
 };
 
 function checkOrder(name, services, order) {
-  if (order.length !== services.length) throw new Error(`${name}: order has ${order.length} of ${services.length} services`);
+  if (!Array.isArray(order) || order.length !== services.length) throw new Error(`${name}: order has ${order?.length} of ${services.length} services`);
   const pos = new Map(order.map((id, i) => [id, i]));
-  for (const s of services) for (const d of s.dependencies) if (!(pos.get(d) < pos.get(s.id))) throw new Error(`${name}: ${d} is not before ${s.id}`);
+  if (pos.size !== services.length) throw new Error(`${name}: order repeats services`);
+  for (const s of services) {
+    if (!pos.has(s.id)) throw new Error(`${name}: ${s.id} missing from the order`);
+    for (const d of s.dependencies) if (!(pos.get(d) < pos.get(s.id))) throw new Error(`${name}: ${d} is not before its dependent ${s.id}`);
+  }
 }
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
+function checkLevels(name, levels, ref, n) {
+  let count = 0;
+  levels.forEach((ids, l) => {
+    if (!ids || ids.length === 0) throw new Error(`${name}: level ${l} is empty`);
+    for (const id of ids) {
+      count++;
+      if (ref.get(id) !== l) throw new Error(`${name}: ${id} at level ${l}, expected ${ref.get(id)}`);
+    }
+  });
+  if (count !== n) throw new Error(`${name}: levels hold ${count} services, expected ${n}`);
 }
 
-function main() {
-  const { services, edges } = makeGraph();
-  console.log(`Startup DAG: ${N} services, ${edges} edges, ${ROUNDS} interleaved rounds (${os.cpus()[0].model}, Node ${process.version})`);
+/** Checks that `ids` (a → b: a depends on b) is a closed cycle of `services`' dependencies. */
+function checkCycle(name, ids, services) {
+  const deps = new Map(services.map((s) => [s.id, new Set(s.dependencies)]));
+  const closed = ids[0] === ids[ids.length - 1] ? ids : [...ids, ids[0]];
+  if (closed.length < 2) throw new Error(`${name}: empty cycle path`);
+  // Either direction convention (dependent → dependency or the reverse), but one for the whole path.
+  const steps = closed.slice(1).map((b, k) => [closed[k], b]);
+  const fwd = steps.every(([a, b]) => deps.get(a)?.has(b));
+  const back = steps.every(([a, b]) => deps.get(b)?.has(a));
+  if (!fwd && !back) throw new Error(`${name}: ${closed.join(' → ')} is not a cycle of the graph`);
+  if (new Set(closed.slice(1)).size !== closed.length - 1) throw new Error(`${name}: cycle path repeats a service`);
+  return closed.length - 1; // services on the cycle
+}
 
-  // Correctness first: every result is a topological order; our levels equal the JS longest-path levels.
-  const deps = new Map(services.map((s) => [s.id, s.dependencies]));
-  for (const [name, f] of Object.entries(contenders)) checkOrder(name, services, f(services).order);
-  const ours = contenders.ours(services);
-  const ref = levelsOver(ours.order, (id) => deps.get(id)).level;
-  ours.levels.forEach((ids, l) => ids.forEach((id) => {
-    if (ref.get(id) !== l) throw new Error(`ours: ${id} at level ${l}, expected ${ref.get(id)}`);
-  }));
-
-  const names = Object.keys(contenders);
+/** Times every contender over `rounds` interleaved rounds after one warm-up round; returns ms samples. */
+function interleave(fns, input, rounds) {
+  const names = Object.keys(fns);
   const times = Object.fromEntries(names.map((n) => [n, []]));
-  for (let r = 0; r < ROUNDS; r++) {
+  for (const n of names) fns[n](input); // warm-up, discarded
+  for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < names.length; k++) {
       const n = names[(k + r) % names.length];
       gc();
       const t0 = process.hrtime.bigint();
-      contenders[n](services);
+      fns[n](input);
       times[n].push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
   }
-  const med = Object.fromEntries(names.map((n) => [n, median(times[n])]));
-  console.log('\nOrder + levels (median ms; ratio = peer / ours):');
-  for (const n of names) {
-    const ratio = n === 'ours' ? '' : `  (${(med[n] / med.ours).toFixed(1)}x ours)`;
-    console.log(`  ${n.padEnd(28)} ${med[n].toFixed(2).padStart(8)} ms${ratio}`);
-  }
+  return times;
+}
 
-  // A long cycle: svc-0 depends on the last service, which (transitively) depends on svc-0.
-  const cyclic = services.map((s) => ({ id: s.id, dependencies: [...s.dependencies] }));
-  const chain = Math.min(N - 1, 50);
-  const add = (i, id) => cyclic[i].dependencies.includes(id) || cyclic[i].dependencies.push(id);
-  for (let i = 1; i <= chain; i++) add(i, `svc-${i - 1}`);
-  add(0, `svc-${chain}`);
-  const detect = {
-    ours: () => planStartupOrder(cyclic),
-    toposort: () => {
-      const e = [];
-      for (const s of cyclic) for (const d of s.dependencies) e.push([d, s.id]);
-      return toposort.array(cyclic.map((s) => s.id), e);
-    },
-    'dependency-graph': () => {
-      const g = new DepGraph();
-      for (const s of cyclic) g.addNode(s.id);
-      for (const s of cyclic) for (const d of s.dependencies) g.addDependency(s.id, d);
-      return g.overallOrder();
-    },
+const fmt = (ms) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
+const ratio = (x, ours) => `${(x / ours).toFixed(1)}x`;
+
+function main() {
+  const t0 = Date.now();
+  if (typeof global.gc !== 'function') console.warn('warning: run with --expose-gc for stable figures');
+  const { services, edges } = makeGraph();
+  const versions = { toposort: require('toposort/package.json').version, 'dependency-graph': require('dependency-graph/package.json').version };
+  console.log(
+    `Startup DAG: ${N} services, ${edges} edges (exact), ${ROUNDS} interleaved rounds + 1 warm-up` +
+      ` (${os.cpus().length} × ${os.cpus()[0].model}, Node ${process.version}; toposort ${versions.toposort}, dependency-graph ${versions['dependency-graph']})`,
+  );
+  if (edges !== EDGES) throw new Error(`built ${edges} edges, expected ${EDGES}`);
+
+  // ---- correctness, once, untimed --------------------------------------------
+  const results = Object.fromEntries(Object.entries(contenders).map(([n, f]) => [n, f(services)]));
+  for (const [n, r] of Object.entries(results)) checkOrder(n, services, r.order);
+  // Reference levels from a peer's order (longest path does not depend on which topological order).
+  const deps = new Map(services.map((s) => [s.id, s.dependencies]));
+  const ref = levelsOver(results['toposort (order)'].order, (id) => deps.get(id));
+  checkLevels('ours', results.ours.levels, ref.level, N);
+  checkLevels('toposort + levels', results['toposort + levels'].levels, ref.level, N);
+  checkLevels('dependency-graph + levels', results['dependency-graph + levels'].levels, ref.level, N);
+  console.log(`correctness: every order is topological; our ${results.ours.levels.length} levels equal the JS longest-path levels`);
+
+  // ---- timing --------------------------------------------------------------
+  const times = interleave(contenders, services, ROUNDS);
+  const med = Object.fromEntries(Object.entries(times).map(([n, t]) => [n, median(t)]));
+  const lo = Object.fromEntries(Object.entries(times).map(([n, t]) => [n, Math.min(...t)]));
+  const hi = Object.fromEntries(Object.entries(times).map(([n, t]) => [n, Math.max(...t)]));
+  console.log('\nmedian ms per plan (min-max); ratio = peer / ours, > 1x means ours is faster:');
+  for (const n of Object.keys(contenders)) {
+    const r = n === 'ours' ? '  (order + levels)' : `  (${ratio(med[n], med.ours)} ours)`;
+    console.log(`  ${n.padEnd(28)} ${fmt(med[n]).padStart(8)} ms  [${fmt(lo[n])}-${fmt(hi[n])}]${r}`);
+  }
+  console.log(
+    `(a) order only:     ours ${fmt(med.ours)} ms, toposort ${fmt(med['toposort (order)'])} ms (${ratio(med['toposort (order)'], med.ours)}),` +
+      ` dependency-graph ${fmt(med['dependency-graph (order)'])} ms (${ratio(med['dependency-graph (order)'], med.ours)})`,
+  );
+  console.log(
+    `(b) order + levels: ours ${fmt(med.ours)} ms, toposort ${fmt(med['toposort + levels'])} ms (${ratio(med['toposort + levels'], med.ours)}),` +
+      ` dependency-graph ${fmt(med['dependency-graph + levels'])} ms (${ratio(med['dependency-graph + levels'], med.ours)})`,
+  );
+
+  // ---- cycle detection -----------------------------------------------------
+  // Longest dependency chain: from a service on the last level down to level 0.
+  const maxLevel = ref.levels.length - 1;
+  const chain = [ref.levels[maxLevel][0]];
+  while (ref.level.get(chain[chain.length - 1]) > 0) {
+    const cur = chain[chain.length - 1];
+    chain.push(deps.get(cur).find((d) => ref.level.get(d) === ref.level.get(cur) - 1));
+  }
+  const [top, root] = [chain[0], chain[chain.length - 1]];
+  // One back edge: the root of the chain now depends on its top, closing a cycle through chain.length services.
+  const cyclic = services.map((s) => (s.id === root ? { id: s.id, dependencies: [...s.dependencies, top] } : s));
+  const errorOf = (f) => {
+    try {
+      f();
+    } catch (e) {
+      return e;
+    }
+    return null;
   };
-  console.log('\nCycle detection (one cycle through', chain + 1, 'services; median ms, what the error names):');
+  const detect = {
+    ours: (svcs) => errorOf(() => planStartupOrder(svcs)),
+    toposort: (svcs) => errorOf(() => toposort.array(svcs.map((s) => s.id), toposortEdges(svcs))),
+    'dependency-graph': (svcs) => errorOf(() => depGraph(svcs).overallOrder()),
+  };
   const cyc = {};
   for (const [n, f] of Object.entries(detect)) {
-    const ts = [];
-    let msg = '';
-    for (let r = 0; r < ROUNDS; r++) {
-      const t0 = process.hrtime.bigint();
-      try {
-        f();
-        throw new Error(`${n}: no error for a cyclic graph`);
-      } catch (e) {
-        if (/no error for a cyclic graph/.test(e.message)) throw e;
-        msg = e.cyclePath ? `cyclePath ${e.cyclePath.length} ids` : e.message;
-      }
-      ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-    cyc[n] = { ms: median(ts), error: msg.length > 90 ? msg.slice(0, 87) + '...' : msg };
-    console.log(`  ${n.padEnd(18)} ${cyc[n].ms.toFixed(2).padStart(8)} ms  ${cyc[n].error}`);
+    const e = f(cyclic);
+    if (!e) throw new Error(`${n}: no error for a graph with a cycle`);
+    cyc[n] = { error: e.message };
   }
+  const m = /Circular dependency detected: (.*)$/.exec(cyc.ours.error);
+  if (!m) throw new Error(`ours: unexpected cycle error: ${cyc.ours.error}`);
+  const oursPath = m[1].split(' → ');
+  if (oursPath[0] !== oursPath[oursPath.length - 1]) throw new Error(`ours: cycle path does not close: ${m[1]}`);
+  cyc.ours.cycleLength = checkCycle('ours', oursPath, cyclic);
+  if (!oursPath.includes(top) || !oursPath.includes(root)) throw new Error(`ours: cycle path misses the back edge ${root} → ${top}`);
+  const dgErr = detect['dependency-graph'](cyclic);
+  if (!(dgErr instanceof DepGraphCycleError) || !Array.isArray(dgErr.cyclePath)) throw new Error(`dependency-graph: expected a DepGraphCycleError, got ${dgErr.message}`);
+  // cyclePath is the DFS path up to the repeated service: a lead-in, then the cycle.
+  const cp = dgErr.cyclePath;
+  cyc['dependency-graph'].pathLength = cp.length;
+  cyc['dependency-graph'].cycleLength = checkCycle('dependency-graph', cp.slice(cp.indexOf(cp[cp.length - 1])), cyclic);
+  if (!/Cyclic dependency/.test(cyc.toposort.error)) throw new Error(`toposort: unexpected error ${cyc.toposort.error}`);
 
+  const ctimes = interleave(detect, cyclic, ROUNDS);
+  for (const n of Object.keys(detect)) cyc[n].medianMs = median(ctimes[n]);
+  const short = (s) => (s.length > 110 ? `${s.slice(0, 60)} … ${s.slice(-45)}` : s);
+  console.log(`\ncycle detection: the same graph + 1 back edge (${root} → ${top}) closing a cycle along its ${chain.length}-service longest chain; median ms to the error:`);
+  for (const n of Object.keys(detect)) {
+    const r = n === 'ours' ? '' : `  (${ratio(cyc[n].medianMs, cyc.ours.medianMs)} ours)`;
+    console.log(`  ${n.padEnd(28)} ${fmt(cyc[n].medianMs).padStart(8)} ms${r}`);
+  }
+  console.log(`  ours names the whole path (${cyc.ours.cycleLength} services): ${short(cyc.ours.error)}`);
+  const dg = cyc['dependency-graph'];
+  console.log(`  dependency-graph DepGraphCycleError.cyclePath: ${dg.pathLength} ids, a ${dg.cycleLength}-service cycle after a ${dg.pathLength - dg.cycleLength - 1}-service lead-in`);
+  console.log(`  toposort names one node: ${cyc.toposort.error}`);
+  console.log(
+    `cycle: ours ${fmt(cyc.ours.medianMs)} ms, toposort ${fmt(cyc.toposort.medianMs)} ms (${ratio(cyc.toposort.medianMs, cyc.ours.medianMs)}),` +
+      ` dependency-graph ${fmt(cyc['dependency-graph'].medianMs)} ms (${ratio(cyc['dependency-graph'].medianMs, cyc.ours.medianMs)})`,
+  );
+
+  const out = {
+    when: new Date().toISOString(),
+    node: process.version,
+    cpu: `${os.cpus().length} × ${os.cpus()[0].model}`,
+    versions,
+    services: N,
+    edges,
+    levels: results.ours.levels.length,
+    rounds: ROUNDS,
+    medianMs: med,
+    minMs: lo,
+    maxMs: hi,
+    ratios: Object.fromEntries(Object.keys(med).filter((n) => n !== 'ours').map((n) => [n, med[n] / med.ours])),
+    cycle: { backEdge: [root, top], chainLength: chain.length, ...cyc },
+    seconds: (Date.now() - t0) / 1000,
+  };
   if (!SMOKE) {
     const dir = path.join(__dirname, 'results');
     fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'dag.json'), JSON.stringify({ when: new Date().toISOString(), node: process.version, cpu: os.cpus()[0].model, services: N, edges, medianMs: med, cycle: cyc }, null, 2));
+    fs.writeFileSync(path.join(dir, 'dag.json'), JSON.stringify(out, null, 2) + '\n');
+    console.log('\nwrote benchmark/results/dag.json');
   }
+  console.log(`JSON ${JSON.stringify({ medianMs: med, cycleMs: Object.fromEntries(Object.entries(cyc).map(([n, c]) => [n, c.medianMs])) })}`);
 }
 
-main();
+try {
+  main();
+} catch (e) {
+  console.error(`benchmark/dag.js: FAILED: ${e.message}`);
+  process.exit(1);
+}
