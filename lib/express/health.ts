@@ -167,16 +167,20 @@ export function createGracefulShutdown(server: Server, options: GracefulShutdown
     throw new TypeError(`onShutdown must be a function, got ${typeof options.onShutdown}`);
   }
   let active = 0;
+  /** Responses in flight, so that a shutdown can tell them to close their connection too. */
+  const pending = new Set<ServerResponse>();
   let idleWaiters: Array<() => void> = [];
   let stopping: Promise<{ drained: boolean; inFlightAtClose: number }> | null = null;
   const onRequest = (_req: IncomingMessage, res: ServerResponse) => {
     active++;
+    pending.add(res);
     if (stopping && !res.headersSent) res.setHeader('Connection', 'close');
     let done = false;
     const end = () => {
       if (done) return;
       done = true;
       active--;
+      pending.delete(res);
       if (active === 0) {
         const w = idleWaiters;
         idleWaiters = [];
@@ -197,6 +201,10 @@ export function createGracefulShutdown(server: Server, options: GracefulShutdown
       const log = getLogger();
       log?.log(`🛑 [Shutdown] ${reason}: readiness now 503, closing in ${delay} ms`);
       gates.setShuttingDown(true);
+      // Answers already in flight close their keep-alive connection too, so
+      // the client's next request gets a clean refusal it can retry, not a
+      // reset mid-request when the connections are cut.
+      for (const res of pending) if (!res.headersSent) res.setHeader('Connection', 'close');
       if (delay > 0) await wait(delay);
       const closed = new Promise<void>((r) => server.close(() => r()));
       (server as any).closeIdleConnections?.();
