@@ -527,3 +527,15 @@ describe('process-level behaviour', () => {
     assert.ok(Date.now() - t0 < 60_000);
   });
 });
+
+test('per-call timeouts: a hung call ends in CircuitTimeoutError even with nothing else alive; an idle process exits at once', { timeout: 20_000 }, async () => {
+  const { execFile } = require('node:child_process');
+  const run = (code) => new Promise((resolve) => execFile(process.execPath, ['-e', code], { timeout: 10_000 }, (error, stdout) => resolve({ code: error ? error.code : 0, stdout })));
+  const dist = JSON.stringify(require.resolve('../dist/circuit-breaker.js'));
+  const hung = await run(`const cb=require(${dist});cb.configureCircuitBreakers({logger:null});cb.withCircuitBreaker('hung',()=>new Promise(()=>{}),{timeout:150,retryOptions:{maxRetries:0}}).then(()=>console.log('resolved'),(e)=>console.log('rejected '+e.name));`);
+  assert.equal(hung.stdout.trim(), 'rejected CircuitTimeoutError', 'the timer held the process until the deadline');
+  const t0 = Date.now();
+  const quick = await run(`const cb=require(${dist});cb.configureCircuitBreakers({logger:null});cb.withCircuitBreaker('quick',async()=>1,{timeout:30000}).then((v)=>console.log('done '+v));`);
+  assert.equal(quick.stdout.trim(), 'done 1');
+  assert.ok(Date.now() - t0 < 5000, 'no 30 s timer left behind');
+});

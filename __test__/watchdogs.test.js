@@ -125,10 +125,6 @@ test('trackAiCall: the timeout aborts the call through its signal; the breaker p
   let aborted = 0;
   const hang = (signal) => new Promise((_, reject) => signal.addEventListener('abort', () => (aborted++, reject(new Error('aborted by timeout')))));
   const opts = { timeoutMs: 50, breakerOptions: { failureThreshold: 2, resetTimeout: 60_000, timeout: 50, retryOptions: { maxRetries: 0 } } };
-  // The breaker's shared deadline timer is unref'd (it never holds a server
-  // open); this test has nothing else alive, so it holds the loop itself.
-  const keepAlive = setInterval(() => {}, 1000);
-  after(() => clearInterval(keepAlive));
   await assert.rejects(trackAiCall('ai-hang', hang, opts));
   await assert.rejects(trackAiCall('ai-hang', hang, opts));
   assert.equal(aborted, 2);

@@ -199,15 +199,21 @@ interface DeadlineList {
 /**
  * Deadlines of calls in flight, one FIFO list per timeout length: a
  * breaker's timeout is fixed, so each list is already in deadline order and
- * removing a settled call is O(1). One timer, unref'd, is armed for the
- * earliest head; there is no timer per call and none per breaker.
+ * removing a settled call is O(1). One timer is armed for the earliest head;
+ * there is no timer per call and none per breaker. The timer is ref'd while
+ * a call is in flight (someone awaits it: a hung call must end in a timeout,
+ * not in a process that exits with the promise pending) and cleared as soon
+ * as none is, so it never holds an idle process open.
  */
 class Deadlines {
   private lists = new Map<number, DeadlineList>();
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
+  /** Deadlines in the lists. */
+  private live = 0;
 
   add(ms: number, fire: () => void): Deadline {
+    this.live++;
     let list = this.lists.get(ms);
     if (!list) {
       list = { head: null, tail: null };
@@ -223,18 +229,23 @@ class Deadlines {
 
   remove(d: Deadline): void {
     const list = d.list;
+    const linked = d.prev !== null || d.next !== null || list.head === d;
     if (d.prev) d.prev.next = d.next;
     else if (list.head === d) list.head = d.next;
     if (d.next) d.next.prev = d.prev;
     else if (list.tail === d) list.tail = d.prev;
     d.prev = d.next = null;
+    if (linked && --this.live === 0 && this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.timerAt = Infinity;
+    }
   }
 
   private arm(at: number): void {
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(() => this.run(), Math.max(0, at - now()));
-    this.timer.unref();
   }
 
   private run(): void {
