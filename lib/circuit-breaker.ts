@@ -202,7 +202,7 @@ interface DeadlineList {
  * removing a settled call is O(1). One timer is armed for the earliest head;
  * there is no timer per call and none per breaker. The timer is ref'd while
  * a call is in flight (someone awaits it: a hung call must end in a timeout,
- * not in a process that exits with the promise pending) and cleared as soon
+ * not in a process that exits with the promise pending) and unref'd as soon
  * as none is, so it never holds an idle process open.
  */
 class Deadlines {
@@ -213,7 +213,7 @@ class Deadlines {
   private live = 0;
 
   add(ms: number, fire: () => void): Deadline {
-    this.live++;
+    if (++this.live === 1) this.timer?.ref();
     let list = this.lists.get(ms);
     if (!list) {
       list = { head: null, tail: null };
@@ -235,17 +235,16 @@ class Deadlines {
     if (d.next) d.next.prev = d.prev;
     else if (list.tail === d) list.tail = d.prev;
     d.prev = d.next = null;
-    if (linked && --this.live === 0 && this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
-      this.timerAt = Infinity;
-    }
+    // Idle: the timer stays armed (re-arming per call would be a timer per
+    // call) but no longer holds the process open.
+    if (linked && --this.live === 0) this.timer?.unref();
   }
 
   private arm(at: number): void {
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(() => this.run(), Math.max(0, at - now()));
+    if (this.live === 0) this.timer.unref();
   }
 
   private run(): void {
