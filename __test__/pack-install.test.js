@@ -196,6 +196,8 @@ test('the tarball installs into a fresh project and works from CommonJS and ESM'
     // Metrics from the installed package: 1 + 5 + 1 requests on GET /hello, 5 of them 5xx (3 failures, 2 rejections).
     assert.deepEqual(out.metrics, { helloCount: 7, hello5xx: 5, goldenTotal: 7, promHasRoute: true });
     // Startup DAG and health gates from the installed package.
+    // Traffic shaping, watchdogs, the observability router and the dashboard's assets, installed.
+    assert.deepEqual(out.more, { routed: true, aiCall: 42, summaryKeys: ['goldenSignals', 'watchdogs', 'circuitBreakers', 'rollouts', 'healthGates', 'startupDAG', 'ops'], dashboard: true });
     assert.deepEqual(out.startup, { loaded: ['db', 'api'], skipped: ['extra'], order: ['db', 'api'], started: ['db', 'api'], outcome: 'ready', readyBefore: 503, readyAfter: 200, live: 200 });
   }
 });
@@ -234,6 +236,7 @@ async function main(name, resolved, nativeResolved, rootSameAsSubpath, exportsSe
   app.use(metricsMiddleware);
   app.use(createMetricsRouter());
   app.use(createHealthRouter());
+  app.use('/api/observability', createObservabilityRouter());
   app.get('/hello', async (req, res) => {
     try {
       const body = await withCircuitBreaker(
@@ -288,6 +291,19 @@ async function main(name, resolved, nativeResolved, rootSameAsSubpath, exportsSe
     getHealthGates().registerGate({ serviceId: 'svc', critical: true, requiredPasses: 1, check: () => getStartupDAG().areCriticalServicesReady() });
     const readyBefore = (await get('/health/ready')).status;
     await getHealthGates().checkAllGates();
+    getTrafficShaping().startRollout('consumer-v2', { percentage: 100 });
+    const summary = (await get('/api/observability/summary')).body;
+    const page = await fetch(base + '/api/observability/dashboard/', { signal: AbortSignal.timeout(5000) });
+    const pageText = await page.text();
+    const chart = await fetch(base + '/api/observability/dashboard/uPlot.iife.min.js', { signal: AbortSignal.timeout(5000) });
+    await chart.arrayBuffer();
+    const more = {
+      routed: getTrafficShaping().shouldRoute('consumer-v2', 'someone'),
+      aiCall: await trackAiCall('consumer-ai', async () => 42),
+      summaryKeys: ['goldenSignals', 'watchdogs', 'circuitBreakers', 'rollouts', 'healthGates', 'startupDAG', 'ops'].filter((k) => k in summary),
+      dashboard: page.status === 200 && pageText.includes('Ops dashboard') && chart.status === 200,
+    };
+    getWatchdogs().close();
     const startup = {
       loaded: load.loaded, skipped: load.skipped.map((s) => s.id), order: getStartupDAG().topologicalSort(),
       started: globalThis.__started, outcome: report.outcome, readyBefore,
@@ -295,7 +311,7 @@ async function main(name, resolved, nativeResolved, rootSameAsSubpath, exportsSe
     };
     console.log(JSON.stringify({
       resolved, nativeResolved, rootSameAsSubpath, exportsSeen,
-      healthy, failing: failing_, downstreamCalls: callsBeforeReset, state, events, afterReset, metrics, startup,
+      healthy, failing: failing_, downstreamCalls: callsBeforeReset, state, events, afterReset, metrics, startup, more,
     }));
   } finally {
     server.close();
@@ -311,6 +327,9 @@ const { getCircuitBreakerRegistry, withCircuitBreaker, configureCircuitBreakers,
 const { metricsMiddleware, createMetricsRouter, getEndpointMetrics } = require('${PKG.name}/metrics');
 const { loadServicesFromGraph, getStartupDAG, configureStartupLogging } = require('${PKG.name}/dag-loader');
 const { getHealthGates, createHealthRouter } = require('${PKG.name}/health-gates');
+const { getTrafficShaping } = require('${PKG.name}/traffic-shaping');
+const { createObservabilityRouter } = require('${PKG.name}/observability');
+const { trackAiCall, getWatchdogs } = require('${PKG.name}/watchdogs');
 ${CONSUMER_BODY}
 const exportsSeen = ['CircuitBreaker', 'CircuitOpenError', 'getCircuitBreakerRegistry', 'withCircuitBreaker'].filter((k) => typeof cb[k] === 'function');
 main(
@@ -334,6 +353,9 @@ import { getCircuitBreakerRegistry, withCircuitBreaker, configureCircuitBreakers
 import { metricsMiddleware, createMetricsRouter, getEndpointMetrics } from '${PKG.name}/metrics';
 import { loadServicesFromGraph, getStartupDAG, configureStartupLogging } from '${PKG.name}/dag-loader';
 import { getHealthGates, createHealthRouter } from '${PKG.name}/health-gates';
+import { getTrafficShaping } from '${PKG.name}/traffic-shaping';
+import { createObservabilityRouter } from '${PKG.name}/observability';
+import { trackAiCall, getWatchdogs } from '${PKG.name}/watchdogs';
 ${CONSUMER_BODY}
 const require = createRequire(import.meta.url);
 const exportsSeen = Object.entries({ CircuitBreaker, CircuitOpenError, getCircuitBreakerRegistry, withCircuitBreaker })
