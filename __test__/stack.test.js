@@ -18,7 +18,7 @@ test('one layer: golden signals, rollout cohorts and their outcomes, safe mode, 
   // Blocked users of the default stack get the original 503; this one serves them as `stable`.
   app.use('/strict', reliabilityStack({ ops, shaping, metrics: false, rollouts: { '/closed': 'stack-closed' } }));
   app.get('/strict/closed', (req, res) => res.json({ never: true }));
-  app.use(reliabilityStack({ ops, shaping, onBlocked: 'next', rollouts: { '/stack/items/*': 'stack-v2' }, agentPaths: ['/stack/agents/:agentId'] }));
+  app.use(reliabilityStack({ ops, shaping, onBlocked: 'next', cohortHeader: 'x-rollout-cohort', rollouts: { '/stack/items/*': 'stack-v2' }, agentPaths: ['/stack/agents/:agentId'] }));
   app.get('/stack/items/:id', (req, res) => res.status(req.params.id === 'bad' ? 500 : 200).json({ cohort: req.rollout.cohort, dimmer: req.reliability.dimmer }));
   app.get('/stack/agents/:agentId/run', (req, res) => res.json({ ok: true }));
   const server = await new Promise((r) => {

@@ -23,6 +23,8 @@ const express = require('express4');
 const mode = process.argv[2] || 'bare';
 let failRate = 0;
 let calls = 0;
+/** Requests the rollout check sent to the new version (js and original modes). */
+let newCohort = 0;
 /** Server-side time (µs) from the handler's start to a breaker's refusal, for the failure run. */
 const rejectUs = [];
 
@@ -111,10 +113,13 @@ if (mode === 'noop-layers') {
   getTrafficShaping().startRollout('items-v2', { percentage: 50 });
   const breaker = getCircuitBreakerRegistry().get('dependency', { failureThreshold: 5, resetTimeout: 2000, retryOptions: { maxRetries: 0 } });
   stateOf = () => breaker.getState().state;
-  app.use(reliabilityStack({ ops, rollouts: { '/api/items/*': 'items-v2' }, onBlocked: 'next' }));
+  // OURS_PARTS (profiling): which parts to use; default all.
+  const parts = new Set((process.env.OURS_PARTS || 'metrics,shaping,breaker').split(','));
+  app.use(reliabilityStack({ ops, metrics: parts.has('metrics'), rollouts: parts.has('shaping') ? { '/api/items/*': 'items-v2' } : {}, onBlocked: 'next' }));
+  const call = parts.has('breaker') ? (id) => breaker.execute(() => dependency(id)) : dependency;
   handler = async (req, res) => {
     try {
-      res.json(await breaker.execute(() => dependency(req.params.id)));
+      res.json(await call(req.params.id));
     } catch (e) {
       res.status(e instanceof CircuitOpenError ? 503 : 500).json({ error: e.message });
     }
@@ -129,8 +134,8 @@ if (mode === 'noop-layers') {
   stateOf = () => (breaker.opened ? 'open' : breaker.halfOpen ? 'half-open' : 'closed');
   app.use(promBundle({ includeMethod: true, includePath: true, includeStatusCode: true, normalizePath: [['^/api/items/[^/]+', '/api/items/#id']] }));
   handler = async (req, res) => {
-    const cohort = rollout.isEnabled(params, { userId: req.headers['x-user-id'] || req.ip }) ? 'new' : 'stable';
-    res.setHeader('x-rollout-cohort', cohort);
+    // The decision is what a handler would branch on (no response header: ours sets none by default).
+    if (rollout.isEnabled(params, { userId: req.headers['x-user-id'] || req.ip })) newCohort++;
     try {
       res.json(await breaker.fire(req.params.id));
     } catch (e) {
@@ -183,7 +188,7 @@ if (mode === 'noop-layers') {
   // A's traffic shaping (spec §2.6): Math.random per request.
   const rollout = { percentage: 50 };
   handler = async (req, res) => {
-    res.setHeader('x-rollout-cohort', Math.random() * 100 < rollout.percentage ? 'new' : 'stable');
+    if (Math.random() * 100 < rollout.percentage) newCohort++;
     try {
       res.json(await execute(() => dependency(req.params.id)));
     } catch (e) {
@@ -197,7 +202,7 @@ if (mode === 'noop-layers') {
 app.get('/api/items/:id', handler);
 app.get('/state', (req, res) => {
   const q = (p) => (rejectUs.length ? [...rejectUs].sort((a, b) => a - b)[Math.min(rejectUs.length - 1, Math.floor(rejectUs.length * p))] : null);
-  res.json({ breaker: stateOf(), calls, rejections: rejectUs.length, rejectP50Us: q(0.5), rejectP99Us: q(0.99) });
+  res.json({ breaker: stateOf(), calls, newCohort, rejections: rejectUs.length, rejectP50Us: q(0.5), rejectP99Us: q(0.99) });
 });
 
 // Extra routes for the soak: /api/r/<k>/:id go through breaker `b<k>` (ours only).

@@ -12,6 +12,7 @@
  * ids once.
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
+import { track, type Owner } from './express/tracker';
 import { native } from './native';
 
 const RING_CAP = native.sgRingCap();
@@ -35,6 +36,8 @@ let openSockets = 0;
 const seenSockets = new WeakSet<object>();
 /** `METHOD route` → series id. Bounded: past the cap, lookups go to Rust (which answers `other`). */
 const seriesIds = new Map<string, number>();
+/** Express route object → [method, baseUrl, series id, ...]. */
+let routeSeries = new WeakMap<object, Array<string | number>>();
 const MAX_CACHED_KEYS = 10_000;
 
 /**
@@ -98,14 +101,24 @@ export function seriesIdFor(method: string, route: string): number {
 /**
  * The route template Express matched: the router's mount path plus the
  * route's path (`/api/agents` + `/:id`). Requests no route matched share the
- * `unmatched` series, so raw paths never become keys.
+ * `unmatched` series, so raw paths never become keys. Cached per Express
+ * route object, so a request builds no key string.
  */
 function seriesOf(req: RequestLike): number {
   const r = req.route;
-  if (!r) return UNMATCHED;
-  const path = typeof r.path === 'string' ? r.path : String(r.path);
+  if (!r || typeof r !== 'object') return UNMATCHED;
   const base = req.baseUrl || '';
-  return seriesIdFor(req.method, base && path === '/' ? base : base + path);
+  const method = req.method;
+  let c = routeSeries.get(r);
+  if (c !== undefined) {
+    for (let i = 0; i < c.length; i += 3) if (c[i] === method && c[i + 1] === base) return c[i + 2] as number;
+  }
+  const path = typeof r.path === 'string' ? r.path : String(r.path);
+  const id = seriesIdFor(method, base && path === '/' ? base : base + path);
+  if (c === undefined) routeSeries.set(r, (c = []));
+  // A route seen under many mount paths or methods: cache the first few only.
+  if (c.length < 3 * 8) c.push(method, base, id);
+  return id;
 }
 
 function onSocketClose(): void {
@@ -128,16 +141,22 @@ function startEventLoopMonitor(): void {
  */
 export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (err?: unknown) => void): void {
   const t0 = beginRequest(req);
-  // A closure per request, not state stored on the response: adding
-  // properties to every ServerResponse changes its hidden class and made the
-  // whole stack slower under load (measured: 10-15 µs per request).
-  res.on('close', () => endRequest(req, res, t0));
+  // Node HTTP/1 requests are ended by the tracker (no listener, nothing
+  // stored on req or res: see express/tracker.ts); anything else by a
+  // `close` listener.
+  if (track(req, res, metricsOwner, t0) === null) res.on('close', () => endRequest(req, res, t0));
   next();
 }
 
+const metricsOwner: Owner = {
+  end(req, res, t0, _data, aborted) {
+    finishRequest(req as RequestLike, aborted ? -1 : res!.statusCode, performance.now() - t0);
+  },
+};
+
 /**
  * @internal The two halves of `metricsMiddleware`, for `reliabilityStack`,
- * which does metrics, ops and shaping in one layer with one listener.
+ * which does metrics, ops and shaping in one layer.
  * Returns the start time to hand to `endRequest`.
  */
 export function beginRequest(req: RequestLike): number {
@@ -154,10 +173,15 @@ export function beginRequest(req: RequestLike): number {
 
 /** @internal Records the finished (or aborted) request; returns its duration in ms. */
 export function endRequest(req: RequestLike, res: ResponseLike, t0: number): number {
-  inFlight--;
   const ms = performance.now() - t0;
-  push(seriesOf(req), res.writableFinished === false ? -1 : res.statusCode, ms * 1000);
+  finishRequest(req, res.writableFinished === false ? -1 : res.statusCode, ms);
   return ms;
+}
+
+/** @internal Records a request that ended with `status` (-1: aborted) after `ms`. */
+export function finishRequest(req: RequestLike, status: number, ms: number): void {
+  inFlight--;
+  push(seriesOf(req), status, ms * 1000);
 }
 
 export interface MetricsOptions {
@@ -173,6 +197,7 @@ export interface MetricsOptions {
 export function configureMetrics(options: MetricsOptions): void {
   native.sgConfigure(options, performance.now());
   seriesIds.clear();
+  routeSeries = new WeakMap();
 }
 
 // ---- reads --------------------------------------------------------------------

@@ -382,19 +382,29 @@ function checkOnBlocked(v: unknown): void {
 
 /**
  * @internal Decides the cohort of `req` for rollout `name`, sets
- * `req.rollout` and the `x-rollout-cohort` header, or answers the original
+ * `req.rollout` (unless `setOnRequest` is false: `reliabilityStack` serves
+ * it from a getter) and the `cohortHeader` header (null: none), or answers the original
  * 503 (and returns null) when the request is blocked and `onBlocked` is not
  * `next`. Recording the outcome is the caller's (one listener for all).
  */
-export function pickCohort(ts: TrafficShaping, name: string, req: any, res: any, header: string, onBlocked: '503' | 'next' | undefined): 'new' | 'stable' | null {
+export function pickCohort(
+  ts: TrafficShaping,
+  name: string,
+  req: any,
+  res: any,
+  header: string,
+  onBlocked: '503' | 'next' | undefined,
+  setOnRequest = true,
+  cohortHeader: string | null = 'x-rollout-cohort',
+): 'new' | 'stable' | null {
   const routed = ts.shouldRoute(name, keyOf(req, header));
   if (!routed && onBlocked !== 'next') {
     res.status(503).json({ error: 'Service in gradual rollout', message: 'This endpoint is currently rolling out. Please retry in a moment.', rolloutName: name });
     return null;
   }
   const cohort: 'new' | 'stable' = routed ? 'new' : 'stable';
-  req.rollout = { name, cohort };
-  if (ts.has(name)) res.setHeader('x-rollout-cohort', cohort);
+  if (setOnRequest) req.rollout = { name, cohort };
+  if (cohortHeader !== null && ts.has(name)) res.setHeader(cohortHeader, cohort);
   return cohort;
 }
 

@@ -1,16 +1,24 @@
 /**
  * `reliabilityStack()`: metrics, ops controls (safe mode, brownout,
- * quarantine) and traffic shaping in one Express layer with one response
- * listener. The same work as mounting `metricsMiddleware`,
- * `reliabilityMiddleware()` and `withTrafficShaping()` separately, for less:
- * under load each extra layer and listener costs a few µs of Express and
- * Node (benchmark/README.md).
+ * quarantine) and traffic shaping in one Express layer. The same work as
+ * mounting `metricsMiddleware`, `reliabilityMiddleware()` and
+ * `withTrafficShaping()` separately, for less.
+ *
+ * What it avoids, because under load each costs about 5 µs of server CPU
+ * per request (benchmark/README.md): a listener on the response (the end of
+ * the request comes from `express/tracker.ts`), and any property stored on
+ * `req` or `res`. `req.rollout` and `req.reliability` are getters on the
+ * request prototype that read the tracker's record of the request, so a
+ * request pays for them only when a handler reads them.
  *
  *   app.use(reliabilityStack({ rollouts: { '/api/search/*': 'search-v2' }, criticality: { '/api/recs': 'sheddable' } }));
  */
-import { beginRequest, endRequest } from '../metrics';
+import { ServerResponse } from 'node:http';
+import { beginRequest, finishRequest } from '../metrics';
+import { getOps, type OpsControls } from '../ops';
 import { getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
 import { compilePattern, createOpsGate, type ReliabilityMiddlewareOptions } from './ops';
+import { slotOf, track, type Owner } from './tracker';
 
 export interface ReliabilityStackOptions extends ReliabilityMiddlewareOptions {
   /** Count golden signals (default true). */
@@ -21,6 +29,11 @@ export interface ReliabilityStackOptions extends ReliabilityMiddlewareOptions {
   onBlocked?: '503' | 'next';
   /** Header with a stickiness key, after `req.user.id` (default `x-user-id`). */
   stickinessHeader?: string;
+  /**
+   * A response header naming the request's cohort (e.g. `'x-rollout-cohort'`;
+   * default none: a header costs about 2 µs of server CPU per request under load).
+   */
+  cohortHeader?: string | false;
   /** Which answers count as successes for rollouts (default status < 400, as the original). */
   isSuccess?: (statusCode: number) => boolean;
   shaping?: TrafficShaping;
@@ -38,6 +51,10 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
   }
   const header = (options.stickinessHeader ?? 'x-user-id').toLowerCase();
   const isSuccess = options.isSuccess ?? ((s: number) => s < 400);
+  const cohortHeader = options.cohortHeader || null;
+  if (cohortHeader !== null && (typeof cohortHeader !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(cohortHeader))) {
+    throw new TypeError(`cohortHeader must be a header name or false, got ${JSON.stringify(cohortHeader)}`);
+  }
   // Path -> rollout name ('' for none), bounded like the ops gate's cache.
   const byPath = new Map<string, string>();
   const rolloutOf = (path: string): string => {
@@ -48,25 +65,122 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
     }
     return n;
   };
+  const owner = new StackOwner(options, metrics, isSuccess);
 
   return function reliabilityStackMiddleware(req: any, res: any, next: (e?: unknown) => void) {
     const t0 = metrics ? beginRequest(req) : performance.now();
-    let name = '';
-    let cohort: 'new' | 'stable' | null = null;
-    const ts = options.shaping ?? getTrafficShaping();
-    // One listener for everything this layer records (a closure: see metrics.ts).
-    res.on('close', () => {
-      const ms = metrics ? endRequest(req, res, t0) : performance.now() - t0;
-      if (cohort !== null && res.writableFinished !== false) ts.recordRequest(name, isSuccess(res.statusCode), ms, cohort);
-    });
-    if (gate(req, res)) return;
-    if (rollouts.length > 0 && !req.rollout) {
-      name = rolloutOf(req.path ?? req.url ?? '/');
+    if (Object.getPrototypeOf(req) !== lastProto) installAccessors(req);
+    let slot: { data: unknown } | null = track(req, res, owner, t0);
+    if (slot === null) slot = listen(req, res, owner, t0);
+    const ops = options.ops ?? getOps();
+    if (ops.anyActive() && gate(req, res)) return;
+    if (rollouts.length > 0 && !Object.prototype.hasOwnProperty.call(req, 'rollout')) {
+      const name = rolloutOf(pathOf(req));
       if (name) {
-        cohort = pickCohort(ts, name, req, res, header, options.onBlocked);
+        const ts = options.shaping ?? getTrafficShaping();
+        const cohort = pickCohort(ts, name, req, res, header, options.onBlocked, false, cohortHeader);
         if (cohort === null) return;
+        slot.data = cohortOf(name, cohort);
       }
     }
     next();
   };
+}
+
+/** What the stack records when a request ends, and what its getters answer. */
+class StackOwner implements Owner {
+  constructor(
+    private readonly options: ReliabilityStackOptions,
+    private readonly metrics: boolean,
+    private readonly isSuccess: (statusCode: number) => boolean,
+  ) {}
+
+  end(req: object, res: ServerResponse | null, t0: number, data: unknown, aborted: boolean): void {
+    const ms = performance.now() - t0;
+    if (this.metrics) finishRequest(req as any, aborted ? -1 : res!.statusCode, ms);
+    if (data !== null && !aborted) {
+      const r = data as RequestRollout;
+      (this.options.shaping ?? getTrafficShaping()).recordRequest(r.name, this.isSuccess(res!.statusCode), ms, r.cohort);
+    }
+  }
+
+  /** `req.reliability`: the ops state a handler can use to drop optional work. */
+  reliability(): { dimmer: number; safeMode: boolean } {
+    const ops: OpsControls = this.options.ops ?? getOps();
+    return ops.anyActive() ? { dimmer: ops.getDimmer(), safeMode: ops.isSafeMode() } : NORMAL;
+  }
+}
+
+const NORMAL = Object.freeze({ dimmer: 1, safeMode: false });
+
+export interface RequestRollout {
+  readonly name: string;
+  readonly cohort: 'new' | 'stable';
+}
+
+/** One frozen `{ name, cohort }` per rollout and cohort: a request allocates none. */
+const cohorts = new Map<string, [RequestRollout, RequestRollout]>();
+function cohortOf(name: string, cohort: 'new' | 'stable'): RequestRollout {
+  let pair = cohorts.get(name);
+  if (pair === undefined) {
+    pair = [Object.freeze({ name, cohort: 'stable' as const }), Object.freeze({ name, cohort: 'new' as const })];
+    if (cohorts.size < 10_000) cohorts.set(name, pair);
+  }
+  return pair[cohort === 'new' ? 1 : 0];
+}
+
+/** The path Express routes on (relative to the mount point), without parsing a URL object. */
+function pathOf(req: any): string {
+  const url: string = req.url ?? '/';
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/**
+ * Requests the tracker cannot follow (not Node HTTP/1: mocks, HTTP/2
+ * compatibility objects) end through a `close` listener, and their state
+ * lives in a WeakMap.
+ */
+const listened = new WeakMap<object, { owner: StackOwner; data: unknown }>();
+function listen(req: any, res: any, owner: StackOwner, t0: number): { data: unknown } {
+  const slot = { owner, data: null as unknown };
+  listened.set(req, slot);
+  res.on('close', () => owner.end(req, res, t0, slot.data, res.writableFinished === false));
+  return slot;
+}
+
+function stackSlot(req: object): { owner: StackOwner; data: unknown } | undefined {
+  const s = slotOf(req);
+  if (s !== undefined && s.owner instanceof StackOwner) return s as { owner: StackOwner; data: unknown };
+  return listened.get(req);
+}
+
+// `req.rollout` and `req.reliability`, as getters on the request's
+// prototype (Express's `app.request`), installed once per prototype.
+let lastProto: object | null = null;
+const installed = new WeakSet<object>();
+function installAccessors(req: object): void {
+  const proto = Object.getPrototypeOf(req);
+  lastProto = proto;
+  if (proto === null || proto === Object.prototype || installed.has(proto)) return;
+  installed.add(proto);
+  const define = (key: string, get: (this: object) => unknown) => {
+    if (Object.prototype.hasOwnProperty.call(proto, key)) return; // someone else's
+    Object.defineProperty(proto, key, {
+      configurable: true,
+      enumerable: false,
+      get,
+      // An assignment (another middleware, a test) makes an own property, as before.
+      set(this: object, value: unknown) {
+        Object.defineProperty(this, key, { value, writable: true, configurable: true, enumerable: true });
+      },
+    });
+  };
+  define('rollout', function (this: object) {
+    const s = stackSlot(this);
+    return s === undefined || s.data === null ? undefined : s.data;
+  });
+  define('reliability', function (this: object) {
+    return stackSlot(this)?.owner.reliability();
+  });
 }

@@ -1,0 +1,181 @@
+'use strict';
+// How reliabilityStack() and metricsMiddleware follow a request to its end
+// without a listener on the response or a property on req/res
+// (lib/express/tracker.ts): pipelined requests, aborted ones, reads of
+// req.rollout after the response, requests that are not Node HTTP/1 ones,
+// on Express 4 and 5, in real apps on 127.0.0.1.
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const { EventEmitter } = require('node:events');
+
+const { reliabilityStack, OpsControls } = require('../dist/ops.js');
+const { TrafficShaping } = require('../dist/traffic-shaping.js');
+const { getEndpointMetrics, getGoldenSignals, metricsMiddleware } = require('../dist/metrics.js');
+
+const listen = (app) =>
+  new Promise((r) => {
+    const s = app.listen(0, '127.0.0.1', () => r(s));
+  });
+const close = (s) => new Promise((r) => {
+  s.close(r);
+  s.closeAllConnections();
+});
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Writes raw HTTP/1.1 on one socket; resolves with the raw answer once `n` responses arrived. */
+function raw(port, text, n) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(text));
+    let out = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d) => {
+      out += d;
+      if ((out.match(/HTTP\/1\.1 /g) || []).length >= n && /\}$/.test(out)) {
+        sock.end();
+        resolve(out);
+      }
+    });
+    sock.on('error', reject);
+    setTimeout(() => reject(new Error(`no ${n} answers: ${out}`)), 5000).unref();
+  });
+}
+
+for (const flavour of ['express', 'express4']) {
+  test(`${flavour}: pipelined requests on one socket keep their own cohort, route and latency`, { timeout: 20_000 }, async () => {
+    const express = require(flavour);
+    const shaping = new TrafficShaping();
+    shaping.startRollout(`pipe-${flavour}`, { percentage: 50 });
+    const ops = new OpsControls({ stateFile: false, logger: null });
+    const app = express();
+    app.use(reliabilityStack({ ops, shaping, onBlocked: 'next', rollouts: { '/pipe/*': `pipe-${flavour}` } }));
+    // The first request is slow, so the next two wait behind it on the socket.
+    app.get(`/pipe/${flavour}/:user`, async (req, res) => {
+      const before = req.rollout;
+      if (req.params.user === 'u0') await sleep(80);
+      // Still this request's decision after the others started.
+      assert.equal(req.rollout, before);
+      res.json({ user: req.params.user, cohort: req.rollout.cohort, name: req.rollout.name, dimmer: req.reliability.dimmer, own: Object.keys(req).filter((k) => k === 'rollout' || k === 'reliability') });
+    });
+    const server = await listen(app);
+    try {
+      const users = ['u0', 'u1', 'u2', 'u3', 'u4', 'u5'];
+      const text = users.map((u) => `GET /pipe/${flavour}/${u} HTTP/1.1\r\nHost: x\r\nx-user-id: ${u}\r\n\r\n`).join('');
+      const out = await raw(server.address().port, text, users.length);
+      const bodies = out.split('\r\n\r\n').filter((b) => b.startsWith('{')).map((b) => JSON.parse(b.slice(0, b.lastIndexOf('}') + 1)));
+      assert.deepEqual(bodies.map((b) => b.user), users, 'answers in order');
+      for (const b of bodies) {
+        assert.equal(b.cohort, shaping.shouldRoute(`pipe-${flavour}`, b.user) ? 'new' : 'stable', `cohort of ${b.user}`);
+        assert.equal(b.name, `pipe-${flavour}`);
+        assert.equal(b.dimmer, 1);
+        assert.deepEqual(b.own, [], 'nothing stored on req');
+      }
+      const m = getEndpointMetrics(`GET /pipe/${flavour}/:user`);
+      assert.equal(m.count, users.length);
+      // u0 slept 80 ms; the others waited behind it, so the slowest is at least that.
+      assert.ok(m.latency.max >= 75, `max latency ${m.latency.max}`);
+      const st = shaping.getStatus(`pipe-${flavour}`);
+      assert.equal(st.requestCount + st.stableRequestCount, users.length, 'each outcome in its cohort');
+      assert.equal(getGoldenSignals().saturation.activeConnections, 0, 'nothing left in flight');
+    } finally {
+      await close(server);
+    }
+  });
+}
+
+test('a socket closed with requests in flight ends them as aborted, and req.rollout answers after the response', { timeout: 20_000 }, async () => {
+  const express = require('express');
+  const shaping = new TrafficShaping();
+  shaping.startRollout('after', { percentage: 100 });
+  const app = express();
+  app.use(reliabilityStack({ shaping, ops: new OpsControls({ stateFile: false, logger: null }), rollouts: { '/after': 'after' } }));
+  let late;
+  app.get('/after', (req, res) => {
+    res.json({ ok: true });
+    // Code that runs after the response still sees the decision.
+    setImmediate(() => (late = req.rollout && req.rollout.cohort));
+  });
+  app.get('/hang', () => {});
+  const server = await listen(app);
+  const port = server.address().port;
+  try {
+    const before = getGoldenSignals().traffic.aborted;
+    await raw(port, 'GET /after HTTP/1.1\r\nHost: x\r\n\r\n', 1);
+    await sleep(20);
+    assert.equal(late, 'new');
+    // Two pipelined requests that never get an answer, then the client leaves.
+    const sock = net.connect(port, '127.0.0.1', () => sock.write('GET /hang HTTP/1.1\r\nHost: x\r\n\r\nGET /hang HTTP/1.1\r\nHost: x\r\n\r\n'));
+    await sleep(100);
+    assert.equal(getGoldenSignals().saturation.activeConnections, 2, 'both in flight (the second queued behind the first)');
+    sock.destroy();
+    let g;
+    for (let i = 0; i < 50 && !(g && g.saturation.activeConnections === 0); i++) {
+      await sleep(20);
+      g = getGoldenSignals();
+    }
+    assert.equal(g.saturation.activeConnections, 0);
+    assert.equal(g.traffic.aborted, before + 2, `aborted ${g.traffic.aborted}, before ${before}`);
+  } finally {
+    await close(server);
+  }
+});
+
+test('requests that are not Node HTTP/1 ones (mocks) fall back to a listener, with the same getters', async () => {
+  const shaping = new TrafficShaping();
+  shaping.startRollout('mock', { percentage: 100 });
+  const mw = reliabilityStack({ shaping, ops: new OpsControls({ stateFile: false, logger: null }), rollouts: { '/mock': 'mock' } });
+  class Req {
+    constructor() {
+      this.method = 'GET';
+      this.url = '/mock';
+      this.headers = { 'x-user-id': 'm1' };
+    }
+  }
+  const req = new Req();
+  const res = Object.assign(new EventEmitter(), { statusCode: 200, writableFinished: true, setHeader() {} });
+  let nexted = false;
+  mw(req, res, () => (nexted = true));
+  assert.ok(nexted);
+  assert.deepEqual({ ...req.rollout }, { name: 'mock', cohort: 'new' });
+  assert.equal(req.reliability.dimmer, 1);
+  // Assigning keeps working (an own property wins over the getter).
+  const other = new Req();
+  other.rollout = { name: 'x', cohort: 'stable' };
+  assert.equal(other.rollout.cohort, 'stable');
+  const n0 = shaping.getStatus('mock').requestCount;
+  res.emit('close');
+  shaping.flush();
+  assert.equal(shaping.getStatus('mock').requestCount, n0 + 1);
+
+  // metricsMiddleware on a mock: counted when the response closes.
+  const before = getGoldenSignals().traffic.totalRequests;
+  const r2 = Object.assign(new EventEmitter(), { statusCode: 204, writableFinished: true });
+  metricsMiddleware({ method: 'GET', route: { path: '/mocked' } }, r2, () => {});
+  r2.emit('close');
+  assert.equal(getGoldenSignals().traffic.totalRequests, before + 1);
+});
+
+test('cohortHeader: none by default, the named header when asked; bad names are a TypeError', { timeout: 20_000 }, async () => {
+  const express = require('express');
+  const shaping = new TrafficShaping();
+  shaping.startRollout('hdr', { percentage: 100 });
+  const ops = new OpsControls({ stateFile: false, logger: null });
+  const app = express();
+  app.use('/a', reliabilityStack({ ops, shaping, rollouts: { '/x': 'hdr' } }));
+  app.use('/b', reliabilityStack({ ops, shaping, rollouts: { '/x': 'hdr' }, cohortHeader: 'X-Cohort' }));
+  app.get(['/a/x', '/b/x'], (req, res) => res.json({ cohort: req.rollout.cohort }));
+  const server = await listen(app);
+  const base = `http://127.0.0.1:${server.address().port}`;
+  try {
+    const a = await fetch(`${base}/a/x`);
+    assert.equal(a.headers.get('x-cohort'), null);
+    assert.equal(a.headers.get('x-rollout-cohort'), null);
+    assert.equal((await a.json()).cohort, 'new');
+    const b = await fetch(`${base}/b/x`);
+    assert.equal(b.headers.get('x-cohort'), 'new');
+  } finally {
+    await close(server);
+  }
+  assert.throws(() => reliabilityStack({ cohortHeader: 'bad header' }), /cohortHeader must be a header name/);
+  assert.throws(() => reliabilityStack({ cohortHeader: 42 }), TypeError);
+});

@@ -1,0 +1,181 @@
+/**
+ * Learning that a response is done without touching the response.
+ *
+ * Under load, the obvious ways to learn that a response finished cost more
+ * than the work done at that moment (benchmark/README.md, "Where the
+ * microseconds went"): a `close` listener on every response costs about
+ * 5 µs of server CPU, and so does every new property on `req` or `res`
+ * (Express swaps their prototypes, and a store that adds a property then
+ * misses V8's inline caches on every request).
+ *
+ * Node already announces every finished response on the
+ * `http.server.response.finish` diagnostics channel, with its socket. So
+ * this module subscribes once and keeps the state of a request in a record
+ * per socket: an HTTP/1 socket carries one request at a time (pipelined ones
+ * queue behind it and finish in order), and the record is created once per
+ * connection. A request then costs a WeakMap lookup and a few stores into an
+ * object of ours. A socket that closes with requests pending ends them as
+ * aborted, as a `close` listener would.
+ *
+ * Requests that are not Node HTTP/1 requests (mocks, HTTP/2 compatibility
+ * objects) are not tracked here: `track` returns null and the caller falls
+ * back to a listener.
+ */
+import * as dc from 'node:diagnostics_channel';
+import { ServerResponse } from 'node:http';
+
+/** Who tracks a request, and what to do when it ends. */
+export interface Owner {
+  /** Called once per tracked request; `res` is null for a request aborted with its socket. */
+  end(req: object, res: ServerResponse | null, t0: number, data: unknown, aborted: boolean): void;
+}
+
+/** One tracked request. `data` is the owner's, free to set after `track`. */
+export interface Slot {
+  req: object | null;
+  owner: Owner | null;
+  t0: number;
+  data: unknown;
+}
+
+class Pending implements Slot {
+  constructor(
+    public req: object | null,
+    public owner: Owner | null,
+    public t0: number,
+    public data: unknown,
+  ) {}
+}
+
+/** A socket's record: its request in flight (head), those queued behind it, and the last one ended. */
+class SocketRecord implements Slot {
+  req: object | null = null;
+  owner: Owner | null = null;
+  t0 = 0;
+  data: unknown = null;
+  more: Pending[] | null = null;
+  /** The last request that ended, so that `slotOf` still answers for it just after its response. */
+  lastReq: object | null = null;
+  lastOwner: Owner | null = null;
+  lastData: unknown = null;
+}
+
+const records = new WeakMap<object, SocketRecord>();
+let subscribed = false;
+
+function subscribe(): void {
+  subscribed = true;
+  const name = 'http.server.response.finish';
+  // `dc.subscribe` holds the subscription strongly (Node >= 18.7); before
+  // that, a channel object must be kept alive by its subscriber.
+  if (typeof (dc as any).subscribe === 'function') {
+    (dc as any).subscribe(name, onFinish);
+  } else {
+    keepChannel = dc.channel(name);
+    keepChannel.subscribe(onFinish);
+  }
+}
+let keepChannel: dc.Channel | null = null;
+
+function onFinish(message: unknown): void {
+  const m = message as { request: object; response: ServerResponse; socket: object };
+  const rec = records.get(m.socket);
+  if (rec === undefined || rec.req === null) return;
+  if (rec.req === m.request) {
+    endHead(rec, m.response, false);
+    return;
+  }
+  // Not the head: a request we never saw (another server's, or one that
+  // skipped the middleware) or, rarely, out of order. Look in the queue.
+  const more = rec.more;
+  if (more === null) return;
+  for (let i = 0; i < more.length; i++) {
+    const p = more[i];
+    if (p.req === m.request) {
+      more.splice(i, 1);
+      remember(rec, p);
+      p.owner!.end(p.req!, m.response, p.t0, p.data, false);
+      return;
+    }
+  }
+}
+
+function remember(rec: SocketRecord, s: Slot): void {
+  rec.lastReq = s.req;
+  rec.lastOwner = s.owner;
+  rec.lastData = s.data;
+}
+
+/** Ends the head request and moves the next queued one (if any) up. */
+function endHead(rec: SocketRecord, res: ServerResponse | null, aborted: boolean): void {
+  const req = rec.req!;
+  const owner = rec.owner!;
+  const t0 = rec.t0;
+  const data = rec.data;
+  remember(rec, rec);
+  const next = rec.more !== null && rec.more.length > 0 ? rec.more.shift()! : null;
+  if (next === null) {
+    rec.req = null;
+    rec.owner = null;
+    rec.data = null;
+  } else {
+    rec.req = next.req;
+    rec.owner = next.owner;
+    rec.t0 = next.t0;
+    rec.data = next.data;
+  }
+  owner.end(req, res, t0, data, aborted);
+}
+
+function onSocketClose(this: object): void {
+  const rec = records.get(this);
+  if (rec === undefined) return;
+  while (rec.req !== null) endHead(rec, null, true);
+}
+
+/**
+ * Starts tracking `req` for `owner` from `t0`. Returns the slot (set its
+ * `data` as you go), or null when this request cannot be tracked here: not a
+ * Node HTTP/1 request, or already tracked by another owner. Then use a
+ * listener.
+ */
+export function track(req: any, res: any, owner: Owner, t0: number): Slot | null {
+  const socket = req.socket;
+  if (socket == null || !(res instanceof ServerResponse)) return null;
+  let rec = records.get(socket);
+  if (rec === undefined) {
+    if (!subscribed) subscribe();
+    rec = new SocketRecord();
+    records.set(socket, rec);
+    socket.once('close', onSocketClose);
+  }
+  if (rec.req === null) {
+    rec.req = req;
+    rec.owner = owner;
+    rec.t0 = t0;
+    rec.data = null;
+    return rec;
+  }
+  if (rec.req === req) return null;
+  // Pipelined behind a request still in flight on this socket.
+  if (rec.more === null) rec.more = [];
+  else for (const p of rec.more) if (p.req === req) return null;
+  const p = new Pending(req, owner, t0, null);
+  rec.more.push(p);
+  return p;
+}
+
+/**
+ * The owner and data of `req`: in flight, or the last request that ended on
+ * its socket (so that code running just after the response still finds it).
+ */
+export function slotOf(req: any): { owner: Owner; data: unknown } | undefined {
+  const socket = req?.socket;
+  if (socket == null) return undefined;
+  const rec = records.get(socket);
+  if (rec === undefined) return undefined;
+  if (rec.req === req) return { owner: rec.owner!, data: rec.data };
+  if (rec.lastReq === req) return { owner: rec.lastOwner!, data: rec.lastData };
+  if (rec.more !== null) for (const p of rec.more) if (p.req === req) return { owner: p.owner!, data: p.data };
+  return undefined;
+}
