@@ -179,3 +179,27 @@ test('cohortHeader: none by default, the named header when asked; bad names are 
   assert.throws(() => reliabilityStack({ cohortHeader: 'bad header' }), /cohortHeader must be a header name/);
   assert.throws(() => reliabilityStack({ cohortHeader: 42 }), TypeError);
 });
+
+test('req.reliability: the normal state with no control on, the dimmer during a brownout (stack and reliabilityMiddleware)', { timeout: 20_000 }, async () => {
+  const express = require('express');
+  const { reliabilityMiddleware } = require('../dist/ops.js');
+  const ops = new OpsControls({ stateFile: false, logger: null });
+  const app = express();
+  app.use('/s', reliabilityStack({ ops, criticality: { '/x': 'critical' } }));
+  app.use('/m', reliabilityMiddleware({ ops, criticality: { '/x': 'critical' } }));
+  app.get(['/s/x', '/m/x'], (req, res) => res.json({ ...req.reliability, own: Object.keys(req).includes('reliability') }));
+  const server = await listen(app);
+  const base = `http://127.0.0.1:${server.address().port}`;
+  try {
+    for (const p of ['/s/x', '/m/x']) assert.deepEqual(await (await fetch(base + p)).json(), { dimmer: 1, safeMode: false, own: false }, p);
+    ops.setBrownout(true, { level: 0.4, reason: 'test' });
+    for (const p of ['/s/x', '/m/x']) {
+      const b = await (await fetch(base + p)).json();
+      assert.equal(b.dimmer, 0.4, p);
+      assert.equal(b.safeMode, false, p);
+    }
+  } finally {
+    ops.setBrownout(false);
+    await close(server);
+  }
+});

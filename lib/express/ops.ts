@@ -5,6 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { getOps, type Criticality, type OpsControls, type Who } from '../ops';
+import { ensureAccessors } from './accessors';
 
 type Req = any;
 type Res = any;
@@ -88,12 +89,15 @@ const CRIT_CODE: Record<Criticality, 0 | 1 | 2> = { critical: 0, default: 1, she
 /**
  * Applies safe mode, brownout and agent quarantine. While no control is on,
  * a request costs a flag read; otherwise one call into Rust decides it.
- * Sets `req.reliability = { dimmer, safeMode }` for app code that wants to
- * drop optional work.
+ * `req.reliability` is `{ dimmer, safeMode }` for app code that wants to
+ * drop optional work (a getter while no control is on).
  */
 export function reliabilityMiddleware(options: ReliabilityMiddlewareOptions = {}) {
   const gate = createOpsGate(options);
   return function reliability(req: Req, res: Res, next: Next) {
+    // With no control on, `req.reliability` comes from a getter (NORMAL):
+    // storing it on every request would cost more than the rest of this.
+    ensureAccessors(req);
     if (!gate(req, res)) next();
   };
 }
@@ -129,14 +133,9 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
     }
     return v;
   };
-  const NORMAL = Object.freeze({ dimmer: 1, safeMode: false });
-
   return function opsGate(req: Req, res: Res): boolean {
     const ops = options.ops ?? getOps();
-    if (!ops.anyActive()) {
-      req.reliability = NORMAL;
-      return false;
-    }
+    if (!ops.anyActive()) return false;
     const path: string = req.path ?? req.url ?? '/';
     const cls = classifyPath(path);
     let crit = (cls & 3) as 0 | 1 | 2;

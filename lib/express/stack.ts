@@ -17,8 +17,10 @@ import { ServerResponse } from 'node:http';
 import { beginRequest, finishRequest } from '../metrics';
 import { getOps, type OpsControls } from '../ops';
 import { getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
+import type { RequestRollout } from './accessors';
 import { compilePattern, createOpsGate, type ReliabilityMiddlewareOptions } from './ops';
-import { slotOf, track, type Owner } from './tracker';
+import { ensureAccessors, NORMAL, rememberSlot, type StateOwner } from './accessors';
+import { track } from './tracker';
 
 export interface ReliabilityStackOptions extends ReliabilityMiddlewareOptions {
   /** Count golden signals (default true). */
@@ -69,7 +71,7 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
 
   return function reliabilityStackMiddleware(req: any, res: any, next: (e?: unknown) => void) {
     const t0 = metrics ? beginRequest(req) : performance.now();
-    if (Object.getPrototypeOf(req) !== lastProto) installAccessors(req);
+    ensureAccessors(req);
     let slot: { data: unknown } | null = track(req, res, owner, t0);
     if (slot === null) slot = listen(req, res, owner, t0);
     const ops = options.ops ?? getOps();
@@ -88,7 +90,7 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
 }
 
 /** What the stack records when a request ends, and what its getters answer. */
-class StackOwner implements Owner {
+class StackOwner implements StateOwner {
   constructor(
     private readonly options: ReliabilityStackOptions,
     private readonly metrics: boolean,
@@ -111,12 +113,6 @@ class StackOwner implements Owner {
   }
 }
 
-const NORMAL = Object.freeze({ dimmer: 1, safeMode: false });
-
-export interface RequestRollout {
-  readonly name: string;
-  readonly cohort: 'new' | 'stable';
-}
 
 /** One frozen `{ name, cohort }` per rollout and cohort: a request allocates none. */
 const cohorts = new Map<string, [RequestRollout, RequestRollout]>();
@@ -138,49 +134,12 @@ function pathOf(req: any): string {
 
 /**
  * Requests the tracker cannot follow (not Node HTTP/1: mocks, HTTP/2
- * compatibility objects) end through a `close` listener, and their state
- * lives in a WeakMap.
+ * compatibility objects) end through a `close` listener; the getters find
+ * their state through `rememberSlot`.
  */
-const listened = new WeakMap<object, { owner: StackOwner; data: unknown }>();
 function listen(req: any, res: any, owner: StackOwner, t0: number): { data: unknown } {
   const slot = { owner, data: null as unknown };
-  listened.set(req, slot);
+  rememberSlot(req, slot);
   res.on('close', () => owner.end(req, res, t0, slot.data, res.writableFinished === false));
   return slot;
-}
-
-function stackSlot(req: object): { owner: StackOwner; data: unknown } | undefined {
-  const s = slotOf(req);
-  if (s !== undefined && s.owner instanceof StackOwner) return s as { owner: StackOwner; data: unknown };
-  return listened.get(req);
-}
-
-// `req.rollout` and `req.reliability`, as getters on the request's
-// prototype (Express's `app.request`), installed once per prototype.
-let lastProto: object | null = null;
-const installed = new WeakSet<object>();
-function installAccessors(req: object): void {
-  const proto = Object.getPrototypeOf(req);
-  lastProto = proto;
-  if (proto === null || proto === Object.prototype || installed.has(proto)) return;
-  installed.add(proto);
-  const define = (key: string, get: (this: object) => unknown) => {
-    if (Object.prototype.hasOwnProperty.call(proto, key)) return; // someone else's
-    Object.defineProperty(proto, key, {
-      configurable: true,
-      enumerable: false,
-      get,
-      // An assignment (another middleware, a test) makes an own property, as before.
-      set(this: object, value: unknown) {
-        Object.defineProperty(this, key, { value, writable: true, configurable: true, enumerable: true });
-      },
-    });
-  };
-  define('rollout', function (this: object) {
-    const s = stackSlot(this);
-    return s === undefined || s.data === null ? undefined : s.data;
-  });
-  define('reliability', function (this: object) {
-    return stackSlot(this)?.owner.reliability();
-  });
 }
