@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const path = require('node:path');
 
-for (const script of ['dag.js', 'rollout.js', 'watchdogs.js', 'load.js', 'soak.js']) {
+for (const script of ['dag.js', 'rollout.js', 'watchdogs.js', 'load.js', 'soak.js', 'parts.js']) {
   test(`benchmark/${script} --smoke runs and checks its results`, { timeout: 120_000 }, async () => {
     const r = await new Promise((resolve) =>
       execFile(process.execPath, [path.join(__dirname, '..', 'benchmark', script), '--smoke'], { timeout: 110_000 }, (error, stdout, stderr) =>

@@ -22,7 +22,7 @@ async function draw(name, spec) {
   console.log(`  wrote benchmark/charts/${name}.svg`);
 }
 
-const STACK = { bare: 'bare Express 4', ours: 'reliability-core (3 layers)', 'ours-stack': 'reliability-core (reliabilityStack)', js: 'express-prom-bundle + opossum + unleash', original: 'original TS logic' };
+const STACK = { bare: 'bare Express 4', ours: 'reliability-core (3 layers)', 'ours-stack': 'reliability-core (reliabilityStack)', js: 'express-prom-bundle + opossum + unleash', original: 'original TS logic', 'bare-control': 'bare Express 4 (A/A control)' };
 const load = read('load.json');
 if (load) {
   const rows = Object.entries(load.throughput.summary).map(([k, v]) => ({ stack: STACK[k], cpu: +v.cpuUsPerRequest.toFixed(1), rps: Math.round(v.rps), p50: v.p50, p99: v.p99 }));

@@ -1,12 +1,31 @@
 'use strict';
 // Shared by load.js and soak.js: the server under test in its own process.
-const { fork } = require('node:child_process');
+const { fork, spawn, spawnSync } = require('node:child_process');
+const os = require('node:os');
 const path = require('node:path');
+
+/**
+ * On Linux with 2+ CPUs and `taskset`, the server runs on the last CPU and
+ * the load client on CPU 0, so they do not take turns on one core (the
+ * biggest source of noise in the CPU-per-request figure). `BENCH_PIN=0` turns
+ * it off.
+ */
+const PIN =
+  process.env.BENCH_PIN !== '0' && process.platform === 'linux' && os.cpus().length >= 2 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+const SERVER_CPU = String(os.cpus().length - 1);
+
+/** `node <script> <args>` with IPC, pinned to `cpu` when pinning is on. */
+function nodeChild(script, args, cpu, options) {
+  if (!PIN) return fork(script, args, options);
+  if (cpu === 'last') cpu = SERVER_CPU;
+  const execArgv = options.execArgv ?? [];
+  return spawn('taskset', ['-c', cpu, process.execPath, ...execArgv, script, ...args], { ...options, stdio: options.stdio });
+}
 
 /** Starts load-server.js in `mode`; resolves with `{ child, port }` once it listens. */
 function startServer(mode, env = {}) {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(__dirname, 'load-server.js'), [mode], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, ...env }, execArgv: ['--expose-gc'] });
+    const child = nodeChild(path.join(__dirname, 'load-server.js'), [mode], SERVER_CPU, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, ...env }, execArgv: ['--expose-gc'] });
     let out = '';
     const timer = setTimeout(() => reject(new Error(`${mode}: no PORT line`)), 15_000);
     child.stdout.on('data', (d) => {
@@ -43,4 +62,4 @@ function stop(child) {
   });
 }
 
-module.exports = { startServer, ask, stop };
+module.exports = { startServer, ask, stop, nodeChild, PIN };

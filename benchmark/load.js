@@ -13,17 +13,18 @@
  *
  * Writes benchmark/results/load.json; benchmark/charts.js draws it.
  */
-const { fork } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
-const { startServer, ask, stop } = require('./harness');
+const { startServer, ask, stop, nodeChild, PIN } = require('./harness');
 
 const SMOKE = process.argv.includes('--smoke') || process.env.BENCH_SMOKE === '1';
-const MODES = ['bare', 'ours', 'ours-stack', 'js', 'original'];
-const ROUNDS = SMOKE ? 1 : 3;
-const DURATION = SMOKE ? 1 : 8;
+// `bare-control` is a second bare server: how far two identical servers
+// differ is the noise floor of the figures.
+const MODES = ['bare', 'ours', 'ours-stack', 'js', 'original', 'bare-control'];
+const ROUNDS = SMOKE ? 1 : Number(process.env.BENCH_ROUNDS || 5);
+const DURATION = SMOKE ? 1 : Number(process.env.BENCH_SECONDS || 6);
 const WARMUP = SMOKE ? 0.5 : 2;
 const CONNECTIONS = 50;
 const CLIENT = path.join(__dirname, 'load-client.js');
@@ -31,7 +32,7 @@ const CLIENT = path.join(__dirname, 'load-client.js');
 /** autocannon in its own process; resolves with its JSON result. */
 function runClient(port, seconds) {
   return new Promise((resolve, reject) => {
-    const c = fork(CLIENT, [String(port), String(seconds), String(CONNECTIONS)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    const c = nodeChild(CLIENT, [String(port), String(seconds), String(CONNECTIONS)], '0', { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     c.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`client exit ${code}`))));
@@ -45,7 +46,7 @@ async function throughput() {
   for (let r = 0; r < ROUNDS; r++) {
     for (let k = 0; k < MODES.length; k++) {
       const mode = MODES[(k + r) % MODES.length];
-      const s = await startServer(mode);
+      const s = await startServer(mode === 'bare-control' ? 'bare' : mode);
       await runClient(s.port, WARMUP);
       const c0 = (await ask(s.child, 'cpu')).cpu;
       const res = await runClient(s.port, DURATION);
@@ -59,26 +60,34 @@ async function throughput() {
   }
   const summary = {};
   for (const m of MODES) {
+    // Overhead: median over rounds of (mode - bare in the same round), so a
+    // slow round moves both sides.
+    const deltas = runs[m].map((x, r) => x.cpuUsPerRequest - runs.bare[r].cpuUsPerRequest);
     summary[m] = {
       cpuUsPerRequest: median(runs[m].map((x) => x.cpuUsPerRequest)),
+      overheadUs: median(deltas),
+      overheadRangeUs: [Math.min(...deltas), Math.max(...deltas)],
       rps: median(runs[m].map((x) => x.rps)),
       p50: median(runs[m].map((x) => x.p50)),
       p99: median(runs[m].map((x) => x.p99)),
     };
   }
   const bare = summary.bare.cpuUsPerRequest;
-  console.log('\nMedians (CPU µs per request is the server process; overhead = mode - bare):');
+  console.log(`\nMedians (CPU µs per request is the server process; overhead = median over rounds of mode - bare in the same round${PIN ? '; server and client pinned to their own CPU' : ''}):`);
   for (const m of MODES) {
     const s = summary[m];
-    const over = m === 'bare' ? '' : `  overhead ${(s.cpuUsPerRequest - bare).toFixed(1)} µs (${((bare / s.cpuUsPerRequest) * 100).toFixed(1)} % of bare throughput per CPU)`;
-    console.log(`  ${m.padEnd(9)} ${s.cpuUsPerRequest.toFixed(1).padStart(6)} µs/req  ${s.rps.toFixed(0).padStart(6)} req/s  p50 ${s.p50} ms  p99 ${s.p99} ms${over}`);
+    const over = m === 'bare' ? '' : `  overhead ${s.overheadUs.toFixed(1)} µs [${s.overheadRangeUs.map((x) => x.toFixed(1)).join(', ')}] (${((bare / (bare + s.overheadUs)) * 100).toFixed(1)} % of bare throughput per CPU)`;
+    console.log(`  ${m.padEnd(12)} ${s.cpuUsPerRequest.toFixed(1).padStart(6)} µs/req  ${s.rps.toFixed(0).padStart(6)} req/s  p50 ${s.p50} ms  p99 ${s.p99} ms${over}`);
   }
-  const ours = summary.ours.cpuUsPerRequest - bare;
-  const stack = summary['ours-stack'].cpuUsPerRequest - bare;
-  const js = summary.js.cpuUsPerRequest - bare;
-  const orig = summary.original.cpuUsPerRequest - bare;
-  console.log(`\n  our stack adds ${ours.toFixed(1)} µs (${stack.toFixed(1)} µs as reliabilityStack); the JS stack adds ${js.toFixed(1)} µs (${(js / Math.max(stack, 0.1)).toFixed(1)}x reliabilityStack); the original logic adds ${orig.toFixed(1)} µs`);
-  return { runs, summary, overheadUs: { ours, stack, js, original: orig } };
+  const ours = summary.ours.overheadUs;
+  const stack = summary['ours-stack'].overheadUs;
+  const js = summary.js.overheadUs;
+  const orig = summary.original.overheadUs;
+  const noise = Math.max(...runs['bare-control'].map((x, r) => Math.abs(x.cpuUsPerRequest - runs.bare[r].cpuUsPerRequest)));
+  console.log(`\n  reliabilityStack adds ${stack.toFixed(1)} µs (the three separate middlewares ${ours.toFixed(1)} µs); the JS stack adds ${js.toFixed(1)} µs (${(js / Math.max(stack, 0.1)).toFixed(1)}x reliabilityStack); the original logic adds ${orig.toFixed(1)} µs`);
+  console.log(`  noise floor: two identical bare servers differ by up to ${noise.toFixed(1)} µs per request in a round (median ${summary['bare-control'].overheadUs.toFixed(1)})`);
+  console.log(`  target: under 5 µs and under a tenth of the JS stack (${(js / 10).toFixed(1)} µs): ${stack < 5 && stack < js / 10 ? 'MEETS' : 'MISSES'}`);
+  return { runs, summary, overheadUs: { ours, stack, js, original: orig }, noiseFloorUs: noise, pinned: PIN };
 }
 
 /** A keep-alive load loop that records every answer, for the failure timeline. */

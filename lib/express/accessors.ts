@@ -2,7 +2,7 @@
  * `req.rollout` and `req.reliability` as getters on the request's prototype
  * (Express's `app.request`), installed once per prototype, instead of
  * properties stored on every request: under load a new property on `req`
- * costs about 5 µs of server CPU (see tracker.ts). A getter reads the
+ * costs 2-5 µs of server CPU (see tracker.ts). A getter reads the
  * tracker's record of the request, so a request pays only when a handler
  * reads it. Assigning either property still works: it makes an own
  * property, which wins over the getter.

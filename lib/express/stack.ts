@@ -4,7 +4,7 @@
  * mounting `metricsMiddleware`, `reliabilityMiddleware()` and
  * `withTrafficShaping()` separately, for less.
  *
- * What it avoids, because under load each costs about 5 µs of server CPU
+ * What it avoids, because under load each costs 2-5 µs of server CPU
  * per request (benchmark/README.md): a listener on the response (the end of
  * the request comes from `express/tracker.ts`), and any property stored on
  * `req` or `res`. `req.rollout` and `req.reliability` are getters on the
