@@ -6,7 +6,7 @@
  * costs 2-5 µs of server CPU per request under load (Express swaps their
  * prototypes, so a store that adds a property misses V8's inline caches; see
  * benchmark/README.md, "Where the microseconds went"), and a per-request
- * WeakMap entry costs more GC work than a record reused per connection.
+ * WeakMap entry adds work for the garbage collector on every request.
  *
  * Node already announces every finished response on the
  * `http.server.response.finish` diagnostics channel, with its socket. So
