@@ -203,3 +203,27 @@ test('req.reliability: the normal state with no control on, the dimmer during a 
     await close(server);
   }
 });
+
+test('TypeScript: req.rollout and req.reliability are typed on Express requests', { timeout: 60_000 }, async () => {
+  const { execFile } = require('node:child_process');
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const tsc = path.join(__dirname, '..', 'node_modules', 'typescript', 'bin', 'tsc');
+  const src = fs.readFileSync(path.join(__dirname, 'fixtures', 'types-consumer.ts'), 'utf8');
+  const check = (text) => {
+    const dir = fs.mkdtempSync(path.join(__dirname, 'fixtures', '.types-'));
+    const file = path.join(dir, 'consumer.ts');
+    fs.writeFileSync(file, text.replace("'../../dist/ops'", `'${path.join(__dirname, '..', 'dist', 'ops')}'`));
+    return new Promise((resolve) =>
+      execFile(process.execPath, [tsc, '--noEmit', '--strict', '--esModuleInterop', '--skipLibCheck', '--types', 'node', file], (error, stdout) => {
+        fs.rmSync(dir, { recursive: true, force: true });
+        resolve({ ok: !error, out: stdout });
+      }),
+    );
+  };
+  const good = await check(src);
+  assert.ok(good.ok, good.out);
+  const bad = await check(`${src}\napp.get('/x', (req) => { const n: number = req.rollout!.cohort; return n; });\n`);
+  assert.ok(!bad.ok, 'a wrong use must not type-check');
+  assert.match(bad.out, /not assignable to type 'number'/);
+});

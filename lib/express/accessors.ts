@@ -17,6 +17,19 @@ export interface RequestRollout {
   readonly cohort: 'new' | 'stable';
 }
 
+// What handlers see on Express's Request, for TypeScript users.
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** The request's rollout and cohort (`reliabilityStack` / `withTrafficShaping`), when one applies. */
+      rollout?: RequestRollout;
+      /** The ops state, for dropping optional work (`reliabilityStack` / `reliabilityMiddleware`). */
+      reliability?: { dimmer: number; safeMode: boolean };
+    }
+  }
+}
+
 /** An owner whose requests have ops state and, in `data`, a `RequestRollout` or null. */
 export interface StateOwner extends Owner {
   reliability(): { dimmer: number; safeMode: boolean };

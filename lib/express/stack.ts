@@ -13,13 +13,12 @@
  *
  *   app.use(reliabilityStack({ rollouts: { '/api/search/*': 'search-v2' }, criticality: { '/api/recs': 'sheddable' } }));
  */
-import { ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { beginRequest, finishRequest } from '../metrics';
 import { getOps, type OpsControls } from '../ops';
 import { getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
-import type { RequestRollout } from './accessors';
+import { ensureAccessors, NORMAL, rememberSlot, type RequestRollout, type StateOwner } from './accessors';
 import { compilePattern, createOpsGate, type ReliabilityMiddlewareOptions } from './ops';
-import { ensureAccessors, NORMAL, rememberSlot, type StateOwner } from './accessors';
 import { track } from './tracker';
 
 export interface ReliabilityStackOptions extends ReliabilityMiddlewareOptions {
@@ -143,3 +142,4 @@ function listen(req: any, res: any, owner: StackOwner, t0: number): { data: unkn
   res.on('close', () => owner.end(req, res, t0, slot.data, res.writableFinished === false));
   return slot;
 }
+export type { RequestRollout } from './accessors';
