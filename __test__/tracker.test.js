@@ -227,3 +227,36 @@ test('TypeScript: req.rollout and req.reliability are typed on Express requests'
   assert.ok(!bad.ok, 'a wrong use must not type-check');
   assert.match(bad.out, /not assignable to type 'number'/);
 });
+
+test('connection churn: 400 one-request connections leave no request in flight and no socket counted open', { timeout: 30_000 }, async () => {
+  const express = require('express');
+  const http = require('node:http');
+  const app = express();
+  app.use(reliabilityStack({ ops: new OpsControls({ stateFile: false, logger: null }) }));
+  app.get('/churn/:i', (req, res) => res.json({ i: req.params.i }));
+  const server = await listen(app);
+  const port = server.address().port;
+  try {
+    const one = (i) =>
+      new Promise((resolve, reject) => {
+        http
+          .get({ host: '127.0.0.1', port, path: `/churn/${i}`, agent: false, headers: { connection: 'close' } }, (res) => {
+            res.resume();
+            res.on('end', resolve);
+          })
+          .on('error', reject);
+      });
+    const before = getEndpointMetrics('GET /churn/:i')?.count ?? 0;
+    for (let i = 0; i < 400; i += 20) await Promise.all(Array.from({ length: 20 }, (_, k) => one(i + k)));
+    let g;
+    for (let i = 0; i < 100 && !(g && g.saturation.openSockets === 0); i++) {
+      await sleep(20);
+      g = getGoldenSignals();
+    }
+    assert.equal(g.saturation.openSockets, 0, 'every socket counted closed');
+    assert.equal(g.saturation.activeConnections, 0, 'nothing in flight');
+    assert.equal(getEndpointMetrics('GET /churn/:i').count, before + 400);
+  } finally {
+    await close(server);
+  }
+});
