@@ -260,3 +260,36 @@ test('connection churn: 400 one-request connections leave no request in flight a
     await close(server);
   }
 });
+
+test('the three separate middlewares share the record too: withTrafficShaping after metricsMiddleware stores nothing on req', { timeout: 20_000 }, async () => {
+  const express = require('express');
+  const { withTrafficShaping } = require('../dist/traffic-shaping.js');
+  const { reliabilityMiddleware } = require('../dist/ops.js');
+  const shaping = new TrafficShaping();
+  shaping.startRollout('three', { percentage: 50 });
+  const app = express();
+  app.use(metricsMiddleware);
+  app.use(reliabilityMiddleware({ ops: new OpsControls({ stateFile: false, logger: null }) }));
+  app.get('/three/:u', withTrafficShaping({ rolloutName: 'three', shaping, onBlocked: 'next' }), (req, res) =>
+    res.json({ cohort: req.rollout.cohort, own: Object.keys(req).filter((k) => k === 'rollout' || k === 'reliability') }),
+  );
+  const server = await listen(app);
+  const base = `http://127.0.0.1:${server.address().port}`;
+  try {
+    for (let i = 0; i < 20; i++) {
+      const r = await fetch(`${base}/three/${i}`, { headers: { 'x-user-id': `t${i}` } });
+      const b = await r.json();
+      const want = shaping.shouldRoute('three', `t${i}`) ? 'new' : 'stable';
+      assert.equal(b.cohort, want);
+      assert.equal(r.headers.get('x-rollout-cohort'), want, 'the header, as before');
+      assert.deepEqual(b.own, []);
+    }
+    await sleep(20);
+    shaping.flush();
+    const st = shaping.getStatus('three');
+    assert.equal(st.requestCount + st.stableRequestCount, 20, 'each outcome recorded once');
+    assert.equal(getEndpointMetrics('GET /three/:u').count, 20);
+  } finally {
+    await close(server);
+  }
+});

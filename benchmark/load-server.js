@@ -224,7 +224,11 @@ if (mode === 'ours' && process.env.SOAK_ROUTES) {
 const server = app.listen(0, '127.0.0.1', () => console.log(`PORT ${server.address().port}`));
 server.keepAliveTimeout = 30_000;
 process.on('message', (m) => {
-  if (m?.cmd === 'cpu') process.send({ cpu: process.cpuUsage(), mem: process.memoryUsage(), handles: process.getActiveResourcesInfo().length });
+  if (m?.cmd === 'cpu') {
+    // In our modes, how much the metrics store holds (bounded by maxWindowBytes): RSS growth during a soak can be told apart from a leak.
+    const metricsBytes = mode.startsWith('ours') ? require(path.join(__dirname, '..', 'dist', 'metrics.js')).getMetricsDiagnostics().histogramBytes : null;
+    process.send({ cpu: process.cpuUsage(), mem: process.memoryUsage(), handles: process.getActiveResourcesInfo().length, metricsBytes });
+  }
   if (m?.cmd === 'gc' && global.gc) {
     global.gc();
     process.send({ mem: process.memoryUsage() });

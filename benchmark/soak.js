@@ -25,6 +25,7 @@ const ROUTES = 1000;
 const CONNECTIONS = 50;
 const SAMPLE_MS = SMOKE ? 1000 : 5000;
 const WARMUP_SHARE = 0.2;
+const trough = (xs, k) => Math.min(...xs.map((x) => x[k]));
 
 async function main() {
   const s = await startServer('ours', { SOAK_ROUTES: String(ROUTES) });
@@ -35,9 +36,10 @@ async function main() {
   let non200 = 0;
   const samples = [];
   const sampler = setInterval(async () => {
-    const { mem, handles } = await ask(s.child, 'cpu');
-    samples.push({ t: (Date.now() - t0) / 1000, done, rssMB: mem.rss / 1048576, heapMB: mem.heapUsed / 1048576, handles });
-    console.log(`  ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s  ${String(done).padStart(8)} requests  rss ${(mem.rss / 1048576).toFixed(1)} MB  heap ${(mem.heapUsed / 1048576).toFixed(1)} MB`);
+    const { mem, handles, metricsBytes } = await ask(s.child, 'cpu');
+    const metricsMB = metricsBytes / 1048576;
+    samples.push({ t: (Date.now() - t0) / 1000, done, rssMB: mem.rss / 1048576, heapMB: mem.heapUsed / 1048576, externalMB: mem.external / 1048576, metricsMB, handles });
+    console.log(`  ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s  ${String(done).padStart(8)} requests  rss ${(mem.rss / 1048576).toFixed(1)} MB  heap ${(mem.heapUsed / 1048576).toFixed(1)} MB  metrics store ${metricsMB.toFixed(1)} MB`);
   }, SAMPLE_MS);
   const one = (i) =>
     new Promise((resolve) => {
@@ -62,7 +64,7 @@ async function main() {
   );
   clearInterval(sampler);
   const end = await ask(s.child, 'cpu');
-  samples.push({ t: (Date.now() - t0) / 1000, done, rssMB: end.mem.rss / 1048576, heapMB: end.mem.heapUsed / 1048576, handles: end.handles });
+  samples.push({ t: (Date.now() - t0) / 1000, done, rssMB: end.mem.rss / 1048576, heapMB: end.mem.heapUsed / 1048576, externalMB: end.mem.external / 1048576, metricsMB: end.metricsBytes / 1048576, handles: end.handles });
   agent.destroy();
   const exitStart = Date.now();
   const exited = await stop(s.child);
@@ -80,12 +82,17 @@ async function main() {
     seconds: (Date.now() - t0) / 1000,
     rssGrowthAfterWarmupMB: last.rssMB - base.rssMB,
     heapGrowthAfterWarmupMB: last.heapMB - base.heapMB,
+    // RSS and heap swing with GC cycles: the lowest sample of the first and
+    // last fifth after warm-up compares troughs, which single samples do not.
+    rssTroughGrowthAfterWarmupMB: trough(after.slice(-Math.max(1, Math.floor(after.length / 5))), 'rssMB') - trough(after.slice(0, Math.max(1, Math.floor(after.length / 5))), 'rssMB'),
+    metricsStoreGrowthAfterWarmupMB: last.metricsMB - base.metricsMB,
     exitedOnSigterm: exited,
     exitMs: Date.now() - exitStart,
     samples,
   };
   console.log(`\nSoak: ${done} requests over ${ROUTES} routes and ${ROUTES + 1} breakers in ${result.seconds.toFixed(0)} s (${non200} not 200)`);
   console.log(`  after warm-up: RSS ${result.rssGrowthAfterWarmupMB >= 0 ? '+' : ''}${result.rssGrowthAfterWarmupMB.toFixed(1)} MB, heap ${result.heapGrowthAfterWarmupMB >= 0 ? '+' : ''}${result.heapGrowthAfterWarmupMB.toFixed(1)} MB (target: under 10 MB)`);
+  console.log(`  RSS troughs (lowest sample of the first and last fifth after warm-up): ${result.rssTroughGrowthAfterWarmupMB >= 0 ? '+' : ''}${result.rssTroughGrowthAfterWarmupMB.toFixed(1)} MB; the metrics store (bounded by maxWindowBytes) grew ${result.metricsStoreGrowthAfterWarmupMB.toFixed(1)} MB to ${last.metricsMB.toFixed(1)} MB`);
   console.log(`  the server exited by itself on SIGTERM: ${exited ? `yes, in ${result.exitMs} ms` : 'NO'}`);
   const dir = path.join(__dirname, 'results');
   fs.mkdirSync(dir, { recursive: true });

@@ -149,8 +149,8 @@ export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (er
 }
 
 const metricsOwner: Owner = {
-  end(req, res, t0, _data, aborted) {
-    finishRequest(req as RequestLike, aborted ? -1 : res!.statusCode, performance.now() - t0);
+  end(req, res, ms, _data, aborted) {
+    finishRequest(req as RequestLike, aborted ? -1 : res!.statusCode, ms);
   },
 };
 

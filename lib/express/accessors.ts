@@ -7,15 +7,12 @@
  * reads it. Assigning either property still works: it makes an own
  * property, which wins over the getter.
  */
-import { slotOf, type Owner } from './tracker';
+import { stateOf as trackedState, type Owner, type RequestRollout, type RolloutRecorder } from './tracker';
+
+export type { RequestRollout } from './tracker';
 
 /** `req.reliability` while no ops control is on. */
 export const NORMAL = Object.freeze({ dimmer: 1, safeMode: false });
-
-export interface RequestRollout {
-  readonly name: string;
-  readonly cohort: 'new' | 'stable';
-}
 
 // What handlers see on Express's Request, for TypeScript users.
 declare global {
@@ -35,20 +32,35 @@ export interface StateOwner extends Owner {
   reliability(): { dimmer: number; safeMode: boolean };
 }
 
-type Slot = { owner: Owner; data: unknown };
+/** The state of a request the tracker does not follow (mocks, HTTP/2 compatibility objects). */
+export interface ListenedSlot {
+  owner: Owner;
+  data: unknown;
+  rollout: RequestRollout | null;
+  recorder: RolloutRecorder | null;
+}
+type State = { owner: Owner; data: unknown; rollout: RequestRollout | null };
+
 const isStateOwner = (o: Owner): o is StateOwner => typeof (o as StateOwner).reliability === 'function';
 
-/** State of requests the tracker does not follow (mocks, HTTP/2 compatibility objects). */
-const remembered = new WeakMap<object, Slot>();
-export function rememberSlot(req: object, slot: Slot): void {
+const remembered = new WeakMap<object, ListenedSlot>();
+export function rememberSlot(req: object, slot: ListenedSlot): void {
   remembered.set(req, slot);
 }
 
-function stateOf(req: object): { owner: StateOwner; data: unknown } | undefined {
-  const s = slotOf(req);
-  if (s !== undefined && isStateOwner(s.owner)) return s as { owner: StateOwner; data: unknown };
-  const r = remembered.get(req);
-  return r !== undefined && isStateOwner(r.owner) ? (r as { owner: StateOwner; data: unknown }) : undefined;
+function stateOf(req: object): State | undefined {
+  return trackedState(req) ?? remembered.get(req);
+}
+
+/** One frozen `{ name, cohort }` per rollout and cohort: a request allocates none. */
+const cohorts = new Map<string, [RequestRollout, RequestRollout]>();
+export function cohortOf(name: string, cohort: 'new' | 'stable'): RequestRollout {
+  let pair = cohorts.get(name);
+  if (pair === undefined) {
+    pair = [Object.freeze({ name, cohort: 'stable' as const }), Object.freeze({ name, cohort: 'new' as const })];
+    if (cohorts.size < 10_000) cohorts.set(name, pair);
+  }
+  return pair[cohort === 'new' ? 1 : 0];
 }
 
 let lastProto: object | null = null;
@@ -62,13 +74,12 @@ export function ensureAccessors(req: object): void {
   if (proto === null || proto === Object.prototype || installed.has(proto)) return;
   installed.add(proto);
   define(proto, 'rollout', function (this: object) {
-    const s = stateOf(this);
-    return s === undefined || s.data === null ? undefined : s.data;
+    return stateOf(this)?.rollout ?? undefined;
   });
   // Outside any stack (reliabilityMiddleware with no control on), the normal state.
   define(proto, 'reliability', function (this: object) {
     const s = stateOf(this);
-    return s === undefined ? NORMAL : s.owner.reliability();
+    return s !== undefined && isStateOwner(s.owner) ? s.owner.reliability() : NORMAL;
   });
 }
 

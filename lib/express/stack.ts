@@ -17,9 +17,9 @@ import type { ServerResponse } from 'node:http';
 import { beginRequest, finishRequest } from '../metrics';
 import { getOps, type OpsControls } from '../ops';
 import { getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
-import { ensureAccessors, NORMAL, rememberSlot, type RequestRollout, type StateOwner } from './accessors';
+import { cohortOf, ensureAccessors, NORMAL, rememberSlot, type ListenedSlot, type StateOwner } from './accessors';
 import { compilePattern, createOpsGate, type ReliabilityMiddlewareOptions } from './ops';
-import { track } from './tracker';
+import { track, type RequestRollout, type RolloutRecorder } from './tracker';
 
 export interface ReliabilityStackOptions extends ReliabilityMiddlewareOptions {
   /** Count golden signals (default true). */
@@ -71,7 +71,7 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
   return function reliabilityStackMiddleware(req: any, res: any, next: (e?: unknown) => void) {
     const t0 = metrics ? beginRequest(req) : performance.now();
     ensureAccessors(req);
-    let slot: { data: unknown } | null = track(req, res, owner, t0);
+    let slot: { rollout: RequestRollout | null; recorder: RolloutRecorder | null } | null = track(req, res, owner, t0);
     if (slot === null) slot = listen(req, res, owner, t0);
     const ops = options.ops ?? getOps();
     if (ops.anyActive() && gate(req, res)) return;
@@ -81,7 +81,8 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
         const ts = options.shaping ?? getTrafficShaping();
         const cohort = pickCohort(ts, name, req, res, header, options.onBlocked, false, cohortHeader);
         if (cohort === null) return;
-        slot.data = cohortOf(name, cohort);
+        slot.rollout = cohortOf(name, cohort);
+        slot.recorder = owner;
       }
     }
     next();
@@ -89,20 +90,19 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
 }
 
 /** What the stack records when a request ends, and what its getters answer. */
-class StackOwner implements StateOwner {
+class StackOwner implements StateOwner, RolloutRecorder {
   constructor(
     private readonly options: ReliabilityStackOptions,
     private readonly metrics: boolean,
     private readonly isSuccess: (statusCode: number) => boolean,
   ) {}
 
-  end(req: object, res: ServerResponse | null, t0: number, data: unknown, aborted: boolean): void {
-    const ms = performance.now() - t0;
+  end(req: object, res: ServerResponse | null, ms: number, _data: unknown, aborted: boolean): void {
     if (this.metrics) finishRequest(req as any, aborted ? -1 : res!.statusCode, ms);
-    if (data !== null && !aborted) {
-      const r = data as RequestRollout;
-      (this.options.shaping ?? getTrafficShaping()).recordRequest(r.name, this.isSuccess(res!.statusCode), ms, r.cohort);
-    }
+  }
+
+  record(r: RequestRollout, res: ServerResponse, ms: number): void {
+    (this.options.shaping ?? getTrafficShaping()).recordRequest(r.name, this.isSuccess(res.statusCode), ms, r.cohort);
   }
 
   /** `req.reliability`: the ops state a handler can use to drop optional work. */
@@ -110,18 +110,6 @@ class StackOwner implements StateOwner {
     const ops: OpsControls = this.options.ops ?? getOps();
     return ops.anyActive() ? { dimmer: ops.getDimmer(), safeMode: ops.isSafeMode() } : NORMAL;
   }
-}
-
-
-/** One frozen `{ name, cohort }` per rollout and cohort: a request allocates none. */
-const cohorts = new Map<string, [RequestRollout, RequestRollout]>();
-function cohortOf(name: string, cohort: 'new' | 'stable'): RequestRollout {
-  let pair = cohorts.get(name);
-  if (pair === undefined) {
-    pair = [Object.freeze({ name, cohort: 'stable' as const }), Object.freeze({ name, cohort: 'new' as const })];
-    if (cohorts.size < 10_000) cohorts.set(name, pair);
-  }
-  return pair[cohort === 'new' ? 1 : 0];
 }
 
 /** The path Express routes on (relative to the mount point), without parsing a URL object. */
@@ -136,10 +124,16 @@ function pathOf(req: any): string {
  * compatibility objects) end through a `close` listener; the getters find
  * their state through `rememberSlot`.
  */
-function listen(req: any, res: any, owner: StackOwner, t0: number): { data: unknown } {
-  const slot = { owner, data: null as unknown };
+function listen(req: any, res: any, owner: StackOwner, t0: number): ListenedSlot {
+  const slot: ListenedSlot = { owner, data: null, rollout: null, recorder: null };
   rememberSlot(req, slot);
-  res.on('close', () => owner.end(req, res, t0, slot.data, res.writableFinished === false));
+  res.on('close', () => {
+    const ms = performance.now() - t0;
+    const aborted = res.writableFinished === false;
+    owner.end(req, res, ms, null, aborted);
+    if (slot.rollout !== null && !aborted) owner.record(slot.rollout, res, ms);
+  });
   return slot;
 }
+// Re-exported through accessors, whose declarations also type req.rollout / req.reliability on Express's Request.
 export type { RequestRollout } from './accessors';

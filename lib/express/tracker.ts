@@ -15,7 +15,7 @@
  * queue behind it and finish in order), and the record is created once per
  * connection. A request then costs a WeakMap lookup and a few stores into an
  * object of ours, about what a `close` listener with a closure costs
- * (measured equal within noise), and the record also answers `slotOf`, which
+ * (measured equal within noise), and the record also answers `stateOf`, which
  * serves the `req.rollout` / `req.reliability` getters. A socket that closes
  * with requests pending ends them as aborted, as a `close` listener would.
  *
@@ -28,19 +28,39 @@ import { ServerResponse } from 'node:http';
 
 /** Who tracks a request, and what to do when it ends. */
 export interface Owner {
-  /** Called once per tracked request; `res` is null for a request aborted with its socket. */
-  end(req: object, res: ServerResponse | null, t0: number, data: unknown, aborted: boolean): void;
+  /** Called once per tracked request, `ms` after it began; `res` is null for a request aborted with its socket. */
+  end(req: object, res: ServerResponse | null, ms: number, data: unknown, aborted: boolean): void;
 }
 
-/** One tracked request. `data` is the owner's, free to set after `track`. */
+/** A request's rollout decision, as handlers read it in `req.rollout`. */
+export interface RequestRollout {
+  readonly name: string;
+  readonly cohort: 'new' | 'stable';
+}
+
+/** Records a rollout outcome when a request under a rollout completes (not when it is aborted). */
+export interface RolloutRecorder {
+  record(rollout: RequestRollout, res: ServerResponse, ms: number): void;
+}
+
+/**
+ * One tracked request. `data` is the owner's; `rollout` and `recorder` are
+ * set by whichever layer decides the request's cohort (the stack, or
+ * `withTrafficShaping` after `metricsMiddleware`), so one record serves
+ * every layer.
+ */
 export interface Slot {
   req: object | null;
   owner: Owner | null;
   t0: number;
   data: unknown;
+  rollout: RequestRollout | null;
+  recorder: RolloutRecorder | null;
 }
 
 class Pending implements Slot {
+  rollout: RequestRollout | null = null;
+  recorder: RolloutRecorder | null = null;
   constructor(
     public req: object | null,
     public owner: Owner | null,
@@ -55,11 +75,14 @@ class SocketRecord implements Slot {
   owner: Owner | null = null;
   t0 = 0;
   data: unknown = null;
+  rollout: RequestRollout | null = null;
+  recorder: RolloutRecorder | null = null;
   more: Pending[] | null = null;
-  /** The last request that ended, so that `slotOf` still answers for it just after its response. */
+  /** The last request that ended, so that `stateOf` still answers for it just after its response. */
   lastReq: object | null = null;
   lastOwner: Owner | null = null;
   lastData: unknown = null;
+  lastRollout: RequestRollout | null = null;
 }
 
 const records = new WeakMap<object, SocketRecord>();
@@ -96,7 +119,7 @@ function onFinish(message: unknown): void {
     if (p.req === m.request) {
       more.splice(i, 1);
       remember(rec, p);
-      p.owner!.end(p.req!, m.response, p.t0, p.data, false);
+      finish(p.req!, p.owner!, p.t0, p.data, p.rollout, p.recorder, m.response, false);
       return;
     }
   }
@@ -106,27 +129,45 @@ function remember(rec: SocketRecord, s: Slot): void {
   rec.lastReq = s.req;
   rec.lastOwner = s.owner;
   rec.lastData = s.data;
+  rec.lastRollout = s.rollout;
 }
 
 /** Ends the head request and moves the next queued one (if any) up. */
 function endHead(rec: SocketRecord, res: ServerResponse | null, aborted: boolean): void {
-  const req = rec.req!;
-  const owner = rec.owner!;
-  const t0 = rec.t0;
-  const data = rec.data;
+  const { req, owner, t0, data, rollout, recorder } = rec;
   remember(rec, rec);
   const next = rec.more !== null && rec.more.length > 0 ? rec.more.shift()! : null;
   if (next === null) {
     rec.req = null;
     rec.owner = null;
     rec.data = null;
+    rec.rollout = null;
+    rec.recorder = null;
   } else {
     rec.req = next.req;
     rec.owner = next.owner;
     rec.t0 = next.t0;
     rec.data = next.data;
+    rec.rollout = next.rollout;
+    rec.recorder = next.recorder;
   }
-  owner.end(req, res, t0, data, aborted);
+  finish(req!, owner!, t0, data, rollout, recorder, res, aborted);
+}
+
+/** One clock read for everything that is recorded at the end of a request. */
+function finish(
+  req: object,
+  owner: Owner,
+  t0: number,
+  data: unknown,
+  rollout: RequestRollout | null,
+  recorder: RolloutRecorder | null,
+  res: ServerResponse | null,
+  aborted: boolean,
+): void {
+  const ms = performance.now() - t0;
+  owner.end(req, res, ms, data, aborted);
+  if (recorder !== null && rollout !== null && !aborted) recorder.record(rollout, res!, ms);
 }
 
 function onSocketClose(this: object): void {
@@ -156,6 +197,8 @@ export function track(req: any, res: any, owner: Owner, t0: number): Slot | null
     rec.owner = owner;
     rec.t0 = t0;
     rec.data = null;
+    rec.rollout = null;
+    rec.recorder = null;
     return rec;
   }
   if (rec.req === req) return null;
@@ -167,17 +210,26 @@ export function track(req: any, res: any, owner: Owner, t0: number): Slot | null
   return p;
 }
 
-/**
- * The owner and data of `req`: in flight, or the last request that ended on
- * its socket (so that code running just after the response still finds it).
- */
-export function slotOf(req: any): { owner: Owner; data: unknown } | undefined {
+/** The slot of `req` while it is in flight here, or null. */
+export function liveSlot(req: any): Slot | null {
   const socket = req?.socket;
-  if (socket == null) return undefined;
+  if (socket == null) return null;
   const rec = records.get(socket);
-  if (rec === undefined) return undefined;
-  if (rec.req === req) return { owner: rec.owner!, data: rec.data };
-  if (rec.lastReq === req) return { owner: rec.lastOwner!, data: rec.lastData };
-  if (rec.more !== null) for (const p of rec.more) if (p.req === req) return { owner: p.owner!, data: p.data };
+  if (rec === undefined) return null;
+  if (rec.req === req) return rec;
+  if (rec.more !== null) for (const p of rec.more) if (p.req === req) return p;
+  return null;
+}
+
+/**
+ * The owner, data and rollout of `req`: in flight, or the last request that
+ * ended on its socket (so that code running just after the response still
+ * finds it).
+ */
+export function stateOf(req: any): { owner: Owner; data: unknown; rollout: RequestRollout | null } | undefined {
+  const live = liveSlot(req);
+  if (live !== null) return { owner: live.owner!, data: live.data, rollout: live.rollout };
+  const rec = req?.socket == null ? undefined : records.get(req.socket);
+  if (rec !== undefined && rec.lastReq === req) return { owner: rec.lastOwner!, data: rec.lastData, rollout: rec.lastRollout };
   return undefined;
 }
