@@ -58,10 +58,14 @@ if (load) {
 }
 const soak = read('soak.json');
 if (soak) {
-  const pts = soak.samples.flatMap((s) => [{ t: s.t, what: 'RSS', mb: +s.rssMB.toFixed(1) }, { t: s.t, what: 'heap used', mb: +s.heapMB.toFixed(1) }]);
+  const pts = soak.samples.flatMap((s) => [
+    { t: s.t, what: 'RSS', mb: +s.rssMB.toFixed(1) },
+    { t: s.t, what: 'heap used', mb: +s.heapMB.toFixed(1) },
+    ...(s.metricsMB == null ? [] : [{ t: s.t, what: 'metrics store (Rust, bounded)', mb: +s.metricsMB.toFixed(1) }]),
+  ]);
   await draw('soak-memory', {
     title: `Soak: ${(soak.requests / 1e6).toFixed(1)} M requests, ${soak.routes} routes, ${soak.breakers} breakers (MB)`,
     width: 620, height: 220, data: { values: pts }, mark: { type: 'line', strokeWidth: 2 },
-    encoding: { x: { field: 't', type: 'quantitative', title: 'seconds' }, y: { field: 'mb', type: 'quantitative', title: 'MB' }, color: { field: 'what', type: 'nominal', scale: { range: ['#5aa9ff', '#2ecc71'] }, title: null } },
+    encoding: { x: { field: 't', type: 'quantitative', title: 'seconds' }, y: { field: 'mb', type: 'quantitative', title: 'MB' }, color: { field: 'what', type: 'nominal', scale: { range: ['#5aa9ff', '#2ecc71', '#f5b942'] }, title: null } },
   });
 }
