@@ -380,6 +380,15 @@ function keyOf(req: any, header: string): string {
   return String(Array.isArray(v) ? v[0] : v);
 }
 
+/** @internal The `cohortHeader` option: a header name, or null for none (`false`; `undefined` gives `fallback`). */
+export function cohortHeaderOf(v: unknown, fallback: string | null): string | null {
+  const h = v === false ? null : v === undefined ? fallback : v;
+  if (h !== null && (typeof h !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h))) {
+    throw new TypeError(`cohortHeader must be a header name or false, got ${JSON.stringify(h)}`);
+  }
+  return h;
+}
+
 function checkOnBlocked(v: unknown): void {
   if (v !== undefined && v !== '503' && v !== 'next') throw new RangeError(`onBlocked must be '503' or 'next', got ${JSON.stringify(v)}`);
 }
@@ -415,10 +424,7 @@ export function pickCohort(
 function shape(options: TrafficShapingOptions) {
   const header = (options.stickinessHeader ?? 'x-user-id').toLowerCase();
   const isSuccess = options.isSuccess ?? ((s: number) => s < 400);
-  const cohortHeader = options.cohortHeader === false ? null : (options.cohortHeader ?? 'x-rollout-cohort');
-  if (cohortHeader !== null && (typeof cohortHeader !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(cohortHeader))) {
-    throw new TypeError(`cohortHeader must be a header name or false, got ${JSON.stringify(cohortHeader)}`);
-  }
+  const cohortHeader = cohortHeaderOf(options.cohortHeader, 'x-rollout-cohort');
   checkOnBlocked(options.onBlocked);
   const recorder: RolloutRecorder = {
     record: (r, res, ms) => (options.shaping ?? getTrafficShaping()).recordRequest(r.name, isSuccess(res.statusCode), ms, r.cohort),

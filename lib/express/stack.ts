@@ -16,7 +16,7 @@
 import type { ServerResponse } from 'node:http';
 import { beginRequest, finishRequest } from '../metrics';
 import { getOps, type OpsControls } from '../ops';
-import { getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
+import { cohortHeaderOf, getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
 import { cohortOf, ensureAccessors, NORMAL, rememberSlot, type ListenedSlot, type StateOwner } from './accessors';
 import { compilePattern, createOpsGate, type ReliabilityMiddlewareOptions } from './ops';
 import { track, type RequestRollout, type RolloutRecorder } from './tracker';
@@ -52,10 +52,7 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
   }
   const header = (options.stickinessHeader ?? 'x-user-id').toLowerCase();
   const isSuccess = options.isSuccess ?? ((s: number) => s < 400);
-  const cohortHeader = options.cohortHeader || null;
-  if (cohortHeader !== null && (typeof cohortHeader !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(cohortHeader))) {
-    throw new TypeError(`cohortHeader must be a header name or false, got ${JSON.stringify(cohortHeader)}`);
-  }
+  const cohortHeader = cohortHeaderOf(options.cohortHeader, null);
   // Path -> rollout name ('' for none), bounded like the ops gate's cache.
   const byPath = new Map<string, string>();
   const rolloutOf = (path: string): string => {
