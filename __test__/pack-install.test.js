@@ -197,7 +197,7 @@ test('the tarball installs into a fresh project and works from CommonJS and ESM'
     assert.deepEqual(out.metrics, { helloCount: 7, hello5xx: 5, goldenTotal: 7, promHasRoute: true });
     // Startup DAG and health gates from the installed package.
     // Traffic shaping, watchdogs, the observability router and the dashboard's assets, installed.
-    assert.deepEqual(out.more, { routed: true, aiCall: 42, summaryKeys: ['goldenSignals', 'watchdogs', 'circuitBreakers', 'rollouts', 'healthGates', 'startupDAG', 'ops'], dashboard: true });
+    assert.deepEqual(out.more, { stacked: { cohort: 'new', dimmer: 1, own: false, header: 'new', count: 1 }, routed: true, aiCall: 42, summaryKeys: ['goldenSignals', 'watchdogs', 'circuitBreakers', 'rollouts', 'healthGates', 'startupDAG', 'ops'], dashboard: true });
     assert.deepEqual(out.startup, { loaded: ['db', 'api'], skipped: ['extra'], order: ['db', 'api'], started: ['db', 'api'], outcome: 'ready', readyBefore: 503, readyAfter: 200, live: 200 });
   }
 });
@@ -237,6 +237,8 @@ async function main(name, resolved, nativeResolved, rootSameAsSubpath, exportsSe
   app.use(createMetricsRouter());
   app.use(createHealthRouter());
   app.use('/api/observability', createObservabilityRouter());
+  app.use('/stacked', reliabilityStack({ rollouts: { '/r': 'stacked-v2' }, cohortHeader: 'x-rollout-cohort' }));
+  app.get('/stacked/r', (req, res) => res.json({ cohort: req.rollout.cohort, dimmer: req.reliability.dimmer, own: Object.keys(req).includes('rollout') }));
   app.get('/hello', async (req, res) => {
     try {
       const body = await withCircuitBreaker(
@@ -297,7 +299,11 @@ async function main(name, resolved, nativeResolved, rootSameAsSubpath, exportsSe
     const pageText = await page.text();
     const chart = await fetch(base + '/api/observability/dashboard/uPlot.iife.min.js', { signal: AbortSignal.timeout(5000) });
     await chart.arrayBuffer();
+    getTrafficShaping().startRollout('stacked-v2', { percentage: 100 });
+    const stackedRes = await fetch(base + '/stacked/r', { signal: AbortSignal.timeout(5000) });
+    const stacked = { ...(await stackedRes.json()), header: stackedRes.headers.get('x-rollout-cohort'), count: getEndpointMetrics('GET /stacked/r').count };
     const more = {
+      stacked,
       routed: getTrafficShaping().shouldRoute('consumer-v2', 'someone'),
       aiCall: await trackAiCall('consumer-ai', async () => 42),
       summaryKeys: ['goldenSignals', 'watchdogs', 'circuitBreakers', 'rollouts', 'healthGates', 'startupDAG', 'ops'].filter((k) => k in summary),
@@ -328,6 +334,7 @@ const { metricsMiddleware, createMetricsRouter, getEndpointMetrics } = require('
 const { loadServicesFromGraph, getStartupDAG, configureStartupLogging } = require('${PKG.name}/dag-loader');
 const { getHealthGates, createHealthRouter } = require('${PKG.name}/health-gates');
 const { getTrafficShaping } = require('${PKG.name}/traffic-shaping');
+const { reliabilityStack } = require('${PKG.name}/ops');
 const { createObservabilityRouter } = require('${PKG.name}/observability');
 const { trackAiCall, getWatchdogs } = require('${PKG.name}/watchdogs');
 ${CONSUMER_BODY}
@@ -354,6 +361,7 @@ import { metricsMiddleware, createMetricsRouter, getEndpointMetrics } from '${PK
 import { loadServicesFromGraph, getStartupDAG, configureStartupLogging } from '${PKG.name}/dag-loader';
 import { getHealthGates, createHealthRouter } from '${PKG.name}/health-gates';
 import { getTrafficShaping } from '${PKG.name}/traffic-shaping';
+import { reliabilityStack } from '${PKG.name}/ops';
 import { createObservabilityRouter } from '${PKG.name}/observability';
 import { trackAiCall, getWatchdogs } from '${PKG.name}/watchdogs';
 ${CONSUMER_BODY}

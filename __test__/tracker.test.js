@@ -293,3 +293,24 @@ test('the three separate middlewares share the record too: withTrafficShaping af
     await close(server);
   }
 });
+
+test('metricsMiddleware mounted before the stack: the stack rides on its record (counted once, nothing left in flight, req.rollout answers)', { timeout: 20_000 }, async () => {
+  const express = require('express');
+  const shaping = new TrafficShaping();
+  shaping.startRollout('both', { percentage: 100 });
+  const app = express();
+  app.use(metricsMiddleware);
+  app.use(reliabilityStack({ shaping, ops: new OpsControls({ stateFile: false, logger: null }), rollouts: { '/both': 'both' } }));
+  app.get('/both', (req, res) => res.json({ cohort: req.rollout.cohort }));
+  const server = await listen(app);
+  try {
+    for (let i = 0; i < 5; i++) assert.deepEqual(await (await fetch(`http://127.0.0.1:${server.address().port}/both`)).json(), { cohort: 'new' });
+    await sleep(20);
+    assert.equal(getEndpointMetrics('GET /both').count, 5, 'counted once each');
+    assert.equal(getGoldenSignals().saturation.activeConnections, 0, 'nothing left in flight');
+    shaping.flush();
+    assert.equal(shaping.getStatus('both').requestCount, 5, 'outcomes recorded once each');
+  } finally {
+    await close(server);
+  }
+});

@@ -140,7 +140,8 @@ function startEventLoopMonitor(): void {
  * open-socket gauges. Mount it before your routes: `app.use(metricsMiddleware)`.
  */
 export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (err?: unknown) => void): void {
-  const t0 = beginRequest(req);
+  beginRequest(req);
+  const t0 = performance.now();
   // Node HTTP/1 requests are ended by the tracker (no listener, nothing
   // stored on req or res: see express/tracker.ts); anything else by a
   // `close` listener.
@@ -156,10 +157,10 @@ const metricsOwner: Owner = {
 
 /**
  * @internal The two halves of `metricsMiddleware`, for `reliabilityStack`,
- * which does metrics, ops and shaping in one layer.
- * Returns the start time to hand to `endRequest`.
+ * which does metrics, ops and shaping in one layer: counts a request in
+ * flight (the caller reads the clock once for every layer).
  */
-export function beginRequest(req: RequestLike): number {
+export function beginRequest(req: RequestLike): void {
   inFlight++;
   const sock = req.socket;
   if (sock && !seenSockets.has(sock)) {
@@ -168,7 +169,6 @@ export function beginRequest(req: RequestLike): number {
     sock.once('close', onSocketClose);
   }
   if (!eld) startEventLoopMonitor();
-  return performance.now();
 }
 
 /** @internal Records the finished (or aborted) request; returns its duration in ms. */

@@ -19,7 +19,7 @@ import { getOps, type OpsControls } from '../ops';
 import { cohortHeaderOf, getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
 import { cohortOf, ensureAccessors, NORMAL, rememberSlot, type ListenedSlot, type StateOwner } from './accessors';
 import { compilePattern, createOpsGate, type ReliabilityMiddlewareOptions } from './ops';
-import { track, type RequestRollout, type RolloutRecorder } from './tracker';
+import { liveSlot, track, type RequestRollout, type RolloutRecorder } from './tracker';
 
 export interface ReliabilityStackOptions extends ReliabilityMiddlewareOptions {
   /** Count golden signals (default true). */
@@ -66,13 +66,21 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
   const owner = new StackOwner(options, metrics, isSuccess);
 
   return function reliabilityStackMiddleware(req: any, res: any, next: (e?: unknown) => void) {
-    const t0 = metrics ? beginRequest(req) : performance.now();
+    const t0 = performance.now();
     ensureAccessors(req);
     let slot: { rollout: RequestRollout | null; recorder: RolloutRecorder | null } | null = track(req, res, owner, t0);
-    if (slot === null) slot = listen(req, res, owner, t0);
+    if (slot !== null) {
+      if (metrics) beginRequest(req);
+    } else if ((slot = liveSlot(req)) === null) {
+      if (metrics) beginRequest(req);
+      slot = listen(req, res, owner, t0);
+    }
+    // Otherwise tracked already (metricsMiddleware, or another stack, mounted
+    // first): the stack rides on that record, whose owner counts the request,
+    // rather than counting it twice.
     const ops = options.ops ?? getOps();
     if (ops.anyActive() && gate(req, res)) return;
-    if (rollouts.length > 0 && !Object.prototype.hasOwnProperty.call(req, 'rollout')) {
+    if (rollouts.length > 0 && slot.rollout === null && !Object.prototype.hasOwnProperty.call(req, 'rollout')) {
       const name = rolloutOf(pathOf(req));
       if (name) {
         const ts = options.shaping ?? getTrafficShaping();
