@@ -314,3 +314,106 @@ test('metricsMiddleware mounted before the stack: the stack rides on its record 
     await close(server);
   }
 });
+
+test('metricsMiddleware mounted after the stack: counted once; after a stack without metrics: counted by metricsMiddleware; sockets counted once', { timeout: 20_000 }, async () => {
+  const express = require('express');
+  for (const stackMetrics of [true, false]) {
+    const app = express();
+    app.use(reliabilityStack({ metrics: stackMetrics, ops: new OpsControls({ stateFile: false, logger: null }) }));
+    app.use(metricsMiddleware);
+    const route = `/after-${stackMetrics}`;
+    app.get(route, (req, res) => res.json({ ok: true }));
+    const server = await listen(app);
+    const agent = new (require('node:http').Agent)({ keepAlive: true, maxSockets: 2 });
+    try {
+      const get = () =>
+        new Promise((resolve, reject) => {
+          require('node:http')
+            .get({ host: '127.0.0.1', port: server.address().port, path: route, agent }, (res) => {
+              res.resume();
+              res.on('end', resolve);
+            })
+            .on('error', reject);
+        });
+      await Promise.all(Array.from({ length: 6 }, get));
+      await sleep(20);
+      assert.equal(getEndpointMetrics(`GET ${route}`).count, 6, `counted once each (stack metrics ${stackMetrics})`);
+      const g = getGoldenSignals();
+      assert.equal(g.saturation.activeConnections, 0, 'nothing left in flight');
+      assert.equal(g.saturation.openSockets, 2, 'two keep-alive sockets, each counted once');
+    } finally {
+      agent.destroy();
+      await close(server);
+    }
+    for (let i = 0; i < 50 && getGoldenSignals().saturation.openSockets !== 0; i++) await sleep(10);
+    assert.equal(getGoldenSignals().saturation.openSockets, 0, 'closed sockets counted closed');
+  }
+});
+
+test('rollout stickiness reads req.user when auth set it (own property) or when the request prototype defines it, else the header', { timeout: 20_000 }, async () => {
+  const express = require('express');
+  const shaping = new TrafficShaping();
+  shaping.startRollout('sticky-user', { percentage: 50 });
+  // Keys whose cohorts differ, so that reading the wrong key shows.
+  const users = Array.from({ length: 40 }, (_, i) => `id-${i}`);
+  const newUser = users.find((u) => shaping.shouldRoute('sticky-user', u));
+  const stableUser = users.find((u) => !shaping.shouldRoute('sticky-user', u));
+  const cohortOfKey = (k) => (shaping.shouldRoute('sticky-user', k) ? 'new' : 'stable');
+  const ops = new OpsControls({ stateFile: false, logger: null });
+
+  // 1. An auth middleware that sets req.user as an own property, mounted before the stack.
+  const app = express();
+  app.use((req, res, next) => {
+    if (req.headers.authorization) req.user = { id: req.headers.authorization };
+    next();
+  });
+  app.use(reliabilityStack({ ops, shaping, onBlocked: 'next', rollouts: { '/s/*': 'sticky-user' } }));
+  app.get('/s/x', (req, res) => res.json({ cohort: req.rollout.cohort }));
+  // 2. An app whose request prototype defines `user` (a getter, as some frameworks do).
+  const app2 = express();
+  Object.defineProperty(app2.request, 'user', {
+    configurable: true,
+    get() {
+      return this.headers.authorization ? { id: this.headers.authorization } : undefined;
+    },
+  });
+  app2.use(reliabilityStack({ ops, shaping, onBlocked: 'next', rollouts: { '/s/*': 'sticky-user' } }));
+  app2.get('/s/x', (req, res) => res.json({ cohort: req.rollout.cohort }));
+  const s1 = await listen(app);
+  const s2 = await listen(app2);
+  try {
+    for (const s of [s1, s2]) {
+      const url = `http://127.0.0.1:${s.address().port}/s/x`;
+      for (const [auth, header] of [
+        [newUser, stableUser],
+        [stableUser, newUser],
+      ]) {
+        const b = await (await fetch(url, { headers: { authorization: auth, 'x-user-id': header } })).json();
+        assert.equal(b.cohort, cohortOfKey(auth), 'req.user.id wins over the header');
+      }
+      // No user: the header decides.
+      for (const header of [newUser, stableUser]) {
+        const b = await (await fetch(url, { headers: { 'x-user-id': header } })).json();
+        assert.equal(b.cohort, cohortOfKey(header));
+      }
+    }
+  } finally {
+    await close(s1);
+    await close(s2);
+  }
+});
+
+test('rollout patterns match raw URLs (query strings included) exactly as they match paths', () => {
+  const { compilePattern, compileUrlTest } = require('../dist/express/ops.js');
+  const patterns = ['/api/items/*', '/api/items', '/api/items/', '/', '/api/agents/:agentId', '/a/:x/b', '/api/v1.2'];
+  const paths = ['/', '/api', '/api/items', '/api/items/', '/api/items/7', '/api/itemsX', '/api/agents/a1', '/api/agents/a1/run', '/api/agents', '/a/1/b', '/a/1/c', '/api/v1.2', '/api/v1x2', '/api/v1.2/x'];
+  for (const p of patterns) {
+    const m = compilePattern(p);
+    const t = compileUrlTest(p);
+    for (const path of paths) {
+      for (const url of [path, `${path}?q=1`, `${path}?next=/api/items/9`, `${path}?`]) {
+        assert.equal(t(url), m.test(path), `pattern ${p} on ${url}`);
+      }
+    }
+  }
+});

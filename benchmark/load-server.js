@@ -67,6 +67,16 @@ if (mode === 'noop-layers') {
     }
   };
   handler = (req, res, next) => layer(req, res, () => inner(req, res, next));
+} else if (mode === 'noop-layer') {
+  // The floor for any middleware: one app-level layer that only calls next().
+  app.use((req, res, next) => next());
+  handler = async (req, res) => {
+    try {
+      res.json(await dependency(req.params.id));
+    } catch {
+      res.status(500).json({ error: 'failed' });
+    }
+  };
 } else if (mode === 'bare') {
   handler = async (req, res) => {
     try {
@@ -227,7 +237,7 @@ process.on('message', (m) => {
   if (m?.cmd === 'cpu') {
     // In our modes, how much the metrics store holds (bounded by maxWindowBytes): RSS growth during a soak can be told apart from a leak.
     const metricsBytes = mode.startsWith('ours') ? require(path.join(__dirname, '..', 'dist', 'metrics.js')).getMetricsDiagnostics().histogramBytes : null;
-    process.send({ cpu: process.cpuUsage(), mem: process.memoryUsage(), handles: process.getActiveResourcesInfo().length, metricsBytes });
+    process.send({ cpu: process.cpuUsage(), mem: process.memoryUsage(), handles: process.getActiveResourcesInfo().length, metricsBytes, calls });
   }
   if (m?.cmd === 'gc' && global.gc) {
     global.gc();

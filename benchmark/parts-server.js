@@ -92,6 +92,12 @@ app.get('/api/items/:id', async (req, res) => {
   }
 });
 
+// Time spent in garbage collection (ms, cumulative): how much of a variant's cost is allocation.
+let gcMs = 0;
+new (require('node:perf_hooks').PerformanceObserver)((list) => {
+  for (const e of list.getEntries()) gcMs += e.duration;
+}).observe({ entryTypes: ['gc'] });
+
 const server = app.listen(0, '127.0.0.1', () => console.log(`PORT ${server.address().port}`));
 server.keepAliveTimeout = 120_000;
 process.on('message', (m) => {
@@ -101,7 +107,7 @@ process.on('message', (m) => {
     setSubscribed(current[2]);
     process.send({ ok: true });
   }
-  if (m?.cmd === 'cpu') process.send({ cpu: process.cpuUsage(), count });
+  if (m?.cmd === 'cpu') process.send({ cpu: process.cpuUsage(), count, gcMs });
 });
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));

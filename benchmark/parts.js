@@ -53,6 +53,7 @@ async function main() {
   try {
     await sleep(SMOKE ? 1000 : 3000); // warm-up
     const samples = Object.fromEntries(VARIANTS.map((v) => [v, []]));
+    const gc = Object.fromEntries(VARIANTS.map((v) => [v, []]));
     const end = Date.now() + SECONDS * 1000;
     for (let k = 0; Date.now() < end; k++) {
       const v = VARIANTS[k % VARIANTS.length];
@@ -62,19 +63,25 @@ async function main() {
       await sleep(PERIOD_MS - SETTLE_MS);
       const b = await ask('cpu');
       const n = b.count - a.count;
-      if (n > 0) samples[v].push((b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system) / n);
+      if (n > 0) {
+        samples[v].push((b.cpu.user + b.cpu.system - a.cpu.user - a.cpu.system) / n);
+        gc[v].push(((b.gcMs - a.gcMs) * 1000) / n);
+      }
     }
     const bare = samples.bare;
     const halves = [bare.filter((_, i) => i % 2 === 0), bare.filter((_, i) => i % 2 === 1)];
     console.log(`Parts of reliabilityStack() under load: Express 4, 50 connections, ${SECONDS} s, ${PERIOD_MS} ms periods${PIN ? ', server and client pinned' : ''}`);
-    console.log(`${'variant'.padEnd(16)} ${'periods'.padStart(7)} ${'median'.padStart(8)} ${'IQ mean'.padStart(8)}   added over bare (median / IQ mean), µs per request`);
+    console.log(`${'variant'.padEnd(16)} ${'periods'.padStart(7)} ${'median'.padStart(8)} ${'IQ mean'.padStart(8)}   added over bare (median / IQ mean), µs per request; GC µs per request (added)`);
     const out = {};
     for (const v of VARIANTS) {
       const xs = samples[v];
       if (xs.length === 0) continue;
       const d = [median(xs) - median(bare), iqm(xs) - iqm(bare)];
-      out[v] = { periods: xs.length, medianUs: median(xs), iqMeanUs: iqm(xs), addedUs: d };
-      console.log(`${v.padEnd(16)} ${String(xs.length).padStart(7)} ${median(xs).toFixed(1).padStart(8)} ${iqm(xs).toFixed(1).padStart(8)}   ${v === 'bare' ? '' : `${d[0].toFixed(1)} / ${d[1].toFixed(1)}`}`);
+      const g = median(gc[v]);
+      const gAdded = g - median(gc.bare);
+      out[v] = { periods: xs.length, medianUs: median(xs), iqMeanUs: iqm(xs), addedUs: d, gcUs: g, gcAddedUs: gAdded };
+      const added = v === 'bare' ? '' : `${d[0].toFixed(1)} / ${d[1].toFixed(1)}`;
+      console.log(`${v.padEnd(16)} ${String(xs.length).padStart(7)} ${median(xs).toFixed(1).padStart(8)} ${iqm(xs).toFixed(1).padStart(8)}   ${added.padEnd(12)} GC ${g.toFixed(2)}${v === 'bare' ? '' : ` (${gAdded >= 0 ? '+' : ''}${gAdded.toFixed(2)})`}`);
     }
     if (halves[0].length && halves[1].length) {
       const noise = Math.abs(median(halves[0]) - median(halves[1]));

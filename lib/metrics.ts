@@ -12,7 +12,7 @@
  * ids once.
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
-import { track, type Owner } from './express/tracker';
+import { liveSlot, track, trackedSockets, type Owner } from './express/tracker';
 import { native } from './native';
 
 const RING_CAP = native.sgRingCap();
@@ -140,33 +140,46 @@ function startEventLoopMonitor(): void {
  * open-socket gauges. Mount it before your routes: `app.use(metricsMiddleware)`.
  */
 export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (err?: unknown) => void): void {
-  beginRequest(req);
   const t0 = performance.now();
   // Node HTTP/1 requests are ended by the tracker (no listener, nothing
   // stored on req or res: see express/tracker.ts); anything else by a
   // `close` listener.
-  if (track(req, res, metricsOwner, t0) === null) res.on('close', () => endRequest(req, res, t0));
+  if (track(req, res, metricsOwner, t0) !== null) beginRequest(req, true);
+  else {
+    // Tracked already by a layer mounted before this one: when that layer
+    // counts golden signals (reliabilityStack with metrics on), counting the
+    // request here too would count it twice.
+    const live = liveSlot(req);
+    if (live !== null && live.owner!.metrics === true) return next();
+    beginRequest(req, live !== null);
+    res.on('close', () => endRequest(req, res, t0));
+  }
   next();
 }
 
 const metricsOwner: Owner = {
-  end(req, res, ms, _data, aborted) {
-    finishRequest(req as RequestLike, aborted ? -1 : res!.statusCode, ms);
+  metrics: true,
+  end(req, status, ms) {
+    finishRequest(req as RequestLike, status, ms);
   },
 };
 
 /**
  * @internal The two halves of `metricsMiddleware`, for `reliabilityStack`,
  * which does metrics, ops and shaping in one layer: counts a request in
- * flight (the caller reads the clock once for every layer).
+ * flight (the caller reads the clock once for every layer). A request the
+ * tracker follows has its socket counted there (once per connection, not a
+ * lookup per request); any other has it counted here.
  */
-export function beginRequest(req: RequestLike): void {
+export function beginRequest(req: RequestLike, tracked: boolean): void {
   inFlight++;
-  const sock = req.socket;
-  if (sock && !seenSockets.has(sock)) {
-    seenSockets.add(sock);
-    openSockets++;
-    sock.once('close', onSocketClose);
+  if (!tracked) {
+    const sock = req.socket;
+    if (sock && !seenSockets.has(sock)) {
+      seenSockets.add(sock);
+      openSockets++;
+      sock.once('close', onSocketClose);
+    }
   }
   if (!eld) startEventLoopMonitor();
 }
@@ -285,7 +298,7 @@ function localGoldenSignals() {
       // The original's figure: requests finished in the last minute / 60.
       requestsPerSecond: oneMin.requests / 60,
       activeConnections: inFlight,
-      openSockets,
+      openSockets: openSockets + trackedSockets(),
       totalRequests: all.requests,
       aborted: all.aborted,
       windows: byWindow(ws, (w) => ({ requests: w.requests, requestsPerSecond: w.requestsPerSecond, aborted: w.aborted, spanSeconds: w.spanSeconds })),
@@ -316,7 +329,7 @@ function localGoldenSignals() {
       queueDepth: q.total,
       queues: q.queues,
       activeConnections: inFlight,
-      openSockets,
+      openSockets: openSockets + trackedSockets(),
       // Milliseconds; zeros until the monitor has its first sample.
       eventLoopDelay: delay.count === 0
         ? { mean: 0, p50: 0, p99: 0, max: 0 }

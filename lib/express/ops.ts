@@ -81,7 +81,36 @@ export function compilePattern(p: string): Matcher {
     };
   }
   const base = p.endsWith('/') && p.length > 1 ? p.slice(0, -1) : p;
-  return { test: (path) => path === base || path.startsWith(base + '/') };
+  const under = base + '/';
+  return { test: (path) => path === base || path.startsWith(under) };
+}
+
+/**
+ * `compilePattern(p).test`, applied to a raw URL (query string included)
+ * rather than a path: no `indexOf('?')` and no slice per request for
+ * prefix and exact patterns, which is what the stack's rollouts match on
+ * every request.
+ */
+export function compileUrlTest(p: string): (url: string) => boolean {
+  const m = compilePattern(p);
+  if (p.includes('?') || p.includes('#') || p.includes('/:')) {
+    return (url) => {
+      const q = url.indexOf('?');
+      return m.test(q < 0 ? url : url.slice(0, q));
+    };
+  }
+  if (p.endsWith('*')) {
+    const prefix = p.slice(0, -1);
+    return (url) => url.startsWith(prefix);
+  }
+  const base = p.endsWith('/') && p.length > 1 ? p.slice(0, -1) : p;
+  const n = base.length;
+  return (url) => {
+    if (!url.startsWith(base)) return false;
+    if (url.length === n) return true;
+    const c = url.charCodeAt(n);
+    return c === 47 /* / */ || c === 63 /* ? */;
+  };
 }
 
 const CRIT_CODE: Record<Criticality, 0 | 1 | 2> = { critical: 0, default: 1, sheddable: 2 };

@@ -1,0 +1,107 @@
+'use strict';
+/**
+ * CPU per request of several stacks measured at the same time: one server
+ * per stack, all pinned to the same CPU, each driven by its own autocannon
+ * (all clients on another CPU), sampled every few seconds. Whatever slows
+ * the machine down (a neighbour on the host, CPU frequency, steal time) hits
+ * every server in the same window, so the per-window differences from
+ * `bare` cancel it; `bare-control`, a second bare server, shows what is left
+ * (the noise floor). load.js runs the stacks one after another, which on a
+ * shared VM moves whole-process figures by 5-20 µs per request between runs.
+ *
+ *   node benchmark/paired.js [seconds] [mode ...]   (default 90 s; bare ours-stack js bare-control)
+ *   node benchmark/paired.js --smoke                 (a few seconds: run by the tests)
+ *
+ * Prints, per mode, the median over windows of (mode - bare) in CPU µs per
+ * request with the interquartile range, and writes
+ * benchmark/results/paired.json.
+ */
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { startServer, ask, stop, nodeChild, PIN } = require('./harness');
+
+const SMOKE = process.argv.includes('--smoke');
+const args = process.argv.slice(2).filter((a) => a !== '--smoke');
+const SECONDS = SMOKE ? 3 : Number(args[0] || 90);
+const MODES = ['bare', ...(args.length > 1 ? args.slice(1) : ['ours-stack', 'js', 'bare-control']).filter((m) => m !== 'bare')];
+const WINDOW_MS = SMOKE ? 1000 : 5000;
+const WARMUP_MS = SMOKE ? 1000 : 5000;
+// Shared between the clients: 50 connections in all would starve the single
+// server CPU less evenly than a few per server.
+const CONNECTIONS = SMOKE ? 4 : 16;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const quantile = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+
+async function main() {
+  const servers = [];
+  const clients = [];
+  try {
+    for (const m of MODES) servers.push({ mode: m, ...(await startServer(m === 'bare-control' ? 'bare' : m)) });
+    for (const s of servers) {
+      clients.push(nodeChild(path.join(__dirname, 'load-client.js'), [String(s.port), String(SECONDS + WARMUP_MS / 1000 + 5), String(CONNECTIONS)], '0', { stdio: ['ignore', 'ignore', 'inherit'] }));
+    }
+    await sleep(WARMUP_MS);
+    const sample = () => Promise.all(servers.map((s) => ask(s.child, 'cpu')));
+    let prev = await sample();
+    const windows = [];
+    const end = Date.now() + SECONDS * 1000;
+    while (Date.now() < end) {
+      await sleep(WINDOW_MS);
+      const cur = await sample();
+      const w = {};
+      servers.forEach((s, i) => {
+        const n = cur[i].calls - prev[i].calls;
+        const us = cur[i].cpu.user + cur[i].cpu.system - prev[i].cpu.user - prev[i].cpu.system;
+        w[s.mode] = n > 0 ? { usPerRequest: us / n, requests: n } : null;
+      });
+      windows.push(w);
+      prev = cur;
+    }
+    const usable = windows.filter((w) => MODES.every((m) => w[m] !== null));
+    console.log(
+      `Paired CPU per request: ${MODES.length} servers on one CPU at once, ${CONNECTIONS} connections each, ${usable.length} windows of ${WINDOW_MS / 1000} s${PIN ? ', servers and clients pinned apart' : ''} (${os.cpus().length} × ${os.cpus()[0].model}, Node ${process.version})`,
+    );
+    const out = { when: new Date().toISOString(), node: process.version, cpu: `${os.cpus().length} × ${os.cpus()[0].model}`, windows: usable.length, windowMs: WINDOW_MS, connectionsEach: CONNECTIONS, modes: {} };
+    for (const m of MODES) {
+      const abs = usable.map((w) => w[m].usPerRequest);
+      const reqs = usable.reduce((a, w) => a + w[m].requests, 0);
+      if (m === 'bare') {
+        console.log(`  ${m.padEnd(13)} ${quantile(abs, 0.5).toFixed(1).padStart(7)} µs/request  (${reqs} requests)`);
+        out.modes[m] = { medianUs: quantile(abs, 0.5), requests: reqs };
+        continue;
+      }
+      const d = usable.map((w) => w[m].usPerRequest - w.bare.usPerRequest);
+      const r = { medianUs: quantile(abs, 0.5), addedUs: quantile(d, 0.5), q1: quantile(d, 0.25), q3: quantile(d, 0.75), requests: reqs };
+      out.modes[m] = r;
+      console.log(`  ${m.padEnd(13)} ${r.medianUs.toFixed(1).padStart(7)} µs/request  adds ${r.addedUs.toFixed(1)} µs [IQR ${r.q1.toFixed(1)}, ${r.q3.toFixed(1)}]  (${reqs} requests)`);
+    }
+    const stack = out.modes['ours-stack'];
+    const js = out.modes.js;
+    const control = out.modes['bare-control'];
+    if (stack && js) console.log(`  reliabilityStack adds ${stack.addedUs.toFixed(1)} µs; the JS stack ${js.addedUs.toFixed(1)} µs (${(js.addedUs / stack.addedUs).toFixed(1)}x)`);
+    if (control) console.log(`  noise floor: a second bare server differs by ${control.addedUs.toFixed(1)} µs [IQR ${control.q1.toFixed(1)}, ${control.q3.toFixed(1)}]`);
+    if (stack && js) {
+      const meets = stack.addedUs < 5 && stack.addedUs < js.addedUs / 10;
+      console.log(`  target: under 5 µs and under a tenth of the JS stack (${(js.addedUs / 10).toFixed(1)} µs): ${meets ? 'MEETS' : 'MISSES'}`);
+      out.meetsTarget = meets;
+    }
+    if (!SMOKE) {
+      const dir = path.join(__dirname, 'results');
+      fs.mkdirSync(dir, { recursive: true });
+      fs.writeFileSync(path.join(dir, 'paired.json'), `${JSON.stringify(out, null, 2)}\n`);
+    }
+  } finally {
+    for (const c of clients) c.kill();
+    await Promise.all(servers.map((s) => stop(s.child)));
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
