@@ -63,9 +63,11 @@ if (soak) {
     { t: s.t, what: 'heap used', mb: +s.heapMB.toFixed(1) },
     ...(s.metricsMB == null ? [] : [{ t: s.t, what: 'metrics store (Rust, bounded)', mb: +s.metricsMB.toFixed(1) }]),
   ]);
+  const lines = { data: { values: pts }, mark: { type: 'line', strokeWidth: 2 }, encoding: { x: { field: 't', type: 'quantitative', title: 'seconds' }, y: { field: 'mb', type: 'quantitative', title: 'MB' }, color: { field: 'what', type: 'nominal', scale: { range: ['#5aa9ff', '#2ecc71', '#f5b942'] }, title: null } } };
+  // From the dashed line on, every metrics window has turned over once: the store is full.
+  const full = soak.afterWindowsFull ? [{ data: { values: [{ t: soak.afterWindowsFull.fromS }] }, mark: { type: 'rule', color: '#8a93a6', strokeDash: [4, 4] }, encoding: { x: { field: 't', type: 'quantitative' } } }] : [];
   await draw('soak-memory', {
-    title: `Soak: ${(soak.requests / 1e6).toFixed(1)} M requests, ${soak.routes} routes, ${soak.breakers} breakers (MB)`,
-    width: 620, height: 220, data: { values: pts }, mark: { type: 'line', strokeWidth: 2 },
-    encoding: { x: { field: 't', type: 'quantitative', title: 'seconds' }, y: { field: 'mb', type: 'quantitative', title: 'MB' }, color: { field: 'what', type: 'nominal', scale: { range: ['#5aa9ff', '#2ecc71', '#f5b942'] }, title: null } },
+    title: `Soak: ${(soak.requests / 1e6).toFixed(1)} M requests, ${soak.routes} routes, ${soak.breakers} breakers (MB)${full.length ? '; dashed: every window turned over' : ''}`,
+    width: 620, height: 220, layer: [lines, ...full],
   });
 }
