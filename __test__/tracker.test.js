@@ -417,3 +417,35 @@ test('rollout patterns match raw URLs (query strings included) exactly as they m
     }
   }
 });
+
+test('a `user` getter defined on the request prototype after traffic started is used within 1024 requests', { timeout: 30_000 }, async () => {
+  const express = require('express');
+  const shaping = new TrafficShaping();
+  shaping.startRollout('late-user', { percentage: 50 });
+  const ids = Array.from({ length: 40 }, (_, i) => `late-${i}`);
+  const newId = ids.find((u) => shaping.shouldRoute('late-user', u));
+  const stableId = ids.find((u) => !shaping.shouldRoute('late-user', u));
+  const app = express();
+  app.use(reliabilityStack({ ops: new OpsControls({ stateFile: false, logger: null }), shaping, onBlocked: 'next', rollouts: { '/late': 'late-user' } }));
+  app.get('/late', (req, res) => res.json({ cohort: req.rollout.cohort }));
+  const server = await listen(app);
+  const url = `http://127.0.0.1:${server.address().port}/late`;
+  // The header says stable; the user (once the prototype has it) says new.
+  const ask = async () => (await (await fetch(url, { headers: { 'x-user-id': stableId, authorization: newId } })).json()).cohort;
+  try {
+    assert.equal(await ask(), 'stable', 'no user yet: the header decides');
+    Object.defineProperty(app.request, 'user', {
+      configurable: true,
+      get() {
+        return { id: this.headers.authorization };
+      },
+    });
+    let n = 0;
+    while ((await ask()) !== 'new') {
+      n++;
+      assert.ok(n <= 1024, 'the prototype getter was not seen within 1024 requests');
+    }
+  } finally {
+    await close(server);
+  }
+});
