@@ -1,6 +1,7 @@
 // Draws the load, failure and soak results as SVG charts with Vega-Lite
 // (rendered in Node, no browser): benchmark/charts/*.svg, embedded in
-// benchmark/README.md. Run after benchmark/load.js and benchmark/soak.js.
+// benchmark/README.md. Run after benchmark/load.js and benchmark/soak.js
+// (and paired.js, attribute.js: each chart is drawn when its results exist).
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,5 +70,36 @@ if (soak) {
   await draw('soak-memory', {
     title: `Soak: ${(soak.requests / 1e6).toFixed(1)} M requests, ${soak.routes} routes, ${soak.breakers} breakers (MB)${full.length ? '; dashed: every window turned over' : ''}`,
     width: 620, height: 220, layer: [lines, ...full],
+  });
+}
+
+const PAIRED = { ...STACK, 'noop-layer': 'one no-op middleware' };
+const paired = read('paired.json');
+if (paired) {
+  const rows = Object.entries(paired.modes)
+    .filter(([k]) => k !== 'bare')
+    .map(([k, v]) => ({ stack: PAIRED[k] ?? k, added: +v.addedUs.toFixed(1), q1: +v.q1.toFixed(1), q3: +v.q3.toFixed(1) }));
+  await draw('paired-cpu', {
+    title: `CPU added per request over bare, all stacks at once on one CPU (µs; median, IQR)`,
+    width: 520, height: 170, data: { values: rows },
+    layer: [
+      { mark: { type: 'bar', color: '#5aa9ff' }, encoding: { y: { field: 'stack', type: 'nominal', sort: null, title: null, axis: { labelLimit: 320 } }, x: { field: 'added', type: 'quantitative', title: 'µs CPU added per request' } } },
+      { mark: { type: 'rule', color: '#f5b942', strokeWidth: 2 }, encoding: { y: { field: 'stack', type: 'nominal', sort: null }, x: { field: 'q1', type: 'quantitative' }, x2: { field: 'q3' } } },
+    ],
+  });
+}
+const attribution = read('attribution.json');
+if (attribution?.modes['ours-stack']) {
+  const fns = Object.entries(attribution.modes['ours-stack'].ours)
+    .filter(([, us]) => us >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, us]) => ({ fn: k.replace(/^JS:(\S+) .*\/dist\/(\S+?):\d+:\d+$/, '$1 ($2)'), us: +us.toFixed(2) }));
+  await draw('attribution', {
+    title: 'The package\'s own CPU per request, by function: reliabilityStack() + a breaker (µs)',
+    width: 520, height: 200, data: { values: fns },
+    layer: [
+      { mark: { type: 'bar', color: '#2ecc71' }, encoding: { y: { field: 'fn', type: 'nominal', sort: null, title: null, axis: { labelLimit: 320 } }, x: { field: 'us', type: 'quantitative', title: 'µs per request' } } },
+      { mark: { type: 'text', align: 'left', dx: 4, color: '#d7dce5' }, encoding: { y: { field: 'fn', type: 'nominal', sort: null }, x: { field: 'us', type: 'quantitative' }, text: { field: 'us' } } },
+    ],
   });
 }
