@@ -24,7 +24,7 @@ const { spawnSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { nodeChild, PIN } = require('./harness');
+const { startServer, ask: askServer, nodeChild, PIN } = require('./harness');
 
 const SMOKE = process.argv.includes('--smoke');
 const args = process.argv.slice(2).filter((a) => a !== '--smoke');
@@ -82,21 +82,8 @@ function hasPerf() {
 async function profile(mode, seconds) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `attr-${mode}-`));
   // V8 writes its JIT dump into the working directory: run the server there.
-  const server = nodeChild(path.join(__dirname, 'load-server.js'), [mode], 'last', { cwd: dir, stdio: ['ignore', 'pipe', 'inherit', 'ipc'], execArgv: ['--perf-prof', '--perf-prof-unwinding-info'] });
-  const port = await new Promise((resolve, reject) => {
-    let out = '';
-    server.stdout.on('data', (d) => {
-      out += d;
-      const m = /PORT (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-  });
-  const ask = () =>
-    new Promise((resolve) => {
-      server.once('message', resolve);
-      server.send({ cmd: 'cpu' });
-    });
+  const { child: server, port } = await startServer(mode, {}, { cwd: dir, execArgv: ['--perf-prof', '--perf-prof-unwinding-info'] });
+  const ask = () => askServer(server, 'cpu');
   const client = nodeChild(path.join(__dirname, 'load-client.js'), [String(port), String(seconds + WARMUP_MS / 1000 + 3), '50'], '0', { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     await sleep(WARMUP_MS);

@@ -22,21 +22,38 @@ function nodeChild(script, args, cpu, options) {
   return spawn('taskset', ['-c', cpu, process.execPath, ...execArgv, script, ...args], { ...options, stdio: options.stdio });
 }
 
-/** Starts load-server.js in `mode`; resolves with `{ child, port }` once it listens. */
-function startServer(mode, env = {}) {
+/** Resolves with the port once `child` prints its `PORT <n>` line; rejects if it exits or stays silent for 15 s. */
+function portOf(child, label) {
   return new Promise((resolve, reject) => {
-    const child = nodeChild(path.join(__dirname, 'load-server.js'), [mode], SERVER_CPU, { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, ...env }, execArgv: ['--expose-gc'] });
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`${mode}: no PORT line`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`${label}: no PORT line`)), 15_000);
     child.stdout.on('data', (d) => {
       out += d;
       const m = /PORT (\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve({ child, port: Number(m[1]) });
+        resolve(Number(m[1]));
       }
     });
+    child.once('exit', (c) => {
+      clearTimeout(timer);
+      reject(new Error(`${label}: exited with ${c} before listening`));
+    });
   });
+}
+
+/**
+ * Starts load-server.js in `mode` (options: `execArgv`, default
+ * `--expose-gc`; `cwd`); resolves with `{ child, port }` once it listens.
+ */
+async function startServer(mode, env = {}, options = {}) {
+  const child = nodeChild(path.join(__dirname, 'load-server.js'), [mode], SERVER_CPU, {
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    env: { ...process.env, ...env },
+    execArgv: options.execArgv ?? ['--expose-gc'],
+    cwd: options.cwd,
+  });
+  return { child, port: await portOf(child, mode) };
 }
 
 /** Asks the server process for its figures (`cpu`: CPU, memory and open handles). */
@@ -62,4 +79,4 @@ function stop(child) {
   });
 }
 
-module.exports = { startServer, ask, stop, nodeChild, PIN };
+module.exports = { startServer, portOf, ask, stop, nodeChild, PIN };

@@ -14,7 +14,7 @@
  * difference between its odd and even periods is the noise floor.
  */
 const path = require('node:path');
-const { nodeChild, PIN } = require('./harness');
+const { nodeChild, portOf, PIN } = require('./harness');
 
 const SMOKE = process.argv.includes('--smoke');
 const args = process.argv.slice(2).filter((a) => a !== '--smoke');
@@ -35,15 +35,7 @@ const iqm = (xs) => {
 
 async function main() {
   const server = nodeChild(path.join(__dirname, 'parts-server.js'), [], 'last', { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-  const port = await new Promise((resolve, reject) => {
-    let out = '';
-    server.stdout.on('data', (d) => {
-      out += d;
-      const m = /PORT (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-  });
+  const port = await portOf(server, 'parts-server');
   const ask = (cmd, extra = {}) =>
     new Promise((resolve) => {
       server.once('message', resolve);
