@@ -350,14 +350,20 @@ test('metricsMiddleware mounted after the stack: counted once; after a stack wit
   }
 });
 
+/** A 50 % rollout, and one key in each of its cohorts: reading the wrong key shows in the cohort. */
+function rolloutWithKeysInBothCohorts(name) {
+  const shaping = new TrafficShaping();
+  shaping.startRollout(name, { percentage: 50 });
+  const keys = Array.from({ length: 40 }, (_, i) => `${name}-${i}`);
+  const newKey = keys.find((k) => shaping.shouldRoute(name, k));
+  const stableKey = keys.find((k) => !shaping.shouldRoute(name, k));
+  assert.ok(newKey && stableKey, 'keys in both cohorts');
+  return { shaping, newKey, stableKey };
+}
+
 test('rollout stickiness reads req.user when auth set it (own property) or when the request prototype defines it, else the header', { timeout: 20_000 }, async () => {
   const express = require('express');
-  const shaping = new TrafficShaping();
-  shaping.startRollout('sticky-user', { percentage: 50 });
-  // Keys whose cohorts differ, so that reading the wrong key shows.
-  const users = Array.from({ length: 40 }, (_, i) => `id-${i}`);
-  const newUser = users.find((u) => shaping.shouldRoute('sticky-user', u));
-  const stableUser = users.find((u) => !shaping.shouldRoute('sticky-user', u));
+  const { shaping, newKey: newUser, stableKey: stableUser } = rolloutWithKeysInBothCohorts('sticky-user');
   const cohortOfKey = (k) => (shaping.shouldRoute('sticky-user', k) ? 'new' : 'stable');
   const ops = new OpsControls({ stateFile: false, logger: null });
 
@@ -420,11 +426,7 @@ test('rollout patterns match raw URLs (query strings included) exactly as they m
 
 test('a `user` getter defined on the request prototype after traffic started is used within 1024 requests', { timeout: 30_000 }, async () => {
   const express = require('express');
-  const shaping = new TrafficShaping();
-  shaping.startRollout('late-user', { percentage: 50 });
-  const ids = Array.from({ length: 40 }, (_, i) => `late-${i}`);
-  const newId = ids.find((u) => shaping.shouldRoute('late-user', u));
-  const stableId = ids.find((u) => !shaping.shouldRoute('late-user', u));
+  const { shaping, newKey: newId, stableKey: stableId } = rolloutWithKeysInBothCohorts('late-user');
   const app = express();
   app.use(reliabilityStack({ ops: new OpsControls({ stateFile: false, logger: null }), shaping, onBlocked: 'next', rollouts: { '/late': 'late-user' } }));
   app.get('/late', (req, res) => res.json({ cohort: req.rollout.cohort }));
