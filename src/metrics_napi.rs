@@ -18,7 +18,7 @@ use napi_derive::napi;
 
 use crate::core::error::CoreError;
 use crate::core::histogram::{Percentiles, Window};
-use crate::core::signals::{SignalStore, SignalsOptions, OTHER};
+use crate::core::signals::{Refusal, SignalStore, SignalsOptions, OTHER};
 use crate::napi_util::{throw, Opts};
 
 /// Requests the ring holds before the JS side forces a drain.
@@ -403,4 +403,53 @@ pub fn sg_merge_exports(env: Env, encoded: Vec<String>) -> Result<SgMerged> {
     let p = agg.percentiles();
     let ms = |us: u64| us as f64 / 1000.0;
     Ok(SgMerged { count: p.count as f64, p50: ms(p.p50_us), p90: ms(p.p90_us), p95: ms(p.p95_us), p99: ms(p.p99_us), max: ms(p.max_us), mean: p.mean_us / 1000.0 })
+}
+
+/// The refusal codes (`http_requests_refused_total`'s reasons) as the JS
+/// side passes them: a refused request's ring status is
+/// `status + stride * code`. The ops gate's decisions 1-3 are these codes.
+#[napi(object)]
+pub struct SgRefusalCodes {
+    pub safe_mode: u32,
+    pub brownout: u32,
+    pub quarantine: u32,
+    pub rollout: u32,
+    pub stride: u32,
+}
+
+#[napi]
+pub fn sg_refusal_codes() -> SgRefusalCodes {
+    SgRefusalCodes {
+        safe_mode: Refusal::SafeMode.code(),
+        brownout: Refusal::Brownout.code(),
+        quarantine: Refusal::Quarantine.code(),
+        rollout: Refusal::Rollout.code(),
+        stride: Refusal::STRIDE,
+    }
+}
+
+#[napi(object)]
+pub struct SgRefused {
+    pub method: String,
+    pub route: String,
+    /// `safe_mode`, `brownout`, `quarantine` or `rollout`.
+    pub reason: String,
+    pub count: f64,
+}
+
+/// Every (series, reason) with refused requests, all time, in series order.
+#[napi]
+pub fn sg_refused(env: Env, now: f64) -> Result<Vec<SgRefused>> {
+    with(&env, Some(now), |b| {
+        let mut out = Vec::new();
+        for id in 0..b.store.series_count() as u32 {
+            let (Some((method, route)), Some(counts)) = (b.store.labels(id), b.store.refused(id)) else { continue };
+            for (r, n) in counts {
+                if n > 0 {
+                    out.push(SgRefused { method: method.to_string(), route: route.to_string(), reason: r.as_str().to_string(), count: n as f64 });
+                }
+            }
+        }
+        Ok(out)
+    })
 }

@@ -25,6 +25,7 @@ use serde_json::{json, Map, Value};
 use super::error::{check, CoreError, CoreResult};
 use super::graph_file::type_of as kind;
 use super::rng::SplitMix64;
+use super::signals::Refusal;
 
 /// Audit entries kept (oldest dropped first, counted in `audit_dropped`).
 pub const AUDIT_CAP: usize = 1000;
@@ -77,12 +78,14 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// 0 serves; the others are the refusal codes metrics count them under
+    /// (`http_requests_refused_total`), so the middleware passes a decision on as it is.
     pub fn code(self) -> u32 {
         match self {
             Decision::Serve => 0,
-            Decision::SafeMode => 1,
-            Decision::Shed => 2,
-            Decision::Quarantined => 3,
+            Decision::SafeMode => Refusal::SafeMode.code(),
+            Decision::Shed => Refusal::Brownout.code(),
+            Decision::Quarantined => Refusal::Quarantine.code(),
         }
     }
 }

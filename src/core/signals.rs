@@ -77,6 +77,8 @@ pub const OTHER: SeriesId = 1;
 pub const RESERVED_METHOD: &str = "*";
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 pub const OTHER_ROUTE: &str = "other";
+/// The route label of a request refused before routing that no route would have matched.
+pub const REFUSED_ROUTE: &str = "refused";
 
 /// Longest route template accepted, in bytes: routes become label values.
 pub const MAX_ROUTE_LEN: usize = 512;
@@ -105,6 +107,45 @@ const REQUESTS: &str = "http_requests_total";
 const ABORTED: &str = "http_requests_aborted_total";
 const IN_FLIGHT: &str = "http_requests_in_flight";
 const DURATION: &str = "http_request_duration_seconds";
+const REFUSED: &str = "http_requests_refused_total";
+
+/// Why a control refused a request, for `http_requests_refused_total`'s
+/// `reason` label. The codes are the ops gate's decision codes
+/// ([`super::ops::Decision::code`]) for the three ops controls, so a
+/// decision passes through unchanged; `Rollout` is a request a rollout
+/// kept out of its new version with no stable one to send it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    SafeMode = 1,
+    Brownout = 2,
+    Quarantine = 3,
+    Rollout = 4,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 4] = [Refusal::SafeMode, Refusal::Brownout, Refusal::Quarantine, Refusal::Rollout];
+    /// A batch entry's status carries its refusal as `status + STRIDE * code`,
+    /// so a refused request stays one entry (counted once, in order).
+    pub const STRIDE: u32 = 1000;
+
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    pub fn from_code(code: u32) -> Option<Refusal> {
+        Refusal::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::SafeMode => "safe_mode",
+            Refusal::Brownout => "brownout",
+            Refusal::Quarantine => "quarantine",
+            Refusal::Rollout => "rollout",
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignalsOptions {
@@ -293,6 +334,8 @@ struct Series {
     /// counted at record time so a scrape formats numbers instead of walking
     /// every histogram (a walk cost ~45 µs per series).
     buckets: Box<[u64]>,
+    /// All-time refused requests by [`Refusal`] (index `code - 1`).
+    refused: [u64; 4],
 }
 
 impl Series {
@@ -313,6 +356,7 @@ impl Series {
             latency: LatencyWindows::new(origin),
             sum_us: 0,
             buckets: vec![0; bounds + 1].into_boxed_slice(),
+            refused: [0; 4],
         }
     }
 
@@ -390,6 +434,7 @@ impl Series {
         self.latency.reset(now);
         self.sum_us = 0;
         self.buckets.iter_mut().for_each(|b| *b = 0);
+        self.refused = [0; 4];
     }
 }
 
@@ -582,7 +627,14 @@ impl SignalStore {
                 // Exactly -1 marks an aborted request; any other negative is a bad status.
                 Some(id) if status == ABORTED_STATUS => self.record_abort(id, now_ms),
                 // 0 is never a valid status: `record` rejects it as such.
-                Some(id) => self.record(id, batch_status(status).unwrap_or(0), duration_us, now_ms),
+                Some(id) => {
+                    let (status, refusal) = split_refusal(batch_status(status).unwrap_or(0));
+                    let done = self.record(id, status, duration_us, now_ms);
+                    if let (Ok(()), Some(r)) = (done, refusal) {
+                        self.series[id as usize].refused[r.code() as usize - 1] += 1;
+                    }
+                    done
+                }
             };
             applied += usize::from(done.is_ok());
         }
@@ -783,6 +835,7 @@ impl SignalStore {
         self.render_aborted(out);
         self.render_in_flight(out);
         self.render_durations(out);
+        self.render_refused(out);
     }
 
     fn render_requests(&self, out: &mut String) {
@@ -794,6 +847,27 @@ impl SignalStore {
                 }
             }
         }
+    }
+
+    /// Every reason has a sample from the start: while no request was
+    /// refused for a reason, `{method="*",route="refused",reason="…"} 0`.
+    fn render_refused(&self, out: &mut String) {
+        family_header(out, REFUSED, "counter", "HTTP requests refused by safe mode, brownout, quarantine or a rollout, by method, route and reason.");
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            let mut any = false;
+            for s in self.series.iter().filter(|s| s.refused[i] > 0) {
+                any = true;
+                let _ = writeln!(out, "{REFUSED}{{{},reason=\"{}\"}} {}", s.labels, r.as_str(), s.refused[i]);
+            }
+            if !any {
+                let _ = writeln!(out, "{REFUSED}{{method=\"{RESERVED_METHOD}\",route=\"{REFUSED_ROUTE}\",reason=\"{}\"}} 0", r.as_str());
+            }
+        }
+    }
+
+    /// Refused requests of a series by reason (all time).
+    pub fn refused(&self, id: SeriesId) -> Option<[(Refusal, u64); 4]> {
+        self.series.get(id as usize).map(|s| Refusal::ALL.map(|r| (r, s.refused[r.code() as usize - 1])))
     }
 
     fn render_aborted(&self, out: &mut String) {
@@ -845,6 +919,17 @@ fn push_escaped(out: &mut String, value: &str) {
             '\n' => out.push_str("\\n"),
             c => out.push(c),
         }
+    }
+}
+
+/// A batch status `status + Refusal::STRIDE * code` split into the status
+/// and the refusal; a code that names no refusal leaves the status as it is
+/// (so `record` rejects it as invalid).
+fn split_refusal(v: u16) -> (u16, Option<Refusal>) {
+    let code = u32::from(v) / Refusal::STRIDE;
+    match Refusal::from_code(code) {
+        Some(r) => ((u32::from(v) % Refusal::STRIDE) as u16, Some(r)),
+        None => (v, None),
     }
 }
 
@@ -1124,8 +1209,8 @@ mod tests {
                 seen.push(fam);
             }
         }
-        assert_eq!(seen, [REQUESTS, ABORTED, IN_FLIGHT, DURATION]);
-        for (kind, fam) in [("counter", REQUESTS), ("counter", ABORTED), ("gauge", IN_FLIGHT), ("histogram", DURATION)] {
+        assert_eq!(seen, [REQUESTS, ABORTED, IN_FLIGHT, DURATION, REFUSED]);
+        for (kind, fam) in [("counter", REQUESTS), ("counter", ABORTED), ("gauge", IN_FLIGHT), ("histogram", DURATION), ("counter", REFUSED)] {
             assert_eq!(text.matches(&format!("# TYPE {fam} {kind}\n")).count(), 1);
             assert_eq!(text.matches(&format!("# HELP {fam} ")).count(), 1);
         }
@@ -1151,6 +1236,57 @@ mod tests {
             let sum: f64 = count("_sum").parse().unwrap();
             assert!((sum - st.latency.mean_us * st.requests as f64 / 1e6).abs() <= sum * 0.001);
         }
+    }
+
+    #[test]
+    fn refused_requests_count_by_reason_and_every_reason_has_a_zero_sample() {
+        let mut s = store();
+        let mut text = String::new();
+        s.render_prometheus(&mut text);
+        for r in Refusal::ALL {
+            let zero = format!("\n{REFUSED}{{method=\"*\",route=\"refused\",reason=\"{}\"}} 0\n", r.as_str());
+            assert!(text.contains(&zero), "no zero sample for {}: {text}", r.as_str());
+        }
+        let get = s.intern("GET", "/api/users/:id").unwrap();
+        let post = s.intern("POST", REFUSED_ROUTE).unwrap();
+        let stride = Refusal::STRIDE as f64;
+        // A brownout 503 twice, a quarantine 423, a rollout 503, a plain 200, and
+        // a code that names no refusal (rejected as a bad status, not counted).
+        let batch = [
+            get as f64, 503.0 + 2.0 * stride, 100.0,
+            get as f64, 503.0 + 2.0 * stride, 100.0,
+            get as f64, 423.0 + 3.0 * stride, 100.0,
+            post as f64, 503.0 + 4.0 * stride, 100.0,
+            get as f64, 200.0, 100.0,
+            get as f64, 503.0 + 9.0 * stride, 100.0,
+        ];
+        assert_eq!(s.record_batch(&batch, 1.0), 5);
+        assert_eq!(s.diagnostics().invalid_status, 1);
+        let st = s.series_stats(get, Window::AllTime, 1.0).unwrap();
+        assert_eq!((st.requests, st.status_4xx, st.status_5xx), (4, 1, 2), "refused requests are requests of their route too");
+        let by = |s: &SignalStore, id| s.refused(id).unwrap().map(|(_, n)| n);
+        assert_eq!(by(&s, get), [0, 2, 1, 0]);
+        assert_eq!(by(&s, post), [0, 0, 0, 1]);
+        text.clear();
+        s.render_prometheus(&mut text);
+        assert!(text.contains("\nhttp_requests_refused_total{method=\"GET\",route=\"/api/users/:id\",reason=\"brownout\"} 2\n"), "{text}");
+        assert!(text.contains("\nhttp_requests_refused_total{method=\"GET\",route=\"/api/users/:id\",reason=\"quarantine\"} 1\n"));
+        assert!(text.contains("\nhttp_requests_refused_total{method=\"POST\",route=\"refused\",reason=\"rollout\"} 1\n"));
+        // The zero sample stays only for the reason nothing was refused for.
+        assert!(text.contains("\nhttp_requests_refused_total{method=\"*\",route=\"refused\",reason=\"safe_mode\"} 0\n"));
+        assert!(!text.contains("route=\"refused\",reason=\"brownout\"} 0"));
+        s.reset(2.0).unwrap();
+        assert_eq!(by(&s, get), [0; 4]);
+    }
+
+    #[test]
+    fn ops_decisions_are_refusal_codes() {
+        use super::super::ops::Decision;
+        assert_eq!(Decision::Serve.code(), 0);
+        assert_eq!(Refusal::from_code(Decision::SafeMode.code()), Some(Refusal::SafeMode));
+        assert_eq!(Refusal::from_code(Decision::Shed.code()), Some(Refusal::Brownout));
+        assert_eq!(Refusal::from_code(Decision::Quarantined.code()), Some(Refusal::Quarantine));
+        assert!(Refusal::ALL.iter().all(|r| r.code() >= 1 && (r.code() as usize) <= Refusal::ALL.len()));
     }
 
     #[test]
