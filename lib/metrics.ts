@@ -12,7 +12,9 @@
  * ids once.
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
-import { liveSlot, track, trackedSockets, type Owner } from './express/tracker';
+import { ensureAccessors } from './express/accessors';
+import { looseState, REFUSAL } from './express/route-labels';
+import { liveSlot, track, trackedSockets, type Label, type Owner } from './express/tracker';
 import { native } from './native';
 
 const RING_CAP = native.sgRingCap();
@@ -36,8 +38,10 @@ let openSockets = 0;
 const seenSockets = new WeakSet<object>();
 /** `METHOD route` → series id. Bounded: past the cap, lookups go to Rust (which answers `other`). */
 const seriesIds = new Map<string, number>();
-/** Express route object → [method, baseUrl, series id, ...]. */
+/** Route object of a request without a label (mocks: `req.route` and `req.baseUrl` set by hand) → [method, baseUrl, series id, ...]. */
 let routeSeries = new WeakMap<object, Array<string | number>>();
+/** Bumped when the store is replaced: series ids cached on route labels are then stale. */
+let generation = 0;
 const MAX_CACHED_KEYS = 10_000;
 
 /**
@@ -99,12 +103,35 @@ export function seriesIdFor(method: string, route: string): number {
 }
 
 /**
- * The route template Express matched: the router's mount path plus the
- * route's path (`/api/agents` + `/:id`). Requests no route matched share the
- * `unmatched` series, so raw paths never become keys. Cached per Express
- * route object, so a request builds no key string.
+ * The series of a request: its route label (the full template, taken when
+ * Express matched the route: see express/route-labels.ts) and method.
+ * Requests no route matched share the `unmatched` series, so raw paths
+ * never become keys; a refused one has a label (the route it would have
+ * reached, or `refused`) and keeps its method.
  */
-function seriesOf(req: RequestLike): number {
+function seriesOf(req: RequestLike, label: Label | null): number {
+  if (label !== null) return seriesOfLabel(label, req.method);
+  // A request with `req.route` as its own property (a mock, or a request on
+  // a prototype without the accessor): its route and baseUrl, as they are now.
+  if (!Object.prototype.hasOwnProperty.call(req, 'route')) return UNMATCHED;
+  return seriesOfRoute(req);
+}
+
+/** A label's series for `method`, cached on the label (a few methods each). */
+function seriesOfLabel(l: Label, method: string): number {
+  const c = l.ids;
+  if (l.gen !== generation) {
+    c.length = 0;
+    l.gen = generation;
+  }
+  for (let i = 0; i < c.length; i += 2) if (c[i] === method) return c[i + 1] as number;
+  const id = seriesIdFor(method, l.template);
+  if (c.length < 2 * 8) c.push(method, id);
+  return id;
+}
+
+/** The mount path plus the route's path (`/api/agents` + `/:id`), cached per route object. */
+function seriesOfRoute(req: RequestLike): number {
   const r = req.route;
   if (!r || typeof r !== 'object') return UNMATCHED;
   const base = req.baseUrl || '';
@@ -141,6 +168,8 @@ function startEventLoopMonitor(): void {
  */
 export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (err?: unknown) => void): void {
   const t0 = performance.now();
+  // `req.route` as an accessor, so the route's full template is taken when Express matches it.
+  ensureAccessors(req);
   // Node HTTP/1 requests are ended by the tracker (no listener, nothing
   // stored on req or res: see express/tracker.ts); anything else by a
   // `close` listener.
@@ -159,8 +188,8 @@ export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (er
 
 const metricsOwner: Owner = {
   metrics: true,
-  end(req, status, ms) {
-    finishRequest(req as RequestLike, status, ms);
+  end(req, status, ms, _data, label, refused) {
+    finishRequest(req as RequestLike, status, ms, label, refused);
   },
 };
 
@@ -191,10 +220,23 @@ export function endRequest(req: RequestLike, res: ResponseLike, t0: number): num
   return ms;
 }
 
-/** @internal Records a request that ended with `status` (-1: aborted) after `ms`. */
-export function finishRequest(req: RequestLike, status: number, ms: number): void {
+/**
+ * @internal Records a request that ended with `status` (-1: aborted) after
+ * `ms`, under `label` and refused for `refused` (0: not refused), as the
+ * tracker's record has them; without them (the listener path), as the
+ * route accessor kept them for the request.
+ */
+export function finishRequest(req: RequestLike, status: number, ms: number, label?: Label | null, refused = 0): void {
   inFlight--;
-  push(seriesOf(req), status, ms * 1000);
+  if (label === undefined || label === null) {
+    const l = looseState(req);
+    if (l !== undefined) {
+      label = l.label;
+      refused = l.refused;
+    }
+  }
+  const id = seriesOf(req, label ?? null);
+  push(id, refused > 0 && status >= 0 ? status + REFUSAL.stride * refused : status, ms * 1000);
 }
 
 export interface MetricsOptions {
@@ -211,6 +253,7 @@ export function configureMetrics(options: MetricsOptions): void {
   native.sgConfigure(options, performance.now());
   seriesIds.clear();
   routeSeries = new WeakMap();
+  generation++;
 }
 
 // ---- reads --------------------------------------------------------------------
@@ -399,6 +442,16 @@ export function getAllEndpointMetrics() {
 export function getLatencyPercentiles(window: WindowName = '1m') {
   if (typeof window !== 'string') throw new TypeError(`window must be one of ${WINDOWS.join(', ')}, got ${typeof window}`);
   return native.sgLatencyAll(window, performance.now());
+}
+
+/**
+ * Requests refused by safe mode, brownout, quarantine or a rollout, all
+ * time: `[{ method, route, reason, count }]`, `route` being the template of
+ * the route the request would have reached, or `refused` when none would
+ * have matched (as in `http_requests_refused_total`).
+ */
+export function getRefusedRequests() {
+  return native.sgRefused(performance.now());
 }
 
 /** Clears every figure. */

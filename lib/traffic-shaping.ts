@@ -16,6 +16,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { cohortOf, ensureAccessors } from './express/accessors';
+import { markRefused, REFUSAL } from './express/route-labels';
 import { liveSlot, track, type Owner, type RolloutRecorder } from './express/tracker';
 import { native } from './native';
 
@@ -435,6 +436,7 @@ export function pickCohort(
 ): 'new' | 'stable' | null {
   const routed = ts.shouldRoute(name, keyOf(req, header));
   if (!routed && onBlocked !== 'next') {
+    markRefused(req, REFUSAL.rollout);
     res.status(503).json({ error: 'Service in gradual rollout', message: 'This endpoint is currently rolling out. Please retry in a moment.', rolloutName: name });
     return null;
   }

@@ -5,8 +5,11 @@
  * costs 2-5 µs of server CPU (see tracker.ts). A getter reads the
  * tracker's record of the request, so a request pays only when a handler
  * reads it. Assigning either property still works: it makes an own
- * property, which wins over the getter.
+ * property, which wins over the getter. `req.route` is an accessor too, so
+ * that metrics take the route's full template when Express matches it
+ * (route-labels.ts).
  */
+import { defineRouteAccessor } from './route-labels';
 import { stateOf as trackedState, type Owner, type RequestRollout, type RolloutRecorder } from './tracker';
 
 export type { RequestRollout } from './tracker';
@@ -73,6 +76,7 @@ export function ensureAccessors(req: object): void {
   lastProto = proto;
   if (proto === null || proto === Object.prototype || installed.has(proto)) return;
   installed.add(proto);
+  defineRouteAccessor(proto);
   define(proto, 'rollout', function (this: object) {
     return stateOf(this)?.rollout ?? undefined;
   });

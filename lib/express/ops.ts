@@ -6,6 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { getOps, type Criticality, type OpsControls, type Who } from '../ops';
 import { ensureAccessors } from './accessors';
+import { markRefused } from './route-labels';
 
 type Req = any;
 type Res = any;
@@ -182,6 +183,8 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
     const d = ops.decide((cls & 4) !== 0, crit, agent === undefined ? undefined : String(agent));
     req.reliability = { dimmer: ops.getDimmer(), safeMode: ops.isSafeMode() };
     if (d === 0) return false;
+    // Counted in http_requests_refused_total: the decision codes are the binding's refusal codes.
+    markRefused(req, d);
     if (d === 3) {
       const q = ops.status().quarantined.find((x) => x.agentId === agent);
       res.status(423).json({ error: 'Locked', message: `Agent ${agent} is quarantined`, agentId: agent, reason: q?.reason ?? '', until: q?.expiresAt ?? null });

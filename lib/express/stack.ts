@@ -19,7 +19,7 @@ import { getOps, type OpsControls } from '../ops';
 import { cohortHeaderOf, getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
 import { cohortOf, ensureAccessors, NORMAL, rememberSlot, type ListenedSlot, type StateOwner } from './accessors';
 import { compileUrlTest, createOpsGate, type ReliabilityMiddlewareOptions } from './ops';
-import { liveSlot, track, type RequestRollout, type RolloutRecorder } from './tracker';
+import { liveSlot, track, type Label, type RequestRollout, type RolloutRecorder } from './tracker';
 
 export interface ReliabilityStackOptions extends ReliabilityMiddlewareOptions {
   /** Count golden signals (default true). */
@@ -113,8 +113,8 @@ class StackOwner implements StateOwner, RolloutRecorder {
     private readonly isSuccess: (statusCode: number) => boolean,
   ) {}
 
-  end(req: object, status: number, ms: number): void {
-    if (this.metrics) finishRequest(req as any, status, ms);
+  end(req: object, status: number, ms: number, _data?: unknown, label?: Label | null, refused?: number): void {
+    if (this.metrics) finishRequest(req as any, status, ms, label, refused);
   }
 
   record(r: RequestRollout, status: number, ms: number): void {

@@ -46,9 +46,20 @@ export interface Owner {
    * status is read here once for every layer: under Express each property
    * read on `req` or `res` costs 0.05-0.4 µs (see below).
    */
-  end(req: object, status: number, ms: number, data: unknown): void;
+  end(req: object, status: number, ms: number, data: unknown, label: Label | null, refused: number): void;
   /** True when this owner counts the request's golden signals (so no later layer counts it again). */
   readonly metrics?: boolean;
+}
+
+/**
+ * A request's route template, taken when Express matched its route (see
+ * route-labels.ts, which makes them); `ids` and `gen` are metrics.ts's
+ * cache of its series ids.
+ */
+export interface Label {
+  readonly template: string;
+  ids: Array<string | number>;
+  gen: number;
 }
 
 /** A request's rollout decision, as handlers read it in `req.rollout`. */
@@ -75,11 +86,19 @@ export interface Slot {
   data: unknown;
   rollout: RequestRollout | null;
   recorder: RolloutRecorder | null;
+  /** What Express assigned to `req.route` (served by the `req.route` accessor), and its label. */
+  route: unknown;
+  label: Label | null;
+  /** A refusal code (`native.sgRefusalCodes()`) when a control refused the request, else 0. */
+  refused: number;
 }
 
 class Pending implements Slot {
   rollout: RequestRollout | null = null;
   recorder: RolloutRecorder | null = null;
+  route: unknown = undefined;
+  label: Label | null = null;
+  refused = 0;
   constructor(
     public req: object | null,
     public owner: Owner | null,
@@ -96,12 +115,16 @@ class SocketRecord implements Slot {
   data: unknown = null;
   rollout: RequestRollout | null = null;
   recorder: RolloutRecorder | null = null;
+  route: unknown = undefined;
+  label: Label | null = null;
+  refused = 0;
   more: Pending[] | null = null;
   /** The last request that ended, so that `stateOf` still answers for it just after its response. */
   lastReq: object | null = null;
   lastOwner: Owner | null = null;
   lastData: unknown = null;
   lastRollout: RequestRollout | null = null;
+  lastRoute: unknown = undefined;
 }
 
 const records = new WeakMap<object, SocketRecord>();
@@ -145,7 +168,7 @@ function onFinish(message: unknown): void {
     if (p.req === m.request) {
       more.splice(i, 1);
       remember(rec, p);
-      finish(p.req!, p.owner!, p.t0, p.data, p.rollout, p.recorder, m.response, false);
+      finish(p, m.response, false);
       return;
     }
   }
@@ -156,11 +179,12 @@ function remember(rec: SocketRecord, s: Slot): void {
   rec.lastOwner = s.owner;
   rec.lastData = s.data;
   rec.lastRollout = s.rollout;
+  rec.lastRoute = s.route;
 }
 
 /** Ends the head request and moves the next queued one (if any) up. */
 function endHead(rec: SocketRecord, res: ServerResponse | null, aborted: boolean): void {
-  const { req, owner, t0, data, rollout, recorder } = rec;
+  const { req, owner, t0, data, rollout, recorder, label, refused } = rec;
   remember(rec, rec);
   const next = rec.more !== null && rec.more.length > 0 ? rec.more.shift()! : null;
   if (next === null) {
@@ -169,6 +193,9 @@ function endHead(rec: SocketRecord, res: ServerResponse | null, aborted: boolean
     rec.data = null;
     rec.rollout = null;
     rec.recorder = null;
+    rec.route = undefined;
+    rec.label = null;
+    rec.refused = 0;
   } else {
     rec.req = next.req;
     rec.owner = next.owner;
@@ -176,24 +203,33 @@ function endHead(rec: SocketRecord, res: ServerResponse | null, aborted: boolean
     rec.data = next.data;
     rec.rollout = next.rollout;
     rec.recorder = next.recorder;
+    rec.route = next.route;
+    rec.label = next.label;
+    rec.refused = next.refused;
   }
-  finish(req!, owner!, t0, data, rollout, recorder, res, aborted);
+  end(req!, owner!, t0, data, rollout, recorder, label, refused, res, aborted);
+}
+
+function finish(p: Pending, res: ServerResponse | null, aborted: boolean): void {
+  end(p.req!, p.owner!, p.t0, p.data, p.rollout, p.recorder, p.label, p.refused, res, aborted);
 }
 
 /** One clock read for everything that is recorded at the end of a request. */
-function finish(
+function end(
   req: object,
   owner: Owner,
   t0: number,
   data: unknown,
   rollout: RequestRollout | null,
   recorder: RolloutRecorder | null,
+  label: Label | null,
+  refused: number,
   res: ServerResponse | null,
   aborted: boolean,
 ): void {
   const ms = performance.now() - t0;
   const status = aborted ? -1 : res!.statusCode;
-  owner.end(req, status, ms, data);
+  owner.end(req, status, ms, data, label, refused);
   if (recorder !== null && rollout !== null && !aborted) recorder.record(rollout, status, ms);
 }
 
@@ -228,6 +264,9 @@ export function track(req: any, res: any, owner: Owner, t0: number): Slot | null
     rec.data = null;
     rec.rollout = null;
     rec.recorder = null;
+    rec.route = undefined;
+    rec.label = null;
+    rec.refused = 0;
     return rec;
   }
   if (rec.req === req) return null;
@@ -261,4 +300,14 @@ export function stateOf(req: any): { owner: Owner; data: unknown; rollout: Reque
   const rec = req?.socket == null ? undefined : records.get(req.socket);
   if (rec !== undefined && rec.lastReq === req) return { owner: rec.lastOwner!, data: rec.lastData, rollout: rec.lastRollout };
   return undefined;
+}
+
+/**
+ * The slot-like record of `req` just after it ended (the last request that
+ * ended on its socket), for `req.route` read by code running after the
+ * response (a logger on `finish`), or null.
+ */
+export function endedSlot(req: any): { route: unknown } | null {
+  const rec = req?.socket == null ? undefined : records.get(req.socket);
+  return rec !== undefined && rec.lastReq === req ? { route: rec.lastRoute } : null;
 }
