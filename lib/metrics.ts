@@ -14,7 +14,7 @@
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { ensureAccessors } from './express/accessors';
 import { looseState, REFUSAL } from './express/route-labels';
-import { liveSlot, track, trackedSockets, type Label, type Owner } from './express/tracker';
+import { endedSlot, liveSlot, track, trackedSockets, type Label, type Owner } from './express/tracker';
 import { native } from './native';
 
 const RING_CAP = native.sgRingCap();
@@ -229,8 +229,11 @@ export function endRequest(req: RequestLike, res: ResponseLike, t0: number): num
 export function finishRequest(req: RequestLike, status: number, ms: number, label?: Label | null, refused = 0): void {
   inFlight--;
   if (label === undefined || label === null) {
-    const l = looseState(req);
-    if (l !== undefined) {
+    // A listener's end (this layer rides on a record another layer owns, or
+    // the tracker does not follow the request): the label is in that record,
+    // live or just ended, or kept by the route accessor.
+    const l = label === undefined ? liveSlot(req) ?? endedSlot(req) ?? looseState(req) : looseState(req);
+    if (l != null) {
       label = l.label;
       refused = l.refused;
     }

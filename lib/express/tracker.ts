@@ -125,6 +125,8 @@ class SocketRecord implements Slot {
   lastData: unknown = null;
   lastRollout: RequestRollout | null = null;
   lastRoute: unknown = undefined;
+  lastLabel: Label | null = null;
+  lastRefused = 0;
 }
 
 const records = new WeakMap<object, SocketRecord>();
@@ -180,6 +182,8 @@ function remember(rec: SocketRecord, s: Slot): void {
   rec.lastData = s.data;
   rec.lastRollout = s.rollout;
   rec.lastRoute = s.route;
+  rec.lastLabel = s.label;
+  rec.lastRefused = s.refused;
 }
 
 /** Ends the head request and moves the next queued one (if any) up. */
@@ -307,7 +311,7 @@ export function stateOf(req: any): { owner: Owner; data: unknown; rollout: Reque
  * ended on its socket), for `req.route` read by code running after the
  * response (a logger on `finish`), or null.
  */
-export function endedSlot(req: any): { route: unknown } | null {
+export function endedSlot(req: any): { route: unknown; label: Label | null; refused: number } | null {
   const rec = req?.socket == null ? undefined : records.get(req.socket);
-  return rec !== undefined && rec.lastReq === req ? { route: rec.lastRoute } : null;
+  return rec !== undefined && rec.lastReq === req ? { route: rec.lastRoute, label: rec.lastLabel, refused: rec.lastRefused } : null;
 }
