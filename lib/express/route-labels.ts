@@ -217,8 +217,14 @@ function handlesMethod(route: any, method: string): boolean {
 
 function rootOf(app: any): { stack: unknown[] } | null {
   if (app == null || typeof app !== 'function') return null;
-  // Express 4: `_router` (created by the first `use`/route); Express 5: the `router` getter.
-  const r = app._router ?? app.router;
+  // Express 4: `_router` (created by the first `use`/route; its `app.router` getter throws);
+  // Express 5: the `router` getter.
+  let r: any;
+  try {
+    r = app._router ?? app.router;
+  } catch {
+    return null;
+  }
   return r != null && Array.isArray(r.stack) ? r : null;
 }
 
@@ -331,6 +337,15 @@ export function labelOfRoute(route: object, req: any): RouteLabel {
 
 // ---- the `req.route` accessor -------------------------------------------------------
 
+/** Routing goes on whatever an odd router tree does when walked: such a route is counted as unmatched. */
+function safeLabel(route: object, req: any): RouteLabel | null {
+  try {
+    return labelOfRoute(route, req);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * `req.route` on a request prototype: the setter (Express's own
  * `req.route = route`) records the route and its label in the tracker's
@@ -348,7 +363,7 @@ export function defineRouteAccessor(proto: object): void {
       return loose.get(this)?.route;
     },
     set(this: any, route: unknown) {
-      const label = route !== null && typeof route === 'object' ? labelOfRoute(route, this) : null;
+      const label = route !== null && typeof route === 'object' ? safeLabel(route, this) : null;
       const s = liveSlot(this);
       if (s !== null) {
         s.route = route;
@@ -381,14 +396,23 @@ export function markRefused(req: any, reason: number): void {
   const s = liveSlot(req);
   if (s !== null) {
     s.refused = reason;
-    if (s.label === null) s.label = wouldReach(req);
+    if (s.label === null) s.label = safeReach(req);
     return;
   }
   const l = loose.get(req);
   if (l !== undefined) {
     l.refused = reason;
-    if (l.label === null) l.label = wouldReach(req);
-  } else loose.set(req, { route: undefined, label: wouldReach(req), refused: reason });
+    if (l.label === null) l.label = safeReach(req);
+  } else loose.set(req, { route: undefined, label: safeReach(req), refused: reason });
+}
+
+/** A refusal is answered whatever an odd router or route object does when matched. */
+function safeReach(req: any): RouteLabel {
+  try {
+    return wouldReach(req);
+  } catch {
+    return REFUSED;
+  }
 }
 
 /** Per routing tree, method + path → label, for refused requests (bounded: past the cap, each refusal walks the tree). */
