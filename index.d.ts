@@ -561,6 +561,32 @@ export declare function sgMergeExports(encoded: Array<string>): SgMerged
 /** Prometheus text exposition (format 0.0.4) of every series. */
 export declare function sgPrometheus(inFlight: number, now: number): string
 
+export declare function sgRefusalCodes(): SgRefusalCodes
+
+/**
+ * The refusal codes (`http_requests_refused_total`'s reasons) as the JS
+ * side passes them: a refused request's ring status is
+ * `status + stride * code`. The ops gate's decisions 1-3 are these codes.
+ */
+export interface SgRefusalCodes {
+  safeMode: number
+  brownout: number
+  quarantine: number
+  rollout: number
+  stride: number
+}
+
+/** Every (series, reason) with refused requests, all time, in series order. */
+export declare function sgRefused(now: number): Array<SgRefused>
+
+export interface SgRefused {
+  method: string
+  route: string
+  /** `safe_mode`, `brownout`, `quarantine` or `rollout`. */
+  reason: string
+  count: number
+}
+
 /** Clears every figure (series ids stay valid). */
 export declare function sgReset(now: number): void
 
