@@ -282,3 +282,36 @@ test('a refusal inside the route (per-route shaping, reliabilityMiddleware in a 
     await close(s.server);
   }
 });
+
+test('mount patterns read back as written (Express 4 keeps only a regexp; Express 5 its rawPath), sub-apps, bounded labels', async () => {
+  for (const [fw, express] of frameworks) {
+    resetMetrics();
+    const app = express();
+    app.use(createMetricsRouter());
+    app.use(metricsMiddleware);
+    const leaf = express.Router();
+    leaf.get('/leaf', answer);
+    const cases =
+      fw === 'express4'
+        ? [['/a.b/:x.:y', '/a.b/1.2/leaf'], ['/o/:opt?', '/o/9/leaf'], ['/n/:id(\\d+)', '/n/12/leaf'], ['/t/', '/t/leaf'], [/^\/rx-\d+/i, '/RX-12/leaf']]
+        : [['/a.b/:x.:y', '/a.b/1.2/leaf'], ['/o{/:opt}', '/o/9/leaf'], ['/t/', '/t/leaf'], [/^\/rx-\d+/i, '/RX-12/leaf']];
+    for (const [p] of cases) app.use(p, leaf);
+    const admin = express();
+    admin.get('/users/:id', answer);
+    app.use('/admin', admin);
+    const s = await listen(app);
+    try {
+      for (const [, url] of cases) assert.equal((await http(s.base, 'GET', url)).status, 200, `${fw} ${url}`);
+      for (let i = 0; i < 20; i++) assert.equal((await http(s.base, 'GET', `/admin/users/u${i}`)).status, 200);
+      for (let i = 0; i < 20; i++) assert.equal((await http(s.base, 'GET', `/a.b/${i}.${i}/leaf`)).status, 200);
+      const total = await family(s.base, 'http_requests_total');
+      const routes = new Set(total.filter((x) => x.labels.method === 'GET' && x.labels.route !== '/metrics').map((x) => x.labels.route));
+      const want = new Set([...cases.map(([p]) => (p instanceof RegExp ? String(p) : p.replace(/\/$/, '')) + '/leaf'), '/admin/users/:id']);
+      assert.deepEqual([...routes].sort(), [...want].sort(), fw);
+      assert.equal(count(total, { route: '/a.b/:x.:y/leaf' }), 21, `${fw}: one series for every URL of the pattern`);
+      assert.equal(count(total, { route: '/admin/users/:id' }), 20, `${fw}: a sub-app's routes under its mount path`);
+    } finally {
+      await close(s.server);
+    }
+  }
+});
