@@ -588,7 +588,8 @@ export class OpsControls extends EventEmitter {
    * refreshes the heartbeat that tells the CLI a server reads this file.
    */
   private watch(): void {
-    if (!this.file || this.watching) return;
+    // A path that is not a regular file (a FIFO, /dev/zero) gets nothing beside it: no inbox, no heartbeat.
+    if (!this.file || this.watching || this.blocked) return;
     this.watching = true;
     removeDeadHeartbeats(this.file);
     try {

@@ -720,7 +720,9 @@ impl OpsState {
         let mut max_seq = 0u64;
         let mut audit = VecDeque::new();
         for (path, eo) in entries(o, "audit", AUDIT_CAP, &mut rep) {
-            let (Some(seq), Some(at)) = (seq_field(&eo, &path, &mut rep), num_field(&eo, &path, "at", &mut rep)) else { continue };
+            // One message per dropped entry: the first reason is enough.
+            let Some(seq) = seq_field(&eo, &path, &mut rep) else { continue };
+            let Some(at) = num_field(&eo, &path, "at", &mut rep) else { continue };
             max_seq = max_seq.max(seq);
             let args = match eo.get("args") {
                 None | Some(Value::Null) => Value::Null,
@@ -744,7 +746,9 @@ impl OpsState {
         }
         let mut refusals = VecDeque::new();
         for (path, eo) in entries(o, "refused", REFUSALS_CAP, &mut rep) {
-            let (Some(seq), Some(at)) = (seq_field(&eo, &path, &mut rep), num_field(&eo, &path, "at", &mut rep)) else { continue };
+            // One message per dropped entry: the first reason is enough.
+            let Some(seq) = seq_field(&eo, &path, &mut rep) else { continue };
+            let Some(at) = num_field(&eo, &path, "at", &mut rep) else { continue };
             let Some(first_at) = num_field(&eo, &path, "firstAt", &mut rep) else { continue };
             let Some(count) = eo.get("count").and_then(Value::as_u64).filter(|&c| c >= 1) else {
                 rep.drop(format!("{path}: {path}.count must be a positive integer"));
