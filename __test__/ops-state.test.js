@@ -353,3 +353,42 @@ test('1,500 refusals neither evict an operator\'s quarantine from the audit nor 
   assert.ok(again.isAgentQuarantined('agent-1'));
   assert.ok(again.audit(1000).some((e) => e.action === 'quarantine-agent'));
 });
+
+test('state from elsewhere (Redis) with a bad entry: applyState keeps every control and returns what it dropped; opsCheckState sanitises', { timeout: 30_000 }, () => {
+  const { native } = require('../dist/native.js');
+  const doc = JSON.stringify({
+    format: 1,
+    safeMode: { since: 1, reason: 'maintenance', actor: 'a' },
+    brownout: { level: 0.3, since: 1, reason: '', actor: 'a' },
+    quarantine: { 'agent-1': { since: 1, reason: '', actor: 'a' } },
+    rolledBack: { 'search-v2': { since: 1, reason: '', actor: 'a' } },
+    audit: [{ seq: 3, at: 1, action: 'safe-mode', args: {}, actor: 'a', source: '10.0.0.1\u0085', result: 'refused: x' }, { seq: 4 }],
+  });
+  const ops = new OpsControls({ stateFile: false, logger: null });
+  const report = ops.applyState(doc);
+  assertAllControls(ops.status(), 'applyState');
+  assert.equal(report.dropped.length, 1, report.dropped.join('\n'));
+  assert.equal(report.repaired.length, 1);
+  const checked = native.opsCheckState(doc, Date.now());
+  assert.equal(checked.dropped.length, 1);
+  assert.deepEqual(native.opsCheckState(checked.text, Date.now()).dropped, [], 'the sanitised document is clean');
+  assert.throws(() => native.opsCheckState('not json', 0), TypeError);
+});
+
+test('agent ids with invisible or bidirectional-control characters are refused with 400 naming agentId', { timeout: 30_000 }, async () => {
+  const ops = new OpsControls({ stateFile: false, logger: null });
+  const app = express5();
+  app.use('/api/ops', createOpsRouter({ ops, token: TOKEN }));
+  const { server, url } = await listen(app);
+  try {
+    for (const id of ['a\u202eb', 'a\u200bb', 'a\u2066b', 'a\ufeff']) {
+      const r = await authed(url, `/api/ops/agents/${encodeURIComponent(id)}/quarantine`, {});
+      assert.equal(r.status, 400, id);
+      assert.match(r.body.message, /^agentId must be text without control, invisible or bidirectional-control characters, got U\+/);
+    }
+    assert.throws(() => ops.quarantineAgent('x\u200dy'), RangeError);
+    assert.equal(ops.status().quarantined.length, 0);
+  } finally {
+    server.close();
+  }
+});

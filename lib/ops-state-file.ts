@@ -282,6 +282,15 @@ export interface Heartbeat {
 }
 
 let heartbeats = 0;
+/** Heartbeat files of this process, removed when it exits (a killed one leaves a stale file the CLI ignores). */
+const ownHeartbeats = new Set<string>();
+let exitHook = false;
+
+/** Removes a heartbeat file of this process (on close). */
+export function removeHeartbeat(p: string): void {
+  ownHeartbeats.delete(p);
+  removeCommand(p);
+}
 
 /** Writes this process's heartbeat file in the inbox folder; returns its path. */
 export function writeHeartbeat(file: string, intervalMs: number): string {
@@ -290,6 +299,13 @@ export function writeHeartbeat(file: string, intervalMs: number): string {
   const p = path.join(dir, `server-${process.pid}-${heartbeats++}.json`);
   const hb: Heartbeat = { pid: process.pid, host: os.hostname(), stateFile: file, startedAt: Date.now(), intervalMs };
   fs.writeFileSync(p, JSON.stringify(hb), { mode: 0o600 });
+  ownHeartbeats.add(p);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const h of ownHeartbeats) removeCommand(h);
+    });
+  }
   return p;
 }
 
@@ -329,17 +345,28 @@ export function liveServers(file: string, now = Date.now()): Array<Heartbeat & {
   return out;
 }
 
-/** Removes heartbeat files of processes that no longer run (at a server's start). */
+/**
+ * At a server's start: removes heartbeat files of processes that no longer
+ * run, and half-written commands (`.tmp-*`) of a CLI killed over a minute ago.
+ */
 export function removeDeadHeartbeats(file: string): void {
   const dir = inboxDir(file);
   let names: string[];
   try {
-    names = fs.readdirSync(dir).filter((n) => /^server-\d+-\d+\.json$/.test(n));
+    names = fs.readdirSync(dir);
   } catch {
     return;
   }
   for (const n of names) {
-    const pid = Number(n.split('-')[1]);
-    if (pid !== process.pid && !pidAlive(pid)) removeCommand(path.join(dir, n));
+    if (/^server-\d+-\d+\.json$/.test(n)) {
+      const pid = Number(n.split('-')[1]);
+      if (pid !== process.pid && !pidAlive(pid)) removeCommand(path.join(dir, n));
+    } else if (n.startsWith('.tmp-')) {
+      try {
+        if (Date.now() - fs.statSync(path.join(dir, n)).mtimeMs > 60_000) removeCommand(path.join(dir, n));
+      } catch {
+        /* gone */
+      }
+    }
   }
 }

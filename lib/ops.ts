@@ -19,6 +19,7 @@ import {
   readStateFile,
   removeCommand,
   removeDeadHeartbeats,
+  removeHeartbeat,
   removeStaleTmp,
   touchHeartbeat,
   writeHeartbeat,
@@ -673,7 +674,7 @@ export class OpsControls extends EventEmitter {
   close(): void {
     if (this.poller) clearInterval(this.poller);
     this.poller = null;
-    if (this.heartbeat) removeCommand(this.heartbeat);
+    if (this.heartbeat) removeHeartbeat(this.heartbeat);
     this.heartbeat = null;
     this.watching = false;
   }
