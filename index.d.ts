@@ -381,9 +381,13 @@ export interface GraphFileService {
   healthCheckTimeout?: number
 }
 
+/** `[by, result]` of the applied CLI command `id`, or null. */
+export declare function opsApplied(h: number, id: string): Array<string> | null
+
 /**
- * The last `limit` audit entries, oldest first, as one JSON array string
- * (entries carry free-form `args`).
+ * The last `limit` audit entries (operator actions and aggregated
+ * refusals merged by sequence number), oldest first, as one JSON array
+ * string (entries carry free-form `args`).
  */
 export declare function opsAudit(h: number, limit: number): string
 
@@ -407,6 +411,25 @@ export interface OpsBrownout {
   actor: string
 }
 
+export interface OpsCheckedState {
+  dropped: Array<string>
+  repaired: Array<string>
+  more: number
+  /** The document as this plane would write it: every entry valid. */
+  text: string
+}
+
+/**
+ * Checks a state document from elsewhere (Redis, a file) with the same
+ * rules as the loader, without touching any plane: the report and the
+ * sanitised document. Throws only when it is not a state document at all.
+ *
+ * ```js
+ * const { dropped, text } = native.opsCheckState(doc, Date.now());
+ * ```
+ */
+export declare function opsCheckState(text: string, now: number): OpsCheckedState
+
 export declare function opsClearRollback(h: number, name: string): boolean
 
 export declare function opsCreate(seed: number): number
@@ -421,10 +444,22 @@ export declare function opsDecide(h: number, essential: boolean, criticality: nu
 export declare function opsFlags(h: number, now: number): Array<number>
 
 /**
- * Replaces the persistent state from a state file's text; throws (and
- * changes nothing) when it is not a valid state file.
+ * Replaces the persistent state from a state file's text. Throws (and
+ * changes nothing) only when the text is not a state file at all; a bad
+ * entry inside is dropped or repaired and listed in the report.
  */
-export declare function opsLoadJson(h: number, text: string): void
+export declare function opsLoadJson(h: number, text: string): OpsLoadReport
+
+/** What a load left out or repaired (`core::ops::LoadReport`). */
+export interface OpsLoadReport {
+  dropped: Array<string>
+  repaired: Array<string>
+  /** Problems past the first 50, counted only. */
+  more: number
+}
+
+/** Notes that the CLI command `id` was applied (it is saved with the state). */
+export declare function opsMarkApplied(h: number, id: string, by: string, result: string, now: number): void
 
 export declare function opsQuarantine(h: number, agent: string, reason: string, ttlMs: number | undefined | null, who: string, source: string, now: number): boolean
 
@@ -436,7 +471,18 @@ export interface OpsQuarantine {
   expiresAt?: number
 }
 
+/** Records a refused request (aggregated per source, action and reason). */
+export declare function opsRecordRefusal(h: number, action: string, source: string, why: string, now: number): OpsRefusal
+
 export declare function opsRecordRollback(h: number, names: Array<string>, reason: string, who: string, source: string, now: number): boolean
+
+export interface OpsRefusal {
+  /** The aggregated entry, as JSON (the audit's shape plus `count`, `firstAt`). */
+  entryJson: string
+  /** True when this refusal opened a new entry (first from that source in the window). */
+  first: boolean
+  count: number
+}
 
 export declare function opsRelease(h: number, agent: string, who: string, source: string, now: number): boolean
 
@@ -461,6 +507,9 @@ export interface OpsStatus {
   rolledBack: Array<OpsRollback>
   auditEntries: number
   auditDropped: number
+  /** Aggregated refusal entries kept, and those dropped from their own ring. */
+  refusalEntries: number
+  refusalsDropped: number
 }
 
 export interface OpsSwitch {

@@ -10,7 +10,7 @@
  */
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile } = require('node:child_process');
+const { execFile, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -208,14 +208,25 @@ test('the incident-response bin runs from the installed package', { timeout: 60_
   const bin = path.join(app, 'node_modules', '.bin', 'incident-response');
   assert.ok(fs.existsSync(bin), 'npm linked the bin');
   const env = childEnv({ RELIABILITY_STATE_FILE: path.join(app, 'ops-state.json') });
-  let r = await run(bin, ['safe-mode', 'enable', '--reason', 'from the installed bin'], { cwd: app, timeout: 30_000, env });
-  assert.equal(r.code, 0, describe(r));
-  assert.match(r.stdout, /safe-mode: changed/);
-  r = await run(bin, ['status', '--json'], { cwd: app, timeout: 30_000, env });
-  assert.equal(r.code, 0, describe(r));
-  assert.equal(JSON.parse(r.stdout).safeMode.reason, 'from the installed bin');
-  r = await run(bin, ['nope'], { cwd: app, timeout: 30_000, env });
-  assert.equal(r.code, 2);
+  // Local mode acts through the server that reads the state file: one from the installed package.
+  const server = spawn(process.execPath, ['-e', `require('${PKG.name}/ops').getOps(); console.log('READY'); setInterval(() => {}, 1000);`], { cwd: app, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('the consumer server did not start')), 20_000);
+      server.stdout.on('data', (d) => String(d).includes('READY') && (clearTimeout(t), resolve()));
+      server.once('exit', (c) => reject(new Error(`the consumer server exited with ${c}`)));
+    });
+    let r = await run(bin, ['safe-mode', 'enable', '--reason', 'from the installed bin'], { cwd: app, timeout: 30_000, env });
+    assert.equal(r.code, 0, describe(r));
+    assert.match(r.stdout, new RegExp(`safe-mode: changed, applied by server pid ${server.pid}`));
+    r = await run(bin, ['status', '--json'], { cwd: app, timeout: 30_000, env });
+    assert.equal(r.code, 0, describe(r));
+    assert.equal(JSON.parse(r.stdout).safeMode.reason, 'from the installed bin');
+    r = await run(bin, ['nope'], { cwd: app, timeout: 30_000, env });
+    assert.equal(r.code, 2);
+  } finally {
+    server.kill('SIGKILL');
+  }
 });
 
 test('the packed file list was checked', () => {

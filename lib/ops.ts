@@ -10,7 +10,22 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { clearInterval, setInterval } from 'node:timers';
 import { native } from './native';
+import {
+  claimCommands,
+  moveAside,
+  notRegular,
+  readStateFile,
+  removeCommand,
+  removeDeadHeartbeats,
+  removeHeartbeat,
+  removeStaleTmp,
+  touchHeartbeat,
+  writeHeartbeat,
+  writeStateFile,
+  type InboxCommand,
+} from './ops-state-file';
 
 export type Criticality = 'critical' | 'default' | 'sheddable';
 
@@ -29,6 +44,7 @@ export interface ActionResult<T = OpsStatus> {
 }
 
 export type OpsStatus = ReturnType<typeof native.opsStatus>;
+export type OpsLoadReport = ReturnType<typeof native.opsLoadJson>;
 export type DlqRun = ReturnType<typeof native.dlqEnd>;
 
 export interface AuditEntry {
@@ -68,10 +84,19 @@ export interface OpsOptions {
    * keeps the state in memory only.
    */
   stateFile?: string | false;
-  /** Reload the file when another process (the CLI) changes it (default true). */
+  /**
+   * Poll the file and its command inbox (default true): commands the CLI
+   * queues in local mode are applied, and a heartbeat tells the CLI that a
+   * server reads this file.
+   */
   watch?: boolean;
   /** Poll interval of the watch in ms (default 500: changes apply within a second). */
   watchIntervalMs?: number;
+  /**
+   * Read the file and never change it (no save, no moving a bad file aside,
+   * no inbox): what the CLI's read-only commands use. Default false.
+   */
+  readOnly?: boolean;
   /** Where the JSON action lines and warnings go (default console; null silences). */
   logger?: OpsLogger | null;
 }
@@ -109,9 +134,17 @@ export class OpsControls extends EventEmitter {
   private lastWritten: string | null = null;
   private watching = false;
   private watchInterval: number;
+  private readonly readOnly: boolean;
+  /** Set when the path is not a regular file (or a bad file could not be moved aside): never written. */
+  private blocked: string | null = null;
+  private poller: ReturnType<typeof setInterval> | null = null;
+  private heartbeat: string | null = null;
+  private seen: { mtimeMs: number; size: number } | null = null;
   /** Last problem with the state file (read-only folder, corrupt file), for status. */
   stateFileError: string | null = null;
   lastSavedAt: number | null = null;
+  /** What the last load dropped or repaired (bad entries; the rest was kept). */
+  lastLoadReport: OpsLoadReport | null = null;
 
   constructor(options: OpsOptions = {}) {
     super();
@@ -123,9 +156,12 @@ export class OpsControls extends EventEmitter {
     if (!Number.isFinite(this.watchInterval) || this.watchInterval < 10 || this.watchInterval > 60_000) {
       throw new RangeError(`watchIntervalMs must be a number of ms from 10 to 60000, got ${String(options.watchIntervalMs)}`);
     }
+    this.readOnly = options.readOnly === true;
     if (this.file) {
+      // Temp files of a process killed mid-save would otherwise pile up.
+      if (!this.readOnly) removeStaleTmp(this.file);
       this.loadFile();
-      if (options.watch !== false) this.watch();
+      if (options.watch !== false && !this.readOnly) this.watch();
     }
     this.refresh();
     // Rollbacks act on the package's traffic shaping unless told otherwise.
@@ -181,11 +217,11 @@ export class OpsControls extends EventEmitter {
     return native.opsDecide(this.h, essential, criticality, agentId, Date.now());
   }
 
-  status(): OpsStatus & { deadLetterQueues: string[]; stateFile: { path: string | null; lastSavedAt: number | null; error: string | null } } {
+  status(): OpsStatus & { deadLetterQueues: string[]; stateFile: { path: string | null; lastSavedAt: number | null; error: string | null; dropped: string[]; repaired: string[] } } {
     return {
       ...this.controls(),
       deadLetterQueues: [...this.queues.keys()],
-      stateFile: { path: this.file, lastSavedAt: this.lastSavedAt, error: this.stateFileError },
+      stateFile: { path: this.file, lastSavedAt: this.lastSavedAt, error: this.stateFileError, dropped: this.lastLoadReport?.dropped ?? [], repaired: this.lastLoadReport?.repaired ?? [] },
     };
   }
 
@@ -395,10 +431,17 @@ export class OpsControls extends EventEmitter {
     return out;
   }
 
-  /** Records an action refused by the HTTP layer (bad token), for the audit trail. */
+  /**
+   * Records an action refused by the HTTP layer (bad token), for the audit
+   * trail. Refusals are aggregated in Rust per source, action and reason
+   * over a minute (with a count) apart from operator actions, so a flood
+   * never evicts them; the log line and the `action` event come with the
+   * first refusal of an entry and at counts 10, 100, 1000...
+   */
   recordRefused(action: string, source: string, why: string): void {
-    native.opsAuditPush(this.h, text('action', action, 'unknown'), '{}', 'unauthenticated', text('source', source, 'unknown'), `refused: ${text('why', why, '')}`, Date.now());
-    const [entry] = this.audit(1);
+    const r = native.opsRecordRefusal(this.h, text('action', action, 'unknown'), text('source', source, 'unknown'), text('why', why, ''), Date.now());
+    if (!r.first && !/^10*$/.test(String(r.count))) return;
+    const entry = JSON.parse(r.entryJson) as AuditEntry & { count: number };
     this.logger?.warn(JSON.stringify({ ts: new Date(entry.at).toISOString(), level: 'warn', event: 'ops.refused', ...entry }));
     this.emit('action', entry);
   }
@@ -420,78 +463,93 @@ export class OpsControls extends EventEmitter {
 
   // ---- the state file ------------------------------------------------------------
 
-  /** Writes the state atomically: temp file, fsync, rename, fsync of the folder. */
+  /**
+   * Writes the state atomically (temp file, fsync, rename, fsync of the
+   * folder). Never in read-only mode, and never over something that is not
+   * a regular file (a FIFO or a device named as the state file).
+   */
   save(): void {
-    if (!this.file) return;
+    if (!this.file || this.readOnly) return;
+    const blocked = this.blocked ?? (notRegular(this.file) ? `${this.file} is ${notRegular(this.file)}, not a regular file` : null);
+    if (blocked) {
+      this.fail(`cannot save ops state: ${blocked}; the state is kept in memory only`);
+      return;
+    }
     const text = native.opsToJson(this.h, Date.now());
-    const tmp = `${this.file}.${process.pid}.tmp`;
     try {
-      fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-      const fd = fs.openSync(tmp, 'w', 0o600);
-      try {
-        fs.writeSync(fd, text);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, this.file);
-      try {
-        const dfd = fs.openSync(path.dirname(this.file), 'r');
-        fs.fsyncSync(dfd);
-        fs.closeSync(dfd);
-      } catch {
-        /* some filesystems cannot fsync a folder; the rename is still atomic */
-      }
+      writeStateFile(this.file, text);
       this.lastWritten = text;
       this.lastSavedAt = Date.now();
+      this.seen = this.statOf();
       if (this.stateFileError) this.logger?.warn(JSON.stringify({ level: 'info', event: 'ops.state-file.ok', path: this.file }));
       this.stateFileError = null;
     } catch (e) {
-      try {
-        fs.rmSync(tmp, { force: true });
-      } catch {
-        /* nothing to clean */
-      }
-      const msg = `cannot save ops state to ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
-      if (this.stateFileError !== msg) this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.state-file.error', message: msg }));
-      this.stateFileError = msg;
-      this.emit('stateFileError', new Error(msg));
+      this.fail(`cannot save ops state to ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   }
 
-  /** Loads the state file if it exists; a corrupt one is moved aside with a loud warning. */
+  private fail(msg: string, event = 'ops.state-file.error', level = 'warn'): void {
+    if (this.stateFileError !== msg) this.logger?.warn(JSON.stringify({ level, event, message: msg }));
+    this.stateFileError = msg;
+    this.emit('stateFileError', new Error(msg));
+  }
+
+  private statOf(): { mtimeMs: number; size: number } | null {
+    try {
+      const st = fs.statSync(this.file!);
+      return { mtimeMs: st.mtimeMs, size: st.size };
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Loads the state file if it exists. Only regular files are read (opened
+   * without blocking, at most 32 MiB). A bad entry inside costs only itself
+   * (dropped or repaired in Rust, listed in `lastLoadReport` and a warning);
+   * a file that is not a state file at all, or cannot be read, is moved
+   * aside (not in read-only mode) and the plane starts from defaults.
+   */
   loadFile(): boolean {
     if (!this.file) return false;
-    let text: string;
-    try {
-      text = fs.readFileSync(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.stateFileError = `cannot read ops state ${this.file}: ${(e as NodeJS.ErrnoException).code}`;
-        this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.state-file.error', message: this.stateFileError }));
-      }
+    const r = readStateFile(this.file);
+    if (r.kind === 'missing') return false;
+    if (r.kind === 'unusable') {
+      this.blocked = `${this.file} is ${r.reason}, not a regular file`;
+      this.fail(`ops state file ${this.blocked}: not read and never written; starting from defaults`);
       return false;
     }
-    if (text === this.lastWritten) return false;
+    if (r.kind === 'ok' && r.text === this.lastWritten) return false;
+    let report: OpsLoadReport;
     try {
-      native.opsLoadJson(this.h, text);
-      this.lastWritten = text;
-      this.refresh();
-      return true;
+      if (r.kind === 'unreadable') throw new Error(`cannot read it: ${r.reason}`);
+      report = native.opsLoadJson(this.h, r.text);
     } catch (e) {
-      const aside = `${this.file}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-      let moved = false;
-      try {
-        fs.renameSync(this.file, aside);
-        moved = true;
-      } catch {
-        /* read-only: leave it, report it */
-      }
-      this.stateFileError = `ops state file ${this.file} is invalid (${(e as Error).message}); ${moved ? `moved aside to ${aside}` : 'could not move it aside'}; starting from defaults`;
-      this.logger?.warn(JSON.stringify({ level: 'error', event: 'ops.state-file.corrupt', message: this.stateFileError }));
-      this.emit('stateFileError', new Error(this.stateFileError));
+      const aside = this.readOnly ? null : moveAside(this.file);
+      if (!aside && !this.readOnly) this.blocked = `${this.file} could not be read nor moved aside`;
+      const what = this.readOnly ? 'left in place (read-only)' : aside ? `moved aside to ${aside}` : 'could not move it aside, so it is never overwritten';
+      this.fail(`ops state file ${this.file} is invalid (${(e as Error).message}); ${what}; starting from defaults`, 'ops.state-file.corrupt', 'error');
       return false;
     }
+    this.lastWritten = r.text;
+    this.seen = this.statOf();
+    this.lastLoadReport = report;
+    if (report.dropped.length || report.repaired.length || report.more) {
+      this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.state-file.dropped', path: this.file, dropped: report.dropped, repaired: report.repaired, more: report.more }));
+    }
+    this.refresh();
+    return true;
+  }
+
+  /** Re-reads the state file (read-only planes: the CLI waiting for a server). */
+  reload(): boolean {
+    return this.loadFile();
+  }
+
+  /** `{ by, result }` when the CLI command `id` was applied by the process that wrote this state. */
+  appliedCommand(id: string): { by: string; result: string } | null {
+    const a = native.opsApplied(this.h, text('id', id, ''));
+    return a ? { by: a[0], result: a[1] } : null;
   }
 
   /** The persistent state as JSON (the state file's format), e.g. to share it. */
@@ -503,15 +561,21 @@ export class OpsControls extends EventEmitter {
    * Replaces the state with one exported elsewhere (another instance, via
    * Redis): checked in Rust before anything changes, saved to the state
    * file, rollbacks re-applied. Emits `reload`, never `change` (so a shared
-   * backend does not echo it back). Throws on an invalid state.
+   * backend does not echo it back). Throws only when the text is not a
+   * state document at all; a bad entry inside is dropped or repaired and
+   * listed in the report returned.
    */
-  applyState(text: string): void {
+  applyState(text: string): OpsLoadReport {
     if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
-    native.opsLoadJson(this.h, text);
+    const report = native.opsLoadJson(this.h, text);
+    if (report.dropped.length || report.repaired.length || report.more) {
+      this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.state.dropped', dropped: report.dropped, repaired: report.repaired, more: report.more }));
+    }
     this.refresh();
     this.save();
     if (this.rollouts) this.reapplyRollbacks();
     this.emit('reload', this.status());
+    return report;
   }
 
   /** Bumped on every change (local or applied): cheap to compare. */
@@ -519,24 +583,99 @@ export class OpsControls extends EventEmitter {
     return this.current()[0];
   }
 
-  /** Polls the file (unref'd: never holds the process open) so CLI changes apply within a second. */
+  /**
+   * One unref'd interval (never holds the process open): reloads the file
+   * when another process changed it, applies the CLI's queued commands and
+   * refreshes the heartbeat that tells the CLI a server reads this file.
+   */
   private watch(): void {
-    if (!this.file || this.watching) return;
+    // A path that is not a regular file (a FIFO, /dev/zero) gets nothing beside it: no inbox, no heartbeat.
+    if (!this.file || this.watching || this.blocked) return;
     this.watching = true;
-    fs.watchFile(this.file, { interval: this.watchInterval, persistent: false }, (cur, prev) => {
-      if (cur.mtimeMs === prev.mtimeMs && cur.size === prev.size) return;
-      if (this.loadFile()) {
-        const status = this.status();
-        this.logger?.log(JSON.stringify({ ts: new Date().toISOString(), level: 'info', event: 'ops.reload', path: this.file, version: status.version }));
-        if (this.rollouts) this.reapplyRollbacks();
-        this.emit('reload', status);
+    removeDeadHeartbeats(this.file);
+    try {
+      this.heartbeat = writeHeartbeat(this.file, this.watchInterval);
+    } catch {
+      /* a read-only folder: the CLI will say no server reads the file */
+    }
+    this.poller = setInterval(() => this.poll(), this.watchInterval);
+    this.poller.unref();
+  }
+
+  private poll(): void {
+    const file = this.file!;
+    try {
+      const st = this.statOf();
+      if (st && (!this.seen || st.mtimeMs !== this.seen.mtimeMs || st.size !== this.seen.size)) {
+        this.seen = st;
+        if (this.loadFile()) {
+          const status = this.status();
+          this.logger?.log(JSON.stringify({ ts: new Date().toISOString(), level: 'info', event: 'ops.reload', path: file, version: status.version }));
+          if (this.rollouts) this.reapplyRollbacks();
+          this.emit('reload', status);
+        }
       }
-    });
+      if (!this.blocked) {
+        for (const c of claimCommands(file, 100)) this.applyQueued(c);
+      }
+      if (this.heartbeat) this.heartbeat = touchHeartbeat(this.heartbeat, file, this.watchInterval);
+    } catch (e) {
+      this.fail(`ops state poll of ${file} failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+
+  /** Applies one command from the CLI's inbox, saves the state with its id, then deletes it. */
+  private applyQueued(c: { path: string; cmd: InboxCommand } | { path: string; error: string }): void {
+    if ('error' in c) {
+      this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.inbox.invalid', path: c.path, message: c.error }));
+      removeCommand(c.path);
+      return;
+    }
+    const { id, command, args, actor, source } = c.cmd;
+    if (this.appliedCommand(id)) {
+      removeCommand(c.path); // applied before a crash, not yet deleted
+      return;
+    }
+    let result: string;
+    try {
+      result = this.runCommand(command, args, { actor, source }) ? 'changed' : 'unchanged';
+    } catch (e) {
+      result = `error: ${(e as Error)?.message ?? String(e)}`;
+    }
+    try {
+      native.opsMarkApplied(this.h, id, `pid ${process.pid} on ${os.hostname()}`, result, Date.now());
+    } catch (e) {
+      this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.inbox.invalid', path: c.path, message: (e as Error).message }));
+    }
+    this.save();
+    // Deleted only once the state that says it was applied is on disk.
+    if (!this.stateFileError) removeCommand(c.path);
+  }
+
+  private runCommand(command: string, a: Record<string, any>, who: Who): boolean {
+    const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    switch (command) {
+      case 'safe-mode':
+        return this.setSafeMode(a.enabled === true, { ...who, reason: str(a.reason) }).changed;
+      case 'brownout':
+        return this.setBrownout(a.enabled === true, { ...who, reason: str(a.reason), level: typeof a.level === 'number' ? a.level : undefined }).changed;
+      case 'quarantine-agent':
+        return this.quarantineAgent(String(a.agentId), { ...who, reason: str(a.reason), ttlMs: typeof a.ttlMs === 'number' ? a.ttlMs : undefined }).changed;
+      case 'release-agent':
+        return this.releaseAgent(String(a.agentId), who).changed;
+      case 'rollback':
+        return this.rollback(a.all === true ? undefined : String(a.name), { ...who, reason: str(a.reason) }).changed;
+      default:
+        throw new Error(`unknown command ${JSON.stringify(command).slice(0, 80)}`);
+    }
   }
 
   /** Stops watching the file (tests; shutdown). */
   close(): void {
-    if (this.file && this.watching) fs.unwatchFile(this.file);
+    if (this.poller) clearInterval(this.poller);
+    this.poller = null;
+    if (this.heartbeat) removeHeartbeat(this.heartbeat);
+    this.heartbeat = null;
     this.watching = false;
   }
 }

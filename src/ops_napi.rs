@@ -14,7 +14,7 @@ use napi_derive::napi;
 
 use crate::core::dlq::{DlqSet, Run};
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::ops::{audit_json, Actor, Criticality, OpsState};
+use crate::core::ops::{refusal_json, Actor, Criticality, LoadReport, OpsState};
 use crate::napi_util::throw;
 
 struct Plane {
@@ -159,6 +159,9 @@ pub struct OpsStatus {
     pub rolled_back: Vec<OpsRollback>,
     pub audit_entries: u32,
     pub audit_dropped: f64,
+    /// Aggregated refusal entries kept, and those dropped from their own ring.
+    pub refusal_entries: u32,
+    pub refusals_dropped: f64,
 }
 
 #[napi]
@@ -177,19 +180,19 @@ pub fn ops_status(env: Env, h: u32, now: f64) -> Result<OpsStatus> {
             rolled_back: o.rolled_back.iter().map(|(k, s)| OpsRollback { name: k.clone(), since: s.since, reason: s.reason.clone(), actor: s.actor.clone() }).collect(),
             audit_entries: o.audit().count() as u32,
             audit_dropped: o.audit_dropped as f64,
+            refusal_entries: o.refusals().count() as u32,
+            refusals_dropped: o.refusals_dropped as f64,
         })
     })
 }
 
-/// The last `limit` audit entries, oldest first, as one JSON array string
-/// (entries carry free-form `args`).
+/// The last `limit` audit entries (operator actions and aggregated
+/// refusals merged by sequence number), oldest first, as one JSON array
+/// string (entries carry free-form `args`).
 #[napi]
 pub fn ops_audit(env: Env, h: u32, limit: u32) -> Result<String> {
     with(&env, h, |p| {
-        let all: Vec<_> = p.ops.audit().collect();
-        let from = all.len().saturating_sub(limit as usize);
-        let v: Vec<serde_json::Value> = all[from..].iter().map(|e| audit_json(e)).collect();
-        Ok(serde_json::Value::Array(v).to_string())
+        Ok(serde_json::Value::Array(p.ops.audit_view(limit as usize)).to_string())
     })
 }
 
@@ -198,11 +201,78 @@ pub fn ops_to_json(env: Env, h: u32, now: f64) -> Result<String> {
     with(&env, h, |p| Ok(p.ops.to_json(now)))
 }
 
-/// Replaces the persistent state from a state file's text; throws (and
-/// changes nothing) when it is not a valid state file.
+/// What a load left out or repaired (`core::ops::LoadReport`).
+#[napi(object)]
+pub struct OpsLoadReport {
+    pub dropped: Vec<String>,
+    pub repaired: Vec<String>,
+    /// Problems past the first 50, counted only.
+    pub more: f64,
+}
+
+fn report(r: LoadReport) -> OpsLoadReport {
+    OpsLoadReport { dropped: r.dropped, repaired: r.repaired, more: r.more as f64 }
+}
+
+/// Replaces the persistent state from a state file's text. Throws (and
+/// changes nothing) only when the text is not a state file at all; a bad
+/// entry inside is dropped or repaired and listed in the report.
 #[napi]
-pub fn ops_load_json(env: Env, h: u32, text: String) -> Result<()> {
-    with(&env, h, |p| p.ops.load_json(&text))
+pub fn ops_load_json(env: Env, h: u32, text: String) -> Result<OpsLoadReport> {
+    with(&env, h, |p| p.ops.load_json(&text).map(report))
+}
+
+#[napi(object)]
+pub struct OpsCheckedState {
+    pub dropped: Vec<String>,
+    pub repaired: Vec<String>,
+    pub more: f64,
+    /// The document as this plane would write it: every entry valid.
+    pub text: String,
+}
+
+/// Checks a state document from elsewhere (Redis, a file) with the same
+/// rules as the loader, without touching any plane: the report and the
+/// sanitised document. Throws only when it is not a state document at all.
+///
+/// ```js
+/// const { dropped, text } = native.opsCheckState(doc, Date.now());
+/// ```
+#[napi]
+pub fn ops_check_state(env: Env, text: String, now: f64) -> Result<OpsCheckedState> {
+    let mut s = OpsState::new(0);
+    let r = s.load_json(&text).map_err(|e| throw(&env, e))?;
+    Ok(OpsCheckedState { dropped: r.dropped, repaired: r.repaired, more: r.more as f64, text: s.to_json(now) })
+}
+
+#[napi(object)]
+pub struct OpsRefusal {
+    /// The aggregated entry, as JSON (the audit's shape plus `count`, `firstAt`).
+    pub entry_json: String,
+    /// True when this refusal opened a new entry (first from that source in the window).
+    pub first: bool,
+    pub count: f64,
+}
+
+/// Records a refused request (aggregated per source, action and reason).
+#[napi]
+pub fn ops_record_refusal(env: Env, h: u32, action: String, source: String, why: String, now: f64) -> Result<OpsRefusal> {
+    with(&env, h, |p| {
+        let (r, first) = p.ops.record_refusal(now, &action, &source, &why);
+        Ok(OpsRefusal { entry_json: refusal_json(&r).to_string(), first, count: r.count as f64 })
+    })
+}
+
+/// Notes that the CLI command `id` was applied (it is saved with the state).
+#[napi]
+pub fn ops_mark_applied(env: Env, h: u32, id: String, by: String, result: String, now: f64) -> Result<()> {
+    with(&env, h, |p| p.ops.mark_applied(&id, &by, &result, now))
+}
+
+/// `[by, result]` of the applied CLI command `id`, or null.
+#[napi]
+pub fn ops_applied(env: Env, h: u32, id: String) -> Result<Option<Vec<String>>> {
+    with(&env, h, |p| Ok(p.ops.applied(&id).map(|a| vec![a.by.clone(), a.result.clone()])))
 }
 
 /// Records a failed token from `source`; true when it is now blocked.

@@ -15,7 +15,8 @@ use reliability_core::core::dag::plan_of;
 use reliability_core::core::gate::{GateSet, GateSpec};
 use reliability_core::core::graph_file::parse_graph;
 use reliability_core::core::histogram::Aggregate;
-use reliability_core::core::ops::OpsState;
+use reliability_core::core::ops::{Actor, OpsState};
+use serde_json::json;
 use reliability_core::core::rollout::{Config, RolloutSet};
 
 fn config() -> ProptestConfig {
@@ -191,6 +192,30 @@ proptest! {
         }
     }
 
+    /// Issue 19: anything the plane can write, it loads back: a random run of
+    /// operator actions, drains, refusals and applied CLI commands, with any
+    /// Unicode (controls, U+0085, bidi, very long) in every text the caller
+    /// gives, saves to a file that loads into an equal state with nothing dropped.
+    #[test]
+    fn whatever_the_plane_writes_loads_back_equal(steps in prop::collection::vec(ops_step(), 1..40)) {
+        let mut s = OpsState::new(1);
+        let mut now = 1_700_000_000_000.0;
+        for st in &steps {
+            now += 1000.0;
+            apply_step(&mut s, st, now);
+        }
+        let text = s.to_json(now);
+        let mut t = OpsState::new(2);
+        let report = t.load_json(&text).expect("the plane's own file is a state file");
+        prop_assert!(report.is_empty(), "{:?}", report);
+        let strip = |x: &str| { let mut v: serde_json::Value = serde_json::from_str(x).unwrap(); v["version"] = json!(0); v };
+        prop_assert_eq!(strip(&t.to_json(now)), strip(&text));
+        // Sequence numbers continue above every saved one.
+        let max_seq = t.audit_view(100_000).iter().filter_map(|e| e["seq"].as_u64()).max().unwrap_or(0);
+        t.push_audit(now, "x", json!({}), &Actor::default(), String::new());
+        prop_assert!(t.audit().last().unwrap().seq > max_seq);
+    }
+
     #[test]
     fn hdr_imports_never_panic(text in "[A-Za-z0-9+/=]{0,200}") {
         let mut a = Aggregate::new();
@@ -206,4 +231,60 @@ proptest! {
         g.interval_ms = interval;
         let _ = GateSet::new().register(g, 0.0);
     }
+}
+
+/// Any text, often hostile: any Unicode scalar (controls included), short or
+/// past every limit.
+fn any_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::collection::vec(any::<char>(), 0..12).prop_map(String::from_iter),
+        2 => prop::sample::select(vec!["alice", "10.0.0.1\u{85}x", "a\nb", "\u{202e}gnp.exe", "x\u{200b}y", "", "agent-1", "\t"]).prop_map(String::from),
+        1 => (prop::collection::vec(any::<char>(), 0..4), 250usize..800).prop_map(|(c, n)| { let base: String = c.into_iter().collect(); format!("{base}{}", "y".repeat(n)) }),
+    ]
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Safe(bool, String, String, String),
+    Brown(Option<f64>, String, String, String),
+    Quarantine(String, String, Option<f64>, String),
+    Release(String, String),
+    Rollback(Vec<String>, String, String),
+    Drain(String, String, String, String),
+    Refusal(String, String, String),
+    Applied(String, String, String),
+}
+
+fn ops_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (any::<bool>(), any_text(), any_text(), any_text()).prop_map(|(a, b, c, d)| Step::Safe(a, b, c, d)),
+        (prop::option::of(0.0f64..=1.0), any_text(), any_text(), any_text()).prop_map(|(a, b, c, d)| Step::Brown(a, b, c, d)),
+        (any_text(), any_text(), prop::option::of(1.0f64..1e9), any_text()).prop_map(|(a, b, c, d)| Step::Quarantine(a, b, c, d)),
+        (any_text(), any_text()).prop_map(|(a, b)| Step::Release(a, b)),
+        (prop::collection::vec(any_text(), 0..3), any_text(), any_text()).prop_map(|(a, b, c)| Step::Rollback(a, b, c)),
+        (any_text(), any_text(), any_text(), any_text()).prop_map(|(a, b, c, d)| Step::Drain(a, b, c, d)),
+        (any_text(), any_text(), any_text()).prop_map(|(a, b, c)| Step::Refusal(a, b, c)),
+        ("[A-Za-z0-9_-]{1,64}|.{0,10}", any_text(), any_text()).prop_map(|(a, b, c)| Step::Applied(a, b, c)),
+    ]
+}
+
+fn apply_step(s: &mut OpsState, st: &Step, now: f64) {
+    let who = |a: &String, src: &str| Actor { name: a.clone(), source: src.to_string() };
+    // Operator input may be refused (a RangeError in JS); the rest must be written loadable.
+    let _ = match st {
+        Step::Safe(on, r, a, src) => s.set_safe_mode(*on, r, &who(a, src), now).map(|_| ()),
+        Step::Brown(l, r, a, src) => s.set_brownout(*l, r, &who(a, src), now).map(|_| ()),
+        Step::Quarantine(id, r, ttl, a) => s.quarantine(id, r, *ttl, &who(a, "local"), now).map(|_| ()),
+        Step::Release(id, a) => s.release(id, &who(a, ""), now).map(|_| ()),
+        Step::Rollback(n, r, a) => s.record_rollback(n, r, &who(a, ""), now).map(|_| ()),
+        Step::Drain(q, err, a, src) => {
+            s.push_audit(now, "drain-dlq", json!({ "queue": q, "limit": 10 }), &who(a, src), format!("error: {err}"));
+            Ok(())
+        }
+        Step::Refusal(action, src, why) => {
+            s.record_refusal(now, action, src, why);
+            Ok(())
+        }
+        Step::Applied(id, by, res) => s.mark_applied(id, by, res, now),
+    };
 }

@@ -5,14 +5,20 @@
  *
  * Remote mode (`--url` or `RELIABILITY_OPS_URL`): calls the server's
  * `/api/ops` API with the token from `RELIABILITY_OPS_TOKEN` (never
- * printed). Local mode (no URL): edits the state file
- * (`--state-file`, `RELIABILITY_STATE_FILE`, or `.reliability/ops-state.json`),
- * which a server on the same machine picks up within a second.
+ * printed, nor credentials in a URL: every output is redacted). Local mode
+ * (no URL) talks to the server that reads the state file (`--state-file`,
+ * `RELIABILITY_STATE_FILE`, or `.reliability/ops-state.json`): a change is
+ * queued in the file's inbox and reported "applied" only once that server
+ * has applied it; with no server reading the file it says so and exits 1.
+ * Read-only commands (`status`, `audit`) never modify the file.
  *
- * Exit codes: 0 done, 1 failed (refused, unreachable, timeout), 2 usage.
+ * Exit codes: 0 done, 1 failed (refused, unreachable, timeout, not applied), 2 usage.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { localActor, OpsControls, type ActionResult, type OpsStatus } from '../ops';
+import { commandId, inboxDir, liveServers, queueCommand } from '../ops-state-file';
 
 const USAGE = `Usage: incident-response <command> [options]
 
@@ -24,18 +30,21 @@ Commands:
   quarantine-agent <agentId> [--ttl 30m] [--reason R]
                                            answer 423 for requests acting for this agent
   release-agent <agentId>                  lift a quarantine
-  rollback [rollout] [--all] [--reason R]  roll a rollout (or all) back to 0% at once, skipping analysis
+  rollback <rollout> [--reason R]          roll a rollout back to 0% at once, skipping analysis
+  rollback --all [--reason R]              the same for every rollout
   drain-dlq [queue] [--limit N]            re-process dead letters, paced by the queue's rate (server only)
   audit [--limit N]                        the last ops actions
 
 Options:
   --url URL          act on a running server (default RELIABILITY_OPS_URL); token from RELIABILITY_OPS_TOKEN
-  --state-file PATH  local mode: the state file (default RELIABILITY_STATE_FILE or .reliability/ops-state.json)
-  --timeout MS       remote request timeout (default 10000)
+  --state-file PATH  local mode: the state file of the server on this machine
+                     (default RELIABILITY_STATE_FILE or .reliability/ops-state.json); changes are
+                     queued for that server and reported once it applied them
+  --timeout MS       remote request timeout (default 10000); local mode: wait for the server (default 5000)
   --json             machine-readable output
   --help             this text (or: incident-response <command> --help)
 
-Exit codes: 0 done, 1 failed, 2 usage.`;
+Exit codes: 0 done, 1 failed (or, in local mode, no running server applied the change), 2 usage.`;
 
 const HELP: Record<string, string> = {
   status: 'incident-response status [--url URL] [--json]\n  Shows every control, the dead-letter queues and where the state is kept.',
@@ -44,7 +53,8 @@ const HELP: Record<string, string> = {
     'incident-response brownout <enable|disable> [reason...] [--level 0..1]\n  The level is the share of non-critical traffic still served: 0 = critical only (default), 0.5 = every sheddable request shed.',
   'quarantine-agent': 'incident-response quarantine-agent <agentId> [--ttl 30m|90s|2h|ms] [--reason R]\n  Requests acting for the agent get 423 until released or until the ttl ends.',
   'release-agent': 'incident-response release-agent <agentId>',
-  rollback: 'incident-response rollback [rollout] [--all] [--reason R]\n  Sends the rollout (or every rollout with --all) to 0% at once. Local mode records it; the server applies it on reload.',
+  rollback:
+    'incident-response rollback <rollout> [--reason R]\nincident-response rollback --all [--reason R]\n  Sends the rollout (or every rollout with --all) to 0% at once; the rollback is recorded, so it survives a restart.\n  `incident-response status` lists the rollouts rolled back; GET /api/observability/rollouts lists them all.',
   'drain-dlq': 'incident-response drain-dlq [queue] [--limit N]\n  Re-processes up to N dead letters per queue (default 1000), paced by the queue rate. Needs --url.',
   audit: 'incident-response audit [--limit N]\n  The last N ops actions (default 20): time, action, actor, source, result.',
 };
@@ -113,11 +123,19 @@ function str(v: string | true | undefined): string | undefined {
 
 async function call(base: string, method: string, route: string, body: unknown, timeoutMs: number): Promise<any> {
   const token = process.env.RELIABILITY_OPS_TOKEN;
+  // Checked here so no error from fetch ever quotes the header (and the token).
+  if (token && !/^[\x21-\x7e]+$/.test(token)) throw new Error('RELIABILITY_OPS_TOKEN holds a character an HTTP header cannot carry (space, line break, control or non-ASCII character)');
   const headers: Record<string, string> = { accept: 'application/json', 'x-ops-actor': localActor().replace(/[^\w.@:-]/g, '') };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
   // The URL is the server's base (http://host:port); the ops API is under /api/ops.
-  const root = new URL(base);
+  let root: URL;
+  try {
+    root = new URL(base);
+  } catch {
+    throw new Error('--url (or RELIABILITY_OPS_URL) is not a valid URL (expected http://host:port)');
+  }
+  if (root.username || root.password) throw new Error('--url must not hold credentials (user:password@): the ops token comes from RELIABILITY_OPS_TOKEN');
   const prefix = root.pathname.replace(/\/+$/, '');
   root.pathname = (prefix.endsWith('/api/ops') ? prefix : `${prefix}/api/ops`) + '/';
   const url = new URL(route.replace(/^\//, ''), root);
@@ -162,18 +180,56 @@ async function run(p: Parsed): Promise<{ human: string[]; json: unknown }> {
   const base = str(p.flags.url) ?? process.env.RELIABILITY_OPS_URL;
   const timeout = num('timeout', p.flags.timeout, 100, 600_000, true) ?? 10_000;
   const remote = !!base;
-  let local: OpsControls | null = null;
-  const ops = () => {
-    if (!local) {
-      const file = str(p.flags['state-file']) ?? process.env.RELIABILITY_STATE_FILE ?? path.join('.reliability', 'ops-state.json');
-      local = new OpsControls({ stateFile: file, watch: false, logger: null });
-      if (local.stateFileError) throw new Error(local.stateFileError);
-    }
-    return local;
+  const file = path.resolve(str(p.flags['state-file']) ?? process.env.RELIABILITY_STATE_FILE ?? path.join('.reliability', 'ops-state.json'));
+  const localWait = num('timeout', p.flags.timeout, 100, 600_000, true) ?? 5000;
+  /** The state file, read-only: status and audit never change it. */
+  const readLocal = () => {
+    if (!fs.existsSync(file)) throw new Error(`no state file at ${file}, and no running server reads it: run this from the server's folder, or pass --state-file or --url`);
+    const o = new OpsControls({ stateFile: file, watch: false, logger: null, readOnly: true });
+    if (o.stateFileError) throw new Error(o.stateFileError);
+    return o;
+  };
+  const serverLine = () => {
+    const live = liveServers(file);
+    return live.length ? `server: ${live.map((l) => `pid ${l.pid}`).join(', ')} reads this state file (heartbeat ${(Math.min(...live.map((l) => l.ageMs)) / 1000).toFixed(1)} s ago)` : `⚠️  no running server reads this state file (no live heartbeat in ${inboxDir(file)})`;
   };
   const who = { actor: localActor(), source: 'local' };
-  const act = async (method: string, route: string, body: unknown, localFn: () => ActionResult) => {
-    const r: ActionResult = remote ? await call(base!, method, route, body, timeout) : localFn();
+  /**
+   * Local mode: checks the command (the core's rules, on a scratch plane),
+   * queues it for the server and waits until the state file says the server
+   * applied it.
+   */
+  const queued = async (command: string, args: Record<string, unknown>, check: (scratch: OpsControls) => void) => {
+    check(new OpsControls({ stateFile: false, logger: null }));
+    const live = liveServers(file);
+    if (live.length === 0 && !fs.existsSync(file)) {
+      throw new Error(`no running server reads the state file ${file} and there is none there: nothing changed. Run this from the server's folder, or pass --state-file or --url`);
+    }
+    const id = commandId();
+    queueCommand(file, { id, at: Date.now(), command, args, ...who });
+    if (live.length === 0) {
+      throw new Error(`no running server reads the state file ${file} (no live heartbeat in ${inboxDir(file)}): the change is NOT applied; it is queued as ${id} and applies when a server starts with this state file`);
+    }
+    const view = new OpsControls({ stateFile: file, watch: false, logger: null, readOnly: true });
+    const end = Date.now() + localWait;
+    let applied = view.appliedCommand(id);
+    while (!applied && Date.now() < end) {
+      await sleep(50);
+      view.reload();
+      applied = view.appliedCommand(id);
+    }
+    if (!applied) throw new Error(`queued as ${id}, but the server (pid ${live.map((l) => l.pid).join(', ')}) did not apply it within ${localWait} ms; it applies it when it polls again`);
+    if (applied.result.startsWith('error: ')) throw new Error(`server ${applied.by} refused the change: ${applied.result.slice('error: '.length)}`);
+    const after = view.status();
+    const changed = applied.result === 'changed';
+    return {
+      human: [`${command}: ${changed ? 'changed' : 'unchanged (already in that state)'}, applied by server ${applied.by}`, 'after:', ...describeStatus(after).map((l) => '  ' + l)],
+      json: { action: command, id, applied: true, by: applied.by, changed, result: applied.result, after },
+    };
+  };
+  const act = async (method: string, route: string, body: unknown, command: string, args: Record<string, unknown>, check: (scratch: OpsControls) => unknown) => {
+    if (!remote) return queued(command, args, (o) => void check(o));
+    const r: ActionResult = await call(base!, method, route, body, timeout);
     return { human: [`${r.action}: ${summary(r)}`, 'before:', ...describeStatus(r.before).map((l) => '  ' + l), 'after:', ...describeStatus(r.after).map((l) => '  ' + l)], json: r };
   };
   const onOff = (cmd: string) => {
@@ -184,47 +240,50 @@ async function run(p: Parsed): Promise<{ human: string[]; json: unknown }> {
 
   switch (p.command) {
     case 'status': {
-      const s = remote ? await call(base!, 'GET', 'status', undefined, timeout) : ops().status();
+      const s = remote ? await call(base!, 'GET', 'status', undefined, timeout) : readLocal().status();
       const lines = describeStatus(s);
       if (s.deadLetterQueues?.length) lines.push(`dead-letter queues: ${s.deadLetterQueues.join(', ')}`);
       lines.push(remote ? `server: ${base}` : `state file: ${s.stateFile?.path}`);
+      if (!remote) lines.push(serverLine());
       if (s.stateFile?.error) lines.push(`⚠️  state file: ${s.stateFile.error}`);
+      if (s.stateFile?.dropped?.length) lines.push(`⚠️  state file entries dropped: ${s.stateFile.dropped.join('; ')}`);
       return { human: lines, json: s };
     }
     case 'safe-mode': {
       const enabled = onOff('safe-mode');
       const reason = str(p.flags.reason) ?? p.args.slice(1).join(' ');
-      return act('POST', 'safe-mode', { enabled, reason }, () => ops().setSafeMode(enabled, { ...who, reason }));
+      return act('POST', 'safe-mode', { enabled, reason }, 'safe-mode', { enabled, reason }, (o) => o.setSafeMode(enabled, { ...who, reason }));
     }
     case 'brownout': {
       const enabled = onOff('brownout');
       const reason = str(p.flags.reason) ?? (p.args.slice(1).join(' ') || (enabled ? 'Manual trigger' : ''));
       const level = num('level', p.flags.level, 0, 1);
       if (!enabled && level !== undefined) throw new UsageError('--level applies to brownout enable only');
-      return act('POST', 'brownout', { enabled, reason, ...(level !== undefined ? { level } : {}) }, () => ops().setBrownout(enabled, { ...who, reason, level }));
+      const body = { enabled, reason, ...(level !== undefined ? { level } : {}) };
+      return act('POST', 'brownout', body, 'brownout', body, (o) => o.setBrownout(enabled, { ...who, reason, level }));
     }
     case 'quarantine-agent': {
       const id = p.args[0];
       if (!id) throw new UsageError('❌ Error: Agent ID required');
       const ttlMs = p.flags.ttl === undefined ? undefined : parseDuration(String(p.flags.ttl));
       const reason = str(p.flags.reason) ?? p.args.slice(1).join(' ');
-      return act('POST', `agents/${encodeURIComponent(id)}/quarantine`, { reason, ...(ttlMs !== undefined ? { ttlMs } : {}) }, () => ops().quarantineAgent(id, { ...who, reason, ttlMs }));
+      const body = { reason, ...(ttlMs !== undefined ? { ttlMs } : {}) };
+      return act('POST', `agents/${encodeURIComponent(id)}/quarantine`, body, 'quarantine-agent', { agentId: id, ...body }, (o) => o.quarantineAgent(id, { ...who, reason, ttlMs }));
     }
     case 'release-agent': {
       const id = p.args[0];
       if (!id) throw new UsageError('❌ Error: Agent ID required');
-      return act('DELETE', `agents/${encodeURIComponent(id)}/quarantine`, undefined, () => ops().releaseAgent(id, who));
+      return act('DELETE', `agents/${encodeURIComponent(id)}/quarantine`, undefined, 'release-agent', { agentId: id }, (o) => o.releaseAgent(id, who));
     }
     case 'rollback': {
       const name = p.args[0];
       const all = p.flags.all === true;
-      if (!name && !all) throw new UsageError('rollback needs a rollout name, or --all');
+      // The original took no argument: say how to name the rollout instead of guessing.
+      if (!name && !all) throw new UsageError('rollback needs the rollout to roll back: incident-response rollback <rollout>, or --all for every rollout');
       if (name && all) throw new UsageError('give a rollout name or --all, not both');
       const reason = str(p.flags.reason) ?? 'operator rollback (incident-response)';
-      if (!remote && all) throw new Error('rollback --all needs --url: only the server knows its rollouts');
-      const r = await act('POST', 'rollback', all ? { all: true, reason } : { name, reason }, () => ops().recordRollback([name!], { ...who, reason }));
-      if (!remote) r.human.push(`recorded in the state file; a server watching it rolls ${name} back within a second`);
-      return r;
+      const body = all ? { all: true, reason } : { name, reason };
+      return act('POST', 'rollback', body, 'rollback', body, (o) => (all ? undefined : o.recordRollback([name!], { ...who, reason })));
     }
     case 'drain-dlq': {
       if (!remote) throw new Error('drain-dlq needs a running server (--url or RELIABILITY_OPS_URL): the queues live in its process');
@@ -236,8 +295,11 @@ async function run(p: Parsed): Promise<{ human: string[]; json: unknown }> {
     }
     case 'audit': {
       const limit = num('limit', p.flags.limit, 1, 10_000, true) ?? 20;
-      const entries = remote ? (await call(base!, 'GET', `audit?limit=${limit}`, undefined, timeout)).entries : ops().audit(limit);
-      const human = entries.length === 0 ? ['no ops actions recorded'] : entries.map((e: any) => `${new Date(e.at).toISOString()}  ${e.action.padEnd(16)} ${e.actor} from ${e.source}: ${e.result} ${JSON.stringify(e.args)}`);
+      const entries = remote ? (await call(base!, 'GET', `audit?limit=${limit}`, undefined, timeout)).entries : readLocal().audit(limit);
+      const human =
+        entries.length === 0
+          ? ['no ops actions recorded']
+          : entries.map((e: any) => `${new Date(e.at).toISOString()}  ${e.action.padEnd(16)} ${e.actor} from ${e.source}: ${e.result}${e.count > 1 ? ` (×${e.count})` : ''} ${JSON.stringify(e.args)}`);
       return { human, json: { entries } };
     }
     default:
@@ -245,7 +307,23 @@ async function run(p: Parsed): Promise<{ human: string[]; json: unknown }> {
   }
 }
 
-export async function main(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+/**
+ * Removes secrets from anything the CLI prints: the ops token (raw and as
+ * JSON escapes it) and credentials in URLs (`http://user:pw@host`).
+ *
+ * @example redact('cannot reach http://admin:pw@10.0.0.1') // 'cannot reach http://<redacted>@10.0.0.1'
+ */
+export function redact(text: string, token = process.env.RELIABILITY_OPS_TOKEN): string {
+  let out = text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]*@/gi, '$1<redacted>@');
+  if (token && token.length >= 3) {
+    for (const form of new Set([token, JSON.stringify(token).slice(1, -1), encodeURIComponent(token)])) out = out.split(form).join('<redacted>');
+  }
+  return out;
+}
+
+export async function main(argv: string[], stdout = process.stdout, stderr = process.stderr): Promise<number> {
+  const out = { write: (s: string) => stdout.write(redact(s)) };
+  const err = { write: (s: string) => stderr.write(redact(s)) };
   let p: Parsed;
   try {
     p = parse(argv);

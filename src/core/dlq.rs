@@ -145,7 +145,8 @@ impl DlqSet {
         let q = self.get(name)?;
         let mut run = q.current.take().ok_or_else(|| CoreError::state(format!("No drain of {name} is running")))?;
         run.finished_at = Some(now);
-        run.error = error.map(|e| e.chars().take(500).collect());
+        // Shown in status and written to the audit: the same text rule as the state file.
+        run.error = error.map(|e| super::text::clean(e, 500));
         run.status = if error.is_some() { "failed" } else { "done" };
         q.last = Some(run.clone());
         Ok(run)

@@ -20,5 +20,6 @@ pub mod registry;
 pub mod rollout;
 pub mod rng;
 pub mod signals;
+pub mod text;
 pub mod watchdog;
 pub mod window;

@@ -15,8 +15,17 @@
 //! * **Failed-token limiter**: repeated bad tokens from one source are
 //!   refused for a while, so the token cannot be guessed at request speed.
 //!
-//! The state serialises to JSON for the state file (`to_json` / `from_json`);
-//! a file that does not parse is an error the caller reports, never a panic.
+//! * **Refusals** (requests without a valid token) are aggregated per
+//!   source, action and reason over a minute, with a count, in their own
+//!   bounded list: a flood of them never evicts an operator's action.
+//! * **Applied commands**: ids of the CLI commands (local mode) this state
+//!   has applied, so the CLI can tell the operator a server applied them.
+//!
+//! The state serialises to JSON for the state file (`to_json` / `load_json`).
+//! Every text goes through one rule (`core::text`) when written, and the
+//! loader applies the same rule: what the plane writes, it loads back. A file
+//! that is not a state file at all is an error; inside a state file a bad
+//! entry is dropped (or its text repaired) and reported, never the rest.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -26,6 +35,7 @@ use super::error::{check, CoreError, CoreResult};
 use super::graph_file::type_of as kind;
 use super::rng::SplitMix64;
 use super::signals::Refusal;
+use super::text::{self, clean};
 
 /// Audit entries kept (oldest dropped first, counted in `audit_dropped`).
 pub const AUDIT_CAP: usize = 1000;
@@ -35,6 +45,20 @@ pub const AUDIT_PERSISTED: usize = 200;
 pub const MAX_QUARANTINED: usize = 10_000;
 pub const MAX_REASON_CHARS: usize = 500;
 pub const MAX_ID_CHARS: usize = 256;
+/// An audit result (`error: <message>`, `refused: <why>`).
+pub const MAX_RESULT_CHARS: usize = MAX_REASON_CHARS + 100;
+/// An audit entry's arguments, as JSON text; larger ones are replaced by `{"truncated": true}`.
+pub const MAX_ARGS_CHARS: usize = 4000;
+/// Aggregated refusals kept (their own ring: they never evict operator actions).
+pub const REFUSALS_CAP: usize = 256;
+/// Aggregated refusals written to the state file.
+pub const REFUSALS_PERSISTED: usize = 50;
+/// Refusals from one source for one action and reason within this window share an entry.
+pub const REFUSAL_WINDOW_MS: f64 = 60_000.0;
+/// Applied CLI command ids kept (and written to the state file).
+pub const APPLIED_CAP: usize = 256;
+/// Problems one load reports in detail (the rest are counted).
+pub const REPORT_CAP: usize = 50;
 /// Sources the failed-token limiter remembers; past it the oldest window is dropped.
 pub const AUTH_SOURCES_CAP: usize = 4096;
 pub const STATE_FORMAT: u64 = 1;
@@ -126,11 +150,75 @@ pub struct AuditEntry {
     pub result: String,
 }
 
+/// Refused requests from one source for one action and reason within
+/// [`REFUSAL_WINDOW_MS`]: one entry with a count. `seq` is renewed on each
+/// refusal, so the merged audit view shows the entry at its latest time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub seq: u64,
+    pub first_at: f64,
+    pub at: f64,
+    pub action: String,
+    pub source: String,
+    /// `refused: <why>`.
+    pub result: String,
+    pub count: u64,
+}
+
+/// A CLI command (local mode) this state has applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub id: String,
+    pub at: f64,
+    /// Who applied it (e.g. `pid 1234 on host`).
+    pub by: String,
+    /// `changed`, `unchanged` or `error: <message>`.
+    pub result: String,
+}
+
 /// Who asked, for the audit trail.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
     pub name: String,
     pub source: String,
+}
+
+impl Actor {
+    /// The same actor with both texts sanitised (metadata: never refused).
+    pub fn cleaned(&self) -> Actor {
+        Actor { name: clean(&self.name, MAX_ID_CHARS), source: clean(&self.source, MAX_ID_CHARS) }
+    }
+}
+
+/// What a load of the state file left out or repaired, one line each
+/// (at most [`REPORT_CAP`] lines; `more` counts the rest).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    pub dropped: Vec<String>,
+    pub repaired: Vec<String>,
+    pub more: u64,
+}
+
+impl LoadReport {
+    pub fn is_empty(&self) -> bool {
+        self.dropped.is_empty() && self.repaired.is_empty() && self.more == 0
+    }
+
+    fn drop(&mut self, what: String) {
+        if self.dropped.len() + self.repaired.len() < REPORT_CAP {
+            self.dropped.push(what);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn repair(&mut self, what: String) {
+        if self.dropped.len() + self.repaired.len() < REPORT_CAP {
+            self.repaired.push(what);
+        } else {
+            self.more += 1;
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -143,6 +231,9 @@ pub struct OpsState {
     pub rolled_back: BTreeMap<String, Switch>,
     audit: VecDeque<AuditEntry>,
     pub audit_dropped: u64,
+    refusals: VecDeque<Refusal>,
+    pub refusals_dropped: u64,
+    applied: VecDeque<Applied>,
     next_seq: u64,
     /// Bumped on every change; lets readers (the JS flag mirror, the file
     /// watcher) tell cheaply whether anything moved.
@@ -152,18 +243,37 @@ pub struct OpsState {
 }
 
 fn check_text(field: &str, s: &str, max: usize, allow_empty: bool) -> CoreResult<()> {
-    let n = s.chars().count();
-    if (!allow_empty && n == 0) || n > max {
-        return Err(CoreError::range(
-            field,
-            &format!("a {}string of at most {max} characters", if allow_empty { "" } else { "non-empty " }),
-            if n == 0 { "an empty string".to_string() } else { format!("{n} characters") },
-        ));
-    }
-    if s.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(CoreError::range(field, "text without control characters", "a control character"));
+    text::check(field, s, max, allow_empty)
+}
+
+/// Command ids the CLI writes: 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn check_command_id(id: &str) -> CoreResult<()> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(CoreError::range("command id", "1 to 64 letters, digits, '-' or '_'", format!("{} characters", id.chars().count())));
     }
     Ok(())
+}
+
+/// Audit arguments as written: strings (and keys) sanitised, and the whole
+/// replaced by `{"truncated": true}` past [`MAX_ARGS_CHARS`]; not an object → `{}`.
+pub fn clean_args(v: &Value) -> Value {
+    fn walk(v: &Value, depth: usize) -> Value {
+        match v {
+            Value::String(s) => Value::String(clean(s, MAX_REASON_CHARS)),
+            Value::Array(a) if depth < 8 => Value::Array(a.iter().map(|x| walk(x, depth + 1)).collect()),
+            Value::Object(o) if depth < 8 => Value::Object(o.iter().map(|(k, x)| (clean(k, MAX_ID_CHARS), walk(x, depth + 1))).collect()),
+            Value::Array(_) | Value::Object(_) => Value::Null,
+            other => other.clone(),
+        }
+    }
+    if !v.is_object() {
+        return json!({});
+    }
+    let c = walk(v, 0);
+    if c.to_string().chars().count() > MAX_ARGS_CHARS {
+        return json!({ "truncated": true });
+    }
+    c
 }
 
 impl OpsState {
@@ -175,6 +285,9 @@ impl OpsState {
             rolled_back: BTreeMap::new(),
             audit: VecDeque::new(),
             audit_dropped: 0,
+            refusals: VecDeque::new(),
+            refusals_dropped: 0,
+            applied: VecDeque::new(),
             next_seq: 1,
             version: 0,
             rng: SplitMix64::new(seed),
@@ -183,6 +296,7 @@ impl OpsState {
     }
 
     fn record(&mut self, now: f64, action: &str, args: Value, who: &Actor, changed: bool) -> bool {
+        // `who` is already cleaned by the caller (the switches store its name).
         if changed {
             self.version += 1;
         }
@@ -190,31 +304,119 @@ impl OpsState {
         changed
     }
 
-    /// Appends to the audit ring (also used for refused or failed actions).
+    /// The next sequence number: never lower than one already used, and it
+    /// saturates instead of wrapping.
+    fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.saturating_add(1);
+        seq
+    }
+
+    /// Appends to the audit ring (actions the core does not perform itself,
+    /// such as a DLQ drain). Every text is sanitised (`core::text`), so the
+    /// entry always loads back from the state file.
     pub fn push_audit(&mut self, now: f64, action: &str, args: Value, who: &Actor, result: String) {
         if self.audit.len() >= AUDIT_CAP {
             self.audit.pop_front();
             self.audit_dropped += 1;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.take_seq();
+        let who = who.cleaned();
         self.audit.push_back(AuditEntry {
             seq,
-            at: now,
-            action: action.to_string(),
-            args,
-            actor: who.name.chars().take(MAX_ID_CHARS).collect(),
-            source: who.source.chars().take(MAX_ID_CHARS).collect(),
-            result,
+            at: if now.is_finite() { now } else { 0.0 },
+            action: clean(action, MAX_ID_CHARS),
+            args: clean_args(&args),
+            actor: who.name,
+            source: who.source,
+            result: clean(&result, MAX_RESULT_CHARS),
         });
     }
 
+    /// Operator actions (and drains), oldest first; refusals are apart ([`Self::refusals`]).
     pub fn audit(&self) -> impl DoubleEndedIterator<Item = &AuditEntry> {
         self.audit.iter()
     }
 
+    /// Records a refused request (no or wrong token): counted into the
+    /// entry of the same source, action and reason in the current window,
+    /// or a new entry; the refusal ring is bounded on its own. Returns the
+    /// entry and whether it is new.
+    pub fn record_refusal(&mut self, now: f64, action: &str, source: &str, why: &str) -> (Refusal, bool) {
+        let now = if now.is_finite() { now } else { 0.0 };
+        let action = clean(action, MAX_ID_CHARS);
+        let source = clean(source, MAX_ID_CHARS);
+        let result = clean(&format!("refused: {why}"), MAX_RESULT_CHARS);
+        let seq = self.take_seq();
+        let found = self
+            .refusals
+            .iter()
+            .rposition(|r| r.source == source && r.action == action && r.result == result && now - r.first_at < REFUSAL_WINDOW_MS && now >= r.first_at);
+        if let Some(i) = found {
+            let mut r = self.refusals.remove(i).expect("index from rposition");
+            r.count = r.count.saturating_add(1);
+            r.at = r.at.max(now);
+            r.seq = seq;
+            self.refusals.push_back(r.clone());
+            return (r, false);
+        }
+        if self.refusals.len() >= REFUSALS_CAP {
+            self.refusals.pop_front();
+            self.refusals_dropped += 1;
+        }
+        let r = Refusal { seq, first_at: now, at: now, action, source, result, count: 1 };
+        self.refusals.push_back(r.clone());
+        (r, true)
+    }
+
+    /// Aggregated refusals, oldest update first.
+    pub fn refusals(&self) -> impl DoubleEndedIterator<Item = &Refusal> {
+        self.refusals.iter()
+    }
+
+    /// The last `limit` entries of the audit and the refusals merged by
+    /// sequence number, oldest first, as JSON values.
+    pub fn audit_view(&self, limit: usize) -> Vec<Value> {
+        let mut a = self.audit.iter().rev().peekable();
+        let mut r = self.refusals.iter().rev().peekable();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let take_audit = match (a.peek(), r.peek()) {
+                (Some(x), Some(y)) => x.seq >= y.seq,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if take_audit {
+                out.push(audit_json(a.next().expect("peeked")));
+            } else {
+                out.push(refusal_json(r.next().expect("peeked")));
+            }
+        }
+        out.reverse();
+        out
+    }
+
+    /// Notes that the CLI command `id` was applied (by `by`, with `result`).
+    pub fn mark_applied(&mut self, id: &str, by: &str, result: &str, now: f64) -> CoreResult<()> {
+        check_command_id(id)?;
+        if self.applied.len() >= APPLIED_CAP {
+            self.applied.pop_front();
+        }
+        self.applied.push_back(Applied { id: id.to_string(), at: if now.is_finite() { now } else { 0.0 }, by: clean(by, MAX_ID_CHARS), result: clean(result, MAX_RESULT_CHARS) });
+        self.version += 1;
+        Ok(())
+    }
+
+    /// The applied command `id`, if this state has it.
+    pub fn applied(&self, id: &str) -> Option<&Applied> {
+        self.applied.iter().rev().find(|a| a.id == id)
+    }
+
     /// Turns safe mode on or off. Returns whether anything changed.
     pub fn set_safe_mode(&mut self, on: bool, reason: &str, who: &Actor, now: f64) -> CoreResult<bool> {
+        let who = &who.cleaned();
+        check::at_least("now", now, f64::MIN)?;
         check_text("reason", reason, MAX_REASON_CHARS, true)?;
         let changed = match (on, &self.safe_mode) {
             (true, Some(s)) if s.reason == reason => false,
@@ -235,6 +437,8 @@ impl OpsState {
     /// Sets the brownout dimmer (`level` 0..=1, the share of non-critical
     /// traffic served), or turns brownout off with `None`.
     pub fn set_brownout(&mut self, level: Option<f64>, reason: &str, who: &Actor, now: f64) -> CoreResult<bool> {
+        let who = &who.cleaned();
+        check::at_least("now", now, f64::MIN)?;
         check_text("reason", reason, MAX_REASON_CHARS, true)?;
         if let Some(l) = level {
             if !l.is_finite() || !(0.0..=1.0).contains(&l) {
@@ -262,6 +466,8 @@ impl OpsState {
     }
 
     pub fn quarantine(&mut self, agent: &str, reason: &str, ttl_ms: Option<f64>, who: &Actor, now: f64) -> CoreResult<bool> {
+        let who = &who.cleaned();
+        check::at_least("now", now, f64::MIN)?;
         check_text("agentId", agent, MAX_ID_CHARS, false)?;
         check_text("reason", reason, MAX_REASON_CHARS, true)?;
         if let Some(t) = ttl_ms {
@@ -294,6 +500,8 @@ impl OpsState {
     }
 
     pub fn release(&mut self, agent: &str, who: &Actor, now: f64) -> CoreResult<bool> {
+        let who = &who.cleaned();
+        check::at_least("now", now, f64::MIN)?;
         check_text("agentId", agent, MAX_ID_CHARS, false)?;
         self.expire(now);
         let changed = self.quarantine.remove(agent).is_some();
@@ -326,6 +534,8 @@ impl OpsState {
 
     /// Marks rollouts rolled back (`None` name = the ones listed in `names`).
     pub fn record_rollback(&mut self, names: &[String], reason: &str, who: &Actor, now: f64) -> CoreResult<bool> {
+        let who = &who.cleaned();
+        check::at_least("now", now, f64::MIN)?;
         check_text("reason", reason, MAX_REASON_CHARS, true)?;
         for (i, n) in names.iter().enumerate() {
             check_text(&format!("names[{i}]"), n, MAX_ID_CHARS, false)?;
@@ -402,8 +612,9 @@ impl OpsState {
 
     // ---- the state file ---------------------------------------------------
 
-    /// The persistent part as JSON: switches, quarantines, rollbacks and the
-    /// last audit entries. The failed-token limiter is not saved.
+    /// The persistent part as JSON: switches, quarantines, rollbacks, the
+    /// last audit entries and refusals, the applied CLI commands and the next
+    /// sequence number. The failed-token limiter is not saved.
     pub fn to_json(&self, now: f64) -> String {
         let sw = |s: &Switch| json!({ "since": s.since, "reason": s.reason, "actor": s.actor });
         let quarantine: Map<String, Value> = self
@@ -411,99 +622,261 @@ impl OpsState {
             .map(|(k, q)| (k.clone(), json!({ "since": q.since, "reason": q.reason, "actor": q.actor, "expiresAt": q.expires_at })))
             .collect();
         let audit: Vec<Value> = self.audit.iter().rev().take(AUDIT_PERSISTED).rev().map(audit_json).collect();
+        let refused: Vec<Value> = self.refusals.iter().rev().take(REFUSALS_PERSISTED).rev().map(refusal_json).collect();
+        let applied: Vec<Value> = self.applied.iter().map(|a| json!({ "id": a.id, "at": a.at, "by": a.by, "result": a.result })).collect();
         let v = json!({
             "format": STATE_FORMAT,
             "version": self.version,
             "savedAt": now,
+            "nextSeq": self.next_seq,
             "safeMode": self.safe_mode.as_ref().map(sw),
             "brownout": self.brownout.as_ref().map(|b| json!({ "level": b.level, "since": b.since, "reason": b.reason, "actor": b.actor })),
             "quarantine": quarantine,
             "rolledBack": self.rolled_back.iter().map(|(k, s)| (k.clone(), sw(s))).collect::<Map<String, Value>>(),
             "audit": audit,
+            "refused": refused,
+            "applied": applied,
         });
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
 
-    /// Replaces the persistent part from a state file's text. Everything is
-    /// checked before anything is applied; an error names the JSON path.
-    pub fn load_json(&mut self, text: &str) -> CoreResult<()> {
+    /// Replaces the persistent part from a state file's text.
+    ///
+    /// Only a text that is not a state file at all (not JSON, not an object,
+    /// another `format`) is an error, and then nothing changes. Inside a
+    /// state file each entry stands alone: one with a text that breaks the
+    /// rule of `core::text` is repaired (sanitised), one that cannot be
+    /// repaired (a number that is not a number, a bad agent id) is dropped;
+    /// both are listed in the report, every other entry is kept.
+    ///
+    /// ```
+    /// use reliability_core::core::ops::OpsState;
+    /// let mut s = OpsState::new(1);
+    /// let r = s.load_json(r#"{"format":1,"safeMode":{"since":1,"reason":"ok","actor":"a"},"audit":[{"seq":1,"at":"x"}]}"#).unwrap();
+    /// assert!(s.safe_mode.is_some());
+    /// assert_eq!(r.dropped, ["$.audit[0]: $.audit[0].at must be a finite number, got a string"]);
+    /// ```
+    pub fn load_json(&mut self, text: &str) -> CoreResult<LoadReport> {
         let v: Value = serde_json::from_str(text).map_err(|e| CoreError::type_error("state file", "valid JSON", e))?;
         let o = v.as_object().ok_or_else(|| CoreError::type_error("state file", "a JSON object", kind(&v)))?;
         match o.get("format").and_then(Value::as_u64) {
             Some(STATE_FORMAT) => {}
             _ => return Err(CoreError::range("$.format", &format!("{STATE_FORMAT}"), o.get("format").map_or("missing".to_string(), |f| f.to_string()))),
         }
-        let switch = |path: &str, v: &Value| -> CoreResult<Switch> {
-            let o = v.as_object().ok_or_else(|| CoreError::type_error(path, "an object", kind(v)))?;
-            Ok(Switch { since: num(o, path, "since")?, reason: text_field(o, path, "reason", MAX_REASON_CHARS)?, actor: text_field(o, path, "actor", MAX_ID_CHARS)? })
-        };
+        let mut rep = LoadReport::default();
         let safe_mode = match o.get("safeMode") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(switch("$.safeMode", v)?),
+            Some(v) => switch("$.safeMode", v, &mut rep),
         };
         let brownout = match o.get("brownout") {
             None | Some(Value::Null) => None,
-            Some(v) => {
-                let s = switch("$.brownout", v)?;
-                let level = num(v.as_object().expect("checked by switch"), "$.brownout", "level")?;
-                if !(0.0..=1.0).contains(&level) {
-                    return Err(CoreError::range("$.brownout.level", "a number from 0 to 1", level));
+            Some(v) => switch("$.brownout", v, &mut rep).and_then(|s| {
+                let level = v.get("level").and_then(Value::as_f64).filter(|l| (0.0..=1.0).contains(l));
+                match level {
+                    Some(level) => Some(Brownout { level, since: s.since, reason: s.reason, actor: s.actor }),
+                    None => {
+                        rep.drop(format!("$.brownout: $.brownout.level must be a number from 0 to 1, got {}", v.get("level").map_or("missing".to_string(), |l| l.to_string())));
+                        None
+                    }
                 }
-                Some(Brownout { level, since: s.since, reason: s.reason, actor: s.actor })
-            }
+            }),
         };
         let mut quarantine = BTreeMap::new();
-        if let Some(q) = o.get("quarantine").filter(|v| !v.is_null()) {
-            let q = q.as_object().ok_or_else(|| CoreError::type_error("$.quarantine", "an object", kind(q)))?;
-            if q.len() > MAX_QUARANTINED {
-                return Err(CoreError::range("$.quarantine", &format!("at most {MAX_QUARANTINED} agents"), q.len()));
-            }
+        if let Some(q) = object(o, "$.quarantine", "quarantine", &mut rep) {
             for (id, e) in q {
                 let path = format!("$.quarantine[{id:?}]");
-                check_text(&path, id, MAX_ID_CHARS, false)?;
-                let s = switch(&path, e)?;
+                if quarantine.len() >= MAX_QUARANTINED {
+                    rep.drop(format!("{path}: more than {MAX_QUARANTINED} quarantined agents"));
+                    continue;
+                }
+                if let Err(err) = check_text(&path, id, MAX_ID_CHARS, false) {
+                    rep.drop(format!("{path}: {err}"));
+                    continue;
+                }
+                let Some(s) = switch(&path, e, &mut rep) else { continue };
                 let expires_at = match e.get("expiresAt") {
                     None | Some(Value::Null) => None,
-                    Some(_) => Some(num(e.as_object().expect("checked"), &path, "expiresAt")?),
+                    Some(x) => match x.as_f64().filter(|t| t.is_finite()) {
+                        Some(t) => Some(t),
+                        None => {
+                            rep.drop(format!("{path}: {path}.expiresAt must be a finite number or null, got {}", kind(x)));
+                            continue;
+                        }
+                    },
                 };
                 quarantine.insert(id.clone(), Quarantine { since: s.since, reason: s.reason, actor: s.actor, expires_at });
             }
         }
         let mut rolled_back = BTreeMap::new();
-        if let Some(r) = o.get("rolledBack").filter(|v| !v.is_null()) {
-            let r = r.as_object().ok_or_else(|| CoreError::type_error("$.rolledBack", "an object", kind(r)))?;
+        if let Some(r) = object(o, "$.rolledBack", "rolledBack", &mut rep) {
             for (name, e) in r {
                 let path = format!("$.rolledBack[{name:?}]");
-                check_text(&path, name, MAX_ID_CHARS, false)?;
-                rolled_back.insert(name.clone(), switch(&path, e)?);
+                if let Err(err) = check_text(&path, name, MAX_ID_CHARS, false) {
+                    rep.drop(format!("{path}: {err}"));
+                    continue;
+                }
+                if let Some(s) = switch(&path, e, &mut rep) {
+                    rolled_back.insert(name.clone(), s);
+                }
             }
         }
+        let mut max_seq = 0u64;
         let mut audit = VecDeque::new();
-        if let Some(a) = o.get("audit").filter(|v| !v.is_null()) {
-            let a = a.as_array().ok_or_else(|| CoreError::type_error("$.audit", "an array", kind(a)))?;
-            for (i, e) in a.iter().rev().take(AUDIT_CAP).rev().enumerate() {
-                let path = format!("$.audit[{i}]");
-                let eo = e.as_object().ok_or_else(|| CoreError::type_error(&path, "an object", kind(e)))?;
-                audit.push_back(AuditEntry {
-                    seq: eo.get("seq").and_then(Value::as_u64).ok_or_else(|| CoreError::type_error(&format!("{path}.seq"), "a positive integer", "another value"))?,
-                    at: num(eo, &path, "at")?,
-                    action: text_field(eo, &path, "action", MAX_ID_CHARS)?,
-                    args: eo.get("args").cloned().unwrap_or(Value::Null),
-                    actor: text_field(eo, &path, "actor", MAX_ID_CHARS)?,
-                    source: text_field(eo, &path, "source", MAX_ID_CHARS)?,
-                    result: text_field(eo, &path, "result", MAX_REASON_CHARS + 100)?,
-                });
-            }
+        for (path, eo) in entries(o, "audit", AUDIT_CAP, &mut rep) {
+            // One message per dropped entry: the first reason is enough.
+            let Some(seq) = seq_field(&eo, &path, &mut rep) else { continue };
+            let Some(at) = num_field(&eo, &path, "at", &mut rep) else { continue };
+            max_seq = max_seq.max(seq);
+            let args = match eo.get("args") {
+                None | Some(Value::Null) => Value::Null,
+                Some(a) => {
+                    let c = clean_args(a);
+                    if &c != a {
+                        rep.repair(format!("{path}.args: sanitised"));
+                    }
+                    c
+                }
+            };
+            audit.push_back(AuditEntry {
+                seq,
+                at,
+                action: text_field(&eo, &path, "action", MAX_ID_CHARS, &mut rep),
+                args,
+                actor: text_field(&eo, &path, "actor", MAX_ID_CHARS, &mut rep),
+                source: text_field(&eo, &path, "source", MAX_ID_CHARS, &mut rep),
+                result: text_field(&eo, &path, "result", MAX_RESULT_CHARS, &mut rep),
+            });
         }
-        // Everything checked: apply.
+        let mut refusals = VecDeque::new();
+        for (path, eo) in entries(o, "refused", REFUSALS_CAP, &mut rep) {
+            // One message per dropped entry: the first reason is enough.
+            let Some(seq) = seq_field(&eo, &path, &mut rep) else { continue };
+            let Some(at) = num_field(&eo, &path, "at", &mut rep) else { continue };
+            let Some(first_at) = num_field(&eo, &path, "firstAt", &mut rep) else { continue };
+            let Some(count) = eo.get("count").and_then(Value::as_u64).filter(|&c| c >= 1) else {
+                rep.drop(format!("{path}: {path}.count must be a positive integer"));
+                continue;
+            };
+            max_seq = max_seq.max(seq);
+            refusals.push_back(Refusal {
+                seq,
+                first_at,
+                at,
+                action: text_field(&eo, &path, "action", MAX_ID_CHARS, &mut rep),
+                source: text_field(&eo, &path, "source", MAX_ID_CHARS, &mut rep),
+                result: text_field(&eo, &path, "result", MAX_RESULT_CHARS, &mut rep),
+                count,
+            });
+        }
+        let mut applied = VecDeque::new();
+        for (path, eo) in entries(o, "applied", APPLIED_CAP, &mut rep) {
+            let id = match eo.get("id") {
+                Some(Value::String(id)) if check_command_id(id).is_ok() => id.clone(),
+                _ => {
+                    rep.drop(format!("{path}: {path}.id must be a command id"));
+                    continue;
+                }
+            };
+            let Some(at) = num_field(&eo, &path, "at", &mut rep) else { continue };
+            applied.push_back(Applied { id, at, by: text_field(&eo, &path, "by", MAX_ID_CHARS, &mut rep), result: text_field(&eo, &path, "result", MAX_RESULT_CHARS, &mut rep) });
+        }
+        let file_next = match o.get("nextSeq") {
+            None | Some(Value::Null) => 0,
+            Some(n) => n.as_u64().unwrap_or_else(|| {
+                rep.drop(format!("$.nextSeq: must be a positive integer, got {}", kind(n)));
+                0
+            }),
+        };
+        // Everything read: apply. Sequence numbers only ever go up.
         self.safe_mode = safe_mode;
         self.brownout = brownout;
         self.quarantine = quarantine;
         self.rolled_back = rolled_back;
-        self.next_seq = self.next_seq.max(audit.back().map_or(0, |e| e.seq) + 1);
+        self.next_seq = self.next_seq.max(file_next).max(max_seq.saturating_add(1));
         self.audit = audit;
+        self.refusals = refusals;
+        self.applied = applied;
         self.version += 1;
-        Ok(())
+        Ok(rep)
+    }
+}
+
+/// A switch (safe mode, brownout, a quarantine, a rollback): `since` must be a
+/// number (else dropped); `reason` and `actor` are repaired if they break the text rule.
+fn switch(path: &str, v: &Value, rep: &mut LoadReport) -> Option<Switch> {
+    let Some(o) = v.as_object() else {
+        rep.drop(format!("{path}: must be an object, got {}", kind(v)));
+        return None;
+    };
+    let since = num_field(o, path, "since", rep)?;
+    Some(Switch { since, reason: text_field(o, path, "reason", MAX_REASON_CHARS, rep), actor: text_field(o, path, "actor", MAX_ID_CHARS, rep) })
+}
+
+/// A top-level object (`quarantine`, `rolledBack`); another type is dropped and reported.
+fn object<'a>(o: &'a Map<String, Value>, path: &str, key: &str, rep: &mut LoadReport) -> Option<&'a Map<String, Value>> {
+    match o.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(other) => {
+            rep.drop(format!("{path}: must be an object, got {}", kind(other)));
+            None
+        }
+    }
+}
+
+/// The object entries of a top-level array (the last `cap`), with their paths.
+fn entries(o: &Map<String, Value>, key: &str, cap: usize, rep: &mut LoadReport) -> Vec<(String, Map<String, Value>)> {
+    let a = match o.get(key) {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(a)) => a,
+        Some(other) => {
+            rep.drop(format!("$.{key}: must be an array, got {}", kind(other)));
+            return Vec::new();
+        }
+    };
+    let from = a.len().saturating_sub(cap);
+    let mut out = Vec::new();
+    for (i, e) in a.iter().enumerate().skip(from) {
+        let path = format!("$.{key}[{i}]");
+        match e {
+            Value::Object(m) => out.push((path, m.clone())),
+            other => rep.drop(format!("{path}: must be an object, got {}", kind(other))),
+        }
+    }
+    out
+}
+
+fn seq_field(o: &Map<String, Value>, path: &str, rep: &mut LoadReport) -> Option<u64> {
+    let s = o.get("seq").and_then(Value::as_u64);
+    if s.is_none() {
+        rep.drop(format!("{path}: {path}.seq must be a positive integer, got {}", o.get("seq").map_or("missing", kind)));
+    }
+    s
+}
+
+fn num_field(o: &Map<String, Value>, path: &str, key: &str, rep: &mut LoadReport) -> Option<f64> {
+    match num(o, path, key) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            rep.drop(format!("{path}: {e}"));
+            None
+        }
+    }
+}
+
+/// A text field; missing, not a string, or breaking the text rule: repaired and reported.
+fn text_field(o: &Map<String, Value>, path: &str, key: &str, max: usize, rep: &mut LoadReport) -> String {
+    match o.get(key) {
+        Some(Value::String(s)) if text::is_clean(s, max) => s.clone(),
+        Some(Value::String(s)) => {
+            let why = check_text(&format!("{path}.{key}"), s, max, true).err().map_or_else(String::new, |e| e.message);
+            rep.repair(format!("{path}.{key}: sanitised ({why})"));
+            clean(s, max)
+        }
+        other => {
+            rep.repair(format!("{path}.{key}: must be a string, got {}; set to \"\"", other.map_or("missing", kind)));
+            String::new()
+        }
     }
 }
 
@@ -514,18 +887,13 @@ fn num(o: &Map<String, Value>, path: &str, key: &str) -> CoreResult<f64> {
     }
 }
 
-fn text_field(o: &Map<String, Value>, path: &str, key: &str, max: usize) -> CoreResult<String> {
-    match o.get(key) {
-        Some(Value::String(s)) => {
-            check_text(&format!("{path}.{key}"), s, max, true)?;
-            Ok(s.clone())
-        }
-        other => Err(CoreError::type_error(&format!("{path}.{key}"), "a string", other.map_or("missing", kind))),
-    }
-}
-
 pub fn audit_json(e: &AuditEntry) -> Value {
     json!({ "seq": e.seq, "at": e.at, "action": e.action, "args": e.args, "actor": e.actor, "source": e.source, "result": e.result })
+}
+
+/// An aggregated refusal in the audit's shape, plus `count` and `firstAt`.
+pub fn refusal_json(r: &Refusal) -> Value {
+    json!({ "seq": r.seq, "at": r.at, "firstAt": r.first_at, "action": r.action, "args": {}, "actor": "unauthenticated", "source": r.source, "result": r.result, "count": r.count })
 }
 
 #[cfg(test)]
@@ -616,20 +984,94 @@ mod tests {
         assert_eq!(t.audit().last().unwrap().seq, 6, "sequence numbers continue");
 
         let before = t.to_json(9.0);
-        for bad in [
-            "",
-            "not json",
-            "[]",
-            r#"{"format": 99}"#,
-            r#"{"format": 1, "brownout": {"level": 2, "since": 0, "reason": "", "actor": ""}}"#,
-            r#"{"format": 1, "safeMode": {"since": "x", "reason": "", "actor": ""}}"#,
-            r#"{"format": 1, "quarantine": {"a": {"since": 0, "reason": "", "actor": ""}}, "audit": [{"seq": 1}]}"#,
-        ] {
+        for bad in ["", "not json", "[]", r#"{"format": 99}"#, r#"{"safeMode": null}"#] {
             assert!(t.load_json(bad).is_err(), "{bad}");
-            assert_eq!(t.to_json(9.0), before, "a bad file applies nothing: {bad}");
+            assert_eq!(t.to_json(9.0), before, "a text that is not a state file applies nothing: {bad}");
         }
-        let e = t.load_json(r#"{"format": 1, "safeMode": {"since": "x", "reason": "", "actor": ""}}"#).unwrap_err();
-        assert_eq!(e.message, "$.safeMode.since must be a finite number, got a string");
+        assert_eq!(t.load_json("[]").unwrap_err().message, "state file must be a JSON object, got an array");
+    }
+
+    #[test]
+    fn a_bad_entry_costs_only_itself() {
+        let text = r#"{"format": 1,
+            "safeMode": {"since": 1, "reason": "db\u0085failover", "actor": "alice"},
+            "brownout": {"level": 2, "since": 0, "reason": "", "actor": ""},
+            "quarantine": {"ok": {"since": 0, "reason": "", "actor": ""}, "bad\u200bid": {"since": 0, "reason": "", "actor": ""}, "nan": {"since": "x", "reason": "", "actor": ""}},
+            "rolledBack": {"search-v2": {"since": 2, "reason": "errors", "actor": "x"}},
+            "audit": [{"seq": 1}, {"seq": 7, "at": 3, "action": "drain-dlq", "args": {}, "actor": "a\nb", "source": "s", "result": "error: " }],
+            "nextSeq": 40}"#;
+        let mut s = OpsState::new(1);
+        let r = s.load_json(text).unwrap();
+        assert_eq!(s.safe_mode.as_ref().unwrap().reason, "db\u{fffd}failover", "repaired, kept");
+        assert!(s.brownout.is_none());
+        assert_eq!(s.quarantine_list(0.0).map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["ok"]);
+        assert!(s.rolled_back.contains_key("search-v2"), "the rollback stays rolled back");
+        assert_eq!(s.audit().count(), 1);
+        assert_eq!(r.dropped.len(), 4, "{r:?}");
+        assert!(r.dropped.iter().any(|d| d.starts_with("$.brownout")));
+        assert!(r.dropped.iter().any(|d| d.starts_with("$.audit[0]")));
+        assert_eq!(r.repaired.len(), 2, "{r:?}");
+        s.set_safe_mode(false, "", &op(), 9.0).unwrap();
+        assert_eq!(s.audit().last().unwrap().seq, 40, "the saved next sequence number is honoured");
+    }
+
+    #[test]
+    fn what_the_writer_writes_the_reader_loads() {
+        let mut s = OpsState::new(1);
+        let hostile = Actor { name: format!("x\u{7}{}", "a".repeat(400)), source: "10.0.0.1\u{85}".into() };
+        s.set_safe_mode(true, "m", &hostile, 1.0).unwrap();
+        s.push_audit(2.0, "drain-dlq", json!({ "queue": "q\nx" }), &hostile, format!("error: line1\nline2 {}", "e".repeat(700)));
+        s.record_refusal(3.0, "safe-mode", "1.2.3.4\u{85}", "missing token");
+        s.mark_applied("abc-1", "pid 1", "changed", 4.0).unwrap();
+        let text = s.to_json(5.0);
+        let mut t = OpsState::new(2);
+        let r = t.load_json(&text).unwrap();
+        assert!(r.is_empty(), "{r:?}");
+        assert_eq!(t.to_json(5.0).replace(&format!("\"version\": {}", t.version), ""), text.replace(&format!("\"version\": {}", s.version), ""));
+        assert!(t.applied("abc-1").is_some());
+        assert!(s.mark_applied("bad id", "", "", 0.0).is_err());
+        assert!(s.quarantine("a\u{202e}b", "", None, &op(), 0.0).unwrap_err().message.contains("bidirectional"));
+    }
+
+    #[test]
+    fn refusals_are_aggregated_and_never_evict_operator_actions() {
+        let mut s = OpsState::new(1);
+        s.quarantine("agent-1", "spam", None, &op(), 0.0).unwrap();
+        for i in 0..1500 {
+            s.record_refusal(1.0 + i as f64, "safe-mode", &format!("10.0.{}.{}", i / 256, i % 256), "wrong token");
+        }
+        for i in 0..100 {
+            s.record_refusal(2000.0 + i as f64, "safe-mode", "10.9.9.9", "wrong token");
+        }
+        assert_eq!(s.audit().count(), 1, "the operator's action is still there");
+        assert_eq!(s.refusals().count(), REFUSALS_CAP);
+        assert_eq!(s.refusals().last().unwrap().count, 100, "one source in one window: one entry");
+        let view = s.audit_view(5);
+        assert_eq!(view.len(), 5);
+        assert_eq!(view[4]["count"], 100);
+        let seqs: Vec<u64> = s.audit_view(10_000).iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "merged by sequence number");
+        let (_, first) = s.record_refusal(2000.0 + REFUSAL_WINDOW_MS, "safe-mode", "10.9.9.9", "wrong token");
+        assert!(first, "a new window opens a new entry");
+        let mut t = OpsState::new(2);
+        t.load_json(&s.to_json(0.0)).unwrap();
+        assert_eq!(t.quarantine_list(0.0).count(), 1);
+        assert_eq!(t.audit().count(), 1);
+    }
+
+    #[test]
+    fn sequence_numbers_never_go_back() {
+        let mut s = OpsState::new(1);
+        s.load_json(&format!(r#"{{"format": 1, "audit": [{{"seq": {}, "at": 0, "action": "a", "args": {{}}, "actor": "", "source": "", "result": ""}}]}}"#, u64::MAX)).unwrap();
+        s.set_safe_mode(true, "", &op(), 0.0).unwrap();
+        assert_eq!(s.audit().last().unwrap().seq, u64::MAX, "saturates, never wraps");
+        let mut t = OpsState::new(1);
+        for _ in 0..5 {
+            t.set_safe_mode(true, "", &op(), 0.0).unwrap();
+        }
+        t.load_json(r#"{"format": 1}"#).unwrap();
+        t.set_safe_mode(true, "", &op(), 0.0).unwrap();
+        assert_eq!(t.audit().last().unwrap().seq, 6, "an empty file does not restart the numbers");
     }
 
     #[test]
