@@ -34,7 +34,7 @@ use serde_json::{json, Map, Value};
 use super::error::{check, CoreError, CoreResult};
 use super::graph_file::type_of as kind;
 use super::rng::SplitMix64;
-use super::signals::Refusal;
+use super::signals::Refusal as RefusalCode;
 use super::text::{self, clean};
 
 /// Audit entries kept (oldest dropped first, counted in `audit_dropped`).
@@ -107,9 +107,9 @@ impl Decision {
     pub fn code(self) -> u32 {
         match self {
             Decision::Serve => 0,
-            Decision::SafeMode => Refusal::SafeMode.code(),
-            Decision::Shed => Refusal::Brownout.code(),
-            Decision::Quarantined => Refusal::Quarantine.code(),
+            Decision::SafeMode => RefusalCode::SafeMode.code(),
+            Decision::Shed => RefusalCode::Brownout.code(),
+            Decision::Quarantined => RefusalCode::Quarantine.code(),
         }
     }
 }
@@ -154,7 +154,7 @@ pub struct AuditEntry {
 /// [`REFUSAL_WINDOW_MS`]: one entry with a count. `seq` is renewed on each
 /// refusal, so the merged audit view shows the entry at its latest time.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
+pub struct RefusedAttempts {
     pub seq: u64,
     pub first_at: f64,
     pub at: f64,
@@ -231,7 +231,7 @@ pub struct OpsState {
     pub rolled_back: BTreeMap<String, Switch>,
     audit: VecDeque<AuditEntry>,
     pub audit_dropped: u64,
-    refusals: VecDeque<Refusal>,
+    refusals: VecDeque<RefusedAttempts>,
     pub refusals_dropped: u64,
     applied: VecDeque<Applied>,
     next_seq: u64,
@@ -342,7 +342,7 @@ impl OpsState {
     /// entry of the same source, action and reason in the current window,
     /// or a new entry; the refusal ring is bounded on its own. Returns the
     /// entry and whether it is new.
-    pub fn record_refusal(&mut self, now: f64, action: &str, source: &str, why: &str) -> (Refusal, bool) {
+    pub fn record_refusal(&mut self, now: f64, action: &str, source: &str, why: &str) -> (RefusedAttempts, bool) {
         let now = if now.is_finite() { now } else { 0.0 };
         let action = clean(action, MAX_ID_CHARS);
         let source = clean(source, MAX_ID_CHARS);
@@ -364,13 +364,13 @@ impl OpsState {
             self.refusals.pop_front();
             self.refusals_dropped += 1;
         }
-        let r = Refusal { seq, first_at: now, at: now, action, source, result, count: 1 };
+        let r = RefusedAttempts { seq, first_at: now, at: now, action, source, result, count: 1 };
         self.refusals.push_back(r.clone());
         (r, true)
     }
 
     /// Aggregated refusals, oldest update first.
-    pub fn refusals(&self) -> impl DoubleEndedIterator<Item = &Refusal> {
+    pub fn refusals(&self) -> impl DoubleEndedIterator<Item = &RefusedAttempts> {
         self.refusals.iter()
     }
 
@@ -758,7 +758,7 @@ impl OpsState {
                 continue;
             };
             max_seq = max_seq.max(seq);
-            refusals.push_back(Refusal {
+            refusals.push_back(RefusedAttempts {
                 seq,
                 first_at,
                 at,
@@ -892,7 +892,7 @@ pub fn audit_json(e: &AuditEntry) -> Value {
 }
 
 /// An aggregated refusal in the audit's shape, plus `count` and `firstAt`.
-pub fn refusal_json(r: &Refusal) -> Value {
+pub fn refusal_json(r: &RefusedAttempts) -> Value {
     json!({ "seq": r.seq, "at": r.at, "firstAt": r.first_at, "action": r.action, "args": {}, "actor": "unauthenticated", "source": r.source, "result": r.result, "count": r.count })
 }
 
