@@ -479,6 +479,8 @@ function start(port = 3000, options = {}) {
   getTrafficShaping().startRollout('recommendations-v2', {
     steps: [{ percentage: 10, minDurationMs: 10_000, minRequests: 20 }, { percentage: 50, minDurationMs: 10_000, minRequests: 20 }, { percentage: 100 }],
     slo: { errorRate: 0.1, p99Latency: 800 },
+    // Off by default, as in the original: the demo wants the automatic rollback.
+    autoRollback: true,
     minSamples: 10,
     windowMs: 30_000,
   });
