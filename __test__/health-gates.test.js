@@ -6,7 +6,7 @@ const express = require('express');
 const H = require('../dist/health-gates.js');
 const { HealthGates, getHealthGates, fromBreaker, createHealthRouter, checkDatabaseGate, checkDAGGate } = H;
 const { getCircuitBreakerRegistry } = require('../dist/circuit-breaker.js');
-const { configureStartupLogging, getStartupDAG, StartupDAG } = require('../dist/dag-loader.js');
+const { configureStartupLogging, getStartupDAG, StartupDAG, checkDatabaseHealth } = require('../dist/dag-loader.js');
 
 configureStartupLogging({ logger: null });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -174,13 +174,16 @@ test('fromBreaker: an open breaker of a critical dependency makes the process no
   assert.ok(await until(() => g.isReady(), 500), 'ready again after close');
 });
 
-test('checkDatabaseGate without DATABASE_URL passes; checkDAGGate says why it fails', async () => {
+test('checkDatabaseGate and checkDAGGate resolve false as the original; the assert variants say why', async () => {
   const saved = process.env.DATABASE_URL;
   delete process.env.DATABASE_URL;
   try {
     assert.equal(await checkDatabaseGate(), true);
+    assert.equal(await checkDatabaseHealth(), true);
     process.env.DATABASE_URL = 'postgres://user:secret@127.0.0.1:1/x';
-    await assert.rejects(checkDatabaseGate(), (e) => /no database is configured/.test(e.message) && !/secret/.test(e.message));
+    assert.equal(await checkDatabaseGate(), false, 'DATABASE_URL set, no database configured: false, not a rejection');
+    assert.equal(await checkDatabaseHealth(), false);
+    await assert.rejects(H.assertDatabaseGate(), (e) => /no database is configured/.test(e.message) && !/secret/.test(e.message));
   } finally {
     if (saved === undefined) delete process.env.DATABASE_URL;
     else process.env.DATABASE_URL = saved;
@@ -189,9 +192,11 @@ test('checkDatabaseGate without DATABASE_URL passes; checkDAGGate says why it fa
   dag.reset();
   assert.equal(await checkDAGGate(), true, 'vacuous with no services');
   dag.register({ id: 'a', critical: true, dependencies: ['missing'] });
-  await assert.rejects(checkDAGGate(), { message: 'startup DAG is invalid: Dependency not found: missing (required by a)' });
+  assert.equal(await checkDAGGate(), false, 'invalid graph: false');
+  await assert.rejects(H.assertDAGReady(), { message: 'startup DAG is invalid: Dependency not found: missing (required by a)' });
   dag.register({ id: 'missing' });
-  await assert.rejects(checkDAGGate(), { message: 'startup DAG not initialized yet' });
+  assert.equal(await checkDAGGate(), false, 'not initialised: false, as the original');
+  await assert.rejects(H.assertDAGReady(), { message: 'startup DAG not initialized yet' });
   await dag.initialize();
   assert.equal(await checkDAGGate(), true);
   dag.reset();

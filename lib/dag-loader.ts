@@ -18,14 +18,14 @@ import { pathToFileURL } from 'node:url';
 import { native } from './native';
 import {
   alwaysHealthy,
-  checkDatabaseHealth,
+  assertDatabaseHealthy,
   getLogger,
   getStartupDAG,
   reasonOf,
   type StartupDAG,
   type StartupReport,
 } from './startup-dag';
-import { checkDAGGate, checkDatabaseGate, getHealthGates, type HealthGates } from './health-gates';
+import { assertDAGReady, getHealthGates, type HealthGates } from './health-gates';
 import { getRegisteredMigrations, runMigrations } from './migrations';
 
 export * from './startup-dag';
@@ -123,12 +123,16 @@ async function loadExport(file: string, fn: string, spec: string): Promise<unkno
   return found;
 }
 
-/** The original's special cases: health checks that live in this package. */
+/**
+ * The original's special cases: health checks that live in this package.
+ * The rejecting variants, so a failing check fails its service with the
+ * reason (the original's resolved false, and said only "Health check failed").
+ */
 function builtinCheck(spec: string, fn: string): (() => Promise<boolean>) | null {
-  if (spec.includes('startup-dag') && fn === 'checkDatabaseHealth') return checkDatabaseHealth;
+  if (spec.includes('startup-dag') && fn === 'checkDatabaseHealth') return assertDatabaseHealthy;
   if (spec.includes('startup-dag') && fn === 'alwaysHealthy') return alwaysHealthy;
-  if (spec.includes('health-gates') && fn === 'checkDatabaseGate') return checkDatabaseGate;
-  if (spec.includes('health-gates') && fn === 'checkDAGGate') return checkDAGGate;
+  if (spec.includes('health-gates') && fn === 'checkDatabaseGate') return assertDatabaseHealthy;
+  if (spec.includes('health-gates') && fn === 'checkDAGGate') return () => assertDAGReady();
   return null;
 }
 
@@ -250,9 +254,10 @@ export async function initializeHealthGates(options: GateInitOptions = {}): Prom
     requiredConsecutivePasses: options.requiredConsecutivePasses ?? 3,
     ...(options.checkIntervalMs !== undefined ? { checkIntervalMs: options.checkIntervalMs } : {}),
   };
-  gates.registerGate({ serviceId: 'database', name: 'Database', check: checkDatabaseGate, ...common });
+  // The rejecting variants of checkDatabaseGate / checkDAGGate: the gates' reasons say why.
+  gates.registerGate({ serviceId: 'database', name: 'Database', check: assertDatabaseHealthy, ...common });
   const dag = options.dag ?? getStartupDAG();
-  gates.registerGate({ serviceId: 'startup-dag', name: 'Startup DAG', check: () => checkDAGGate(dag), ...common });
+  gates.registerGate({ serviceId: 'startup-dag', name: 'Startup DAG', check: () => assertDAGReady(dag), ...common });
   gates.start();
 }
 
