@@ -208,6 +208,62 @@ function listen(app) {
   });
 }
 
+test("Express: /api/health/ready has the original's checks (database, environment, disk); a database down is 503; requireNodeEnv restores the NODE_ENV rule", async () => {
+  const { Pool } = require('pg');
+  const db = require('../dist/db-circuit-breaker.js');
+  const net = require('node:net');
+  const closedPort = await new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+  const saved = { NODE_ENV: process.env.NODE_ENV, DATABASE_URL: process.env.DATABASE_URL };
+  delete process.env.NODE_ENV;
+  delete process.env.DATABASE_URL;
+  const gates = new HealthGates();
+  const app = express();
+  app.use(createHealthRouter({ gates }));
+  app.use('/strict', createHealthRouter({ gates, requireNodeEnv: true }));
+  const server = await listen(app);
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const ready = async (p) => {
+    const r = await fetch(base + p, { signal: AbortSignal.timeout(10_000) });
+    return { status: r.status, body: await r.json() };
+  };
+  // A real node-postgres pool against a port nothing listens on: the database is down.
+  const pool = new Pool({ host: '127.0.0.1', port: closedPort, user: 'u', password: 'pw-never-shown', database: 'd', connectionTimeoutMillis: 1000 });
+  pool.on('error', () => {});
+  try {
+    let r = await ready('/api/health/ready');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.checks, { database: 'not-configured', healthGates: { ready: true, gates: 0, criticalReady: true }, environment: false, disk: true });
+
+    r = await ready('/strict/api/health/ready');
+    assert.equal(r.status, 503, 'NODE_ENV unset with requireNodeEnv: 503, as the original');
+    assert.equal(r.body.checks.environment, false);
+    process.env.NODE_ENV = 'production';
+    r = await ready('/strict/api/health/ready');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.checks.environment, true);
+
+    db.setDatabase(pool, { logger: null });
+    r = await ready('/api/health/ready');
+    assert.equal(r.status, 503, 'database down: 503, as the original');
+    assert.equal(r.body.checks.database, false);
+    assert.equal(typeof r.body.checks.database_error, 'string');
+    assert.ok(!JSON.stringify(r.body).includes('pw-never-shown'), 'no secret in the answer');
+  } finally {
+    db.configureDatabase(null);
+    await pool.end().catch(() => {});
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    await new Promise((r) => server.close(r));
+  }
+});
+
 test('Express: /health/live, /health/ready flips 503 ↔ 200 with failing gates and reasons, observability JSON', async () => {
   const gates = new HealthGates();
   const dag = new StartupDAG();
