@@ -27,6 +27,7 @@ import {
 } from './startup-dag';
 import { assertDAGReady, getHealthGates, type HealthGates } from './health-gates';
 import { getRegisteredMigrations, runMigrations } from './migrations';
+import { canInitializeQueues, DEFAULT_QUEUES, initializeAllQueues, type QueueDeclaration } from './queue-init';
 
 export * from './startup-dag';
 
@@ -281,11 +282,17 @@ export interface ReliabilitySystemOptions extends LoadOptions, GateInitOptions {
    * (`registerMigration`), as the original ran its migrations here; `false` skips it.
    */
   migrate?: (() => unknown) | false;
+  /**
+   * The original's second step: rows in `queue_registry` for these queues
+   * (default: the original's four Spine queues), when a database is
+   * configured; `false` skips it.
+   */
+  queues?: readonly QueueDeclaration[] | false;
   concurrency?: number;
 }
 
 /**
- * As the original, in order: migrations → graph → gates → DAG start. Never
+ * As the original, in order: migrations → queues → graph → gates → DAG start. Never
  * throws: each step's failure is logged and reported, and the gates keep
  * saying why the process is not ready.
  */
@@ -316,6 +323,13 @@ export async function initializeReliabilitySystem(options: ReliabilitySystemOpti
             }
           : null));
   if (migrate) await step('migrations', async () => ((await migrate()) as string | void) ?? undefined);
+  // Without a database the original never got here (its migrations threw first): skipped.
+  if (options.queues !== false && canInitializeQueues()) {
+    await step('queues', async () => {
+      const r = await initializeAllQueues(options.queues || DEFAULT_QUEUES);
+      return `${r.created.length} created, ${r.existing.length} already there`;
+    });
+  }
   await step('graph', async () => {
     const r = await loadServicesFromGraph(options);
     if (!r.ok) throw new Error(r.error ?? 'graph not loaded');
