@@ -80,6 +80,11 @@ test("parity: the original's log lines (start, update, SLO breach, rollback) go 
     T.configureTrafficShaping({ logger: null });
     ts.startRollout('silent', { percentage: 5 });
     assert.equal(lines.length, 4, 'null silences');
+    // A logger that throws changes nothing: the rollback still happens, nothing reaches the caller.
+    T.configureTrafficShaping({ logger: { log() { throw new Error('log down'); }, error() { throw new Error('log down'); } } });
+    ts.startRollout('loud', { percentage: 100, slo: { errorRate: 0.05 }, autoRollback: true });
+    for (let i = 0; i < 11; i++) assert.doesNotThrow(() => ts.recordRequest('loud', false, 5));
+    assert.equal(ts.getStatus('loud').percentage, 0);
   } finally {
     T.configureTrafficShaping({ logger: console });
   }

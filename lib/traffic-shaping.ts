@@ -99,8 +99,16 @@ export function configureTrafficShaping(opts: { logger?: TrafficShapingLogger | 
   if (opts.logger !== undefined) logger = opts.logger;
 }
 
-/** One log line per event, worded as the original's where it had one. */
+/** One log line per event, worded as the original's where it had one. A throwing logger is ignored (this runs on the request path). */
 function logEvent(e: RolloutEvent): void {
+  try {
+    logLine(e);
+  } catch {
+    // The decision stands whatever the logger does.
+  }
+}
+
+function logLine(e: RolloutEvent): void {
   const l = logger;
   if (!l) return;
   switch (e.kind) {
@@ -269,7 +277,7 @@ export class TrafficShaping extends EventEmitter {
     if (cohort !== 'stable' && this.judged[id]) {
       // Judged now: a breach must act within a few requests, not after the ring's delay.
       const events = native.tsRecord(this.h, id, flags, latencyMs, Date.now());
-      if (events !== null) for (const e of events) this.applyEvent(e);
+      if (events != null) for (const e of events) this.applyEvent(e);
       return;
     }
     let n = this.ring[0];
