@@ -640,7 +640,8 @@ export declare function tsDecide(h: number, id: number, key: string): boolean
 
 /**
  * Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
- * every rollout it touched, and returns what they decided. The JS side
+ * every rollout it touched (and every one `tsRecord` left pending), and
+ * returns what they decided. The JS side
  * resets the count after the call (the ring is only read here).
  */
 export declare function tsDrain(h: number, ring: Float64Array, now: number): Array<TsEvent>

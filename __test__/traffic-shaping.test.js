@@ -153,6 +153,18 @@ test('steps advance when healthy with enough time and requests; never on no data
   assert.deepEqual(adv, [5, 25]);
 });
 
+test('a rollout that rolls back by itself still advances its steps when healthy (outcomes recorded one by one)', async () => {
+  const ts = new TrafficShaping();
+  const adv = [];
+  ts.on('advance', (e) => adv.push(e.toPercentage));
+  ts.startRollout('judged-plan', { steps: [{ percentage: 50, minRequests: 10 }, { percentage: 100 }], slo: { errorRate: 0.5 }, autoRollback: true, minSamples: 5 });
+  for (let i = 0; i < 20; i++) ts.recordRequest('judged-plan', true, 3);
+  // The shared timer analyses them within 250 ms; no read is needed.
+  for (let k = 0; k < 40 && adv.length === 0; k++) await new Promise((r) => setTimeout(r, 25));
+  assert.deepEqual(adv, [100]);
+  assert.equal(ts.shouldRoute('judged-plan', 'anyone'), true, 'the JS mirror follows the advance');
+});
+
 test('manual pause, resume, promote, abort and fast rollback', () => {
   const ts = new TrafficShaping();
   ts.startRollout('m', { percentage: 30, slo: { errorRate: 0.01 }, autoRollback: true });

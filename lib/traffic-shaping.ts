@@ -160,6 +160,8 @@ export class TrafficShaping extends EventEmitter {
   /** While > 0, new buckets are not cached (keys do not repeat: caching them only costs). */
   private noCacheFor = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** Outcomes went through `tsRecord` without an analysis since the last drain. */
+  private recordedPending = false;
 
   /** Starts (or restarts, zeroing its figures) a rollout. */
   startRollout(name: string, config: RolloutConfig = {}): void {
@@ -278,6 +280,11 @@ export class TrafficShaping extends EventEmitter {
       // Judged now: a breach must act within a few requests, not after the ring's delay.
       const events = native.tsRecord(this.h, id, flags, latencyMs, Date.now());
       if (events != null) for (const e of events) this.applyEvent(e);
+      else {
+        // Not judged yet (it could not breach): the deferred drain analyses it (step advances).
+        this.recordedPending = true;
+        this.armFlush();
+      }
       return;
     }
     let n = this.ring[0];
@@ -290,6 +297,11 @@ export class TrafficShaping extends EventEmitter {
     this.ring[o + 1] = flags;
     this.ring[o + 2] = latencyMs;
     this.ring[0] = n + 1;
+    this.armFlush();
+  }
+
+  /** One shared unref'd timer: buffered (or unjudged) outcomes are analysed within FLUSH_MS. */
+  private armFlush(): void {
     if (this.timer === null) {
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -301,7 +313,8 @@ export class TrafficShaping extends EventEmitter {
 
   /** Applies buffered outcomes now and runs the analysis of what they touched. */
   flush(): void {
-    if (this.ring[0] === 0) return;
+    if (this.ring[0] === 0 && !this.recordedPending) return;
+    this.recordedPending = false;
     const events = native.tsDrain(this.h, this.ring, Date.now());
     this.ring[0] = 0;
     for (const e of events) this.applyEvent(e);

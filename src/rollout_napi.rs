@@ -268,7 +268,8 @@ pub fn ts_bucket(h: u32, id: u32, key: String) -> i32 {
 }
 
 /// Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
-/// every rollout it touched, and returns what they decided. The JS side
+/// every rollout it touched (and every one `tsRecord` left pending), and
+/// returns what they decided. The JS side
 /// resets the count after the call (the ring is only read here).
 #[napi]
 pub fn ts_drain(env: Env, h: u32, ring: Float64Array, now: f64) -> Result<Vec<TsEvent>> {
@@ -293,6 +294,10 @@ pub fn ts_drain(env: Env, h: u32, ring: Float64Array, now: f64) -> Result<Vec<Ts
             for e in s.evaluate(id, now) {
                 out.push(event(s, &e));
             }
+        }
+        // And those whose outcomes went through `tsRecord` without an analysis.
+        for e in s.evaluate_pending(now) {
+            out.push(event(s, &e));
         }
         Ok(out)
     })

@@ -383,6 +383,10 @@ pub struct Rollout {
     pub last_verdict: Verdict,
     pub last_figures: Figures,
     pub started_at: f64,
+    /// Outcomes were recorded by [`RolloutSet::record_checked`] without an
+    /// analysis: the next [`RolloutSet::evaluate_pending`] runs one (steps
+    /// still advance, and time still moves the windows).
+    pending_eval: bool,
 }
 
 impl Rollout {
@@ -603,6 +607,7 @@ impl RolloutSet {
             last_verdict: Verdict::Inconclusive("no data yet".into()),
             last_figures: Figures::default(),
             started_at: now,
+            pending_eval: false,
             config,
         };
         let entry = HistoryEntry { at: now, kind: "start", from_bp: 0, to_bp: r.config.bp, reason: String::new(), figures: None };
@@ -685,15 +690,26 @@ impl RolloutSet {
         }
         let r = self.get_mut(id)?;
         if !new_cohort || !r.may_breach(ok, latency_ms, now) {
+            r.pending_eval = true;
             return Some(Vec::new());
         }
         Some(self.evaluate(id, now))
+    }
+
+    /// Runs the analysis of every rollout with outcomes recorded since its
+    /// last one (see [`RolloutSet::record_checked`]); what the deferred
+    /// drain calls, so a healthy step advances even when every outcome was
+    /// recorded one by one.
+    pub fn evaluate_pending(&mut self, now: f64) -> Vec<Event> {
+        let ids: Vec<usize> = self.rollouts.iter().enumerate().filter(|(_, r)| r.as_ref().is_some_and(|r| r.pending_eval)).map(|(i, _)| i).collect();
+        ids.into_iter().flat_map(|id| self.evaluate(id, now)).collect()
     }
 
     /// Runs the analysis of rollout `id` and applies what it decides.
     pub fn evaluate(&mut self, id: usize, now: f64) -> Vec<Event> {
         let mut out = Vec::new();
         let Some(r) = self.get_mut(id) else { return out };
+        r.pending_eval = false;
         let (verdict, figures) = r.analyse(now);
         r.last_verdict = verdict.clone();
         r.last_figures = figures.clone();
@@ -934,6 +950,22 @@ mod tests {
         assert!(s.record_checked(id3, true, true, 5.0, 10.0).unwrap().is_empty(), "11 fast samples: healthy");
         let ev = s.record_checked(id3, true, true, 150.0, 11.0).unwrap();
         assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["breach", "rollback"]);
+    }
+
+    #[test]
+    fn outcomes_recorded_one_by_one_still_advance_steps_on_the_deferred_evaluation() {
+        let mut s = RolloutSet::new();
+        let steps = vec![Step { bp: 5000, min_duration_ms: 0.0, min_requests: 10 }, Step { bp: BUCKETS, min_duration_ms: 0.0, min_requests: 0 }];
+        let c = Config { steps, min_samples: 5, ..slo_cfg() };
+        let (id, _) = s.start("plan", c, 0.0).unwrap();
+        for i in 0..20 {
+            assert_eq!(s.record_checked(id, true, true, 5.0, i as f64), Some(vec![]));
+        }
+        assert_eq!(s.get(id).unwrap().config.bp, 5000, "no analysis on healthy outcomes");
+        let ev = s.evaluate_pending(20.0);
+        assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["advance"]);
+        assert_eq!(s.get(id).unwrap().config.bp, BUCKETS);
+        assert!(s.evaluate_pending(21.0).is_empty(), "nothing pending any more");
     }
 
     #[test]
