@@ -700,6 +700,18 @@ impl RolloutSet {
     /// last one (see [`RolloutSet::record_checked`]); what the deferred
     /// drain calls, so a healthy step advances even when every outcome was
     /// recorded one by one.
+    ///
+    /// ```
+    /// use reliability_core::core::rollout::{Config, RolloutSet, Slo, Step};
+    /// let mut s = RolloutSet::new();
+    /// let steps = vec![Step { bp: 5000, min_duration_ms: 0.0, min_requests: 10 }, Step { bp: 10_000, min_duration_ms: 0.0, min_requests: 0 }];
+    /// let slo = Some(Slo { error_rate: Some(0.5), ..Slo::default() });
+    /// let (id, _) = s.start("r", Config { steps, slo, auto_rollback: true, min_samples: 5, ..Config::default() }, 0.0).unwrap();
+    /// for _ in 0..10 {
+    ///     assert!(s.record_checked(id, true, true, 5.0, 1.0).unwrap().is_empty());
+    /// }
+    /// assert_eq!(s.evaluate_pending(2.0)[0].entry.kind, "advance");
+    /// ```
     pub fn evaluate_pending(&mut self, now: f64) -> Vec<Event> {
         let ids: Vec<usize> = self.rollouts.iter().enumerate().filter(|(_, r)| r.as_ref().is_some_and(|r| r.pending_eval)).map(|(i, _)| i).collect();
         ids.into_iter().flat_map(|id| self.evaluate(id, now)).collect()
