@@ -715,7 +715,8 @@ export declare function tsDecide(h: number, id: number, key: string): boolean
 
 /**
  * Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
- * every rollout it touched, and returns what they decided. The JS side
+ * every rollout it touched (and every one `tsRecord` left pending), and
+ * returns what they decided. The JS side
  * resets the count after the call (the ring is only read here).
  */
 export declare function tsDrain(h: number, ring: Float64Array, now: number): Array<TsEvent>
@@ -762,6 +763,13 @@ export declare function tsList(h: number): Array<string>
 /** Replaces a rollout's config (a full config object; the JS side merges partials). */
 export declare function tsReconfigure(h: number, name: string, config: unknown, now: number): TsStarted
 
+/**
+ * Records one outcome (`flags`: cohort·2 + ok, as in the ring) and judges
+ * it at once when it could start a breach; returns what that decided, or
+ * null when nothing happened (the usual case: no array is made).
+ */
+export declare function tsRecord(h: number, id: number, flags: number, latencyMs: number, now: number): Array<TsEvent> | null
+
 export declare function tsRemove(h: number, name: string): boolean
 
 /** Sets the percentage by hand; returns the event (its `id` and `toPercentage` update the mirror). */
@@ -775,6 +783,8 @@ export interface TsStarted {
   /** Basis points (0..=10000) and whether allow/deny lists exist: the JS mirror. */
   bp: number
   hasLists: boolean
+  /** New-cohort outcomes go through `tsRecord` (judged as recorded), not the ring. */
+  judgedOnRecord: boolean
   event: TsEvent
 }
 

@@ -924,6 +924,7 @@ module.exports.tsEvaluate = nativeBinding.tsEvaluate
 module.exports.tsId = nativeBinding.tsId
 module.exports.tsList = nativeBinding.tsList
 module.exports.tsReconfigure = nativeBinding.tsReconfigure
+module.exports.tsRecord = nativeBinding.tsRecord
 module.exports.tsRemove = nativeBinding.tsRemove
 module.exports.tsSetPercentage = nativeBinding.tsSetPercentage
 module.exports.tsStart = nativeBinding.tsStart

@@ -291,6 +291,16 @@ describe('timeouts, fallback, events', () => {
     assert.equal(signalSeen.aborted, false);
   });
 
+  test("version B's requestTimeout is honoured (0 turns it off); a conflicting timeout is a RangeError", async () => {
+    const b = getCircuitBreakerRegistry().get(uniq('b-timeout'), quick({ requestTimeout: 30, failureThreshold: 5 }));
+    assert.equal(b.toJSON().options.timeout, 30);
+    const r = await b.execute(() => new Promise(() => {})).then(() => null, (e) => e);
+    assert.ok(r instanceof CircuitTimeoutError, `rejected with ${r?.name}`);
+    const off = getCircuitBreakerRegistry().get(uniq('b-off'), quick({ requestTimeout: 0 }));
+    assert.equal(off.toJSON().options.timeout ?? null, null);
+    assert.throws(() => getCircuitBreakerRegistry().get(uniq('b-both'), quick({ timeout: 100, requestTimeout: 200 })), { name: 'RangeError', message: /^requestTimeout must be absent or equal to timeout \(100\)/ });
+  });
+
   test('fallback answers rejections and failures', async () => {
     const seen = [];
     const b = getCircuitBreakerRegistry().get(uniq('fb'), quick({ failureThreshold: 1, fallback: (e) => { seen.push(e.name); return 'cached'; } }));

@@ -208,6 +208,10 @@ test('server stopped mid-test: the breaker opens; after a restart it closes agai
 
   await pg.stop();
   assert.equal(await db.databaseGate({ timeoutMs: 1000 }).check(), false, 'the gate fails while the server is down');
+  // The original's checkDatabaseHealth / checkDatabaseGate resolved false here; the assert variant says why.
+  assert.equal(await root.checkDatabaseHealth(), false, 'database down: resolves false, as the original');
+  assert.equal(await root.checkDatabaseGate(), false);
+  await assert.rejects(root.assertDatabaseHealthy(), (e) => e instanceof Error && !e.message.includes(PASSWORD));
   let sent = calls;
   for (let i = 0; i < 3; i++) {
     await assert.rejects(db.executeWithCircuitBreaker('SELECT 1'), (e) => db.classifyDatabaseError(e) === 'transient');
@@ -236,6 +240,7 @@ test('server stopped mid-test: the breaker opens; after a restart it closes agai
   });
   assert.equal((await orders()).rows[0].n, 1);
   assert.equal(await db.databaseGate().check(), true);
+  assert.equal(await root.checkDatabaseHealth(), true, 'up again');
 
   const text = logs.join('\n');
   assert.match(text, /Circuit OPENED/, 'the breaker logged its opening');

@@ -94,6 +94,12 @@ test('startup runs demo/deploy/graph.json by levels and /health/ready turns 200 
   }
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.status, 'ready');
+  // The original's checks are all there (the demo has no DATABASE_URL here).
+  const original = await http('GET', '/api/health/ready');
+  assert.deepEqual(Object.keys(original.body.checks).sort(), ['database', 'disk', 'environment', 'healthGates']);
+  assert.equal(original.body.checks.database, process.env.DATABASE_URL ? true : 'not-configured');
+  assert.equal(original.body.checks.environment, !!process.env.NODE_ENV);
+  assert.equal(original.body.checks.disk, true);
   const gates = await http('GET', '/api/observability/health-gates');
   assert.deepEqual(gates.body.gates.map((g) => g.serviceId).sort(), ['breaker:inventory-api', 'breaker:orders-api', 'database', 'startup-dag']);
   assert.equal((await http('GET', '/health/live')).status, 200);

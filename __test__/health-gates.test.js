@@ -6,7 +6,7 @@ const express = require('express');
 const H = require('../dist/health-gates.js');
 const { HealthGates, getHealthGates, fromBreaker, createHealthRouter, checkDatabaseGate, checkDAGGate } = H;
 const { getCircuitBreakerRegistry } = require('../dist/circuit-breaker.js');
-const { configureStartupLogging, getStartupDAG, StartupDAG } = require('../dist/dag-loader.js');
+const { configureStartupLogging, getStartupDAG, StartupDAG, checkDatabaseHealth } = require('../dist/dag-loader.js');
 
 configureStartupLogging({ logger: null });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -174,13 +174,16 @@ test('fromBreaker: an open breaker of a critical dependency makes the process no
   assert.ok(await until(() => g.isReady(), 500), 'ready again after close');
 });
 
-test('checkDatabaseGate without DATABASE_URL passes; checkDAGGate says why it fails', async () => {
+test('checkDatabaseGate and checkDAGGate resolve false as the original; the assert variants say why', async () => {
   const saved = process.env.DATABASE_URL;
   delete process.env.DATABASE_URL;
   try {
     assert.equal(await checkDatabaseGate(), true);
+    assert.equal(await checkDatabaseHealth(), true);
     process.env.DATABASE_URL = 'postgres://user:secret@127.0.0.1:1/x';
-    await assert.rejects(checkDatabaseGate(), (e) => /no database is configured/.test(e.message) && !/secret/.test(e.message));
+    assert.equal(await checkDatabaseGate(), false, 'DATABASE_URL set, no database configured: false, not a rejection');
+    assert.equal(await checkDatabaseHealth(), false);
+    await assert.rejects(H.assertDatabaseGate(), (e) => /no database is configured/.test(e.message) && !/secret/.test(e.message));
   } finally {
     if (saved === undefined) delete process.env.DATABASE_URL;
     else process.env.DATABASE_URL = saved;
@@ -189,9 +192,11 @@ test('checkDatabaseGate without DATABASE_URL passes; checkDAGGate says why it fa
   dag.reset();
   assert.equal(await checkDAGGate(), true, 'vacuous with no services');
   dag.register({ id: 'a', critical: true, dependencies: ['missing'] });
-  await assert.rejects(checkDAGGate(), { message: 'startup DAG is invalid: Dependency not found: missing (required by a)' });
+  assert.equal(await checkDAGGate(), false, 'invalid graph: false');
+  await assert.rejects(H.assertDAGReady(), { message: 'startup DAG is invalid: Dependency not found: missing (required by a)' });
   dag.register({ id: 'missing' });
-  await assert.rejects(checkDAGGate(), { message: 'startup DAG not initialized yet' });
+  assert.equal(await checkDAGGate(), false, 'not initialised: false, as the original');
+  await assert.rejects(H.assertDAGReady(), { message: 'startup DAG not initialized yet' });
   await dag.initialize();
   assert.equal(await checkDAGGate(), true);
   dag.reset();
@@ -202,6 +207,62 @@ function listen(app) {
     const server = app.listen(0, '127.0.0.1', () => resolve(server));
   });
 }
+
+test("Express: /api/health/ready has the original's checks (database, environment, disk); a database down is 503; requireNodeEnv restores the NODE_ENV rule", async () => {
+  const { Pool } = require('pg');
+  const db = require('../dist/db-circuit-breaker.js');
+  const net = require('node:net');
+  const closedPort = await new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+  const saved = { NODE_ENV: process.env.NODE_ENV, DATABASE_URL: process.env.DATABASE_URL };
+  delete process.env.NODE_ENV;
+  delete process.env.DATABASE_URL;
+  const gates = new HealthGates();
+  const app = express();
+  app.use(createHealthRouter({ gates }));
+  app.use('/strict', createHealthRouter({ gates, requireNodeEnv: true }));
+  const server = await listen(app);
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const ready = async (p) => {
+    const r = await fetch(base + p, { signal: AbortSignal.timeout(10_000) });
+    return { status: r.status, body: await r.json() };
+  };
+  // A real node-postgres pool against a port nothing listens on: the database is down.
+  const pool = new Pool({ host: '127.0.0.1', port: closedPort, user: 'u', password: 'pw-never-shown', database: 'd', connectionTimeoutMillis: 1000 });
+  pool.on('error', () => {});
+  try {
+    let r = await ready('/api/health/ready');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.checks, { database: 'not-configured', healthGates: { ready: true, gates: 0, criticalReady: true }, environment: false, disk: true });
+
+    r = await ready('/strict/api/health/ready');
+    assert.equal(r.status, 503, 'NODE_ENV unset with requireNodeEnv: 503, as the original');
+    assert.equal(r.body.checks.environment, false);
+    process.env.NODE_ENV = 'production';
+    r = await ready('/strict/api/health/ready');
+    assert.equal(r.status, 200);
+    assert.equal(r.body.checks.environment, true);
+
+    db.setDatabase(pool, { logger: null });
+    r = await ready('/api/health/ready');
+    assert.equal(r.status, 503, 'database down: 503, as the original');
+    assert.equal(r.body.checks.database, false);
+    assert.equal(typeof r.body.checks.database_error, 'string');
+    assert.ok(!JSON.stringify(r.body).includes('pw-never-shown'), 'no secret in the answer');
+  } finally {
+    db.configureDatabase(null);
+    await pool.end().catch(() => {});
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    await new Promise((r) => server.close(r));
+  }
+});
 
 test('Express: /health/live, /health/ready flips 503 ↔ 200 with failing gates and reasons, observability JSON', async () => {
   const gates = new HealthGates();

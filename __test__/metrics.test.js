@@ -311,7 +311,8 @@ describe('cardinality cap (child process: maxSeries must be set before anything 
     assert.equal(out.diag.series, 7, 'five series plus unmatched and other');
     const fams = families(out.prom);
     const routes = new Set(fams.get('http_requests_total').metrics.map((s) => s.labels.route));
-    assert.deepEqual([...routes].sort(), ['/r0', '/r1', '/r2', '/r3', '/r4', 'other']);
+    // `unmatched` is always exposed (zeros from the start); `other` once it has traffic.
+    assert.deepEqual([...routes].sort(), ['/r0', '/r1', '/r2', '/r3', '/r4', 'other', 'unmatched']);
   });
 });
 
@@ -473,11 +474,14 @@ describe('Prometheus exposition (parse-prometheus-text-format)', () => {
     assert.equal(inflight.length, 1);
     assert.equal(inflight[0].value, '0');
 
-    if (fams.has('http_requests_aborted_total')) {
-      const ab = fams.get('http_requests_aborted_total');
-      assert.equal(ab.type, 'COUNTER');
-      assert.deepEqual(ab.metrics.map((s) => [s.labels.method, s.labels.route, s.value]), [['POST', '/b', '1']]);
-    }
+    const ab = fams.get('http_requests_aborted_total');
+    assert.equal(ab?.type, 'COUNTER');
+    // Every exposed series has its aborted count, zeros included.
+    const aborted = new Map(ab.metrics.map((s) => [`${s.labels.method} ${s.labels.route}`, s.value]));
+    assert.equal(aborted.get('POST /b'), '1');
+    assert.equal(aborted.get('GET /a'), '0');
+    assert.equal(aborted.get('* unmatched'), '0');
+    assert.ok(ab.metrics.every((s) => s.value === '0' || s.labels.route === '/b'), JSON.stringify(ab.metrics));
 
     const h = durationSeries(text, 'GET', '/a');
     assertCumulative(h.buckets, 'GET /a');
@@ -499,16 +503,17 @@ describe('Prometheus exposition (parse-prometheus-text-format)', () => {
     assert.equal(hu.count, 1);
   });
 
-  test('after reset the families are still there, with no samples but the gauge', () => {
+  test('after reset the families are still there: counters at 0 (a reset, not gone), no histogram samples', () => {
     recordRequest(seriesIdFor('GET', '/a'), 200, 1);
     resetMetrics();
     const fams = families(getPrometheusMetrics());
     assert.ok(fams.has('http_requests_in_flight'));
     assert.equal(fams.get('http_requests_in_flight').metrics[0].value, '0');
     for (const f of fams.values()) {
-      // http_requests_refused_total keeps a zero sample per reason (see README, metrics).
-      if (f.name === 'http_requests_refused_total') assert.ok(f.metrics.every((m) => m.value === '0'), 'refused: zeros only after reset');
-      else if (f.name !== 'http_requests_in_flight') assert.deepEqual(f.metrics, [], `${f.name} has no samples after reset`);
+      if (f.type === 'COUNTER') {
+        assert.ok(f.metrics.length > 0, `${f.name} keeps its zero samples`);
+        assert.ok(f.metrics.every((m) => m.value === '0'), `${f.name} is 0 after reset`);
+      } else if (f.type === 'HISTOGRAM') assert.deepEqual(f.metrics, [], `${f.name} has no samples after reset`);
     }
   });
 

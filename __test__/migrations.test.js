@@ -388,8 +388,24 @@ test('initializeReliabilitySystem() runs registered migrations first; the databa
   const dag = new L.StartupDAG();
   try {
     const r = await L.initializeReliabilitySystem({ root, dag, gates, checkIntervalMs: 60_000 });
-    assert.deepEqual(r.steps.map((s) => [s.step, s.ok]), [['migrations', true], ['graph', true], ['health-gates', true], ['startup', true]]);
+    assert.deepEqual(r.steps.map((s) => [s.step, s.ok]), [['migrations', true], ['queues', true], ['graph', true], ['health-gates', true], ['startup', true]]);
     assert.equal(r.steps[0].detail, '1 applied, 0 already applied');
+    // The original's queue-registry step: its four Spine queues, once.
+    const queues = await rows('SELECT name, type FROM queue_registry ORDER BY name');
+    assert.deepEqual(queues, [
+      { name: 'agent-commands', type: 'queue' },
+      { name: 'agent-responses', type: 'queue' },
+      { name: 'dead-letter', type: 'queue' },
+      { name: 'dreamnet-events', type: 'topic' },
+    ]);
+    const gates2 = new HealthGates();
+    try {
+      const again = await L.initializeReliabilitySystem({ root, dag: new L.StartupDAG(), gates: gates2, checkIntervalMs: 60_000, migrate: false });
+      assert.equal(again.steps.find((s) => s.step === 'queues').detail, '0 created, 4 already there', 'idempotent');
+    } finally {
+      gates2.reset();
+    }
+    assert.equal((await rows('SELECT count(*)::int AS n FROM queue_registry'))[0].n, 4);
     assert.equal(await tableExists(table), true);
     assert.equal(r.startup.outcome, 'ready', 'the database node passed its SELECT 1 health check');
     const db = await gates.checkGate('database');
@@ -398,5 +414,6 @@ test('initializeReliabilitySystem() runs registered migrations first; the databa
     gates.reset();
     await mig.rollbackMigration(`${table}_create`);
     mig.clearMigrations();
+    await pool.query('DROP TABLE IF EXISTS queue_registry');
   }
 });

@@ -233,6 +233,23 @@ test('modules resolve from the root: functions, objects with init, ESM, missing 
   assert.match(by.bad.error, /^Function nothere not found in server\/db \(exports: initDb, ping\)/);
 });
 
+test("checkDatabaseHealth resolves false as the original; named in graph.json, the service fails with the reason", async () => {
+  const saved = process.env.DATABASE_URL;
+  process.env.DATABASE_URL = 'postgres://app:pw-never-shown@127.0.0.1:1/app';
+  try {
+    assert.equal(await L.checkDatabaseHealth(), false, 'DATABASE_URL set, nothing configured: false, not a rejection');
+    await assert.rejects(L.assertDatabaseHealthy(), (e) => /no database is configured/.test(e.message) && !e.message.includes('pw-never-shown'));
+    const root = tmpRoot({ services: [{ id: 'database', name: 'DB', critical: true, healthCheckModule: 'server/core/startup-dag', healthCheckFunction: 'checkDatabaseHealth' }] });
+    const dag = new StartupDAG();
+    assert.equal((await loadServicesFromGraph({ root, dag })).ok, true);
+    // A critical failure aborts with the original's message, and the reason instead of a bare "Health check failed".
+    await assert.rejects(dag.initialize(), { message: /^Critical service database failed to initialize: Health check failed for database: DATABASE_URL is set but no database is configured/ });
+  } finally {
+    if (saved === undefined) delete process.env.DATABASE_URL;
+    else process.env.DATABASE_URL = saved;
+  }
+});
+
 test('malformed graph.json: one error listing every problem with its JSON path; never throws', async () => {
   const dag = new StartupDAG();
   const bad = tmpRoot('{"services":[{"id":"a","name":"A","critical":"yes"},{"id":"a","name":"B","extra":1}]}');

@@ -21,7 +21,7 @@ test("parity: the original's example rolls back on the 11th request (errorRate 0
   const ts = new TrafficShaping();
   const events = [];
   ts.on('change', (e) => events.push(e.kind));
-  ts.startRollout('r', { percentage: 100, slo: { errorRate: 0.05 } });
+  ts.startRollout('r', { percentage: 100, slo: { errorRate: 0.05 }, autoRollback: true });
   for (let i = 0; i < 10; i++) ts.recordRequest('r', i !== 3, 5);
   assert.equal(ts.getStatus('r').percentage, 100, '1 failure in 10: still 100 (inconclusive below 11 samples)');
   assert.equal(ts.getStatus('r').verdict, 'inconclusive');
@@ -40,11 +40,64 @@ test("parity: the original's example rolls back on the 11th request (errorRate 0
 
 test('parity: the p99 rule (10 × 5 ms and one 101 ms breach a 100 ms ceiling)', () => {
   const ts = new TrafficShaping();
-  ts.startRollout('p', { percentage: 100, slo: { p99Latency: 100 } });
+  ts.startRollout('p', { percentage: 100, slo: { p99Latency: 100 }, autoRollback: true });
   for (let i = 0; i < 10; i++) ts.recordRequest('p', true, 5);
   ts.recordRequest('p', true, 101);
   assert.equal(ts.getStatus('p').percentage, 0);
   assert.match(ts.getRolloutStatus('p').history.at(-1).reason, /^p99 latency 10\d\.\d ms > 100 ms/);
+});
+
+test('parity: an SLO without autoRollback reports the breach and never rolls back (as the original)', () => {
+  const ts = new TrafficShaping();
+  const events = [];
+  ts.on('change', (e) => events.push(e.kind));
+  ts.startRollout('watch-only', { percentage: 100, slo: { errorRate: 0.05 } });
+  for (let i = 0; i < 30; i++) ts.recordRequest('watch-only', false, 5);
+  const s = ts.getStatus('watch-only');
+  assert.equal(s.percentage, 100, 'no autoRollback: stays at 100');
+  assert.equal(s.verdict, 'breach');
+  assert.ok(events.includes('breach') && !events.includes('rollback'), events.join());
+  assert.equal(ts.getConfig('watch-only').autoRollback, undefined);
+});
+
+test("parity: the original's log lines (start, update, SLO breach, rollback) go to the package logger", () => {
+  const lines = [];
+  T.configureTrafficShaping({ logger: { log: (m) => lines.push(['log', m]), error: (m) => lines.push(['error', m]) } });
+  try {
+    const ts = new TrafficShaping();
+    ts.startRollout('logged', { percentage: 20, slo: { errorRate: 0.05 }, autoRollback: true });
+    ts.updateRollout('logged', 100);
+    for (let i = 0; i < 11; i++) ts.recordRequest('logged', false, 5);
+    assert.deepEqual(lines.slice(0, 2), [
+      ['log', '🚀 [TrafficShaping] Started rollout "logged" at 20%'],
+      ['log', '📊 [TrafficShaping] Updated rollout "logged" to 100%'],
+    ]);
+    assert.equal(lines.length, 4, JSON.stringify(lines));
+    assert.equal(lines[2][0], 'error');
+    assert.match(lines[2][1], /^❌ \[TrafficShaping\] SLO breach on "logged": error rate 1\.0000 > 0\.05/);
+    assert.equal(lines[3][0], 'log');
+    assert.match(lines[3][1], /^⏪ \[TrafficShaping\] Rolled back "logged" to 0%/);
+    T.configureTrafficShaping({ logger: null });
+    ts.startRollout('silent', { percentage: 5 });
+    assert.equal(lines.length, 4, 'null silences');
+    // A logger that throws changes nothing: the rollback still happens, nothing reaches the caller.
+    T.configureTrafficShaping({ logger: { log() { throw new Error('log down'); }, error() { throw new Error('log down'); } } });
+    ts.startRollout('loud', { percentage: 100, slo: { errorRate: 0.05 }, autoRollback: true });
+    for (let i = 0; i < 11; i++) assert.doesNotThrow(() => ts.recordRequest('loud', false, 5));
+    assert.equal(ts.getStatus('loud').percentage, 0);
+  } finally {
+    T.configureTrafficShaping({ logger: console });
+  }
+});
+
+test('parity: an empty rollout name is hashed as the original B did ("" + ":anonymous" is bucket 77)', () => {
+  const ts = new TrafficShaping();
+  ts.startRollout('', { percentage: 77, hash: 'legacy' });
+  assert.equal(ts.has(''), true);
+  assert.equal(ts.shouldRoute('', 'anonymous'), false, 'bucket 77 is not < 77');
+  ts.updateRollout('', 78);
+  assert.equal(ts.shouldRoute('', 'anonymous'), true);
+  assert.equal(ts.getStatus('').percentage, 78);
 });
 
 test('legacy hash reproduces the original B vectors; murmur3 is sticky and proportional', () => {
@@ -100,9 +153,21 @@ test('steps advance when healthy with enough time and requests; never on no data
   assert.deepEqual(adv, [5, 25]);
 });
 
+test('a rollout that rolls back by itself still advances its steps when healthy (outcomes recorded one by one)', async () => {
+  const ts = new TrafficShaping();
+  const adv = [];
+  ts.on('advance', (e) => adv.push(e.toPercentage));
+  ts.startRollout('judged-plan', { steps: [{ percentage: 50, minRequests: 10 }, { percentage: 100 }], slo: { errorRate: 0.5 }, autoRollback: true, minSamples: 5 });
+  for (let i = 0; i < 20; i++) ts.recordRequest('judged-plan', true, 3);
+  // The shared timer analyses them within 250 ms; no read is needed.
+  for (let k = 0; k < 40 && adv.length === 0; k++) await new Promise((r) => setTimeout(r, 25));
+  assert.deepEqual(adv, [100]);
+  assert.equal(ts.shouldRoute('judged-plan', 'anyone'), true, 'the JS mirror follows the advance');
+});
+
 test('manual pause, resume, promote, abort and fast rollback', () => {
   const ts = new TrafficShaping();
-  ts.startRollout('m', { percentage: 30, slo: { errorRate: 0.01 } });
+  ts.startRollout('m', { percentage: 30, slo: { errorRate: 0.01 }, autoRollback: true });
   ts.pause('m');
   for (let i = 0; i < 30; i++) ts.recordRequest('m', false, 1);
   assert.equal(ts.getStatus('m').percentage, 30, 'paused: a breach does not roll back');
@@ -124,7 +189,7 @@ test('bad input: RangeError/TypeError naming the field; nothing half-applied', (
   assert.throws(() => ts.startRollout('x', { percentage: 150 }), { name: 'RangeError', message: 'percentage must be a number from 0 to 100, got 150' });
   assert.throws(() => ts.startRollout('x', { percentage: NaN }), RangeError);
   assert.throws(() => ts.startRollout('x', { percentage: '50' }), { name: 'TypeError', message: /percentage/ });
-  assert.throws(() => ts.startRollout('', {}), RangeError);
+  assert.throws(() => ts.startRollout('x'.repeat(257), {}), RangeError);
   assert.throws(() => ts.startRollout('x', { steps: [{ percentage: 10 }, { percentage: 5 }] }), { name: 'RangeError', message: /^steps\[1\]\.percentage must be greater than steps\[0\]\.percentage/ });
   assert.throws(() => ts.startRollout('x', { slo: { errorRate: 2 } }), { name: 'RangeError', message: /^slo.errorRate must be a number from 0 to 1/ });
   assert.throws(() => ts.startRollout('x', { slo: { burnRateWindows: [{ longMs: 1, shortMs: 1, factor: 1 }] } }), { message: /slo.availability/ });
@@ -146,7 +211,7 @@ function listen(app) {
 test('Express: a new version that starts failing is rolled back automatically; 503 or stable follows', { timeout: 20_000 }, async () => {
   const ts = getTrafficShaping();
   let failing = false;
-  ts.startRollout('search-v2', { percentage: 50, slo: { errorRate: 0.1 }, minSamples: 20 });
+  ts.startRollout('search-v2', { percentage: 50, slo: { errorRate: 0.1 }, minSamples: 20, autoRollback: true });
   const rollbacks = [];
   ts.on('rollback', (e) => e.name === 'search-v2' && rollbacks.push(e));
   const app = express();
@@ -192,6 +257,44 @@ test('Express: a new version that starts failing is rolled back automatically; 5
     assert.equal(report.status.percentage, 0);
     assert.ok(report.detail.stableCohort.totalRequests > 0, 'stable outcomes recorded too');
   } finally {
+    await new Promise((r) => server.close(r));
+  }
+});
+
+test('Express: a breach acts within a few requests under concurrent load (the original stopped at the 11th)', { timeout: 20_000 }, async () => {
+  const ts = new TrafficShaping();
+  const MIN = 11;
+  const CONCURRENCY = 8;
+  ts.startRollout('v2-fails', { percentage: 100, slo: { errorRate: 0.05 }, autoRollback: true, minSamples: MIN });
+  let reachedNew = 0;
+  let rolledBackAt = null;
+  ts.on('rollback', () => (rolledBackAt ??= reachedNew));
+  const app = express();
+  app.get('/v', withTrafficShaping({ rolloutName: 'v2-fails', onBlocked: 'next', shaping: ts }), (req, res) => {
+    if (req.rollout.cohort === 'new') {
+      reachedNew++;
+      return res.status(500).json({ version: 'v2' });
+    }
+    res.json({ version: 'v1' });
+  });
+  const server = await listen(app);
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const agent = new (require('node:http').Agent)({ keepAlive: true, maxSockets: CONCURRENCY });
+  const one = () => new Promise((resolve, reject) => {
+    require('node:http').get(`${base}/v`, { agent }, (r) => { r.resume(); r.on('end', resolve); }).on('error', reject);
+  });
+  try {
+    // 400 requests, CONCURRENCY at a time: every failure of v2 is a request that reached it.
+    let next = 0;
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+      while (next++ < 400) await one();
+    }));
+    assert.equal(ts.getStatus('v2-fails').percentage, 0, 'rolled back');
+    assert.ok(rolledBackAt !== null && rolledBackAt >= MIN, `rolled back after ${rolledBackAt}`);
+    // Past the threshold (the MIN-th failure), only requests already routed may still reach v2.
+    assert.ok(reachedNew <= MIN + CONCURRENCY, `${reachedNew} failing requests reached the new cohort (bound ${MIN + CONCURRENCY})`);
+  } finally {
+    agent.destroy();
     await new Promise((r) => server.close(r));
   }
 });

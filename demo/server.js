@@ -10,6 +10,9 @@
  *   GET  /api/orders/:id                via breaker `orders-api` (consecutive failures,
  *                                       retries with full jitter, timeout, stale-cache fallback)
  *   GET  /api/inventory                 via breaker `inventory-api` (failure-rate based)
+ *   GET  /api/users/:id                 in a router mounted at /api; a downstream failure is
+ *                                       answered by the app-level error handler (502), and
+ *                                       /metrics labels it with the full template /api/users/:id
  *   GET  /api/breakers                  getCircuitBreakerRegistry().toJSON()
  *   POST /api/breakers/:name/isolate    \
  *   POST /api/breakers/:name/close       > ops actions, need `Authorization: Bearer <OPS_TOKEN>`
@@ -266,6 +269,18 @@ function errorStatus(err) {
   return 502;
 }
 
+/** `GET /users/:id` (mounted at /api): a user from the simulated downstream, without a breaker. */
+function usersRouter() {
+  const router = express.Router();
+  router.get('/users/:id', async (req, res) => {
+    const id = req.params.id;
+    if (!/^[0-9]{1,12}$/.test(id)) return res.status(400).json({ error: 'invalid user id' });
+    await callDownstream('users', { id });
+    res.json({ id, name: `user ${id}` });
+  });
+  return router;
+}
+
 function createApp(opsToken, { gates, dag, ops }) {
   const app = express();
   app.disable('x-powered-by');
@@ -405,6 +420,11 @@ function createApp(opsToken, { gates, dag, ops }) {
     res.json(transitions);
   });
 
+  // A router mounted under a prefix, as most apps are organised: its errors
+  // go to the app-level error handler below (Express 5 forwards the
+  // rejected promise), so the answer is written outside the router.
+  app.use('/api', usersRouter());
+
   app.use((req, res) => {
     res.status(404).json({ error: 'not found' });
   });
@@ -479,6 +499,8 @@ function start(port = 3000, options = {}) {
   getTrafficShaping().startRollout('recommendations-v2', {
     steps: [{ percentage: 10, minDurationMs: 10_000, minRequests: 20 }, { percentage: 50, minDurationMs: 10_000, minRequests: 20 }, { percentage: 100 }],
     slo: { errorRate: 0.1, p99Latency: 800 },
+    // Off by default, as in the original: the demo wants the automatic rollback.
+    autoRollback: true,
     minSamples: 10,
     windowMs: 30_000,
   });

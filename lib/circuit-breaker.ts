@@ -324,6 +324,8 @@ export interface CircuitBreakerOptions {
    * fetch(url, { signal })`). `false` = none.
    */
   timeout?: number | false;
+  /** Version B's name for `timeout` (ms; 0 or false: none, as there). Giving both with different values is a RangeError. */
+  requestTimeout?: number | false;
   retryOptions?: RetryOptions;
   /** Value (or promise) to answer with when the call is rejected, times out or fails. */
   fallback?: (error: Error) => unknown;

@@ -18,15 +18,16 @@ import { pathToFileURL } from 'node:url';
 import { native } from './native';
 import {
   alwaysHealthy,
-  checkDatabaseHealth,
+  assertDatabaseHealthy,
   getLogger,
   getStartupDAG,
   reasonOf,
   type StartupDAG,
   type StartupReport,
 } from './startup-dag';
-import { checkDAGGate, checkDatabaseGate, getHealthGates, type HealthGates } from './health-gates';
+import { assertDAGReady, getHealthGates, type HealthGates } from './health-gates';
 import { getRegisteredMigrations, runMigrations } from './migrations';
+import { canInitializeQueues, DEFAULT_QUEUES, initializeAllQueues, type QueueDeclaration } from './queue-init';
 
 export * from './startup-dag';
 
@@ -123,12 +124,16 @@ async function loadExport(file: string, fn: string, spec: string): Promise<unkno
   return found;
 }
 
-/** The original's special cases: health checks that live in this package. */
+/**
+ * The original's special cases: health checks that live in this package.
+ * The rejecting variants, so a failing check fails its service with the
+ * reason (the original's resolved false, and said only "Health check failed").
+ */
 function builtinCheck(spec: string, fn: string): (() => Promise<boolean>) | null {
-  if (spec.includes('startup-dag') && fn === 'checkDatabaseHealth') return checkDatabaseHealth;
+  if (spec.includes('startup-dag') && fn === 'checkDatabaseHealth') return assertDatabaseHealthy;
   if (spec.includes('startup-dag') && fn === 'alwaysHealthy') return alwaysHealthy;
-  if (spec.includes('health-gates') && fn === 'checkDatabaseGate') return checkDatabaseGate;
-  if (spec.includes('health-gates') && fn === 'checkDAGGate') return checkDAGGate;
+  if (spec.includes('health-gates') && fn === 'checkDatabaseGate') return assertDatabaseHealthy;
+  if (spec.includes('health-gates') && fn === 'checkDAGGate') return () => assertDAGReady();
   return null;
 }
 
@@ -250,9 +255,10 @@ export async function initializeHealthGates(options: GateInitOptions = {}): Prom
     requiredConsecutivePasses: options.requiredConsecutivePasses ?? 3,
     ...(options.checkIntervalMs !== undefined ? { checkIntervalMs: options.checkIntervalMs } : {}),
   };
-  gates.registerGate({ serviceId: 'database', name: 'Database', check: checkDatabaseGate, ...common });
+  // The rejecting variants of checkDatabaseGate / checkDAGGate: the gates' reasons say why.
+  gates.registerGate({ serviceId: 'database', name: 'Database', check: assertDatabaseHealthy, ...common });
   const dag = options.dag ?? getStartupDAG();
-  gates.registerGate({ serviceId: 'startup-dag', name: 'Startup DAG', check: () => checkDAGGate(dag), ...common });
+  gates.registerGate({ serviceId: 'startup-dag', name: 'Startup DAG', check: () => assertDAGReady(dag), ...common });
   gates.start();
 }
 
@@ -276,11 +282,17 @@ export interface ReliabilitySystemOptions extends LoadOptions, GateInitOptions {
    * (`registerMigration`), as the original ran its migrations here; `false` skips it.
    */
   migrate?: (() => unknown) | false;
+  /**
+   * The original's second step: rows in `queue_registry` for these queues
+   * (default: the original's four Spine queues), when a database is
+   * configured; `false` skips it.
+   */
+  queues?: readonly QueueDeclaration[] | false;
   concurrency?: number;
 }
 
 /**
- * As the original, in order: migrations → graph → gates → DAG start. Never
+ * As the original, in order: migrations → queues → graph → gates → DAG start. Never
  * throws: each step's failure is logged and reported, and the gates keep
  * saying why the process is not ready.
  */
@@ -311,6 +323,13 @@ export async function initializeReliabilitySystem(options: ReliabilitySystemOpti
             }
           : null));
   if (migrate) await step('migrations', async () => ((await migrate()) as string | void) ?? undefined);
+  // Without a database the original never got here (its migrations threw first): skipped.
+  if (options.queues !== false && canInitializeQueues()) {
+    await step('queues', async () => {
+      const r = await initializeAllQueues(options.queues || DEFAULT_QUEUES);
+      return `${r.created.length} created, ${r.existing.length} already there`;
+    });
+  }
   await step('graph', async () => {
     const r = await loadServicesFromGraph(options);
     if (!r.ok) throw new Error(r.error ?? 'graph not loaded');

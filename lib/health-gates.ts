@@ -22,7 +22,7 @@
 import { EventEmitter } from 'node:events';
 import { native } from './native';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
-import { checkDatabaseHealth, getLogger, getStartupDAG, reasonOf, type StartupDAG } from './startup-dag';
+import { assertDatabaseHealthy, checkDatabaseHealth, getLogger, getStartupDAG, reasonOf, type StartupDAG } from './startup-dag';
 
 export interface HealthGateOptions {
   serviceId: string;
@@ -350,18 +350,38 @@ export function fromBreaker(
   };
 }
 
-/** As the original's `checkDatabaseGate`: the same probe as `checkDatabaseHealth`. */
+/** As the original's `checkDatabaseGate`: the same probe as `checkDatabaseHealth` (true or false, never rejects). */
 export function checkDatabaseGate(): Promise<boolean> {
   return checkDatabaseHealth();
 }
 
+/** `checkDatabaseGate` that rejects with the reason instead of resolving false (for gate checks). */
+export function assertDatabaseGate(): Promise<true> {
+  return assertDatabaseHealthy();
+}
+
 /**
- * True when every critical service of the startup DAG (default: the
- * process-wide one) is ready. Otherwise
- * throws with why (graph problems, the abort message, or progress), so the
- * gate's reason says it.
+ * As the original: true when every critical service of the startup DAG
+ * (default: the process-wide one) is ready, false otherwise (not
+ * initialised yet, in progress, failed, or an invalid graph). Never rejects;
+ * `assertDAGReady()` gives the reason.
+ *
+ * ```ts
+ * const ready = await checkDAGGate(); // false until the critical services are up
+ * ```
  */
-export async function checkDAGGate(dag: StartupDAG = getStartupDAG()): Promise<boolean> {
+export function checkDAGGate(dag: StartupDAG = getStartupDAG()): Promise<boolean> {
+  return assertDAGReady(dag).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * `checkDAGGate` that rejects with why instead of resolving false (graph
+ * problems, the abort message, or progress), so a gate's reason says it.
+ */
+export async function assertDAGReady(dag: StartupDAG = getStartupDAG()): Promise<true> {
   if (dag.areCriticalServicesReady()) {
     const r = dag.getStartupReport();
     if (r.problems.length === 0 && r.outcome !== 'failed') return true;

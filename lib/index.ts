@@ -4,6 +4,7 @@ export * from './dag-loader';
 export * from './health-gates';
 export * from './db-circuit-breaker';
 export * from './migrations';
+export * from './queue-init';
 export * from './ops';
 export * from './observability';
 export * from './traffic-shaping';

@@ -375,7 +375,7 @@ export class RedisBackend {
     for (const name of names) {
       const cfg = ts.getConfig(name);
       const max = cfg?.slo?.errorRate;
-      if (max === undefined || cfg?.autoRollback === false) continue;
+      if (max === undefined || cfg?.autoRollback !== true) continue;
       if ((ts.getStatus(name)?.percentage ?? 0) === 0) continue;
       let requests = 0;
       let errors = 0;

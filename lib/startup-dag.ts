@@ -353,13 +353,34 @@ export async function alwaysHealthy(): Promise<boolean> {
 }
 
 /**
- * As the original: true when no database is configured and `DATABASE_URL`
- * is unset. With a database configured (`configureDatabase`/`setDatabase`),
- * runs `SELECT 1` (2 s bound) and fails with the driver's reason. With
- * `DATABASE_URL` set but nothing configured it fails and says so, where the
- * original failed without a word.
+ * As the original: resolves true when no database is configured and
+ * `DATABASE_URL` is unset, or when `SELECT 1` on the configured database
+ * (`configureDatabase`/`setDatabase`) answers within 2 s; resolves false
+ * otherwise (database down, or `DATABASE_URL` set with nothing configured).
+ * It never rejects; `assertDatabaseHealthy()` gives the reason.
+ *
+ * ```ts
+ * if (!(await checkDatabaseHealth())) console.warn('database not healthy');
+ * ```
  */
-export async function checkDatabaseHealth(): Promise<boolean> {
+export function checkDatabaseHealth(): Promise<boolean> {
+  return assertDatabaseHealthy().then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * The same probe as `checkDatabaseHealth`, rejecting with the reason (the
+ * driver's error, the timeout, or a `DATABASE_URL` set with nothing
+ * configured) instead of resolving false: what the `database` gate and DAG
+ * health checks use, so readiness says why.
+ *
+ * ```ts
+ * await assertDatabaseHealthy().catch((e) => console.warn(e.message));
+ * ```
+ */
+export async function assertDatabaseHealthy(): Promise<true> {
   // Loaded lazily: the database module is optional for users of the DAG alone.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const db = require('./db-circuit-breaker') as typeof import('./db-circuit-breaker');

@@ -10,6 +10,12 @@
  * - Outcomes are appended to a ring that Rust drains in one call (when full,
  *   before reads, or by one shared unref'd timer); each drain evaluates the
  *   rollouts it touched, and a breach rolls back within that evaluation.
+ *   New-cohort outcomes of a rollout that rolls back by itself (`slo` and
+ *   `autoRollback: true`) are recorded at once instead, and Rust judges the
+ *   ones that could start a breach on the spot, so a rollback acts on the
+ *   request that makes the breach, as the original's rule did.
+ * - The original's log lines (start, update, SLO breach, rollback) go to the
+ *   package's logger (`configureTrafficShaping({ logger })`, `null` silences).
  * - Events: `breach`, `rollback`, `advance`, `pause`, `resume`, `promote`,
  *   `abort`, `start`, `update`, and `change` for all of them.
  */
@@ -46,7 +52,7 @@ export interface RolloutConfig {
   /** A plan, e.g. 1 → 5 → 25 → 50 → 100, each with a minimum duration and request count. */
   steps?: Array<{ percentage: number; minDurationMs?: number; minRequests?: number }>;
   slo?: RolloutSlo;
-  /** Roll back automatically on a breach (default true). */
+  /** Roll back automatically on an SLO breach (default false, as the original: a breach is then only reported). */
   autoRollback?: boolean;
   /** Advance through `steps` automatically when healthy (default true). */
   autoAdvance?: boolean;
@@ -74,6 +80,56 @@ export interface RolloutStatus {
 
 const RING_CAP = 512;
 
+export interface TrafficShapingLogger {
+  log(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+}
+
+let logger: TrafficShapingLogger | null = console;
+
+/**
+ * Package-wide settings: `logger` receives the original's lines (`🚀 Started
+ * rollout`, `📊 Updated rollout`, `❌ SLO breach`, `⏪ Rolled back`); `null`
+ * silences them.
+ *
+ * ```ts
+ * configureTrafficShaping({ logger: { log: pino.info.bind(pino), error: pino.error.bind(pino) } });
+ * ```
+ */
+export function configureTrafficShaping(opts: { logger?: TrafficShapingLogger | null }): void {
+  if (opts.logger !== undefined) logger = opts.logger;
+}
+
+/** One log line per event, worded as the original's where it had one. A throwing logger is ignored (this runs on the request path). */
+function logEvent(e: RolloutEvent): void {
+  try {
+    logLine(e);
+  } catch {
+    // The decision stands whatever the logger does.
+  }
+}
+
+function logLine(e: RolloutEvent): void {
+  const l = logger;
+  if (!l) return;
+  switch (e.kind) {
+    case 'start':
+      return l.log(`🚀 [TrafficShaping] Started rollout "${e.name}" at ${e.toPercentage}%`);
+    case 'update':
+    case 'advance':
+    case 'promote':
+    case 'resume':
+      return l.log(`📊 [TrafficShaping] Updated rollout "${e.name}" to ${e.toPercentage}%${e.kind === 'update' ? '' : ` (${e.kind}${e.reason ? `: ${e.reason}` : ''})`}`);
+    case 'breach':
+      return l.error(`❌ [TrafficShaping] SLO breach on "${e.name}": ${e.reason}`);
+    case 'rollback':
+    case 'abort':
+      return l.log(`⏪ [TrafficShaping] Rolled back "${e.name}" to ${e.toPercentage}%${e.reason ? ` (${e.reason})` : ''}`);
+    case 'pause':
+      return l.log(`⏸️  [TrafficShaping] Paused rollout "${e.name}" at ${e.toPercentage}%${e.reason ? ` (${e.reason})` : ''}`);
+  }
+}
+
 function checkName(name: unknown): asserts name is string {
   if (typeof name !== 'string') throw new TypeError(`name must be a string, got ${name === null ? 'null' : typeof name}`);
 }
@@ -89,6 +145,8 @@ export class TrafficShaping extends EventEmitter {
   /** Per id: basis points, and whether allow/deny lists exist (then Rust must decide). */
   private readonly bp: number[] = [];
   private readonly lists: boolean[] = [];
+  /** Per id: new-cohort outcomes are recorded at once and judged by Rust (it says which rollouts). */
+  private readonly judged: boolean[] = [];
   private readonly configs = new Map<string, RolloutConfig>();
   /**
    * Per rollout id, key → bucket. A bucket depends only on the rollout's
@@ -103,6 +161,8 @@ export class TrafficShaping extends EventEmitter {
   /** While > 0, new buckets are not cached (keys do not repeat: caching them only costs). */
   private noCacheFor = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** Outcomes went through `tsRecord` without an analysis since the last drain. */
+  private recordedPending = false;
 
   /** Starts (or restarts, zeroing its figures) a rollout. */
   startRollout(name: string, config: RolloutConfig = {}): void {
@@ -112,6 +172,7 @@ export class TrafficShaping extends EventEmitter {
     this.ids.set(name, r.id);
     this.bp[r.id] = r.bp;
     this.lists[r.id] = r.hasLists;
+    this.judged[r.id] = r.judgedOnRecord;
     this.buckets[r.id] = new Map();
     this.configs.set(name, { ...config });
     this.emitEvent(r.event);
@@ -143,6 +204,7 @@ export class TrafficShaping extends EventEmitter {
     const r = native.tsReconfigure(this.h, name, merged, Date.now());
     this.bp[r.id] = r.bp;
     this.lists[r.id] = r.hasLists;
+    this.judged[r.id] = r.judgedOnRecord;
     this.buckets[r.id] = new Map(); // the hash mode may have changed
     this.configs.set(name, merged);
     this.emitEvent(r.event);
@@ -214,6 +276,18 @@ export class TrafficShaping extends EventEmitter {
   recordRequest(name: string, success: boolean, latencyMs: number, cohort: 'new' | 'stable' = 'new'): void {
     const id = this.ids.get(name);
     if (id === undefined) return;
+    const flags = (cohort === 'stable' ? 0 : 2) | (success ? 1 : 0);
+    if (cohort !== 'stable' && this.judged[id]) {
+      // Judged now: a breach must act within a few requests, not after the ring's delay.
+      const events = native.tsRecord(this.h, id, flags, latencyMs, Date.now());
+      if (events != null) for (const e of events) this.applyEvent(e);
+      else {
+        // Not judged yet (it could not breach): the deferred drain analyses it (step advances).
+        this.recordedPending = true;
+        this.armFlush();
+      }
+      return;
+    }
     let n = this.ring[0];
     if (n >= RING_CAP) {
       this.flush();
@@ -221,9 +295,14 @@ export class TrafficShaping extends EventEmitter {
     }
     const o = 1 + 3 * n;
     this.ring[o] = id;
-    this.ring[o + 1] = (cohort === 'stable' ? 0 : 2) | (success ? 1 : 0);
+    this.ring[o + 1] = flags;
     this.ring[o + 2] = latencyMs;
     this.ring[0] = n + 1;
+    this.armFlush();
+  }
+
+  /** One shared unref'd timer: buffered (or unjudged) outcomes are analysed within FLUSH_MS. */
+  private armFlush(): void {
     if (this.timer === null) {
       this.timer = setTimeout(() => {
         this.timer = null;
@@ -235,7 +314,8 @@ export class TrafficShaping extends EventEmitter {
 
   /** Applies buffered outcomes now and runs the analysis of what they touched. */
   flush(): void {
-    if (this.ring[0] === 0) return;
+    if (this.ring[0] === 0 && !this.recordedPending) return;
+    this.recordedPending = false;
     const events = native.tsDrain(this.h, this.ring, Date.now());
     this.ring[0] = 0;
     for (const e of events) this.applyEvent(e);
@@ -247,6 +327,7 @@ export class TrafficShaping extends EventEmitter {
   }
 
   private emitEvent(e: RolloutEvent): void {
+    logEvent(e);
     this.emit(e.kind, e);
     this.emit('change', e);
   }

@@ -5,6 +5,7 @@
 #   under /usr/lib/postgresql/*/bin/.
 #   Chromium: installs Debian's `chromium` only if it is not on PATH.
 #   Redis: installs Debian's `redis-server` only if it is not on PATH.
+#   Prometheus: installs Debian's `prometheus` (it ships promtool) only if either is missing.
 # Needs root (or sudo without a password) only when something must be installed.
 set -eu
 
@@ -46,4 +47,13 @@ if ! command -v redis-server >/dev/null 2>&1; then
   echo "ensure-test-servers: installing redis-server (apt-get)" >&2
   apt_install redis-server
   command -v redis-server >/dev/null 2>&1 || { echo "ensure-test-servers: redis-server installed but not on PATH" >&2; exit 1; }
+fi
+
+# Prometheus (with promtool) for the scrape test. The test starts its own
+# `prometheus` on 127.0.0.1 with a temporary config and storage, so whether
+# Debian's service started (on :9090) does not matter.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  echo "ensure-test-servers: installing prometheus (apt-get)" >&2
+  apt_install prometheus
+  command -v promtool >/dev/null 2>&1 || { echo "ensure-test-servers: prometheus installed but promtool not on PATH" >&2; exit 1; }
 fi

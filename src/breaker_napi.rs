@@ -248,6 +248,7 @@ fn read_options(opts: Option<Unknown>) -> std::result::Result<(RawBreakerOptions
         slow_call_duration_ms: num("slowCallDurationMs", "a number of milliseconds > 0")?,
         slow_call_rate_threshold: num("slowCallRateThreshold", "a percentage > 0 and <= 100")?,
         timeout_ms: o.number_or_false("timeout", "a number of milliseconds > 0, or false")?,
+        request_timeout_ms: o.number_or_false("requestTimeout", "a number of milliseconds >= 0 (0: no timeout), or false")?,
         max_retries: r.number("maxRetries", "an integer from 0 to 100")?,
         initial_delay_ms: r.number("initialDelay", "a number of milliseconds >= 0")?,
         max_delay_ms: r.number("maxDelay", "a number of milliseconds >= 0")?,

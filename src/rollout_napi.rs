@@ -121,7 +121,7 @@ fn read_config(o: &Opts) -> CoreResult<Config> {
         }
         c.slo = Some(slo);
     }
-    c.auto_rollback = o.boolean("autoRollback")?.unwrap_or(true);
+    c.auto_rollback = o.boolean("autoRollback")?.unwrap_or(c.auto_rollback);
     c.auto_advance = o.boolean("autoAdvance")?.unwrap_or(true);
     c.rollback_to = match o.string("rollbackTo", "'zero' or 'last-good-step'")?.as_deref() {
         None | Some("zero") => RollbackTarget::Zero,
@@ -193,11 +193,13 @@ pub struct TsStarted {
     /// Basis points (0..=10000) and whether allow/deny lists exist: the JS mirror.
     pub bp: u32,
     pub has_lists: bool,
+    /// New-cohort outcomes go through `tsRecord` (judged as recorded), not the ring.
+    pub judged_on_record: bool,
     pub event: TsEvent,
 }
 
-fn mirror(set: &RolloutSet, id: usize) -> (u32, bool) {
-    set.get(id).map_or((BUCKETS, false), |r| (r.config.bp, !r.config.allow.is_empty() || !r.config.deny.is_empty()))
+fn mirror(set: &RolloutSet, id: usize) -> (u32, bool, bool) {
+    set.get(id).map_or((BUCKETS, false, false), |r| (r.config.bp, !r.config.allow.is_empty() || !r.config.deny.is_empty(), r.judged_on_record()))
 }
 
 /// Starts (or restarts) a rollout from a config object.
@@ -206,8 +208,8 @@ pub fn ts_start(env: Env, h: u32, name: String, config: Option<Unknown>, now: f6
     let cfg = Opts::from_unknown(config, "options").and_then(|o| read_config(&o)).map_err(|e| throw(&env, e))?;
     with(&env, h, |s| {
         let (id, ev) = s.start(&name, cfg, now)?;
-        let (bp, has_lists) = mirror(s, id);
-        Ok(TsStarted { id: id as u32, bp, has_lists, event: event(s, &ev) })
+        let (bp, has_lists, judged_on_record) = mirror(s, id);
+        Ok(TsStarted { id: id as u32, bp, has_lists, judged_on_record, event: event(s, &ev) })
     })
 }
 
@@ -217,8 +219,8 @@ pub fn ts_reconfigure(env: Env, h: u32, name: String, config: Unknown, now: f64)
     let cfg = Opts::from_unknown(Some(config), "options").and_then(|o| read_config(&o)).map_err(|e| throw(&env, e))?;
     with(&env, h, |s| {
         let ev = s.reconfigure(&name, cfg, now)?;
-        let (bp, has_lists) = mirror(s, ev.rollout);
-        Ok(TsStarted { id: ev.rollout as u32, bp, has_lists, event: event(s, &ev) })
+        let (bp, has_lists, judged_on_record) = mirror(s, ev.rollout);
+        Ok(TsStarted { id: ev.rollout as u32, bp, has_lists, judged_on_record, event: event(s, &ev) })
     })
 }
 
@@ -266,7 +268,8 @@ pub fn ts_bucket(h: u32, id: u32, key: String) -> i32 {
 }
 
 /// Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
-/// every rollout it touched, and returns what they decided. The JS side
+/// every rollout it touched (and every one `tsRecord` left pending), and
+/// returns what they decided. The JS side
 /// resets the count after the call (the ring is only read here).
 #[napi]
 pub fn ts_drain(env: Env, h: u32, ring: Float64Array, now: f64) -> Result<Vec<TsEvent>> {
@@ -292,7 +295,22 @@ pub fn ts_drain(env: Env, h: u32, ring: Float64Array, now: f64) -> Result<Vec<Ts
                 out.push(event(s, &e));
             }
         }
+        // And those whose outcomes went through `tsRecord` without an analysis.
+        for e in s.evaluate_pending(now) {
+            out.push(event(s, &e));
+        }
         Ok(out)
+    })
+}
+
+/// Records one outcome (`flags`: cohort·2 + ok, as in the ring) and judges
+/// it at once when it could start a breach; returns what that decided, or
+/// null when nothing happened (the usual case: no array is made).
+#[napi]
+pub fn ts_record(env: Env, h: u32, id: u32, flags: u32, latency_ms: f64, now: f64) -> Result<Option<Vec<TsEvent>>> {
+    with(&env, h, |s| {
+        let events = s.record_checked(id as usize, flags & 2 != 0, flags & 1 != 0, latency_ms, now).unwrap_or_default();
+        Ok(if events.is_empty() { None } else { Some(events.iter().map(|e| event(s, e)).collect()) })
     })
 }
 

@@ -5,9 +5,11 @@
  * Readiness is read from Rust state (no check runs on a probe), so a probe
  * costs one crossing and answers the same however often it is polled.
  */
+import { statfsSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { getHealthGates, type HealthGates } from '../health-gates';
-import { getLogger, getStartupDAG, type StartupDAG } from '../startup-dag';
+import { isDatabaseConfigured } from '../db-circuit-breaker';
+import { getHealthGates, type GateStatus, type HealthGates, type Readiness } from '../health-gates';
+import { assertDatabaseHealthy, getLogger, getStartupDAG, reasonOf, type StartupDAG } from '../startup-dag';
 
 type Handler = (req: any, res: any) => void;
 type Paths = string | string[] | false;
@@ -25,6 +27,41 @@ export interface HealthRouterOptions {
   dagPath?: Paths;
   /** Return false to answer 403 on the observability paths (probes stay open). */
   authorize?: (req: unknown) => boolean;
+  /** Readiness also needs `NODE_ENV` set, as the original (default false: `checks.environment` is reported only). */
+  requireNodeEnv?: boolean;
+}
+
+export interface ReadyHandlerOptions {
+  /** Readiness also needs `NODE_ENV` set, as the original (default false: `checks.environment` is reported only). */
+  requireNodeEnv?: boolean;
+}
+
+type DatabaseCheck = { database: true | false | 'not-configured'; error?: string };
+
+/**
+ * The original's `checks.database`: `'not-configured'` without a database
+ * and without `DATABASE_URL`; else the `database` gate's last answer when
+ * that gate is registered (no query on the probe); else one bounded
+ * `SELECT 1`, as the original ran on every probe.
+ */
+function databaseCheck(gates: GateStatus[]): DatabaseCheck | Promise<DatabaseCheck> {
+  if (!isDatabaseConfigured() && !process.env.DATABASE_URL) return { database: 'not-configured' };
+  const g = gates.find((x) => x.serviceId === 'database');
+  if (g) return g.lastResult === true ? { database: true } : { database: false, error: g.reason ?? 'not checked yet' };
+  return assertDatabaseHealthy().then(
+    () => ({ database: true as const }),
+    (e) => ({ database: false as const, error: reasonOf(e) }),
+  );
+}
+
+/** The original's `checks.disk`: true when the working directory's file system answers. */
+function diskCheck(): true | 'unavailable' {
+  try {
+    statfsSync(process.cwd());
+    return true;
+  } catch {
+    return 'unavailable';
+  }
 }
 
 /** `GET /health/live`: 200 while the process serves (as the original's `/api/health/live`). */
@@ -33,29 +70,54 @@ export const liveHandler: Handler = (_req, res) => {
 };
 
 /**
- * `GET /health/ready`: 200 when every critical gate is ready, else 503 with
- * the failing gates and their reasons. Non-critical failures show as
- * `degraded` and do not fail the probe.
+ * `GET /health/ready`: 200 when every critical gate is ready and the
+ * database answers (or none is configured), else 503 with the failing
+ * gates and their reasons. Non-critical failures show as `degraded` and do
+ * not fail the probe. `checks` has the original's `database` (`true`,
+ * `false` or `'not-configured'`, with `database_error`), `healthGates`,
+ * `environment` (`NODE_ENV` set) and `disk`.
+ *
+ * ```ts
+ * app.get('/api/health/ready', readyHandler(getHealthGates(), { requireNodeEnv: true }));
+ * ```
  */
-export function readyHandler(gates: HealthGates = getHealthGates()): Handler {
+export function readyHandler(gates: HealthGates = getHealthGates(), options: ReadyHandlerOptions = {}): Handler {
+  const requireNodeEnv = options.requireNodeEnv === true;
+  const answer = (res: any, r: Readiness, db: DatabaseCheck) => {
+    const environment = !!process.env.NODE_ENV;
+    const dbOk = db.database !== false;
+    const ready = r.ready && dbOk && (environment || !requireNodeEnv);
+    const failing = r.gates
+      .filter((g) => !g.ready)
+      .map((g) => ({ serviceId: g.serviceId, name: g.name, critical: g.critical, reason: g.reason ?? (g.lastCheck === undefined ? 'not checked yet' : `${g.consecutivePasses}/${g.requiredPasses} passes`) }));
+    res.setHeader('Cache-Control', 'no-store');
+    res.status(ready ? 200 : 503).json({
+      ready,
+      status: r.shuttingDown ? 'shutting-down' : ready ? (r.degraded ? 'degraded' : 'ready') : 'not-ready',
+      degraded: r.degraded,
+      shuttingDown: r.shuttingDown,
+      checks: {
+        database: db.database,
+        ...(db.error !== undefined ? { database_error: db.error } : {}),
+        healthGates: { ready: r.ready, gates: r.gates.length, criticalReady: r.criticalReady },
+        environment,
+        disk: diskCheck(),
+      },
+      failing,
+      timestamp: new Date().toISOString(),
+    });
+  };
+  const fail = (res: any, e: unknown) => {
+    if (!res.headersSent) res.status(503).json({ ready: false, error: reasonOf(e), timestamp: new Date().toISOString() });
+  };
   return (_req, res) => {
     try {
       const r = gates.getReadinessSnapshot();
-      const failing = r.gates
-        .filter((g) => !g.ready)
-        .map((g) => ({ serviceId: g.serviceId, name: g.name, critical: g.critical, reason: g.reason ?? (g.lastCheck === undefined ? 'not checked yet' : `${g.consecutivePasses}/${g.requiredPasses} passes`) }));
-      res.setHeader('Cache-Control', 'no-store');
-      res.status(r.ready ? 200 : 503).json({
-        ready: r.ready,
-        status: r.shuttingDown ? 'shutting-down' : r.ready ? (r.degraded ? 'degraded' : 'ready') : 'not-ready',
-        degraded: r.degraded,
-        shuttingDown: r.shuttingDown,
-        checks: { healthGates: { ready: r.ready, gates: r.gates.length, criticalReady: r.criticalReady } },
-        failing,
-        timestamp: new Date().toISOString(),
-      });
+      const db = databaseCheck(r.gates);
+      if (db instanceof Promise) db.then((d) => answer(res, r, d)).catch((e) => fail(res, e));
+      else answer(res, r, db);
     } catch (e) {
-      res.status(503).json({ ready: false, error: (e as Error).message, timestamp: new Date().toISOString() });
+      fail(res, e);
     }
   };
 }
@@ -110,7 +172,7 @@ export function createHealthRouter(options: HealthRouterOptions = {}) {
     next();
   };
   for (const p of list(options.livePath, ['/health/live', '/api/health/live'])) router.get(p, liveHandler);
-  const ready = readyHandler(gates);
+  const ready = readyHandler(gates, { requireNodeEnv: options.requireNodeEnv });
   for (const p of list(options.readyPath, ['/health/ready', '/api/health/ready'])) router.get(p, ready);
   const g = healthGatesHandler(gates);
   for (const p of list(options.gatesPath, ['/api/observability/health-gates'])) router.get(p, guard, g);

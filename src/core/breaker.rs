@@ -19,7 +19,7 @@
 use std::rc::Rc;
 
 use super::backoff::RetryPolicy;
-use super::error::{check, CoreResult};
+use super::error::{check, CoreError, CoreResult};
 use super::window::{Counts, RollingWindow, Sample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +158,9 @@ pub struct RawBreakerOptions {
     pub slow_call_duration_ms: Option<f64>,
     pub slow_call_rate_threshold: Option<f64>,
     pub timeout_ms: Option<f64>,
+    /// Version B's name for `timeout`: honoured, and 0 turns the timeout
+    /// off as it did there. Giving both with different values is an error.
+    pub request_timeout_ms: Option<f64>,
     pub max_retries: Option<f64>,
     pub initial_delay_ms: Option<f64>,
     pub max_delay_ms: Option<f64>,
@@ -171,6 +174,17 @@ impl RawBreakerOptions {
     /// no retries, and `failureThreshold: 0` is a RangeError, not 5.
     pub fn build(&self) -> CoreResult<BreakerOptions> {
         let d = BreakerOptions::default();
+        let timeout_ms = match (self.timeout_ms, self.request_timeout_ms) {
+            (t, None) => t,
+            (None, Some(r)) => {
+                check::at_least("requestTimeout", r, 0.0)?;
+                (r > 0.0).then_some(r)
+            }
+            (Some(t), Some(r)) if t == r => Some(t),
+            (Some(t), Some(r)) => {
+                return Err(CoreError::range("requestTimeout", &format!("absent or equal to timeout ({})", check::fmt_num(t)), check::fmt_num(r)));
+            }
+        };
         let int = |field: &str, v: Option<f64>, dflt: u32, min: u32, max: u32| -> CoreResult<u32> {
             match v {
                 None => Ok(dflt),
@@ -195,7 +209,7 @@ impl RawBreakerOptions {
             )?,
             slow_call_duration_ms: self.slow_call_duration_ms,
             slow_call_rate_threshold: self.slow_call_rate_threshold.unwrap_or(d.slow_call_rate_threshold),
-            timeout_ms: self.timeout_ms,
+            timeout_ms,
             retry: RetryPolicy {
                 max_retries: int("retryOptions.maxRetries", self.max_retries, d.retry.max_retries, 0, 100)?,
                 initial_delay_ms: self.initial_delay_ms.unwrap_or(d.retry.initial_delay_ms),
@@ -766,6 +780,13 @@ mod tests {
 
     #[test]
     fn raw_options_take_explicit_zero_and_reject_non_integers() {
+        // Version B's requestTimeout is honoured; 0 turns it off, as there.
+        let o = RawBreakerOptions { request_timeout_ms: Some(5000.0), ..Default::default() }.build().unwrap();
+        assert_eq!(o.timeout_ms, Some(5000.0));
+        assert_eq!(RawBreakerOptions { request_timeout_ms: Some(0.0), ..Default::default() }.build().unwrap().timeout_ms, None);
+        let e = RawBreakerOptions { timeout_ms: Some(100.0), request_timeout_ms: Some(200.0), ..Default::default() }.build().unwrap_err();
+        assert!(e.message.starts_with("requestTimeout must be absent or equal to timeout (100)"), "{}", e.message);
+        assert!(RawBreakerOptions { request_timeout_ms: Some(-1.0), ..Default::default() }.build().unwrap_err().message.starts_with("requestTimeout"));
         let o = RawBreakerOptions { max_retries: Some(0.0), ..Default::default() }.build().unwrap();
         assert_eq!(o.retry.max_retries, 0);
         assert_eq!(RawBreakerOptions::default().build().unwrap(), BreakerOptions::default());

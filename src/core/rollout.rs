@@ -89,6 +89,8 @@ pub struct Config {
     pub hash: HashMode,
     pub steps: Vec<Step>,
     pub slo: Option<Slo>,
+    /// Roll back on a breach. Off by default, as in the original, which
+    /// rolled back only when `autoRollback` was truthy and an SLO was set.
     pub auto_rollback: bool,
     pub auto_advance: bool,
     pub rollback_to: RollbackTarget,
@@ -107,7 +109,7 @@ impl Default for Config {
             hash: HashMode::Murmur,
             steps: Vec::new(),
             slo: None,
-            auto_rollback: true,
+            auto_rollback: false,
             auto_advance: true,
             rollback_to: RollbackTarget::Zero,
             window_ms: 60_000.0,
@@ -381,6 +383,10 @@ pub struct Rollout {
     pub last_verdict: Verdict,
     pub last_figures: Figures,
     pub started_at: f64,
+    /// Outcomes were recorded by [`RolloutSet::record_checked`] without an
+    /// analysis: the next [`RolloutSet::evaluate_pending`] runs one (steps
+    /// still advance, and time still moves the windows).
+    pending_eval: bool,
 }
 
 impl Rollout {
@@ -412,6 +418,33 @@ impl Rollout {
 
     pub fn percentage(&self) -> f64 {
         self.config.bp as f64 / 100.0
+    }
+
+    /// Whether outcomes of the new cohort are judged as they are recorded
+    /// ([`RolloutSet::record_checked`]): only when a breach would act.
+    pub fn judged_on_record(&self) -> bool {
+        self.config.auto_rollback && self.config.slo.is_some()
+    }
+
+    /// Could the new-cohort outcome just recorded have started a breach?
+    /// A failure can (every error rule), a latency over the ceiling can
+    /// (the latency rule), and so can the request that brings the window to
+    /// `min_samples` (the original's 11th request). Anything else only
+    /// lowers the error rate or the quantile; what time does to the windows
+    /// is judged by the deferred evaluation.
+    fn may_breach(&mut self, ok: bool, latency_ms: f64, now: f64) -> bool {
+        if self.phase != Phase::Running || self.config.bp == 0 || !self.judged_on_record() {
+            return false;
+        }
+        if !ok {
+            return true;
+        }
+        if let Some((_, ceiling)) = self.config.slo.as_ref().and_then(|s| s.latency) {
+            if latency_ms > ceiling {
+                return true;
+            }
+        }
+        self.new.window(self.config.window_ms, now).requests == self.config.min_samples
     }
 
     fn push(&mut self, e: HistoryEntry) {
@@ -539,9 +572,10 @@ impl RolloutSet {
     /// Starts (or restarts, zeroing its figures) rollout `name`. With steps,
     /// the percentage starts at the first step.
     pub fn start(&mut self, name: &str, mut config: Config, now: f64) -> CoreResult<(usize, Event)> {
+        // An empty name is a name (the original hashed `:<user>` for it).
         let n = name.chars().count();
-        if n == 0 || n > 256 {
-            return Err(CoreError::range("name", "a non-empty string of at most 256 characters", format!("{n} characters")));
+        if n > 256 {
+            return Err(CoreError::range("name", "a string of at most 256 characters", format!("{n} characters")));
         }
         config.validate()?;
         if let Some(first) = config.steps.first() {
@@ -573,6 +607,7 @@ impl RolloutSet {
             last_verdict: Verdict::Inconclusive("no data yet".into()),
             last_figures: Figures::default(),
             started_at: now,
+            pending_eval: false,
             config,
         };
         let entry = HistoryEntry { at: now, kind: "start", from_bp: 0, to_bp: r.config.bp, reason: String::new(), figures: None };
@@ -631,10 +666,62 @@ impl RolloutSet {
         true
     }
 
+    /// Records one outcome and, for a new-cohort outcome that could have
+    /// started a breach of a rollout that rolls back by itself, runs the
+    /// analysis at once, so the rollback happens on this request (the
+    /// original's rule acted on the 11th request; a deferred evaluation let
+    /// every request of the delay through). `None` for an unknown id.
+    ///
+    /// ```
+    /// use reliability_core::core::rollout::{Config, RolloutSet, Slo};
+    /// let mut s = RolloutSet::new();
+    /// let slo = Slo { error_rate: Some(0.05), ..Slo::default() };
+    /// let (id, _) = s.start("r", Config { slo: Some(slo), auto_rollback: true, ..Config::default() }, 0.0).unwrap();
+    /// for _ in 0..10 {
+    ///     assert!(s.record_checked(id, true, false, 5.0, 1.0).unwrap().is_empty());
+    /// }
+    /// let ev = s.record_checked(id, true, false, 5.0, 1.0).unwrap();
+    /// assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["breach", "rollback"]);
+    /// assert_eq!(s.get(id).unwrap().percentage(), 0.0);
+    /// ```
+    pub fn record_checked(&mut self, id: usize, new_cohort: bool, ok: bool, latency_ms: f64, now: f64) -> Option<Vec<Event>> {
+        if !self.record(id, new_cohort, ok, latency_ms, now) {
+            return None;
+        }
+        let r = self.get_mut(id)?;
+        if !new_cohort || !r.may_breach(ok, latency_ms, now) {
+            r.pending_eval = true;
+            return Some(Vec::new());
+        }
+        Some(self.evaluate(id, now))
+    }
+
+    /// Runs the analysis of every rollout with outcomes recorded since its
+    /// last one (see [`RolloutSet::record_checked`]); what the deferred
+    /// drain calls, so a healthy step advances even when every outcome was
+    /// recorded one by one.
+    ///
+    /// ```
+    /// use reliability_core::core::rollout::{Config, RolloutSet, Slo, Step};
+    /// let mut s = RolloutSet::new();
+    /// let steps = vec![Step { bp: 5000, min_duration_ms: 0.0, min_requests: 10 }, Step { bp: 10_000, min_duration_ms: 0.0, min_requests: 0 }];
+    /// let slo = Some(Slo { error_rate: Some(0.5), ..Slo::default() });
+    /// let (id, _) = s.start("r", Config { steps, slo, auto_rollback: true, min_samples: 5, ..Config::default() }, 0.0).unwrap();
+    /// for _ in 0..10 {
+    ///     assert!(s.record_checked(id, true, true, 5.0, 1.0).unwrap().is_empty());
+    /// }
+    /// assert_eq!(s.evaluate_pending(2.0)[0].entry.kind, "advance");
+    /// ```
+    pub fn evaluate_pending(&mut self, now: f64) -> Vec<Event> {
+        let ids: Vec<usize> = self.rollouts.iter().enumerate().filter(|(_, r)| r.as_ref().is_some_and(|r| r.pending_eval)).map(|(i, _)| i).collect();
+        ids.into_iter().flat_map(|id| self.evaluate(id, now)).collect()
+    }
+
     /// Runs the analysis of rollout `id` and applies what it decides.
     pub fn evaluate(&mut self, id: usize, now: f64) -> Vec<Event> {
         let mut out = Vec::new();
         let Some(r) = self.get_mut(id) else { return out };
+        r.pending_eval = false;
         let (verdict, figures) = r.analyse(now);
         r.last_verdict = verdict.clone();
         r.last_figures = figures.clone();
@@ -766,8 +853,9 @@ impl RolloutSet {
 mod tests {
     use super::*;
 
+    /// Tests of the analysis roll back by themselves (the default is off, as the original).
     fn cfg(pct: f64) -> Config {
-        Config { bp: percent_to_bp("percentage", pct).unwrap(), ..Config::default() }
+        Config { bp: percent_to_bp("percentage", pct).unwrap(), auto_rollback: true, ..Config::default() }
     }
 
     fn keys(n: usize) -> Vec<String> {
@@ -833,6 +921,75 @@ mod tests {
 
     fn slo_cfg() -> Config {
         Config { slo: Some(Slo { error_rate: Some(0.05), ..Slo::default() }), ..cfg(100.0) }
+    }
+
+    #[test]
+    fn without_auto_rollback_a_breach_is_reported_and_nothing_moves() {
+        let mut s = RolloutSet::new();
+        let c = Config { slo: Some(Slo { error_rate: Some(0.05), ..Slo::default() }), ..Config::default() };
+        assert!(!c.auto_rollback, "off by default, as the original");
+        let (id, _) = s.start("r", c, 0.0).unwrap();
+        for i in 0..20 {
+            assert_eq!(s.record_checked(id, true, false, 5.0, i as f64), Some(vec![]), "not judged on record");
+        }
+        let ev = s.evaluate(id, 20.0);
+        assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["breach"]);
+        assert_eq!(s.get(id).unwrap().percentage(), 100.0);
+    }
+
+    #[test]
+    fn a_breach_acts_on_the_request_that_makes_it() {
+        let mut s = RolloutSet::new();
+        let (id, _) = s.start("r", slo_cfg(), 0.0).unwrap();
+        // Successes never start an error-rate breach; the 11th brings the window to min_samples.
+        for i in 0..10 {
+            assert_eq!(s.record_checked(id, true, i != 3, 5.0, i as f64), Some(vec![]), "request {i}");
+        }
+        let ev = s.record_checked(id, true, true, 5.0, 10.0).unwrap();
+        assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["breach", "rollback"], "1/11 > 0.05 on the 11th");
+        // Stable outcomes and unknown ids are only recorded.
+        let (id2, _) = s.start("q", slo_cfg(), 0.0).unwrap();
+        for i in 0..50 {
+            assert_eq!(s.record_checked(id2, false, false, 5.0, i as f64), Some(vec![]));
+        }
+        assert_eq!(s.record_checked(99, true, false, 5.0, 0.0), None);
+        // A latency breach acts on the slow request that makes it.
+        let lat = Config { slo: Some(Slo { latency: Some((0.99, 100.0)), ..Slo::default() }), ..cfg(100.0) };
+        let (id3, _) = s.start("p", lat, 0.0).unwrap();
+        for i in 0..10 {
+            assert!(s.record_checked(id3, true, true, 5.0, i as f64).unwrap().is_empty());
+        }
+        assert!(s.record_checked(id3, true, true, 5.0, 10.0).unwrap().is_empty(), "11 fast samples: healthy");
+        let ev = s.record_checked(id3, true, true, 150.0, 11.0).unwrap();
+        assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["breach", "rollback"]);
+    }
+
+    #[test]
+    fn outcomes_recorded_one_by_one_still_advance_steps_on_the_deferred_evaluation() {
+        let mut s = RolloutSet::new();
+        let steps = vec![Step { bp: 5000, min_duration_ms: 0.0, min_requests: 10 }, Step { bp: BUCKETS, min_duration_ms: 0.0, min_requests: 0 }];
+        let c = Config { steps, min_samples: 5, ..slo_cfg() };
+        let (id, _) = s.start("plan", c, 0.0).unwrap();
+        for i in 0..20 {
+            assert_eq!(s.record_checked(id, true, true, 5.0, i as f64), Some(vec![]));
+        }
+        assert_eq!(s.get(id).unwrap().config.bp, 5000, "no analysis on healthy outcomes");
+        let ev = s.evaluate_pending(20.0);
+        assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["advance"]);
+        assert_eq!(s.get(id).unwrap().config.bp, BUCKETS);
+        assert!(s.evaluate_pending(21.0).is_empty(), "nothing pending any more");
+    }
+
+    #[test]
+    fn an_empty_name_is_a_rollout_as_in_the_original() {
+        let mut s = RolloutSet::new();
+        let mut c = cfg(77.0);
+        c.hash = HashMode::Legacy;
+        let (id, _) = s.start("", c, 0.0).unwrap();
+        // The original's vector: ("", "anonymous") hashes to bucket 77.
+        assert_eq!(s.get(id).unwrap().bucket("anonymous"), 7700);
+        assert!(!s.get(id).unwrap().decide("anonymous"));
+        assert!(s.start(&"x".repeat(257), cfg(1.0), 0.0).is_err());
     }
 
     #[test]
@@ -1030,6 +1187,5 @@ mod tests {
         bad.slo = Some(Slo { availability: Some(0.999), burn_windows: vec![BurnWindow { long_ms: 30.0 * 86_400_000.0, short_ms: 10.0, factor: 2.0 }], ..Slo::default() });
         assert!(s.start("x", bad, 0.0).unwrap_err().message.starts_with("slo.burnRateWindows must be windows needing"));
         assert!(s.id_of("x").is_none(), "nothing half-applied");
-        assert!(s.start("", cfg(1.0), 0.0).is_err());
     }
 }

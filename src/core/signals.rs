@@ -827,9 +827,14 @@ impl SignalStore {
 
     /// Appends every series in the Prometheus text exposition format 0.0.4.
     /// Counters and the histogram are all-time (Prometheus computes windows
-    /// itself with `rate()`). Label sets appear once they have a count, as
-    /// with prom-client. The caller's `String` can be cleared and reused
-    /// between scrapes so its buffer is allocated once.
+    /// itself with `rate()`). Every counter family has a sample from the
+    /// start: each series that exists (the `unmatched` one always, a route
+    /// once it is interned, `other` once it has traffic) shows all five
+    /// status classes and its aborted count, zeros included, so `rate()` of
+    /// a class or of aborts that has not happened yet reads 0 instead of
+    /// nothing. The histogram appears once a series has a duration. The
+    /// caller's `String` can be cleared and reused between scrapes so its
+    /// buffer is allocated once.
     pub fn render_prometheus(&self, out: &mut String) {
         self.render_requests(out);
         self.render_aborted(out);
@@ -838,13 +843,17 @@ impl SignalStore {
         self.render_refused(out);
     }
 
+    /// The series whose counters are exposed: all but `other` until it has
+    /// traffic (it exists from the start but only means "past the cap").
+    fn exposed(&self) -> impl Iterator<Item = &Series> + '_ {
+        self.series.iter().enumerate().filter(|(i, s)| *i != OTHER as usize || s.has_traffic()).map(|(_, s)| s)
+    }
+
     fn render_requests(&self, out: &mut String) {
         family_header(out, REQUESTS, "counter", "Completed HTTP requests by method, route and status class.");
-        for s in &self.series {
+        for s in self.exposed() {
             for (class, &n) in STATUS_CLASSES.iter().zip(&s.all_time.by_class) {
-                if n > 0 {
-                    let _ = writeln!(out, "{REQUESTS}{{{},status_class=\"{class}\"}} {n}", s.labels);
-                }
+                let _ = writeln!(out, "{REQUESTS}{{{},status_class=\"{class}\"}} {n}", s.labels);
             }
         }
     }
@@ -872,7 +881,7 @@ impl SignalStore {
 
     fn render_aborted(&self, out: &mut String) {
         family_header(out, ABORTED, "counter", "HTTP requests that ended before a response was sent.");
-        for s in self.series.iter().filter(|s| s.all_time.aborted > 0) {
+        for s in self.exposed() {
             let _ = writeln!(out, "{ABORTED}{{{}}} {}", s.labels, s.all_time.aborted);
         }
     }
@@ -1156,7 +1165,8 @@ mod tests {
         assert_eq!((st.requests, st.span_seconds), (1, 2.0));
         let mut text = String::new();
         s.render_prometheus(&mut text);
-        assert!(!text.contains("5xx"), "{text}");
+        // The 5xx count is back to 0 (still shown: a counter reset, not a series gone).
+        assert!(text.contains("http_requests_total{method=\"GET\",route=\"/a\",status_class=\"5xx\"} 0\n"), "{text}");
     }
 
     /// One parsed sample line: metric name, label text, value.
@@ -1287,6 +1297,33 @@ mod tests {
         assert_eq!(Refusal::from_code(Decision::Shed.code()), Some(Refusal::Brownout));
         assert_eq!(Refusal::from_code(Decision::Quarantined.code()), Some(Refusal::Quarantine));
         assert!(Refusal::ALL.iter().all(|r| r.code() >= 1 && (r.code() as usize) <= Refusal::ALL.len()));
+    }
+
+    #[test]
+    fn every_counter_family_has_zero_samples_from_the_start() {
+        let mut s = store();
+        let mut text = String::new();
+        s.render_prometheus(&mut text);
+        let zeros = |text: &str, fam: &str| samples(text).into_iter().filter(|(n, _, v)| *n == fam && *v == "0").count();
+        // A fresh store: the unmatched series, every class, and its aborts, all 0; `other` not yet.
+        assert_eq!(zeros(&text, REQUESTS), STATUS_CLASSES.len(), "{text}");
+        assert!(text.contains("\nhttp_requests_aborted_total{method=\"*\",route=\"unmatched\"} 0\n"), "{text}");
+        assert!(!text.contains("route=\"other\""), "{text}");
+        // A route with only 2xx traffic still shows its other classes and its aborts at 0.
+        let id = s.intern("GET", "/a").unwrap();
+        s.record(id, 200, 1_000.0, 1.0).unwrap();
+        text.clear();
+        s.render_prometheus(&mut text);
+        for class in ["1xx", "3xx", "4xx", "5xx"] {
+            assert!(text.contains(&format!("\nhttp_requests_total{{method=\"GET\",route=\"/a\",status_class=\"{class}\"}} 0\n")), "{class}: {text}");
+        }
+        assert!(text.contains("\nhttp_requests_total{method=\"GET\",route=\"/a\",status_class=\"2xx\"} 1\n"));
+        assert!(text.contains("\nhttp_requests_aborted_total{method=\"GET\",route=\"/a\"} 0\n"));
+        // `other` shows once traffic reaches it.
+        s.record(OTHER, 500, 1_000.0, 1.0).unwrap();
+        text.clear();
+        s.render_prometheus(&mut text);
+        assert!(text.contains("\nhttp_requests_aborted_total{method=\"*\",route=\"other\"} 0\n"), "{text}");
     }
 
     #[test]
