@@ -19,7 +19,7 @@ use napi_derive::napi;
 use crate::core::dlq::{DlqSet, Run};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::ops::{audit_json, Actor, Criticality, OpsState};
-use crate::core::ops_merge::Replication;
+use crate::core::ops_merge::{Field, Replication};
 use crate::napi_util::throw;
 
 struct Plane {
@@ -42,11 +42,17 @@ fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Plane) -> CoreResult<T>) -> Re
         .map_err(|e| throw(env, e))
 }
 
-/// `with`, then records what the call changed in the replica.
-fn with_local<T>(env: &Env, h: u32, now: f64, f: impl FnOnce(&mut Plane) -> CoreResult<T>) -> Result<T> {
+/// `with`, then records what the call changed in the replica, and stamps
+/// the registers the action named (`targets`) when it succeeded, changed or not.
+fn with_local<T>(env: &Env, h: u32, now: f64, targets: Vec<Field>, f: impl FnOnce(&mut Plane) -> CoreResult<T>) -> Result<T> {
     with(env, h, |p| {
         let r = f(p);
         p.repl.record_local(&p.ops, now);
+        if r.is_ok() {
+            for t in &targets {
+                p.repl.touch(&p.ops, t, now);
+            }
+        }
         r
     })
 }
@@ -96,32 +102,32 @@ pub fn ops_decide(env: Env, h: u32, essential: bool, criticality: u32, agent: Op
 
 #[napi]
 pub fn ops_set_safe_mode(env: Env, h: u32, on: bool, reason: String, who: String, source: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, |p| p.ops.set_safe_mode(on, &reason, &actor(who, source), now))
+    with_local(&env, h, now, vec![Field::SafeMode], |p| p.ops.set_safe_mode(on, &reason, &actor(who, source), now))
 }
 
 #[napi]
 pub fn ops_set_brownout(env: Env, h: u32, level: Option<f64>, reason: String, who: String, source: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, |p| p.ops.set_brownout(level, &reason, &actor(who, source), now))
+    with_local(&env, h, now, vec![Field::Brownout], |p| p.ops.set_brownout(level, &reason, &actor(who, source), now))
 }
 
 #[napi]
 pub fn ops_quarantine(env: Env, h: u32, agent: String, reason: String, ttl_ms: Option<f64>, who: String, source: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, |p| p.ops.quarantine(&agent, &reason, ttl_ms, &actor(who, source), now))
+    with_local(&env, h, now, vec![Field::Quarantine(agent.clone())], |p| p.ops.quarantine(&agent, &reason, ttl_ms, &actor(who, source), now))
 }
 
 #[napi]
 pub fn ops_release(env: Env, h: u32, agent: String, who: String, source: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, |p| p.ops.release(&agent, &actor(who, source), now))
+    with_local(&env, h, now, vec![Field::Quarantine(agent.clone())], |p| p.ops.release(&agent, &actor(who, source), now))
 }
 
 #[napi]
 pub fn ops_record_rollback(env: Env, h: u32, names: Vec<String>, reason: String, who: String, source: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, |p| p.ops.record_rollback(&names, &reason, &actor(who, source), now))
+    with_local(&env, h, now, names.iter().cloned().map(Field::RolledBack).collect(), |p| p.ops.record_rollback(&names, &reason, &actor(who, source), now))
 }
 
 #[napi]
 pub fn ops_clear_rollback(env: Env, h: u32, name: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, |p| Ok(p.ops.clear_rollback(&name)))
+    with_local(&env, h, now, vec![Field::RolledBack(name.clone())], |p| Ok(p.ops.clear_rollback(&name)))
 }
 
 /// Adds an audit entry for an action the core does not perform itself

@@ -140,9 +140,13 @@ fn beats<T: Entry>(a: &Reg<T>, b: &Reg<T>) -> bool {
         std::cmp::Ordering::Equal => match (&a.value, &b.value) {
             (Some(_), None) => true,
             (None, _) => false,
-            (Some(x), Some(y)) => x.to_value().to_string() > y.to_value().to_string(),
+            (Some(x), Some(y)) => tie_key(x) > tie_key(y),
         },
     }
+}
+
+fn tie_key<T: Entry>(x: &T) -> String {
+    x.to_value().to_string()
 }
 
 fn merge_reg<T: Entry>(mine: &mut Reg<T>, theirs: &Reg<T>) -> bool {
@@ -375,6 +379,25 @@ impl Replication {
     /// many registers were stamped.
     pub fn record_local(&mut self, ops: &OpsState, now: f64) -> usize {
         self.record(ops, now, None)
+    }
+
+    /// Stamps `field` with its current value in `ops` even when the action
+    /// changed nothing here: an operator's "safe mode off" on an instance
+    /// that never heard of the "on" is still a later write, and must win
+    /// over it once the two meet.
+    pub fn touch(&mut self, ops: &OpsState, field: &Field, now: f64) {
+        let at = self.tick(now);
+        match field {
+            Field::SafeMode => self.replica.safe_mode = Reg { at, value: ops.safe_mode.clone() },
+            Field::Brownout => self.replica.brownout = Reg { at, value: ops.brownout.clone() },
+            Field::Quarantine(k) => {
+                self.replica.quarantine.insert(k.clone(), Reg { at, value: ops.quarantined(k, now).cloned() });
+            }
+            Field::RolledBack(k) => {
+                self.replica.rolled_back.insert(k.clone(), Reg { at, value: ops.rolled_back.get(k).cloned() });
+            }
+        }
+        self.gc(now);
     }
 
     fn record(&mut self, ops: &OpsState, now: f64, fixed: Option<Stamp>) -> usize {
