@@ -230,7 +230,7 @@ pub fn ops_load_json(env: Env, h: u32, text: String, now: f64) -> Result<()> {
     with(&env, h, |p| {
         let first = p.ops.version == 0;
         p.ops.load_json(&text)?;
-        p.repl.after_load(&p.ops, &text, first, now);
+        p.repl.after_load(&mut p.ops, &text, first, now);
         Ok(())
     })
 }

@@ -605,17 +605,26 @@ impl Replication {
         }
     }
 
-    /// After the ops state was loaded from a state file's `text`: takes the
-    /// file's clocks (`replica`), dropping bad registers. A file without
-    /// them loads with stamp 0 when it is the first load (an older file: any
-    /// change stamped later wins over it); on a later reload, what the file
-    /// changed is a local change, stamped now.
-    pub fn after_load(&mut self, ops: &OpsState, text: &str, first_load: bool, now: f64) {
+    /// After the ops state was loaded from a state file's `text`: merges
+    /// the file's clocks (`replica`, bad registers dropped) with what this
+    /// node already held, and makes `ops` hold the winners, so a reload (the
+    /// CLI wrote the file) does not undo a change merged from another
+    /// instance since the file was last written. A file without clocks
+    /// loads with stamp 0 when it is the first load (an older file: any
+    /// change stamped later wins over it); on a later reload, what such a
+    /// file changed is a local change, stamped now.
+    pub fn after_load(&mut self, ops: &mut OpsState, text: &str, first_load: bool, now: f64) {
         let file = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("replica").cloned());
         match file.map(|v| Replica::parse(&v, now)) {
             Some(Ok((r, _))) => {
                 self.observe(&r.max_stamp());
-                self.replica = r;
+                self.replica.merge(&r);
+                let mut fields = vec![Field::SafeMode, Field::Brownout];
+                fields.extend(self.replica.quarantine.keys().cloned().map(Field::Quarantine));
+                fields.extend(self.replica.rolled_back.keys().cloned().map(Field::RolledBack));
+                for f in &fields {
+                    self.apply(ops, f, now);
+                }
                 self.record(ops, now, None);
             }
             _ if first_load => {
@@ -750,7 +759,7 @@ mod tests {
         let (mut a, mut ra) = node("a", 1);
         let old = r#"{"format": 1, "safeMode": {"since": 1, "reason": "old", "actor": "x"}, "quarantine": {"q": {"since": 1, "reason": "", "actor": ""}}}"#;
         a.load_json(old).unwrap();
-        ra.after_load(&a, old, true, 50.0);
+        ra.after_load(&mut a, old, true, 50.0);
         assert_eq!(ra.replica.safe_mode.at, Stamp::default());
         assert_eq!(ra.replica.quarantine["q"].at, Stamp::default());
         let (mut b, mut rb) = node("b", 2);
@@ -765,8 +774,31 @@ mod tests {
         let text = ra.file_json(&a.to_json(64.0));
         let (mut c, mut rc) = node("c", 3);
         c.load_json(&text).unwrap();
-        rc.after_load(&c, &text, true, 65.0);
+        rc.after_load(&mut c, &text, true, 65.0);
         assert_eq!(rc.replica, ra.replica);
+    }
+
+    #[test]
+    fn reloading_an_older_copy_of_the_file_does_not_undo_a_merged_change() {
+        let (mut a, mut ra) = node("a", 1);
+        let (mut b, mut rb) = node("b", 2);
+        a.quarantine("x", "", None, &who("alice"), 10.0).unwrap();
+        ra.record_local(&a, 10.0);
+        let file = ra.file_json(&a.to_json(10.0));
+        // b's safe mode arrives; then the CLI rewrites the file from the older copy, adding a quarantine.
+        b.set_safe_mode(true, "from b", &who("bob"), 11.0).unwrap();
+        rb.record_local(&b, 11.0);
+        sync(&rb, (&mut a, &mut ra), 12.0);
+        let (mut cli, mut rcli) = node("cli", 3);
+        cli.load_json(&file).unwrap();
+        rcli.after_load(&mut cli, &file, true, 13.0);
+        cli.quarantine("y", "", None, &who("carol"), 14.0).unwrap();
+        rcli.record_local(&cli, 14.0);
+        let file = rcli.file_json(&cli.to_json(14.0));
+        a.load_json(&file).unwrap();
+        ra.after_load(&mut a, &file, false, 15.0);
+        assert_eq!(a.safe_mode.as_ref().map(|s| s.reason.as_str()), Some("from b"), "the merged change stays");
+        assert!(a.quarantined("x", 16.0).is_some() && a.quarantined("y", 16.0).is_some(), "and the CLI's change applies");
     }
 
     #[test]
