@@ -132,7 +132,7 @@ export class RedisBackend {
     this.cmd = new Redis(options.url, common);
     this.sub = new Redis(options.url, common);
     for (const c of [this.cmd, this.sub]) {
-      c.on('error', (e: Error) => (this.lastError = (e as any).code ?? e.message));
+      c.on('error', (e: Error) => this.guard(() => (this.lastError = String((e as any)?.code ?? e?.message ?? e))));
       c.on('end', () => this.state !== 'closed' && (this.state = 'reconnecting'));
       c.on('reconnecting', () => this.state !== 'closed' && (this.state = 'reconnecting'));
     }
