@@ -430,7 +430,7 @@ export interface OpsCheckedState {
  */
 export declare function opsCheckState(text: string, now: number): OpsCheckedState
 
-export declare function opsClearRollback(h: number, name: string): boolean
+export declare function opsClearRollback(h: number, name: string, now: number): boolean
 
 export declare function opsCreate(seed: number): number
 
@@ -446,9 +446,11 @@ export declare function opsFlags(h: number, now: number): Array<number>
 /**
  * Replaces the persistent state from a state file's text. Throws (and
  * changes nothing) only when the text is not a state file at all; a bad
- * entry inside is dropped or repaired and listed in the report.
+ * entry inside is dropped or repaired and listed in the report. Clocks come
+ * from the file (`replica`); a file without them loads with clock 0 the
+ * first time.
  */
-export declare function opsLoadJson(h: number, text: string): OpsLoadReport
+export declare function opsLoadJson(h: number, text: string, now: number): OpsLoadReport
 
 /** What a load left out or repaired (`core::ops::LoadReport`). */
 export interface OpsLoadReport {
@@ -460,6 +462,23 @@ export interface OpsLoadReport {
 
 /** Notes that the CLI command `id` was applied (it is saved with the state). */
 export declare function opsMarkApplied(h: number, id: string, by: string, result: string, now: number): void
+
+export interface OpsMergeChange {
+  /** `safeMode`, `brownout`, `quarantine` or `rolledBack`. */
+  kind: string
+  /** The agent or rollout (for `quarantine` and `rolledBack`). */
+  key?: string
+  /** Whether the switch is now on, or the entry present. */
+  present: boolean
+  /** The instance whose change won. */
+  node: string
+}
+
+export interface OpsMergeResult {
+  changes: Array<OpsMergeChange>
+  /** Entries of the document dropped as invalid (or past a cap). */
+  dropped: number
+}
 
 export declare function opsQuarantine(h: number, agent: string, reason: string, ttlMs: number | undefined | null, who: string, source: string, now: number): boolean
 
@@ -485,6 +504,20 @@ export interface OpsRefusal {
 }
 
 export declare function opsRelease(h: number, agent: string, who: string, source: string, now: number): boolean
+
+/** This instance's replica document (the ops controls with their clocks). */
+export declare function opsReplicaExport(h: number, now: number): string
+
+/**
+ * Merges another instance's replica document: per switch and per entry the
+ * later clock wins. Throws a TypeError/RangeError (changing nothing) when
+ * `text` is not a replica document; bad entries inside one are dropped and
+ * counted in `dropped`.
+ */
+export declare function opsReplicaMerge(h: number, text: string, now: number): OpsMergeResult
+
+/** Names this instance in its replica's clock stamps (ties only). */
+export declare function opsReplicaSetNode(h: number, node: string): void
 
 export interface OpsRollback {
   name: string
@@ -518,6 +551,7 @@ export interface OpsSwitch {
   actor: string
 }
 
+/** The state file's text: the ops state with the replica's clocks. */
 export declare function opsToJson(h: number, now: number): string
 
 /**

@@ -5,79 +5,20 @@
 // quorum, and Redis dying and coming back loses nothing.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const { freePort, startRedis: start, killRedis, startInstance: spawnInstance, killAll, req, post, until } = require('./helpers/redis');
 
 const TOKEN = 'cluster-token';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rc-redis-'));
-const children = new Set();
 let redis;
 let redisPort;
 const inst = {};
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function startRedis() {
-  const child = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  for (let i = 0; i < 100 && !/Ready to accept connections/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.match(out, /Ready to accept connections/, 'redis-server started');
-  return child;
-}
-
-async function stopRedis() {
-  const exited = new Promise((r) => redis.once('exit', r));
-  redis.kill('SIGKILL');
-  await exited;
-}
-
-function startInstance(name) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'cluster-server.js')], {
-      env: { ...process.env, NODE_TEST_CONTEXT: '', REDIS_URL: `redis://127.0.0.1:${redisPort}`, INSTANCE: name, STATE_FILE: path.join(dir, `${name}.json`), OPS_TOKEN: TOKEN },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    children.add(child);
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`${name} did not start`)), 10_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /PORT (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve({ child, url: `http://127.0.0.1:${m[1]}` });
-      }
-    });
-  });
-}
-
-const req = async (url, init) => {
-  const r = await fetch(url, { signal: AbortSignal.timeout(5000), ...init });
-  return { status: r.status, body: await r.json().catch(() => null) };
-};
-const post = (url, body, token) => req(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
-
-async function until(pred, ms = 3000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
+const startRedis = () => start(redisPort, dir);
+const stopRedis = () => killRedis(redis);
+const startInstance = (name) => spawnInstance(name, { redisPort, stateFile: path.join(dir, `${name}.json`), token: TOKEN });
 
 before(async () => {
   redisPort = await freePort();
@@ -87,7 +28,7 @@ before(async () => {
 });
 
 after(() => {
-  for (const c of children) c.kill('SIGKILL');
+  killAll();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -323,7 +323,7 @@ export class OpsControls extends EventEmitter {
 
   /** Forgets a recorded rollback, so the rollout can run again after a restart. */
   clearRollback(name: string): boolean {
-    const changed = native.opsClearRollback(this.h, String(name));
+    const changed = native.opsClearRollback(this.h, String(name), Date.now());
     if (changed) this.save();
     return changed;
   }
@@ -523,7 +523,7 @@ export class OpsControls extends EventEmitter {
     let report: OpsLoadReport;
     try {
       if (r.kind === 'unreadable') throw new Error(`cannot read it: ${r.reason}`);
-      report = native.opsLoadJson(this.h, r.text);
+      report = native.opsLoadJson(this.h, r.text, Date.now());
     } catch (e) {
       const aside = this.readOnly ? null : moveAside(this.file);
       if (!aside && !this.readOnly) this.blocked = `${this.file} could not be read nor moved aside`;
@@ -567,7 +567,7 @@ export class OpsControls extends EventEmitter {
    */
   applyState(text: string): OpsLoadReport {
     if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
-    const report = native.opsLoadJson(this.h, text);
+    const report = native.opsLoadJson(this.h, text, Date.now());
     if (report.dropped.length || report.repaired.length || report.more) {
       this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.state.dropped', dropped: report.dropped, repaired: report.repaired, more: report.more }));
     }
@@ -576,6 +576,53 @@ export class OpsControls extends EventEmitter {
     if (this.rollouts) this.reapplyRollbacks();
     this.emit('reload', this.status());
     return report;
+  }
+
+  /**
+   * This instance's replica document: every switch, quarantine and rollback
+   * with the clock of its last change (a CRDT, `src/core/ops_merge.rs`), for
+   * other instances' {@link mergeReplica}.
+   *
+   * @example
+   * other.mergeReplica(ops.exportReplica());
+   */
+  exportReplica(): string {
+    return native.opsReplicaExport(this.h, Date.now());
+  }
+
+  /**
+   * Merges another instance's replica document: per switch and per agent or
+   * rollout, the later change wins, so concurrent changes to different things
+   * all survive (unlike {@link applyState}, which replaces everything).
+   * Invalid entries are dropped and counted in `dropped`; a document that is
+   * not a replica throws (TypeError/RangeError) and changes nothing. What
+   * changed is saved, audited (source `replica:<instance>`), rollbacks that
+   * arrived are applied to the rollouts here, and `reload` is emitted (never
+   * `change`/`action`, so a shared backend does not echo it).
+   *
+   * @example
+   * const { changes, dropped } = ops.mergeReplica(docFromRedis);
+   */
+  mergeReplica(text: string): { changes: ReturnType<typeof native.opsReplicaMerge>['changes']; dropped: number } {
+    if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
+    const r = native.opsReplicaMerge(this.h, text, Date.now());
+    if (r.changes.length === 0) return r;
+    this.refresh();
+    this.save();
+    if (this.rollouts) {
+      const have = new Set(this.rollouts.names());
+      const reasons = new Map(native.opsStatus(this.h, Date.now()).rolledBack.map((x) => [x.name, x.reason] as const));
+      for (const c of r.changes) {
+        if (c.kind === 'rolledBack' && c.present && c.key && have.has(c.key)) this.rollouts.rollback(c.key, reasons.get(c.key) || 'operator rollback (from another instance)');
+      }
+    }
+    this.emit('reload', this.status());
+    return r;
+  }
+
+  /** Names this instance in the replica's clock stamps (the Redis backend passes its instance id). */
+  setReplicaId(id: string): void {
+    native.opsReplicaSetNode(this.h, text('id', id, ''));
   }
 
   /** Bumped on every change (local or applied): cheap to compare. */

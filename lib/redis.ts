@@ -9,19 +9,29 @@
  * last-known state, reconnects with backoff, reports `reconnecting`, and
  * catches up (or publishes what changed locally meanwhile) when Redis is back.
  *
- * Keys (prefix default `rc:`): `ops` (the ops state JSON, last writer wins),
- * channel `events` (change notices), `rollouts` (the last shared change of
+ * Keys (prefix default `rc:`): `ops:replicas` (a hash instance -> that
+ * instance's ops replica document: every switch, quarantine and rollback with
+ * the hybrid-logical clock of its last change; each instance merges every
+ * other's, per field, in Rust, so concurrent changes all survive),
+ * `ops:revs` (instance -> a digest of its document, read every tick so
+ * unchanged documents are not fetched), channel `events` (change notices), `rollouts` (the last shared change of
  * each rollout: manual updates, advances, pauses, rollbacks), `metrics:<instance>` (each instance's
  * counters and HDR histograms, with a TTL: a dead instance drops out),
  * `breaker:<name>` (a hash instance -> state, for quorum breakers).
+ *
+ * Every value read back is checked (`redis-values.ts`, and Rust for the ops
+ * documents): a malformed one is ignored and counted (`status().malformed`,
+ * and a warning line at most every 30 s), and no callback of a Redis event
+ * can reject unhandled.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import { native } from './native';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
 import { exportLatencyHistogram, getGoldenSignals } from './metrics';
 import { getOps, type OpsControls } from './ops';
 import { getTrafficShaping } from './traffic-shaping';
+import { parseMetricsDoc, parseNotice, parseRolloutChange, parseVote, type MetricsDoc, type Vote } from './redis-values';
 
 export interface RedisBackendOptions {
   /** `redis://host:port/db` (credentials allowed; never logged). */
@@ -34,6 +44,8 @@ export interface RedisBackendOptions {
   syncMs?: number;
   /** A client constructor (default: `require('ioredis')`). */
   Redis?: any;
+  /** Where warnings about malformed values go (default console; null silences). */
+  logger?: { warn(line: string): void } | null;
 }
 
 export interface QuorumOptions {
@@ -45,6 +57,15 @@ export type BackendState = 'connecting' | 'ready' | 'reconnecting' | 'closed';
 
 /** Rollout events every instance applies (a `start` is each instance's own code). */
 const SHARED_ROLLOUT_EVENTS = new Set(['update', 'advance', 'promote', 'rollback', 'abort', 'pause', 'resume']);
+
+/** Where a malformed value was read (the keys of `status().malformed`). */
+type MalformedSource = 'breaker' | 'metrics' | 'ops' | 'rollouts' | 'message';
+/** Instances' ops documents merged at most (a bound on work per tick and on memory). */
+const MAX_PEERS = 256;
+/** Votes read per quorum breaker at most. */
+const MAX_VOTES = 1024;
+/** At most one warning line about malformed values per this many ms. */
+const MALFORMED_LOG_MS = 30_000;
 
 /** Counters that sum exactly across instances. */
 interface Counts {
@@ -62,10 +83,19 @@ export class RedisBackend {
   private readonly cmd: any;
   private readonly sub: any;
   private timer: NodeJS.Timeout | null = null;
-  private lastApplied = '';
-  private lastPublishedVersion = -1;
-  /** The local ops state changed while Redis was unreachable: publish it on reconnect. */
-  private dirty = false;
+  /** The ops replica document last written to Redis, and the ops version it was exported at. */
+  private lastPushed = '';
+  private lastPushedVersion = -1;
+  /** The local document must be (re)written: a change while Redis was unreachable, or Redis restarted. */
+  private dirty = true;
+  /** Per other instance, the digest of its ops document last merged here. */
+  private readonly seenRevs = new Map<string, string>();
+  private readonly logger: { warn(line: string): void } | null;
+  /** Values read from Redis and ignored as malformed, by where they were read. */
+  private readonly malformed: Record<MalformedSource, number> = { breaker: 0, metrics: 0, ops: 0, rollouts: 0, message: 0 };
+  private malformedTotal = 0;
+  private malformedLogged = 0;
+  private malformedLoggedAt = 0;
   private readonly quorums = new Map<string, { quorum: number; forced: boolean }>();
   state: BackendState = 'connecting';
   lastError: string | null = null;
@@ -86,6 +116,8 @@ export class RedisBackend {
     if (typeof this.prefix !== 'string' || !/^[\w:.-]{0,64}$/.test(this.prefix)) throw new TypeError('prefix must be up to 64 word characters, ":", "." or "-"');
     this.instanceId = options.instanceId ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.ops = options.ops ?? getOps();
+    this.ops.setReplicaId(this.instanceId);
+    this.logger = options.logger === undefined ? { warn: (l) => console.warn(l) } : options.logger;
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const Redis = options.Redis ?? require('ioredis');
     const common = {
@@ -100,39 +132,77 @@ export class RedisBackend {
     this.cmd = new Redis(options.url, common);
     this.sub = new Redis(options.url, common);
     for (const c of [this.cmd, this.sub]) {
-      c.on('error', (e: Error) => (this.lastError = (e as any).code ?? e.message));
+      c.on('error', (e: Error) => this.guard(() => (this.lastError = String((e as any)?.code ?? e?.message ?? e))));
       c.on('end', () => this.state !== 'closed' && (this.state = 'reconnecting'));
       c.on('reconnecting', () => this.state !== 'closed' && (this.state = 'reconnecting'));
     }
-    this.cmd.on('ready', () => {
-      this.state = 'ready';
-      this.lastError = null;
-      void this.sync();
-    });
-    this.sub.on('ready', () => void this.sub.subscribe(`${this.prefix}events`).catch(() => undefined));
-    this.sub.on('message', (_ch: string, msg: string) => {
-      let m: { type?: string; by?: string } = {};
-      try {
-        m = JSON.parse(msg);
-      } catch {
-        return;
-      }
-      if (m.by === this.instanceId) return;
-      if (m.type === 'ops') void this.pullOps();
-      if (m.type === 'breaker') void this.checkQuorums();
-      if (m.type === 'rollout') void this.pullRollouts();
-    });
+    this.cmd.on('ready', () =>
+      this.guard(() => {
+        this.state = 'ready';
+        this.lastError = null;
+        // Redis may have restarted empty: write this instance's document again
+        // (with whatever changed meanwhile) and read every other one afresh.
+        this.dirty = true;
+        this.seenRevs.clear();
+        return this.sync();
+      }),
+    );
+    this.sub.on('ready', () => this.guard(() => this.sub.subscribe(`${this.prefix}events`)));
+    this.sub.on('message', (_ch: string, msg: string) => this.guard(() => this.onNotice(msg)));
     // Local ops changes go out at once (and again on each tick if they failed).
-    this.ops.on('action', () => void this.pushOps());
+    this.ops.on('action', () => this.guard(() => this.pushOps()));
     // So do rollout decisions (manual updates, automatic advances and rollbacks).
-    getTrafficShaping().on('change', (e: { name: string; kind: string; toPercentage: number }) => {
-      if (!this.applyingRemote && SHARED_ROLLOUT_EVENTS.has(e.kind)) void this.pushRollout(e.name, e.kind, e.toPercentage);
-    });
+    getTrafficShaping().on('change', (e: { name: string; kind: string; toPercentage: number }) =>
+      this.guard(() => {
+        if (!this.applyingRemote && SHARED_ROLLOUT_EVENTS.has(e.kind)) return this.pushRollout(e.name, e.kind, e.toPercentage);
+      }),
+    );
+  }
+
+  /** Runs an event callback so that neither a throw nor a rejection escapes it. */
+  private guard(fn: () => unknown): void {
+    try {
+      const p = fn() as Promise<unknown> | undefined;
+      if (p && typeof p.then === 'function') p.then(undefined, (e) => this.noteError(e));
+    } catch (e) {
+      this.noteError(e);
+    }
+  }
+
+  /** Keeps the last error for status; a key of the wrong type (a string where a hash belongs) also counts as malformed. */
+  private noteError(e: unknown, where?: MalformedSource): void {
+    const msg = (e as Error)?.message ?? String(e);
+    this.lastError = msg;
+    if (where && /WRONGTYPE/.test(msg)) this.countMalformed(where);
+  }
+
+  /** Counts values ignored as malformed; logs at most one line per 30 s (never the value: it may hold anything). */
+  private countMalformed(where: MalformedSource, n = 1): void {
+    this.malformed[where] += n;
+    this.malformedTotal += n;
+    const now = Date.now();
+    if (this.logger && now - this.malformedLoggedAt >= MALFORMED_LOG_MS) {
+      this.logger.warn(JSON.stringify({ ts: new Date(now).toISOString(), level: 'warn', event: 'redis.malformed', instance: this.instanceId, ignored: this.malformedTotal - this.malformedLogged, total: this.malformedTotal, byKey: { ...this.malformed } }));
+      this.malformedLogged = this.malformedTotal;
+      this.malformedLoggedAt = now;
+    }
+  }
+
+  private onNotice(raw: string): Promise<void> | undefined {
+    const m = parseNotice(raw);
+    if (!m) {
+      this.countMalformed('message');
+      return;
+    }
+    if (m.by === this.instanceId) return;
+    if (m.type === 'ops') return this.pullOps();
+    if (m.type === 'breaker') return this.checkQuorums();
+    if (m.type === 'rollout') return this.pullRollouts();
   }
 
   /** Connects and starts the shared sync timer. Never throws: a down Redis is retried. */
   async start(): Promise<this> {
-    this.timer = setInterval(() => void this.sync(), this.syncMs);
+    this.timer = setInterval(() => this.guard(() => this.sync()), this.syncMs);
     this.timer.unref();
     await Promise.allSettled([this.cmd.connect(), this.sub.connect()]);
     if (this.cmd.status !== 'ready') this.state = 'reconnecting';
@@ -154,49 +224,82 @@ export class RedisBackend {
 
   // ---- ops state ---------------------------------------------------------------
 
+  private get opsKeys() {
+    return { docs: `${this.prefix}ops:replicas`, revs: `${this.prefix}ops:revs` };
+  }
+
+  /**
+   * Writes this instance's ops document when it changed (or must be
+   * rewritten) and tells the others. While Redis is down the change waits,
+   * with its clock, in the local replica, and goes out on reconnect.
+   */
   private async pushOps(): Promise<void> {
     const v = this.ops.version;
-    if (v === this.lastPublishedVersion) return;
+    if (!this.dirty && v === this.lastPushedVersion) return;
     if (!this.ready()) {
       this.dirty = true;
       return;
     }
-    const state = this.ops.exportState();
-    const doc = JSON.stringify({ by: this.instanceId, at: Date.now(), state });
+    const doc = this.ops.exportReplica();
+    if (!this.dirty && doc === this.lastPushed) {
+      this.lastPushedVersion = v;
+      return;
+    }
+    const rev = createHash('sha256').update(doc).digest('base64url').slice(0, 22);
+    const { docs, revs } = this.opsKeys;
     try {
-      await this.cmd.set(`${this.prefix}ops`, doc);
+      // The document before its digest: a reader that sees the new digest finds the new document.
+      await this.cmd.hset(docs, this.instanceId, doc);
+      await this.cmd.hset(revs, this.instanceId, rev);
       await this.cmd.publish(`${this.prefix}events`, JSON.stringify({ type: 'ops', by: this.instanceId }));
-      this.lastPublishedVersion = this.ops.version;
-      this.lastApplied = doc;
+      this.lastPushed = doc;
+      this.lastPushedVersion = v;
       this.dirty = false;
     } catch (e) {
       this.dirty = true;
-      this.lastError = (e as Error).message;
+      this.noteError(e);
     }
   }
 
+  /** Merges every other instance's ops document that changed since it was last merged here. */
   private async pullOps(): Promise<void> {
     if (!this.ready()) return;
-    let doc: string | null;
+    const { docs, revs } = this.opsKeys;
+    let all: Record<string, string>;
     try {
-      doc = await this.cmd.get(`${this.prefix}ops`);
+      all = await this.cmd.hgetall(revs);
     } catch (e) {
-      this.lastError = (e as Error).message;
+      this.noteError(e, 'ops');
       return;
     }
-    if (!doc || doc === this.lastApplied) return;
-    try {
-      const { by, state } = JSON.parse(doc);
-      if (by === this.instanceId) {
-        this.lastApplied = doc;
-        return;
-      }
-      this.ops.applyState(state);
-      this.lastApplied = doc;
-      this.lastPublishedVersion = this.ops.version;
-    } catch (e) {
-      this.lastError = `ignored an invalid ops state in Redis: ${(e as Error).message}`;
+    const want: string[] = [];
+    for (const [peer, rev] of Object.entries(all)) {
+      if (peer === this.instanceId || this.seenRevs.get(peer) === rev) continue;
+      if (want.length >= MAX_PEERS) break;
+      want.push(peer);
     }
+    if (want.length === 0) return;
+    let texts: Array<string | null>;
+    try {
+      texts = await this.cmd.hmget(docs, ...want);
+    } catch (e) {
+      this.noteError(e, 'ops');
+      return;
+    }
+    if (this.seenRevs.size + want.length > MAX_PEERS * 2) this.seenRevs.clear();
+    want.forEach((peer, i) => {
+      this.seenRevs.set(peer, all[peer]);
+      const text = texts[i];
+      if (typeof text !== 'string') return this.countMalformed('ops');
+      try {
+        const r = this.ops.mergeReplica(text);
+        if (r.dropped > 0) this.countMalformed('ops', r.dropped);
+      } catch (e) {
+        // Not a replica document at all (not JSON, another format): ignored, counted.
+        this.countMalformed('ops');
+        this.lastError = `ignored an invalid ops document from ${peer.slice(0, 64)}: ${(e as Error).message.slice(0, 200)}`;
+      }
+    });
   }
 
   // ---- metrics ---------------------------------------------------------------------
@@ -232,19 +335,27 @@ export class RedisBackend {
   async clusterGoldenSignals() {
     if (!this.ready()) throw new Error(`Redis is ${this.state}: cluster figures unavailable (${this.lastError ?? 'not connected'})`);
     await this.pushMetrics();
-    const docs = await this.instanceDocs();
+    const docs = (await this.instanceDocs()).filter((d) => {
+      try {
+        native.sgMergeExports([d.histograms.all, d.histograms['1m']]); // checks the encoding
+        return true;
+      } catch {
+        this.countMalformed('metrics');
+        return false;
+      }
+    });
     const total: Counts = { requests: 0, status4xx: 0, status5xx: 0, aborted: 0 };
     const minute = { requests: 0, status4xx: 0, status5xx: 0 };
     for (const d of docs) {
       for (const k of Object.keys(total) as Array<keyof Counts>) total[k] += d.counts[k] ?? 0;
       for (const k of Object.keys(minute) as Array<keyof typeof minute>) minute[k] += d.lastMinute[k] ?? 0;
     }
-    const latencyAll = native.sgMergeExports(docs.map((d: any) => d.histograms.all));
-    const latency1m = native.sgMergeExports(docs.map((d: any) => d.histograms['1m']));
+    const latencyAll = native.sgMergeExports(docs.map((d) => d.histograms.all));
+    const latency1m = native.sgMergeExports(docs.map((d) => d.histograms['1m']));
     const errs = total.status4xx + total.status5xx;
     return {
       scope: 'cluster' as const,
-      instances: docs.map((d: any) => ({ instance: d.instance, at: d.at, requests: d.counts.requests })),
+      instances: docs.map((d) => ({ instance: d.instance, at: d.at, requests: d.counts.requests })),
       traffic: { totalRequests: total.requests, aborted: total.aborted, lastMinute: minute.requests, requestsPerSecond: minute.requests / 60 },
       errors: { errorRate: total.requests ? errs / total.requests : 0, status4xx: total.status4xx, status5xx: total.status5xx, lastMinute: { status4xx: minute.status4xx, status5xx: minute.status5xx } },
       latency: { ...latency1m, allTime: latencyAll },
@@ -265,7 +376,7 @@ export class RedisBackend {
     if (typeof q !== 'number' || !Number.isFinite(q) || q <= 0 || (q > 1 && !Number.isInteger(q))) throw new RangeError(`quorum must be an integer >= 1 or a share in (0, 1], got ${String(q)}`);
     this.quorums.set(name, { quorum: q, forced: false });
     const b = getCircuitBreakerRegistry().get(name);
-    const publish = () => void this.pushBreaker(name);
+    const publish = () => this.guard(() => this.pushBreaker(name));
     for (const ev of ['open', 'close', 'halfOpen']) b.on(ev, publish);
   }
 
@@ -292,12 +403,16 @@ export class RedisBackend {
       let votes: Record<string, string>;
       try {
         votes = await this.cmd.hgetall(`${this.prefix}breaker:${name}`);
-      } catch {
+      } catch (e) {
+        this.noteError(e, 'breaker');
         continue;
       }
-      const fresh = Object.values(votes)
-        .map((v) => JSON.parse(v))
-        .filter((v) => Date.now() - v.at < this.syncMs * 4);
+      const fresh: Vote[] = [];
+      for (const raw of Object.values(votes).slice(0, MAX_VOTES)) {
+        const v = parseVote(raw);
+        if (!v) this.countMalformed('breaker');
+        else if (Date.now() - v.at < this.syncMs * 4) fresh.push(v);
+      }
       const failing = fresh.filter((v) => v.state === 'open').length;
       const need = q.quorum <= 1 && q.quorum > 0 && !Number.isInteger(q.quorum) ? Math.ceil(q.quorum * Math.max(fresh.length, 1)) : q.quorum;
       const b = getCircuitBreakerRegistry().get(name);
@@ -331,15 +446,16 @@ export class RedisBackend {
     let all: Record<string, string>;
     try {
       all = await this.cmd.hgetall(`${this.prefix}rollouts`);
-    } catch {
+    } catch (e) {
+      this.noteError(e, 'rollouts');
       return;
     }
     const ts = getTrafficShaping();
     for (const [name, raw] of Object.entries(all)) {
-      let c: { kind: string; toPercentage: number; at: number; by: string };
-      try {
-        c = JSON.parse(raw);
-      } catch {
+      if (!ts.has(name)) continue;
+      const c = parseRolloutChange(raw, SHARED_ROLLOUT_EVENTS);
+      if (!c) {
+        this.countMalformed('rollouts');
         continue;
       }
       if (c.by === this.instanceId || c.at <= (this.rolloutSeen.get(name) ?? 0) || !ts.has(name)) continue;
@@ -389,15 +505,24 @@ export class RedisBackend {
     }
   }
 
-  private async instanceDocs(): Promise<any[]> {
+  /** Every live instance's metrics document; malformed ones are ignored and counted. */
+  private async instanceDocs(): Promise<MetricsDoc[]> {
     const keys: string[] = [];
     let cursor = '0';
     do {
       const [next, batch] = await this.cmd.scan(cursor, 'MATCH', `${this.prefix}metrics:*`, 'COUNT', 200);
       cursor = next;
       keys.push(...batch);
-    } while (cursor !== '0');
-    return (keys.length ? await this.cmd.mget(keys) : []).filter(Boolean).map((d: string) => JSON.parse(d));
+    } while (cursor !== '0' && keys.length < MAX_PEERS * 4);
+    const raws: Array<string | null> = keys.length ? await this.cmd.mget(keys) : [];
+    const docs: MetricsDoc[] = [];
+    for (const raw of raws) {
+      if (raw === null) continue; // expired between SCAN and MGET, or not a string key
+      const d = parseMetricsDoc(raw);
+      if (d) docs.push(d);
+      else this.countMalformed('metrics');
+    }
+    return docs;
   }
 
   // ---- the shared tick -------------------------------------------------------------
@@ -410,8 +535,9 @@ export class RedisBackend {
     }
     this.syncing = true;
     try {
-      if (this.dirty) await this.pushOps();
-      else await this.pullOps();
+      // Merge the others first, then publish the result (and anything changed here or while Redis was away).
+      await this.pullOps();
+      await this.pushOps();
       await this.pushMetrics();
       for (const name of this.quorums.keys()) await this.pushBreaker(name);
       await this.checkQuorums();
@@ -419,7 +545,7 @@ export class RedisBackend {
       await this.checkClusterRollouts();
       this.lastSyncAt = Date.now();
     } catch (e) {
-      this.lastError = (e as Error).message;
+      this.noteError(e);
     } finally {
       this.syncing = false;
     }
@@ -427,7 +553,7 @@ export class RedisBackend {
 
   /** What `/api/observability/cluster` (and `/summary`) report. */
   status() {
-    return { backend: 'redis', instanceId: this.instanceId, state: this.state, lastError: this.lastError, lastSyncAt: this.lastSyncAt, syncMs: this.syncMs, quorumBreakers: [...this.quorums.keys()], pendingOpsPublish: this.dirty };
+    return { backend: 'redis', instanceId: this.instanceId, state: this.state, lastError: this.lastError, lastSyncAt: this.lastSyncAt, syncMs: this.syncMs, quorumBreakers: [...this.quorums.keys()], pendingOpsPublish: this.dirty, malformed: { total: this.malformedTotal, ...this.malformed } };
   }
 }
 

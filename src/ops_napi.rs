@@ -5,6 +5,10 @@
 //! `version` (safe mode on?, dimmer level, quarantines?); while nothing is
 //! switched on, a request costs no crossing at all. Otherwise it is one
 //! `ops_decide` call with two numbers and, if the route names an agent, its id.
+//!
+//! Every call that changes the state also stamps the change in the plane's
+//! replica (`core::ops_merge`), which `ops_replica_export` /
+//! `ops_replica_merge` exchange with other instances.
 
 use std::cell::RefCell;
 
@@ -14,12 +18,14 @@ use napi_derive::napi;
 
 use crate::core::dlq::{DlqSet, Run};
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::ops::{refusal_json, Actor, Criticality, LoadReport, OpsState};
+use crate::core::ops::{audit_json, refusal_json, Actor, Criticality, LoadReport, OpsState};
+use crate::core::ops_merge::{Field, Replication};
 use crate::napi_util::throw;
 
 struct Plane {
     ops: OpsState,
     dlq: DlqSet,
+    repl: Replication,
 }
 
 thread_local! {
@@ -36,6 +42,21 @@ fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Plane) -> CoreResult<T>) -> Re
         .map_err(|e| throw(env, e))
 }
 
+/// `with`, then records what the call changed in the replica, and stamps
+/// the registers the action named (`targets`) when it succeeded, changed or not.
+fn with_local<T>(env: &Env, h: u32, now: f64, targets: Vec<Field>, f: impl FnOnce(&mut Plane) -> CoreResult<T>) -> Result<T> {
+    with(env, h, |p| {
+        let r = f(p);
+        p.repl.record_local(&p.ops, now);
+        if r.is_ok() {
+            for t in &targets {
+                p.repl.touch(&p.ops, t, now);
+            }
+        }
+        r
+    })
+}
+
 fn actor(name: String, source: String) -> Actor {
     Actor { name, source }
 }
@@ -44,7 +65,9 @@ fn actor(name: String, source: String) -> Actor {
 pub fn ops_create(seed: f64) -> u32 {
     PLANES.with(|p| {
         let mut p = p.borrow_mut();
-        p.push(Plane { ops: OpsState::new(seed.to_bits()), dlq: DlqSet::new() });
+        // A node id until the Redis backend names the instance: it only breaks ties.
+        let node = format!("node-{:012x}", seed.to_bits() & 0xffff_ffff_ffff);
+        p.push(Plane { ops: OpsState::new(seed.to_bits()), dlq: DlqSet::new(), repl: Replication::new(&node) });
         (p.len() - 1) as u32
     })
 }
@@ -79,32 +102,32 @@ pub fn ops_decide(env: Env, h: u32, essential: bool, criticality: u32, agent: Op
 
 #[napi]
 pub fn ops_set_safe_mode(env: Env, h: u32, on: bool, reason: String, who: String, source: String, now: f64) -> Result<bool> {
-    with(&env, h, |p| p.ops.set_safe_mode(on, &reason, &actor(who, source), now))
+    with_local(&env, h, now, vec![Field::SafeMode], |p| p.ops.set_safe_mode(on, &reason, &actor(who, source), now))
 }
 
 #[napi]
 pub fn ops_set_brownout(env: Env, h: u32, level: Option<f64>, reason: String, who: String, source: String, now: f64) -> Result<bool> {
-    with(&env, h, |p| p.ops.set_brownout(level, &reason, &actor(who, source), now))
+    with_local(&env, h, now, vec![Field::Brownout], |p| p.ops.set_brownout(level, &reason, &actor(who, source), now))
 }
 
 #[napi]
 pub fn ops_quarantine(env: Env, h: u32, agent: String, reason: String, ttl_ms: Option<f64>, who: String, source: String, now: f64) -> Result<bool> {
-    with(&env, h, |p| p.ops.quarantine(&agent, &reason, ttl_ms, &actor(who, source), now))
+    with_local(&env, h, now, vec![Field::Quarantine(agent.clone())], |p| p.ops.quarantine(&agent, &reason, ttl_ms, &actor(who, source), now))
 }
 
 #[napi]
 pub fn ops_release(env: Env, h: u32, agent: String, who: String, source: String, now: f64) -> Result<bool> {
-    with(&env, h, |p| p.ops.release(&agent, &actor(who, source), now))
+    with_local(&env, h, now, vec![Field::Quarantine(agent.clone())], |p| p.ops.release(&agent, &actor(who, source), now))
 }
 
 #[napi]
 pub fn ops_record_rollback(env: Env, h: u32, names: Vec<String>, reason: String, who: String, source: String, now: f64) -> Result<bool> {
-    with(&env, h, |p| p.ops.record_rollback(&names, &reason, &actor(who, source), now))
+    with_local(&env, h, now, names.iter().cloned().map(Field::RolledBack).collect(), |p| p.ops.record_rollback(&names, &reason, &actor(who, source), now))
 }
 
 #[napi]
-pub fn ops_clear_rollback(env: Env, h: u32, name: String) -> Result<bool> {
-    with(&env, h, |p| Ok(p.ops.clear_rollback(&name)))
+pub fn ops_clear_rollback(env: Env, h: u32, name: String, now: f64) -> Result<bool> {
+    with_local(&env, h, now, vec![Field::RolledBack(name.clone())], |p| Ok(p.ops.clear_rollback(&name)))
 }
 
 /// Adds an audit entry for an action the core does not perform itself
@@ -196,9 +219,10 @@ pub fn ops_audit(env: Env, h: u32, limit: u32) -> Result<String> {
     })
 }
 
+/// The state file's text: the ops state with the replica's clocks.
 #[napi]
 pub fn ops_to_json(env: Env, h: u32, now: f64) -> Result<String> {
-    with(&env, h, |p| Ok(p.ops.to_json(now)))
+    with(&env, h, |p| Ok(p.repl.file_json(&p.ops.to_json(now))))
 }
 
 /// What a load left out or repaired (`core::ops::LoadReport`).
@@ -216,10 +240,17 @@ fn report(r: LoadReport) -> OpsLoadReport {
 
 /// Replaces the persistent state from a state file's text. Throws (and
 /// changes nothing) only when the text is not a state file at all; a bad
-/// entry inside is dropped or repaired and listed in the report.
+/// entry inside is dropped or repaired and listed in the report. Clocks come
+/// from the file (`replica`); a file without them loads with clock 0 the
+/// first time.
 #[napi]
-pub fn ops_load_json(env: Env, h: u32, text: String) -> Result<OpsLoadReport> {
-    with(&env, h, |p| p.ops.load_json(&text).map(report))
+pub fn ops_load_json(env: Env, h: u32, text: String, now: f64) -> Result<OpsLoadReport> {
+    with(&env, h, |p| {
+        let first = p.ops.version == 0;
+        let r = p.ops.load_json(&text)?;
+        p.repl.after_load(&mut p.ops, &text, first, now);
+        Ok(report(r))
+    })
 }
 
 #[napi(object)]
@@ -273,6 +304,55 @@ pub fn ops_mark_applied(env: Env, h: u32, id: String, by: String, result: String
 #[napi]
 pub fn ops_applied(env: Env, h: u32, id: String) -> Result<Option<Vec<String>>> {
     with(&env, h, |p| Ok(p.ops.applied(&id).map(|a| vec![a.by.clone(), a.result.clone()])))
+}
+
+/// Names this instance in its replica's clock stamps (ties only).
+#[napi]
+pub fn ops_replica_set_node(env: Env, h: u32, node: String) -> Result<()> {
+    with(&env, h, |p| p.repl.set_node(&node))
+}
+
+/// This instance's replica document (the ops controls with their clocks).
+#[napi]
+pub fn ops_replica_export(env: Env, h: u32, now: f64) -> Result<String> {
+    with(&env, h, |p| {
+        p.repl.record_local(&p.ops, now);
+        Ok(p.repl.export())
+    })
+}
+
+#[napi(object)]
+pub struct OpsMergeChange {
+    /// `safeMode`, `brownout`, `quarantine` or `rolledBack`.
+    pub kind: String,
+    /// The agent or rollout (for `quarantine` and `rolledBack`).
+    pub key: Option<String>,
+    /// Whether the switch is now on, or the entry present.
+    pub present: bool,
+    /// The instance whose change won.
+    pub node: String,
+}
+
+#[napi(object)]
+pub struct OpsMergeResult {
+    pub changes: Vec<OpsMergeChange>,
+    /// Entries of the document dropped as invalid (or past a cap).
+    pub dropped: u32,
+}
+
+/// Merges another instance's replica document: per switch and per entry the
+/// later clock wins. Throws a TypeError/RangeError (changing nothing) when
+/// `text` is not a replica document; bad entries inside one are dropped and
+/// counted in `dropped`.
+#[napi]
+pub fn ops_replica_merge(env: Env, h: u32, text: String, now: f64) -> Result<OpsMergeResult> {
+    with(&env, h, |p| {
+        let r = p.repl.merge_remote(&mut p.ops, &text, now)?;
+        Ok(OpsMergeResult {
+            changes: r.applied.into_iter().map(|a| OpsMergeChange { kind: a.kind.to_string(), key: a.key, present: a.present, node: a.node }).collect(),
+            dropped: r.dropped,
+        })
+    })
 }
 
 /// Records a failed token from `source`; true when it is now blocked.

@@ -16,6 +16,7 @@ pub mod graph_file;
 pub mod hash;
 pub mod histogram;
 pub mod ops;
+pub mod ops_merge;
 pub mod registry;
 pub mod rollout;
 pub mod rng;

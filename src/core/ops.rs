@@ -242,7 +242,7 @@ pub struct OpsState {
     auth: HashMap<String, (u32, f64)>,
 }
 
-fn check_text(field: &str, s: &str, max: usize, allow_empty: bool) -> CoreResult<()> {
+pub(crate) fn check_text(field: &str, s: &str, max: usize, allow_empty: bool) -> CoreResult<()> {
     text::check(field, s, max, allow_empty)
 }
 
@@ -517,6 +517,11 @@ impl OpsState {
             self.version += 1;
         }
         n
+    }
+
+    /// The quarantine map itself, for `ops_merge` to apply other instances' changes.
+    pub(crate) fn quarantine_mut(&mut self) -> &mut BTreeMap<String, Quarantine> {
+        &mut self.quarantine
     }
 
     pub fn quarantined(&self, agent: &str, now: f64) -> Option<&Quarantine> {
