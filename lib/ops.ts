@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout } from 'node:timers';
 import { native } from './native';
 
 export type Criticality = 'critical' | 'default' | 'sheddable';

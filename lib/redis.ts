@@ -17,7 +17,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
-import { native } from './native';
+import { setInterval, clearInterval } from 'node:timers';
+// `Binding` is imported for the emitted .d.ts: inferred binding types are
+// written `Binding.X` (from `./native`), not `import("..").X`, which from
+// dist/ would name the package's main types instead of the binding's.
+import { native, type Binding } from './native';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
 import { exportLatencyHistogram, getGoldenSignals } from './metrics';
 import { getOps, type OpsControls } from './ops';
@@ -244,7 +248,7 @@ export class RedisBackend {
     const errs = total.status4xx + total.status5xx;
     return {
       scope: 'cluster' as const,
-      instances: docs.map((d: any) => ({ instance: d.instance, at: d.at, requests: d.counts.requests })),
+      instances: docs.map((d: any): { instance: string; at: number; requests: number } => ({ instance: d.instance, at: d.at, requests: d.counts.requests })),
       traffic: { totalRequests: total.requests, aborted: total.aborted, lastMinute: minute.requests, requestsPerSecond: minute.requests / 60 },
       errors: { errorRate: total.requests ? errs / total.requests : 0, status4xx: total.status4xx, status5xx: total.status5xx, lastMinute: { status4xx: minute.status4xx, status5xx: minute.status5xx } },
       latency: { ...latency1m, allTime: latencyAll },

@@ -15,9 +15,13 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout } from 'node:timers';
 import { cohortOf, ensureAccessors } from './express/accessors';
 import { liveSlot, track, type Owner, type RolloutRecorder } from './express/tracker';
-import { native } from './native';
+// `Binding` is imported for the emitted .d.ts: inferred binding types are
+// written `Binding.X` (from `./native`), not `import("..").X`, which from
+// dist/ would name the package's main types instead of the binding's.
+import { native, type Binding } from './native';
 
 export interface RolloutSlo {
   /** Error-rate ceiling for the new cohort, 0..1 (a strict `>` breaches). */
