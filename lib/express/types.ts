@@ -30,13 +30,23 @@ export interface ExpressMiddleware {
 /** A route path as Express takes it. */
 export type ExpressPath = string | RegExp | Array<string | RegExp>;
 
-/** A handler for a route or `use`: a middleware, an error handler or a router. */
+/** A route handler or middleware to add to a router. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type ExpressHandler = ExpressMiddleware | ((err: any, req: any, res: any, next: NextFunction) => void) | ((req: any, res: any) => unknown);
+export type ExpressHandler = (req: any, res: any, next: NextFunction) => unknown;
 
-/** An Express router: mounts with `app.use(router)`, and takes more routes. */
+/** An error handler (four parameters), for `use`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ExpressErrorHandler = (err: any, req: any, res: any, next: NextFunction) => unknown;
+
+/**
+ * An Express router: mounts with `app.use(router)`, and takes more routes
+ * (one signature per form, so handlers' parameters are typed from context).
+ */
 export interface ExpressRouter extends ExpressMiddleware {
-  use(...handlers: Array<ExpressPath | ExpressHandler>): this;
+  use(...handlers: ExpressHandler[]): this;
+  use(path: ExpressPath, ...handlers: ExpressHandler[]): this;
+  use(...handlers: ExpressErrorHandler[]): this;
+  use(path: ExpressPath, ...handlers: ExpressErrorHandler[]): this;
   all(path: ExpressPath, ...handlers: ExpressHandler[]): this;
   get(path: ExpressPath, ...handlers: ExpressHandler[]): this;
   post(path: ExpressPath, ...handlers: ExpressHandler[]): this;
