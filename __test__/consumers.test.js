@@ -261,12 +261,27 @@ test('TypeScript strict, skipLibCheck: false, with @types/express: routers and m
 
 // ---- Jest, vitest -------------------------------------------------------------------
 
+/** A package as `from`'s chain of dependencies sees it (each Jest has its own jest-environment-node). */
+function resolveVia(start, ...chain) {
+  let dir = start;
+  for (const name of chain) dir = path.dirname(require.resolve(`${name}/package.json`, { paths: [dir] }));
+  return dir;
+}
+
+// Under jsdom, supertest's dependencies (formidable, cuid2) need TextEncoder,
+// which Jest's jsdom environment lacks: the usual polyfill, put AFTER the
+// package is loaded, so the package itself gets no help.
+const JSDOM_POLYFILL = `const { TextEncoder, TextDecoder } = require('node:util');\nObject.assign(globalThis, { TextEncoder, TextDecoder });\n`;
+
 async function jest(version, envs) {
   const dir = path.join(dirs.full, `jest${version}`);
-  write(path.join(dir, 'package.json'), { name: `jest${version}-consumer`, private: true, jest: { testEnvironment: 'node' } });
+  const jestDir = path.join(dirs.full, 'node_modules', `jest${version}`);
+  const nodeEnv = resolveVia(jestDir, 'jest-cli', 'jest-config', 'jest-environment-node');
+  write(path.join(dir, 'package.json'), { name: `jest${version}-consumer`, private: true, jest: { testEnvironment: nodeEnv } });
   for (const env of envs) {
-    const where = env === 'node' ? 'node' : path.join(dirs.full, 'node_modules', `jest-environment-jsdom${version}`);
-    write(path.join(dir, `${env}.test.js`), `/**\n * @jest-environment ${where}\n */\nprocess.env.RC_EXPECT_ENV = ${JSON.stringify(env)};\n${fixture('jest-spec.cjs')}`);
+    const where = env === 'node' ? nodeEnv : path.join(dirs.full, 'node_modules', `jest-environment-jsdom${version}`);
+    const spec = fixture('jest-spec.cjs').replace('// @polyfill\n', env === 'jsdom' ? JSDOM_POLYFILL : '');
+    write(path.join(dir, `${env}.test.js`), `/**\n * @jest-environment ${where}\n */\nprocess.env.RC_EXPECT_ENV = ${JSON.stringify(env)};\n${spec}`);
   }
   const out = path.join(dir, 'result.json');
   const bin = path.join(dirs.full, 'node_modules', `jest${version}`, 'bin', 'jest.js');
