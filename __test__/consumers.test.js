@@ -14,8 +14,9 @@
  *                           @types/express, pnpm 10: express is resolvable from the apps below,
  *                           never from the package's folder (base/node_modules/...)
  *   base/full/<project>/    Jest and vitest projects, TypeScript with @types/express
- *   linked/                 a linked install (`npm link` / `npm i ../pkg`): the package's real path is outside the app
- *   pnpm/                   a pnpm install (strict: nothing hoisted), express only in the app
+ *   unpacked/               the tarball unpacked: a source checkout, a linked package
+ *   linked/                 an app with a linked install (`npm link` / `npm i ../pkg`) of unpacked/
+ *   pnpm/                   a pnpm workspace (nothing hoisted): an app installing the tarball, one linking unpacked/
  *
  * The pack runs with scripts ignored, so the build outputs must exist
  * (`npm test` builds first), as in pack-install.test.js.
@@ -354,16 +355,35 @@ function assertServed(served, what) {
   assert.deepEqual(served, { metrics: 200, live: 200, summary: 200, observabilityDashboard: 200, opsStatus: 200, dashboard: 200 }, what);
 }
 
-test('pnpm 10 install, nothing hoisted, express only in the app: every router works', { timeout: 240_000 }, async (t) => {
+/** The tarball unpacked once, as a source checkout or `npm link` would leave the package. */
+async function unpacked() {
+  const pkg = path.join(scratch, 'unpacked');
+  if (fs.existsSync(path.join(pkg, 'package.json'))) return pkg;
+  fs.mkdirSync(pkg, { recursive: true });
+  const x = await run('tar', ['-xzf', tarball, '-C', pkg, '--strip-components=1'], { cwd: pkg, timeout: 30_000 });
+  assert.equal(x.code, 0, describe(x));
+  return pkg;
+}
+
+test('pnpm 10, nothing hoisted, express only in the app: from the tarball, and linked into a workspace app; every router works', { timeout: 240_000 }, async (t) => {
   assert.ok(installed.tools, 'the install test ran');
+  // One pnpm workspace, two apps with express 5: "store-app" installs the
+  // tarball (pnpm's virtual store: pnpm links the app's express to the
+  // package as its optional peer), "linked-app" has it as `link:` (a
+  // monorepo's package or a checkout: pnpm manages none of its peers, so
+  // express is not resolvable from the package's real path).
   const dir = dirs.pnpm;
-  write(path.join(dir, 'package.json'), { name: 'rc-pnpm-consumer', private: true, dependencies: { [PKG.name]: `file:${tarball}`, express: '^5' } });
+  const pkg = await unpacked();
+  write(path.join(dir, 'pnpm-workspace.yaml'), 'packages:\n  - store-app\n  - linked-app\n');
   // The strict layout: no hoisting into node_modules/.pnpm/node_modules either.
-  write(path.join(dir, '.npmrc'), 'hoist=false\nauto-install-peers=false\n');
-  write(path.join(dir, 'routers-app.cjs'), fixture('routers-app.cjs'));
+  write(path.join(dir, '.npmrc'), 'hoist=false\n');
+  write(path.join(dir, 'package.json'), { name: 'rc-pnpm-workspace', private: true });
+  for (const [app, spec] of [['store-app', `file:${tarball}`], ['linked-app', `link:${pkg}`]]) {
+    write(path.join(dir, app, 'package.json'), { name: app, private: true, dependencies: { [PKG.name]: spec, express: '^5' } });
+    write(path.join(dir, app, 'routers-app.cjs'), fixture('routers-app.cjs'));
+  }
   const pnpm = path.join(dirs.full, 'node_modules', 'pnpm', 'bin', 'pnpm.cjs');
-  const store = path.join(scratch, 'pnpm-store');
-  const args = [pnpm, 'install', '--store-dir', store, '--reporter', 'append-only'];
+  const args = [pnpm, 'install', '--store-dir', path.join(scratch, 'pnpm-store'), '--reporter', 'append-only'];
   let r = await node([...args, '--prefer-offline'], { cwd: dir, timeout: 180_000 });
   if (r.code !== 0) {
     t.diagnostic(`pnpm install with the cache first failed, retrying:\n${describe(r)}`);
@@ -371,25 +391,28 @@ test('pnpm 10 install, nothing hoisted, express only in the app: every router wo
   }
   t.diagnostic(`pnpm install: ${r.ms} ms`);
   assert.equal(r.code, 0, describe(r));
-  assert.ok(fs.existsSync(path.join(dir, 'node_modules', '.pnpm')), 'a pnpm layout');
-  const c = await node(['routers-app.cjs'], { cwd: dir, timeout: 30_000 });
-  assert.equal(c.code, 0, describe(c));
-  const out = lastJson(c.stdout);
-  t.diagnostic(JSON.stringify(out));
-  assert.ok(out.packageFolder.includes(`${path.sep}.pnpm${path.sep}`), `loaded from pnpm's store: ${out.packageFolder}`);
-  assert.equal(out.expressFromApp, true);
-  assert.match(out.express, /^5\./);
-  assertServed(out.served, 'pnpm');
+  for (const app of ['store-app', 'linked-app']) {
+    const c = await node(['routers-app.cjs'], { cwd: path.join(dir, app), timeout: 30_000 });
+    assert.equal(c.code, 0, `${app}: ${describe(c)}`);
+    const out = lastJson(c.stdout);
+    t.diagnostic(`${app}: ${JSON.stringify(out)}`);
+    if (app === 'store-app') {
+      assert.ok(out.packageFolder.includes(`${path.sep}.pnpm${path.sep}`), `loaded from pnpm's virtual store: ${out.packageFolder}`);
+    } else {
+      assert.equal(fs.realpathSync(out.packageFolder), path.join(pkg, 'dist'), 'loaded through the link');
+      assert.equal(out.expressFromPackage, false, 'the case is real: express is not resolvable from the package');
+    }
+    assert.equal(out.expressFromApp, true);
+    assert.match(out.express, /^5\./);
+    assertServed(out.served, app);
+  }
 });
 
 test('a linked install (the package\'s real path outside the app): every router finds the app\'s express', { timeout: 60_000 }, async (t) => {
   assert.ok(installed.tools && tarball, 'the install test ran');
   // What `npm link` or `npm i ../pkg` leave: node_modules/<name> is a
   // symlink to a folder elsewhere, and Node resolves from its real path.
-  const pkg = path.join(dirs.linked, 'pkg');
-  fs.mkdirSync(pkg, { recursive: true });
-  const x = await run('tar', ['-xzf', tarball, '-C', pkg, '--strip-components=1'], { cwd: pkg, timeout: 30_000 });
-  assert.equal(x.code, 0, describe(x));
+  const pkg = await unpacked();
   const app = path.join(dirs.linked, 'app');
   fs.mkdirSync(path.join(app, 'node_modules', '@dreamnet'), { recursive: true });
   fs.symlinkSync(pkg, path.join(app, 'node_modules', ...PKG.name.split('/')), 'dir');
