@@ -149,6 +149,29 @@ test('lib uses the timers of node:timers, never the global ones (jsdom returns n
   assert.deepEqual(problems, []);
 });
 
+test('the `express` option: every router factory builds with the module given; a wrong one is a TypeError naming it', () => {
+  const express4 = require('express4');
+  const { createMetricsRouter } = require('../dist/metrics');
+  const { createHealthRouter } = require('../dist/health-gates');
+  const { createOpsRouter } = require('../dist/ops');
+  const { createObservabilityRouter } = require('../dist/observability');
+  const { createDashboardRouter } = require('../dist/dashboard');
+  const calls = [];
+  // express 4 itself, recording which factory asked for a router.
+  const given = { Router: (o) => (calls.push('Router'), express4.Router(o)), json: (o) => (calls.push('json'), express4.json(o)) };
+  for (const make of [createMetricsRouter, createHealthRouter, createOpsRouter, createDashboardRouter]) {
+    calls.length = 0;
+    assert.equal(typeof make({ express: given }), 'function', make.name);
+    assert.ok(calls.includes('Router'), `${make.name} used the express given`);
+  }
+  calls.length = 0;
+  createObservabilityRouter({ express: given });
+  assert.equal(calls.filter((c) => c === 'Router').length, 2, 'the observability router and its dashboard');
+  for (const bad of [42, null, {}, { Router: 'no' }]) {
+    assert.throws(() => createMetricsRouter({ express: bad }), (e) => e instanceof TypeError && /^createMetricsRouter: options\.express must be the express module/.test(e.message), String(bad));
+  }
+});
+
 // ---- pack and install -------------------------------------------------------------
 
 test('npm pack (once), and the consumer projects install from the tarball and the registry', { timeout: 420_000 }, async (t) => {
