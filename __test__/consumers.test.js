@@ -149,6 +149,17 @@ test('lib uses the timers of node:timers, never the global ones (jsdom returns n
   assert.deepEqual(problems, []);
 });
 
+test('the built .d.ts name the binding\'s types by a path that holds from dist/ (no `import("..")`)', () => {
+  const walk = (dir) => fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(path.join(dir, d.name)) : d.name.endsWith('.d.ts') ? [path.join(dir, d.name)] : []));
+  const bad = [];
+  for (const file of walk(path.join(ROOT, 'dist'))) {
+    const text = fs.readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+    // From dist/x.d.ts, ".." is the package root, whose "types" is dist/index.d.ts, not the binding.
+    for (const m of text.matchAll(/import\(["'](\.\.(?:\/\.\.)*)["']\)/g)) bad.push(`${path.relative(ROOT, file)}: ${m[0]}`);
+  }
+  assert.deepEqual(bad, []);
+});
+
 test('the `express` option: every router factory builds with the module given; a wrong one is a TypeError naming it', () => {
   const express4 = require('express4');
   const { createMetricsRouter } = require('../dist/metrics');

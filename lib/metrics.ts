@@ -14,9 +14,7 @@
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { setTimeout } from 'node:timers';
 import { liveSlot, track, trackedSockets, type Owner } from './express/tracker';
-// `Binding` is imported for the emitted .d.ts: inferred binding types are
-// written `Binding.X` (from `./native`), not `import("..").X`, which from
-// dist/ would name the package's main types instead of the binding's.
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
 import { expressOf } from './express/express-of';
 import type { ExpressModule, ExpressRouter } from './express/types';

@@ -13,9 +13,7 @@ import { getHealthGates, type HealthGates } from './health-gates';
 import { getStartupDAG, type StartupDAG } from './startup-dag';
 import { getOps, type OpsControls } from './ops';
 import { createDashboardRouter, type DashboardOptions } from './dashboard';
-// `Binding` is imported for the emitted .d.ts: inferred binding types are
-// written `Binding.X` (from `./native`), not `import("..").X`, which from
-// dist/ would name the package's main types instead of the binding's.
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import type { Binding } from './native';
 import { expressOf } from './express/express-of';
 import type { ExpressModule, ExpressRouter } from './express/types';

@@ -18,9 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import { setInterval, clearInterval } from 'node:timers';
-// `Binding` is imported for the emitted .d.ts: inferred binding types are
-// written `Binding.X` (from `./native`), not `import("..").X`, which from
-// dist/ would name the package's main types instead of the binding's.
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
 import { exportLatencyHistogram, getGoldenSignals } from './metrics';

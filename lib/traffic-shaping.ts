@@ -18,9 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout } from 'node:timers';
 import { cohortOf, ensureAccessors } from './express/accessors';
 import { liveSlot, track, type Owner, type RolloutRecorder } from './express/tracker';
-// `Binding` is imported for the emitted .d.ts: inferred binding types are
-// written `Binding.X` (from `./native`), not `import("..").X`, which from
-// dist/ would name the package's main types instead of the binding's.
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
 
 export interface RolloutSlo {

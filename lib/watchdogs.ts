@@ -12,9 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout, setInterval, clearInterval } from 'node:timers';
-// `Binding` is imported for the emitted .d.ts: inferred binding types are
-// written `Binding.X` (from `./native`), not `import("..").X`, which from
-// dist/ would name the package's main types instead of the binding's.
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
 import { CircuitOpenError, getCircuitBreakerRegistry, type CircuitBreakerOptions } from './circuit-breaker';
 import { getGoldenSignals, registerQueueDepth } from './metrics';
