@@ -221,6 +221,7 @@ test('npm pack (once), and the consumer projects install from the tarball and th
       express: '^5',
       express4: 'npm:express@^4',
       '@types/express': dev['@types/express'],
+      '@types/express4': 'npm:@types/express@^4',
       pnpm: '^10',
     },
   });
@@ -241,22 +242,26 @@ test('npm pack (once), and the consumer projects install from the tarball and th
 
 // ---- TypeScript ---------------------------------------------------------------------
 
+// node10 keeps TypeScript's default libs (DOM included, as a full-stack app
+// has); the others are Node-only projects (`lib: ["es2022"]`), which also
+// catches a declaration that needs DOM types.
+const NODE_LIB = { lib: ['es2022'] };
 const TS_MODES = {
   node10: { module: 'commonjs', moduleResolution: 'node10', file: 'index.ts' },
-  node16: { module: 'node16', moduleResolution: 'node16', file: 'index.ts' },
+  node16: { module: 'node16', moduleResolution: 'node16', file: 'index.ts', ...NODE_LIB },
   // As an ES module: named imports from the CommonJS package.
-  nodenext: { module: 'nodenext', moduleResolution: 'nodenext', file: 'index.mts' },
-  bundler: { module: 'esnext', moduleResolution: 'bundler', file: 'index.ts' },
+  nodenext: { module: 'nodenext', moduleResolution: 'nodenext', file: 'index.mts', ...NODE_LIB },
+  bundler: { module: 'esnext', moduleResolution: 'bundler', file: 'index.ts', ...NODE_LIB },
 };
 
 function tsProject(dir, mode, source, extra = {}) {
-  const m = TS_MODES[mode];
-  write(path.join(dir, m.file), source);
+  const { file, ...options } = TS_MODES[mode];
+  write(path.join(dir, file), source);
   write(path.join(dir, 'tsconfig.json'), {
-    compilerOptions: { strict: true, skipLibCheck: false, noEmit: true, target: 'ES2022', module: m.module, moduleResolution: m.moduleResolution, types: ['node'], ...extra },
-    files: [m.file],
+    compilerOptions: { strict: true, skipLibCheck: false, noEmit: true, target: 'ES2022', ...options, types: ['node'], ...extra },
+    files: [file],
   });
-  return { file: m.file, tsc: () => node([path.join(dirs.base, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir, timeout: 120_000 }) };
+  return { file, tsc: () => node([path.join(dirs.base, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { cwd: dir, timeout: 120_000 }) };
 }
 
 /** Runs `fn` on each item, two at a time (the machine may have two cores); resolves [item, result] pairs in order. */
@@ -292,13 +297,23 @@ test('TypeScript strict, skipLibCheck: false, without @types/express: every subp
   }
 });
 
-test('TypeScript strict, skipLibCheck: false, with @types/express: routers and middleware fit Express (node10, nodenext)', { timeout: 180_000 }, async (t) => {
+test('TypeScript strict, skipLibCheck: false, with @types/express 5 (node10, nodenext) and 4 (node10): routers and middleware fit Express', { timeout: 180_000 }, async (t) => {
   assert.ok(installed.tools, 'the install test ran');
   const src = fixture('types-express.ts');
-  const results = await inPairs(['node10', 'nodenext'], (mode) => tsProject(path.join(dirs.full, `ts-express-${mode}`), mode, src, { esModuleInterop: true }).tsc());
-  for (const [mode, r] of results) {
-    t.diagnostic(`tsc with @types/express ${mode}: ${r.ms} ms`);
-    assert.equal(r.code, 0, `${mode}: ${describe(r)}`);
+  const cases = {
+    'node10 @types/express 5': ['node10', {}],
+    'nodenext @types/express 5': ['nodenext', {}],
+    // @types/express@4 installed under another name: `paths` points `express` at it.
+    'node10 @types/express 4': ['node10', { paths: { express: [path.join(dirs.full, 'node_modules', '@types', 'express4')] } }],
+  };
+  const results = await inPairs(Object.keys(cases), (name) => {
+    const [mode, extra] = cases[name];
+    return tsProject(path.join(dirs.full, `ts-express-${name.replace(/\W+/g, '-')}`), mode, src, { esModuleInterop: true, ...extra }).tsc();
+  });
+  assert.match(JSON.parse(fs.readFileSync(path.join(dirs.full, 'node_modules', '@types', 'express4', 'package.json'), 'utf8')).version, /^4\./);
+  for (const [name, r] of results) {
+    t.diagnostic(`tsc ${name}: ${r.ms} ms`);
+    assert.equal(r.code, 0, `${name}: ${describe(r)}`);
   }
 });
 
