@@ -31,6 +31,10 @@ const path = require('node:path');
 const ROOT = path.resolve(__dirname, '..');
 const FIXTURES = path.join(__dirname, 'fixtures', 'consumers');
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+// migrations/ also holds the shipped example migration, which imports the
+// package by name: a package.json there would make it a package scope of its
+// own, so that folder has index.js + index.d.ts instead.
+const INDEX_FOLDERS = new Set(['migrations']);
 const SUBPATHS = Object.keys(PKG.exports).filter((k) => k !== '.' && k !== './package.json').map((k) => k.slice(2));
 
 let scratch;
@@ -102,6 +106,13 @@ test('every subpath resolves without `exports`: typesVersions and a folder with 
     const e = PKG.exports[`./${sub}`];
     assert.deepEqual(Object.keys(e), ['types', 'default'], `./${sub}: "types" first (TypeScript takes the first match), then "default"`);
     assert.deepEqual(tv[sub], [e.types.slice(2)], `typesVersions.${sub}`);
+    if (INDEX_FOLDERS.has(sub)) {
+      assert.ok(!fs.existsSync(path.join(ROOT, sub, 'package.json')), `${sub}/ holds no package.json`);
+      assert.equal(require(path.join(ROOT, sub)), require(path.join(ROOT, e.default)), `${sub}/index.js is ${e.default}`);
+      assert.match(fs.readFileSync(path.join(ROOT, sub, 'index.d.ts'), 'utf8'), new RegExp(`^export \\* from '\\.\\./${e.types.slice(2, -5)}';$`, 'm'), `${sub}/index.d.ts`);
+      assert.ok(PKG.files.includes(`${sub}/`), `${sub}/ is in files`);
+      continue;
+    }
     const folder = JSON.parse(fs.readFileSync(path.join(ROOT, sub, 'package.json'), 'utf8'));
     assert.equal(path.posix.join(sub, folder.main), e.default.slice(2), `${sub}/package.json main`);
     assert.equal(path.posix.join(sub, folder.types), e.types.slice(2), `${sub}/package.json types`);
@@ -198,7 +209,9 @@ test('npm pack (once), and the consumer projects install from the tarball and th
   const [info] = JSON.parse(json);
   tarball = path.join(packDir, info.filename);
   const packed = info.files.map((f) => f.path);
-  for (const sub of SUBPATHS) assert.ok(packed.includes(`${sub}/package.json`), `${sub}/package.json packed`);
+  for (const sub of SUBPATHS) {
+    for (const f of INDEX_FOLDERS.has(sub) ? ['index.js', 'index.d.ts'] : ['package.json']) assert.ok(packed.includes(`${sub}/${f}`), `${sub}/${f} packed`);
+  }
   assert.ok(!packed.includes('dist/dashboard/package.json'), 'the dashboard assets hold no package.json');
 
   const dev = PKG.devDependencies;
@@ -375,7 +388,9 @@ test('Jest 27 (no `exports` support): every subpath resolves through its folder,
       `test.each(${JSON.stringify(SUBPATHS.filter((s) => s !== 'react'))})('%s', (sub) => {\n` +
       `  const m = require('${PKG.name}/' + sub);\n` +
       `  expect(Object.keys(m).length).toBeGreaterThan(0);\n` +
-      `  expect(require.resolve('${PKG.name}/' + sub).split(path.sep).join('/')).toMatch(sub === 'native' ? /reliability-core\\/index\\.js$/ : new RegExp('reliability-core/dist/' + sub + '\\\\.js$'));\n` +
+      `  const real = require('${PKG.name}/' + sub);\n` +
+      `  const file = sub === 'native' ? 'index.js' : 'dist/' + sub + '.js';\n` +
+      `  expect(real).toBe(require(path.join(path.dirname(require.resolve('${PKG.name}/package.json')), file)));\n` +
       `});\n` +
       `test('react', () => expect(typeof require('${PKG.name}/react').OpsDashboard).toBe('function'));\n`,
   );
