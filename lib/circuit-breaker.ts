@@ -14,6 +14,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
 
 // ---- shared buffers with the Rust core -------------------------------------

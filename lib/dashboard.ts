@@ -8,8 +8,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { expressOf } from './express/express-of';
+import type { ExpressModule, ExpressRouter } from './express/types';
 
 export interface DashboardOptions {
+  /** The app's `express` module, where the package cannot find it (default: found from the app). */
+  express?: ExpressModule;
   /** Where the observability API is, relative to the page or absolute (default: the router's parent path). */
   apiBase?: string;
   /** Where the ops API is (default `/api/ops`). */
@@ -38,11 +42,10 @@ function load(): Map<string, { body: Buffer; type: string }> {
 }
 
 /** An Express router serving the dashboard (index, assets, `config.json`). */
-export function createDashboardRouter(options: DashboardOptions = {}) {
+export function createDashboardRouter(options: DashboardOptions = {}): ExpressRouter {
   const pollMs = options.pollMs ?? 5000;
   if (!Number.isInteger(pollMs) || pollMs < 200 || pollMs > 600_000) throw new RangeError(`pollMs must be an integer from 200 to 600000, got ${String(options.pollMs)}`);
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const express = require('express');
+  const express = expressOf(options.express, 'createDashboardRouter');
   const router = express.Router();
   const send = (res: any, name: string) => {
     const f = load().get(name);

@@ -29,6 +29,7 @@
  * state machine in Rust); this file only adapts clients, classifies errors
  * and retries.
  */
+import { setTimeout, clearTimeout } from 'node:timers';
 import {
   CircuitBreakerOptions,
   CircuitTimeoutError,

@@ -20,6 +20,7 @@
  * - `requiredPasses: 0` is a RangeError, not 3 (the original's `||`).
  */
 import { EventEmitter } from 'node:events';
+import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
 import { assertDatabaseHealthy, checkDatabaseHealth, getLogger, getStartupDAG, reasonOf, type StartupDAG } from './startup-dag';

@@ -11,3 +11,4 @@ export * from './traffic-shaping';
 export * from './watchdogs';
 export * from './dashboard';
 export * from './redis';
+export type { ExpressErrorHandler, ExpressHandler, ExpressMiddleware, ExpressModule, ExpressPath, ExpressRouter, NextFunction } from './express/types';

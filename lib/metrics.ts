@@ -12,10 +12,14 @@
  * ids once.
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
+import { setTimeout } from 'node:timers';
 import { ensureAccessors } from './express/accessors';
 import { looseState, REFUSAL } from './express/route-labels';
 import { endedSlot, liveSlot, track, trackedSockets, type Label, type Owner } from './express/tracker';
-import { native } from './native';
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
+import { native, type Binding } from './native';
+import { expressOf } from './express/express-of';
+import type { ExpressModule, ExpressRouter } from './express/types';
 
 const RING_CAP = native.sgRingCap();
 const ring = new Float64Array(1 + 3 * RING_CAP);
@@ -490,6 +494,8 @@ export function getMetricsDiagnostics() {
 // ---- HTTP -----------------------------------------------------------------------
 
 export interface MetricsRouterOptions {
+  /** The app's `express` module, where the package cannot find it (default: found from the app). */
+  express?: ExpressModule;
   /** Path of the golden-signals JSON (default `/api/observability/golden-signals`). */
   goldenSignalsPath?: string;
   /** Path of the Prometheus text (default `/metrics`). */
@@ -520,10 +526,9 @@ export const goldenSignalsHandler: Handler = (_req, res) => {
  * `GET /metrics` (paths configurable). Needs `express` installed (a peer
  * dependency).
  */
-export function createMetricsRouter(options: MetricsRouterOptions = {}) {
+export function createMetricsRouter(options: MetricsRouterOptions = {}): ExpressRouter {
   // Loaded here so that the rest of the module works without Express.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const express = require('express');
+  const express = expressOf(options.express, 'createMetricsRouter');
   const router = express.Router();
   const guard = (req: any, res: any, next: () => void) => {
     if (options.authorize && !options.authorize(req)) {

@@ -2,6 +2,23 @@
  * The compiled Rust addon, loaded through napi-rs's platform loader
  * (`index.js` at the package root picks the right `.node` file or the
  * per-platform npm package).
+ *
+ * The binding's types are imported as `'../index'`, written out: the emitted
+ * `dist/*.d.ts` keep that specifier, which from `dist/` names the binding's
+ * `index.d.ts` at the package root. A type TypeScript infers from the
+ * binding (a return type nobody wrote) is emitted as `import("..").X`
+ * unless the file has a name for the binding in scope, and from `dist/`
+ * `".."` is the package's own main types (`dist/index.d.ts`): TS2694 for
+ * every consumer with `skipLibCheck: false`. So a module whose declarations
+ * carry such types imports `type Binding` from here, even if its code never
+ * names it (__test__/consumers.test.js checks dist/ for `import("..")`).
+ *
+ *   import { native, type Binding } from './native';
+ *   const s: Binding.CbSnapshot = native.cbSnapshot(id);
  */
+import type * as Binding from '../index';
+
+export type { Binding };
+
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-export const native: typeof import('../index') = require('../index.js');
+export const native: typeof Binding = require('../index.js');

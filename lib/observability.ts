@@ -13,11 +13,17 @@ import { getHealthGates, type HealthGates } from './health-gates';
 import { getStartupDAG, type StartupDAG } from './startup-dag';
 import { getOps, type OpsControls } from './ops';
 import { createDashboardRouter, type DashboardOptions } from './dashboard';
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
+import type { Binding } from './native';
+import { expressOf } from './express/express-of';
+import type { ExpressModule, ExpressRouter } from './express/types';
 
 type Req = any;
 type Res = any;
 
 export interface ObservabilityOptions {
+  /** The app's `express` module, where the package cannot find it (default: found from the app). */
+  express?: ExpressModule;
   gates?: HealthGates;
   dag?: StartupDAG;
   ops?: OpsControls;
@@ -110,16 +116,15 @@ export function addObservabilityPart(part: Part): void {
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** An Express router with every observability endpoint and `/summary`. */
-export function createObservabilityRouter(options: ObservabilityOptions = {}) {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const express = require('express');
+export function createObservabilityRouter(options: ObservabilityOptions = {}): ExpressRouter {
+  const express = expressOf(options.express, 'createObservabilityRouter');
   const router = express.Router();
   const ctx = () => ({ gates: options.gates ?? getHealthGates(), dag: options.dag ?? getStartupDAG(), ops: options.ops ?? getOps() });
   const tokens = [options.readToken ?? process.env.RELIABILITY_READ_TOKEN, process.env.RELIABILITY_OPS_TOKEN].filter((t): t is string => !!t);
   const closed = options.authorize !== undefined || !!(options.readToken ?? process.env.RELIABILITY_READ_TOKEN);
   // The page itself holds no data, so it is served before the read guard;
   // it asks for the read token when the API answers 401.
-  if (options.dashboard !== false) router.use('/dashboard', createDashboardRouter(options.dashboard ?? {}));
+  if (options.dashboard !== false) router.use('/dashboard', createDashboardRouter({ express, ...options.dashboard }));
   router.use((req: Req, res: Res, next: () => void) => {
     if (!closed) return next();
     let ok = false;

@@ -21,7 +21,10 @@ export function OpsDashboard(props: Props): unknown {
   const pollMs = props.pollMs ?? 5000;
   React.useEffect(() => {
     let alive = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    // The browser's timers (a number there, an object under Node): this runs in
+    // the app's client bundle or jsdom, where `node:timers` does not exist, and
+    // it never unrefs, so either kind works.
+    let timer: ReturnType<typeof globalThis.setTimeout> | undefined;
     const f = props.fetchImpl ?? fetch;
     const poll = async () => {
       try {
@@ -35,13 +38,13 @@ export function OpsDashboard(props: Props): unknown {
       } catch (e) {
         if (alive) setError((e as Error).message);
       } finally {
-        if (alive) timer = setTimeout(poll, pollMs);
+        if (alive) timer = globalThis.setTimeout(poll, pollMs);
       }
     };
     poll();
     return () => {
       alive = false;
-      if (timer) clearTimeout(timer);
+      if (timer !== undefined) globalThis.clearTimeout(timer);
     };
   }, [apiBase, pollMs, props.readToken]);
 

@@ -26,7 +26,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import * as os from 'node:os';
-import { native } from './native';
+import { setInterval, clearInterval } from 'node:timers';
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
+import { native, type Binding } from './native';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
 import { exportLatencyHistogram, getGoldenSignals } from './metrics';
 import { getOps, type OpsControls } from './ops';

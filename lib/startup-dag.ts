@@ -22,6 +22,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
 
 export interface ServiceNode {

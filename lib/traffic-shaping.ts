@@ -21,10 +21,12 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setTimeout } from 'node:timers';
 import { cohortOf, ensureAccessors } from './express/accessors';
 import { markRefused, REFUSAL } from './express/route-labels';
 import { liveSlot, track, type Owner, type RolloutRecorder } from './express/tracker';
-import { native } from './native';
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
+import { native, type Binding } from './native';
 
 export interface RolloutSlo {
   /** Error-rate ceiling for the new cohort, 0..1 (a strict `>` breaches). */

@@ -11,7 +11,9 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { native } from './native';
+import { setTimeout, setInterval, clearInterval } from 'node:timers';
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
+import { native, type Binding } from './native';
 import { CircuitOpenError, getCircuitBreakerRegistry, type CircuitBreakerOptions } from './circuit-breaker';
 import { getGoldenSignals, registerQueueDepth } from './metrics';
 

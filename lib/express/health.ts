@@ -7,14 +7,19 @@
  */
 import { statfsSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { setTimeout, clearTimeout } from 'node:timers';
 import { isDatabaseConfigured } from '../db-circuit-breaker';
 import { getHealthGates, type GateStatus, type HealthGates, type Readiness } from '../health-gates';
 import { assertDatabaseHealthy, getLogger, getStartupDAG, reasonOf, type StartupDAG } from '../startup-dag';
+import { expressOf } from './express-of';
+import type { ExpressModule, ExpressRouter } from './types';
 
 type Handler = (req: any, res: any) => void;
 type Paths = string | string[] | false;
 
 export interface HealthRouterOptions {
+  /** The app's `express` module, where the package cannot find it (default: found from the app). */
+  express?: ExpressModule;
   gates?: HealthGates;
   dag?: StartupDAG;
   /** Liveness path(s) (default `/health/live` and the original's `/api/health/live`). */
@@ -158,9 +163,8 @@ function list(p: Paths | undefined, defaults: string[]): string[] {
 }
 
 /** An Express router with the probes and the two observability endpoints. Needs `express`. */
-export function createHealthRouter(options: HealthRouterOptions = {}) {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const express = require('express');
+export function createHealthRouter(options: HealthRouterOptions = {}): ExpressRouter {
+  const express = expressOf(options.express, 'createHealthRouter');
   const router = express.Router();
   const gates = options.gates ?? getHealthGates();
   const dag = options.dag ?? getStartupDAG();

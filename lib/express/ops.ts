@@ -6,6 +6,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { getOps, type Criticality, type OpsControls, type Who } from '../ops';
 import { ensureAccessors } from './accessors';
+import { expressOf } from './express-of';
+import type { ExpressModule, ExpressRouter } from './types';
 import { markRefused } from './route-labels';
 
 type Req = any;
@@ -204,6 +206,8 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
 // ---- the /api/ops router -----------------------------------------------------------
 
 export interface OpsRouterOptions {
+  /** The app's `express` module, where the package cannot find it (default: found from the app). */
+  express?: ExpressModule;
   ops?: OpsControls;
   /** The token for state-changing routes (default env `RELIABILITY_OPS_TOKEN`). */
   token?: string;
@@ -268,9 +272,8 @@ function body(req: Req, spec: Record<string, 'boolean' | 'string' | 'number'>, r
  * State changes need `Authorization: Bearer <token>` (constant-time check);
  * a source with too many bad tokens gets 429 for a while.
  */
-export function createOpsRouter(options: OpsRouterOptions = {}) {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const express = require('express');
+export function createOpsRouter(options: OpsRouterOptions = {}): ExpressRouter {
+  const express = expressOf(options.express, 'createOpsRouter');
   const router = express.Router();
   const ops = () => options.ops ?? getOps();
   const token = options.token ?? process.env.RELIABILITY_OPS_TOKEN ?? '';
