@@ -32,7 +32,7 @@
  *
  *   const label = labelOfRequest(req); // RouteLabel | null, for finishRequest
  */
-import { native } from '../native';
+import { native, type Binding } from '../native';
 import { endedSlot, liveSlot, type Label } from './tracker';
 
 /**
@@ -40,7 +40,7 @@ import { endedSlot, liveSlot, type Label } from './tracker';
  * a refused request's ring entry has status `status + stride * code`. The ops
  * gate's decisions 1-3 are the same codes.
  */
-export const REFUSAL = native.sgRefusalCodes();
+export const REFUSAL: Binding.SgRefusalCodes = native.sgRefusalCodes();
 
 /** One route template; `ids` caches its series id per method (metrics.ts owns that cache). */
 export class RouteLabel implements Label {
