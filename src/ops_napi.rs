@@ -15,7 +15,7 @@ use napi_derive::napi;
 use crate::core::dlq::{DlqSet, Run};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::ops::{audit_json, Actor, Criticality, OpsState};
-use crate::napi_util::throw;
+use crate::napi_util::{borrow_mut, throw};
 
 struct Plane {
     ops: OpsState,
@@ -29,7 +29,7 @@ thread_local! {
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Plane) -> CoreResult<T>) -> Result<T> {
     PLANES
         .with(|p| {
-            let mut p = p.borrow_mut();
+            let mut p = borrow_mut(p, "the ops plane table")?;
             let plane = p.get_mut(h as usize).ok_or_else(|| CoreError::not_found("ops handle", h));
             plane.and_then(f)
         })
@@ -41,11 +41,11 @@ fn actor(name: String, source: String) -> Actor {
 }
 
 #[napi]
-pub fn ops_create(seed: f64) -> u32 {
+pub fn ops_create(env: Env, seed: f64) -> Result<u32> {
     PLANES.with(|p| {
-        let mut p = p.borrow_mut();
+        let mut p = borrow_mut(p, "the ops plane table").map_err(|e| throw(&env, e))?;
         p.push(Plane { ops: OpsState::new(seed.to_bits()), dlq: DlqSet::new() });
-        (p.len() - 1) as u32
+        Ok((p.len() - 1) as u32)
     })
 }
 
