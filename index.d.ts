@@ -19,6 +19,14 @@ export declare function cbAcquire(inst: number): number
 /** Gives Rust the next mirror page; returns how many pages it now has. */
 export declare function cbAttachPage(inst: number, page: Float64Array): number
 
+/**
+ * Registry settings from `configureCircuitBreakers(options)`: reads
+ * `maxBreakers`, the cap on breakers (an integer from 1 to 1,000,000,
+ * default 10,000; past it, creating a breaker throws a RangeError with code
+ * `ERR_LIMIT_REACHED`). Returns the cap in force.
+ */
+export declare function cbConfigure(inst: number, opts?: unknown | undefined | null): number
+
 /** Manual controls: 0 reset, 1 close, 2 open, 3 isolate. Returns transitions. */
 export declare function cbControl(inst: number, id: number, op: number, now: number): number
 
@@ -278,6 +286,22 @@ export interface DlqView {
 }
 
 export declare function dlqViews(h: number): Array<DlqView>
+
+/**
+ * The error codes (`ERR_LIMIT_REACHED`, …), so JS compares against the
+ * binding's strings instead of copies.
+ */
+export declare function errorCodes(): ErrorCodes
+
+/** The `code` of each error the binding throws, for the JS side to match on. */
+export interface ErrorCodes {
+  invalidType: string
+  outOfRange: string
+  notFound: string
+  invalidState: string
+  limitReached: string
+  reentrant: string
+}
 
 export declare function gateClear(h: number): void
 
@@ -864,6 +888,9 @@ export interface WdLatency {
   mean: number
 }
 
+/** How many `wd_track` calls fell back to an overflow watchdog. */
+export declare function wdOverflowed(h: number): number
+
 /** Records one call directly (the ring's slow path; throws on bad input). */
 export declare function wdRecord(h: number, id: number, latencyMs: number, ok: boolean, now: number): void
 
@@ -875,6 +902,20 @@ export declare function wdReport(h: number, now: number): Array<WdView>
 
 /** Sets a gauge; returns the state change it caused, if any. */
 export declare function wdSet(h: number, id: number, value: number, now: number): WdTransition | null
+
+/**
+ * Registers a watchdog for a name the package derives from user data (AI
+ * call names, topics). Once the registry is full a new name gets the shared
+ * watchdog `overflow` instead and the fallback is counted (`wd_overflowed`),
+ * so a wrapped call never fails because of the cap.
+ */
+export declare function wdTrack(h: number, kind: string, name: string, overflow: string, opts: unknown | undefined | null, now: number): WdTracked
+
+export interface WdTracked {
+  id: number
+  /** True when the registry was full and `id` is the shared overflow watchdog. */
+  overflowed: boolean
+}
 
 export interface WdTransition {
   id: number

@@ -91,11 +91,20 @@ let captureStacks = process.env.RELIABILITY_CAPTURE_STACKS === '1';
 /**
  * Package-wide settings. `logger` receives the original's log lines
  * (`null` silences them); `captureStacks` makes rejection errors capture a
- * stack trace (off by default: see `CircuitOpenError`).
+ * stack trace (off by default: see `CircuitOpenError`); `maxBreakers` caps
+ * how many breakers may exist (default 10,000, at most 1,000,000): past it,
+ * creating one throws a RangeError with `code === 'ERR_LIMIT_REACHED'`.
+ *
+ * ```ts
+ * configureCircuitBreakers({ maxBreakers: 50_000, logger: null });
+ * ```
  */
-export function configureCircuitBreakers(opts: { logger?: BreakerLogger | null; captureStacks?: boolean }): void {
-  if (opts.logger !== undefined) logger = opts.logger;
-  if (opts.captureStacks !== undefined) captureStacks = !!opts.captureStacks;
+export function configureCircuitBreakers(opts: { logger?: BreakerLogger | null; captureStacks?: boolean; maxBreakers?: number }): void {
+  // Read each option once, before acting on any (a getter runs once).
+  const { logger: l, captureStacks: c, maxBreakers: m } = opts;
+  if (m !== undefined) native.cbConfigure(INST, { maxBreakers: m });
+  if (l !== undefined) logger = l;
+  if (c !== undefined) captureStacks = !!c;
 }
 
 // ---- errors -------------------------------------------------------------------
@@ -719,6 +728,10 @@ export class CircuitBreakerRegistry {
     let b = this.breakers.get(name);
     if (!b) {
       b = new CircuitBreaker(name, options);
+      // An options getter may have created this name already (re-entrancy):
+      // keep the first instance so every caller shares one emitter.
+      const first = this.breakers.get(name);
+      if (first) return first;
       this.breakers.set(name, b);
     }
     return b;

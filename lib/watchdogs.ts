@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout, setInterval, clearInterval } from 'node:timers';
 // `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
-import { CircuitOpenError, getCircuitBreakerRegistry, type CircuitBreakerOptions } from './circuit-breaker';
+import { CircuitOpenError, getCircuitBreakerRegistry, type CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker';
 import { getGoldenSignals, registerQueueDepth } from './metrics';
 
 export interface Thresholds {
@@ -81,6 +81,37 @@ export class Watchdogs extends EventEmitter {
     const id = native.wdRegister(this.h, kind, name, opts, Date.now());
     this.startTicking();
     return id;
+  }
+
+  /**
+   * @internal A watchdog for a name the package derives from user data. Once
+   * the registry is full (1,000 watchdogs), a new name gets the shared
+   * watchdog `overflow` instead (`overflowed: true`, counted in
+   * `overflowed()`), so the wrappers never fail because of the cap. The
+   * fallback handle is not cached by callers (the registry may not be
+   * full for ever in another copy).
+   */
+  _track<K extends 'gauge' | 'latency' | 'counter'>(kind: K, name: string, overflow: string, opts: Thresholds & { quantile?: number } = {}): { handle: K extends 'gauge' ? Gauge : K extends 'latency' ? LatencyTracker : RateCounter; id: number; overflowed: boolean } {
+    const t = native.wdTrack(this.h, kind, name, overflow, opts, Date.now());
+    this.startTicking();
+    const actual = t.overflowed ? overflow : name;
+    let had = this.byName.get(actual);
+    if (had?.kind !== kind) {
+      const handle = kind === 'gauge' ? new Gauge(this, actual, t.id) : kind === 'latency' ? new LatencyTracker(this, actual, t.id) : new RateCounter(this, actual, t.id);
+      had = { id: t.id, kind, handle };
+      this.byName.set(actual, had);
+    }
+    return { handle: had.handle as any, id: t.id, overflowed: t.overflowed };
+  }
+
+  /** @internal Pulls gauge `id`'s value from `read` on every tick and read. */
+  _pull(id: number, read: () => number): void {
+    this.pulls.set(id, read);
+  }
+
+  /** How many wrapped calls were counted under a shared overflow watchdog because the registry was full. */
+  overflowed(): number {
+    return native.wdOverflowed(this.h);
   }
 
   /** A gauge; with `read`, its value is pulled on every tick and read. */
@@ -219,7 +250,8 @@ export class Watchdogs extends EventEmitter {
     // the timeout. Retries are counted here, not by the breaker, so
     // `configureAlerts({ retries })` applies whenever it is called.
     const retries = this.alerts.retries;
-    const breaker = getCircuitBreakerRegistry().get('watchdog-webhook', { failureThreshold: 5, resetTimeout: 30_000, retryOptions: { maxRetries: 0 } });
+    // Past the breaker cap the post runs without one rather than throw out of a drain.
+    const breaker = breakerOrNull('watchdog-webhook', { failureThreshold: 5, resetTimeout: 30_000, retryOptions: { maxRetries: 0 } });
     const post = async () => {
       const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(timeoutMs) });
       await res.arrayBuffer().catch(() => undefined);
@@ -228,7 +260,7 @@ export class Watchdogs extends EventEmitter {
     void (async () => {
       for (let attempt = 0; ; attempt++) {
         try {
-          await breaker.execute(post);
+          await (breaker ? breaker.execute(post) : post());
           return;
         } catch (e) {
           if (attempt >= retries || e instanceof CircuitOpenError) {
@@ -308,12 +340,43 @@ function series(kind: string, value: string): string {
  * not four crossings.
  */
 const inFlight = new Map<string, number>();
-function bump(name: string, by: number, thresholds: Thresholds): void {
-  const n = inFlight.get(name);
-  if (n === undefined) {
-    inFlight.set(name, Math.max(0, by));
-    getWatchdogs().gauge(name, { ...thresholds, read: () => inFlight.get(name) ?? 0 });
-  } else inFlight.set(name, Math.max(0, n + by));
+/**
+ * Adds `by` to the pending count of gauge `name`, registering it on first
+ * use; past the watchdog cap the count goes to the shared gauge `other`.
+ * Returns the gauge name counted, for the matching decrement.
+ */
+function bump(name: string, other: string, by: number, thresholds: Thresholds): string {
+  let key = name;
+  if (!inFlight.has(key)) {
+    const w = getWatchdogs();
+    const t = w._track('gauge', name, other, thresholds);
+    if (t.overflowed) key = other;
+    if (!inFlight.has(key)) {
+      const k = key;
+      inFlight.set(k, 0);
+      w._pull(t.id, () => inFlight.get(k) ?? 0);
+    }
+  }
+  inFlight.set(key, Math.max(0, (inFlight.get(key) ?? 0) + by));
+  return key;
+}
+
+/** Calls run without a breaker because the breaker cap was reached (see `breakerOrNull`). */
+const unprotected = { aiCalls: 0, publishes: 0 };
+const LIMIT_REACHED = native.errorCodes().limitReached;
+
+/**
+ * The breaker `name`, or null when the breaker cap (`maxBreakers`) refuses a
+ * new one: the wrappers then run the user's call without a breaker rather
+ * than fail it, and count it.
+ */
+function breakerOrNull(name: string, options: CircuitBreakerOptions): CircuitBreaker | null {
+  try {
+    return getCircuitBreakerRegistry().get(name, options);
+  } catch (e) {
+    if ((e as { code?: unknown }).code === LIMIT_REACHED) return null;
+    throw e;
+  }
 }
 
 export interface ProtectPublishOptions {
@@ -337,7 +400,9 @@ export interface ProtectPublishOptions {
 export function protectPublish<A extends any[], R>(publish: (...args: A) => R | Promise<R>, options: ProtectPublishOptions = {}): (...args: A) => Promise<R> {
   if (typeof publish !== 'function') throw new TypeError(`publish must be a function, got ${typeof publish}`);
   const breakerName = options.breaker ?? 'event-bus';
-  const breaker = getCircuitBreakerRegistry().get(breakerName, options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 10_000, timeout: 5000, retryOptions: { maxRetries: 0 } });
+  const breakerOptions = options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 10_000, timeout: 5000, retryOptions: { maxRetries: 0 } };
+  // Null while the breaker cap refuses it: publishes then run unprotected (counted).
+  let breaker = breakerOrNull(breakerName, breakerOptions);
   const w = getWatchdogs();
   const trackers = new Map<string, LatencyTracker>();
   return async (...args: A): Promise<R> => {
@@ -345,14 +410,29 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
     const topic = series('topic', String(t ?? 'default'));
     const agentRaw = options.agentOf ? options.agentOf(...args) : (args[1] as any)?.agentId;
     const agent = agentRaw === undefined ? undefined : series('agent', String(agentRaw));
-    const tracker = trackers.get(topic) ?? trackers.set(topic, (w.get(`publish:${topic}`) as LatencyTracker | undefined) ?? w.latency(`publish:${topic}`, options.latency)).get(topic)!;
-    bump(`queue:topic:${topic}`, 1, options.queueDepth ?? {});
-    if (agent !== undefined) bump(`queue:agent:${agent}`, 1, options.queueDepth ?? {});
+    let tracker = trackers.get(topic);
+    if (!tracker) {
+      const key = `publish:${topic}`;
+      const existing = w.get(key) as LatencyTracker | undefined;
+      const tr = existing ? { handle: existing, overflowed: false } : w._track('latency', key, 'publish:other', options.latency);
+      tracker = tr.handle;
+      // An overflow tracker is not cached: the topic keeps asking, so it is counted each time.
+      if (!tr.overflowed) trackers.set(topic, tracker);
+    }
+    const qd = options.queueDepth ?? {};
+    const topicGauge = bump(`queue:topic:${topic}`, 'queue:topic:other', 1, qd);
+    const agentGauge = agent === undefined ? undefined : bump(`queue:agent:${agent}`, 'queue:agent:other', 1, qd);
     const t0 = performance.now();
     let ok = false;
     let refused = false;
     try {
-      const r = await breaker.execute(() => publish(...args));
+      breaker ??= breakerOrNull(breakerName, breakerOptions);
+      let r: R;
+      if (breaker) r = await breaker.execute(() => publish(...args));
+      else {
+        unprotected.publishes++;
+        r = await publish(...args);
+      }
       ok = true;
       return r;
     } catch (e) {
@@ -360,8 +440,8 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
       refused = e instanceof CircuitOpenError;
       throw e;
     } finally {
-      bump(`queue:topic:${topic}`, -1, options.queueDepth ?? {});
-      if (agent !== undefined) bump(`queue:agent:${agent}`, -1, options.queueDepth ?? {});
+      bump(topicGauge, topicGauge, -1, qd);
+      if (agentGauge !== undefined) bump(agentGauge, agentGauge, -1, qd);
       if (!refused) tracker.record(performance.now() - t0, ok);
     }
   };
@@ -381,25 +461,36 @@ export interface AiCallOptions {
  * AbortSignal that fires at the timeout.
  */
 /** Per AI call name: its tracker and breaker, looked up once. */
-const aiCalls = new Map<string, { tracker: LatencyTracker; breaker: ReturnType<ReturnType<typeof getCircuitBreakerRegistry>['get']> }>();
+const aiCalls = new Map<string, { tracker: LatencyTracker; breaker: CircuitBreaker }>();
 
 export async function trackAiCall<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>, options: AiCallOptions = {}): Promise<T> {
   if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${typeof fn}`);
   let entry = aiCalls.get(name);
-  if (!entry) {
+  let tracker: LatencyTracker;
+  let breaker: CircuitBreaker | null;
+  if (entry) ({ tracker, breaker } = entry);
+  else {
     const w = getWatchdogs();
     const key = `ai:${name}`;
-    entry = {
-      tracker: (w.get(key) as LatencyTracker | undefined) ?? w.latency(key, options.latency),
-      breaker: getCircuitBreakerRegistry().get(name, options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 30_000, timeout: options.timeoutMs ?? 30_000, retryOptions: { maxRetries: 0 } }),
-    };
-    aiCalls.set(name, entry);
+    const existing = w.get(key) as LatencyTracker | undefined;
+    // Past the watchdog cap the call is timed under the shared `ai:other`
+    // and runs without a breaker; nothing is cached, so memory stays bounded.
+    const t = existing ? { handle: existing, overflowed: false } : w._track('latency', key, 'ai:other', options.latency);
+    tracker = t.handle;
+    breaker = t.overflowed ? null : breakerOrNull(name, options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 30_000, timeout: options.timeoutMs ?? 30_000, retryOptions: { maxRetries: 0 } });
+    if (breaker) aiCalls.set(name, (entry = { tracker, breaker }));
   }
-  const { tracker, breaker } = entry;
   const t0 = performance.now();
   try {
-    // Pass the signal on only to a function that takes one (see the breaker's `attempt`).
-    const r = await breaker.execute(fn.length > 0 ? (signal?: AbortSignal) => fn(signal ?? new AbortController().signal) : () => (fn as () => T | Promise<T>)());
+    let r: T;
+    if (breaker) {
+      // Pass the signal on only to a function that takes one (see the breaker's `attempt`).
+      r = await breaker.execute(fn.length > 0 ? (signal?: AbortSignal) => fn(signal ?? new AbortController().signal) : () => (fn as () => T | Promise<T>)());
+    } else {
+      // Unprotected: no breaker, so no timeout either (a per-call timer is not allowed); the signal never fires.
+      unprotected.aiCalls++;
+      r = await fn(new AbortController().signal);
+    }
     tracker.record(performance.now() - t0, true);
     return r;
   } catch (e) {
@@ -413,7 +504,7 @@ export async function trackAiCall<T>(name: string, fn: (signal: AbortSignal) => 
 export function recordDeadLetter(queue: string, n = 1): void {
   const w = getWatchdogs();
   const name = `dlq:${series('dlq', String(queue))}`;
-  const c = (w.get(name) as RateCounter | undefined) ?? w.counter(name);
+  const c = (w.get(name) as RateCounter | undefined) ?? w._track('counter', name, 'dlq:other').handle;
   c.add(n);
 }
 
@@ -448,6 +539,10 @@ export function getWatchdogsReport() {
       perCall: Object.fromEntries(ai.map((v) => [v.name.slice(3), { p50: v.latency?.p50 ?? 0, p99: v.latency?.p99 ?? 0, callsPerMinute: v.callsPerMinute ?? 0, errorsPerMinute: v.errorsPerMinute ?? 0, totalCalls: v.totalCalls ?? 0, state: v.state }])),
     },
     watchdogs: all,
+    // Calls counted under a shared `other` watchdog because the registry was
+    // full, and calls run without a breaker because the breaker cap was
+    // reached (or their name overflowed): nothing is refused for a cap.
+    overflow: { watchdogCalls: w.overflowed(), unprotectedAiCalls: unprotected.aiCalls, unprotectedPublishes: unprotected.publishes },
     timestamp: now,
   };
 }

@@ -35,7 +35,7 @@ use crate::core::backoff::Jitter;
 use crate::core::breaker::{Admission, Breaker, Outcome, RawBreakerOptions, Transitions};
 use crate::core::error::CoreError;
 use crate::core::registry::Registry;
-use crate::napi_util::{either::Either, throw, Opts};
+use crate::napi_util::{borrow_mut, either::Either, throw, Opts};
 
 /// Breakers per mirror page; a page is `PAGE * STRIDE` f64s (24 KiB).
 const PAGE: usize = 1024;
@@ -72,16 +72,15 @@ thread_local! {
 /// Runs `f` on this thread's binding with `inst` as the current instance,
 /// after applying every batched success; maps core errors to JS errors.
 fn with<R>(env: Option<&Env>, inst: u32, f: impl FnOnce(&mut Binding) -> std::result::Result<R, CoreError>) -> Result<R> {
-    BINDING.with(|b| {
-        let mut b = b.borrow_mut();
-        let res = match b.as_mut() {
+    BINDING.with(|cell| {
+        let res = borrow_mut(cell, "the circuit breaker registry").and_then(|mut b| match b.as_mut() {
             Some(b) if (inst as usize) < b.instances.len() => {
                 b.cur = inst as usize;
                 b.drain();
                 f(b)
             }
             _ => Err(CoreError::not_found("circuit breaker binding instance", inst)),
-        };
+        });
         res.map_err(|e| match env {
             Some(env) => throw(env, e),
             None => Error::from_reason(e.message),
@@ -172,8 +171,8 @@ pub fn cb_init(env: Env, io: Float64Array, ring: Float64Array, time_origin: f64,
     if io.len() < IO_LEN || ring.len() < RING_LEN {
         return Err(throw(&env, CoreError::range("cbInit buffers", &format!("io >= {IO_LEN} and ring >= {RING_LEN} elements"), io.len())));
     }
-    BINDING.with(|b| {
-        let mut b = b.borrow_mut();
+    BINDING.with(|cell| {
+        let mut b = borrow_mut(cell, "the circuit breaker registry").map_err(|e| throw(&env, e))?;
         let b = b.get_or_insert_with(|| {
             let seed = seed.map(|s| s.to_bits()).unwrap_or_else(|| {
                 let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
@@ -267,15 +266,35 @@ pub fn cb_create(env: Env, inst: u32, name: Unknown, opts: Option<Unknown>, now:
         napi::ValueType::String => unsafe { name.cast::<String>() }?,
         _ => return Err(throw(&env, CoreError::type_error("name", "a non-empty string", "another type"))),
     };
+    // Read the user's object before borrowing the registry: a getter or
+    // Proxy trap may call back into this module (issue 19). A read error
+    // matters only if the name is new (existing names ignore their options).
+    let read = read_options(opts);
     with(Some(&env), inst, |b| {
         if let Some(id) = b.reg.id_of(&name) {
             return Ok(id);
         }
-        let (raw, seed) = read_options(opts)?;
+        let (raw, seed) = read?;
         let o = raw.build()?;
         let (id, _) = b.reg.get_or_create(&name, o, seed, now)?;
         b.sync(id);
         Ok(id)
+    })
+}
+
+/// Registry settings from `configureCircuitBreakers(options)`: reads
+/// `maxBreakers`, the cap on breakers (an integer from 1 to 1,000,000,
+/// default 10,000; past it, creating a breaker throws a RangeError with code
+/// `ERR_LIMIT_REACHED`). Returns the cap in force.
+#[napi]
+pub fn cb_configure(env: Env, inst: u32, opts: Option<Unknown>) -> Result<u32> {
+    // Read the user's object before borrowing the registry (issue 19).
+    let max = Opts::from_unknown(opts, "options").and_then(|o| o.number("maxBreakers", "an integer from 1 to 1000000"));
+    with(Some(&env), inst, |b| {
+        if let Some(m) = max? {
+            b.reg.set_max_breakers(m)?;
+        }
+        Ok(b.reg.max_breakers() as u32)
     })
 }
 

@@ -15,15 +15,15 @@ use napi_derive::napi;
 use crate::core::dag::{self, Dag, Outcome, Phase, Problem, ServiceSpec, Status};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::graph_file;
-use crate::napi_util::{throw, Opts};
+use crate::napi_util::{borrow_mut, throw, Opts};
 
 thread_local! {
     static DAGS: RefCell<Vec<Dag>> = const { RefCell::new(Vec::new()) };
 }
 
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Dag) -> CoreResult<T>) -> Result<T> {
-    DAGS.with(|d| {
-        let mut d = d.borrow_mut();
+    DAGS.with(|cell| {
+        let mut d = borrow_mut(cell, "the startup DAG table")?;
         let dag = d.get_mut(h as usize).ok_or_else(|| CoreError::not_found("startup DAG handle", h));
         dag.and_then(f)
     })
@@ -32,11 +32,11 @@ fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Dag) -> CoreResult<T>) -> Resu
 
 /// A new, empty DAG; returns its handle.
 #[napi]
-pub fn dag_create() -> u32 {
-    DAGS.with(|d| {
-        let mut d = d.borrow_mut();
+pub fn dag_create(env: Env) -> Result<u32> {
+    DAGS.with(|cell| {
+        let mut d = borrow_mut(cell, "the startup DAG table").map_err(|e| throw(&env, e))?;
         d.push(Dag::new());
-        (d.len() - 1) as u32
+        Ok((d.len() - 1) as u32)
     })
 }
 

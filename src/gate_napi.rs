@@ -13,15 +13,15 @@ use napi_derive::napi;
 
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::gate::{self, GateSet, GateSpec, Transition};
-use crate::napi_util::{throw, Opts};
+use crate::napi_util::{borrow_mut, throw, Opts};
 
 thread_local! {
     static SETS: RefCell<Vec<GateSet>> = const { RefCell::new(Vec::new()) };
 }
 
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut GateSet) -> CoreResult<T>) -> Result<T> {
-    SETS.with(|s| {
-        let mut s = s.borrow_mut();
+    SETS.with(|cell| {
+        let mut s = borrow_mut(cell, "the health gate table")?;
         let set = s.get_mut(h as usize).ok_or_else(|| CoreError::not_found("health gate set handle", h));
         set.and_then(f)
     })
@@ -29,11 +29,11 @@ fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut GateSet) -> CoreResult<T>) -> 
 }
 
 #[napi]
-pub fn gate_create() -> u32 {
-    SETS.with(|s| {
-        let mut s = s.borrow_mut();
+pub fn gate_create(env: Env) -> Result<u32> {
+    SETS.with(|cell| {
+        let mut s = borrow_mut(cell, "the health gate table").map_err(|e| throw(&env, e))?;
         s.push(GateSet::new());
-        (s.len() - 1) as u32
+        Ok((s.len() - 1) as u32)
     })
 }
 

@@ -19,7 +19,7 @@ use napi_derive::napi;
 use crate::core::error::CoreError;
 use crate::core::histogram::{Percentiles, Window};
 use crate::core::signals::{Refusal, SignalStore, SignalsOptions, OTHER};
-use crate::napi_util::{throw, Opts};
+use crate::napi_util::{borrow_mut, throw, Opts};
 
 /// Requests the ring holds before the JS side forces a drain.
 const RING_CAP: usize = 1024;
@@ -59,9 +59,8 @@ impl Binding {
 
 /// Runs `f` on this thread's store after applying every buffered request.
 fn with<R>(env: &Env, now: Option<f64>, f: impl FnOnce(&mut Binding) -> std::result::Result<R, CoreError>) -> Result<R> {
-    BINDING.with(|b| {
-        let mut b = b.borrow_mut();
-        let res = match b.as_mut() {
+    BINDING.with(|cell| {
+        let res = borrow_mut(cell, "the metrics store").and_then(|mut b| match b.as_mut() {
             Some(b) => {
                 if let Some(now) = now {
                     b.drain(now);
@@ -69,7 +68,7 @@ fn with<R>(env: &Env, now: Option<f64>, f: impl FnOnce(&mut Binding) -> std::res
                 f(b)
             }
             None => Err(CoreError::not_found("metrics binding", "call sgInit first")),
-        };
+        });
         res.map_err(|e| throw(env, e))
     })
 }
@@ -97,13 +96,13 @@ pub fn sg_init(env: Env, ring: Float64Array, now: f64) -> Result<u32> {
     if ring.len() < RING_LEN {
         return Err(throw(&env, CoreError::range("metrics ring", &format!("{RING_LEN} elements"), ring.len())));
     }
-    BINDING.with(|b| {
-        let mut b = b.borrow_mut();
+    BINDING.with(|cell| {
+        let mut b = borrow_mut(cell, "the metrics store").map_err(|e| throw(&env, e))?;
         if b.is_none() {
             let store = SignalStore::new(SignalsOptions::default(), now).map_err(|e| throw(&env, e))?;
             *b = Some(Binding { store, instances: Vec::new(), invalid_routes: 0, created_at: now });
         }
-        let b = b.as_mut().expect("created above");
+        let Some(b) = b.as_mut() else { return Err(throw(&env, CoreError::not_found("metrics binding", "sgInit"))) };
         let ptr = ring.as_ptr() as *mut f64;
         b.instances.push(Instance { _keep: ring, ring: ptr });
         Ok((b.instances.len() - 1) as u32)
@@ -120,8 +119,11 @@ pub fn sg_ring_cap() -> u32 {
 /// figure is silently lost.
 #[napi]
 pub fn sg_configure(env: Env, options: Option<Unknown>, now: f64) -> Result<()> {
+    // Read the user's object before borrowing the store: a getter or Proxy
+    // trap may call back into this module (issue 19).
+    let opts = read_options(options);
     with(&env, Some(now), |b| {
-        let opts = read_options(options)?;
+        let opts = opts?;
         // The two reserved series (`unmatched`, `other`) always exist.
         let routes = b.store.series_count().saturating_sub(2);
         if routes > 0 {

@@ -7,26 +7,62 @@
 //! the same `match` arm), so the cast reads exactly the type napi reported.
 //! The JS tests call every reader with every wrong type (`__test__/hostile.test.js`).
 
+use std::cell::{RefCell, RefMut};
+
 use napi::bindgen_prelude::*;
 use napi::{Env, Status, ValueType};
+use napi_derive::napi;
 
 use crate::core::error::{CoreError, ErrorKind};
 
 /// Throws `e` as the matching JS error class and returns the napi error that
 /// tells napi-rs an exception is already pending (so it does not throw twice).
 pub fn throw(env: &Env, e: CoreError) -> Error {
-    let code = match e.kind {
-        ErrorKind::Type => "ERR_INVALID_ARG_TYPE",
-        ErrorKind::Range => "ERR_OUT_OF_RANGE",
-        ErrorKind::NotFound => "ERR_NOT_FOUND",
-        ErrorKind::State => "ERR_INVALID_STATE",
-    };
+    let code = e.kind.code();
     let _ = match e.kind {
         ErrorKind::Type => env.throw_type_error(&e.message, Some(code)),
-        ErrorKind::Range => env.throw_range_error(&e.message, Some(code)),
-        ErrorKind::NotFound | ErrorKind::State => env.throw_error(&e.message, Some(code)),
+        ErrorKind::Range | ErrorKind::Limit => env.throw_range_error(&e.message, Some(code)),
+        ErrorKind::NotFound | ErrorKind::State | ErrorKind::Reentrant => env.throw_error(&e.message, Some(code)),
     };
     Error::new(Status::PendingException, e.message)
+}
+
+/// Mutably borrows a binding's thread-local state, or refuses a re-entrant
+/// call with `ERR_REENTRANT` instead of panicking across the FFI. Bindings
+/// read every user object before calling this, so it should never refuse;
+/// it is the guard for whatever is missed.
+///
+/// ```ignore
+/// let mut state = borrow_mut(cell, "the circuit breaker registry")?;
+/// ```
+pub fn borrow_mut<'a, T>(cell: &'a RefCell<T>, what: &str) -> std::result::Result<RefMut<'a, T>, CoreError> {
+    cell.try_borrow_mut().map_err(|_| CoreError::reentrant(what))
+}
+
+/// The `code` of each error the binding throws, for the JS side to match on.
+#[napi(object)]
+pub struct ErrorCodes {
+    pub invalid_type: String,
+    pub out_of_range: String,
+    pub not_found: String,
+    pub invalid_state: String,
+    pub limit_reached: String,
+    pub reentrant: String,
+}
+
+/// The error codes (`ERR_LIMIT_REACHED`, …), so JS compares against the
+/// binding's strings instead of copies.
+#[napi]
+pub fn error_codes() -> ErrorCodes {
+    let c = |k: ErrorKind| k.code().to_string();
+    ErrorCodes {
+        invalid_type: c(ErrorKind::Type),
+        out_of_range: c(ErrorKind::Range),
+        not_found: c(ErrorKind::NotFound),
+        invalid_state: c(ErrorKind::State),
+        limit_reached: c(ErrorKind::Limit),
+        reentrant: c(ErrorKind::Reentrant),
+    }
 }
 
 fn type_name(t: ValueType) -> &'static str {

@@ -18,9 +18,9 @@ use napi_derive::napi;
 
 use crate::core::dlq::{DlqSet, Run};
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::ops::{audit_json, refusal_json, Actor, Criticality, LoadReport, OpsState};
+use crate::core::ops::{refusal_json, Actor, Criticality, LoadReport, OpsState};
 use crate::core::ops_merge::{Field, Replication};
-use crate::napi_util::throw;
+use crate::napi_util::{borrow_mut, throw};
 
 struct Plane {
     ops: OpsState,
@@ -35,7 +35,7 @@ thread_local! {
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Plane) -> CoreResult<T>) -> Result<T> {
     PLANES
         .with(|p| {
-            let mut p = p.borrow_mut();
+            let mut p = borrow_mut(p, "the ops plane table")?;
             let plane = p.get_mut(h as usize).ok_or_else(|| CoreError::not_found("ops handle", h));
             plane.and_then(f)
         })
@@ -62,13 +62,13 @@ fn actor(name: String, source: String) -> Actor {
 }
 
 #[napi]
-pub fn ops_create(seed: f64) -> u32 {
+pub fn ops_create(env: Env, seed: f64) -> Result<u32> {
     PLANES.with(|p| {
-        let mut p = p.borrow_mut();
+        let mut p = borrow_mut(p, "the ops plane table").map_err(|e| throw(&env, e))?;
         // A node id until the Redis backend names the instance: it only breaks ties.
         let node = format!("node-{:012x}", seed.to_bits() & 0xffff_ffff_ffff);
         p.push(Plane { ops: OpsState::new(seed.to_bits()), dlq: DlqSet::new(), repl: Replication::new(&node) });
-        (p.len() - 1) as u32
+        Ok((p.len() - 1) as u32)
     })
 }
 

@@ -21,15 +21,15 @@ use napi_derive::napi;
 
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::rollout::{self, percent_to_bp, BurnWindow, Config, Event, Figures, HashMode, RollbackTarget, RolloutSet, Slo, Step, Verdict, BUCKETS};
-use crate::napi_util::{throw, Opts};
+use crate::napi_util::{borrow_mut, throw, Opts};
 
 thread_local! {
     static SETS: RefCell<Vec<RolloutSet>> = const { RefCell::new(Vec::new()) };
 }
 
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut RolloutSet) -> CoreResult<T>) -> Result<T> {
-    SETS.with(|s| {
-        let mut s = s.borrow_mut();
+    SETS.with(|cell| {
+        let mut s = borrow_mut(cell, "the traffic shaping table")?;
         let set = s.get_mut(h as usize).ok_or_else(|| CoreError::not_found("traffic shaping handle", h));
         set.and_then(f)
     })
@@ -37,11 +37,11 @@ fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut RolloutSet) -> CoreResult<T>) 
 }
 
 #[napi]
-pub fn ts_create() -> u32 {
-    SETS.with(|s| {
-        let mut s = s.borrow_mut();
+pub fn ts_create(env: Env) -> Result<u32> {
+    SETS.with(|cell| {
+        let mut s = borrow_mut(cell, "the traffic shaping table").map_err(|e| throw(&env, e))?;
         s.push(RolloutSet::new());
-        (s.len() - 1) as u32
+        Ok((s.len() - 1) as u32)
     })
 }
 
@@ -261,7 +261,8 @@ pub fn ts_decide(env: Env, h: u32, id: u32, key: String) -> Result<bool> {
 /// unknown id.
 #[napi]
 pub fn ts_bucket(h: u32, id: u32, key: String) -> i32 {
-    SETS.with(|s| match s.borrow().get(h as usize).and_then(|set| set.get(id as usize)) {
+    // try_borrow: -1 (as for an unknown id) rather than a panic if re-entered.
+    SETS.with(|s| match s.try_borrow().ok().as_ref().and_then(|s| s.get(h as usize)).and_then(|set| set.get(id as usize)) {
         Some(r) => r.bucket(&key) as i32,
         None => -1,
     })

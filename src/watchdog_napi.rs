@@ -14,15 +14,15 @@ use napi_derive::napi;
 
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::watchdog::{Kind, Registry, Thresholds, Transition};
-use crate::napi_util::{throw, Opts};
+use crate::napi_util::{borrow_mut, throw, Opts};
 
 thread_local! {
     static REGS: RefCell<Vec<Registry>> = RefCell::new(Vec::new());
 }
 
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Registry) -> CoreResult<T>) -> Result<T> {
-    REGS.with(|r| {
-        let mut r = r.borrow_mut();
+    REGS.with(|cell| {
+        let mut r = borrow_mut(cell, "the watchdog table")?;
         let reg = r.get_mut(h as usize).ok_or_else(|| CoreError::not_found("watchdog registry handle", h));
         reg.and_then(f)
     })
@@ -30,11 +30,11 @@ fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Registry) -> CoreResult<T>) ->
 }
 
 #[napi]
-pub fn wd_create() -> u32 {
-    REGS.with(|r| {
-        let mut r = r.borrow_mut();
+pub fn wd_create(env: Env) -> Result<u32> {
+    REGS.with(|cell| {
+        let mut r = borrow_mut(cell, "the watchdog table").map_err(|e| throw(&env, e))?;
         r.push(Registry::new());
-        (r.len() - 1) as u32
+        Ok((r.len() - 1) as u32)
     })
 }
 
@@ -52,15 +52,30 @@ fn thresholds(opts: Option<Unknown>) -> CoreResult<(Thresholds, f64)> {
 #[napi]
 pub fn wd_register(env: Env, h: u32, kind: String, name: String, opts: Option<Unknown>, now: f64) -> Result<u32> {
     let (t, q) = thresholds(opts).map_err(|e| throw(&env, e))?;
-    with(&env, h, |r| {
-        match kind.as_str() {
-            "gauge" => r.gauge(&name, t, now),
-            "latency" => r.latency(&name, t, q, now),
-            "counter" => r.counter(&name, t, now),
-            other => Err(CoreError::range("kind", "'gauge', 'latency' or 'counter'", format!("\"{other}\""))),
-        }
-        .map(|i| i as u32)
-    })
+    with(&env, h, |r| r.register(&kind, &name, t, q, now).map(|i| i as u32))
+}
+
+#[napi(object)]
+pub struct WdTracked {
+    pub id: u32,
+    /// True when the registry was full and `id` is the shared overflow watchdog.
+    pub overflowed: bool,
+}
+
+/// Registers a watchdog for a name the package derives from user data (AI
+/// call names, topics). Once the registry is full a new name gets the shared
+/// watchdog `overflow` instead and the fallback is counted (`wd_overflowed`),
+/// so a wrapped call never fails because of the cap.
+#[napi]
+pub fn wd_track(env: Env, h: u32, kind: String, name: String, overflow: String, opts: Option<Unknown>, now: f64) -> Result<WdTracked> {
+    let (t, q) = thresholds(opts).map_err(|e| throw(&env, e))?;
+    with(&env, h, |r| r.track(&kind, &name, &overflow, t, q, now).map(|(id, overflowed)| WdTracked { id: id as u32, overflowed }))
+}
+
+/// How many `wd_track` calls fell back to an overflow watchdog.
+#[napi]
+pub fn wd_overflowed(env: Env, h: u32) -> Result<f64> {
+    with(&env, h, |r| Ok(r.overflowed() as f64))
 }
 
 #[napi(object)]

@@ -15,6 +15,33 @@ pub enum ErrorKind {
     /// A call that is not allowed in the current state (e.g. registering a
     /// service after startup began); a plain JS `Error`.
     State,
+    /// A configured cap (breakers, watchdogs, ...) is reached: a JS
+    /// `RangeError` whose message names the cap and how to raise it.
+    Limit,
+    /// A call made while the same module's state is in use further up the
+    /// stack (a getter or Proxy trap of an argument calling back in): a plain
+    /// JS `Error`. The bindings read arguments before taking their state, so
+    /// this is a last line of defence, never a panic.
+    Reentrant,
+}
+
+impl ErrorKind {
+    /// The `code` of the JS error, the one place these strings are written.
+    ///
+    /// ```
+    /// use reliability_core::core::error::ErrorKind;
+    /// assert_eq!(ErrorKind::Limit.code(), "ERR_LIMIT_REACHED");
+    /// ```
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::Type => "ERR_INVALID_ARG_TYPE",
+            ErrorKind::Range => "ERR_OUT_OF_RANGE",
+            ErrorKind::NotFound => "ERR_NOT_FOUND",
+            ErrorKind::State => "ERR_INVALID_STATE",
+            ErrorKind::Limit => "ERR_LIMIT_REACHED",
+            ErrorKind::Reentrant => "ERR_REENTRANT",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +76,19 @@ impl CoreError {
 impl CoreError {
     pub fn state(message: impl Into<String>) -> Self {
         CoreError { kind: ErrorKind::State, message: message.into() }
+    }
+
+    /// `what` would pass its cap `max`; `raise` says how to change the cap.
+    pub fn limit(what: &str, max: usize, raise: &str) -> Self {
+        CoreError { kind: ErrorKind::Limit, message: format!("{what}: at most {max} allowed ({raise})") }
+    }
+
+    /// A re-entrant call into `what` (see `ErrorKind::Reentrant`).
+    pub fn reentrant(what: &str) -> Self {
+        CoreError {
+            kind: ErrorKind::Reentrant,
+            message: format!("{what} was called again while it was in use (from a getter, Proxy trap or callback of an argument)"),
+        }
     }
 }
 

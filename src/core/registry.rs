@@ -13,9 +13,12 @@ use super::rng::SplitMix64;
 /// JSON, so an unbounded one is a memory and cardinality hazard.
 pub const MAX_NAME_LEN: usize = 200;
 
-/// Hard cap on breakers per registry: ids are dense and never reused, so a
-/// caller creating breakers per request (opossum #404) hits a clear error
-/// instead of growing without bound.
+/// Default cap on breakers per registry: ids are dense and never reused, so
+/// a caller creating breakers per request (opossum #404) hits a clear error
+/// at creation instead of growing without bound (100,000 names cost ~130 MB).
+pub const DEFAULT_MAX_BREAKERS: usize = 10_000;
+
+/// The highest cap `set_max_breakers` accepts.
 pub const MAX_BREAKERS: usize = 1_000_000;
 
 struct Entry {
@@ -63,13 +66,34 @@ pub struct Registry {
     entries: Entries,
     by_name: HashMap<Rc<str>, u32>,
     seeder: SplitMix64,
+    max_breakers: usize,
 }
 
 impl Registry {
     /// `seed` drives the per-breaker jitter generators of breakers created
     /// without their own seed.
     pub fn new(seed: u64) -> Self {
-        Registry { entries: Entries::default(), by_name: HashMap::new(), seeder: SplitMix64::new(seed) }
+        Registry { entries: Entries::default(), by_name: HashMap::new(), seeder: SplitMix64::new(seed), max_breakers: DEFAULT_MAX_BREAKERS }
+    }
+
+    /// The cap on breakers (default `DEFAULT_MAX_BREAKERS`).
+    pub fn max_breakers(&self) -> usize {
+        self.max_breakers
+    }
+
+    /// Sets the cap on breakers: an integer from 1 to `MAX_BREAKERS`.
+    /// Breakers that already exist stay; past the cap, creating one fails.
+    ///
+    /// ```
+    /// use reliability_core::core::registry::Registry;
+    /// let mut r = Registry::new(1);
+    /// r.set_max_breakers(50_000.0).unwrap();
+    /// assert_eq!(r.max_breakers(), 50_000);
+    /// assert!(r.set_max_breakers(0.0).is_err());
+    /// ```
+    pub fn set_max_breakers(&mut self, max: f64) -> CoreResult<()> {
+        self.max_breakers = super::error::check::int_in("maxBreakers", max, 1, MAX_BREAKERS as u32)? as usize;
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -91,8 +115,12 @@ impl Registry {
             return Ok((id, false));
         }
         validate_name(name)?;
-        if self.entries.len >= MAX_BREAKERS {
-            return Err(CoreError::range("breaker count", &format!("at most {MAX_BREAKERS} per registry"), self.entries.len + 1));
+        if self.entries.len >= self.max_breakers {
+            return Err(CoreError::limit(
+                &format!("circuit breaker \"{name}\" not created: the registry holds {} breakers", self.entries.len),
+                self.max_breakers,
+                "raise the cap with configureCircuitBreakers({ maxBreakers }), or reuse names instead of making one per request",
+            ));
         }
         // Reuse the previous breaker's options when they are equal: breakers
         // are usually made in families with one configuration.
@@ -236,6 +264,26 @@ mod tests {
         assert_eq!(r.name(CHUNK as u32 + 4), Some("b1028"));
         assert_eq!(r.id_of("b1028"), Some(CHUNK as u32 + 4));
         assert!(std::mem::size_of::<crate::core::window::Counts>() <= 24);
+    }
+
+    #[test]
+    fn the_breaker_cap_refuses_new_names_with_a_limit_error() {
+        let mut r = Registry::new(1);
+        assert_eq!(r.max_breakers(), DEFAULT_MAX_BREAKERS);
+        r.set_max_breakers(3.0).unwrap();
+        for i in 0..3 {
+            r.get_or_create(&format!("b{i}"), BreakerOptions::default(), None, 0.0).unwrap();
+        }
+        let e = r.get_or_create("b3", BreakerOptions::default(), None, 0.0).unwrap_err();
+        assert_eq!(e.kind, crate::core::error::ErrorKind::Limit);
+        assert!(e.message.contains("at most 3") && e.message.contains("maxBreakers"), "{}", e.message);
+        // Existing names still resolve; raising the cap admits new ones.
+        assert_eq!(r.get_or_create("b1", BreakerOptions::default(), None, 0.0).unwrap(), (1, false));
+        r.set_max_breakers(4.0).unwrap();
+        assert!(r.get_or_create("b3", BreakerOptions::default(), None, 0.0).is_ok());
+        for bad in [0.0, 1.5, f64::NAN, 2e6] {
+            assert_eq!(r.set_max_breakers(bad).unwrap_err().kind, crate::core::error::ErrorKind::Range);
+        }
     }
 
     #[test]

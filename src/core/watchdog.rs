@@ -23,6 +23,11 @@ use super::histogram::{Aggregate, LatencyWindows, Percentiles, RingSpec, SliceRi
 
 pub const MAX_WATCHDOGS: usize = 1000;
 
+/// Slots past `MAX_WATCHDOGS` kept for the shared overflow watchdogs
+/// (`ai:other`, `publish:other`, ...) that `track` falls back to, so a full
+/// registry never makes the package's own wrappers fail.
+pub const OVERFLOW_SLOTS: usize = 16;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Ok,
@@ -198,11 +203,13 @@ pub struct Registry {
     /// Scratch histograms for reads (reused, not allocated per read).
     minute: Aggregate,
     all: Aggregate,
+    /// `track` calls answered with the overflow watchdog because the registry was full.
+    overflowed: u64,
 }
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { dogs: Vec::new(), index: HashMap::new(), minute: Aggregate::for_window(Window::OneMinute), all: Aggregate::new() }
+        Registry { dogs: Vec::new(), index: HashMap::new(), minute: Aggregate::for_window(Window::OneMinute), all: Aggregate::new(), overflowed: 0 }
     }
 }
 
@@ -238,6 +245,10 @@ impl Registry {
     }
 
     fn add(&mut self, name: &str, kind: Kind, thresholds: Thresholds, now: f64) -> CoreResult<usize> {
+        self.add_capped(name, kind, thresholds, now, MAX_WATCHDOGS)
+    }
+
+    fn add_capped(&mut self, name: &str, kind: Kind, thresholds: Thresholds, now: f64, cap: usize) -> CoreResult<usize> {
         let n = name.chars().count();
         if n == 0 || n > 256 {
             return Err(CoreError::range("name", "a non-empty string of at most 256 characters", format!("{n} characters")));
@@ -252,13 +263,70 @@ impl Registry {
             d.thresholds = thresholds;
             return Ok(id);
         }
-        if self.dogs.len() >= MAX_WATCHDOGS {
-            return Err(CoreError::range("name", &format!("one of at most {MAX_WATCHDOGS} watchdogs"), "one more"));
+        if self.dogs.len() >= cap {
+            return Err(CoreError::limit(&format!("watchdog \"{name}\" not registered"), MAX_WATCHDOGS, "reuse names; the package's own wrappers fall back to shared `other` watchdogs"));
         }
         let id = self.dogs.len();
         self.index.insert(name.to_string(), id);
         self.dogs.push(Watchdog { name: name.to_string(), kind, thresholds, state: State::new(now), last_value: 0.0 });
         Ok(id)
+    }
+
+    /// Registers a watchdog of `kind` (`gauge`, `latency` or `counter`;
+    /// `quantile` is used by latency trackers only).
+    pub fn register(&mut self, kind: &str, name: &str, t: Thresholds, quantile: f64, now: f64) -> CoreResult<usize> {
+        self.register_capped(kind, name, t, quantile, now, MAX_WATCHDOGS)
+    }
+
+    fn register_capped(&mut self, kind: &str, name: &str, t: Thresholds, quantile: f64, now: f64, cap: usize) -> CoreResult<usize> {
+        let kind = match kind {
+            "gauge" => Kind::Gauge { value: 0.0 },
+            "latency" => {
+                if !QUANTILES.contains(&quantile) {
+                    return Err(CoreError::range("quantile", "one of 0.5, 0.9, 0.95, 0.99, 0.999", check::fmt_num(quantile)));
+                }
+                Kind::Latency { windows: LatencyWindows::new(now), counts: SliceRing::new(MINUTE, now), total: Counts::default(), quantile }
+            }
+            "counter" => Kind::Counter { ring: SliceRing::new(MINUTE, now), total: 0 },
+            other => return Err(CoreError::range("kind", "'gauge', 'latency' or 'counter'", format!("\"{other}\""))),
+        };
+        self.add_capped(name, kind, t, now, cap)
+    }
+
+    /// Like `register`, for names the package makes up from user data (AI
+    /// call names, topics): once the registry is full, a new name gets the
+    /// shared watchdog `overflow` instead (registered in a reserved slot,
+    /// without thresholds), the fallback is counted, and the bool is true.
+    /// Other errors (a bad name, a kind clash) are returned as they are.
+    ///
+    /// ```
+    /// use reliability_core::core::watchdog::{Registry, Thresholds, MAX_WATCHDOGS};
+    /// let mut r = Registry::new();
+    /// for i in 0..MAX_WATCHDOGS {
+    ///     r.register("counter", &format!("c{i}"), Thresholds::none(), 0.99, 0.0).unwrap();
+    /// }
+    /// let (id, overflowed) = r.track("latency", "ai:new", "ai:other", Thresholds::none(), 0.99, 0.0).unwrap();
+    /// assert!(overflowed && r.get(id).unwrap().name == "ai:other" && r.overflowed() == 1);
+    /// ```
+    pub fn track(&mut self, kind: &str, name: &str, overflow: &str, t: Thresholds, quantile: f64, now: f64) -> CoreResult<(usize, bool)> {
+        match self.register(kind, name, t, quantile, now) {
+            Err(e) if e.kind == super::error::ErrorKind::Limit => {
+                // An existing overflow watchdog keeps its thresholds.
+                let same_kind = |d: &Watchdog| matches!((&d.kind, kind), (Kind::Gauge { .. }, "gauge") | (Kind::Latency { .. }, "latency") | (Kind::Counter { .. }, "counter"));
+                let id = match self.id_of(overflow) {
+                    Some(id) if same_kind(&self.dogs[id]) => id,
+                    _ => self.register_capped(kind, overflow, Thresholds::none(), quantile, now, MAX_WATCHDOGS + OVERFLOW_SLOTS)?,
+                };
+                self.overflowed += 1;
+                Ok((id, true))
+            }
+            r => r.map(|id| (id, false)),
+        }
+    }
+
+    /// How many `track` calls fell back to an overflow watchdog.
+    pub fn overflowed(&self) -> u64 {
+        self.overflowed
     }
 
     pub fn gauge(&mut self, name: &str, t: Thresholds, now: f64) -> CoreResult<usize> {
