@@ -8,6 +8,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { tagRouter } from './express/endpoints';
+import { rejectMalformedPath, requestErrors } from './express/requests';
 
 export interface DashboardOptions {
   /** Where the observability API is, relative to the page or absolute (default: the router's parent path). */
@@ -44,6 +46,7 @@ export function createDashboardRouter(options: DashboardOptions = {}) {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const express = require('express');
   const router = express.Router();
+  router.use(rejectMalformedPath);
   const send = (res: any, name: string) => {
     const f = load().get(name);
     if (!f) return res.status(404).json({ error: 'Not Found' });
@@ -65,7 +68,9 @@ export function createDashboardRouter(options: DashboardOptions = {}) {
     res.json({ apiBase, opsPath: options.opsPath ?? '/api/ops', pollMs });
   });
   router.get('/:file', (req: any, res: any) => send(res, req.params.file));
-  return router;
+  router.use(requestErrors);
+  // Everything below its mount point is the package's: never shed by a control.
+  return tagRouter(router);
 }
 
 let shared: ((req: any, res: any, next: (e?: unknown) => void) => void) | null = null;
@@ -75,3 +80,4 @@ export function dashboardRouter(req: any, res: any, next: (e?: unknown) => void)
   const r = (shared ??= createDashboardRouter());
   r(req, res, next);
 }
+tagRouter(dashboardRouter);

@@ -15,6 +15,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { isPackageRequest } from './express/endpoints';
 import { cohortOf, ensureAccessors } from './express/accessors';
 import { liveSlot, track, type Owner, type RolloutRecorder } from './express/tracker';
 import { native } from './native';
@@ -454,6 +455,8 @@ function shape(options: TrafficShapingOptions) {
   };
   return function trafficShaping(req: any, res: any, next: (e?: unknown) => void) {
     if (options.enabled === false) return next();
+    // The package's own endpoints (probes, metrics, ops) are never refused by a rollout.
+    if (isPackageRequest(req)) return next();
     // Decided already (an earlier shaping layer, or an own `req.rollout`).
     const live = liveSlot(req);
     if (live !== null ? live.rollout !== null : Object.prototype.hasOwnProperty.call(req, 'rollout')) return next();
