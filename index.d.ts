@@ -9,6 +9,34 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Throws a RangeError naming the option when the limiter figures are out of range. */
+export declare function authCheckLimits(maxFailures: number, windowMs: number, maxGlobal: number): void
+
+/**
+ * Throws a RangeError (naming `field`, never quoting the token) when a
+ * configured token is too weak; the message says how to make one.
+ */
+export declare function authCheckToken(field: string, token: string): void
+
+export declare function authDefaults(): AuthDefaults
+
+/** The limiter's defaults and the token minimum, so the TS layer copies none. */
+export interface AuthDefaults {
+  maxTokenFailures: number
+  maxGlobalTokenFailures: number
+  failureWindowMs: number
+  minTokenBits: number
+}
+
+/** Records a failed token from `source`; `[refused now (0/1), Retry-After seconds]`. */
+export declare function authFailure(source: string, now: number, maxFailures: number, windowMs: number, maxGlobal: number): Array<number>
+
+/** Seconds until failing requests from `source` are accepted again (0: now). */
+export declare function authRetryAfter(source: string, now: number, maxFailures: number, windowMs: number, maxGlobal: number): number
+
+/** A right token from `source`: its own failure count starts again. */
+export declare function authSuccess(source: string): void
+
 /**
  * io: [id, now] → admission | transitions << 4. On return io[1] holds when
  * an open breaker admits its next trial (NaN if not open), so a rejection
@@ -421,13 +449,6 @@ export declare function opsAudit(h: number, limit: number): string
  */
 export declare function opsAuditPush(h: number, action: string, argsJson: string, who: string, source: string, result: string, now: number): void
 
-export declare function opsAuthBlocked(h: number, source: string, now: number, maxFailures: number, windowMs: number): boolean
-
-/** Records a failed token from `source`; true when it is now blocked. */
-export declare function opsAuthFailure(h: number, source: string, now: number, maxFailures: number, windowMs: number): boolean
-
-export declare function opsAuthSuccess(h: number, source: string): void
-
 export interface OpsBrownout {
   level: number
   since: number
@@ -519,12 +540,25 @@ export declare function opsRecordRefusal(h: number, action: string, source: stri
 
 export declare function opsRecordRollback(h: number, names: Array<string>, reason: string, who: string, source: string, now: number): boolean
 
+export declare function opsRefusal(h: number, code: number, agent: string | undefined | null, now: number): OpsRefusalAnswer
+
 export interface OpsRefusal {
   /** The aggregated entry, as JSON (the audit's shape plus `count`, `firstAt`). */
   entryJson: string
   /** True when this refusal opened a new entry (first from that source in the window). */
   first: boolean
   count: number
+}
+
+/**
+ * What a refused request's answer says, looked up directly (no status
+ * rebuilt): for 1 (safe mode) its reason, for 2 (shed) the level and
+ * reason, for 3 (quarantined) the agent's reason and expiry.
+ */
+export interface OpsRefusalAnswer {
+  reason: string
+  level?: number
+  until?: number
 }
 
 export declare function opsRelease(h: number, agent: string, who: string, source: string, now: number): boolean

@@ -10,6 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expressOf } from './express/express-of';
 import type { ExpressModule, ExpressRouter } from './express/types';
+import { tagRouter } from './express/endpoints';
+import { rejectMalformedPath, requestErrors } from './express/requests';
 
 export interface DashboardOptions {
   /** The app's `express` module, where the package cannot find it (default: found from the app). */
@@ -47,6 +49,7 @@ export function createDashboardRouter(options: DashboardOptions = {}): ExpressRo
   if (!Number.isInteger(pollMs) || pollMs < 200 || pollMs > 600_000) throw new RangeError(`pollMs must be an integer from 200 to 600000, got ${String(options.pollMs)}`);
   const express = expressOf(options.express, 'createDashboardRouter');
   const router = express.Router();
+  router.use(rejectMalformedPath);
   const send = (res: any, name: string) => {
     const f = load().get(name);
     if (!f) return res.status(404).json({ error: 'Not Found' });
@@ -68,7 +71,9 @@ export function createDashboardRouter(options: DashboardOptions = {}): ExpressRo
     res.json({ apiBase, opsPath: options.opsPath ?? '/api/ops', pollMs });
   });
   router.get('/:file', (req: any, res: any) => send(res, req.params.file));
-  return router;
+  router.use(requestErrors);
+  // Everything below its mount point is the package's: never shed by a control.
+  return tagRouter(router);
 }
 
 let shared: ((req: any, res: any, next: (e?: unknown) => void) => void) | null = null;
@@ -78,3 +83,4 @@ export function dashboardRouter(req: any, res: any, next: (e?: unknown) => void)
   const r = (shared ??= createDashboardRouter());
   r(req, res, next);
 }
+tagRouter(dashboardRouter);

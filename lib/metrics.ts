@@ -20,6 +20,8 @@ import { endedSlot, liveSlot, track, trackedSockets, type Label, type Owner } fr
 import { native, type Binding } from './native';
 import { expressOf } from './express/express-of';
 import type { ExpressModule, ExpressRouter } from './express/types';
+import { createAccess } from './express/auth';
+import { ownsPaths, tagRouter } from './express/endpoints';
 
 const RING_CAP = native.sgRingCap();
 const ring = new Float64Array(1 + 3 * RING_CAP);
@@ -500,8 +502,15 @@ export interface MetricsRouterOptions {
   goldenSignalsPath?: string;
   /** Path of the Prometheus text (default `/metrics`). */
   prometheusPath?: string;
-  /** Return false to answer 403: read endpoints can be closed by configuration. */
+  /**
+   * Return false to answer 403. Without it both endpoints follow the one
+   * read guard (`configureReadAccess`, `RELIABILITY_READ_TOKEN`), as every
+   * router's read endpoints do; Prometheus then sends the token
+   * (`authorization: { credentials: ... }` in its scrape config).
+   */
   authorize?: (req: unknown) => boolean;
+  /** A read token for both endpoints (default: as every router). */
+  readToken?: string;
 }
 
 type Handler = (req: any, res: any) => void;
@@ -530,14 +539,11 @@ export function createMetricsRouter(options: MetricsRouterOptions = {}): Express
   // Loaded here so that the rest of the module works without Express.
   const express = expressOf(options.express, 'createMetricsRouter');
   const router = express.Router();
-  const guard = (req: any, res: any, next: () => void) => {
-    if (options.authorize && !options.authorize(req)) {
-      res.status(403).json({ error: 'Forbidden', message: 'metrics endpoints are closed by configuration' });
-      return;
-    }
-    next();
-  };
-  router.get(options.goldenSignalsPath ?? '/api/observability/golden-signals', guard, goldenSignalsHandler);
-  router.get(options.prometheusPath ?? '/metrics', guard, prometheusHandler);
-  return router;
+  const guard = createAccess({ readToken: options.readToken, authorize: options.authorize }).read;
+  const gs = options.goldenSignalsPath ?? '/api/observability/golden-signals';
+  const prom = options.prometheusPath ?? '/metrics';
+  router.get(gs, guard, goldenSignalsHandler);
+  router.get(prom, guard, prometheusHandler);
+  // The package's endpoints (never shed by a control), wherever this router is mounted.
+  return tagRouter(router, ownsPaths([gs, prom]));
 }

@@ -6,7 +6,6 @@
  * was all empty objects). Read access is open by default and can be closed
  * with a token.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
 import { getGoldenSignals } from './metrics';
 import { getHealthGates, type HealthGates } from './health-gates';
@@ -17,6 +16,12 @@ import { createDashboardRouter, type DashboardOptions } from './dashboard';
 import type { Binding } from './native';
 import { expressOf } from './express/express-of';
 import type { ExpressModule, ExpressRouter } from './express/types';
+import { createAccess } from './express/auth';
+import { addEndpoint, tagRouter } from './express/endpoints';
+import { healthGatesReport, startupDagReport } from './express/health';
+import { rejectMalformedPath, requestErrors } from './express/requests';
+
+export { healthGatesReport, startupDagReport } from './express/health';
 
 type Req = any;
 type Res = any;
@@ -29,11 +34,11 @@ export interface ObservabilityOptions {
   ops?: OpsControls;
   /**
    * A token that read access requires (`Authorization: Bearer <token>`;
-   * default env `RELIABILITY_READ_TOKEN`, unset = open). The ops token is
-   * accepted too.
+   * default `configureReadAccess`, else env `RELIABILITY_READ_TOKEN`,
+   * unset = open; at least 128 bits). The ops token is accepted too.
    */
   readToken?: string;
-  /** Or decide per request (wins over `readToken`). */
+  /** Or decide per request (wins over `readToken`; false answers 403). */
   authorize?: (req: Req) => boolean;
   /** The ops dashboard at `/dashboard` (default on; its data still needs the read token when one is set). */
   dashboard?: false | DashboardOptions;
@@ -56,19 +61,6 @@ export function circuitBreakersReport() {
     })),
     timestamp: Date.now(),
   };
-}
-
-/** The original's health-gates body, read from state (no check round). */
-export function healthGatesReport(gates: HealthGates = getHealthGates()) {
-  const r = gates.getReadinessSnapshot();
-  return { ready: r.ready, criticalReady: r.criticalReady, allReady: r.allReady, degraded: r.degraded, shuttingDown: r.shuttingDown, gates: r.gates, timestamp: Date.now() };
-}
-
-/** The original's startup-dag body plus nodes, edges, order, levels and timings. */
-export function startupDagReport(dag: StartupDAG = getStartupDAG()) {
-  const r = dag.getStartupReport();
-  const edges = r.services.flatMap((s) => s.dependencies.map((d) => ({ from: d, to: s.id })));
-  return { ...r, nodes: r.services.map((s) => s.id), edges, timestamp: Date.now() };
 }
 
 /** Ops controls, dead-letter queues and the last audit entries. */
@@ -111,33 +103,21 @@ export function addObservabilityPart(part: Part): void {
   const i = parts.findIndex((p) => p.path === part.path);
   if (i >= 0) parts[i] = part;
   else parts.push(part);
+  addEndpoint({ router: 'observability', method: 'GET', path: part.path, access: 'read' });
 }
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** An Express router with every observability endpoint and `/summary`. */
 export function createObservabilityRouter(options: ObservabilityOptions = {}): ExpressRouter {
   const express = expressOf(options.express, 'createObservabilityRouter');
   const router = express.Router();
   const ctx = () => ({ gates: options.gates ?? getHealthGates(), dag: options.dag ?? getStartupDAG(), ops: options.ops ?? getOps() });
-  const tokens = [options.readToken ?? process.env.RELIABILITY_READ_TOKEN, process.env.RELIABILITY_OPS_TOKEN].filter((t): t is string => !!t);
-  const closed = options.authorize !== undefined || !!(options.readToken ?? process.env.RELIABILITY_READ_TOKEN);
+  // The one read guard (express/auth.ts): the read token, or the ops token, or `authorize`.
+  const access = createAccess({ readToken: options.readToken, authorize: options.authorize });
+  router.use(rejectMalformedPath);
   // The page itself holds no data, so it is served before the read guard;
   // it asks for the read token when the API answers 401.
   if (options.dashboard !== false) router.use('/dashboard', createDashboardRouter({ express, ...options.dashboard }));
-  router.use((req: Req, res: Res, next: () => void) => {
-    if (!closed) return next();
-    let ok = false;
-    if (options.authorize) ok = !!options.authorize(req);
-    else {
-      const m = /^Bearer\s+(.+)$/i.exec(String(req.headers?.authorization ?? '').trim());
-      // Constant time against every accepted token (no early exit).
-      for (const t of tokens) if (m && timingSafeEqual(digest(m[1]), digest(t))) ok = true;
-    }
-    if (ok) return next();
-    res.setHeader('WWW-Authenticate', 'Bearer');
-    res.status(401).json({ error: 'Unauthorized', message: 'observability endpoints need a read token' });
-  });
+  router.use(access.read);
   for (const p of parts) {
     router.get(p.path, async (req: Req, res: Res) => {
       try {
@@ -163,7 +143,9 @@ export function createObservabilityRouter(options: ObservabilityOptions = {}): E
     res.setHeader('Cache-Control', 'no-store');
     res.json({ ...Object.fromEntries(parts.filter((p) => p.key in out).map((p) => [p.key, out[p.key]])), ...(Object.keys(errors).length ? { errors } : {}), timestamp: Date.now() });
   });
-  return router;
+  router.use(requestErrors);
+  // Everything below its mount point is the package's: never shed by a control.
+  return tagRouter(router);
 }
 
 let shared: ((req: Req, res: Res, next: (e?: unknown) => void) => void) | null = null;
@@ -176,3 +158,4 @@ export function observabilityRouter(req: Req, res: Res, next: (e?: unknown) => v
   const r = (shared ??= createObservabilityRouter());
   r(req, res, next);
 }
+tagRouter(observabilityRouter);

@@ -110,11 +110,6 @@ function text(field: string, v: unknown, dflt: string): string {
   return v;
 }
 
-function count(field: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1e9) throw new RangeError(`${field} must be an integer from 0 to 1000000000, got ${String(v)}`);
-  return v;
-}
-
 function defaultLogger(): OpsLogger {
   return { log: (l) => console.log(l), warn: (l) => console.warn(l) };
 }
@@ -446,19 +441,13 @@ export class OpsControls extends EventEmitter {
     this.emit('action', entry);
   }
 
-  /** @internal the failed-token limiter, for the HTTP layer. */
-  authFailure(source: string, maxFailures: number, windowMs: number): boolean {
-    return native.opsAuthFailure(this.h, text('source', source, 'unknown'), Date.now(), count('maxFailures', maxFailures), count('windowMs', windowMs));
-  }
-
-  /** @internal */
-  authBlocked(source: string, maxFailures: number, windowMs: number): boolean {
-    return native.opsAuthBlocked(this.h, text('source', source, 'unknown'), Date.now(), count('maxFailures', maxFailures), count('windowMs', windowMs));
-  }
-
-  /** @internal */
-  authSuccess(source: string): void {
-    native.opsAuthSuccess(this.h, text('source', source, 'unknown'));
+  /**
+   * @internal What a refused request's answer says (decision 1, 2 or 3 of
+   * `decide`), looked up directly: O(1) in the number of quarantines.
+   */
+  refusal(decision: number, agentId?: string): { reason: string; level?: number; until?: number } {
+    if (decision !== 1 && decision !== 2 && decision !== 3) throw new RangeError(`decision must be 1, 2 or 3, got ${String(decision)}`);
+    return native.opsRefusal(this.h, decision, agentId === undefined ? undefined : text('agentId', agentId, ''), Date.now());
   }
 
   // ---- the state file ------------------------------------------------------------

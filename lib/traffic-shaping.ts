@@ -22,6 +22,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout } from 'node:timers';
+import { isPackageRequest } from './express/endpoints';
 import { cohortOf, ensureAccessors } from './express/accessors';
 import { markRefused, REFUSAL } from './express/route-labels';
 import { liveSlot, track, type Owner, type RolloutRecorder } from './express/tracker';
@@ -539,6 +540,8 @@ function shape(options: TrafficShapingOptions) {
   };
   return function trafficShaping(req: any, res: any, next: (e?: unknown) => void) {
     if (options.enabled === false) return next();
+    // The package's own endpoints (probes, metrics, ops) are never refused by a rollout.
+    if (isPackageRequest(req)) return next();
     // Decided already (an earlier shaping layer, or an own `req.rollout`).
     const live = liveSlot(req);
     if (live !== null ? live.rollout !== null : Object.prototype.hasOwnProperty.call(req, 'rollout')) return next();

@@ -8,6 +8,8 @@ pub mod core;
 
 // Under `cargo test` the #[napi] exports are not generated, so the binding looks unused.
 #[cfg_attr(test, allow(dead_code))]
+mod auth_napi;
+#[cfg_attr(test, allow(dead_code))]
 mod breaker_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod dag_napi;

@@ -355,22 +355,28 @@ pub fn ops_replica_merge(env: Env, h: u32, text: String, now: f64) -> Result<Ops
     })
 }
 
-/// Records a failed token from `source`; true when it is now blocked.
-#[napi]
-pub fn ops_auth_failure(env: Env, h: u32, source: String, now: f64, max_failures: u32, window_ms: f64) -> Result<bool> {
-    with(&env, h, |p| Ok(p.ops.auth_failure(&source, now, max_failures, window_ms)))
+/// What a refused request's answer says, looked up directly (no status
+/// rebuilt): for 1 (safe mode) its reason, for 2 (shed) the level and
+/// reason, for 3 (quarantined) the agent's reason and expiry.
+#[napi(object)]
+pub struct OpsRefusalAnswer {
+    pub reason: String,
+    pub level: Option<f64>,
+    pub until: Option<f64>,
 }
 
 #[napi]
-pub fn ops_auth_blocked(env: Env, h: u32, source: String, now: f64, max_failures: u32, window_ms: f64) -> Result<bool> {
-    with(&env, h, |p| Ok(p.ops.auth_blocked(&source, now, max_failures, window_ms)))
-}
-
-#[napi]
-pub fn ops_auth_success(env: Env, h: u32, source: String) -> Result<()> {
+pub fn ops_refusal(env: Env, h: u32, code: u32, agent: Option<String>, now: f64) -> Result<OpsRefusalAnswer> {
     with(&env, h, |p| {
-        p.ops.auth_success(&source);
-        Ok(())
+        let o = &p.ops;
+        Ok(match code {
+            1 => OpsRefusalAnswer { reason: o.safe_mode.as_ref().map_or(String::new(), |s| s.reason.clone()), level: None, until: None },
+            2 => OpsRefusalAnswer { reason: o.brownout.as_ref().map_or(String::new(), |b| b.reason.clone()), level: Some(o.brownout.as_ref().map_or(0.0, |b| b.level)), until: None },
+            _ => {
+                let q = agent.as_deref().and_then(|a| o.quarantined(a, now));
+                OpsRefusalAnswer { reason: q.map_or(String::new(), |q| q.reason.clone()), level: None, until: q.and_then(|q| q.expires_at) }
+            }
+        })
     })
 }
 

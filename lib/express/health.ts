@@ -13,6 +13,8 @@ import { getHealthGates, type GateStatus, type HealthGates, type Readiness } fro
 import { assertDatabaseHealthy, getLogger, getStartupDAG, reasonOf, type StartupDAG } from '../startup-dag';
 import { expressOf } from './express-of';
 import type { ExpressModule, ExpressRouter } from './types';
+import { createAccess } from './auth';
+import { ownsPaths, tagRouter } from './endpoints';
 
 type Handler = (req: any, res: any) => void;
 type Paths = string | string[] | false;
@@ -30,8 +32,14 @@ export interface HealthRouterOptions {
   gatesPath?: Paths;
   /** Default `/api/observability/startup-dag`. */
   dagPath?: Paths;
-  /** Return false to answer 403 on the observability paths (probes stay open). */
+  /**
+   * Return false to answer 403 on the observability paths (probes stay
+   * open). Without it they follow the one read guard (`configureReadAccess`,
+   * `RELIABILITY_READ_TOKEN`), as every router's read endpoints do.
+   */
   authorize?: (req: unknown) => boolean;
+  /** A read token for the observability paths (default: as every router). */
+  readToken?: string;
   /** Readiness also needs `NODE_ENV` set, as the original (default false: `checks.environment` is reported only). */
   requireNodeEnv?: boolean;
 }
@@ -127,12 +135,24 @@ export function readyHandler(gates: HealthGates = getHealthGates(), options: Rea
   };
 }
 
-/** `GET /api/observability/health-gates`: the original's body, read from state (no check round). */
+/** The original's health-gates body, read from state (no check round). */
+export function healthGatesReport(gates: HealthGates = getHealthGates()) {
+  const r = gates.getReadinessSnapshot();
+  return { ready: r.ready, criticalReady: r.criticalReady, allReady: r.allReady, degraded: r.degraded, shuttingDown: r.shuttingDown, gates: r.gates, timestamp: Date.now() };
+}
+
+/** The original's startup-dag body plus nodes, edges, order, levels and timings. */
+export function startupDagReport(dag: StartupDAG = getStartupDAG()) {
+  const r = dag.getStartupReport();
+  const edges = r.services.flatMap((s) => s.dependencies.map((d) => ({ from: d, to: s.id })));
+  return { ...r, nodes: r.services.map((s) => s.id), edges, timestamp: Date.now() };
+}
+
+/** `GET /api/observability/health-gates`: `healthGatesReport` (the observability router serves the same). */
 export function healthGatesHandler(gates: HealthGates = getHealthGates()): Handler {
   return (_req, res) => {
     try {
-      const r = gates.getReadinessSnapshot();
-      res.json({ ready: r.ready, criticalReady: r.criticalReady, allReady: r.allReady, degraded: r.degraded, shuttingDown: r.shuttingDown, gates: r.gates, timestamp: Date.now() });
+      res.json(healthGatesReport(gates));
     } catch (e) {
       res.status(500).json({ error: 'Failed to get health gates', message: (e as Error).message });
     }
@@ -147,9 +167,7 @@ export function healthGatesHandler(gates: HealthGates = getHealthGates()): Handl
 export function startupDagHandler(dag: StartupDAG = getStartupDAG()): Handler {
   return (_req, res) => {
     try {
-      const r = dag.getStartupReport();
-      const edges = r.services.flatMap((s) => s.dependencies.map((d) => ({ from: d, to: s.id })));
-      res.json({ ...r, nodes: r.services.map((s) => s.id), edges, timestamp: Date.now() });
+      res.json(startupDagReport(dag));
     } catch (e) {
       res.status(500).json({ error: 'Failed to get startup DAG', message: (e as Error).message });
     }
@@ -168,21 +186,20 @@ export function createHealthRouter(options: HealthRouterOptions = {}): ExpressRo
   const router = express.Router();
   const gates = options.gates ?? getHealthGates();
   const dag = options.dag ?? getStartupDAG();
-  const guard = (req: any, res: any, next: () => void) => {
-    if (options.authorize && !options.authorize(req)) {
-      res.status(403).json({ error: 'Forbidden', message: 'observability endpoints are closed by configuration' });
-      return;
+  const guard = createAccess({ readToken: options.readToken, authorize: options.authorize }).read;
+  const own: string[] = [];
+  const get = (paths: string[], ...h: any[]) => {
+    for (const p of paths) {
+      router.get(p, ...h);
+      own.push(p);
     }
-    next();
   };
-  for (const p of list(options.livePath, ['/health/live', '/api/health/live'])) router.get(p, liveHandler);
-  const ready = readyHandler(gates, { requireNodeEnv: options.requireNodeEnv });
-  for (const p of list(options.readyPath, ['/health/ready', '/api/health/ready'])) router.get(p, ready);
-  const g = healthGatesHandler(gates);
-  for (const p of list(options.gatesPath, ['/api/observability/health-gates'])) router.get(p, guard, g);
-  const d = startupDagHandler(dag);
-  for (const p of list(options.dagPath, ['/api/observability/startup-dag'])) router.get(p, guard, d);
-  return router;
+  get(list(options.livePath, ['/health/live', '/api/health/live']), liveHandler);
+  get(list(options.readyPath, ['/health/ready', '/api/health/ready']), readyHandler(gates, { requireNodeEnv: options.requireNodeEnv }));
+  get(list(options.gatesPath, ['/api/observability/health-gates']), guard, healthGatesHandler(gates));
+  get(list(options.dagPath, ['/api/observability/startup-dag']), guard, startupDagHandler(dag));
+  // The package's endpoints (never shed by a control), wherever this router is mounted.
+  return tagRouter(router, ownsPaths(own));
 }
 
 export interface GracefulShutdownOptions {

@@ -3,18 +3,29 @@
  * brownout and quarantine applied to each request, one crossing at most)
  * and the `/api/ops` router (status, actions, audit), token-protected.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { getOps, type Criticality, type OpsControls, type Who } from '../ops';
+import { getOps, type Criticality, type OpsControls } from '../ops';
 import { ensureAccessors } from './accessors';
 import { expressOf } from './express-of';
 import type { ExpressModule, ExpressRouter } from './types';
 import { markRefused } from './route-labels';
+import { createAccess, type AccessOptions } from './auth';
+import { isPackageRequest, tagRouter } from './endpoints';
+import { compilePattern } from './patterns';
+import { rejectMalformedPath, requestErrors, requireJsonBody } from './requests';
+
+export { tokenMatches } from './auth';
+
+export { compilePattern, compileUrlTest, type Matcher } from './patterns';
 
 type Req = any;
 type Res = any;
 type Next = (err?: unknown) => void;
 
-/** Paths always served in safe mode: probes, observability and the ops API itself. */
+/**
+ * The package's endpoints at their default mount points (`express/endpoints.ts`
+ * lists them all). They, and the package's routers wherever they are
+ * mounted, are never refused by any control.
+ */
 export const ALWAYS_ESSENTIAL = ['/health', '/api/health', '/api/observability', '/api/ops', '/metrics'];
 
 export interface ReliabilityMiddlewareOptions {
@@ -34,86 +45,6 @@ export interface ReliabilityMiddlewareOptions {
   agentPaths?: string[];
   /** `Retry-After` for 503 answers, in seconds (default 30). */
   retryAfterSeconds?: number;
-}
-
-interface Matcher {
-  test(path: string): boolean;
-  agent?(path: string): string | undefined;
-}
-
-function escape(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** `/a/*` or `/a/` prefix, `/a/:id` segment pattern, or an exact path. */
-export function compilePattern(p: string): Matcher {
-  if (typeof p !== 'string' || !p.startsWith('/')) throw new TypeError(`a path pattern must be a string starting with '/', got ${JSON.stringify(p)}`);
-  if (p.endsWith('*')) {
-    const prefix = p.slice(0, -1);
-    return { test: (path) => path.startsWith(prefix) };
-  }
-  if (p.includes('/:')) {
-    const names: string[] = [];
-    const re = new RegExp(
-      '^' +
-        p
-          .split('/')
-          .map((seg) => {
-            if (seg.startsWith(':')) {
-              names.push(seg.slice(1));
-              return '([^/]+)';
-            }
-            return escape(seg);
-          })
-          .join('/') +
-        '(?:/.*)?$',
-    );
-    const idx = names.indexOf('agentId');
-    return {
-      test: (path) => re.test(path),
-      agent: (path) => {
-        if (idx < 0) return undefined;
-        const m = re.exec(path);
-        if (!m) return undefined;
-        try {
-          return decodeURIComponent(m[idx + 1]);
-        } catch {
-          return m[idx + 1];
-        }
-      },
-    };
-  }
-  const base = p.endsWith('/') && p.length > 1 ? p.slice(0, -1) : p;
-  const under = base + '/';
-  return { test: (path) => path === base || path.startsWith(under) };
-}
-
-/**
- * `compilePattern(p).test`, applied to a raw URL (query string included)
- * rather than a path: no `indexOf('?')` and no slice per request for
- * prefix and exact patterns, which is what the stack's rollouts match on
- * every request.
- */
-export function compileUrlTest(p: string): (url: string) => boolean {
-  const m = compilePattern(p);
-  if (p.includes('?') || p.includes('#') || p.includes('/:')) {
-    return (url) => {
-      const q = url.indexOf('?');
-      return m.test(q < 0 ? url : url.slice(0, q));
-    };
-  }
-  if (p.endsWith('*')) {
-    const prefix = p.slice(0, -1);
-    return (url) => url.startsWith(prefix);
-  }
-  const base = p.endsWith('/') && p.length > 1 ? p.slice(0, -1) : p;
-  const n = base.length;
-  return (url) => {
-    if (!url.startsWith(base)) return false;
-    if (url.length === n) return true;
-    const c = url.charCodeAt(n);
-    return c === 47 /* / */ || c === 63 /* ? */;
-  };
 }
 
 const CRIT_CODE: Record<Criticality, 0 | 1 | 2> = { critical: 0, default: 1, sheddable: 2 };
@@ -168,6 +99,9 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
   return function opsGate(req: Req, res: Res): boolean {
     const ops = options.ops ?? getOps();
     if (!ops.anyActive()) return false;
+    // The operator is never locked out: the package's own endpoints pass
+    // every control, wherever and in whatever order they are mounted.
+    if (isPackageRequest(req)) return false;
     const path: string = req.path ?? req.url ?? '/';
     const cls = classifyPath(path);
     let crit = (cls & 3) as 0 | 1 | 2;
@@ -187,17 +121,17 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
     if (d === 0) return false;
     // Counted in http_requests_refused_total: the decision codes are the binding's refusal codes.
     markRefused(req, d);
+    // The answer's fields are looked up directly: nothing is rebuilt per refusal.
+    const r = ops.refusal(d, agent === undefined ? undefined : String(agent));
     if (d === 3) {
-      const q = ops.status().quarantined.find((x) => x.agentId === agent);
-      res.status(423).json({ error: 'Locked', message: `Agent ${agent} is quarantined`, agentId: agent, reason: q?.reason ?? '', until: q?.expiresAt ?? null });
+      res.status(423).json({ error: 'Locked', message: `Agent ${agent} is quarantined`, agentId: agent, reason: r.reason, until: r.until ?? null });
       return true;
     }
     res.setHeader('Retry-After', String(retryAfter));
-    const st = ops.status();
     if (d === 1) {
-      res.status(503).json({ error: 'Service Unavailable', message: 'Safe mode: only essential routes are served', reason: st.safeMode?.reason ?? '', retryAfter });
+      res.status(503).json({ error: 'Service Unavailable', message: 'Safe mode: only essential routes are served', reason: r.reason, retryAfter });
     } else {
-      res.status(503).json({ error: 'Service Unavailable', message: 'Brownout: request shed to protect critical traffic', level: st.brownout?.level ?? 0, reason: st.brownout?.reason ?? '', retryAfter });
+      res.status(503).json({ error: 'Service Unavailable', message: 'Brownout: request shed to protect critical traffic', level: r.level ?? 0, reason: r.reason, retryAfter });
     }
     return true;
   };
@@ -205,43 +139,15 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
 
 // ---- the /api/ops router -----------------------------------------------------------
 
-export interface OpsRouterOptions {
+/**
+ * Options of the ops router: the ops token (default env
+ * `RELIABILITY_OPS_TOKEN`, at least 128 bits), the limiter's figures, and
+ * read access (`protectReads`, `readToken`, `authorize`; see `express/auth.ts`).
+ */
+export interface OpsRouterOptions extends Omit<AccessOptions, 'audit'> {
   /** The app's `express` module, where the package cannot find it (default: found from the app). */
   express?: ExpressModule;
   ops?: OpsControls;
-  /** The token for state-changing routes (default env `RELIABILITY_OPS_TOKEN`). */
-  token?: string;
-  /** With no token configured, allow state changes from loopback addresses (default false: 403). */
-  allowLoopbackWithoutToken?: boolean;
-  /** Require the token for the read routes too (`GET status`, `GET audit`; default false). */
-  protectReads?: boolean;
-  /** Failed token attempts per source before it is refused for `failureWindowMs` (default 10). */
-  maxTokenFailures?: number;
-  failureWindowMs?: number;
-}
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
-/** Constant-time comparison of a presented token with the configured one. */
-export function tokenMatches(given: string | undefined, expected: string): boolean {
-  // Hashing both first gives equal lengths, so timingSafeEqual applies and
-  // the comparison's time says nothing about the token's length or prefix.
-  return typeof given === 'string' && timingSafeEqual(digest(given), digest(expected));
-}
-
-function bearer(req: Req): string | undefined {
-  const h = req.headers?.authorization;
-  if (typeof h !== 'string') return undefined;
-  const m = /^Bearer\s+(.+)$/i.exec(h.trim());
-  return m ? m[1] : undefined;
-}
-
-function isLoopback(ip: string | undefined): boolean {
-  return ip === '127.0.0.1' || ip === '::1' || ip === '::ffff:127.0.0.1';
-}
-
-function sourceOf(req: Req): string {
-  return String(req.ip ?? req.socket?.remoteAddress ?? 'unknown');
 }
 
 class BadRequest extends Error {}
@@ -269,50 +175,20 @@ function body(req: Req, spec: Record<string, 'boolean' | 'string' | 'number'>, r
  * `GET /status`, `POST /safe-mode {enabled, reason}`, `POST /brownout {enabled, level, reason}`,
  * `POST|DELETE /agents/:agentId/quarantine {reason, ttlMs}`, `POST /rollback {name, reason}`,
  * `POST /dlq/:name/drain {limit}`, `GET /audit?limit=`.
- * State changes need `Authorization: Bearer <token>` (constant-time check);
- * a source with too many bad tokens gets 429 for a while.
+ * State changes need `Authorization: Bearer <token>` (constant-time check,
+ * `express/auth.ts`); failed tokens are throttled per address and globally,
+ * never the right one. Non-JSON bodies get 415.
  */
 export function createOpsRouter(options: OpsRouterOptions = {}): ExpressRouter {
   const express = expressOf(options.express, 'createOpsRouter');
   const router = express.Router();
   const ops = () => options.ops ?? getOps();
-  const token = options.token ?? process.env.RELIABILITY_OPS_TOKEN ?? '';
-  const maxFailures = options.maxTokenFailures ?? 10;
-  const windowMs = options.failureWindowMs ?? 60_000;
-
-  const guard = (action: string) => (req: Req, res: Res, next: Next) => {
-    const source = sourceOf(req);
-    const o = ops();
-    if (o.authBlocked(source, maxFailures, windowMs)) {
-      res.setHeader('Retry-After', String(Math.ceil(windowMs / 1000)));
-      return res.status(429).json({ error: 'Too Many Requests', message: 'too many failed token attempts from this address' });
-    }
-    if (!token) {
-      if (options.allowLoopbackWithoutToken && isLoopback(source)) {
-        req.opsWho = { actor: 'loopback', source } satisfies Who;
-        return next();
-      }
-      o.recordRefused(action, source, 'no ops token configured');
-      return res.status(403).json({ error: 'Forbidden', message: 'ops actions are disabled: set RELIABILITY_OPS_TOKEN' });
-    }
-    const given = bearer(req);
-    if (!tokenMatches(given, token)) {
-      const blocked = o.authFailure(source, maxFailures, windowMs);
-      o.recordRefused(action, source, given === undefined ? 'missing token' : 'wrong token');
-      if (blocked) {
-        res.setHeader('Retry-After', String(Math.ceil(windowMs / 1000)));
-        return res.status(429).json({ error: 'Too Many Requests', message: 'too many failed token attempts from this address' });
-      }
-      res.setHeader('WWW-Authenticate', 'Bearer');
-      return res.status(401).json({ error: 'Unauthorized', message: given === undefined ? 'an ops token is required (Authorization: Bearer <token>)' : 'wrong ops token' });
-    }
-    o.authSuccess(source);
-    const actor = typeof req.headers['x-ops-actor'] === 'string' ? req.headers['x-ops-actor'].replace(/[^\w.@:-]/g, '').slice(0, 64) : '';
-    req.opsWho = { actor: actor || 'ops-token', source } satisfies Who;
-    next();
-  };
-  const readGuard = options.protectReads ? guard('read') : (_req: Req, _res: Res, next: Next) => next();
-  const json = express.json({ limit: '4kb', strict: true });
+  const access = createAccess({ ...options, audit: (action, source, why) => ops().recordRefused(action, source, why) });
+  const guard = access.write;
+  const readGuard = access.read;
+  router.use(rejectMalformedPath);
+  const parse = express.json({ limit: '4kb', strict: true });
+  const json = [requireJsonBody, parse];
   const handle = (fn: (req: Req) => unknown | Promise<unknown>) => async (req: Req, res: Res) => {
     try {
       res.json(await fn(req));
@@ -391,11 +267,7 @@ export function createOpsRouter(options: OpsRouterOptions = {}): ExpressRouter {
     }),
   );
   router.get('/dlq', readGuard, handle(async () => ({ queues: await ops().deadLetterQueues() })));
-  // Malformed JSON bodies and oversize ones: 400/413 with the reason, never a stack.
-  router.use((err: any, _req: Req, res: Res, next: Next) => {
-    if (err?.type === 'entity.parse.failed') return res.status(400).json({ error: 'Bad Request', message: 'the body is not valid JSON' });
-    if (err?.type === 'entity.too.large') return res.status(413).json({ error: 'Payload Too Large', message: 'the body is larger than 4 kB' });
-    next(err);
-  });
-  return router;
+  // Malformed JSON bodies, oversize ones, undecodable parameters: 400/413 with the reason, never a stack.
+  router.use(requestErrors);
+  return tagRouter(router);
 }

@@ -18,6 +18,7 @@ import { beginRequest, finishRequest } from '../metrics';
 import { getOps, type OpsControls } from '../ops';
 import { cohortHeaderOf, getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
 import { cohortOf, ensureAccessors, NORMAL, rememberSlot, type ListenedSlot, type StateOwner } from './accessors';
+import { isPackageRequest } from './endpoints';
 import { compileUrlTest, createOpsGate, type ReliabilityMiddlewareOptions } from './ops';
 import { liveSlot, track, type Label, type RequestRollout, type RolloutRecorder } from './tracker';
 
@@ -92,8 +93,9 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
     if (ops.anyActive() && gate(req, res)) return;
     if (rollouts.length > 0 && slot.rollout === null) {
       const name = rolloutOf(req.url ?? '/');
-      // An own `req.rollout` set by earlier code wins.
-      if (name && !Object.prototype.hasOwnProperty.call(req, 'rollout')) {
+      // An own `req.rollout` set by earlier code wins; the package's own
+      // endpoints are never part of a rollout (nor refused by one).
+      if (name && !Object.prototype.hasOwnProperty.call(req, 'rollout') && !isPackageRequest(req)) {
         const ts = options.shaping ?? getTrafficShaping();
         const cohort = pickCohort(ts, name, req, res, header, options.onBlocked, false, cohortHeader);
         if (cohort === null) return;

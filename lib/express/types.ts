@@ -43,16 +43,16 @@ export type ExpressErrorHandler = (err: any, req: any, res: any, next: NextFunct
  * (one signature per form, so handlers' parameters are typed from context).
  */
 export interface ExpressRouter extends ExpressMiddleware {
-  use(...handlers: ExpressHandler[]): this;
-  use(path: ExpressPath, ...handlers: ExpressHandler[]): this;
+  use(...handlers: Array<ExpressHandler | ExpressHandler[]>): this;
+  use(path: ExpressPath, ...handlers: Array<ExpressHandler | ExpressHandler[]>): this;
   use(...handlers: ExpressErrorHandler[]): this;
   use(path: ExpressPath, ...handlers: ExpressErrorHandler[]): this;
-  all(path: ExpressPath, ...handlers: ExpressHandler[]): this;
-  get(path: ExpressPath, ...handlers: ExpressHandler[]): this;
-  post(path: ExpressPath, ...handlers: ExpressHandler[]): this;
-  put(path: ExpressPath, ...handlers: ExpressHandler[]): this;
-  patch(path: ExpressPath, ...handlers: ExpressHandler[]): this;
-  delete(path: ExpressPath, ...handlers: ExpressHandler[]): this;
+  all(path: ExpressPath, ...handlers: Array<ExpressHandler | ExpressHandler[]>): this;
+  get(path: ExpressPath, ...handlers: Array<ExpressHandler | ExpressHandler[]>): this;
+  post(path: ExpressPath, ...handlers: Array<ExpressHandler | ExpressHandler[]>): this;
+  put(path: ExpressPath, ...handlers: Array<ExpressHandler | ExpressHandler[]>): this;
+  patch(path: ExpressPath, ...handlers: Array<ExpressHandler | ExpressHandler[]>): this;
+  delete(path: ExpressPath, ...handlers: Array<ExpressHandler | ExpressHandler[]>): this;
 }
 
 /**

@@ -6,6 +6,7 @@
 // The core holds every rule and every figure; it has no reason for unsafe code.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod backoff;
 pub mod breaker;
 pub mod dag;

@@ -12,8 +12,6 @@
 //!   lazily against "now" (no timers).
 //! * **Audit**: every action (changed or not: actions are idempotent) is
 //!   kept in a bounded ring with its time, arguments, actor, source and result.
-//! * **Failed-token limiter**: repeated bad tokens from one source are
-//!   refused for a while, so the token cannot be guessed at request speed.
 //!
 //! * **Refusals** (requests without a valid token) are aggregated per
 //!   source, action and reason over a minute, with a count, in their own
@@ -27,7 +25,7 @@
 //! that is not a state file at all is an error; inside a state file a bad
 //! entry is dropped (or its text repaired) and reported, never the rest.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{json, Map, Value};
 
@@ -239,7 +237,6 @@ pub struct OpsState {
     /// watcher) tell cheaply whether anything moved.
     pub version: u64,
     rng: SplitMix64,
-    auth: HashMap<String, (u32, f64)>,
 }
 
 pub(crate) fn check_text(field: &str, s: &str, max: usize, allow_empty: bool) -> CoreResult<()> {
@@ -291,7 +288,6 @@ impl OpsState {
             next_seq: 1,
             version: 0,
             rng: SplitMix64::new(seed),
-            auth: HashMap::new(),
         }
     }
 
@@ -587,32 +583,6 @@ impl OpsState {
             }
         }
         Decision::Serve
-    }
-
-    /// Records a failed token from `source`; true when the source is now
-    /// blocked (more than `max_failures` in `window_ms`).
-    pub fn auth_failure(&mut self, source: &str, now: f64, max_failures: u32, window_ms: f64) -> bool {
-        if self.auth.len() >= AUTH_SOURCES_CAP && !self.auth.contains_key(source) {
-            // Forget the source whose window started first.
-            if let Some(oldest) = self.auth.iter().min_by(|a, b| a.1 .1.total_cmp(&b.1 .1)).map(|(k, _)| k.clone()) {
-                self.auth.remove(&oldest);
-            }
-        }
-        let e = self.auth.entry(source.chars().take(MAX_ID_CHARS).collect()).or_insert((0, now));
-        if now - e.1 > window_ms {
-            *e = (0, now);
-        }
-        e.0 = e.0.saturating_add(1);
-        e.0 > max_failures
-    }
-
-    /// True while `source` is blocked for too many failed tokens.
-    pub fn auth_blocked(&self, source: &str, now: f64, max_failures: u32, window_ms: f64) -> bool {
-        self.auth.get(source).is_some_and(|&(n, start)| now - start <= window_ms && n > max_failures)
-    }
-
-    pub fn auth_success(&mut self, source: &str) {
-        self.auth.remove(source);
     }
 
     // ---- the state file ---------------------------------------------------
@@ -1092,19 +1062,4 @@ mod tests {
         assert_eq!(v["audit"].as_array().unwrap().len(), AUDIT_PERSISTED);
     }
 
-    #[test]
-    fn failed_tokens_block_a_source_for_the_window() {
-        let mut s = OpsState::new(1);
-        for _ in 0..5 {
-            assert!(!s.auth_failure("10.0.0.1", 0.0, 5, 60_000.0));
-        }
-        assert!(s.auth_failure("10.0.0.1", 1.0, 5, 60_000.0));
-        assert!(s.auth_blocked("10.0.0.1", 2.0, 5, 60_000.0));
-        assert!(!s.auth_blocked("10.0.0.2", 2.0, 5, 60_000.0));
-        assert!(!s.auth_blocked("10.0.0.1", 60_002.0, 5, 60_000.0), "window over");
-        for i in 0..(AUTH_SOURCES_CAP + 10) {
-            s.auth_failure(&format!("s{i}"), i as f64, 5, 60_000.0);
-        }
-        assert!(s.auth.len() <= AUTH_SOURCES_CAP);
-    }
 }

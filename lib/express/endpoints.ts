@@ -1,0 +1,180 @@
+/**
+ * Every endpoint the package serves, in one list: which router serves it,
+ * where (relative to the router's default mount), whether it reads or
+ * changes state, and that no control may shed it. The operator must never
+ * be locked out: safe mode, brownout at any level, quarantine and rollout
+ * refusals all leave these alone, whatever order the stack and the routers
+ * are mounted in and wherever they are mounted.
+ *
+ * How a gate mounted before the routers knows them: every package router is
+ * tagged (`tagRouter`) with what it serves below its mount point; for a
+ * request, `isPackageRequest` walks the app's own layers (Express 4's
+ * `app._router`, Express 5's `app.router`, nested routers and sub-apps) to
+ * the tagged router the path would reach. The answer is cached per app and
+ * path (bounded), so the walk runs once per distinct path, and only while a
+ * control is on. The default mount points are recognised without a walk.
+ *
+ *   isPackageRequest(req) // true for /api/ops/status, /metrics, /internal/ops/status if mounted there
+ */
+import { compilePattern } from './patterns';
+
+/** `probe`: open, for load balancers; `page`: the dashboard's assets (no data); `read`: behind the read guard; `write`: needs the ops token. */
+export type Access = 'probe' | 'page' | 'read' | 'write';
+export type RouterKind = 'health' | 'metrics' | 'observability' | 'ops' | 'dashboard';
+
+export interface Endpoint {
+  router: RouterKind;
+  method: 'GET' | 'POST' | 'DELETE';
+  /** The path relative to the router (its default mount point is `ROUTER_MOUNTS`). */
+  path: string;
+  access: Access;
+  /** Whether a control may shed it: never, for the package's own endpoints. */
+  shed: false;
+}
+
+/** Where each router is mounted in the README (health and metrics at the root, with full paths). */
+export const ROUTER_MOUNTS: Readonly<Record<RouterKind, string>> = Object.freeze({
+  health: '',
+  metrics: '',
+  observability: '/api/observability',
+  ops: '/api/ops',
+  dashboard: '/api/observability/dashboard',
+});
+
+const e = (router: RouterKind, method: Endpoint['method'], path: string, access: Access): Endpoint => ({ router, method, path, access, shed: false });
+
+/** The list. The observability parts added with `addObservabilityPart` join it (`addEndpoint`). */
+export const ENDPOINTS: Endpoint[] = [
+  e('health', 'GET', '/health/live', 'probe'),
+  e('health', 'GET', '/api/health/live', 'probe'),
+  e('health', 'GET', '/health/ready', 'probe'),
+  e('health', 'GET', '/api/health/ready', 'probe'),
+  e('health', 'GET', '/api/observability/health-gates', 'read'),
+  e('health', 'GET', '/api/observability/startup-dag', 'read'),
+  e('metrics', 'GET', '/api/observability/golden-signals', 'read'),
+  e('metrics', 'GET', '/metrics', 'read'),
+  ...['/golden-signals', '/watchdogs', '/circuit-breakers', '/health-gates', '/startup-dag', '/ops', '/cluster', '/rollouts', '/summary'].map((p) => e('observability', 'GET', p, 'read')),
+  e('ops', 'GET', '/status', 'read'),
+  e('ops', 'GET', '/audit', 'read'),
+  e('ops', 'GET', '/dlq', 'read'),
+  e('ops', 'POST', '/safe-mode', 'write'),
+  e('ops', 'POST', '/brownout', 'write'),
+  e('ops', 'POST', '/agents/:agentId/quarantine', 'write'),
+  e('ops', 'DELETE', '/agents/:agentId/quarantine', 'write'),
+  e('ops', 'POST', '/rollback', 'write'),
+  e('ops', 'POST', '/dlq/:name/drain', 'write'),
+  e('ops', 'POST', '/dlq/drain', 'write'),
+  e('dashboard', 'GET', '/', 'page'),
+  e('dashboard', 'GET', '/config.json', 'page'),
+  e('dashboard', 'GET', '/:file', 'page'),
+];
+
+/** Adds an endpoint to the list (an observability part added at run time). */
+export function addEndpoint(endpoint: Omit<Endpoint, 'shed'>): void {
+  if (!ENDPOINTS.some((x) => x.router === endpoint.router && x.method === endpoint.method && x.path === endpoint.path)) ENDPOINTS.push({ ...endpoint, shed: false });
+}
+
+/** The full default path of each endpoint (mount point + path). */
+export function defaultPaths(filter: (x: Endpoint) => boolean = () => true): string[] {
+  return ENDPOINTS.filter(filter).map((x) => ROUTER_MOUNTS[x.router] + (x.path === '/' ? '/' : x.path));
+}
+
+// The default mount points: recognised by a prefix test, no walk.
+const DEFAULT_OWN = ['/health', '/api/health', '/api/observability', '/api/ops', '/metrics'].map(compilePattern);
+
+const TAG = Symbol.for('@dreamnet/reliability-core.endpoints');
+let generation = 0;
+
+/**
+ * Marks `router` as the package's: `owns(rest)` says whether a path below
+ * its mount point (`/status`) is one of its endpoints. Routers that own
+ * everything below their mount point (observability, ops, dashboard) pass
+ * nothing.
+ */
+export function tagRouter<T extends object>(router: T, owns: (rest: string) => boolean = () => true): T {
+  Object.defineProperty(router, TAG, { value: owns, configurable: true });
+  // Cached "not the package's" answers may now be wrong (this router may be mounted next).
+  generation++;
+  return router;
+}
+
+/** A matcher for a router that serves only the given paths below its mount point. */
+export function ownsPaths(paths: string[]): (rest: string) => boolean {
+  const ms = paths.map((p) => compilePattern(p.includes(':') ? p : p.replace(/\/$/, '') || '/'));
+  const exact = new Set(paths);
+  return (rest) => exact.has(rest) || ms.some((m) => m.test(rest));
+}
+
+function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+}
+
+/** The router stack of an app (Express 4 `_router`, Express 5 `router`), or of a router. */
+function stackOf(h: any): any[] | undefined {
+  if (Array.isArray(h?.stack)) return h.stack;
+  // Express 5's `app.router` is a getter that creates the router: read `_router` first.
+  const r = h?._router ?? (typeof h?.handle === 'function' && typeof h?.set === 'function' ? h.router : undefined);
+  return Array.isArray(r?.stack) ? r.stack : undefined;
+}
+
+/** The part of `path` a middleware layer matches, or null (Express 4: boolean + `layer.path`; 5: an object). */
+function layerMatch(layer: any, path: string): string | null {
+  try {
+    const m = layer.match(path);
+    if (m === true) return typeof layer.path === 'string' ? layer.path : '';
+    if (m && typeof m === 'object') return typeof m.path === 'string' ? m.path : '';
+    return null;
+  } catch {
+    return null; // a malformed parameter: Express answers 400 itself
+  }
+}
+
+function walk(stack: any[], path: string, depth: number): boolean {
+  if (depth > 16) return false;
+  for (const layer of stack) {
+    if (!layer || layer.route || typeof layer.match !== 'function') continue; // app.get(...) routes are the app's
+    const h = layer.handle;
+    if (typeof h !== 'function') continue;
+    const owns = h[TAG] as ((rest: string) => boolean) | undefined;
+    const sub = owns ? undefined : stackOf(h);
+    if (!owns && !sub) continue;
+    const matched = layerMatch(layer, path);
+    if (matched === null) continue;
+    let rest = path.slice(matched.length);
+    if (!rest.startsWith('/')) rest = '/' + rest;
+    if (owns ? owns(rest) : walk(sub!, rest, depth + 1)) return true;
+  }
+  return false;
+}
+
+const CACHE_CAP = 10_000;
+const byApp = new WeakMap<object, { generation: number; paths: Map<string, boolean> }>();
+
+/** The outermost app a request runs in (sub-apps know their parent). */
+function rootApp(req: any): any {
+  let app = req.app;
+  for (let i = 0; i < 16 && app?.parent; i++) app = app.parent;
+  return app;
+}
+
+/**
+ * True when the request is for one of the package's own endpoints, wherever
+ * its router is mounted. Costs a prefix test for the default mount points,
+ * else a cached lookup.
+ */
+export function isPackageRequest(req: any): boolean {
+  const path = pathOf(String(req.originalUrl ?? req.url ?? '/'));
+  for (const m of DEFAULT_OWN) if (m.test(path)) return true;
+  const app = rootApp(req);
+  const stack = stackOf(app);
+  if (!stack) return false;
+  let c = byApp.get(app);
+  if (!c || c.generation !== generation) byApp.set(app, (c = { generation, paths: new Map() }));
+  let v = c.paths.get(path);
+  if (v === undefined) {
+    v = walk(stack, path, 0);
+    if (c.paths.size < CACHE_CAP) c.paths.set(path, v);
+  }
+  return v;
+}
