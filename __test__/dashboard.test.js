@@ -12,7 +12,8 @@ const express = require('express');
 const { chromium } = require('playwright-core');
 const { start } = require('../demo/server.js');
 
-const TOKEN = 'dashboard-test-token';
+const TOKEN = require('node:crypto').randomBytes(32).toString('hex');
+const READ_TOKEN = require('node:crypto').randomBytes(32).toString('hex');
 const POLL = 300;
 const ARTIFACTS = path.join(__dirname, 'artifacts');
 const STATE = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'dash-')), 'ops.json');
@@ -127,7 +128,7 @@ test('goes stale when the server stops answering and recovers by itself', { time
 test('behind a read token: the page asks for it and then shows the data', { timeout: 60_000 }, async () => {
   const { createObservabilityRouter } = require('../dist/observability.js');
   const app = express();
-  app.use('/api/observability', createObservabilityRouter({ readToken: 'read-me', dashboard: { pollMs: POLL } }));
+  app.use('/api/observability', createObservabilityRouter({ readToken: READ_TOKEN, dashboard: { pollMs: POLL } }));
   const server = await new Promise((r) => {
     const s = app.listen(0, '127.0.0.1', () => r(s));
   });
@@ -135,7 +136,7 @@ test('behind a read token: the page asks for it and then shows the data', { time
     const { page, errors } = await openPage(`http://127.0.0.1:${server.address().port}/api/observability/dashboard`);
     await page.waitForFunction(() => /STALE: a read token is needed/.test(document.querySelector('#status').textContent));
     assert.equal(await page.isVisible('#readToken'), true);
-    await page.fill('#readToken', 'read-me');
+    await page.fill('#readToken', READ_TOKEN);
     await page.dispatchEvent('#readToken', 'change');
     await page.waitForFunction(() => /updated/.test(document.querySelector('#status').textContent));
     assert.match(await text(page, '#card-latency'), /ms/);

@@ -62,7 +62,7 @@ const get = async (url, init) => {
 function startDemo() {
   const script = `
     require(${JSON.stringify(path.join(ROOT, 'demo', 'server.js'))})
-      .start(0, { opsToken: 'prom-test-token', tokenFile: ${JSON.stringify(path.join(dir, 'token'))}, stateFile: ${JSON.stringify(path.join(dir, 'ops.json'))}, log: () => {} })
+      .start(0, { opsToken: '5f0c3a9e8b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a', tokenFile: ${JSON.stringify(path.join(dir, 'token'))}, stateFile: ${JSON.stringify(path.join(dir, 'ops.json'))}, log: () => {} })
       .then((d) => console.log('URL ' + d.url));`;
   const child = track(spawn(process.execPath, ['-e', script], {
     cwd: ROOT,

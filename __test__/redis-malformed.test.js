@@ -15,7 +15,7 @@ const path = require('node:path');
 const Redis = require('ioredis');
 const { freePort, startRedis, startInstance, killAll, req, until } = require('./helpers/redis');
 
-const TOKEN = 'malformed-token';
+const TOKEN = require('node:crypto').randomBytes(32).toString('hex');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rc-redis-bad-'));
 let redisPort;
 let r;

@@ -13,7 +13,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { freePort, startRedis, killRedis, startInstance, killAll, req, post, until } = require('./helpers/redis');
 
-const TOKEN = 'merge-token';
+const TOKEN = require('node:crypto').randomBytes(32).toString('hex');
 const NAMES = ['a', 'b', 'c'];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rc-redis-merge-'));
 let redis;

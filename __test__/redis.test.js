@@ -10,7 +10,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { freePort, startRedis: start, killRedis, startInstance: spawnInstance, killAll, req, post, until } = require('./helpers/redis');
 
-const TOKEN = 'cluster-token';
+const TOKEN = require('node:crypto').randomBytes(32).toString('hex');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rc-redis-'));
 let redis;
 let redisPort;

@@ -761,3 +761,5 @@ export function localActor(): string {
 // `express/`; exported here so `/ops` is one import.
 export * from './express/ops';
 export * from './express/stack';
+export { AUTH_DEFAULTS, checkToken, configureReadAccess, createAccess, type Access, type AccessOptions, type ReadAccess } from './express/auth';
+export { ENDPOINTS, ROUTER_MOUNTS, isPackageRequest, type Endpoint } from './express/endpoints';

@@ -34,6 +34,13 @@ export function tokenMatches(given: string | undefined, expected: string): boole
   return typeof given === 'string' && typeof expected === 'string' && timingSafeEqual(digest(given), digest(expected));
 }
 
+/**
+ * Ops tokens of every router made in this process (at most 16): a read
+ * guard accepts them wherever it is, so the operator's token opens the
+ * health and metrics routers' reads too, not only the ops router's.
+ */
+const opsTokens = new Set<string>();
+
 /** True when `given` matches any of `tokens`, each compared (no early exit). */
 function matchesAny(given: string | undefined, tokens: string[]): boolean {
   let ok = false;
@@ -64,6 +71,7 @@ function isLoopback(ip: string | undefined): boolean {
  * make one and never quotes the token. Empty means "not configured".
  */
 export function checkToken(field: string, token: string | undefined): string {
+  if (typeof field !== 'string') throw new TypeError(`field must be a string, got ${typeof field}`);
   if (token === undefined || token === '') return '';
   if (typeof token !== 'string') throw new TypeError(`${field} must be a string, got ${typeof token}`);
   native.authCheckToken(field, token);
@@ -182,6 +190,8 @@ export function createAccess(options: AccessOptions = {}): Access {
     next();
   };
 
+  if (opsToken && opsTokens.size < 16) opsTokens.add(opsToken);
+
   const read: Middleware = (req, res, next) => {
     // Read per request, so configureReadAccess applies to routers made before it.
     const authorize = options.authorize ?? (ownRead ? undefined : processRead?.authorize);
@@ -197,7 +207,7 @@ export function createAccess(options: AccessOptions = {}): Access {
     }
     const readToken = ownRead || processRead?.token || '';
     if (!readToken && !options.protectReads) return next();
-    const accepted = [readToken, opsToken].filter((t) => t !== '');
+    const accepted = [readToken, opsToken, ...opsTokens].filter((t) => t !== '');
     const given = bearer(req);
     if (accepted.length > 0 && matchesAny(given, accepted)) return next();
     if (accepted.length === 0) return res.status(403).json({ error: 'Forbidden', message: 'reads need a token and none is configured: set RELIABILITY_READ_TOKEN' });

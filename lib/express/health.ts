@@ -13,6 +13,8 @@ import { getHealthGates, type GateStatus, type HealthGates, type Readiness } fro
 import { assertDatabaseHealthy, getLogger, getStartupDAG, reasonOf, type StartupDAG } from '../startup-dag';
 import { expressOf } from './express-of';
 import type { ExpressModule, ExpressRouter } from './types';
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
+import type { Binding } from '../native';
 import { createAccess } from './auth';
 import { ownsPaths, tagRouter } from './endpoints';
 
