@@ -41,7 +41,12 @@ pub fn auth_defaults() -> AuthDefaults {
 
 /// Throws a RangeError naming the option when the limiter figures are out of range.
 #[napi]
-pub fn auth_check_limits(env: Env, max_failures: f64, window_ms: f64, max_global: f64) -> Result<()> {
+pub fn auth_check_limits(
+    env: Env,
+    max_failures: f64,
+    window_ms: f64,
+    max_global: f64,
+) -> Result<()> {
     limits(&env, max_failures, window_ms, max_global).map(|_| ())
 }
 
@@ -54,18 +59,35 @@ pub fn auth_check_token(env: Env, field: String, token: String) -> Result<()> {
 
 /// Records a failed token from `source`; `[refused now (0/1), Retry-After seconds]`.
 #[napi]
-pub fn auth_failure(env: Env, source: String, now: f64, max_failures: f64, window_ms: f64, max_global: f64) -> Result<Vec<f64>> {
+pub fn auth_failure(
+    env: Env,
+    source: String,
+    now: f64,
+    max_failures: f64,
+    window_ms: f64,
+    max_global: f64,
+) -> Result<Vec<f64>> {
     let l = limits(&env, max_failures, window_ms, max_global)?;
     Ok(LIMITER.with(|t| {
         let mut t = t.borrow_mut();
         let refused = t.failure(&source, now, &l);
-        vec![if refused { 1.0 } else { 0.0 }, t.retry_after_s(&source, now, &l)]
+        vec![
+            if refused { 1.0 } else { 0.0 },
+            t.retry_after_s(&source, now, &l),
+        ]
     }))
 }
 
 /// Seconds until failing requests from `source` are accepted again (0: now).
 #[napi]
-pub fn auth_retry_after(env: Env, source: String, now: f64, max_failures: f64, window_ms: f64, max_global: f64) -> Result<f64> {
+pub fn auth_retry_after(
+    env: Env,
+    source: String,
+    now: f64,
+    max_failures: f64,
+    window_ms: f64,
+    max_global: f64,
+) -> Result<f64> {
     let l = limits(&env, max_failures, window_ms, max_global)?;
     Ok(LIMITER.with(|t| t.borrow().retry_after_s(&source, now, &l)))
 }
@@ -75,4 +97,3 @@ pub fn auth_retry_after(env: Env, source: String, now: f64, max_failures: f64, w
 pub fn auth_success(source: String) {
     LIMITER.with(|t| t.borrow_mut().success(&source));
 }
-

@@ -71,16 +71,24 @@ thread_local! {
 
 /// Runs `f` on this thread's binding with `inst` as the current instance,
 /// after applying every batched success; maps core errors to JS errors.
-fn with<R>(env: Option<&Env>, inst: u32, f: impl FnOnce(&mut Binding) -> std::result::Result<R, CoreError>) -> Result<R> {
+fn with<R>(
+    env: Option<&Env>,
+    inst: u32,
+    f: impl FnOnce(&mut Binding) -> std::result::Result<R, CoreError>,
+) -> Result<R> {
     BINDING.with(|cell| {
-        let res = borrow_mut(cell, "the circuit breaker registry").and_then(|mut b| match b.as_mut() {
-            Some(b) if (inst as usize) < b.instances.len() => {
-                b.cur = inst as usize;
-                b.drain();
-                f(b)
-            }
-            _ => Err(CoreError::not_found("circuit breaker binding instance", inst)),
-        });
+        let res =
+            borrow_mut(cell, "the circuit breaker registry").and_then(|mut b| match b.as_mut() {
+                Some(b) if (inst as usize) < b.instances.len() => {
+                    b.cur = inst as usize;
+                    b.drain();
+                    f(b)
+                }
+                _ => Err(CoreError::not_found(
+                    "circuit breaker binding instance",
+                    inst,
+                )),
+            });
         res.map_err(|e| match env {
             Some(env) => throw(env, e),
             None => Error::from_reason(e.message),
@@ -124,7 +132,9 @@ impl Binding {
             let n = (ring[0].max(0.0) as usize).min(RING_CAP);
             ring[0] = 0.0;
             if n > 0 {
-                let entries = ring[1..1 + 3 * n].chunks_exact(3).map(|c| (c[0] as u32, c[1], c[2]));
+                let entries = ring[1..1 + 3 * n]
+                    .chunks_exact(3)
+                    .map(|c| (c[0] as u32, c[1], c[2]));
                 self.reg.apply_batch(entries, &mut drained);
             }
         }
@@ -150,7 +160,9 @@ impl Binding {
         let slow = b.options().slow_call_duration_ms.unwrap_or(f64::INFINITY);
         let until = b.rejects_until().unwrap_or(0.0);
         for inst in &self.instances {
-            let Some(&p) = inst.pages.get(page) else { continue };
+            let Some(&p) = inst.pages.get(page) else {
+                continue;
+            };
             // SAFETY: each page is PAGE * STRIDE long and kept alive by `_keep`.
             unsafe {
                 *p.add(slot * STRIDE) = gate;
@@ -167,21 +179,48 @@ fn pack(admission: Admission, tr: Transitions) -> i32 {
 
 /// Attaches one wrapper copy's buffers; returns its instance id.
 #[napi]
-pub fn cb_init(env: Env, io: Float64Array, ring: Float64Array, time_origin: f64, seed: Option<f64>) -> Result<u32> {
+pub fn cb_init(
+    env: Env,
+    io: Float64Array,
+    ring: Float64Array,
+    time_origin: f64,
+    seed: Option<f64>,
+) -> Result<u32> {
     if io.len() < IO_LEN || ring.len() < RING_LEN {
-        return Err(throw(&env, CoreError::range("cbInit buffers", &format!("io >= {IO_LEN} and ring >= {RING_LEN} elements"), io.len())));
+        return Err(throw(
+            &env,
+            CoreError::range(
+                "cbInit buffers",
+                &format!("io >= {IO_LEN} and ring >= {RING_LEN} elements"),
+                io.len(),
+            ),
+        ));
     }
     BINDING.with(|cell| {
         let mut b = borrow_mut(cell, "the circuit breaker registry").map_err(|e| throw(&env, e))?;
         let b = b.get_or_insert_with(|| {
             let seed = seed.map(|s| s.to_bits()).unwrap_or_else(|| {
-                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0);
                 t ^ (std::process::id() as u64) << 32
             });
-            Binding { reg: Registry::new(seed), instances: Vec::new(), cur: 0, time_origin, drained: Vec::new() }
+            Binding {
+                reg: Registry::new(seed),
+                instances: Vec::new(),
+                cur: 0,
+                time_origin,
+                drained: Vec::new(),
+            }
         });
         let (io_ptr, ring_ptr) = (io.as_ptr() as *mut f64, ring.as_ptr() as *mut f64);
-        b.instances.push(Instance { _keep: vec![io, ring], io: io_ptr, ring: ring_ptr, pages: Vec::new() });
+        b.instances.push(Instance {
+            _keep: vec![io, ring],
+            io: io_ptr,
+            ring: ring_ptr,
+            pages: Vec::new(),
+        });
         Ok((b.instances.len() - 1) as u32)
     })
 }
@@ -197,14 +236,26 @@ pub struct CbLayout {
 
 #[napi]
 pub fn cb_layout() -> CbLayout {
-    CbLayout { page: PAGE as u32, stride: STRIDE as u32, ring_cap: RING_CAP as u32, io_len: IO_LEN as u32 }
+    CbLayout {
+        page: PAGE as u32,
+        stride: STRIDE as u32,
+        ring_cap: RING_CAP as u32,
+        io_len: IO_LEN as u32,
+    }
 }
 
 /// Gives Rust the next mirror page; returns how many pages it now has.
 #[napi]
 pub fn cb_attach_page(env: Env, inst: u32, page: Float64Array) -> Result<u32> {
     if page.len() < PAGE * STRIDE {
-        return Err(throw(&env, CoreError::range("mirror page", &format!("{} elements", PAGE * STRIDE), page.len())));
+        return Err(throw(
+            &env,
+            CoreError::range(
+                "mirror page",
+                &format!("{} elements", PAGE * STRIDE),
+                page.len(),
+            ),
+        ));
     }
     with(Some(&env), inst, |b| {
         let i = &mut b.instances[b.cur];
@@ -219,10 +270,15 @@ pub fn cb_attach_page(env: Env, inst: u32, page: Float64Array) -> Result<u32> {
     })
 }
 
-fn read_options(opts: Option<Unknown>) -> std::result::Result<(RawBreakerOptions, Option<u64>), CoreError> {
+fn read_options(
+    opts: Option<Unknown>,
+) -> std::result::Result<(RawBreakerOptions, Option<u64>), CoreError> {
     let o = Opts::from_unknown(opts, "options")?;
     let r = o.nested("retryOptions")?;
-    let jitter = match r.bool_or_string("jitter", "a boolean or one of 'none', 'proportional', 'full', 'equal', 'decorrelated'")? {
+    let jitter = match r.bool_or_string(
+        "jitter",
+        "a boolean or one of 'none', 'proportional', 'full', 'equal', 'decorrelated'",
+    )? {
         None => None,
         Some(Either::Left(true)) => Some(Jitter::Proportional),
         Some(Either::Left(false)) => Some(Jitter::None),
@@ -230,7 +286,9 @@ fn read_options(opts: Option<Unknown>) -> std::result::Result<(RawBreakerOptions
     };
     let seed = match r.number("seed", "an integer")? {
         None => None,
-        Some(s) if s.is_finite() && s.fract() == 0.0 && s.abs() <= 9_007_199_254_740_991.0 => Some(s as i64 as u64),
+        Some(s) if s.is_finite() && s.fract() == 0.0 && s.abs() <= 9_007_199_254_740_991.0 => {
+            Some(s as i64 as u64)
+        }
         Some(s) => return Err(CoreError::range("retryOptions.seed", "a safe integer", s)),
     };
     let num = |k: &str, allowed: &str| o.number(k, allowed);
@@ -247,7 +305,10 @@ fn read_options(opts: Option<Unknown>) -> std::result::Result<(RawBreakerOptions
         slow_call_duration_ms: num("slowCallDurationMs", "a number of milliseconds > 0")?,
         slow_call_rate_threshold: num("slowCallRateThreshold", "a percentage > 0 and <= 100")?,
         timeout_ms: o.number_or_false("timeout", "a number of milliseconds > 0, or false")?,
-        request_timeout_ms: o.number_or_false("requestTimeout", "a number of milliseconds >= 0 (0: no timeout), or false")?,
+        request_timeout_ms: o.number_or_false(
+            "requestTimeout",
+            "a number of milliseconds >= 0 (0: no timeout), or false",
+        )?,
         max_retries: r.number("maxRetries", "an integer from 0 to 100")?,
         initial_delay_ms: r.number("initialDelay", "a number of milliseconds >= 0")?,
         max_delay_ms: r.number("maxDelay", "a number of milliseconds >= 0")?,
@@ -260,11 +321,22 @@ fn read_options(opts: Option<Unknown>) -> std::result::Result<(RawBreakerOptions
 /// Creates (or finds) the breaker `name`; returns its id. Options of an
 /// existing name are ignored, as the original registry did.
 #[napi]
-pub fn cb_create(env: Env, inst: u32, name: Unknown, opts: Option<Unknown>, now: f64) -> Result<u32> {
+pub fn cb_create(
+    env: Env,
+    inst: u32,
+    name: Unknown,
+    opts: Option<Unknown>,
+    now: f64,
+) -> Result<u32> {
     let name = match name.get_type()? {
         // SAFETY: the value was just checked to be a string.
         napi::ValueType::String => unsafe { name.cast::<String>() }?,
-        _ => return Err(throw(&env, CoreError::type_error("name", "a non-empty string", "another type"))),
+        _ => {
+            return Err(throw(
+                &env,
+                CoreError::type_error("name", "a non-empty string", "another type"),
+            ))
+        }
     };
     // Read the user's object before borrowing the registry: a getter or
     // Proxy trap may call back into this module (issue 19). A read error
@@ -289,7 +361,8 @@ pub fn cb_create(env: Env, inst: u32, name: Unknown, opts: Option<Unknown>, now:
 #[napi]
 pub fn cb_configure(env: Env, inst: u32, opts: Option<Unknown>) -> Result<u32> {
     // Read the user's object before borrowing the registry (issue 19).
-    let max = Opts::from_unknown(opts, "options").and_then(|o| o.number("maxBreakers", "an integer from 1 to 1000000"));
+    let max = Opts::from_unknown(opts, "options")
+        .and_then(|o| o.number("maxBreakers", "an integer from 1 to 1000000"));
     with(Some(&env), inst, |b| {
         if let Some(m) = max? {
             b.reg.set_max_breakers(m)?;
@@ -306,7 +379,11 @@ pub fn cb_acquire(inst: u32) -> Result<i32> {
     with(None, inst, |b| {
         let id = b.id()?;
         let (a, tr) = b.reg.try_acquire(id, b.io(1))?;
-        let next = b.reg.get(id).and_then(|br| br.next_attempt_at()).unwrap_or(f64::NAN);
+        let next = b
+            .reg
+            .get(id)
+            .and_then(|br| br.next_attempt_at())
+            .unwrap_or(f64::NAN);
         b.set_io(1, next);
         b.sync(id);
         Ok(pack(a, tr))
@@ -323,7 +400,9 @@ pub fn cb_record(inst: u32) -> Result<i32> {
             2 => Outcome::Timeout,
             _ => Outcome::Failure,
         };
-        let tr = b.reg.on_outcome(id, outcome, b.io(2), b.io(3), b.io(4) != 0.0)?;
+        let tr = b
+            .reg
+            .on_outcome(id, outcome, b.io(2), b.io(3), b.io(4) != 0.0)?;
         b.sync(id);
         Ok(tr.0 as i32)
     })
@@ -332,9 +411,7 @@ pub fn cb_record(inst: u32) -> Result<i32> {
 /// Applies the batched successes now (the ring is full, or a read wants fresh figures).
 #[napi]
 pub fn cb_drain(inst: u32) -> Result<()> {
-    with(None, inst, |_| {
-        Ok(())
-    })
+    with(None, inst, |_| Ok(()))
 }
 
 /// io: [id, attempt, previousDelay, u or NaN] → the sleep before the next attempt, in ms.
@@ -343,7 +420,12 @@ pub fn cb_retry_delay(inst: u32) -> Result<f64> {
     with(None, inst, |b| {
         let id = b.id()?;
         let u = b.io(3);
-        let d = b.reg.retry_delay(id, b.io(1).max(0.0) as u32, b.io(2), (!u.is_nan()).then_some(u))?;
+        let d = b.reg.retry_delay(
+            id,
+            b.io(1).max(0.0) as u32,
+            b.io(2),
+            (!u.is_nan()).then_some(u),
+        )?;
         b.set_io(0, d);
         Ok(d)
     })
@@ -353,13 +435,22 @@ pub fn cb_retry_delay(inst: u32) -> Result<f64> {
 #[napi]
 pub fn cb_control(env: Env, inst: u32, id: u32, op: u32, now: f64) -> Result<i32> {
     with(Some(&env), inst, |b| {
-        let br = b.reg.get_mut(id).ok_or_else(|| CoreError::not_found("circuit breaker id", id))?;
+        let br = b
+            .reg
+            .get_mut(id)
+            .ok_or_else(|| CoreError::not_found("circuit breaker id", id))?;
         let tr = match op {
             0 => br.reset(now),
             1 => br.close(now),
             2 => br.open(now),
             3 => br.isolate(now),
-            _ => return Err(CoreError::range("op", "0 (reset), 1 (close), 2 (open) or 3 (isolate)", op)),
+            _ => {
+                return Err(CoreError::range(
+                    "op",
+                    "0 (reset), 1 (close), 2 (open) or 3 (isolate)",
+                    op,
+                ))
+            }
         };
         b.sync(id);
         Ok(tr.0 as i32)
@@ -378,7 +469,10 @@ pub struct CbState {
 pub fn cb_state(env: Env, inst: u32, id: u32) -> Result<CbState> {
     with(Some(&env), inst, |b| {
         let origin = b.time_origin;
-        let br = b.reg.get(id).ok_or_else(|| CoreError::not_found("circuit breaker id", id))?;
+        let br = b
+            .reg
+            .get(id)
+            .ok_or_else(|| CoreError::not_found("circuit breaker id", id))?;
         Ok(CbState {
             state: br.state().as_str().to_string(),
             failure_count: br.failure_count(),
@@ -510,7 +604,11 @@ fn snapshot(name: &str, br: &mut Breaker, now: f64, origin: f64) -> CbSnapshot {
 pub fn cb_snapshot(env: Env, inst: u32, id: u32, now: f64) -> Result<CbSnapshot> {
     with(Some(&env), inst, |b| {
         let origin = b.time_origin;
-        let name = b.reg.name(id).ok_or_else(|| CoreError::not_found("circuit breaker id", id))?.to_string();
+        let name = b
+            .reg
+            .name(id)
+            .ok_or_else(|| CoreError::not_found("circuit breaker id", id))?
+            .to_string();
         let br = b.reg.get_mut(id).expect("id checked above");
         Ok(snapshot(&name, br, now, origin))
     })
@@ -526,7 +624,12 @@ pub fn cb_snapshot_all(env: Env, inst: u32, now: f64) -> Result<Vec<CbSnapshot>>
             .into_iter()
             .map(|id| {
                 let name = b.reg.name(id).unwrap_or_default().to_string();
-                snapshot(&name, b.reg.get_mut(id).expect("id from ids()"), now, origin)
+                snapshot(
+                    &name,
+                    b.reg.get_mut(id).expect("id from ids()"),
+                    now,
+                    origin,
+                )
             })
             .collect())
     })

@@ -24,7 +24,9 @@ thread_local! {
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Dag) -> CoreResult<T>) -> Result<T> {
     DAGS.with(|cell| {
         let mut d = borrow_mut(cell, "the startup DAG table")?;
-        let dag = d.get_mut(h as usize).ok_or_else(|| CoreError::not_found("startup DAG handle", h));
+        let dag = d
+            .get_mut(h as usize)
+            .ok_or_else(|| CoreError::not_found("startup DAG handle", h));
         dag.and_then(f)
     })
     .map_err(|e| throw(env, e))
@@ -47,14 +49,22 @@ pub fn dag_create(env: Env) -> Result<u32> {
 pub fn dag_register(env: Env, h: u32, node: Unknown) -> Result<u32> {
     let spec = (|| -> CoreResult<ServiceSpec> {
         let o = Opts::from_unknown(Some(node), "node")?;
-        let id = o.string("id", "a non-empty string")?.ok_or_else(|| CoreError::type_error("node.id", "a non-empty string", "undefined"))?;
+        let id = o
+            .string("id", "a non-empty string")?
+            .ok_or_else(|| CoreError::type_error("node.id", "a non-empty string", "undefined"))?;
         let name = o.string("name", "a string")?.unwrap_or_else(|| id.clone());
         Ok(ServiceSpec {
             name,
-            dependencies: o.string_array("dependencies", "an array of service ids")?.unwrap_or_default(),
+            dependencies: o
+                .string_array("dependencies", "an array of service ids")?
+                .unwrap_or_default(),
             critical: o.boolean("critical")?.unwrap_or(false),
-            init_timeout_ms: o.number("timeout", "a number of ms")?.unwrap_or(dag::DEFAULT_INIT_TIMEOUT_MS),
-            health_timeout_ms: o.number("healthCheckTimeout", "a number of ms")?.unwrap_or(dag::DEFAULT_HEALTH_TIMEOUT_MS),
+            init_timeout_ms: o
+                .number("timeout", "a number of ms")?
+                .unwrap_or(dag::DEFAULT_INIT_TIMEOUT_MS),
+            health_timeout_ms: o
+                .number("healthCheckTimeout", "a number of ms")?
+                .unwrap_or(dag::DEFAULT_HEALTH_TIMEOUT_MS),
             id,
         })
     })()
@@ -84,9 +94,29 @@ fn problem(p: &Problem) -> DagProblem {
     let message = p.message();
     let kind = p.kind().to_string();
     match p {
-        Problem::MissingDependency { service, missing, .. } => DagProblem { kind, message, service: Some(service.clone()), missing: Some(missing.clone()), path: None },
-        Problem::SelfDependency { service } => DagProblem { kind, message, service: Some(service.clone()), missing: None, path: None },
-        Problem::Cycle { path } => DagProblem { kind, message, service: path.first().cloned(), missing: None, path: Some(path.clone()) },
+        Problem::MissingDependency {
+            service, missing, ..
+        } => DagProblem {
+            kind,
+            message,
+            service: Some(service.clone()),
+            missing: Some(missing.clone()),
+            path: None,
+        },
+        Problem::SelfDependency { service } => DagProblem {
+            kind,
+            message,
+            service: Some(service.clone()),
+            missing: None,
+            path: None,
+        },
+        Problem::Cycle { path } => DagProblem {
+            kind,
+            message,
+            service: path.first().cloned(),
+            missing: None,
+            path: Some(path.clone()),
+        },
     }
 }
 
@@ -107,10 +137,18 @@ pub fn dag_plan(env: Env, h: u32) -> Result<DagPlan> {
         Ok(match d.plan() {
             Ok(p) => DagPlan {
                 order: p.order.iter().map(|&i| d.spec(i).id.clone()).collect(),
-                levels: p.levels.iter().map(|l| l.iter().map(|&i| d.spec(i).id.clone()).collect()).collect(),
+                levels: p
+                    .levels
+                    .iter()
+                    .map(|l| l.iter().map(|&i| d.spec(i).id.clone()).collect())
+                    .collect(),
                 problems: vec![],
             },
-            Err(ps) => DagPlan { order: vec![], levels: vec![], problems: ps.iter().map(problem).collect() },
+            Err(ps) => DagPlan {
+                order: vec![],
+                levels: vec![],
+                problems: ps.iter().map(problem).collect(),
+            },
         })
     })
 }
@@ -119,18 +157,30 @@ pub fn dag_plan(env: Env, h: u32) -> Result<DagPlan> {
 /// began, or had already begun).
 #[napi]
 pub fn dag_begin(env: Env, h: u32, now: f64) -> Result<Vec<DagProblem>> {
-    with(&env, h, |d| Ok(d.begin(now).err().map(|ps| ps.iter().map(problem).collect()).unwrap_or_default()))
+    with(&env, h, |d| {
+        Ok(d.begin(now)
+            .err()
+            .map(|ps| ps.iter().map(problem).collect())
+            .unwrap_or_default())
+    })
 }
 
 /// Indices of the services to start now (marked initializing).
 #[napi]
 pub fn dag_next(env: Env, h: u32, now: f64, max_in_flight: u32) -> Result<Vec<u32>> {
-    with(&env, h, |d| Ok(d.next_runnable(now, max_in_flight.max(1) as usize).into_iter().map(|i| i as u32).collect()))
+    with(&env, h, |d| {
+        Ok(d.next_runnable(now, max_in_flight.max(1) as usize)
+            .into_iter()
+            .map(|i| i as u32)
+            .collect())
+    })
 }
 
 #[napi]
 pub fn dag_ready(env: Env, h: u32, i: u32, now: f64, init_ms: f64, health_ms: f64) -> Result<()> {
-    with(&env, h, |d| d.report_ready(i as usize, now, init_ms, health_ms))
+    with(&env, h, |d| {
+        d.report_ready(i as usize, now, init_ms, health_ms)
+    })
 }
 
 #[napi(object)]
@@ -143,11 +193,22 @@ pub struct DagFailure {
 
 /// Records a failure in `phase` (`'init'` or `'health-check'`).
 #[napi]
-pub fn dag_failed(env: Env, h: u32, i: u32, now: f64, reason: String, phase: String, init_ms: Option<f64>) -> Result<DagFailure> {
+pub fn dag_failed(
+    env: Env,
+    h: u32,
+    i: u32,
+    now: f64,
+    reason: String,
+    phase: String,
+    init_ms: Option<f64>,
+) -> Result<DagFailure> {
     with(&env, h, |d| {
         let phase = Phase::parse("phase", &phase)?;
         let e = d.report_failed(i as usize, now, &reason, phase, init_ms)?;
-        Ok(DagFailure { degraded: e.degraded.iter().map(|&k| d.spec(k).id.clone()).collect(), abort: e.abort })
+        Ok(DagFailure {
+            degraded: e.degraded.iter().map(|&k| d.spec(k).id.clone()).collect(),
+            abort: e.abort,
+        })
     })
 }
 
@@ -228,7 +289,11 @@ pub fn dag_report(env: Env, h: u32) -> Result<DagReport> {
                     health_check_timeout: s.health_timeout_ms,
                     started_at: st.started_at,
                     finished_at: st.finished_at,
-                    duration: if st.status == Status::Ready { st.duration_ms() } else { None },
+                    duration: if st.status == Status::Ready {
+                        st.duration_ms()
+                    } else {
+                        None
+                    },
                     wait_ms: st.wait_ms,
                     init_ms: st.init_ms,
                     health_check_ms: st.health_ms,
@@ -256,8 +321,17 @@ pub fn dag_report(env: Env, h: u32) -> Result<DagReport> {
             initializing: initializing as u32,
             degraded: degraded as u32,
             critical_ready: d.critical_ready(),
-            order: plan.map(|p| p.order.iter().map(|&i| d.spec(i).id.clone()).collect()).unwrap_or_default(),
-            levels: plan.map(|p| p.levels.iter().map(|l| l.iter().map(|&i| d.spec(i).id.clone()).collect()).collect()).unwrap_or_default(),
+            order: plan
+                .map(|p| p.order.iter().map(|&i| d.spec(i).id.clone()).collect())
+                .unwrap_or_default(),
+            levels: plan
+                .map(|p| {
+                    p.levels
+                        .iter()
+                        .map(|l| l.iter().map(|&i| d.spec(i).id.clone()).collect())
+                        .collect()
+                })
+                .unwrap_or_default(),
             problems,
             services,
         })
@@ -327,7 +401,10 @@ pub fn dag_parse_graph(text: String) -> GraphFile {
                 .collect(),
             problems: vec![],
         },
-        Err(ps) => GraphFile { services: vec![], problems: ps.iter().map(|p| p.to_string()).collect() },
+        Err(ps) => GraphFile {
+            services: vec![],
+            problems: ps.iter().map(|p| p.to_string()).collect(),
+        },
     }
 }
 
@@ -338,7 +415,12 @@ pub fn dag_parse_graph(text: String) -> GraphFile {
 #[napi]
 pub fn dag_sort_json(env: Env, json: String) -> Result<Uint32Array> {
     let parsed: std::result::Result<Vec<(String, Vec<String>)>, _> = serde_json::from_str(&json);
-    let services = parsed.map_err(|e| throw(&env, CoreError::type_error("services", "an array of [id, [dependency ids]]", e)))?;
+    let services = parsed.map_err(|e| {
+        throw(
+            &env,
+            CoreError::type_error("services", "an array of [id, [dependency ids]]", e),
+        )
+    })?;
     let n = services.len();
     let plan = dag::plan_of(services).map_err(|e| throw(&env, e))?;
     match plan {
@@ -350,7 +432,11 @@ pub fn dag_sort_json(env: Env, json: String) -> Result<Uint32Array> {
             Ok(Uint32Array::new(out))
         }
         Err(ps) => {
-            let msg = ps.iter().map(|p| p.message()).collect::<Vec<_>>().join("; ");
+            let msg = ps
+                .iter()
+                .map(|p| p.message())
+                .collect::<Vec<_>>()
+                .join("; ");
             Err(throw(&env, CoreError::state(msg)))
         }
     }

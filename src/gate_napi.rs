@@ -22,7 +22,9 @@ thread_local! {
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut GateSet) -> CoreResult<T>) -> Result<T> {
     SETS.with(|cell| {
         let mut s = borrow_mut(cell, "the health gate table")?;
-        let set = s.get_mut(h as usize).ok_or_else(|| CoreError::not_found("health gate set handle", h));
+        let set = s
+            .get_mut(h as usize)
+            .ok_or_else(|| CoreError::not_found("health gate set handle", h));
         set.and_then(f)
     })
     .map_err(|e| throw(env, e))
@@ -47,7 +49,9 @@ pub fn gate_register(env: Env, h: u32, gate: Unknown, now: f64) -> Result<u32> {
         let o = Opts::from_unknown(Some(gate), "gate")?;
         let id = o
             .string("serviceId", "a non-empty string")?
-            .ok_or_else(|| CoreError::type_error("gate.serviceId", "a non-empty string", "undefined"))?;
+            .ok_or_else(|| {
+                CoreError::type_error("gate.serviceId", "a non-empty string", "undefined")
+            })?;
         let int = |key: &str, default: u32| -> CoreResult<u32> {
             match o.number(key, "an integer from 1 to 1000")? {
                 None => Ok(default),
@@ -63,9 +67,16 @@ pub fn gate_register(env: Env, h: u32, gate: Unknown, now: f64) -> Result<u32> {
             service_id: id,
             critical: o.boolean("critical")?.unwrap_or(false),
             required_passes: passes,
-            required_failures: int("requiredConsecutiveFailures", gate::DEFAULT_REQUIRED_FAILURES)?,
-            interval_ms: o.number("checkIntervalMs", "a number of ms")?.unwrap_or(gate::DEFAULT_INTERVAL_MS),
-            timeout_ms: o.number("timeoutMs", "a number of ms")?.unwrap_or(gate::DEFAULT_TIMEOUT_MS),
+            required_failures: int(
+                "requiredConsecutiveFailures",
+                gate::DEFAULT_REQUIRED_FAILURES,
+            )?,
+            interval_ms: o
+                .number("checkIntervalMs", "a number of ms")?
+                .unwrap_or(gate::DEFAULT_INTERVAL_MS),
+            timeout_ms: o
+                .number("timeoutMs", "a number of ms")?
+                .unwrap_or(gate::DEFAULT_TIMEOUT_MS),
         })
     })()
     .map_err(|e| throw(&env, e))?;
@@ -97,9 +108,24 @@ pub struct GateTick {
 #[napi]
 pub fn gate_tick(env: Env, h: u32, now: f64, start: bool) -> Result<GateTick> {
     with(&env, h, |s| {
-        let expired = s.expire(now).into_iter().flat_map(|(i, t)| [i as f64, transition_code(t) as f64]).collect();
-        let start = if start { s.start_due(now).into_iter().flat_map(|(i, t)| [i as f64, t as f64]).collect() } else { vec![] };
-        Ok(GateTick { start, expired, next_wake: s.next_wake().unwrap_or(-1.0) })
+        let expired = s
+            .expire(now)
+            .into_iter()
+            .flat_map(|(i, t)| [i as f64, transition_code(t) as f64])
+            .collect();
+        let start = if start {
+            s.start_due(now)
+                .into_iter()
+                .flat_map(|(i, t)| [i as f64, t as f64])
+                .collect()
+        } else {
+            vec![]
+        };
+        Ok(GateTick {
+            start,
+            expired,
+            next_wake: s.next_wake().unwrap_or(-1.0),
+        })
     })
 }
 
@@ -118,8 +144,24 @@ pub fn gate_start(env: Env, h: u32, i: u32, now: f64) -> Result<f64> {
 /// Records a check's answer. Returns 0 no change, 1 became ready,
 /// 2 became not ready, -1 stale (the check had timed out or been replaced).
 #[napi]
-pub fn gate_record(env: Env, h: u32, i: u32, token: f64, pass: bool, reason: Option<String>, now: f64) -> Result<i32> {
-    with(&env, h, |s| Ok(transition_code(s.record(i as usize, token as u64, pass, reason.as_deref(), now))))
+pub fn gate_record(
+    env: Env,
+    h: u32,
+    i: u32,
+    token: f64,
+    pass: bool,
+    reason: Option<String>,
+    now: f64,
+) -> Result<i32> {
+    with(&env, h, |s| {
+        Ok(transition_code(s.record(
+            i as usize,
+            token as u64,
+            pass,
+            reason.as_deref(),
+            now,
+        )))
+    })
 }
 
 #[napi]
@@ -195,7 +237,14 @@ pub fn gate_readiness(env: Env, h: u32) -> Result<GateReadiness> {
                 failures: g.failures as f64,
             })
             .collect();
-        Ok(GateReadiness { ready: r.ready, critical_ready: r.critical_ready, all_ready: r.all_ready, degraded: r.degraded, shutting_down: r.shutting_down, gates })
+        Ok(GateReadiness {
+            ready: r.ready,
+            critical_ready: r.critical_ready,
+            all_ready: r.all_ready,
+            degraded: r.degraded,
+            shutting_down: r.shutting_down,
+            gates,
+        })
     })
 }
 

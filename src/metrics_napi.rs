@@ -58,7 +58,11 @@ impl Binding {
 }
 
 /// Runs `f` on this thread's store after applying every buffered request.
-fn with<R>(env: &Env, now: Option<f64>, f: impl FnOnce(&mut Binding) -> std::result::Result<R, CoreError>) -> Result<R> {
+fn with<R>(
+    env: &Env,
+    now: Option<f64>,
+    f: impl FnOnce(&mut Binding) -> std::result::Result<R, CoreError>,
+) -> Result<R> {
     BINDING.with(|cell| {
         let res = borrow_mut(cell, "the metrics store").and_then(|mut b| match b.as_mut() {
             Some(b) => {
@@ -77,10 +81,16 @@ fn read_options(opts: Option<Unknown>) -> std::result::Result<SignalsOptions, Co
     let o = Opts::from_unknown(opts, "options")?;
     let mut s = SignalsOptions::default();
     if let Some(v) = o.number("maxSeries", "an integer from 0 to 100000")? {
-        s.max_series = crate::core::error::check::int_in("maxSeries", v, 0, crate::core::signals::MAX_SERIES_LIMIT)?;
+        s.max_series = crate::core::error::check::int_in(
+            "maxSeries",
+            v,
+            0,
+            crate::core::signals::MAX_SERIES_LIMIT,
+        )?;
     }
     if let Some(v) = o.number("maxWindowBytes", "a number of bytes")? {
-        s.max_window_bytes = crate::core::error::check::at_least("maxWindowBytes", v, 0.0)? as usize;
+        s.max_window_bytes =
+            crate::core::error::check::at_least("maxWindowBytes", v, 0.0)? as usize;
     }
     if let Some(b) = o.number_array("buckets", "an array of increasing numbers of seconds")? {
         s.buckets = b;
@@ -94,17 +104,34 @@ fn read_options(opts: Option<Unknown>) -> std::result::Result<SignalsOptions, Co
 #[napi]
 pub fn sg_init(env: Env, ring: Float64Array, now: f64) -> Result<u32> {
     if ring.len() < RING_LEN {
-        return Err(throw(&env, CoreError::range("metrics ring", &format!("{RING_LEN} elements"), ring.len())));
+        return Err(throw(
+            &env,
+            CoreError::range("metrics ring", &format!("{RING_LEN} elements"), ring.len()),
+        ));
     }
     BINDING.with(|cell| {
         let mut b = borrow_mut(cell, "the metrics store").map_err(|e| throw(&env, e))?;
         if b.is_none() {
-            let store = SignalStore::new(SignalsOptions::default(), now).map_err(|e| throw(&env, e))?;
-            *b = Some(Binding { store, instances: Vec::new(), invalid_routes: 0, created_at: now });
+            let store =
+                SignalStore::new(SignalsOptions::default(), now).map_err(|e| throw(&env, e))?;
+            *b = Some(Binding {
+                store,
+                instances: Vec::new(),
+                invalid_routes: 0,
+                created_at: now,
+            });
         }
-        let Some(b) = b.as_mut() else { return Err(throw(&env, CoreError::not_found("metrics binding", "sgInit"))) };
+        let Some(b) = b.as_mut() else {
+            return Err(throw(
+                &env,
+                CoreError::not_found("metrics binding", "sgInit"),
+            ));
+        };
         let ptr = ring.as_ptr() as *mut f64;
-        b.instances.push(Instance { _keep: ring, ring: ptr });
+        b.instances.push(Instance {
+            _keep: ring,
+            ring: ptr,
+        });
         Ok((b.instances.len() - 1) as u32)
     })
 }
@@ -209,7 +236,11 @@ fn latency(p: &Percentiles) -> SgLatency {
     }
 }
 
-fn windows_of(b: &mut Binding, ids: Option<&[u32]>, now: f64) -> std::result::Result<Vec<SgWindow>, CoreError> {
+fn windows_of(
+    b: &mut Binding,
+    ids: Option<&[u32]>,
+    now: f64,
+) -> std::result::Result<Vec<SgWindow>, CoreError> {
     Window::ALL
         .iter()
         .map(|&w| {
@@ -226,7 +257,11 @@ fn windows_of(b: &mut Binding, ids: Option<&[u32]>, now: f64) -> std::result::Re
                 status5xx: s.status_5xx as f64,
                 aborted: s.aborted as f64,
                 error_rate: if n > 0.0 { errors / n } else { 0.0 },
-                server_error_rate: if n > 0.0 { s.status_5xx as f64 / n } else { 0.0 },
+                server_error_rate: if n > 0.0 {
+                    s.status_5xx as f64 / n
+                } else {
+                    0.0
+                },
                 requests_per_second: s.requests_per_second,
                 span_seconds: s.span_seconds,
                 latency: latency(&s.latency),
@@ -268,8 +303,17 @@ pub fn sg_latency_all(env: Env, window: String, now: f64) -> Result<Vec<SgSeries
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let s = b.store.series_stats(id, w, now)?;
-            let (method, route) = b.store.labels(id).map(|(m, r)| (m.to_string(), r.to_string())).unwrap_or_default();
-            out.push(SgSeriesLatency { method, route, requests: s.requests as f64, latency: latency(&s.latency) });
+            let (method, route) = b
+                .store
+                .labels(id)
+                .map(|(m, r)| (m.to_string(), r.to_string()))
+                .unwrap_or_default();
+            out.push(SgSeriesLatency {
+                method,
+                route,
+                requests: s.requests as f64,
+                latency: latency(&s.latency),
+            });
         }
         Ok(out)
     })
@@ -283,7 +327,11 @@ pub fn sg_series(env: Env, now: f64) -> Result<Vec<SgSeries>> {
         Ok(ids
             .into_iter()
             .filter_map(|id| {
-                b.store.labels(id).map(|(m, r)| SgSeries { id, method: m.to_string(), route: r.to_string() })
+                b.store.labels(id).map(|(m, r)| SgSeries {
+                    id,
+                    method: m.to_string(),
+                    route: r.to_string(),
+                })
             })
             .collect())
     })
@@ -400,11 +448,28 @@ pub fn sg_merge_exports(env: Env, encoded: Vec<String>) -> Result<SgMerged> {
         if e.is_empty() {
             continue;
         }
-        agg.import(e).map_err(|err| throw(&env, CoreError::range(&format!("histograms[{i}]"), "an exported HDR histogram", err.message)))?;
+        agg.import(e).map_err(|err| {
+            throw(
+                &env,
+                CoreError::range(
+                    &format!("histograms[{i}]"),
+                    "an exported HDR histogram",
+                    err.message,
+                ),
+            )
+        })?;
     }
     let p = agg.percentiles();
     let ms = |us: u64| us as f64 / 1000.0;
-    Ok(SgMerged { count: p.count as f64, p50: ms(p.p50_us), p90: ms(p.p90_us), p95: ms(p.p95_us), p99: ms(p.p99_us), max: ms(p.max_us), mean: p.mean_us / 1000.0 })
+    Ok(SgMerged {
+        count: p.count as f64,
+        p50: ms(p.p50_us),
+        p90: ms(p.p90_us),
+        p95: ms(p.p95_us),
+        p99: ms(p.p99_us),
+        max: ms(p.max_us),
+        mean: p.mean_us / 1000.0,
+    })
 }
 
 /// The refusal codes (`http_requests_refused_total`'s reasons) as the JS
@@ -445,10 +510,18 @@ pub fn sg_refused(env: Env, now: f64) -> Result<Vec<SgRefused>> {
     with(&env, Some(now), |b| {
         let mut out = Vec::new();
         for id in 0..b.store.series_count() as u32 {
-            let (Some((method, route)), Some(counts)) = (b.store.labels(id), b.store.refused(id)) else { continue };
+            let (Some((method, route)), Some(counts)) = (b.store.labels(id), b.store.refused(id))
+            else {
+                continue;
+            };
             for (r, n) in counts {
                 if n > 0 {
-                    out.push(SgRefused { method: method.to_string(), route: route.to_string(), reason: r.as_str().to_string(), count: n as f64 });
+                    out.push(SgRefused {
+                        method: method.to_string(),
+                        route: route.to_string(),
+                        reason: r.as_str().to_string(),
+                        count: n as f64,
+                    });
                 }
             }
         }

@@ -22,7 +22,9 @@ pub fn throw(env: &Env, e: CoreError) -> Error {
     let _ = match e.kind {
         ErrorKind::Type => env.throw_type_error(&e.message, Some(code)),
         ErrorKind::Range | ErrorKind::Limit => env.throw_range_error(&e.message, Some(code)),
-        ErrorKind::NotFound | ErrorKind::State | ErrorKind::Reentrant => env.throw_error(&e.message, Some(code)),
+        ErrorKind::NotFound | ErrorKind::State | ErrorKind::Reentrant => {
+            env.throw_error(&e.message, Some(code))
+        }
     };
     Error::new(Status::PendingException, e.message)
 }
@@ -35,8 +37,12 @@ pub fn throw(env: &Env, e: CoreError) -> Error {
 /// ```ignore
 /// let mut state = borrow_mut(cell, "the circuit breaker registry")?;
 /// ```
-pub fn borrow_mut<'a, T>(cell: &'a RefCell<T>, what: &str) -> std::result::Result<RefMut<'a, T>, CoreError> {
-    cell.try_borrow_mut().map_err(|_| CoreError::reentrant(what))
+pub fn borrow_mut<'a, T>(
+    cell: &'a RefCell<T>,
+    what: &str,
+) -> std::result::Result<RefMut<'a, T>, CoreError> {
+    cell.try_borrow_mut()
+        .map_err(|_| CoreError::reentrant(what))
 }
 
 /// The `code` of each error the binding throws, for the JS side to match on.
@@ -86,24 +92,44 @@ pub struct Opts<'a> {
 }
 
 impl<'a> Opts<'a> {
-    pub fn from_unknown(value: Option<Unknown<'a>>, field: &str) -> std::result::Result<Self, CoreError> {
+    pub fn from_unknown(
+        value: Option<Unknown<'a>>,
+        field: &str,
+    ) -> std::result::Result<Self, CoreError> {
         let obj = match value {
             None => None,
-            Some(v) => match v.get_type().map_err(|e| CoreError::type_error(field, "an object", e))? {
+            Some(v) => match v
+                .get_type()
+                .map_err(|e| CoreError::type_error(field, "an object", e))?
+            {
                 ValueType::Undefined | ValueType::Null => None,
-                ValueType::Object => Some(unsafe { v.cast::<Object>() }.map_err(|e| CoreError::type_error(field, "an object", e))?),
+                ValueType::Object => Some(
+                    unsafe { v.cast::<Object>() }
+                        .map_err(|e| CoreError::type_error(field, "an object", e))?,
+                ),
                 t => return Err(CoreError::type_error(field, "an object", type_name(t))),
             },
         };
-        Ok(Opts { obj, prefix: if field == "options" { String::new() } else { format!("{field}.") } })
+        Ok(Opts {
+            obj,
+            prefix: if field == "options" {
+                String::new()
+            } else {
+                format!("{field}.")
+            },
+        })
     }
 
     fn get(&self, key: &str) -> std::result::Result<Option<(Unknown<'a>, ValueType)>, CoreError> {
-        let Some(obj) = &self.obj else { return Ok(None) };
+        let Some(obj) = &self.obj else {
+            return Ok(None);
+        };
         let v: Unknown = obj
             .get_named_property(key)
             .map_err(|e| CoreError::type_error(&self.path(key), "readable", e))?;
-        let t = v.get_type().map_err(|e| CoreError::type_error(&self.path(key), "readable", e))?;
+        let t = v
+            .get_type()
+            .map_err(|e| CoreError::type_error(&self.path(key), "readable", e))?;
         Ok(match t {
             ValueType::Undefined | ValueType::Null => None,
             t => Some((v, t)),
@@ -118,15 +144,26 @@ impl<'a> Opts<'a> {
     pub fn number(&self, key: &str, allowed: &str) -> std::result::Result<Option<f64>, CoreError> {
         match self.get(key)? {
             None => Ok(None),
-            Some((v, ValueType::Number)) => Ok(Some(unsafe { v.cast::<f64>() }.map_err(|e| CoreError::type_error(&self.path(key), allowed, e))?)),
-            Some((_, t)) => Err(CoreError::type_error(&self.path(key), allowed, type_name(t))),
+            Some((v, ValueType::Number)) => {
+                Ok(Some(unsafe { v.cast::<f64>() }.map_err(|e| {
+                    CoreError::type_error(&self.path(key), allowed, e)
+                })?))
+            }
+            Some((_, t)) => Err(CoreError::type_error(
+                &self.path(key),
+                allowed,
+                type_name(t),
+            )),
         }
     }
 
     pub fn nested(&self, key: &str) -> std::result::Result<Opts<'a>, CoreError> {
         let path = self.path(key);
         match self.get(key)? {
-            None => Ok(Opts { obj: None, prefix: format!("{path}.") }),
+            None => Ok(Opts {
+                obj: None,
+                prefix: format!("{path}."),
+            }),
             Some((v, _)) => Opts::from_unknown(Some(v), &path),
         }
     }
@@ -139,11 +176,18 @@ impl<'a> Opts<'a> {
     /// An array of option objects (`steps: [{...}, ...]`), or None when absent.
     pub fn object_array(&self, key: &str) -> std::result::Result<Option<Vec<Opts<'a>>>, CoreError> {
         let path = self.path(key);
-        let Some((v, t)) = self.get(key)? else { return Ok(None) };
+        let Some((v, t)) = self.get(key)? else {
+            return Ok(None);
+        };
         if t != ValueType::Object || !v.is_array().unwrap_or(false) {
-            return Err(CoreError::type_error(&path, "an array of objects", type_name(t)));
+            return Err(CoreError::type_error(
+                &path,
+                "an array of objects",
+                type_name(t),
+            ));
         }
-        let arr: Vec<Unknown> = unsafe { v.cast::<Vec<Unknown>>() }.map_err(|e| CoreError::type_error(&path, "an array of objects", e))?;
+        let arr: Vec<Unknown> = unsafe { v.cast::<Vec<Unknown>>() }
+            .map_err(|e| CoreError::type_error(&path, "an array of objects", e))?;
         arr.into_iter()
             .enumerate()
             .map(|(i, x)| Opts::from_unknown(Some(x), &format!("{path}[{i}]")))
@@ -152,29 +196,57 @@ impl<'a> Opts<'a> {
     }
 
     /// Either a boolean or a string, for options like `jitter: true | 'full'`.
-    pub fn bool_or_string(&self, key: &str, allowed: &str) -> std::result::Result<Option<either::Either<bool, String>>, CoreError> {
+    pub fn bool_or_string(
+        &self,
+        key: &str,
+        allowed: &str,
+    ) -> std::result::Result<Option<either::Either<bool, String>>, CoreError> {
         match self.get(key)? {
             None => Ok(None),
-            Some((v, ValueType::Boolean)) => Ok(Some(either::Either::Left(unsafe { v.cast::<bool>() }.unwrap_or(false)))),
-            Some((v, ValueType::String)) => Ok(Some(either::Either::Right(unsafe { v.cast::<String>() }.map_err(|e| CoreError::type_error(&self.path(key), allowed, e))?))),
-            Some((_, t)) => Err(CoreError::type_error(&self.path(key), allowed, type_name(t))),
+            Some((v, ValueType::Boolean)) => Ok(Some(either::Either::Left(
+                unsafe { v.cast::<bool>() }.unwrap_or(false),
+            ))),
+            Some((v, ValueType::String)) => Ok(Some(either::Either::Right(
+                unsafe { v.cast::<String>() }
+                    .map_err(|e| CoreError::type_error(&self.path(key), allowed, e))?,
+            ))),
+            Some((_, t)) => Err(CoreError::type_error(
+                &self.path(key),
+                allowed,
+                type_name(t),
+            )),
         }
     }
 
     /// The elements of the array at `key` (None when absent), each checked
     /// to be of JS type `elem` (named `elem_name` in errors) and cast.
-    fn array_of<T: FromNapiValue>(&self, key: &str, allowed: &str, elem: ValueType, elem_name: &str) -> std::result::Result<Option<Vec<T>>, CoreError> {
+    fn array_of<T: FromNapiValue>(
+        &self,
+        key: &str,
+        allowed: &str,
+        elem: ValueType,
+        elem_name: &str,
+    ) -> std::result::Result<Option<Vec<T>>, CoreError> {
         let path = self.path(key);
-        let Some((v, t)) = self.get(key)? else { return Ok(None) };
+        let Some((v, t)) = self.get(key)? else {
+            return Ok(None);
+        };
         if t != ValueType::Object || !v.is_array().unwrap_or(false) {
             return Err(CoreError::type_error(&path, allowed, type_name(t)));
         }
-        let arr: Vec<Unknown> = unsafe { v.cast::<Vec<Unknown>>() }.map_err(|e| CoreError::type_error(&path, allowed, e))?;
+        let arr: Vec<Unknown> = unsafe { v.cast::<Vec<Unknown>>() }
+            .map_err(|e| CoreError::type_error(&path, allowed, e))?;
         arr.iter()
             .enumerate()
             .map(|(i, x)| match x.get_type() {
-                Ok(t) if t == elem => unsafe { x.cast::<T>() }.map_err(|e| CoreError::type_error(&path, allowed, e)),
-                Ok(t) => Err(CoreError::type_error(&format!("{path}[{i}]"), elem_name, type_name(t))),
+                Ok(t) if t == elem => {
+                    unsafe { x.cast::<T>() }.map_err(|e| CoreError::type_error(&path, allowed, e))
+                }
+                Ok(t) => Err(CoreError::type_error(
+                    &format!("{path}[{i}]"),
+                    elem_name,
+                    type_name(t),
+                )),
                 Err(e) => Err(CoreError::type_error(&format!("{path}[{i}]"), elem_name, e)),
             })
             .collect::<std::result::Result<Vec<T>, CoreError>>()
@@ -182,16 +254,32 @@ impl<'a> Opts<'a> {
     }
 
     /// An array of numbers, or None when absent.
-    pub fn number_array(&self, key: &str, allowed: &str) -> std::result::Result<Option<Vec<f64>>, CoreError> {
+    pub fn number_array(
+        &self,
+        key: &str,
+        allowed: &str,
+    ) -> std::result::Result<Option<Vec<f64>>, CoreError> {
         self.array_of(key, allowed, ValueType::Number, "a number")
     }
 
     /// A string, or None when absent.
-    pub fn string(&self, key: &str, allowed: &str) -> std::result::Result<Option<String>, CoreError> {
+    pub fn string(
+        &self,
+        key: &str,
+        allowed: &str,
+    ) -> std::result::Result<Option<String>, CoreError> {
         match self.get(key)? {
             None => Ok(None),
-            Some((v, ValueType::String)) => Ok(Some(unsafe { v.cast::<String>() }.map_err(|e| CoreError::type_error(&self.path(key), allowed, e))?)),
-            Some((_, t)) => Err(CoreError::type_error(&self.path(key), allowed, type_name(t))),
+            Some((v, ValueType::String)) => {
+                Ok(Some(unsafe { v.cast::<String>() }.map_err(|e| {
+                    CoreError::type_error(&self.path(key), allowed, e)
+                })?))
+            }
+            Some((_, t)) => Err(CoreError::type_error(
+                &self.path(key),
+                allowed,
+                type_name(t),
+            )),
         }
     }
 
@@ -199,23 +287,49 @@ impl<'a> Opts<'a> {
     pub fn boolean(&self, key: &str) -> std::result::Result<Option<bool>, CoreError> {
         match self.get(key)? {
             None => Ok(None),
-            Some((v, ValueType::Boolean)) => Ok(Some(unsafe { v.cast::<bool>() }.map_err(|e| CoreError::type_error(&self.path(key), "a boolean", e))?)),
-            Some((_, t)) => Err(CoreError::type_error(&self.path(key), "a boolean", type_name(t))),
+            Some((v, ValueType::Boolean)) => {
+                Ok(Some(unsafe { v.cast::<bool>() }.map_err(|e| {
+                    CoreError::type_error(&self.path(key), "a boolean", e)
+                })?))
+            }
+            Some((_, t)) => Err(CoreError::type_error(
+                &self.path(key),
+                "a boolean",
+                type_name(t),
+            )),
         }
     }
 
     /// An array of strings, or None when absent.
-    pub fn string_array(&self, key: &str, allowed: &str) -> std::result::Result<Option<Vec<String>>, CoreError> {
+    pub fn string_array(
+        &self,
+        key: &str,
+        allowed: &str,
+    ) -> std::result::Result<Option<Vec<String>>, CoreError> {
         self.array_of(key, allowed, ValueType::String, "a string")
     }
 
     /// A number or `false` (meaning "off"), for options like `timeout`.
-    pub fn number_or_false(&self, key: &str, allowed: &str) -> std::result::Result<Option<f64>, CoreError> {
+    pub fn number_or_false(
+        &self,
+        key: &str,
+        allowed: &str,
+    ) -> std::result::Result<Option<f64>, CoreError> {
         match self.get(key)? {
             None => Ok(None),
-            Some((v, ValueType::Boolean)) if !unsafe { v.cast::<bool>() }.unwrap_or(true) => Ok(None),
-            Some((v, ValueType::Number)) => Ok(Some(unsafe { v.cast::<f64>() }.map_err(|e| CoreError::type_error(&self.path(key), allowed, e))?)),
-            Some((_, t)) => Err(CoreError::type_error(&self.path(key), allowed, type_name(t))),
+            Some((v, ValueType::Boolean)) if !unsafe { v.cast::<bool>() }.unwrap_or(true) => {
+                Ok(None)
+            }
+            Some((v, ValueType::Number)) => {
+                Ok(Some(unsafe { v.cast::<f64>() }.map_err(|e| {
+                    CoreError::type_error(&self.path(key), allowed, e)
+                })?))
+            }
+            Some((_, t)) => Err(CoreError::type_error(
+                &self.path(key),
+                allowed,
+                type_name(t),
+            )),
         }
     }
 }

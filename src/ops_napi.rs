@@ -36,7 +36,9 @@ fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Plane) -> CoreResult<T>) -> Re
     PLANES
         .with(|p| {
             let mut p = borrow_mut(p, "the ops plane table")?;
-            let plane = p.get_mut(h as usize).ok_or_else(|| CoreError::not_found("ops handle", h));
+            let plane = p
+                .get_mut(h as usize)
+                .ok_or_else(|| CoreError::not_found("ops handle", h));
             plane.and_then(f)
         })
         .map_err(|e| throw(env, e))
@@ -44,7 +46,13 @@ fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Plane) -> CoreResult<T>) -> Re
 
 /// `with`, then records what the call changed in the replica, and stamps
 /// the registers the action named (`targets`) when it succeeded, changed or not.
-fn with_local<T>(env: &Env, h: u32, now: f64, targets: Vec<Field>, f: impl FnOnce(&mut Plane) -> CoreResult<T>) -> Result<T> {
+fn with_local<T>(
+    env: &Env,
+    h: u32,
+    now: f64,
+    targets: Vec<Field>,
+    f: impl FnOnce(&mut Plane) -> CoreResult<T>,
+) -> Result<T> {
     with(env, h, |p| {
         let r = f(p);
         p.repl.record_local(&p.ops, now);
@@ -67,7 +75,11 @@ pub fn ops_create(env: Env, seed: f64) -> Result<u32> {
         let mut p = borrow_mut(p, "the ops plane table").map_err(|e| throw(&env, e))?;
         // A node id until the Redis backend names the instance: it only breaks ties.
         let node = format!("node-{:012x}", seed.to_bits() & 0xffff_ffff_ffff);
-        p.push(Plane { ops: OpsState::new(seed.to_bits()), dlq: DlqSet::new(), repl: Replication::new(&node) });
+        p.push(Plane {
+            ops: OpsState::new(seed.to_bits()),
+            dlq: DlqSet::new(),
+            repl: Replication::new(&node),
+        });
         Ok((p.len() - 1) as u32)
     })
 }
@@ -91,52 +103,132 @@ pub fn ops_flags(env: Env, h: u32, now: f64) -> Result<Vec<f64>> {
 /// The decision for one request: 0 serve, 1 safe mode (503), 2 shed (503),
 /// 3 quarantined (423). `criticality`: 0 critical, 1 default, 2 sheddable.
 #[napi]
-pub fn ops_decide(env: Env, h: u32, essential: bool, criticality: u32, agent: Option<String>, now: f64) -> Result<u32> {
+pub fn ops_decide(
+    env: Env,
+    h: u32,
+    essential: bool,
+    criticality: u32,
+    agent: Option<String>,
+    now: f64,
+) -> Result<u32> {
     let c = match criticality {
         0 => Criticality::Critical,
         1 => Criticality::Default,
         _ => Criticality::Sheddable,
     };
-    with(&env, h, |p| Ok(p.ops.decide(essential, c, agent.as_deref(), now).code()))
+    with(&env, h, |p| {
+        Ok(p.ops.decide(essential, c, agent.as_deref(), now).code())
+    })
 }
 
 #[napi]
-pub fn ops_set_safe_mode(env: Env, h: u32, on: bool, reason: String, who: String, source: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, vec![Field::SafeMode], |p| p.ops.set_safe_mode(on, &reason, &actor(who, source), now))
+pub fn ops_set_safe_mode(
+    env: Env,
+    h: u32,
+    on: bool,
+    reason: String,
+    who: String,
+    source: String,
+    now: f64,
+) -> Result<bool> {
+    with_local(&env, h, now, vec![Field::SafeMode], |p| {
+        p.ops.set_safe_mode(on, &reason, &actor(who, source), now)
+    })
 }
 
 #[napi]
-pub fn ops_set_brownout(env: Env, h: u32, level: Option<f64>, reason: String, who: String, source: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, vec![Field::Brownout], |p| p.ops.set_brownout(level, &reason, &actor(who, source), now))
+pub fn ops_set_brownout(
+    env: Env,
+    h: u32,
+    level: Option<f64>,
+    reason: String,
+    who: String,
+    source: String,
+    now: f64,
+) -> Result<bool> {
+    with_local(&env, h, now, vec![Field::Brownout], |p| {
+        p.ops.set_brownout(level, &reason, &actor(who, source), now)
+    })
 }
 
 #[napi]
-pub fn ops_quarantine(env: Env, h: u32, agent: String, reason: String, ttl_ms: Option<f64>, who: String, source: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, vec![Field::Quarantine(agent.clone())], |p| p.ops.quarantine(&agent, &reason, ttl_ms, &actor(who, source), now))
+pub fn ops_quarantine(
+    env: Env,
+    h: u32,
+    agent: String,
+    reason: String,
+    ttl_ms: Option<f64>,
+    who: String,
+    source: String,
+    now: f64,
+) -> Result<bool> {
+    with_local(&env, h, now, vec![Field::Quarantine(agent.clone())], |p| {
+        p.ops
+            .quarantine(&agent, &reason, ttl_ms, &actor(who, source), now)
+    })
 }
 
 #[napi]
-pub fn ops_release(env: Env, h: u32, agent: String, who: String, source: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, vec![Field::Quarantine(agent.clone())], |p| p.ops.release(&agent, &actor(who, source), now))
+pub fn ops_release(
+    env: Env,
+    h: u32,
+    agent: String,
+    who: String,
+    source: String,
+    now: f64,
+) -> Result<bool> {
+    with_local(&env, h, now, vec![Field::Quarantine(agent.clone())], |p| {
+        p.ops.release(&agent, &actor(who, source), now)
+    })
 }
 
 #[napi]
-pub fn ops_record_rollback(env: Env, h: u32, names: Vec<String>, reason: String, who: String, source: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, names.iter().cloned().map(Field::RolledBack).collect(), |p| p.ops.record_rollback(&names, &reason, &actor(who, source), now))
+pub fn ops_record_rollback(
+    env: Env,
+    h: u32,
+    names: Vec<String>,
+    reason: String,
+    who: String,
+    source: String,
+    now: f64,
+) -> Result<bool> {
+    with_local(
+        &env,
+        h,
+        now,
+        names.iter().cloned().map(Field::RolledBack).collect(),
+        |p| {
+            p.ops
+                .record_rollback(&names, &reason, &actor(who, source), now)
+        },
+    )
 }
 
 #[napi]
 pub fn ops_clear_rollback(env: Env, h: u32, name: String, now: f64) -> Result<bool> {
-    with_local(&env, h, now, vec![Field::RolledBack(name.clone())], |p| Ok(p.ops.clear_rollback(&name)))
+    with_local(&env, h, now, vec![Field::RolledBack(name.clone())], |p| {
+        Ok(p.ops.clear_rollback(&name))
+    })
 }
 
 /// Adds an audit entry for an action the core does not perform itself
 /// (a refused request, a DLQ drain). `args_json` must be a JSON object.
 #[napi]
-pub fn ops_audit_push(env: Env, h: u32, action: String, args_json: String, who: String, source: String, result: String, now: f64) -> Result<()> {
-    let args: serde_json::Value = serde_json::from_str(&args_json).map_err(|e| throw(&env, CoreError::type_error("args", "JSON", e)))?;
+pub fn ops_audit_push(
+    env: Env,
+    h: u32,
+    action: String,
+    args_json: String,
+    who: String,
+    source: String,
+    result: String,
+    now: f64,
+) -> Result<()> {
+    let args: serde_json::Value = serde_json::from_str(&args_json)
+        .map_err(|e| throw(&env, CoreError::type_error("args", "JSON", e)))?;
     with(&env, h, |p| {
-        p.ops.push_audit(now, &action, args, &actor(who, source), result);
+        p.ops
+            .push_audit(now, &action, args, &actor(who, source), result);
         Ok(())
     })
 }
@@ -194,13 +286,37 @@ pub fn ops_status(env: Env, h: u32, now: f64) -> Result<OpsStatus> {
         let o = &p.ops;
         Ok(OpsStatus {
             version: o.version as f64,
-            safe_mode: o.safe_mode.as_ref().map(|s| OpsSwitch { since: s.since, reason: s.reason.clone(), actor: s.actor.clone() }),
-            brownout: o.brownout.as_ref().map(|b| OpsBrownout { level: b.level, since: b.since, reason: b.reason.clone(), actor: b.actor.clone() }),
+            safe_mode: o.safe_mode.as_ref().map(|s| OpsSwitch {
+                since: s.since,
+                reason: s.reason.clone(),
+                actor: s.actor.clone(),
+            }),
+            brownout: o.brownout.as_ref().map(|b| OpsBrownout {
+                level: b.level,
+                since: b.since,
+                reason: b.reason.clone(),
+                actor: b.actor.clone(),
+            }),
             quarantined: o
                 .quarantine_list(now)
-                .map(|(k, q)| OpsQuarantine { agent_id: k.clone(), since: q.since, reason: q.reason.clone(), actor: q.actor.clone(), expires_at: q.expires_at })
+                .map(|(k, q)| OpsQuarantine {
+                    agent_id: k.clone(),
+                    since: q.since,
+                    reason: q.reason.clone(),
+                    actor: q.actor.clone(),
+                    expires_at: q.expires_at,
+                })
                 .collect(),
-            rolled_back: o.rolled_back.iter().map(|(k, s)| OpsRollback { name: k.clone(), since: s.since, reason: s.reason.clone(), actor: s.actor.clone() }).collect(),
+            rolled_back: o
+                .rolled_back
+                .iter()
+                .map(|(k, s)| OpsRollback {
+                    name: k.clone(),
+                    since: s.since,
+                    reason: s.reason.clone(),
+                    actor: s.actor.clone(),
+                })
+                .collect(),
             audit_entries: o.audit().count() as u32,
             audit_dropped: o.audit_dropped as f64,
             refusal_entries: o.refusals().count() as u32,
@@ -235,7 +351,11 @@ pub struct OpsLoadReport {
 }
 
 fn report(r: LoadReport) -> OpsLoadReport {
-    OpsLoadReport { dropped: r.dropped, repaired: r.repaired, more: r.more as f64 }
+    OpsLoadReport {
+        dropped: r.dropped,
+        repaired: r.repaired,
+        more: r.more as f64,
+    }
 }
 
 /// Replaces the persistent state from a state file's text. Throws (and
@@ -273,7 +393,12 @@ pub struct OpsCheckedState {
 pub fn ops_check_state(env: Env, text: String, now: f64) -> Result<OpsCheckedState> {
     let mut s = OpsState::new(0);
     let r = s.load_json(&text).map_err(|e| throw(&env, e))?;
-    Ok(OpsCheckedState { dropped: r.dropped, repaired: r.repaired, more: r.more as f64, text: s.to_json(now) })
+    Ok(OpsCheckedState {
+        dropped: r.dropped,
+        repaired: r.repaired,
+        more: r.more as f64,
+        text: s.to_json(now),
+    })
 }
 
 #[napi(object)]
@@ -287,23 +412,45 @@ pub struct OpsRefusal {
 
 /// Records a refused request (aggregated per source, action and reason).
 #[napi]
-pub fn ops_record_refusal(env: Env, h: u32, action: String, source: String, why: String, now: f64) -> Result<OpsRefusal> {
+pub fn ops_record_refusal(
+    env: Env,
+    h: u32,
+    action: String,
+    source: String,
+    why: String,
+    now: f64,
+) -> Result<OpsRefusal> {
     with(&env, h, |p| {
         let (r, first) = p.ops.record_refusal(now, &action, &source, &why);
-        Ok(OpsRefusal { entry_json: refusal_json(&r).to_string(), first, count: r.count as f64 })
+        Ok(OpsRefusal {
+            entry_json: refusal_json(&r).to_string(),
+            first,
+            count: r.count as f64,
+        })
     })
 }
 
 /// Notes that the CLI command `id` was applied (it is saved with the state).
 #[napi]
-pub fn ops_mark_applied(env: Env, h: u32, id: String, by: String, result: String, now: f64) -> Result<()> {
+pub fn ops_mark_applied(
+    env: Env,
+    h: u32,
+    id: String,
+    by: String,
+    result: String,
+    now: f64,
+) -> Result<()> {
     with(&env, h, |p| p.ops.mark_applied(&id, &by, &result, now))
 }
 
 /// `[by, result]` of the applied CLI command `id`, or null.
 #[napi]
 pub fn ops_applied(env: Env, h: u32, id: String) -> Result<Option<Vec<String>>> {
-    with(&env, h, |p| Ok(p.ops.applied(&id).map(|a| vec![a.by.clone(), a.result.clone()])))
+    with(&env, h, |p| {
+        Ok(p.ops
+            .applied(&id)
+            .map(|a| vec![a.by.clone(), a.result.clone()]))
+    })
 }
 
 /// Names this instance in its replica's clock stamps (ties only).
@@ -349,7 +496,16 @@ pub fn ops_replica_merge(env: Env, h: u32, text: String, now: f64) -> Result<Ops
     with(&env, h, |p| {
         let r = p.repl.merge_remote(&mut p.ops, &text, now)?;
         Ok(OpsMergeResult {
-            changes: r.applied.into_iter().map(|a| OpsMergeChange { kind: a.kind.to_string(), key: a.key, present: a.present, node: a.node }).collect(),
+            changes: r
+                .applied
+                .into_iter()
+                .map(|a| OpsMergeChange {
+                    kind: a.kind.to_string(),
+                    key: a.key,
+                    present: a.present,
+                    node: a.node,
+                })
+                .collect(),
             dropped: r.dropped,
         })
     })
@@ -366,15 +522,39 @@ pub struct OpsRefusalAnswer {
 }
 
 #[napi]
-pub fn ops_refusal(env: Env, h: u32, code: u32, agent: Option<String>, now: f64) -> Result<OpsRefusalAnswer> {
+pub fn ops_refusal(
+    env: Env,
+    h: u32,
+    code: u32,
+    agent: Option<String>,
+    now: f64,
+) -> Result<OpsRefusalAnswer> {
     with(&env, h, |p| {
         let o = &p.ops;
         Ok(match code {
-            1 => OpsRefusalAnswer { reason: o.safe_mode.as_ref().map_or(String::new(), |s| s.reason.clone()), level: None, until: None },
-            2 => OpsRefusalAnswer { reason: o.brownout.as_ref().map_or(String::new(), |b| b.reason.clone()), level: Some(o.brownout.as_ref().map_or(0.0, |b| b.level)), until: None },
+            1 => OpsRefusalAnswer {
+                reason: o
+                    .safe_mode
+                    .as_ref()
+                    .map_or(String::new(), |s| s.reason.clone()),
+                level: None,
+                until: None,
+            },
+            2 => OpsRefusalAnswer {
+                reason: o
+                    .brownout
+                    .as_ref()
+                    .map_or(String::new(), |b| b.reason.clone()),
+                level: Some(o.brownout.as_ref().map_or(0.0, |b| b.level)),
+                until: None,
+            },
             _ => {
                 let q = agent.as_deref().and_then(|a| o.quarantined(a, now));
-                OpsRefusalAnswer { reason: q.map_or(String::new(), |q| q.reason.clone()), level: None, until: q.and_then(|q| q.expires_at) }
+                OpsRefusalAnswer {
+                    reason: q.map_or(String::new(), |q| q.reason.clone()),
+                    level: None,
+                    until: q.and_then(|q| q.expires_at),
+                }
             }
         })
     })
@@ -384,7 +564,9 @@ pub fn ops_refusal(env: Env, h: u32, code: u32, agent: Option<String>, now: f64)
 
 #[napi]
 pub fn dlq_register(env: Env, h: u32, name: String, rate_per_second: f64) -> Result<()> {
-    with(&env, h, |p| p.dlq.register(&name, rate_per_second).map(|_| ()))
+    with(&env, h, |p| {
+        p.dlq.register(&name, rate_per_second).map(|_| ())
+    })
 }
 
 #[napi]
@@ -395,12 +577,23 @@ pub fn dlq_begin(env: Env, h: u32, name: String, limit: f64, now: f64) -> Result
 /// `[messages allowed now, ms to wait when 0]`.
 #[napi]
 pub fn dlq_allowance(env: Env, h: u32, name: String, now: f64, batch: u32) -> Result<Vec<f64>> {
-    with(&env, h, |p| p.dlq.allowance(&name, now, batch as u64).map(|(n, w)| vec![n as f64, w]))
+    with(&env, h, |p| {
+        p.dlq
+            .allowance(&name, now, batch as u64)
+            .map(|(n, w)| vec![n as f64, w])
+    })
 }
 
 /// Records a batch; true when the run should stop.
 #[napi]
-pub fn dlq_progress(env: Env, h: u32, name: String, processed: f64, failed: f64, now: f64) -> Result<bool> {
+pub fn dlq_progress(
+    env: Env,
+    h: u32,
+    name: String,
+    processed: f64,
+    failed: f64,
+    now: f64,
+) -> Result<bool> {
     with(&env, h, |p| p.dlq.progress(&name, processed, failed, now))
 }
 
@@ -429,7 +622,9 @@ fn run_obj(r: &Run) -> DlqRun {
 
 #[napi]
 pub fn dlq_end(env: Env, h: u32, name: String, now: f64, error: Option<String>) -> Result<DlqRun> {
-    with(&env, h, |p| p.dlq.end(&name, now, error.as_deref()).map(|r| run_obj(&r)))
+    with(&env, h, |p| {
+        p.dlq.end(&name, now, error.as_deref()).map(|r| run_obj(&r))
+    })
 }
 
 #[napi(object)]

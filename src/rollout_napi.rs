@@ -20,7 +20,10 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::rollout::{self, percent_to_bp, BurnWindow, Config, Event, Figures, HashMode, RollbackTarget, RolloutSet, Slo, Step, Verdict, BUCKETS};
+use crate::core::rollout::{
+    self, percent_to_bp, BurnWindow, Config, Event, Figures, HashMode, RollbackTarget, RolloutSet,
+    Slo, Step, Verdict, BUCKETS,
+};
 use crate::napi_util::{borrow_mut, throw, Opts};
 
 thread_local! {
@@ -30,7 +33,9 @@ thread_local! {
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut RolloutSet) -> CoreResult<T>) -> Result<T> {
     SETS.with(|cell| {
         let mut s = borrow_mut(cell, "the traffic shaping table")?;
-        let set = s.get_mut(h as usize).ok_or_else(|| CoreError::not_found("traffic shaping handle", h));
+        let set = s
+            .get_mut(h as usize)
+            .ok_or_else(|| CoreError::not_found("traffic shaping handle", h));
         set.and_then(f)
     })
     .map_err(|e| throw(env, e))
@@ -54,7 +59,11 @@ fn read_config(o: &Opts) -> CoreResult<Config> {
     for (key, set) in [("allowList", &mut c.allow), ("denyList", &mut c.deny)] {
         if let Some(list) = o.string_array(key, "an array of strings")? {
             if list.len() > rollout::MAX_LIST {
-                return Err(CoreError::range(key, &format!("at most {} entries", rollout::MAX_LIST), list.len()));
+                return Err(CoreError::range(
+                    key,
+                    &format!("at most {} entries", rollout::MAX_LIST),
+                    list.len(),
+                ));
             }
             *set = list.into_iter().collect();
         }
@@ -62,21 +71,43 @@ fn read_config(o: &Opts) -> CoreResult<Config> {
     c.hash = match o.string("hash", "'murmur3' or 'legacy'")?.as_deref() {
         None | Some("murmur3") | Some("murmur") => HashMode::Murmur,
         Some("legacy") => HashMode::Legacy,
-        Some(other) => return Err(CoreError::range("hash", "'murmur3' or 'legacy'", format!("\"{other}\""))),
+        Some(other) => {
+            return Err(CoreError::range(
+                "hash",
+                "'murmur3' or 'legacy'",
+                format!("\"{other}\""),
+            ))
+        }
     };
     if let Some(steps) = o.object_array("steps")? {
         c.steps = steps
             .iter()
             .enumerate()
             .map(|(i, s)| -> CoreResult<Step> {
-                let p = s.number("percentage", "a number from 0 to 100")?.ok_or_else(|| CoreError::type_error(&format!("steps[{i}].percentage"), "a number from 0 to 100", "undefined"))?;
+                let p = s
+                    .number("percentage", "a number from 0 to 100")?
+                    .ok_or_else(|| {
+                        CoreError::type_error(
+                            &format!("steps[{i}].percentage"),
+                            "a number from 0 to 100",
+                            "undefined",
+                        )
+                    })?;
                 Ok(Step {
                     bp: percent_to_bp(&format!("steps[{i}].percentage"), p)?,
                     min_duration_ms: s.number("minDurationMs", "a number of ms")?.unwrap_or(0.0),
                     min_requests: match s.number("minRequests", "an integer >= 0")? {
                         None => 0,
-                        Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 1e12 => v as u64,
-                        Some(v) => return Err(CoreError::range(&format!("steps[{i}].minRequests"), "an integer >= 0", v)),
+                        Some(v) if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 1e12 => {
+                            v as u64
+                        }
+                        Some(v) => {
+                            return Err(CoreError::range(
+                                &format!("steps[{i}].minRequests"),
+                                "an integer >= 0",
+                                v,
+                            ))
+                        }
                     },
                 })
             })
@@ -84,7 +115,9 @@ fn read_config(o: &Opts) -> CoreResult<Config> {
     }
     if o.has("slo")? {
         let so = o.nested("slo")?;
-        let q = so.number("latencyQuantile", "a number > 0 and < 1")?.unwrap_or(0.99);
+        let q = so
+            .number("latencyQuantile", "a number > 0 and < 1")?
+            .unwrap_or(0.99);
         let mut slo = Slo {
             error_rate: so.number("errorRate", "a number from 0 to 1")?,
             latency: so.number("p99Latency", "a number of ms")?.map(|ms| (q, ms)),
@@ -94,7 +127,11 @@ fn read_config(o: &Opts) -> CoreResult<Config> {
             max_latency_ratio: so.number("maxLatencyRatio", "a number > 1")?,
         };
         if slo.latency.is_none() && so.has("latencyQuantile")? {
-            return Err(CoreError::type_error("slo.p99Latency", "a number of ms (the ceiling for slo.latencyQuantile)", "undefined"));
+            return Err(CoreError::type_error(
+                "slo.p99Latency",
+                "a number of ms (the ceiling for slo.latencyQuantile)",
+                "undefined",
+            ));
         }
         match so.object_array("burnRateWindows")? {
             Some(ws) => {
@@ -102,37 +139,71 @@ fn read_config(o: &Opts) -> CoreResult<Config> {
                     .iter()
                     .enumerate()
                     .map(|(i, w)| -> CoreResult<BurnWindow> {
-                        let req = |k: &str| -> CoreResult<f64> { w.number(k, "a number")?.ok_or_else(|| CoreError::type_error(&format!("slo.burnRateWindows[{i}].{k}"), "a number", "undefined")) };
-                        Ok(BurnWindow { long_ms: req("longMs")?, short_ms: req("shortMs")?, factor: req("factor")? })
+                        let req = |k: &str| -> CoreResult<f64> {
+                            w.number(k, "a number")?.ok_or_else(|| {
+                                CoreError::type_error(
+                                    &format!("slo.burnRateWindows[{i}].{k}"),
+                                    "a number",
+                                    "undefined",
+                                )
+                            })
+                        };
+                        Ok(BurnWindow {
+                            long_ms: req("longMs")?,
+                            short_ms: req("shortMs")?,
+                            factor: req("factor")?,
+                        })
                     })
                     .collect::<CoreResult<Vec<_>>>()?;
             }
             // The SRE workbook's paging pair for an availability target.
             None if slo.availability.is_some() => {
                 slo.burn_windows = vec![
-                    BurnWindow { long_ms: 3_600_000.0, short_ms: 300_000.0, factor: 14.4 },
-                    BurnWindow { long_ms: 21_600_000.0, short_ms: 1_800_000.0, factor: 6.0 },
+                    BurnWindow {
+                        long_ms: 3_600_000.0,
+                        short_ms: 300_000.0,
+                        factor: 14.4,
+                    },
+                    BurnWindow {
+                        long_ms: 21_600_000.0,
+                        short_ms: 1_800_000.0,
+                        factor: 6.0,
+                    },
                 ];
             }
             None => {}
         }
         if !slo.burn_windows.is_empty() && slo.availability.is_none() {
-            return Err(CoreError::type_error("slo.availability", "a number > 0 and < 1 (burn rates measure its error budget)", "undefined"));
+            return Err(CoreError::type_error(
+                "slo.availability",
+                "a number > 0 and < 1 (burn rates measure its error budget)",
+                "undefined",
+            ));
         }
         c.slo = Some(slo);
     }
     c.auto_rollback = o.boolean("autoRollback")?.unwrap_or(c.auto_rollback);
     c.auto_advance = o.boolean("autoAdvance")?.unwrap_or(true);
-    c.rollback_to = match o.string("rollbackTo", "'zero' or 'last-good-step'")?.as_deref() {
+    c.rollback_to = match o
+        .string("rollbackTo", "'zero' or 'last-good-step'")?
+        .as_deref()
+    {
         None | Some("zero") => RollbackTarget::Zero,
         Some("last-good-step") => RollbackTarget::LastGoodStep,
-        Some(other) => return Err(CoreError::range("rollbackTo", "'zero' or 'last-good-step'", format!("\"{other}\""))),
+        Some(other) => {
+            return Err(CoreError::range(
+                "rollbackTo",
+                "'zero' or 'last-good-step'",
+                format!("\"{other}\""),
+            ))
+        }
     };
     if let Some(w) = o.number("windowMs", "a number of ms")? {
         c.window_ms = w;
     }
     if let Some(m) = o.number("minSamples", "an integer from 1")? {
-        c.min_samples = crate::core::error::check::int_in("minSamples", m, 1, 1_000_000_000)? as u64;
+        c.min_samples =
+            crate::core::error::check::int_in("minSamples", m, 1, 1_000_000_000)? as u64;
     }
     c.validate()?;
     Ok(c)
@@ -177,7 +248,10 @@ pub struct TsEvent {
 fn event(set: &RolloutSet, e: &Event) -> TsEvent {
     TsEvent {
         id: e.rollout as u32,
-        name: set.get(e.rollout).map(|r| r.name.clone()).unwrap_or_default(),
+        name: set
+            .get(e.rollout)
+            .map(|r| r.name.clone())
+            .unwrap_or_default(),
         kind: e.entry.kind.to_string(),
         at: e.entry.at,
         from_percentage: e.entry.from_bp as f64 / 100.0,
@@ -199,34 +273,75 @@ pub struct TsStarted {
 }
 
 fn mirror(set: &RolloutSet, id: usize) -> (u32, bool, bool) {
-    set.get(id).map_or((BUCKETS, false, false), |r| (r.config.bp, !r.config.allow.is_empty() || !r.config.deny.is_empty(), r.judged_on_record()))
+    set.get(id).map_or((BUCKETS, false, false), |r| {
+        (
+            r.config.bp,
+            !r.config.allow.is_empty() || !r.config.deny.is_empty(),
+            r.judged_on_record(),
+        )
+    })
 }
 
 /// Starts (or restarts) a rollout from a config object.
 #[napi]
-pub fn ts_start(env: Env, h: u32, name: String, config: Option<Unknown>, now: f64) -> Result<TsStarted> {
-    let cfg = Opts::from_unknown(config, "options").and_then(|o| read_config(&o)).map_err(|e| throw(&env, e))?;
+pub fn ts_start(
+    env: Env,
+    h: u32,
+    name: String,
+    config: Option<Unknown>,
+    now: f64,
+) -> Result<TsStarted> {
+    let cfg = Opts::from_unknown(config, "options")
+        .and_then(|o| read_config(&o))
+        .map_err(|e| throw(&env, e))?;
     with(&env, h, |s| {
         let (id, ev) = s.start(&name, cfg, now)?;
         let (bp, has_lists, judged_on_record) = mirror(s, id);
-        Ok(TsStarted { id: id as u32, bp, has_lists, judged_on_record, event: event(s, &ev) })
+        Ok(TsStarted {
+            id: id as u32,
+            bp,
+            has_lists,
+            judged_on_record,
+            event: event(s, &ev),
+        })
     })
 }
 
 /// Replaces a rollout's config (a full config object; the JS side merges partials).
 #[napi]
-pub fn ts_reconfigure(env: Env, h: u32, name: String, config: Unknown, now: f64) -> Result<TsStarted> {
-    let cfg = Opts::from_unknown(Some(config), "options").and_then(|o| read_config(&o)).map_err(|e| throw(&env, e))?;
+pub fn ts_reconfigure(
+    env: Env,
+    h: u32,
+    name: String,
+    config: Unknown,
+    now: f64,
+) -> Result<TsStarted> {
+    let cfg = Opts::from_unknown(Some(config), "options")
+        .and_then(|o| read_config(&o))
+        .map_err(|e| throw(&env, e))?;
     with(&env, h, |s| {
         let ev = s.reconfigure(&name, cfg, now)?;
         let (bp, has_lists, judged_on_record) = mirror(s, ev.rollout);
-        Ok(TsStarted { id: ev.rollout as u32, bp, has_lists, judged_on_record, event: event(s, &ev) })
+        Ok(TsStarted {
+            id: ev.rollout as u32,
+            bp,
+            has_lists,
+            judged_on_record,
+            event: event(s, &ev),
+        })
     })
 }
 
 /// Sets the percentage by hand; returns the event (its `id` and `toPercentage` update the mirror).
 #[napi]
-pub fn ts_set_percentage(env: Env, h: u32, name: String, percentage: f64, reason: String, now: f64) -> Result<TsEvent> {
+pub fn ts_set_percentage(
+    env: Env,
+    h: u32,
+    name: String,
+    percentage: f64,
+    reason: String,
+    now: f64,
+) -> Result<TsEvent> {
     with(&env, h, |s| {
         let bp = percent_to_bp("percentage", percentage)?;
         let ev = s.set_percentage(&name, bp, &reason, now)?;
@@ -236,7 +351,14 @@ pub fn ts_set_percentage(env: Env, h: u32, name: String, percentage: f64, reason
 
 /// `pause`, `resume`, `promote`, `abort`, `rollback`.
 #[napi]
-pub fn ts_action(env: Env, h: u32, name: String, action: String, reason: String, now: f64) -> Result<TsEvent> {
+pub fn ts_action(
+    env: Env,
+    h: u32,
+    name: String,
+    action: String,
+    reason: String,
+    now: f64,
+) -> Result<TsEvent> {
     with(&env, h, |s| {
         let ev = s.action(&name, &action, &reason, now)?;
         Ok(event(s, &ev))
@@ -251,7 +373,9 @@ pub fn ts_id(env: Env, h: u32, name: String) -> Result<Option<u32>> {
 /// Is `key` in the new cohort of rollout `id`?
 #[napi]
 pub fn ts_decide(env: Env, h: u32, id: u32, key: String) -> Result<bool> {
-    with(&env, h, |s| Ok(s.get(id as usize).is_none_or(|r| r.decide(&key))))
+    with(&env, h, |s| {
+        Ok(s.get(id as usize).is_none_or(|r| r.decide(&key)))
+    })
 }
 
 /// The bucket (0..10000) of `key` in rollout `id`, for the JS side's
@@ -262,9 +386,17 @@ pub fn ts_decide(env: Env, h: u32, id: u32, key: String) -> Result<bool> {
 #[napi]
 pub fn ts_bucket(h: u32, id: u32, key: String) -> i32 {
     // try_borrow: -1 (as for an unknown id) rather than a panic if re-entered.
-    SETS.with(|s| match s.try_borrow().ok().as_ref().and_then(|s| s.get(h as usize)).and_then(|set| set.get(id as usize)) {
-        Some(r) => r.bucket(&key) as i32,
-        None => -1,
+    SETS.with(|s| {
+        match s
+            .try_borrow()
+            .ok()
+            .as_ref()
+            .and_then(|s| s.get(h as usize))
+            .and_then(|set| set.get(id as usize))
+        {
+            Some(r) => r.bucket(&key) as i32,
+            None => -1,
+        }
     })
 }
 
@@ -276,7 +408,8 @@ pub fn ts_bucket(h: u32, id: u32, key: String) -> i32 {
 pub fn ts_drain(env: Env, h: u32, ring: Float64Array, now: f64) -> Result<Vec<TsEvent>> {
     let buf: &[f64] = &ring;
     with(&env, h, |s| {
-        let n = (buf.first().copied().unwrap_or(0.0).max(0.0) as usize).min((buf.len().saturating_sub(1)) / 3);
+        let n = (buf.first().copied().unwrap_or(0.0).max(0.0) as usize)
+            .min((buf.len().saturating_sub(1)) / 3);
         let mut touched = BTreeSet::new();
         for k in 0..n {
             let o = 1 + 3 * k;
@@ -308,10 +441,23 @@ pub fn ts_drain(env: Env, h: u32, ring: Float64Array, now: f64) -> Result<Vec<Ts
 /// it at once when it could start a breach; returns what that decided, or
 /// null when nothing happened (the usual case: no array is made).
 #[napi]
-pub fn ts_record(env: Env, h: u32, id: u32, flags: u32, latency_ms: f64, now: f64) -> Result<Option<Vec<TsEvent>>> {
+pub fn ts_record(
+    env: Env,
+    h: u32,
+    id: u32,
+    flags: u32,
+    latency_ms: f64,
+    now: f64,
+) -> Result<Option<Vec<TsEvent>>> {
     with(&env, h, |s| {
-        let events = s.record_checked(id as usize, flags & 2 != 0, flags & 1 != 0, latency_ms, now).unwrap_or_default();
-        Ok(if events.is_empty() { None } else { Some(events.iter().map(|e| event(s, e)).collect()) })
+        let events = s
+            .record_checked(id as usize, flags & 2 != 0, flags & 1 != 0, latency_ms, now)
+            .unwrap_or_default();
+        Ok(if events.is_empty() {
+            None
+        } else {
+            Some(events.iter().map(|e| event(s, e)).collect())
+        })
     })
 }
 
@@ -383,13 +529,30 @@ pub fn ts_status(env: Env, h: u32, id: u32, now: f64) -> Result<TsStatus> {
             let windows = [("10s", 10_000.0), ("1m", 60_000.0), ("window", window_ms)]
                 .into_iter()
                 .map(|(name, ms)| {
-                    let (r, e, p50, p99) = s.cohort_window(id, new, ms, now).unwrap_or((0, 0, None, None));
-                    TsCohortWindow { window: name.to_string(), requests: r as f64, errors: e as f64, error_rate: if r == 0 { 0.0 } else { e as f64 / r as f64 }, p50, p99 }
+                    let (r, e, p50, p99) = s
+                        .cohort_window(id, new, ms, now)
+                        .unwrap_or((0, 0, None, None));
+                    TsCohortWindow {
+                        window: name.to_string(),
+                        requests: r as f64,
+                        errors: e as f64,
+                        error_rate: if r == 0 { 0.0 } else { e as f64 / r as f64 },
+                        p50,
+                        p99,
+                    }
                 })
                 .collect();
-            TsCohort { total_requests: tr as f64, total_errors: te as f64, windows }
+            TsCohort {
+                total_requests: tr as f64,
+                total_errors: te as f64,
+                windows,
+            }
         };
-        let window_ms = s.get(id).ok_or_else(|| CoreError::not_found("rollout id", id))?.config.window_ms;
+        let window_ms = s
+            .get(id)
+            .ok_or_else(|| CoreError::not_found("rollout id", id))?
+            .config
+            .window_ms;
         let new_cohort = cohort(s, true, window_ms);
         let stable_cohort = cohort(s, false, window_ms);
         let r = s.get(id).expect("checked above");
@@ -419,7 +582,14 @@ pub fn ts_status(env: Env, h: u32, id: u32, now: f64) -> Result<TsStatus> {
             history: r
                 .history
                 .iter()
-                .map(|e| TsHistory { at: e.at, kind: e.kind.to_string(), from_percentage: e.from_bp as f64 / 100.0, to_percentage: e.to_bp as f64 / 100.0, reason: e.reason.clone(), figures: e.figures.as_ref().map(figures) })
+                .map(|e| TsHistory {
+                    at: e.at,
+                    kind: e.kind.to_string(),
+                    from_percentage: e.from_bp as f64 / 100.0,
+                    to_percentage: e.to_bp as f64 / 100.0,
+                    reason: e.reason.clone(),
+                    figures: e.figures.as_ref().map(figures),
+                })
                 .collect(),
             allow_list_size: r.config.allow.len() as u32,
             deny_list_size: r.config.deny.len() as u32,
@@ -433,7 +603,10 @@ pub fn ts_status(env: Env, h: u32, id: u32, now: f64) -> Result<TsStatus> {
 pub fn ts_list(env: Env, h: u32) -> Result<Vec<String>> {
     with(&env, h, |s| {
         let ids: Vec<usize> = s.ids().collect();
-        Ok(ids.into_iter().filter_map(|i| s.get(i).map(|r| r.name.clone())).collect())
+        Ok(ids
+            .into_iter()
+            .filter_map(|i| s.get(i).map(|r| r.name.clone()))
+            .collect())
     })
 }
 

@@ -23,7 +23,9 @@ thread_local! {
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Registry) -> CoreResult<T>) -> Result<T> {
     REGS.with(|cell| {
         let mut r = borrow_mut(cell, "the watchdog table")?;
-        let reg = r.get_mut(h as usize).ok_or_else(|| CoreError::not_found("watchdog registry handle", h));
+        let reg = r
+            .get_mut(h as usize)
+            .ok_or_else(|| CoreError::not_found("watchdog registry handle", h));
         reg.and_then(f)
     })
     .map_err(|e| throw(env, e))
@@ -45,14 +47,27 @@ fn thresholds(opts: Option<Unknown>) -> CoreResult<(Thresholds, f64)> {
         critical: o.number("critical", "a finite number >= 0")?,
         hold_ms: o.number("holdMs", "a number of ms")?.unwrap_or(0.0),
     };
-    Ok((t, o.number("quantile", "0.5, 0.9, 0.95, 0.99 or 0.999")?.unwrap_or(0.99)))
+    Ok((
+        t,
+        o.number("quantile", "0.5, 0.9, 0.95, 0.99 or 0.999")?
+            .unwrap_or(0.99),
+    ))
 }
 
 /// Registers (or re-thresholds) a watchdog: `kind` is `gauge`, `latency` or `counter`.
 #[napi]
-pub fn wd_register(env: Env, h: u32, kind: String, name: String, opts: Option<Unknown>, now: f64) -> Result<u32> {
+pub fn wd_register(
+    env: Env,
+    h: u32,
+    kind: String,
+    name: String,
+    opts: Option<Unknown>,
+    now: f64,
+) -> Result<u32> {
     let (t, q) = thresholds(opts).map_err(|e| throw(&env, e))?;
-    with(&env, h, |r| r.register(&kind, &name, t, q, now).map(|i| i as u32))
+    with(&env, h, |r| {
+        r.register(&kind, &name, t, q, now).map(|i| i as u32)
+    })
 }
 
 #[napi(object)]
@@ -67,9 +82,23 @@ pub struct WdTracked {
 /// watchdog `overflow` instead and the fallback is counted (`wd_overflowed`),
 /// so a wrapped call never fails because of the cap.
 #[napi]
-pub fn wd_track(env: Env, h: u32, kind: String, name: String, overflow: String, opts: Option<Unknown>, now: f64) -> Result<WdTracked> {
+pub fn wd_track(
+    env: Env,
+    h: u32,
+    kind: String,
+    name: String,
+    overflow: String,
+    opts: Option<Unknown>,
+    now: f64,
+) -> Result<WdTracked> {
     let (t, q) = thresholds(opts).map_err(|e| throw(&env, e))?;
-    with(&env, h, |r| r.track(&kind, &name, &overflow, t, q, now).map(|(id, overflowed)| WdTracked { id: id as u32, overflowed }))
+    with(&env, h, |r| {
+        r.track(&kind, &name, &overflow, t, q, now)
+            .map(|(id, overflowed)| WdTracked {
+                id: id as u32,
+                overflowed,
+            })
+    })
 }
 
 /// How many `wd_track` calls fell back to an overflow watchdog.
@@ -89,13 +118,22 @@ pub struct WdTransition {
 }
 
 fn tr(r: &Registry, t: &Transition) -> WdTransition {
-    WdTransition { id: t.id as u32, name: r.get(t.id).map(|d| d.name.clone()).unwrap_or_default(), from: t.from.as_str().into(), to: t.to.as_str().into(), value: t.value, at: t.at }
+    WdTransition {
+        id: t.id as u32,
+        name: r.get(t.id).map(|d| d.name.clone()).unwrap_or_default(),
+        from: t.from.as_str().into(),
+        to: t.to.as_str().into(),
+        value: t.value,
+        at: t.at,
+    }
 }
 
 /// Sets a gauge; returns the state change it caused, if any.
 #[napi]
 pub fn wd_set(env: Env, h: u32, id: u32, value: f64, now: f64) -> Result<Option<WdTransition>> {
-    with(&env, h, |r| Ok(r.set(id as usize, value, now)?.map(|t| tr(r, &t))))
+    with(&env, h, |r| {
+        Ok(r.set(id as usize, value, now)?.map(|t| tr(r, &t)))
+    })
 }
 
 /// Records one call directly (the ring's slow path; throws on bad input).
@@ -115,7 +153,8 @@ pub fn wd_count(env: Env, h: u32, id: u32, n: f64, now: f64) -> Result<()> {
 pub fn wd_drain(env: Env, h: u32, ring: Float64Array, now: f64) -> Result<Vec<WdTransition>> {
     let buf: &[f64] = &ring;
     with(&env, h, |r| {
-        let n = (buf.first().copied().unwrap_or(0.0).max(0.0) as usize).min(buf.len().saturating_sub(1) / 3);
+        let n = (buf.first().copied().unwrap_or(0.0).max(0.0) as usize)
+            .min(buf.len().saturating_sub(1) / 3);
         for k in 0..n {
             let o = 1 + 3 * k;
             // Entries were checked by the JS side; a bad one is skipped, never fatal.
@@ -157,7 +196,14 @@ pub struct WdView {
 }
 
 fn lat(p: &crate::core::histogram::Percentiles) -> WdLatency {
-    WdLatency { count: p.count as f64, p50: p.p50_us as f64 / 1000.0, p95: p.p95_us as f64 / 1000.0, p99: p.p99_us as f64 / 1000.0, max: p.max_us as f64 / 1000.0, mean: p.mean_us / 1000.0 }
+    WdLatency {
+        count: p.count as f64,
+        p50: p.p50_us as f64 / 1000.0,
+        p95: p.p95_us as f64 / 1000.0,
+        p99: p.p99_us as f64 / 1000.0,
+        max: p.max_us as f64 / 1000.0,
+        mean: p.mean_us / 1000.0,
+    }
 }
 
 /// Every watchdog with its state and figures (steps them first).

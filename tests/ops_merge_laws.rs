@@ -17,11 +17,21 @@ use reliability_core::core::ops::{Actor, Brownout, OpsState, Quarantine, Switch}
 use reliability_core::core::ops_merge::{Field, Reg, Replica, Replication, Stamp};
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 fn stamp() -> impl Strategy<Value = Stamp> {
-    (0u64..4, 0u32..3, prop::sample::select(vec!["a", "b", "c"])).prop_map(|(ms, counter, node)| Stamp { ms, counter, node: node.into() })
+    (0u64..4, 0u32..3, prop::sample::select(vec!["a", "b", "c"])).prop_map(|(ms, counter, node)| {
+        Stamp {
+            ms,
+            counter,
+            node: node.into(),
+        }
+    })
 }
 
 fn text() -> impl Strategy<Value = String> {
@@ -29,18 +39,34 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn switch() -> impl Strategy<Value = Switch> {
-    (0u32..3, text(), text()).prop_map(|(since, reason, actor)| Switch { since: since as f64, reason, actor })
+    (0u32..3, text(), text()).prop_map(|(since, reason, actor)| Switch {
+        since: since as f64,
+        reason,
+        actor,
+    })
 }
 
 fn brownout() -> impl Strategy<Value = Brownout> {
-    (0u32..=4, switch()).prop_map(|(l, s)| Brownout { level: l as f64 / 4.0, since: s.since, reason: s.reason, actor: s.actor })
+    (0u32..=4, switch()).prop_map(|(l, s)| Brownout {
+        level: l as f64 / 4.0,
+        since: s.since,
+        reason: s.reason,
+        actor: s.actor,
+    })
 }
 
 fn quarantine() -> impl Strategy<Value = Quarantine> {
-    (switch(), prop::option::of(0u32..3)).prop_map(|(s, e)| Quarantine { since: s.since, reason: s.reason, actor: s.actor, expires_at: e.map(|e| 1e15 + e as f64) })
+    (switch(), prop::option::of(0u32..3)).prop_map(|(s, e)| Quarantine {
+        since: s.since,
+        reason: s.reason,
+        actor: s.actor,
+        expires_at: e.map(|e| 1e15 + e as f64),
+    })
 }
 
-fn reg<T: std::fmt::Debug + Clone, S: Strategy<Value = T>>(value: S) -> impl Strategy<Value = Reg<T>> {
+fn reg<T: std::fmt::Debug + Clone, S: Strategy<Value = T>>(
+    value: S,
+) -> impl Strategy<Value = Reg<T>> {
     (stamp(), prop::option::of(value)).prop_map(|(at, value)| Reg { at, value })
 }
 
@@ -52,7 +78,12 @@ fn replica() -> impl Strategy<Value = Replica> {
         prop::collection::btree_map(key.clone(), reg(quarantine()), 0..4),
         prop::collection::btree_map(key, reg(switch()), 0..4),
     )
-        .prop_map(|(safe_mode, brownout, quarantine, rolled_back)| Replica { safe_mode, brownout, quarantine, rolled_back })
+        .prop_map(|(safe_mode, brownout, quarantine, rolled_back)| Replica {
+            safe_mode,
+            brownout,
+            quarantine,
+            rolled_back,
+        })
 }
 
 fn merged(a: &Replica, b: &Replica) -> Replica {

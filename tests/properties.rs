@@ -16,11 +16,15 @@ use reliability_core::core::gate::{GateSet, GateSpec};
 use reliability_core::core::graph_file::parse_graph;
 use reliability_core::core::histogram::Aggregate;
 use reliability_core::core::ops::{Actor, OpsState};
-use serde_json::json;
 use reliability_core::core::rollout::{Config, RolloutSet};
+use serde_json::json;
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -257,28 +261,59 @@ enum Step {
 
 fn ops_step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        (any::<bool>(), any_text(), any_text(), any_text()).prop_map(|(a, b, c, d)| Step::Safe(a, b, c, d)),
-        (prop::option::of(0.0f64..=1.0), any_text(), any_text(), any_text()).prop_map(|(a, b, c, d)| Step::Brown(a, b, c, d)),
-        (any_text(), any_text(), prop::option::of(1.0f64..1e9), any_text()).prop_map(|(a, b, c, d)| Step::Quarantine(a, b, c, d)),
+        (any::<bool>(), any_text(), any_text(), any_text())
+            .prop_map(|(a, b, c, d)| Step::Safe(a, b, c, d)),
+        (
+            prop::option::of(0.0f64..=1.0),
+            any_text(),
+            any_text(),
+            any_text()
+        )
+            .prop_map(|(a, b, c, d)| Step::Brown(a, b, c, d)),
+        (
+            any_text(),
+            any_text(),
+            prop::option::of(1.0f64..1e9),
+            any_text()
+        )
+            .prop_map(|(a, b, c, d)| Step::Quarantine(a, b, c, d)),
         (any_text(), any_text()).prop_map(|(a, b)| Step::Release(a, b)),
-        (prop::collection::vec(any_text(), 0..3), any_text(), any_text()).prop_map(|(a, b, c)| Step::Rollback(a, b, c)),
-        (any_text(), any_text(), any_text(), any_text()).prop_map(|(a, b, c, d)| Step::Drain(a, b, c, d)),
+        (
+            prop::collection::vec(any_text(), 0..3),
+            any_text(),
+            any_text()
+        )
+            .prop_map(|(a, b, c)| Step::Rollback(a, b, c)),
+        (any_text(), any_text(), any_text(), any_text())
+            .prop_map(|(a, b, c, d)| Step::Drain(a, b, c, d)),
         (any_text(), any_text(), any_text()).prop_map(|(a, b, c)| Step::Refusal(a, b, c)),
-        ("[A-Za-z0-9_-]{1,64}|.{0,10}", any_text(), any_text()).prop_map(|(a, b, c)| Step::Applied(a, b, c)),
+        ("[A-Za-z0-9_-]{1,64}|.{0,10}", any_text(), any_text())
+            .prop_map(|(a, b, c)| Step::Applied(a, b, c)),
     ]
 }
 
 fn apply_step(s: &mut OpsState, st: &Step, now: f64) {
-    let who = |a: &String, src: &str| Actor { name: a.clone(), source: src.to_string() };
+    let who = |a: &String, src: &str| Actor {
+        name: a.clone(),
+        source: src.to_string(),
+    };
     // Operator input may be refused (a RangeError in JS); the rest must be written loadable.
     let _ = match st {
         Step::Safe(on, r, a, src) => s.set_safe_mode(*on, r, &who(a, src), now).map(|_| ()),
         Step::Brown(l, r, a, src) => s.set_brownout(*l, r, &who(a, src), now).map(|_| ()),
-        Step::Quarantine(id, r, ttl, a) => s.quarantine(id, r, *ttl, &who(a, "local"), now).map(|_| ()),
+        Step::Quarantine(id, r, ttl, a) => {
+            s.quarantine(id, r, *ttl, &who(a, "local"), now).map(|_| ())
+        }
         Step::Release(id, a) => s.release(id, &who(a, ""), now).map(|_| ()),
         Step::Rollback(n, r, a) => s.record_rollback(n, r, &who(a, ""), now).map(|_| ()),
         Step::Drain(q, err, a, src) => {
-            s.push_audit(now, "drain-dlq", json!({ "queue": q, "limit": 10 }), &who(a, src), format!("error: {err}"));
+            s.push_audit(
+                now,
+                "drain-dlq",
+                json!({ "queue": q, "limit": 10 }),
+                &who(a, src),
+                format!("error: {err}"),
+            );
             Ok(())
         }
         Step::Refusal(action, src, why) => {

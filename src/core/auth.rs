@@ -51,7 +51,11 @@ pub struct AuthLimits {
 
 impl Default for AuthLimits {
     fn default() -> Self {
-        AuthLimits { per_source: DEFAULT_MAX_FAILURES, window_ms: DEFAULT_FAILURE_WINDOW_MS, global: DEFAULT_MAX_GLOBAL_FAILURES }
+        AuthLimits {
+            per_source: DEFAULT_MAX_FAILURES,
+            window_ms: DEFAULT_FAILURE_WINDOW_MS,
+            global: DEFAULT_MAX_GLOBAL_FAILURES,
+        }
     }
 }
 
@@ -60,16 +64,28 @@ impl AuthLimits {
     pub fn new(per_source: f64, window_ms: f64, global: f64) -> CoreResult<Self> {
         let int = |field: &str, v: f64, max: f64| -> CoreResult<u32> {
             if !v.is_finite() || v.fract() != 0.0 || v < 1.0 || v > max {
-                return Err(CoreError::range(field, &format!("an integer from 1 to {max}"), check::fmt_num(v)));
+                return Err(CoreError::range(
+                    field,
+                    &format!("an integer from 1 to {max}"),
+                    check::fmt_num(v),
+                ));
             }
             Ok(v as u32)
         };
         let per_source = int("maxTokenFailures", per_source, 1_000_000.0)?;
         let global = int("maxGlobalTokenFailures", global, 10_000_000.0)?;
         if !window_ms.is_finite() || !(1000.0..=86_400_000.0).contains(&window_ms) {
-            return Err(CoreError::range("failureWindowMs", "a number of ms from 1000 to 86400000", check::fmt_num(window_ms)));
+            return Err(CoreError::range(
+                "failureWindowMs",
+                "a number of ms from 1000 to 86400000",
+                check::fmt_num(window_ms),
+            ));
         }
-        Ok(AuthLimits { per_source, window_ms, global })
+        Ok(AuthLimits {
+            per_source,
+            window_ms,
+            global,
+        })
     }
 }
 
@@ -87,7 +103,12 @@ impl TokenLimiter {
         let key: String = source.chars().take(MAX_SOURCE_CHARS).collect();
         if self.per_source.len() >= AUTH_SOURCES_CAP && !self.per_source.contains_key(&key) {
             // Forget the source whose window started first.
-            if let Some(oldest) = self.per_source.iter().min_by(|a, b| a.1 .1.total_cmp(&b.1 .1)).map(|(k, _)| k.clone()) {
+            if let Some(oldest) = self
+                .per_source
+                .iter()
+                .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1))
+                .map(|(k, _)| k.clone())
+            {
                 self.per_source.remove(&oldest);
             }
         }
@@ -107,15 +128,30 @@ impl TokenLimiter {
     /// True while failing requests from `source` are refused.
     pub fn blocked(&self, source: &str, now: f64, l: &AuthLimits) -> bool {
         let over = |(n, start): (u32, f64), max: u32| now - start <= l.window_ms && n > max;
-        over(self.global, l.global) || self.per_source.get(source).is_some_and(|&e| over(e, l.per_source))
+        over(self.global, l.global)
+            || self
+                .per_source
+                .get(source)
+                .is_some_and(|&e| over(e, l.per_source))
     }
 
     /// Seconds until failing requests from `source` are accepted again (0 if they are).
     pub fn retry_after_s(&self, source: &str, now: f64, l: &AuthLimits) -> f64 {
-        let left = |(n, start): (u32, f64), max: u32| if now - start <= l.window_ms && n > max { start + l.window_ms - now } else { 0.0 };
+        let left = |(n, start): (u32, f64), max: u32| {
+            if now - start <= l.window_ms && n > max {
+                start + l.window_ms - now
+            } else {
+                0.0
+            }
+        };
         let g = left(self.global, l.global);
-        let s = self.per_source.get(source).map_or(0.0, |&e| left(e, l.per_source));
-        (g.max(s) / 1000.0).ceil().max(if g > 0.0 || s > 0.0 { 1.0 } else { 0.0 })
+        let s = self
+            .per_source
+            .get(source)
+            .map_or(0.0, |&e| left(e, l.per_source));
+        (g.max(s) / 1000.0)
+            .ceil()
+            .max(if g > 0.0 || s > 0.0 { 1.0 } else { 0.0 })
     }
 
     /// A right token from `source`: its own count starts again.
@@ -143,9 +179,13 @@ pub fn token_bits(token: &str) -> f64 {
     let all = |f: fn(char) -> bool| chars.iter().all(|&c| f(c));
     let per_char: f64 = if all(|c| c.is_ascii_digit()) {
         10f64.log2()
-    } else if all(|c| c.is_ascii_hexdigit()) && (all(|c| !c.is_ascii_uppercase()) || all(|c| !c.is_ascii_lowercase())) {
+    } else if all(|c| c.is_ascii_hexdigit())
+        && (all(|c| !c.is_ascii_uppercase()) || all(|c| !c.is_ascii_lowercase()))
+    {
         4.0
-    } else if all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) || all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+    } else if all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        || all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
         36f64.log2()
     } else if all(|c| c.is_ascii_alphanumeric()) {
         62f64.log2()
@@ -160,11 +200,18 @@ pub fn token_bits(token: &str) -> f64 {
     for &c in &chars {
         *counts.entry(c).or_default() += 1;
     }
-    let shannon: f64 = counts.values().map(|&k| {
-        let p = k as f64 / n as f64;
-        -p * p.log2()
-    }).sum();
-    let bits = if shannon < per_char / 2.0 { shannon } else { per_char };
+    let shannon: f64 = counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n as f64;
+            -p * p.log2()
+        })
+        .sum();
+    let bits = if shannon < per_char / 2.0 {
+        shannon
+    } else {
+        per_char
+    };
     bits * n as f64
 }
 
@@ -174,10 +221,18 @@ pub fn token_bits(token: &str) -> f64 {
 pub fn check_token(field: &str, token: &str) -> CoreResult<()> {
     let n = token.chars().count();
     if n > MAX_TOKEN_CHARS {
-        return Err(CoreError::range(field, &format!("a token of at most {MAX_TOKEN_CHARS} characters"), format!("{n} characters")));
+        return Err(CoreError::range(
+            field,
+            &format!("a token of at most {MAX_TOKEN_CHARS} characters"),
+            format!("{n} characters"),
+        ));
     }
     if token.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(CoreError::range(field, "a token without spaces or control characters", "one with them"));
+        return Err(CoreError::range(
+            field,
+            "a token without spaces or control characters",
+            "one with them",
+        ));
     }
     let bits = token_bits(token);
     if bits < MIN_TOKEN_BITS {
@@ -196,15 +251,33 @@ mod tests {
 
     #[test]
     fn token_strength() {
-        assert!(token_bits(&"a1".repeat(32)) < 128.0, "a repeated pattern counts at its Shannon entropy");
+        assert!(
+            token_bits(&"a1".repeat(32)) < 128.0,
+            "a repeated pattern counts at its Shannon entropy"
+        );
         assert_eq!(token_bits(&"0f".repeat(0)), 0.0);
-        assert!(check_token("token", "0123456789abcdef0123456789abcdef").is_ok(), "32 hex characters: 128 bits");
-        assert!(check_token("token", "0123456789abcdef0123456789abcde").is_err(), "31 hex: 124 bits");
+        assert!(
+            check_token("token", "0123456789abcdef0123456789abcdef").is_ok(),
+            "32 hex characters: 128 bits"
+        );
+        assert!(
+            check_token("token", "0123456789abcdef0123456789abcde").is_err(),
+            "31 hex: 124 bits"
+        );
         assert!(check_token("token", "secret").is_err());
         assert!(check_token("token", &"x".repeat(200)).is_err());
         let e = check_token("RELIABILITY_OPS_TOKEN", "cluster-token").unwrap_err();
-        assert!(e.message.starts_with("RELIABILITY_OPS_TOKEN must be a random token of at least 128 bits"), "{}", e.message);
-        assert!(e.message.contains("openssl rand -hex 32") && !e.message.contains("cluster-token"), "says how, never quotes it: {}", e.message);
+        assert!(
+            e.message
+                .starts_with("RELIABILITY_OPS_TOKEN must be a random token of at least 128 bits"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("openssl rand -hex 32") && !e.message.contains("cluster-token"),
+            "says how, never quotes it: {}",
+            e.message
+        );
         // base64url of 22 random bytes: 30 characters × 6 bits.
         assert!(check_token("t", "q3Jd9_kLm2PxR7vN-b0WcYt5Zs8Ae1").is_ok());
         assert!(check_token("t", "has space 0123456789abcdef0123456789abcdef").is_err());
@@ -231,7 +304,10 @@ mod tests {
             }
         }
         assert_eq!(refused, 80, "every failure past the 20th in the window");
-        assert!(t.blocked("127.0.0.99", 100.0, &l), "a new source is refused too while the global count is over");
+        assert!(
+            t.blocked("127.0.0.99", 100.0, &l),
+            "a new source is refused too while the global count is over"
+        );
         assert!(!t.blocked("127.0.0.99", 61_000.0, &l));
         for i in 0..(AUTH_SOURCES_CAP + 10) {
             t.failure(&format!("s{i}"), i as f64, &l);
@@ -241,10 +317,22 @@ mod tests {
 
     #[test]
     fn limits_are_checked() {
-        assert!(AuthLimits::new(0.0, 60_000.0, 10.0).unwrap_err().message.starts_with("maxTokenFailures"));
-        assert!(AuthLimits::new(1.0, 10.0, 10.0).unwrap_err().message.starts_with("failureWindowMs"));
+        assert!(AuthLimits::new(0.0, 60_000.0, 10.0)
+            .unwrap_err()
+            .message
+            .starts_with("maxTokenFailures"));
+        assert!(AuthLimits::new(1.0, 10.0, 10.0)
+            .unwrap_err()
+            .message
+            .starts_with("failureWindowMs"));
         assert!(AuthLimits::new(1.5, 60_000.0, 10.0).is_err());
-        assert!(AuthLimits::new(1.0, 60_000.0, 0.0).unwrap_err().message.starts_with("maxGlobalTokenFailures"));
-        assert_eq!(AuthLimits::default(), AuthLimits::new(10.0, 60_000.0, 100.0).unwrap());
+        assert!(AuthLimits::new(1.0, 60_000.0, 0.0)
+            .unwrap_err()
+            .message
+            .starts_with("maxGlobalTokenFailures"));
+        assert_eq!(
+            AuthLimits::default(),
+            AuthLimits::new(10.0, 60_000.0, 100.0).unwrap()
+        );
     }
 }

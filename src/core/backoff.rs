@@ -80,12 +80,19 @@ impl RetryPolicy {
         if self.max_delay_ms < self.initial_delay_ms {
             return Err(CoreError::range(
                 "retryOptions.maxDelay",
-                &format!("a number >= retryOptions.initialDelay ({})", self.initial_delay_ms),
+                &format!(
+                    "a number >= retryOptions.initialDelay ({})",
+                    self.initial_delay_ms
+                ),
                 self.max_delay_ms,
             ));
         }
         if !self.factor.is_finite() || !(1.0..=10.0).contains(&self.factor) {
-            return Err(CoreError::range("retryOptions.factor", "a number from 1 to 10", check::fmt_num(self.factor)));
+            return Err(CoreError::range(
+                "retryOptions.factor",
+                "a number from 1 to 10",
+                check::fmt_num(self.factor),
+            ));
         }
         Ok(())
     }
@@ -104,7 +111,11 @@ impl RetryPolicy {
     /// The sleep after failed attempt `attempt`, given the previous sleep
     /// (0 before the first) and a uniform `u` in [0, 1).
     pub fn delay(&self, attempt: u32, previous_ms: f64, u: f64) -> f64 {
-        let u = if u.is_finite() { u.clamp(0.0, 1.0 - f64::EPSILON) } else { 0.0 };
+        let u = if u.is_finite() {
+            u.clamp(0.0, 1.0 - f64::EPSILON)
+        } else {
+            0.0
+        };
         let base = self.base_delay(attempt);
         match self.jitter {
             Jitter::None => base,
@@ -125,7 +136,12 @@ mod tests {
     use super::*;
 
     fn policy(initial: f64, max: f64, jitter: Jitter) -> RetryPolicy {
-        RetryPolicy { initial_delay_ms: initial, max_delay_ms: max, jitter, ..Default::default() }
+        RetryPolicy {
+            initial_delay_ms: initial,
+            max_delay_ms: max,
+            jitter,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -176,10 +192,23 @@ mod tests {
         let mut p = RetryPolicy::default();
         p.max_delay_ms = 10.0;
         let e = p.validate().unwrap_err();
-        assert!(e.message.starts_with("retryOptions.maxDelay must be"), "{}", e.message);
+        assert!(
+            e.message.starts_with("retryOptions.maxDelay must be"),
+            "{}",
+            e.message
+        );
         let mut p = RetryPolicy::default();
         p.initial_delay_ms = f64::NAN;
-        assert!(p.validate().unwrap_err().message.contains("retryOptions.initialDelay"));
-        assert_eq!(Jitter::parse("retryOptions.jitter", "weird").unwrap_err().kind, super::super::error::ErrorKind::Range);
+        assert!(p
+            .validate()
+            .unwrap_err()
+            .message
+            .contains("retryOptions.initialDelay"));
+        assert_eq!(
+            Jitter::parse("retryOptions.jitter", "weird")
+                .unwrap_err()
+                .kind,
+            super::super::error::ErrorKind::Range
+        );
     }
 }

@@ -105,11 +105,21 @@ impl Default for BreakerOptions {
 impl BreakerOptions {
     /// Checks every field; the error names the field and its allowed range.
     pub fn validate(&self) -> CoreResult<()> {
-        check::int_in("failureThreshold", self.failure_threshold as f64, 1, 1_000_000)?;
+        check::int_in(
+            "failureThreshold",
+            self.failure_threshold as f64,
+            1,
+            1_000_000,
+        )?;
         if let Some(p) = self.error_threshold_percentage {
             check::percentage("errorThresholdPercentage", p)?;
         }
-        check::int_in("volumeThreshold", self.volume_threshold as f64, 0, 1_000_000_000)?;
+        check::int_in(
+            "volumeThreshold",
+            self.volume_threshold as f64,
+            0,
+            1_000_000_000,
+        )?;
         check::above("rollingWindowMs", self.rolling_window_ms, 0.0)?;
         check::int_in("rollingBuckets", self.rolling_buckets as f64, 1, 1000)?;
         if self.rolling_window_ms / (self.rolling_buckets as f64) < 1.0 {
@@ -120,9 +130,24 @@ impl BreakerOptions {
             ));
         }
         check::at_least("resetTimeout", self.reset_timeout_ms, 0.0)?;
-        check::int_in("halfOpenMaxAttempts", self.half_open_max_attempts as f64, 1, 1_000_000)?;
-        check::int_in("halfOpenMaxCalls", self.half_open_max_calls as f64, 1, 1_000_000)?;
-        check::int_in("halfOpenSuccessThreshold", self.half_open_success_threshold as f64, 1, 1_000_000)?;
+        check::int_in(
+            "halfOpenMaxAttempts",
+            self.half_open_max_attempts as f64,
+            1,
+            1_000_000,
+        )?;
+        check::int_in(
+            "halfOpenMaxCalls",
+            self.half_open_max_calls as f64,
+            1,
+            1_000_000,
+        )?;
+        check::int_in(
+            "halfOpenSuccessThreshold",
+            self.half_open_success_threshold as f64,
+            1,
+            1_000_000,
+        )?;
         if let Some(v) = self.slow_call_duration_ms {
             check::above("slowCallDurationMs", v, 0.0)?;
         }
@@ -135,8 +160,13 @@ impl BreakerOptions {
 
     pub fn opening_rule(&self) -> OpeningRule {
         match self.error_threshold_percentage {
-            Some(percentage) => OpeningRule::FailureRate { percentage, volume: self.volume_threshold },
-            None => OpeningRule::ConsecutiveFailures { threshold: self.failure_threshold },
+            Some(percentage) => OpeningRule::FailureRate {
+                percentage,
+                volume: self.volume_threshold,
+            },
+            None => OpeningRule::ConsecutiveFailures {
+                threshold: self.failure_threshold,
+            },
         }
     }
 }
@@ -182,7 +212,11 @@ impl RawBreakerOptions {
             }
             (Some(t), Some(r)) if t == r => Some(t),
             (Some(t), Some(r)) => {
-                return Err(CoreError::range("requestTimeout", &format!("absent or equal to timeout ({})", check::fmt_num(t)), check::fmt_num(r)));
+                return Err(CoreError::range(
+                    "requestTimeout",
+                    &format!("absent or equal to timeout ({})", check::fmt_num(t)),
+                    check::fmt_num(r),
+                ));
             }
         };
         let int = |field: &str, v: Option<f64>, dflt: u32, min: u32, max: u32| -> CoreResult<u32> {
@@ -192,14 +226,44 @@ impl RawBreakerOptions {
             }
         };
         let o = BreakerOptions {
-            failure_threshold: int("failureThreshold", self.failure_threshold, d.failure_threshold, 1, 1_000_000)?,
+            failure_threshold: int(
+                "failureThreshold",
+                self.failure_threshold,
+                d.failure_threshold,
+                1,
+                1_000_000,
+            )?,
             error_threshold_percentage: self.error_threshold_percentage,
-            volume_threshold: int("volumeThreshold", self.volume_threshold, d.volume_threshold, 0, 1_000_000_000)?,
+            volume_threshold: int(
+                "volumeThreshold",
+                self.volume_threshold,
+                d.volume_threshold,
+                0,
+                1_000_000_000,
+            )?,
             rolling_window_ms: self.rolling_window_ms.unwrap_or(d.rolling_window_ms),
-            rolling_buckets: int("rollingBuckets", self.rolling_buckets, d.rolling_buckets, 1, 1000)?,
+            rolling_buckets: int(
+                "rollingBuckets",
+                self.rolling_buckets,
+                d.rolling_buckets,
+                1,
+                1000,
+            )?,
             reset_timeout_ms: self.reset_timeout_ms.unwrap_or(d.reset_timeout_ms),
-            half_open_max_attempts: int("halfOpenMaxAttempts", self.half_open_max_attempts, d.half_open_max_attempts, 1, 1_000_000)?,
-            half_open_max_calls: int("halfOpenMaxCalls", self.half_open_max_calls, d.half_open_max_calls, 1, 1_000_000)?,
+            half_open_max_attempts: int(
+                "halfOpenMaxAttempts",
+                self.half_open_max_attempts,
+                d.half_open_max_attempts,
+                1,
+                1_000_000,
+            )?,
+            half_open_max_calls: int(
+                "halfOpenMaxCalls",
+                self.half_open_max_calls,
+                d.half_open_max_calls,
+                1,
+                1_000_000,
+            )?,
             half_open_success_threshold: int(
                 "halfOpenSuccessThreshold",
                 self.half_open_success_threshold,
@@ -208,12 +272,24 @@ impl RawBreakerOptions {
                 1_000_000,
             )?,
             slow_call_duration_ms: self.slow_call_duration_ms,
-            slow_call_rate_threshold: self.slow_call_rate_threshold.unwrap_or(d.slow_call_rate_threshold),
+            slow_call_rate_threshold: self
+                .slow_call_rate_threshold
+                .unwrap_or(d.slow_call_rate_threshold),
             timeout_ms,
             retry: RetryPolicy {
-                max_retries: int("retryOptions.maxRetries", self.max_retries, d.retry.max_retries, 0, 100)?,
+                max_retries: int(
+                    "retryOptions.maxRetries",
+                    self.max_retries,
+                    d.retry.max_retries,
+                    0,
+                    100,
+                )?,
                 initial_delay_ms: self.initial_delay_ms.unwrap_or(d.retry.initial_delay_ms),
-                max_delay_ms: self.max_delay_ms.unwrap_or(d.retry.max_delay_ms.max(self.initial_delay_ms.unwrap_or(0.0))),
+                max_delay_ms: self.max_delay_ms.unwrap_or(
+                    d.retry
+                        .max_delay_ms
+                        .max(self.initial_delay_ms.unwrap_or(0.0)),
+                ),
                 factor: self.factor.unwrap_or(d.retry.factor),
                 jitter: self.jitter.unwrap_or(d.retry.jitter),
             },
@@ -358,7 +434,8 @@ impl Breaker {
 
     /// When an open breaker will admit its next trial (None unless open and not isolated).
     pub fn next_attempt_at(&self) -> Option<f64> {
-        (self.state == State::Open && !self.isolated).then(|| self.opened_at + self.opts.reset_timeout_ms)
+        (self.state == State::Open && !self.isolated)
+            .then(|| self.opened_at + self.opts.reset_timeout_ms)
     }
 
     /// True when a call may run without asking: the breaker is closed. The
@@ -432,10 +509,23 @@ impl Breaker {
     /// admitted as a half-open trial (its slot is released here). `at` is
     /// when the call finished; it may be slightly in the past for successes
     /// the binding batched.
-    pub fn on_outcome(&mut self, outcome: Outcome, latency_ms: f64, at: f64, trial: bool) -> Transitions {
+    pub fn on_outcome(
+        &mut self,
+        outcome: Outcome,
+        latency_ms: f64,
+        at: f64,
+        trial: bool,
+    ) -> Transitions {
         let mut tr = Transitions::default();
-        let latency_ms = if latency_ms.is_finite() && latency_ms >= 0.0 { latency_ms } else { 0.0 };
-        let slow = self.opts.slow_call_duration_ms.is_some_and(|s| latency_ms >= s);
+        let latency_ms = if latency_ms.is_finite() && latency_ms >= 0.0 {
+            latency_ms
+        } else {
+            0.0
+        };
+        let slow = self
+            .opts
+            .slow_call_duration_ms
+            .is_some_and(|s| latency_ms >= s);
         let sample = match outcome {
             Outcome::Success => Sample::Success,
             Outcome::Failure => Sample::Failure,
@@ -502,7 +592,8 @@ impl Breaker {
 
     fn slow_rate_exceeded(&mut self, now: f64) -> bool {
         let c = self.window.totals(now);
-        c.calls() >= self.opts.volume_threshold.max(1) && c.slow_pct() >= self.opts.slow_call_rate_threshold
+        c.calls() >= self.opts.volume_threshold.max(1)
+            && c.slow_pct() >= self.opts.slow_call_rate_threshold
     }
 
     /// Every state change goes through here, so the counters that belong to
@@ -587,7 +678,9 @@ mod tests {
     fn run(b: &mut Breaker, now: f64, outcome: Outcome) -> (Admission, Transitions) {
         let (a, mut tr) = b.try_acquire(now);
         if matches!(a, Admission::Admit | Admission::AdmitTrial) {
-            tr.0 |= b.on_outcome(outcome, 1.0, now, a == Admission::AdmitTrial).0;
+            tr.0 |= b
+                .on_outcome(outcome, 1.0, now, a == Admission::AdmitTrial)
+                .0;
         }
         (a, tr)
     }
@@ -623,7 +716,15 @@ mod tests {
 
     #[test]
     fn open_rejects_until_reset_timeout_then_half_opens_at_exactly_the_timeout() {
-        let mut b = Breaker::new(BreakerOptions { failure_threshold: 1, reset_timeout_ms: 100.0, ..opts() }, 0.0).unwrap();
+        let mut b = Breaker::new(
+            BreakerOptions {
+                failure_threshold: 1,
+                reset_timeout_ms: 100.0,
+                ..opts()
+            },
+            0.0,
+        )
+        .unwrap();
         run(&mut b, 10.0, Outcome::Failure);
         assert_eq!(b.try_acquire(109.9).0, Admission::RejectOpen);
         assert_eq!(b.next_attempt_at(), Some(110.0));
@@ -636,11 +737,32 @@ mod tests {
 
     #[test]
     fn half_open_admits_only_max_calls_at_once() {
-        let mut b = Breaker::new(BreakerOptions { failure_threshold: 1, reset_timeout_ms: 0.0, half_open_max_calls: 3, ..opts() }, 0.0).unwrap();
+        let mut b = Breaker::new(
+            BreakerOptions {
+                failure_threshold: 1,
+                reset_timeout_ms: 0.0,
+                half_open_max_calls: 3,
+                ..opts()
+            },
+            0.0,
+        )
+        .unwrap();
         run(&mut b, 0.0, Outcome::Failure);
         let admitted: Vec<Admission> = (0..100).map(|_| b.try_acquire(1.0).0).collect();
-        assert_eq!(admitted.iter().filter(|a| **a == Admission::AdmitTrial).count(), 3);
-        assert_eq!(admitted.iter().filter(|a| **a == Admission::RejectHalfOpenFull).count(), 97);
+        assert_eq!(
+            admitted
+                .iter()
+                .filter(|a| **a == Admission::AdmitTrial)
+                .count(),
+            3
+        );
+        assert_eq!(
+            admitted
+                .iter()
+                .filter(|a| **a == Admission::RejectHalfOpenFull)
+                .count(),
+            97
+        );
         // Releasing a slot lets exactly one more in.
         b.on_outcome(Outcome::Success, 1.0, 2.0, true);
         assert_eq!(b.try_acquire(2.0).0, Admission::AdmitTrial);
@@ -649,7 +771,11 @@ mod tests {
 
     #[test]
     fn half_open_closes_after_success_threshold_and_reopens_after_max_attempts() {
-        let o = BreakerOptions { failure_threshold: 1, reset_timeout_ms: 50.0, ..opts() };
+        let o = BreakerOptions {
+            failure_threshold: 1,
+            reset_timeout_ms: 50.0,
+            ..opts()
+        };
         let mut b = Breaker::new(o, 0.0).unwrap();
         run(&mut b, 0.0, Outcome::Failure);
         // Half-open: two successes close it.
@@ -672,7 +798,11 @@ mod tests {
     fn successes_do_not_leak_between_half_open_periods() {
         // Spec §9 sequence (threshold 2, reset 50 ms). The original closes on the
         // last step because a success carried over; here it needs two fresh ones.
-        let o = BreakerOptions { failure_threshold: 2, reset_timeout_ms: 50.0, ..opts() };
+        let o = BreakerOptions {
+            failure_threshold: 2,
+            reset_timeout_ms: 50.0,
+            ..opts()
+        };
         let mut b = Breaker::new(o, 0.0).unwrap();
         run(&mut b, 0.0, Outcome::Failure);
         run(&mut b, 1.0, Outcome::Failure);
@@ -685,14 +815,22 @@ mod tests {
         }
         assert_eq!(b.state(), State::Open);
         run(&mut b, 124.0, Outcome::Success);
-        assert_eq!(b.state(), State::HalfOpen, "one success is not enough after a re-open");
+        assert_eq!(
+            b.state(),
+            State::HalfOpen,
+            "one success is not enough after a re-open"
+        );
         run(&mut b, 125.0, Outcome::Success);
         assert_eq!(b.state(), State::Closed);
     }
 
     #[test]
     fn late_non_trial_calls_do_not_decide_half_open() {
-        let o = BreakerOptions { failure_threshold: 1, reset_timeout_ms: 10.0, ..opts() };
+        let o = BreakerOptions {
+            failure_threshold: 1,
+            reset_timeout_ms: 10.0,
+            ..opts()
+        };
         let mut b = Breaker::new(o, 0.0).unwrap();
         run(&mut b, 0.0, Outcome::Failure);
         assert_eq!(b.try_acquire(20.0).0, Admission::AdmitTrial);
@@ -728,7 +866,12 @@ mod tests {
 
     #[test]
     fn rate_rule_forgets_old_failures() {
-        let o = BreakerOptions { error_threshold_percentage: Some(50.0), volume_threshold: 4, rolling_window_ms: 1000.0, ..opts() };
+        let o = BreakerOptions {
+            error_threshold_percentage: Some(50.0),
+            volume_threshold: 4,
+            rolling_window_ms: 1000.0,
+            ..opts()
+        };
         let mut b = Breaker::new(o, 0.0).unwrap();
         for i in 0..3 {
             run(&mut b, i as f64, Outcome::Failure);
@@ -740,7 +883,12 @@ mod tests {
 
     #[test]
     fn slow_calls_open_by_rate() {
-        let o = BreakerOptions { slow_call_duration_ms: Some(100.0), slow_call_rate_threshold: 50.0, volume_threshold: 4, ..opts() };
+        let o = BreakerOptions {
+            slow_call_duration_ms: Some(100.0),
+            slow_call_rate_threshold: 50.0,
+            volume_threshold: 4,
+            ..opts()
+        };
         let mut b = Breaker::new(o, 0.0).unwrap();
         b.on_outcome(Outcome::Success, 10.0, 1.0, false);
         b.on_outcome(Outcome::Success, 10.0, 2.0, false);
@@ -753,7 +901,14 @@ mod tests {
 
     #[test]
     fn timeouts_count_as_failures() {
-        let mut b = Breaker::new(BreakerOptions { failure_threshold: 2, ..opts() }, 0.0).unwrap();
+        let mut b = Breaker::new(
+            BreakerOptions {
+                failure_threshold: 2,
+                ..opts()
+            },
+            0.0,
+        )
+        .unwrap();
         run(&mut b, 1.0, Outcome::Timeout);
         run(&mut b, 2.0, Outcome::Timeout);
         assert_eq!(b.state(), State::Open);
@@ -763,9 +918,20 @@ mod tests {
 
     #[test]
     fn manual_controls() {
-        let mut b = Breaker::new(BreakerOptions { reset_timeout_ms: 10.0, ..opts() }, 0.0).unwrap();
+        let mut b = Breaker::new(
+            BreakerOptions {
+                reset_timeout_ms: 10.0,
+                ..opts()
+            },
+            0.0,
+        )
+        .unwrap();
         assert!(b.isolate(1.0).has(Transitions::OPENED));
-        assert_eq!(b.try_acquire(1_000_000.0).0, Admission::RejectIsolated, "isolation ignores resetTimeout");
+        assert_eq!(
+            b.try_acquire(1_000_000.0).0,
+            Admission::RejectIsolated,
+            "isolation ignores resetTimeout"
+        );
         assert!(b.close(2.0).has(Transitions::CLOSED));
         assert!(!b.is_isolated());
         b.open(3.0);
@@ -774,48 +940,174 @@ mod tests {
         run(&mut b, 14.0, Outcome::Failure);
         let tr = b.reset(15.0);
         assert!(tr.has(Transitions::CLOSED));
-        assert_eq!((b.failure_count(), b.last_failure_at(), b.totals()), (0, None, Totals::default()));
+        assert_eq!(
+            (b.failure_count(), b.last_failure_at(), b.totals()),
+            (0, None, Totals::default())
+        );
         assert_eq!(b.window_counts(15.0).calls(), 0);
     }
 
     #[test]
     fn raw_options_take_explicit_zero_and_reject_non_integers() {
         // Version B's requestTimeout is honoured; 0 turns it off, as there.
-        let o = RawBreakerOptions { request_timeout_ms: Some(5000.0), ..Default::default() }.build().unwrap();
+        let o = RawBreakerOptions {
+            request_timeout_ms: Some(5000.0),
+            ..Default::default()
+        }
+        .build()
+        .unwrap();
         assert_eq!(o.timeout_ms, Some(5000.0));
-        assert_eq!(RawBreakerOptions { request_timeout_ms: Some(0.0), ..Default::default() }.build().unwrap().timeout_ms, None);
-        let e = RawBreakerOptions { timeout_ms: Some(100.0), request_timeout_ms: Some(200.0), ..Default::default() }.build().unwrap_err();
-        assert!(e.message.starts_with("requestTimeout must be absent or equal to timeout (100)"), "{}", e.message);
-        assert!(RawBreakerOptions { request_timeout_ms: Some(-1.0), ..Default::default() }.build().unwrap_err().message.starts_with("requestTimeout"));
-        let o = RawBreakerOptions { max_retries: Some(0.0), ..Default::default() }.build().unwrap();
+        assert_eq!(
+            RawBreakerOptions {
+                request_timeout_ms: Some(0.0),
+                ..Default::default()
+            }
+            .build()
+            .unwrap()
+            .timeout_ms,
+            None
+        );
+        let e = RawBreakerOptions {
+            timeout_ms: Some(100.0),
+            request_timeout_ms: Some(200.0),
+            ..Default::default()
+        }
+        .build()
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("requestTimeout must be absent or equal to timeout (100)"),
+            "{}",
+            e.message
+        );
+        assert!(RawBreakerOptions {
+            request_timeout_ms: Some(-1.0),
+            ..Default::default()
+        }
+        .build()
+        .unwrap_err()
+        .message
+        .starts_with("requestTimeout"));
+        let o = RawBreakerOptions {
+            max_retries: Some(0.0),
+            ..Default::default()
+        }
+        .build()
+        .unwrap();
         assert_eq!(o.retry.max_retries, 0);
-        assert_eq!(RawBreakerOptions::default().build().unwrap(), BreakerOptions::default());
-        let e = RawBreakerOptions { failure_threshold: Some(2.5), ..Default::default() }.build().unwrap_err();
-        assert_eq!(e.message, "failureThreshold must be an integer from 1 to 1000000, got 2.5");
-        let e = RawBreakerOptions { max_retries: Some(-1.0), ..Default::default() }.build().unwrap_err();
+        assert_eq!(
+            RawBreakerOptions::default().build().unwrap(),
+            BreakerOptions::default()
+        );
+        let e = RawBreakerOptions {
+            failure_threshold: Some(2.5),
+            ..Default::default()
+        }
+        .build()
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "failureThreshold must be an integer from 1 to 1000000, got 2.5"
+        );
+        let e = RawBreakerOptions {
+            max_retries: Some(-1.0),
+            ..Default::default()
+        }
+        .build()
+        .unwrap_err();
         assert!(e.message.starts_with("retryOptions.maxRetries"));
         // maxDelay defaults up to initialDelay when only initialDelay is raised.
-        let o = RawBreakerOptions { initial_delay_ms: Some(5000.0), ..Default::default() }.build().unwrap();
+        let o = RawBreakerOptions {
+            initial_delay_ms: Some(5000.0),
+            ..Default::default()
+        }
+        .build()
+        .unwrap();
         assert_eq!(o.retry.max_delay_ms, 5000.0);
     }
 
     #[test]
     fn validation_rejects_bad_values_with_field_names() {
         let cases: Vec<(BreakerOptions, &str)> = vec![
-            (BreakerOptions { failure_threshold: 0, ..opts() }, "failureThreshold"),
-            (BreakerOptions { error_threshold_percentage: Some(0.0), ..opts() }, "errorThresholdPercentage"),
-            (BreakerOptions { error_threshold_percentage: Some(100.5), ..opts() }, "errorThresholdPercentage"),
-            (BreakerOptions { error_threshold_percentage: Some(f64::NAN), ..opts() }, "errorThresholdPercentage"),
-            (BreakerOptions { reset_timeout_ms: -1.0, ..opts() }, "resetTimeout"),
-            (BreakerOptions { reset_timeout_ms: f64::INFINITY, ..opts() }, "resetTimeout"),
-            (BreakerOptions { rolling_window_ms: 5.0, rolling_buckets: 10, ..opts() }, "rollingWindowMs"),
-            (BreakerOptions { half_open_max_calls: 0, ..opts() }, "halfOpenMaxCalls"),
-            (BreakerOptions { slow_call_duration_ms: Some(0.0), ..opts() }, "slowCallDurationMs"),
-            (BreakerOptions { timeout_ms: Some(-5.0), ..opts() }, "timeout"),
+            (
+                BreakerOptions {
+                    failure_threshold: 0,
+                    ..opts()
+                },
+                "failureThreshold",
+            ),
+            (
+                BreakerOptions {
+                    error_threshold_percentage: Some(0.0),
+                    ..opts()
+                },
+                "errorThresholdPercentage",
+            ),
+            (
+                BreakerOptions {
+                    error_threshold_percentage: Some(100.5),
+                    ..opts()
+                },
+                "errorThresholdPercentage",
+            ),
+            (
+                BreakerOptions {
+                    error_threshold_percentage: Some(f64::NAN),
+                    ..opts()
+                },
+                "errorThresholdPercentage",
+            ),
+            (
+                BreakerOptions {
+                    reset_timeout_ms: -1.0,
+                    ..opts()
+                },
+                "resetTimeout",
+            ),
+            (
+                BreakerOptions {
+                    reset_timeout_ms: f64::INFINITY,
+                    ..opts()
+                },
+                "resetTimeout",
+            ),
+            (
+                BreakerOptions {
+                    rolling_window_ms: 5.0,
+                    rolling_buckets: 10,
+                    ..opts()
+                },
+                "rollingWindowMs",
+            ),
+            (
+                BreakerOptions {
+                    half_open_max_calls: 0,
+                    ..opts()
+                },
+                "halfOpenMaxCalls",
+            ),
+            (
+                BreakerOptions {
+                    slow_call_duration_ms: Some(0.0),
+                    ..opts()
+                },
+                "slowCallDurationMs",
+            ),
+            (
+                BreakerOptions {
+                    timeout_ms: Some(-5.0),
+                    ..opts()
+                },
+                "timeout",
+            ),
         ];
         for (o, field) in cases {
             let e = Breaker::new(o, 0.0).unwrap_err();
-            assert!(e.message.starts_with(field), "{} should name {field}", e.message);
+            assert!(
+                e.message.starts_with(field),
+                "{} should name {field}",
+                e.message
+            );
             assert_eq!(e.kind, super::super::error::ErrorKind::Range);
         }
     }

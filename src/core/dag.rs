@@ -89,20 +89,31 @@ impl ServiceSpec {
             }
         }
         check_timeout(|| format!("{}.timeout", field()), self.init_timeout_ms)?;
-        check_timeout(|| format!("{}.healthCheckTimeout", field()), self.health_timeout_ms)?;
+        check_timeout(
+            || format!("{}.healthCheckTimeout", field()),
+            self.health_timeout_ms,
+        )?;
         Ok(())
     }
 }
 
 fn check_id(field: impl Fn() -> String, id: &str) -> CoreResult<()> {
     // Byte length bounds the char count from above: skip counting short ids.
-    let n = if id.len() <= MAX_ID_LEN { id.len().min(1) } else { id.chars().count() };
+    let n = if id.len() <= MAX_ID_LEN {
+        id.len().min(1)
+    } else {
+        id.chars().count()
+    };
     if n == 0 || n > MAX_ID_LEN {
         let n = id.chars().count();
         return Err(CoreError::range(
             &field(),
             &format!("a non-empty string of at most {MAX_ID_LEN} characters"),
-            if n == 0 { "an empty string".to_string() } else { format!("{n} characters") },
+            if n == 0 {
+                "an empty string".to_string()
+            } else {
+                format!("{n} characters")
+            },
         ));
     }
     Ok(())
@@ -110,7 +121,11 @@ fn check_id(field: impl Fn() -> String, id: &str) -> CoreResult<()> {
 
 fn check_timeout(field: impl Fn() -> String, v: f64) -> CoreResult<()> {
     if !v.is_finite() || v <= 0.0 || v > MAX_TIMEOUT_MS {
-        return Err(CoreError::range(&field(), &format!("a number of ms > 0 and <= {MAX_TIMEOUT_MS}"), check::fmt_num(v)));
+        return Err(CoreError::range(
+            &field(),
+            &format!("a number of ms > 0 and <= {MAX_TIMEOUT_MS}"),
+            check::fmt_num(v),
+        ));
     }
     Ok(())
 }
@@ -159,7 +174,11 @@ impl Phase {
         match s {
             "init" => Ok(Phase::Init),
             "health-check" => Ok(Phase::HealthCheck),
-            _ => Err(CoreError::range(field, "'init' or 'health-check'", format!("\"{s}\""))),
+            _ => Err(CoreError::range(
+                field,
+                "'init' or 'health-check'",
+                format!("\"{s}\""),
+            )),
         }
     }
 }
@@ -195,14 +214,24 @@ impl Problem {
 
     pub fn message(&self) -> String {
         match self {
-            Problem::MissingDependency { service, missing, skipped_because: None } => {
+            Problem::MissingDependency {
+                service,
+                missing,
+                skipped_because: None,
+            } => {
                 format!("Dependency not found: {missing} (required by {service})")
             }
-            Problem::MissingDependency { service, missing, skipped_because: Some(why) } => {
+            Problem::MissingDependency {
+                service,
+                missing,
+                skipped_because: Some(why),
+            } => {
                 format!("Dependency not found: {missing} (required by {service}); {missing} was skipped because {why}")
             }
             Problem::SelfDependency { service } => format!("Service {service} depends on itself"),
-            Problem::Cycle { path } => format!("Circular dependency detected: {}", path.join(" → ")),
+            Problem::Cycle { path } => {
+                format!("Circular dependency detected: {}", path.join(" → "))
+            }
         }
     }
 }
@@ -313,7 +342,11 @@ impl std::hash::Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for &b in bytes {
             h ^= b as u64;
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -373,7 +406,9 @@ impl Dag {
     /// to pending), as the original did. Refused once the run has begun.
     pub fn register(&mut self, spec: ServiceSpec) -> CoreResult<usize> {
         if self.started() {
-            return Err(CoreError::state("Cannot register nodes after DAG initialization"));
+            return Err(CoreError::state(
+                "Cannot register nodes after DAG initialization",
+            ));
         }
         spec.validate("node")?;
         self.skipped.remove(&spec.id);
@@ -412,7 +447,11 @@ impl Dag {
         let mut deps = Vec::with_capacity(self.specs.iter().map(|s| s.dependencies.len()).sum());
         start.push(0);
         for s in &self.specs {
-            deps.extend(s.dependencies.iter().map(|d| self.index.get(d).map_or(NONE, |&j| j as u32)));
+            deps.extend(
+                s.dependencies
+                    .iter()
+                    .map(|d| self.index.get(d).map_or(NONE, |&j| j as u32)),
+            );
             start.push(deps.len() as u32);
         }
         Resolved { start, deps }
@@ -423,10 +462,16 @@ impl Dag {
         for (i, s) in self.specs.iter().enumerate() {
             for (k, &j) in r.of(i).iter().enumerate() {
                 if j as usize == i {
-                    out.push(Problem::SelfDependency { service: s.id.clone() });
+                    out.push(Problem::SelfDependency {
+                        service: s.id.clone(),
+                    });
                 } else if j == NONE {
                     let d = &s.dependencies[k];
-                    out.push(Problem::MissingDependency { service: s.id.clone(), missing: d.clone(), skipped_because: self.skipped.get(d).cloned() });
+                    out.push(Problem::MissingDependency {
+                        service: s.id.clone(),
+                        missing: d.clone(),
+                        skipped_because: self.skipped.get(d).cloned(),
+                    });
                 }
             }
         }
@@ -441,7 +486,9 @@ impl Dag {
             .collect();
         // Report cycles in the order their first service was registered.
         cycles.sort_by_key(|c| c[0]);
-        out.extend(cycles.into_iter().map(|c| Problem::Cycle { path: c.iter().map(|&i| self.specs[i].id.clone()).collect() }));
+        out.extend(cycles.into_iter().map(|c| Problem::Cycle {
+            path: c.iter().map(|&i| self.specs[i].id.clone()).collect(),
+        }));
         out
     }
 
@@ -527,14 +574,23 @@ impl Dag {
         let mut level_of = vec![0u32; n];
         for &i in &order {
             // Dependencies come earlier in `order`, so their levels are final.
-            level_of[i] = r.of(i).iter().map(|&j| level_of[j as usize] + 1).max().unwrap_or(0);
+            level_of[i] = r
+                .of(i)
+                .iter()
+                .map(|&j| level_of[j as usize] + 1)
+                .max()
+                .unwrap_or(0);
         }
         let depth = level_of.iter().max().map_or(0, |&m| m as usize + 1);
         let mut levels = vec![Vec::new(); depth];
         for (i, &l) in level_of.iter().enumerate() {
             levels[l as usize].push(i);
         }
-        Ok(Plan { order, level_of, levels })
+        Ok(Plan {
+            order,
+            level_of,
+            levels,
+        })
     }
 
     pub fn current_plan(&self) -> Option<&Plan> {
@@ -579,10 +635,13 @@ impl Dag {
                 if self.state[i].status != Status::Pending {
                     continue;
                 }
-                let deps_ready_at = self.specs[i].dependencies.iter().try_fold(self.run_started_at.unwrap_or(now), |acc, d| {
-                    let st = &self.state[self.index[d]];
-                    (st.status == Status::Ready).then(|| acc.max(st.finished_at.unwrap_or(acc)))
-                });
+                let deps_ready_at = self.specs[i].dependencies.iter().try_fold(
+                    self.run_started_at.unwrap_or(now),
+                    |acc, d| {
+                        let st = &self.state[self.index[d]];
+                        (st.status == Status::Ready).then(|| acc.max(st.finished_at.unwrap_or(acc)))
+                    },
+                );
                 if let Some(ready_at) = deps_ready_at {
                     out.push(i);
                     let st = &mut self.state[i];
@@ -598,7 +657,11 @@ impl Dag {
 
     fn take_in_flight(&mut self, i: usize) -> CoreResult<()> {
         if i >= self.specs.len() {
-            return Err(CoreError::range("service", &format!("an index below {}", self.specs.len()), i));
+            return Err(CoreError::range(
+                "service",
+                &format!("an index below {}", self.specs.len()),
+                i,
+            ));
         }
         if self.state[i].status != Status::Initializing {
             return Err(CoreError::state(format!(
@@ -612,7 +675,13 @@ impl Dag {
     }
 
     /// Records that service `i` initialised and passed its health check.
-    pub fn report_ready(&mut self, i: usize, now: f64, init_ms: f64, health_ms: f64) -> CoreResult<()> {
+    pub fn report_ready(
+        &mut self,
+        i: usize,
+        now: f64,
+        init_ms: f64,
+        health_ms: f64,
+    ) -> CoreResult<()> {
         self.take_in_flight(i)?;
         let st = &mut self.state[i];
         st.status = Status::Ready;
@@ -627,7 +696,14 @@ impl Dag {
     /// failure aborts the run; otherwise every pending service that depends
     /// on it, directly or not, is marked degraded at once (and if one of
     /// those is critical, the run aborts on its behalf).
-    pub fn report_failed(&mut self, i: usize, now: f64, reason: &str, phase: Phase, init_ms: Option<f64>) -> CoreResult<FailureEffect> {
+    pub fn report_failed(
+        &mut self,
+        i: usize,
+        now: f64,
+        reason: &str,
+        phase: Phase,
+        init_ms: Option<f64>,
+    ) -> CoreResult<FailureEffect> {
         self.take_in_flight(i)?;
         {
             let st = &mut self.state[i];
@@ -637,9 +713,15 @@ impl Dag {
             st.failed_phase = Some(phase);
             st.init_ms = init_ms;
         }
-        let mut effect = FailureEffect { degraded: Vec::new(), abort: None };
+        let mut effect = FailureEffect {
+            degraded: Vec::new(),
+            abort: None,
+        };
         if self.specs[i].critical {
-            effect.abort = Some(format!("Critical service {} failed to initialize: {reason}", self.specs[i].id));
+            effect.abort = Some(format!(
+                "Critical service {} failed to initialize: {reason}",
+                self.specs[i].id
+            ));
         } else {
             let mut stack = vec![i];
             while let Some(x) = stack.pop() {
@@ -677,7 +759,8 @@ impl Dag {
         if self.run_finished_at.is_some() || self.in_flight > 0 {
             return;
         }
-        let nothing_left = self.abort.is_some() || self.state.iter().all(|s| s.status != Status::Pending);
+        let nothing_left =
+            self.abort.is_some() || self.state.iter().all(|s| s.status != Status::Pending);
         if nothing_left {
             self.run_finished_at = Some(now);
         }
@@ -719,7 +802,10 @@ impl Dag {
 
     /// Every critical service is ready (vacuously true with none).
     pub fn critical_ready(&self) -> bool {
-        self.specs.iter().zip(&self.state).all(|(s, st)| !s.critical || st.status == Status::Ready)
+        self.specs
+            .iter()
+            .zip(&self.state)
+            .all(|(s, st)| !s.critical || st.status == Status::Ready)
     }
 
     /// Counts by status: `[pending, initializing, ready, failed, degraded]`.
@@ -752,7 +838,11 @@ pub fn plan_of(services: Vec<(String, Vec<String>)>) -> CoreResult<Result<Plan, 
         };
         spec.validate_with(|| format!("services[{k}]"))?;
         if dag.index.contains_key(&spec.id) {
-            return Err(CoreError::range(&format!("services[{k}].id"), "an id not used by an earlier service", format!("\"{}\"", spec.id)));
+            return Err(CoreError::range(
+                &format!("services[{k}].id"),
+                "an id not used by an earlier service",
+                format!("\"{}\"", spec.id),
+            ));
         }
         let i = dag.specs.len();
         dag.index.insert(spec.id.clone(), i);
@@ -769,7 +859,8 @@ mod tests {
     fn dag(nodes: &[(&str, &[&str], bool)]) -> Dag {
         let mut d = Dag::new();
         for (id, deps, critical) in nodes {
-            d.register(ServiceSpec::new(id, id, deps, *critical)).unwrap();
+            d.register(ServiceSpec::new(id, id, deps, *critical))
+                .unwrap();
         }
         d
     }
@@ -791,7 +882,15 @@ mod tests {
             ("neural-mesh", &["database"], false),
             ("agent-wallet-manager", &["database"], false),
             ("latent-collaboration", &["neural-mesh"], false),
-            ("runtime-bridge", &["neural-mesh", "agent-wallet-manager", "latent-collaboration"], false),
+            (
+                "runtime-bridge",
+                &[
+                    "neural-mesh",
+                    "agent-wallet-manager",
+                    "latent-collaboration",
+                ],
+                false,
+            ),
             ("citadel", &["runtime-bridge"], false),
             ("dreamkeeper", &["runtime-bridge"], false),
             ("drone-dome", &["runtime-bridge"], false),
@@ -849,7 +948,10 @@ mod tests {
         ]);
         let p = d.plan().unwrap();
         assert_eq!(p.order, reference_order(&d));
-        assert_eq!(ids(&d, &p.order), ["config", "cache", "db", "queue", "app", "lonely"]);
+        assert_eq!(
+            ids(&d, &p.order),
+            ["config", "cache", "db", "queue", "app", "lonely"]
+        );
         assert_eq!(p.level_of[0], 3); // app: config(0) → db(1) → queue(2) → app(3)
     }
 
@@ -865,9 +967,13 @@ mod tests {
             }
             let mut d = Dag::new();
             for &k in &names {
-                let deps: Vec<String> = ((k + 1)..n).filter(|_| rng.next_u64() % 4 == 0).map(|j| format!("s{j}")).collect();
+                let deps: Vec<String> = ((k + 1)..n)
+                    .filter(|_| rng.next_u64() % 4 == 0)
+                    .map(|j| format!("s{j}"))
+                    .collect();
                 let deps: Vec<&str> = deps.iter().map(|s| s.as_str()).collect();
-                d.register(ServiceSpec::new(&format!("s{k}"), "", &deps, false)).unwrap();
+                d.register(ServiceSpec::new(&format!("s{k}"), "", &deps, false))
+                    .unwrap();
             }
             let p = d.plan().unwrap();
             assert_eq!(p.order, reference_order(&d));
@@ -906,14 +1012,27 @@ mod tests {
     #[test]
     fn cycle_path_follows_listed_dependencies_inside_a_bigger_component() {
         // a→b→c→a and a→c→a share a component; the reported cycle is the first found.
-        let d = dag(&[("x", &[], false), ("a", &["x", "b", "c"], false), ("b", &["c"], false), ("c", &["a"], false)]);
-        assert_eq!(d.problems(), vec![Problem::Cycle { path: vec!["a".into(), "b".into(), "c".into(), "a".into()] }]);
+        let d = dag(&[
+            ("x", &[], false),
+            ("a", &["x", "b", "c"], false),
+            ("b", &["c"], false),
+            ("c", &["a"], false),
+        ]);
+        assert_eq!(
+            d.problems(),
+            vec![Problem::Cycle {
+                path: vec!["a".into(), "b".into(), "c".into(), "a".into()]
+            }]
+        );
     }
 
     #[test]
     fn skipped_services_are_named_with_their_reason() {
         // The original graph with INIT_SUBSYSTEMS unset: dreamkeeper needs runtime-bridge.
-        let mut d = dag(&[("database", &[], true), ("dreamkeeper", &["runtime-bridge"], false)]);
+        let mut d = dag(&[
+            ("database", &[], true),
+            ("dreamkeeper", &["runtime-bridge"], false),
+        ]);
         d.skip("runtime-bridge", "INIT_SUBSYSTEMS is not 'true'");
         assert_eq!(
             d.problems()[0].message(),
@@ -929,7 +1048,12 @@ mod tests {
         d.register(ServiceSpec::new("b", "B", &[], false)).unwrap();
         assert_eq!(d.begin(1.0), Ok(true));
         assert_eq!(d.begin(2.0), Ok(false));
-        assert_eq!(d.register(ServiceSpec::new("c", "C", &[], false)).unwrap_err().message, "Cannot register nodes after DAG initialization");
+        assert_eq!(
+            d.register(ServiceSpec::new("c", "C", &[], false))
+                .unwrap_err()
+                .message,
+            "Cannot register nodes after DAG initialization"
+        );
     }
 
     #[test]
@@ -937,14 +1061,21 @@ mod tests {
         let mut d = original();
         d.begin(0.0).unwrap();
         assert_eq!(start(&mut d, 0.0, 2), ["database"]);
-        assert!(d.next_runnable(1.0, 2).is_empty(), "nothing else until the database is ready");
+        assert!(
+            d.next_runnable(1.0, 2).is_empty(),
+            "nothing else until the database is ready"
+        );
         d.report_ready(0, 10.0, 8.0, 2.0).unwrap();
         let wave = d.next_runnable(10.0, 2);
         assert_eq!(ids(&d, &wave), ["event-bus", "neural-mesh"]);
         assert!(d.next_runnable(10.0, 2).is_empty(), "limit of 2 reached");
         d.report_ready(1, 15.0, 5.0, 0.0).unwrap();
         assert_eq!(start(&mut d, 15.0, 2), ["agent-wallet-manager"]);
-        assert_eq!(d.state(3).wait_ms, Some(5.0), "queued 5 ms behind the limit");
+        assert_eq!(
+            d.state(3).wait_ms,
+            Some(5.0),
+            "queued 5 ms behind the limit"
+        );
         for i in [2, 3] {
             d.report_ready(i, 20.0, 1.0, 1.0).unwrap();
         }
@@ -971,11 +1102,28 @@ mod tests {
         d.next_runnable(0.0, 8);
         d.report_ready(0, 1.0, 1.0, 0.0).unwrap();
         d.next_runnable(1.0, 8);
-        let e = d.report_failed(2, 2.0, "Init timeout: neural-mesh", Phase::Init, None).unwrap();
-        assert_eq!(ids(&d, &e.degraded), ["latent-collaboration", "runtime-bridge", "citadel", "dreamkeeper", "drone-dome"]);
+        let e = d
+            .report_failed(2, 2.0, "Init timeout: neural-mesh", Phase::Init, None)
+            .unwrap();
+        assert_eq!(
+            ids(&d, &e.degraded),
+            [
+                "latent-collaboration",
+                "runtime-bridge",
+                "citadel",
+                "dreamkeeper",
+                "drone-dome"
+            ]
+        );
         assert_eq!(e.abort, None);
-        assert_eq!(d.state(5).error.as_deref(), Some("dependency neural-mesh failed"));
-        assert_eq!(d.state(7).error.as_deref(), Some("dependency runtime-bridge failed"));
+        assert_eq!(
+            d.state(5).error.as_deref(),
+            Some("dependency neural-mesh failed")
+        );
+        assert_eq!(
+            d.state(7).error.as_deref(),
+            Some("dependency runtime-bridge failed")
+        );
         d.report_ready(1, 3.0, 1.0, 0.0).unwrap();
         d.report_ready(3, 3.0, 1.0, 0.0).unwrap();
         assert!(d.next_runnable(3.0, 8).is_empty());
@@ -990,11 +1138,30 @@ mod tests {
         let mut d = original();
         d.begin(0.0).unwrap();
         d.next_runnable(0.0, 8);
-        let e = d.report_failed(0, 5.0, "Health check failed for database", Phase::HealthCheck, Some(4.0)).unwrap();
-        assert_eq!(e.abort.as_deref(), Some("Critical service database failed to initialize: Health check failed for database"));
+        let e = d
+            .report_failed(
+                0,
+                5.0,
+                "Health check failed for database",
+                Phase::HealthCheck,
+                Some(4.0),
+            )
+            .unwrap();
+        assert_eq!(
+            e.abort.as_deref(),
+            Some(
+                "Critical service database failed to initialize: Health check failed for database"
+            )
+        );
         assert!(d.next_runnable(5.0, 8).is_empty());
         assert!(d.is_finished());
-        assert_eq!(d.outcome(), Outcome::Failed("Critical service database failed to initialize: Health check failed for database".into()));
+        assert_eq!(
+            d.outcome(),
+            Outcome::Failed(
+                "Critical service database failed to initialize: Health check failed for database"
+                    .into()
+            )
+        );
         assert_eq!(d.counts(), [8, 0, 0, 1, 0]);
         assert!(!d.critical_ready());
     }
@@ -1004,16 +1171,29 @@ mod tests {
         let mut d = dag(&[("cache", &[], false), ("api", &["cache"], true)]);
         d.begin(0.0).unwrap();
         d.next_runnable(0.0, 4);
-        let e = d.report_failed(0, 1.0, "ECONNREFUSED", Phase::Init, None).unwrap();
-        assert_eq!(e.abort.as_deref(), Some("Critical service api failed to initialize: dependency cache failed: ECONNREFUSED"));
+        let e = d
+            .report_failed(0, 1.0, "ECONNREFUSED", Phase::Init, None)
+            .unwrap();
+        assert_eq!(
+            e.abort.as_deref(),
+            Some(
+                "Critical service api failed to initialize: dependency cache failed: ECONNREFUSED"
+            )
+        );
     }
 
     #[test]
     fn reports_for_services_not_running_are_refused() {
         let mut d = dag(&[("a", &[], false)]);
         d.begin(0.0).unwrap();
-        assert_eq!(d.report_ready(0, 1.0, 0.0, 0.0).unwrap_err().kind, crate::core::error::ErrorKind::State);
-        assert_eq!(d.report_ready(9, 1.0, 0.0, 0.0).unwrap_err().kind, crate::core::error::ErrorKind::Range);
+        assert_eq!(
+            d.report_ready(0, 1.0, 0.0, 0.0).unwrap_err().kind,
+            crate::core::error::ErrorKind::State
+        );
+        assert_eq!(
+            d.report_ready(9, 1.0, 0.0, 0.0).unwrap_err().kind,
+            crate::core::error::ErrorKind::Range
+        );
     }
 
     #[test]
@@ -1028,13 +1208,25 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         let mut d = Dag::new();
-        let e = d.register(ServiceSpec::new("", "x", &[], false)).unwrap_err();
-        assert_eq!(e.message, "node.id must be a non-empty string of at most 256 characters, got an empty string");
+        let e = d
+            .register(ServiceSpec::new("", "x", &[], false))
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "node.id must be a non-empty string of at most 256 characters, got an empty string"
+        );
         let mut s = ServiceSpec::new("a", "A", &["b", "b"], false);
-        assert!(d.register(s.clone()).unwrap_err().message.starts_with("node.dependencies[1] must be an id not already listed"));
+        assert!(d
+            .register(s.clone())
+            .unwrap_err()
+            .message
+            .starts_with("node.dependencies[1] must be an id not already listed"));
         s.dependencies.pop();
         s.init_timeout_ms = f64::NAN;
-        assert_eq!(d.register(s).unwrap_err().message, "node.timeout must be a number of ms > 0 and <= 86400000, got NaN");
+        assert_eq!(
+            d.register(s).unwrap_err().message,
+            "node.timeout must be a number of ms > 0 and <= 86400000, got NaN"
+        );
         let long = "x".repeat(300);
         assert!(d.register(ServiceSpec::new(&long, "", &[], false)).is_err());
         assert!(d.is_empty());
@@ -1046,7 +1238,15 @@ mod tests {
         let mut rng = crate::core::rng::SplitMix64::new(1);
         let services: Vec<(String, Vec<String>)> = (0..n)
             .map(|i| {
-                let deps = if i == 0 { vec![] } else { (0..5).map(|_| format!("s{}", rng.next_u64() % i as u64)).collect::<std::collections::BTreeSet<_>>().into_iter().collect() };
+                let deps = if i == 0 {
+                    vec![]
+                } else {
+                    (0..5)
+                        .map(|_| format!("s{}", rng.next_u64() % i as u64))
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect()
+                };
                 (format!("s{i}"), deps)
             })
             .collect();
@@ -1054,6 +1254,9 @@ mod tests {
         assert_eq!(p.order.len(), n);
         assert_eq!(p.levels.iter().map(|l| l.len()).sum::<usize>(), n);
         let dup = plan_of(vec![("a".into(), vec![]), ("a".into(), vec![])]).unwrap_err();
-        assert_eq!(dup.message, "services[1].id must be an id not used by an earlier service, got \"a\"");
+        assert_eq!(
+            dup.message,
+            "services[1].id must be an id not used by an earlier service, got \"a\""
+        );
     }
 }

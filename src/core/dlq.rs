@@ -66,70 +66,127 @@ impl DlqSet {
     pub fn register(&mut self, name: &str, rate: f64) -> CoreResult<usize> {
         let n = name.chars().count();
         if n == 0 || n > 256 {
-            return Err(CoreError::range("name", "a non-empty string of at most 256 characters", format!("{n} characters")));
+            return Err(CoreError::range(
+                "name",
+                "a non-empty string of at most 256 characters",
+                format!("{n} characters"),
+            ));
         }
         if !rate.is_finite() || rate <= 0.0 || rate > MAX_RATE {
-            return Err(CoreError::range("ratePerSecond", &format!("a number > 0 and <= {MAX_RATE}"), check::fmt_num(rate)));
+            return Err(CoreError::range(
+                "ratePerSecond",
+                &format!("a number > 0 and <= {MAX_RATE}"),
+                check::fmt_num(rate),
+            ));
         }
         if let Some(&i) = self.index.get(name) {
             self.queues[i].rate = rate;
             return Ok(i);
         }
         if self.queues.len() >= MAX_QUEUES {
-            return Err(CoreError::range("name", &format!("one of at most {MAX_QUEUES} queues"), "one more"));
+            return Err(CoreError::range(
+                "name",
+                &format!("one of at most {MAX_QUEUES} queues"),
+                "one more",
+            ));
         }
         let i = self.queues.len();
         self.index.insert(name.to_string(), i);
-        self.queues.push(Queue { name: name.to_string(), rate, tokens: 0.0, refilled_at: f64::NAN, current: None, last: None, total_processed: 0, total_failed: 0, runs: 0 });
+        self.queues.push(Queue {
+            name: name.to_string(),
+            rate,
+            tokens: 0.0,
+            refilled_at: f64::NAN,
+            current: None,
+            last: None,
+            total_processed: 0,
+            total_failed: 0,
+            runs: 0,
+        });
         Ok(i)
     }
 
     fn get(&mut self, name: &str) -> CoreResult<&mut Queue> {
-        let i = *self.index.get(name).ok_or_else(|| CoreError::not_found("Dead-letter queue", name))?;
+        let i = *self
+            .index
+            .get(name)
+            .ok_or_else(|| CoreError::not_found("Dead-letter queue", name))?;
         Ok(&mut self.queues[i])
     }
 
     /// Starts a drain of at most `limit` messages. Refused while one runs.
     pub fn begin(&mut self, name: &str, limit: f64, now: f64) -> CoreResult<()> {
         if !limit.is_finite() || limit < 1.0 || limit.fract() != 0.0 || limit > 1e9 {
-            return Err(CoreError::range("limit", "an integer from 1 to 1000000000", check::fmt_num(limit)));
+            return Err(CoreError::range(
+                "limit",
+                "an integer from 1 to 1000000000",
+                check::fmt_num(limit),
+            ));
         }
         let q = self.get(name)?;
         if q.current.is_some() {
-            return Err(CoreError::state(format!("A drain of {name} is already running")));
+            return Err(CoreError::state(format!(
+                "A drain of {name} is already running"
+            )));
         }
         // A fresh bucket holds one message, so the first batch starts at once
         // and the pace is set by the rate from then on.
         q.tokens = 1.0;
         q.refilled_at = now;
         q.runs += 1;
-        q.current = Some(Run { started_at: now, finished_at: None, limit: limit as u64, processed: 0, failed: 0, error: None, status: "running" });
+        q.current = Some(Run {
+            started_at: now,
+            finished_at: None,
+            limit: limit as u64,
+            processed: 0,
+            failed: 0,
+            error: None,
+            status: "running",
+        });
         Ok(())
     }
 
     /// Messages the drain may take now (0: wait `wait_ms`), at most `batch`.
     pub fn allowance(&mut self, name: &str, now: f64, batch: u64) -> CoreResult<(u64, f64)> {
         let q = self.get(name)?;
-        let Some(run) = &q.current else { return Err(CoreError::state(format!("No drain of {name} is running"))) };
+        let Some(run) = &q.current else {
+            return Err(CoreError::state(format!("No drain of {name} is running")));
+        };
         let elapsed = (now - q.refilled_at).max(0.0);
         q.tokens = (q.tokens + elapsed * q.rate / 1000.0).min(q.rate.max(1.0));
         q.refilled_at = now;
         let left = run.limit - run.processed - run.failed;
         let n = (q.tokens.floor() as u64).min(left).min(batch.max(1));
-        let wait = if n == 0 && left > 0 { ((1.0 - q.tokens) * 1000.0 / q.rate).max(1.0) } else { 0.0 };
+        let wait = if n == 0 && left > 0 {
+            ((1.0 - q.tokens) * 1000.0 / q.rate).max(1.0)
+        } else {
+            0.0
+        };
         Ok((n, wait))
     }
 
     /// Records a batch's result. Returns true when the run should stop
     /// (limit reached, or the batch took nothing: the queue is empty).
-    pub fn progress(&mut self, name: &str, processed: f64, failed: f64, now: f64) -> CoreResult<bool> {
+    pub fn progress(
+        &mut self,
+        name: &str,
+        processed: f64,
+        failed: f64,
+        now: f64,
+    ) -> CoreResult<bool> {
         for (f, v) in [("processed", processed), ("failed", failed)] {
             if !v.is_finite() || v < 0.0 || v.fract() != 0.0 {
-                return Err(CoreError::range(f, "a whole number >= 0", check::fmt_num(v)));
+                return Err(CoreError::range(
+                    f,
+                    "a whole number >= 0",
+                    check::fmt_num(v),
+                ));
             }
         }
         let q = self.get(name)?;
-        let Some(run) = &mut q.current else { return Err(CoreError::state(format!("No drain of {name} is running"))) };
+        let Some(run) = &mut q.current else {
+            return Err(CoreError::state(format!("No drain of {name} is running")));
+        };
         let (p, f) = (processed as u64, failed as u64);
         run.processed += p;
         run.failed += f;
@@ -143,7 +200,10 @@ impl DlqSet {
     /// Ends the run (with `error` when the drain function threw).
     pub fn end(&mut self, name: &str, now: f64, error: Option<&str>) -> CoreResult<Run> {
         let q = self.get(name)?;
-        let mut run = q.current.take().ok_or_else(|| CoreError::state(format!("No drain of {name} is running")))?;
+        let mut run = q
+            .current
+            .take()
+            .ok_or_else(|| CoreError::state(format!("No drain of {name} is running")))?;
         run.finished_at = Some(now);
         // Shown in status and written to the audit: the same text rule as the state file.
         run.error = error.map(|e| super::text::clean(e, 500));
@@ -155,7 +215,15 @@ impl DlqSet {
     pub fn views(&self) -> Vec<QueueView> {
         self.queues
             .iter()
-            .map(|q| QueueView { name: q.name.clone(), rate: q.rate, current: q.current.clone(), last: q.last.clone(), total_processed: q.total_processed, total_failed: q.total_failed, runs: q.runs })
+            .map(|q| QueueView {
+                name: q.name.clone(),
+                rate: q.rate,
+                current: q.current.clone(),
+                last: q.last.clone(),
+                total_processed: q.total_processed,
+                total_failed: q.total_failed,
+                runs: q.runs,
+            })
             .collect()
     }
 
@@ -173,7 +241,10 @@ mod tests {
         let mut d = DlqSet::new();
         d.register("dead-letter", 10.0).unwrap();
         d.begin("dead-letter", 25.0, 0.0).unwrap();
-        assert_eq!(d.begin("dead-letter", 5.0, 0.0).unwrap_err().message, "A drain of dead-letter is already running");
+        assert_eq!(
+            d.begin("dead-letter", 5.0, 0.0).unwrap_err().message,
+            "A drain of dead-letter is already running"
+        );
         // First message at once.
         assert_eq!(d.allowance("dead-letter", 0.0, 100).unwrap(), (1, 0.0));
         assert!(!d.progress("dead-letter", 1.0, 0.0, 0.0).unwrap());
@@ -181,17 +252,28 @@ mod tests {
         let (n, wait) = d.allowance("dead-letter", 50.0, 100).unwrap();
         assert_eq!(n, 0);
         assert!((wait - 50.0).abs() < 1e-6, "{wait}");
-        assert_eq!(d.allowance("dead-letter", 1050.0, 100).unwrap().0, 10, "burst capped at one second");
+        assert_eq!(
+            d.allowance("dead-letter", 1050.0, 100).unwrap().0,
+            10,
+            "burst capped at one second"
+        );
         assert!(!d.progress("dead-letter", 9.0, 1.0, 1050.0).unwrap());
         assert_eq!(d.allowance("dead-letter", 3050.0, 100).unwrap().0, 10);
         assert!(!d.progress("dead-letter", 10.0, 0.0, 3050.0).unwrap());
-        assert_eq!(d.allowance("dead-letter", 9050.0, 100).unwrap().0, 4, "only what is left of the limit");
+        assert_eq!(
+            d.allowance("dead-letter", 9050.0, 100).unwrap().0,
+            4,
+            "only what is left of the limit"
+        );
         assert!(d.progress("dead-letter", 4.0, 0.0, 9050.0).unwrap());
         let r = d.end("dead-letter", 9051.0, None).unwrap();
         assert_eq!((r.processed, r.failed, r.status), (24, 1, "done"));
         assert!(d.allowance("dead-letter", 9100.0, 10).is_err());
         d.begin("dead-letter", 5.0, 10_000.0).unwrap();
-        assert!(d.progress("dead-letter", 0.0, 0.0, 10_000.0).unwrap(), "an empty batch ends the run");
+        assert!(
+            d.progress("dead-letter", 0.0, 0.0, 10_000.0).unwrap(),
+            "an empty batch ends the run"
+        );
         let r = d.end("dead-letter", 10_001.0, Some("boom")).unwrap();
         assert_eq!(r.status, "failed");
         let v = &d.views()[0];
@@ -207,7 +289,10 @@ mod tests {
         d.register("q", 5.0).unwrap();
         assert!(d.begin("q", 0.0, 0.0).is_err());
         assert!(d.begin("q", 1.5, 0.0).is_err());
-        assert_eq!(d.begin("nope", 1.0, 0.0).unwrap_err().message, "Dead-letter queue not found: nope");
+        assert_eq!(
+            d.begin("nope", 1.0, 0.0).unwrap_err().message,
+            "Dead-letter queue not found: nope"
+        );
         d.begin("q", 3.0, 0.0).unwrap();
         assert!(d.progress("q", -1.0, 0.0, 0.0).is_err());
     }

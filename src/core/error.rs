@@ -75,12 +75,18 @@ impl CoreError {
 
 impl CoreError {
     pub fn state(message: impl Into<String>) -> Self {
-        CoreError { kind: ErrorKind::State, message: message.into() }
+        CoreError {
+            kind: ErrorKind::State,
+            message: message.into(),
+        }
     }
 
     /// `what` would pass its cap `max`; `raise` says how to change the cap.
     pub fn limit(what: &str, max: usize, raise: &str) -> Self {
-        CoreError { kind: ErrorKind::Limit, message: format!("{what}: at most {max} allowed ({raise})") }
+        CoreError {
+            kind: ErrorKind::Limit,
+            message: format!("{what}: at most {max} allowed ({raise})"),
+        }
     }
 
     /// A re-entrant call into `what` (see `ErrorKind::Reentrant`).
@@ -110,7 +116,11 @@ pub mod check {
     /// A finite number `>= min`.
     pub fn at_least(field: &str, v: f64, min: f64) -> CoreResult<f64> {
         if !v.is_finite() || v < min {
-            return Err(CoreError::range(field, &format!("a finite number >= {min}"), fmt_num(v)));
+            return Err(CoreError::range(
+                field,
+                &format!("a finite number >= {min}"),
+                fmt_num(v),
+            ));
         }
         Ok(v)
     }
@@ -118,7 +128,11 @@ pub mod check {
     /// A finite number `> min`.
     pub fn above(field: &str, v: f64, min: f64) -> CoreResult<f64> {
         if !v.is_finite() || v <= min {
-            return Err(CoreError::range(field, &format!("a finite number > {min}"), fmt_num(v)));
+            return Err(CoreError::range(
+                field,
+                &format!("a finite number > {min}"),
+                fmt_num(v),
+            ));
         }
         Ok(v)
     }
@@ -138,7 +152,11 @@ pub mod check {
     /// A percentage in `(0, 100]`.
     pub fn percentage(field: &str, v: f64) -> CoreResult<f64> {
         if !v.is_finite() || v <= 0.0 || v > 100.0 {
-            return Err(CoreError::range(field, "a percentage > 0 and <= 100", fmt_num(v)));
+            return Err(CoreError::range(
+                field,
+                "a percentage > 0 and <= 100",
+                fmt_num(v),
+            ));
         }
         Ok(v)
     }

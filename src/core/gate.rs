@@ -60,13 +60,31 @@ impl GateSpec {
     pub fn validate(&self) -> CoreResult<()> {
         let n = self.service_id.chars().count();
         if n == 0 || n > 256 {
-            return Err(CoreError::range("gate.serviceId", "a non-empty string of at most 256 characters", format!("{n} characters")));
+            return Err(CoreError::range(
+                "gate.serviceId",
+                "a non-empty string of at most 256 characters",
+                format!("{n} characters"),
+            ));
         }
         if self.name.chars().count() > 1024 {
-            return Err(CoreError::range("gate.name", "a string of at most 1024 characters", format!("{} characters", self.name.chars().count())));
+            return Err(CoreError::range(
+                "gate.name",
+                "a string of at most 1024 characters",
+                format!("{} characters", self.name.chars().count()),
+            ));
         }
-        check::int_in("gate.requiredConsecutivePasses", self.required_passes as f64, 1, 1000)?;
-        check::int_in("gate.requiredConsecutiveFailures", self.required_failures as f64, 1, 1000)?;
+        check::int_in(
+            "gate.requiredConsecutivePasses",
+            self.required_passes as f64,
+            1,
+            1000,
+        )?;
+        check::int_in(
+            "gate.requiredConsecutiveFailures",
+            self.required_failures as f64,
+            1,
+            1000,
+        )?;
         in_ms("gate.checkIntervalMs", self.interval_ms, MIN_INTERVAL_MS)?;
         in_ms("gate.timeoutMs", self.timeout_ms, 1.0)?;
         Ok(())
@@ -75,7 +93,11 @@ impl GateSpec {
 
 fn in_ms(field: &str, v: f64, min: f64) -> CoreResult<f64> {
     if !v.is_finite() || v < min || v > MAX_MS {
-        return Err(CoreError::range(field, &format!("a number of ms from {min} to {MAX_MS}"), check::fmt_num(v)));
+        return Err(CoreError::range(
+            field,
+            &format!("a number of ms from {min} to {MAX_MS}"),
+            check::fmt_num(v),
+        ));
     }
     Ok(v)
 }
@@ -149,7 +171,9 @@ impl GateSet {
     }
 
     pub fn gate(&self, i: usize) -> CoreResult<&Gate> {
-        self.gates.get(i).ok_or_else(|| CoreError::range("gate", &format!("an index below {}", self.gates.len()), i))
+        self.gates.get(i).ok_or_else(|| {
+            CoreError::range("gate", &format!("an index below {}", self.gates.len()), i)
+        })
     }
 
     pub fn index_of(&self, service_id: &str) -> Option<usize> {
@@ -231,7 +255,13 @@ impl GateSet {
             if let Some((t, _, deadline)) = self.gates[i].in_flight {
                 if now >= deadline {
                     let ms = self.gates[i].spec.timeout_ms;
-                    let tr = self.record(i, t, false, Some(&format!("check timed out after {ms} ms")), now);
+                    let tr = self.record(
+                        i,
+                        t,
+                        false,
+                        Some(&format!("check timed out after {ms} ms")),
+                        now,
+                    );
                     out.push((i, tr));
                 }
             }
@@ -240,9 +270,20 @@ impl GateSet {
     }
 
     /// Records the answer of check `token` for gate `i`.
-    pub fn record(&mut self, i: usize, token: u64, pass: bool, reason: Option<&str>, now: f64) -> Transition {
-        let Some(g) = self.gates.get_mut(i) else { return Transition::Stale };
-        let Some((t, started, _)) = g.in_flight else { return Transition::Stale };
+    pub fn record(
+        &mut self,
+        i: usize,
+        token: u64,
+        pass: bool,
+        reason: Option<&str>,
+        now: f64,
+    ) -> Transition {
+        let Some(g) = self.gates.get_mut(i) else {
+            return Transition::Stale;
+        };
+        let Some((t, started, _)) = g.in_flight else {
+            return Transition::Stale;
+        };
         if t != token {
             return Transition::Stale;
         }
@@ -348,7 +389,13 @@ mod tests {
     fn round(s: &mut GateSet, now: f64, pass: bool) -> Transition {
         let due = s.start_due(now);
         assert_eq!(due.len(), 1, "one check due at {now}");
-        s.record(due[0].0, due[0].1, pass, if pass { None } else { Some("no") }, now + 1.0)
+        s.record(
+            due[0].0,
+            due[0].1,
+            pass,
+            if pass { None } else { Some("no") },
+            now + 1.0,
+        )
     }
 
     #[test]
@@ -361,7 +408,14 @@ mod tests {
         assert!(s.readiness().ready);
         assert_eq!(round(&mut s, 15000.0, false), Transition::BecameNotReady);
         let g = &s.gates()[0];
-        assert_eq!((g.consecutive_passes, g.consecutive_failures, g.reason.as_deref()), (0, 1, Some("no")));
+        assert_eq!(
+            (
+                g.consecutive_passes,
+                g.consecutive_failures,
+                g.reason.as_deref()
+            ),
+            (0, 1, Some("no"))
+        );
         assert!(!s.readiness().ready);
     }
 
@@ -407,7 +461,10 @@ mod tests {
         let t = s.start_due(0.0)[0].1;
         assert!(s.expire(4999.0).is_empty());
         assert_eq!(s.expire(5000.0), vec![(i, Transition::None)]);
-        assert_eq!(s.gates()[0].reason.as_deref(), Some("check timed out after 5000 ms"));
+        assert_eq!(
+            s.gates()[0].reason.as_deref(),
+            Some("check timed out after 5000 ms")
+        );
         assert_eq!(s.record(i, t, true, None, 6000.0), Transition::Stale);
         assert_eq!(s.gates()[0].checks, 1);
     }
@@ -451,7 +508,8 @@ mod tests {
         let (mut s, i) = one(true, 1, 1);
         round(&mut s, 1_000_000.0, true);
         assert!(s.readiness().ready);
-        s.register(GateSpec::new("db", "Database", true), 1_000_010.0).unwrap();
+        s.register(GateSpec::new("db", "Database", true), 1_000_010.0)
+            .unwrap();
         assert_eq!(s.len(), 1);
         assert!(!s.gates()[i].ready);
         // next_due is 1_000_010; the clock jumps back an hour.
@@ -465,13 +523,23 @@ mod tests {
         let mut s = GateSet::new();
         let mut spec = GateSpec::new("db", "DB", true);
         spec.required_passes = 0;
-        assert_eq!(s.register(spec.clone(), 0.0).unwrap_err().message, "gate.requiredConsecutivePasses must be an integer from 1 to 1000, got 0");
+        assert_eq!(
+            s.register(spec.clone(), 0.0).unwrap_err().message,
+            "gate.requiredConsecutivePasses must be an integer from 1 to 1000, got 0"
+        );
         spec.required_passes = 3;
         spec.interval_ms = 1.0;
-        assert_eq!(s.register(spec.clone(), 0.0).unwrap_err().message, "gate.checkIntervalMs must be a number of ms from 10 to 86400000, got 1");
+        assert_eq!(
+            s.register(spec.clone(), 0.0).unwrap_err().message,
+            "gate.checkIntervalMs must be a number of ms from 10 to 86400000, got 1"
+        );
         spec.interval_ms = 1000.0;
         spec.timeout_ms = f64::INFINITY;
-        assert!(s.register(spec, 0.0).unwrap_err().message.starts_with("gate.timeoutMs"));
+        assert!(s
+            .register(spec, 0.0)
+            .unwrap_err()
+            .message
+            .starts_with("gate.timeoutMs"));
         assert!(s.is_empty());
         let (mut s, i) = one(true, 1, 1);
         let t = s.start_due(0.0)[0].1;

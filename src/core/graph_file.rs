@@ -78,7 +78,10 @@ struct Collector(Vec<FileProblem>);
 
 impl Collector {
     fn add(&mut self, path: &str, message: impl Into<String>) {
-        self.0.push(FileProblem { path: path.to_string(), message: message.into() });
+        self.0.push(FileProblem {
+            path: path.to_string(),
+            message: message.into(),
+        });
     }
 
     fn id_string(&mut self, path: &str, v: &Value) -> Option<String> {
@@ -99,11 +102,17 @@ impl Collector {
         match obj.get(key)? {
             Value::String(s) if !s.is_empty() && s.len() <= 4096 => Some(s.clone()),
             Value::String(_) => {
-                self.add(&format!("{path}.{key}"), "must be a non-empty string of at most 4096 bytes");
+                self.add(
+                    &format!("{path}.{key}"),
+                    "must be a non-empty string of at most 4096 bytes",
+                );
                 None
             }
             other => {
-                self.add(&format!("{path}.{key}"), format!("must be a string, got {}", type_of(other)));
+                self.add(
+                    &format!("{path}.{key}"),
+                    format!("must be a string, got {}", type_of(other)),
+                );
                 None
             }
         }
@@ -116,12 +125,18 @@ impl Collector {
                 if v.is_finite() && v > 0.0 && v <= MAX_TIMEOUT_MS {
                     Some(v)
                 } else {
-                    self.add(&format!("{path}.{key}"), format!("must be a number of ms > 0 and <= {MAX_TIMEOUT_MS}, got {v}"));
+                    self.add(
+                        &format!("{path}.{key}"),
+                        format!("must be a number of ms > 0 and <= {MAX_TIMEOUT_MS}, got {v}"),
+                    );
                     None
                 }
             }
             other => {
-                self.add(&format!("{path}.{key}"), format!("must be a number of ms, got {}", type_of(other)));
+                self.add(
+                    &format!("{path}.{key}"),
+                    format!("must be a number of ms, got {}", type_of(other)),
+                );
                 None
             }
         }
@@ -133,37 +148,59 @@ pub fn parse_graph(text: &str) -> Result<Vec<GraphService>, Vec<FileProblem>> {
     if text.len() > MAX_FILE_BYTES {
         return Err(vec![FileProblem {
             path: "$".into(),
-            message: format!("the file is {} bytes; at most {MAX_FILE_BYTES} are accepted", text.len()),
+            message: format!(
+                "the file is {} bytes; at most {MAX_FILE_BYTES} are accepted",
+                text.len()
+            ),
         }]);
     }
     // serde_json limits nesting to 128 levels, so hostile input cannot overflow the stack.
     let root: Value = serde_json::from_str(text).map_err(|e| {
-        vec![FileProblem { path: "$".into(), message: format!("not valid JSON: {e}") }]
+        vec![FileProblem {
+            path: "$".into(),
+            message: format!("not valid JSON: {e}"),
+        }]
     })?;
     let mut c = Collector(Vec::new());
     let Value::Object(top) = &root else {
-        return Err(vec![FileProblem { path: "$".into(), message: format!("must be an object with a \"services\" array, got {}", type_of(&root)) }]);
+        return Err(vec![FileProblem {
+            path: "$".into(),
+            message: format!(
+                "must be an object with a \"services\" array, got {}",
+                type_of(&root)
+            ),
+        }]);
     };
     for k in top.keys() {
         if !TOP_FIELDS.contains(&k.as_str()) {
-            c.add(&format!("$.{k}"), format!("unknown field (allowed: {})", TOP_FIELDS.join(", ")));
+            c.add(
+                &format!("$.{k}"),
+                format!("unknown field (allowed: {})", TOP_FIELDS.join(", ")),
+            );
         }
     }
     if let Some(notes) = top.get("notes") {
         if !notes.is_object() {
-            c.add("$.notes", format!("must be an object, got {}", type_of(notes)));
+            c.add(
+                "$.notes",
+                format!("must be an object, got {}", type_of(notes)),
+            );
         }
     }
     let mut out = Vec::new();
     match top.get("services") {
         None | Some(Value::Null) => {}
         Some(Value::Array(list)) => {
-            let mut first_at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+            let mut first_at: std::collections::HashMap<String, usize> =
+                std::collections::HashMap::new();
             for (i, v) in list.iter().enumerate() {
                 let path = format!("$.services[{i}]");
                 if let Some(s) = parse_service(&mut c, &path, v) {
                     if let Some(&j) = first_at.get(&s.id) {
-                        c.add(&format!("{path}.id"), format!("duplicate id \"{}\" (first used at $.services[{j}])", s.id));
+                        c.add(
+                            &format!("{path}.id"),
+                            format!("duplicate id \"{}\" (first used at $.services[{j}])", s.id),
+                        );
                         continue;
                     }
                     first_at.insert(s.id.clone(), i);
@@ -171,7 +208,10 @@ pub fn parse_graph(text: &str) -> Result<Vec<GraphService>, Vec<FileProblem>> {
                 }
             }
         }
-        Some(other) => c.add("$.services", format!("must be an array, got {}", type_of(other))),
+        Some(other) => c.add(
+            "$.services",
+            format!("must be an array, got {}", type_of(other)),
+        ),
     }
     if c.0.is_empty() {
         Ok(out)
@@ -188,7 +228,10 @@ fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<GraphServic
     let before = c.0.len();
     for k in obj.keys() {
         if !SERVICE_FIELDS.contains(&k.as_str()) {
-            c.add(&format!("{path}.{k}"), format!("unknown field (allowed: {})", SERVICE_FIELDS.join(", ")));
+            c.add(
+                &format!("{path}.{k}"),
+                format!("unknown field (allowed: {})", SERVICE_FIELDS.join(", ")),
+            );
         }
     }
     let id = match obj.get("id") {
@@ -205,17 +248,26 @@ fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<GraphServic
         }
         Some(Value::String(s)) if s.chars().count() <= MAX_NAME_LEN => Some(s.clone()),
         Some(Value::String(_)) => {
-            c.add(&format!("{path}.name"), format!("must be at most {MAX_NAME_LEN} characters"));
+            c.add(
+                &format!("{path}.name"),
+                format!("must be at most {MAX_NAME_LEN} characters"),
+            );
             None
         }
         Some(other) => {
-            c.add(&format!("{path}.name"), format!("must be a string, got {}", type_of(other)));
+            c.add(
+                &format!("{path}.name"),
+                format!("must be a string, got {}", type_of(other)),
+            );
             None
         }
     };
     if let Some(d) = obj.get("description") {
         if !d.is_string() {
-            c.add(&format!("{path}.description"), format!("must be a string, got {}", type_of(d)));
+            c.add(
+                &format!("{path}.description"),
+                format!("must be a string, got {}", type_of(d)),
+            );
         }
     }
     let mut dependencies = Vec::new();
@@ -235,13 +287,19 @@ fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<GraphServic
                 }
             }
         }
-        Some(other) => c.add(&format!("{path}.dependencies"), format!("must be an array of ids, got {}", type_of(other))),
+        Some(other) => c.add(
+            &format!("{path}.dependencies"),
+            format!("must be an array of ids, got {}", type_of(other)),
+        ),
     }
     let critical = match obj.get("critical") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            c.add(&format!("{path}.critical"), format!("must be a boolean, got {}", type_of(other)));
+            c.add(
+                &format!("{path}.critical"),
+                format!("must be a boolean, got {}", type_of(other)),
+            );
             false
         }
     };
@@ -249,10 +307,19 @@ fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<GraphServic
     let init_function = c.opt_string(path, obj, "initFunction");
     let health_check_module = c.opt_string(path, obj, "healthCheckModule");
     let health_check_function = c.opt_string(path, obj, "healthCheckFunction");
-    for (a, b) in [("initModule", "initFunction"), ("healthCheckModule", "healthCheckFunction")] {
+    for (a, b) in [
+        ("initModule", "initFunction"),
+        ("healthCheckModule", "healthCheckFunction"),
+    ] {
         match (obj.contains_key(a), obj.contains_key(b)) {
-            (true, false) => c.add(&format!("{path}.{b}"), format!("is required when {a} is given")),
-            (false, true) => c.add(&format!("{path}.{a}"), format!("is required when {b} is given")),
+            (true, false) => c.add(
+                &format!("{path}.{b}"),
+                format!("is required when {a} is given"),
+            ),
+            (false, true) => c.add(
+                &format!("{path}.{a}"),
+                format!("is required when {b} is given"),
+            ),
             _ => {}
         }
     }
@@ -290,7 +357,14 @@ mod tests {
         assert_eq!(s[0].id, "database");
         assert!(s[0].critical);
         assert_eq!(s[0].init_module.as_deref(), Some("server/db"));
-        assert_eq!(s[5].dependencies, ["neural-mesh", "agent-wallet-manager", "latent-collaboration"]);
+        assert_eq!(
+            s[5].dependencies,
+            [
+                "neural-mesh",
+                "agent-wallet-manager",
+                "latent-collaboration"
+            ]
+        );
         assert_eq!(s[5].conditional.as_deref(), Some("INIT_SUBSYSTEMS"));
         assert_eq!(s[7].conditional, None);
     }
@@ -307,7 +381,11 @@ mod tests {
           ],
           "extra": 1
         }"#;
-        let p: Vec<String> = parse_graph(text).unwrap_err().iter().map(|p| p.to_string()).collect();
+        let p: Vec<String> = parse_graph(text)
+            .unwrap_err()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         assert_eq!(
             p,
             [
@@ -328,18 +406,34 @@ mod tests {
     #[test]
     fn duplicate_ids_name_both_places() {
         let text = r#"{"services":[{"id":"a","name":"A"},{"id":"a","name":"B"}]}"#;
-        assert_eq!(parse_graph(text).unwrap_err()[0].to_string(), "$.services[1].id: duplicate id \"a\" (first used at $.services[0])");
+        assert_eq!(
+            parse_graph(text).unwrap_err()[0].to_string(),
+            "$.services[1].id: duplicate id \"a\" (first used at $.services[0])"
+        );
     }
 
     #[test]
     fn bad_json_and_wrong_shapes() {
         let e = parse_graph("{\"services\": [").unwrap_err();
-        assert!(e[0].message.starts_with("not valid JSON: EOF while parsing"), "{}", e[0].message);
+        assert!(
+            e[0].message
+                .starts_with("not valid JSON: EOF while parsing"),
+            "{}",
+            e[0].message
+        );
         assert!(e[0].message.contains("line 1"));
-        assert_eq!(parse_graph("[]").unwrap_err()[0].message, "must be an object with a \"services\" array, got an array");
-        assert_eq!(parse_graph("{\"services\": {}}").unwrap_err()[0].to_string(), "$.services: must be an array, got an object");
+        assert_eq!(
+            parse_graph("[]").unwrap_err()[0].message,
+            "must be an object with a \"services\" array, got an array"
+        );
+        assert_eq!(
+            parse_graph("{\"services\": {}}").unwrap_err()[0].to_string(),
+            "$.services: must be an array, got an object"
+        );
         assert_eq!(parse_graph("{}").unwrap(), vec![]);
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-        assert!(parse_graph(&deep).unwrap_err()[0].message.contains("recursion limit"));
+        assert!(parse_graph(&deep).unwrap_err()[0]
+            .message
+            .contains("recursion limit"));
     }
 }

@@ -61,7 +61,11 @@ pub fn murmur_bucket(rollout: &str, key: &str) -> u32 {
 /// Java's `String.hashCode` of `<feature>:<user>` over UTF-16 code units.
 pub fn java_hash(feature: &str, user: &str) -> i32 {
     let mut h: i32 = 0;
-    for c in feature.encode_utf16().chain(std::iter::once(b':' as u16)).chain(user.encode_utf16()) {
+    for c in feature
+        .encode_utf16()
+        .chain(std::iter::once(b':' as u16))
+        .chain(user.encode_utf16())
+    {
         h = h.wrapping_mul(31).wrapping_add(c as i32);
     }
     h
@@ -85,19 +89,31 @@ mod tests {
         assert_eq!(murmur3_x86_32(b"", 0xffff_ffff), 0x81f1_6f39);
         assert_eq!(murmur3_x86_32(&[0xff, 0xff, 0xff, 0xff], 0), 0x7629_3b50);
         assert_eq!(murmur3_x86_32(&[0x21, 0x43, 0x65, 0x87], 0), 0xf55b_516b);
-        assert_eq!(murmur3_x86_32(&[0x21, 0x43, 0x65, 0x87], 0x5082_edee), 0x2362_f9de);
+        assert_eq!(
+            murmur3_x86_32(&[0x21, 0x43, 0x65, 0x87], 0x5082_edee),
+            0x2362_f9de
+        );
         assert_eq!(murmur3_x86_32(&[0x21, 0x43, 0x65], 0), 0x7e4a_8634);
         assert_eq!(murmur3_x86_32(&[0x21, 0x43], 0), 0xa0f7_b07a);
         assert_eq!(murmur3_x86_32(&[0x21], 0), 0x7266_1cf4);
         assert_eq!(murmur3_x86_32(b"Hello, world!", 1234), 0xfaf6_cdb3);
-        assert_eq!(murmur3_x86_32(b"The quick brown fox jumps over the lazy dog", 0x9747_b28c), 0x2fa8_26cd);
+        assert_eq!(
+            murmur3_x86_32(b"The quick brown fox jumps over the lazy dog", 0x9747_b28c),
+            0x2fa8_26cd
+        );
     }
 
     #[test]
     fn murmur_bucket_joins_without_allocating_and_with() {
         let long = "k".repeat(400);
-        assert_eq!(murmur_bucket("r", "user-1"), murmur3_x86_32(b"r:user-1", 0) % 10_000);
-        assert_eq!(murmur_bucket("r", &long), murmur3_x86_32(format!("r:{long}").as_bytes(), 0) % 10_000);
+        assert_eq!(
+            murmur_bucket("r", "user-1"),
+            murmur3_x86_32(b"r:user-1", 0) % 10_000
+        );
+        assert_eq!(
+            murmur_bucket("r", &long),
+            murmur3_x86_32(format!("r:{long}").as_bytes(), 0) % 10_000
+        );
     }
 
     #[test]

@@ -138,7 +138,12 @@ pub enum Window {
 }
 
 impl Window {
-    pub const ALL: [Window; 4] = [Window::TenSeconds, Window::OneMinute, Window::FiveMinutes, Window::AllTime];
+    pub const ALL: [Window; 4] = [
+        Window::TenSeconds,
+        Window::OneMinute,
+        Window::FiveMinutes,
+        Window::AllTime,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -178,9 +183,18 @@ pub struct RingSpec {
 
 /// The rings behind the 10 s, 1 min and 5 min windows, in [`Window::ring_index`] order.
 pub const RINGS: [RingSpec; 3] = [
-    RingSpec { slice_ms: 2_000.0, slices: 5 },
-    RingSpec { slice_ms: 10_000.0, slices: 6 },
-    RingSpec { slice_ms: 60_000.0, slices: 5 },
+    RingSpec {
+        slice_ms: 2_000.0,
+        slices: 5,
+    },
+    RingSpec {
+        slice_ms: 10_000.0,
+        slices: 6,
+    },
+    RingSpec {
+        slice_ms: 60_000.0,
+        slices: 5,
+    },
 ];
 
 /// Something kept per time slice. `clear` must empty it without freeing
@@ -391,7 +405,12 @@ impl HistSlot {
 /// `us` yet. `grant` is asked for the extra bytes before anything changes; if
 /// it refuses, nothing is recorded and this returns false.
 #[inline]
-pub(crate) fn record_sized<T: Counter>(slot: &mut Option<Box<Histogram<T>>>, us: u64, sigfig: u8, grant: impl FnOnce(usize) -> bool) -> bool {
+pub(crate) fn record_sized<T: Counter>(
+    slot: &mut Option<Box<Histogram<T>>>,
+    us: u64,
+    sigfig: u8,
+    grant: impl FnOnce(usize) -> bool,
+) -> bool {
     // The hot path. Auto-resize is off, so a value the histogram does not
     // cover is an error here rather than an amortised (oversized) regrowth.
     if let Some(h) = slot.as_mut() {
@@ -405,7 +424,12 @@ pub(crate) fn record_sized<T: Counter>(slot: &mut Option<Box<Histogram<T>>>, us:
 /// The rare part of [`record_sized`]: at most once per doubling of the
 /// largest value a slot has held.
 #[cold]
-fn allocate_and_record<T: Counter>(slot: &mut Option<Box<Histogram<T>>>, us: u64, sigfig: u8, grant: impl FnOnce(usize) -> bool) -> bool {
+fn allocate_and_record<T: Counter>(
+    slot: &mut Option<Box<Histogram<T>>>,
+    us: u64,
+    sigfig: u8,
+    grant: impl FnOnce(usize) -> bool,
+) -> bool {
     let old_bytes = slot.as_deref().map_or(0, histogram_bytes);
     let mut h = sized_histogram::<T>(us, sigfig);
     if !grant(histogram_bytes(&h).saturating_sub(old_bytes)) {
@@ -428,13 +452,15 @@ fn allocate_and_record<T: Counter>(slot: &mut Option<Box<Histogram<T>>>, us: u64
 /// A histogram of `sigfig` digits just large enough for `us`, auto-resize off
 /// (see "Memory" in the module docs for why growth is done by hand).
 fn sized_histogram<T: Counter>(us: u64, sigfig: u8) -> Histogram<T> {
-    Histogram::new_with_bounds(MIN_US, us.clamp(2 * MIN_US, MAX_US), sigfig).expect("1 µs .. 1 h at 2 or 3 digits is a valid HDR configuration")
+    Histogram::new_with_bounds(MIN_US, us.clamp(2 * MIN_US, MAX_US), sigfig)
+        .expect("1 µs .. 1 h at 2 or 3 digits is a valid HDR configuration")
 }
 
 /// A histogram covering the whole 1 µs .. 1 h range from the start, for
 /// merging into: anything recorded anywhere here fits it.
 pub(crate) fn full_histogram(sigfig: u8) -> Histogram<u64> {
-    Histogram::new_with_bounds(MIN_US, MAX_US, sigfig).expect("1 µs .. 1 h at 2 or 3 digits is a valid HDR configuration")
+    Histogram::new_with_bounds(MIN_US, MAX_US, sigfig)
+        .expect("1 µs .. 1 h at 2 or 3 digits is a valid HDR configuration")
 }
 
 /// Heap bytes of a boxed histogram: the box and the counts. Exact because
@@ -527,7 +553,12 @@ impl LatencyWindows {
     /// complete or visibly absent ([`has_windows`](Self::has_windows)), never
     /// silently missing part of its samples. Draw on one budget for the whole
     /// life of a `LatencyWindows`.
-    pub fn record_within(&mut self, value_us: f64, now: f64, budget: &mut WindowBudget) -> Recorded {
+    pub fn record_within(
+        &mut self,
+        value_us: f64,
+        now: f64,
+        budget: &mut WindowBudget,
+    ) -> Recorded {
         let r = quantize(value_us);
         let Some(us) = r.micros() else { return r };
         if matches!(r, Recorded::Clamped(_)) {
@@ -600,11 +631,19 @@ impl LatencyWindows {
     fn window_summary(&mut self, i: usize, now: f64) -> Percentiles {
         self.sync(i, now);
         let sum = &self.sums[i];
-        sum.0.as_deref().map(|h| Percentiles::of_with_sum(h, sum.1)).unwrap_or_default()
+        sum.0
+            .as_deref()
+            .map(|h| Percentiles::of_with_sum(h, sum.1))
+            .unwrap_or_default()
     }
 
     fn drop_windows(&mut self, budget: &mut WindowBudget) {
-        for slot in self.rings.iter_mut().flat_map(|r| r.slots.iter_mut()).chain(self.sums.iter_mut()) {
+        for slot in self
+            .rings
+            .iter_mut()
+            .flat_map(|r| r.slots.iter_mut())
+            .chain(self.sums.iter_mut())
+        {
             budget.give_back(slot.heap_bytes());
             slot.0 = None;
             slot.1 = 0;
@@ -652,17 +691,30 @@ impl LatencyWindows {
 
     /// Slices that hold an allocated histogram (at most 16).
     pub fn allocated_slices(&self) -> usize {
-        self.rings.iter().flat_map(|r| r.iter()).filter(|s| s.0.is_some()).count()
+        self.rings
+            .iter()
+            .flat_map(|r| r.iter())
+            .filter(|s| s.0.is_some())
+            .count()
     }
 
     /// Bytes of the window slices' histograms: what a [`WindowBudget`] counts.
     pub fn window_bytes(&self) -> usize {
-        self.rings.iter().flat_map(|r| r.iter()).chain(self.sums.iter()).map(HistSlot::heap_bytes).sum()
+        self.rings
+            .iter()
+            .flat_map(|r| r.iter())
+            .chain(self.sums.iter())
+            .map(HistSlot::heap_bytes)
+            .sum()
     }
 
     /// Bytes this series holds on the heap: slot pointers and histograms.
     pub fn heap_bytes(&self) -> usize {
-        let slots: usize = self.rings.iter().map(|r| r.slots.len() * size_of::<HistSlot>()).sum();
+        let slots: usize = self
+            .rings
+            .iter()
+            .map(|r| r.slots.len() * size_of::<HistSlot>())
+            .sum();
         slots + self.window_bytes() + self.all_time.as_deref().map_or(0, histogram_bytes)
     }
 }
@@ -704,7 +756,10 @@ impl Percentiles {
     fn with_mean<T: Counter>(h: &Histogram<T>, mean_us: f64) -> Self {
         // One pass over the counts for all five quantiles.
         let mut q = [0u64; 5];
-        for (slot, v) in q.iter_mut().zip(h.value_at_quantiles([0.5, 0.9, 0.95, 0.99, 0.999])) {
+        for (slot, v) in q
+            .iter_mut()
+            .zip(h.value_at_quantiles([0.5, 0.9, 0.95, 0.99, 0.999]))
+        {
             *slot = v;
         }
         Percentiles {
@@ -768,7 +823,11 @@ impl Default for Aggregate {
 
 impl std::fmt::Debug for Aggregate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Aggregate").field("sigfig", &self.hist.sigfig()).field("count", &self.hist.len()).field("clamped", &self.clamped).finish()
+        f.debug_struct("Aggregate")
+            .field("sigfig", &self.hist.sigfig())
+            .field("count", &self.hist.len())
+            .field("clamped", &self.clamped)
+            .finish()
     }
 }
 
@@ -845,7 +904,12 @@ impl Aggregate {
     /// Clears, adds one window of `src` and summarises it. Use an aggregate
     /// made by [`Aggregate::for_window`] for the window: a 3-digit one reads a
     /// ring window's 2-digit buckets at their lowest values (still within 1 %).
-    pub fn window_percentiles(&mut self, src: &mut LatencyWindows, window: Window, now: f64) -> Percentiles {
+    pub fn window_percentiles(
+        &mut self,
+        src: &mut LatencyWindows,
+        window: Window,
+        now: f64,
+    ) -> Percentiles {
         // A ring window of one series is one histogram already (its running
         // sum, at the window's digits): summarise it in place, no merge.
         if let Some(i) = window.ring_index() {
@@ -865,7 +929,13 @@ impl Aggregate {
         self.bytes.clear();
         self.serializer
             .serialize(&self.hist, &mut self.bytes)
-            .map_err(|e| CoreError::range("histogram", "counts the HDR V2 format can encode", format!("{e:?}")))?;
+            .map_err(|e| {
+                CoreError::range(
+                    "histogram",
+                    "counts the HDR V2 format can encode",
+                    format!("{e:?}"),
+                )
+            })?;
         BASE64.encode_string(&self.bytes, out);
         Ok(())
     }
@@ -881,7 +951,11 @@ impl Aggregate {
         const WHAT: &str = "a base64 HdrHistogram in V2 encoding";
         let encoded = encoded.trim();
         if encoded.is_empty() || encoded.len() > MAX_IMPORT_LEN {
-            return Err(CoreError::range("histogram", &format!("{WHAT} of 1 to {MAX_IMPORT_LEN} characters"), format!("{} characters", encoded.len())));
+            return Err(CoreError::range(
+                "histogram",
+                &format!("{WHAT} of 1 to {MAX_IMPORT_LEN} characters"),
+                format!("{} characters", encoded.len()),
+            ));
         }
         self.bytes.clear();
         BASE64
@@ -916,7 +990,13 @@ mod tests {
 
     #[test]
     fn ring_forgets_slices_as_they_leave_and_reports_its_span() {
-        let mut r: SliceRing<N> = SliceRing::new(RingSpec { slice_ms: 2_000.0, slices: 5 }, 0.0);
+        let mut r: SliceRing<N> = SliceRing::new(
+            RingSpec {
+                slice_ms: 2_000.0,
+                slices: 5,
+            },
+            0.0,
+        );
         r.head(0.0).0 += 1;
         r.head(1_999.0).0 += 10;
         r.head(8_500.0).0 += 100;
@@ -948,7 +1028,9 @@ mod tests {
     fn windows_rotate_with_injected_time() {
         let mut w = LatencyWindows::new(0.0);
         let mut agg = Aggregate::new();
-        let count = |w: &mut LatencyWindows, agg: &mut Aggregate, win, now| agg.window_percentiles(w, win, now).count;
+        let count = |w: &mut LatencyWindows, agg: &mut Aggregate, win, now| {
+            agg.window_percentiles(w, win, now).count
+        };
         // Reads and records go forward in time together, as a monotonic clock would.
         w.record(100.0, 0.0);
         w.record(100.0, 8_000.0);
@@ -968,7 +1050,10 @@ mod tests {
         assert_eq!(count(&mut w, &mut agg, Window::FiveMinutes, 300_000.0), 1);
         assert_eq!(count(&mut w, &mut agg, Window::FiveMinutes, 360_000.0), 0);
         assert_eq!(count(&mut w, &mut agg, Window::AllTime, 1e9), 4);
-        assert_eq!(w.covered_ms(Window::OneMinute, 1e9), Some(60_000.0 - 10_000.0));
+        assert_eq!(
+            w.covered_ms(Window::OneMinute, 1e9),
+            Some(60_000.0 - 10_000.0)
+        );
         assert_eq!(w.covered_ms(Window::AllTime, 1e9), None);
     }
 
@@ -989,7 +1074,10 @@ mod tests {
 
     fn assert_within(got: u64, exact: u64, rel: f64, what: &str) {
         let err = got.abs_diff(exact) as f64;
-        assert!(err <= exact as f64 * rel, "{what}: got {got}, exact {exact}");
+        assert!(
+            err <= exact as f64 * rel,
+            "{what}: got {got}, exact {exact}"
+        );
     }
 
     fn check_distribution(name: &str, mut sample: impl FnMut() -> f64) {
@@ -1007,13 +1095,33 @@ mod tests {
             let name = format!("{name} {}", window.as_str());
             let p = Aggregate::for_window(window).window_percentiles(&mut w, window, 4_000.0);
             assert_eq!(p.count, values.len() as u64, "{name}");
-            for (q, got) in [(0.5, p.p50_us), (0.9, p.p90_us), (0.95, p.p95_us), (0.99, p.p99_us), (0.999, p.p999_us)] {
-                assert_within(got, exact_quantile(&values, q), rel, &format!("{name} q{q}"));
+            for (q, got) in [
+                (0.5, p.p50_us),
+                (0.9, p.p90_us),
+                (0.95, p.p95_us),
+                (0.99, p.p99_us),
+                (0.999, p.p999_us),
+            ] {
+                assert_within(
+                    got,
+                    exact_quantile(&values, q),
+                    rel,
+                    &format!("{name} q{q}"),
+                );
             }
             assert_within(p.min_us, values[0], rel, &format!("{name} min"));
-            assert_within(p.max_us, *values.last().unwrap(), rel, &format!("{name} max"));
+            assert_within(
+                p.max_us,
+                *values.last().unwrap(),
+                rel,
+                &format!("{name} max"),
+            );
             let mean = values.iter().sum::<u64>() as f64 / values.len() as f64;
-            assert!((p.mean_us - mean).abs() <= mean * rel, "{name} mean {} vs {mean}", p.mean_us);
+            assert!(
+                (p.mean_us - mean).abs() <= mean * rel,
+                "{name} mean {} vs {mean}",
+                p.mean_us
+            );
         }
     }
 
@@ -1026,7 +1134,13 @@ mod tests {
         check_distribution("log-uniform", || 10f64.powf(rng.next_f64() * 6.0));
         let mut rng = SplitMix64::new(9);
         // Mostly fast, with a slow tail: the shape p99 exists for.
-        check_distribution("bimodal", || if rng.next_f64() < 0.97 { 800.0 + rng.next_f64() * 400.0 } else { 2e5 + rng.next_f64() * 3e6 });
+        check_distribution("bimodal", || {
+            if rng.next_f64() < 0.97 {
+                800.0 + rng.next_f64() * 400.0
+            } else {
+                2e5 + rng.next_f64() * 3e6
+            }
+        });
     }
 
     #[test]
@@ -1050,7 +1164,10 @@ mod tests {
         let mut w = LatencyWindows::new(0.0);
         assert_eq!(w.allocated_slices(), 0);
         let idle = w.heap_bytes();
-        assert!(idle <= 16 * size_of::<HistSlot>(), "an idle series holds only slot pointers, got {idle}");
+        assert!(
+            idle <= 16 * size_of::<HistSlot>(),
+            "an idle series holds only slot pointers, got {idle}"
+        );
         w.record(50.0, 0.0);
         // One slice per ring, plus all time.
         assert_eq!(w.allocated_slices(), 3);
@@ -1095,7 +1212,10 @@ mod tests {
         let w = every_slice_sees(4e9);
         let (slice_counts, all_counts) = (3_328, 23_552);
         assert_eq!(w.all_time().unwrap().distinct_values(), all_counts);
-        assert_eq!(w.window_bytes(), 19 * (size_of::<Histogram<u32>>() + slice_counts * 4));
+        assert_eq!(
+            w.window_bytes(),
+            19 * (size_of::<Histogram<u32>>() + slice_counts * 4)
+        );
         let documented = 19 * slice_counts * 4 + all_counts * 8;
         assert_eq!(documented, 441_344);
         assert_eq!(w.heap_bytes(), documented + overhead());
@@ -1139,7 +1259,8 @@ mod tests {
             if step % 97 == 0 {
                 for i in 0..3 {
                     let sum = w.window_sum(i, now).cloned();
-                    let mut merged: Histogram<u32> = Histogram::new_with_bounds(1, MAX_US, WINDOW_SIGFIG).unwrap();
+                    let mut merged: Histogram<u32> =
+                        Histogram::new_with_bounds(1, MAX_US, WINDOW_SIGFIG).unwrap();
                     for slot in w.rings[i].iter() {
                         if let Some(h) = slot.0.as_deref() {
                             merged.add(h).unwrap();
@@ -1149,7 +1270,11 @@ mod tests {
                     assert_eq!(sum_len, merged.len(), "ring {i} at step {step}");
                     if let Some(sum) = sum {
                         for v in merged.iter_recorded() {
-                            assert_eq!(sum.count_at(v.value_iterated_to()), v.count_at_value(), "ring {i}");
+                            assert_eq!(
+                                sum.count_at(v.value_iterated_to()),
+                                v.count_at_value(),
+                                "ring {i}"
+                            );
                         }
                         assert_eq!(Percentiles::of(&sum), Percentiles::of(&merged));
                     }
@@ -1165,7 +1290,9 @@ mod tests {
         // result must match recording the largest value first (one exact
         // allocation), in bytes and in content.
         let mut rng = SplitMix64::new(21);
-        let values: Vec<f64> = (0..3_000).map(|i| (i as f64 * 1_000.0 + rng.next_f64() * 999.0).min(4e9)).collect();
+        let values: Vec<f64> = (0..3_000)
+            .map(|i| (i as f64 * 1_000.0 + rng.next_f64() * 999.0).min(4e9))
+            .collect();
         let mut grown = LatencyWindows::new(0.0);
         let mut direct = LatencyWindows::new(0.0);
         direct.record(*values.last().unwrap(), 0.0);
@@ -1177,10 +1304,17 @@ mod tests {
         }
         assert_eq!(grown.heap_bytes(), direct.heap_bytes());
         let max = values.last().unwrap().round() as u64;
-        let exact = |sigfig| Histogram::<u32>::new_with_bounds(1, max, sigfig).unwrap().distinct_values();
+        let exact = |sigfig| {
+            Histogram::<u32>::new_with_bounds(1, max, sigfig)
+                .unwrap()
+                .distinct_values()
+        };
         assert_eq!(grown.all_time().unwrap().distinct_values(), exact(SIGFIG));
         // Three head slices and three running sums.
-        assert_eq!(grown.window_bytes(), 6 * (size_of::<Histogram<u32>>() + exact(WINDOW_SIGFIG) * 4));
+        assert_eq!(
+            grown.window_bytes(),
+            6 * (size_of::<Histogram<u32>>() + exact(WINDOW_SIGFIG) * 4)
+        );
         for window in Window::ALL {
             let mut a = Aggregate::for_window(window);
             let mut b = Aggregate::for_window(window);
@@ -1199,21 +1333,37 @@ mod tests {
         let mut budget = WindowBudget::new(6 * slice + 100);
         let (mut a, mut b) = (LatencyWindows::new(0.0), LatencyWindows::new(0.0));
         a.record_within(50.0, 0.0, &mut budget);
-        assert_eq!((budget.used(), a.window_bytes(), a.allocated_slices()), (6 * slice, 6 * slice, 3));
+        assert_eq!(
+            (budget.used(), a.window_bytes(), a.allocated_slices()),
+            (6 * slice, 6 * slice, 3)
+        );
         // A second series does not fit: it gets no slice at all, only all time.
         assert_eq!(b.record_within(70.0, 0.0, &mut budget), Recorded::Exact(70));
         assert!(!b.has_windows() && a.has_windows());
         assert_eq!((b.allocated_slices(), budget.used()), (0, 6 * slice));
         assert_eq!(b.all_time().unwrap().len(), 1);
         let mut agg = Aggregate::for_window(Window::TenSeconds);
-        assert_eq!(agg.window_percentiles(&mut b, Window::TenSeconds, 0.0).count, 0);
+        assert_eq!(
+            agg.window_percentiles(&mut b, Window::TenSeconds, 0.0)
+                .count,
+            0
+        );
         // The first series rotates into a new 2 s slice: refused too, and its
         // slices go back to the budget.
         a.record_within(50.0, 2_000.0, &mut budget);
         assert!(!a.has_windows());
         assert_eq!((a.allocated_slices(), budget.used()), (0, 0));
-        assert_eq!(agg.window_percentiles(&mut a, Window::OneMinute, 2_000.0).count, 0);
-        assert_eq!(Aggregate::new().window_percentiles(&mut a, Window::AllTime, 2_000.0).count, 2);
+        assert_eq!(
+            agg.window_percentiles(&mut a, Window::OneMinute, 2_000.0)
+                .count,
+            0
+        );
+        assert_eq!(
+            Aggregate::new()
+                .window_percentiles(&mut a, Window::AllTime, 2_000.0)
+                .count,
+            2
+        );
         // Until reset, later samples stay out of the windows even with room.
         b.record_within(70.0, 2_500.0, &mut budget);
         assert_eq!((b.allocated_slices(), budget.used()), (0, 0));
@@ -1248,8 +1398,15 @@ mod tests {
         let mut fine = Aggregate::new();
         fine.add_window(&mut w, Window::TenSeconds, 1_500.0);
         let (f, c) = (fine.percentiles(), slices.percentiles());
-        for (got, coarse) in [(f.p50_us, c.p50_us), (f.p99_us, c.p99_us), (f.max_us, c.max_us)] {
-            assert!(got <= coarse && coarse - got <= coarse / 128, "{got} vs {coarse}");
+        for (got, coarse) in [
+            (f.p50_us, c.p50_us),
+            (f.p99_us, c.p99_us),
+            (f.max_us, c.max_us),
+        ] {
+            assert!(
+                got <= coarse && coarse - got <= coarse / 128,
+                "{got} vs {coarse}"
+            );
         }
     }
 
@@ -1258,7 +1415,9 @@ mod tests {
     fn record_timing() {
         use std::hint::black_box;
         use std::time::Instant;
-        let values: Vec<f64> = (0..4_096).map(|i| 10f64.powf(2.0 + (i as f64 * 0.618_034).fract() * 4.0)).collect();
+        let values: Vec<f64> = (0..4_096)
+            .map(|i| 10f64.powf(2.0 + (i as f64 * 0.618_034).fract() * 4.0))
+            .collect();
         let mut w = LatencyWindows::new(0.0);
         let n = 20_000_000usize;
         let start = Instant::now();
@@ -1295,7 +1454,11 @@ mod tests {
 
     #[test]
     fn merging_two_exports_equals_recording_everything_in_one() {
-        let (mut x, mut y, mut both) = (LatencyWindows::new(0.0), LatencyWindows::new(0.0), LatencyWindows::new(0.0));
+        let (mut x, mut y, mut both) = (
+            LatencyWindows::new(0.0),
+            LatencyWindows::new(0.0),
+            LatencyWindows::new(0.0),
+        );
         let mut rng = SplitMix64::new(11);
         for i in 0..4_000 {
             let v = 10f64.powf(rng.next_f64() * 6.5);
@@ -1328,7 +1491,9 @@ mod tests {
         foreign.record(10 * MAX_US).unwrap();
         foreign.record(500).unwrap();
         let mut bytes = Vec::new();
-        V2DeflateSerializer::new().serialize(&foreign, &mut bytes).unwrap();
+        V2DeflateSerializer::new()
+            .serialize(&foreign, &mut bytes)
+            .unwrap();
         let mut agg = Aggregate::new();
         assert_eq!(agg.import(&BASE64.encode(&bytes)).unwrap(), 2);
         assert_eq!(agg.clamped(), 1);
@@ -1347,7 +1512,15 @@ mod tests {
         good.export(&mut s).unwrap();
         let truncated = &s[..s.len() / 2];
         let mut agg = Aggregate::new();
-        for bad in ["", "   ", "not base64 at all!", "AAAAAAAA", "HISTFAAAAA==", truncated, &"A".repeat(MAX_IMPORT_LEN + 4)] {
+        for bad in [
+            "",
+            "   ",
+            "not base64 at all!",
+            "AAAAAAAA",
+            "HISTFAAAAA==",
+            truncated,
+            &"A".repeat(MAX_IMPORT_LEN + 4),
+        ] {
             let e = agg.import(bad).unwrap_err();
             assert!(e.message.starts_with("histogram must be"), "{}", e.message);
         }

@@ -74,7 +74,11 @@ impl Criticality {
             "critical" => Ok(Criticality::Critical),
             "default" => Ok(Criticality::Default),
             "sheddable" => Ok(Criticality::Sheddable),
-            _ => Err(CoreError::range(field, "'critical', 'default' or 'sheddable'", format!("\"{s}\""))),
+            _ => Err(CoreError::range(
+                field,
+                "'critical', 'default' or 'sheddable'",
+                format!("\"{s}\""),
+            )),
         }
     }
 
@@ -184,7 +188,10 @@ pub struct Actor {
 impl Actor {
     /// The same actor with both texts sanitised (metadata: never refused).
     pub fn cleaned(&self) -> Actor {
-        Actor { name: clean(&self.name, MAX_ID_CHARS), source: clean(&self.source, MAX_ID_CHARS) }
+        Actor {
+            name: clean(&self.name, MAX_ID_CHARS),
+            source: clean(&self.source, MAX_ID_CHARS),
+        }
     }
 }
 
@@ -245,8 +252,17 @@ pub(crate) fn check_text(field: &str, s: &str, max: usize, allow_empty: bool) ->
 
 /// Command ids the CLI writes: 1 to 64 of `[A-Za-z0-9_-]`.
 pub fn check_command_id(id: &str) -> CoreResult<()> {
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(CoreError::range("command id", "1 to 64 letters, digits, '-' or '_'", format!("{} characters", id.chars().count())));
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(CoreError::range(
+            "command id",
+            "1 to 64 letters, digits, '-' or '_'",
+            format!("{} characters", id.chars().count()),
+        ));
     }
     Ok(())
 }
@@ -257,8 +273,14 @@ pub fn clean_args(v: &Value) -> Value {
     fn walk(v: &Value, depth: usize) -> Value {
         match v {
             Value::String(s) => Value::String(clean(s, MAX_REASON_CHARS)),
-            Value::Array(a) if depth < 8 => Value::Array(a.iter().map(|x| walk(x, depth + 1)).collect()),
-            Value::Object(o) if depth < 8 => Value::Object(o.iter().map(|(k, x)| (clean(k, MAX_ID_CHARS), walk(x, depth + 1))).collect()),
+            Value::Array(a) if depth < 8 => {
+                Value::Array(a.iter().map(|x| walk(x, depth + 1)).collect())
+            }
+            Value::Object(o) if depth < 8 => Value::Object(
+                o.iter()
+                    .map(|(k, x)| (clean(k, MAX_ID_CHARS), walk(x, depth + 1)))
+                    .collect(),
+            ),
             Value::Array(_) | Value::Object(_) => Value::Null,
             other => other.clone(),
         }
@@ -296,7 +318,17 @@ impl OpsState {
         if changed {
             self.version += 1;
         }
-        self.push_audit(now, action, args, who, if changed { "changed".into() } else { "unchanged".into() });
+        self.push_audit(
+            now,
+            action,
+            args,
+            who,
+            if changed {
+                "changed".into()
+            } else {
+                "unchanged".into()
+            },
+        );
         changed
     }
 
@@ -338,16 +370,25 @@ impl OpsState {
     /// entry of the same source, action and reason in the current window,
     /// or a new entry; the refusal ring is bounded on its own. Returns the
     /// entry and whether it is new.
-    pub fn record_refusal(&mut self, now: f64, action: &str, source: &str, why: &str) -> (RefusedAttempts, bool) {
+    pub fn record_refusal(
+        &mut self,
+        now: f64,
+        action: &str,
+        source: &str,
+        why: &str,
+    ) -> (RefusedAttempts, bool) {
         let now = if now.is_finite() { now } else { 0.0 };
         let action = clean(action, MAX_ID_CHARS);
         let source = clean(source, MAX_ID_CHARS);
         let result = clean(&format!("refused: {why}"), MAX_RESULT_CHARS);
         let seq = self.take_seq();
-        let found = self
-            .refusals
-            .iter()
-            .rposition(|r| r.source == source && r.action == action && r.result == result && now - r.first_at < REFUSAL_WINDOW_MS && now >= r.first_at);
+        let found = self.refusals.iter().rposition(|r| {
+            r.source == source
+                && r.action == action
+                && r.result == result
+                && now - r.first_at < REFUSAL_WINDOW_MS
+                && now >= r.first_at
+        });
         if let Some(i) = found {
             let mut r = self.refusals.remove(i).expect("index from rposition");
             r.count = r.count.saturating_add(1);
@@ -360,7 +401,15 @@ impl OpsState {
             self.refusals.pop_front();
             self.refusals_dropped += 1;
         }
-        let r = RefusedAttempts { seq, first_at: now, at: now, action, source, result, count: 1 };
+        let r = RefusedAttempts {
+            seq,
+            first_at: now,
+            at: now,
+            action,
+            source,
+            result,
+            count: 1,
+        };
         self.refusals.push_back(r.clone());
         (r, true)
     }
@@ -399,7 +448,12 @@ impl OpsState {
         if self.applied.len() >= APPLIED_CAP {
             self.applied.pop_front();
         }
-        self.applied.push_back(Applied { id: id.to_string(), at: if now.is_finite() { now } else { 0.0 }, by: clean(by, MAX_ID_CHARS), result: clean(result, MAX_RESULT_CHARS) });
+        self.applied.push_back(Applied {
+            id: id.to_string(),
+            at: if now.is_finite() { now } else { 0.0 },
+            by: clean(by, MAX_ID_CHARS),
+            result: clean(result, MAX_RESULT_CHARS),
+        });
         self.version += 1;
         Ok(())
     }
@@ -410,7 +464,13 @@ impl OpsState {
     }
 
     /// Turns safe mode on or off. Returns whether anything changed.
-    pub fn set_safe_mode(&mut self, on: bool, reason: &str, who: &Actor, now: f64) -> CoreResult<bool> {
+    pub fn set_safe_mode(
+        &mut self,
+        on: bool,
+        reason: &str,
+        who: &Actor,
+        now: f64,
+    ) -> CoreResult<bool> {
         let who = &who.cleaned();
         check::at_least("now", now, f64::MIN)?;
         check_text("reason", reason, MAX_REASON_CHARS, true)?;
@@ -418,7 +478,11 @@ impl OpsState {
             (true, Some(s)) if s.reason == reason => false,
             (true, _) => {
                 let since = self.safe_mode.as_ref().map_or(now, |s| s.since);
-                self.safe_mode = Some(Switch { since, reason: reason.to_string(), actor: who.name.clone() });
+                self.safe_mode = Some(Switch {
+                    since,
+                    reason: reason.to_string(),
+                    actor: who.name.clone(),
+                });
                 true
             }
             (false, None) => false,
@@ -427,25 +491,46 @@ impl OpsState {
                 true
             }
         };
-        Ok(self.record(now, "safe-mode", json!({ "enabled": on, "reason": reason }), who, changed))
+        Ok(self.record(
+            now,
+            "safe-mode",
+            json!({ "enabled": on, "reason": reason }),
+            who,
+            changed,
+        ))
     }
 
     /// Sets the brownout dimmer (`level` 0..=1, the share of non-critical
     /// traffic served), or turns brownout off with `None`.
-    pub fn set_brownout(&mut self, level: Option<f64>, reason: &str, who: &Actor, now: f64) -> CoreResult<bool> {
+    pub fn set_brownout(
+        &mut self,
+        level: Option<f64>,
+        reason: &str,
+        who: &Actor,
+        now: f64,
+    ) -> CoreResult<bool> {
         let who = &who.cleaned();
         check::at_least("now", now, f64::MIN)?;
         check_text("reason", reason, MAX_REASON_CHARS, true)?;
         if let Some(l) = level {
             if !l.is_finite() || !(0.0..=1.0).contains(&l) {
-                return Err(CoreError::range("level", "a number from 0 to 1 (the share of non-critical traffic served)", check::fmt_num(l)));
+                return Err(CoreError::range(
+                    "level",
+                    "a number from 0 to 1 (the share of non-critical traffic served)",
+                    check::fmt_num(l),
+                ));
             }
         }
         let changed = match (level, &self.brownout) {
             (Some(l), Some(b)) if b.level == l && b.reason == reason => false,
             (Some(l), _) => {
                 let since = self.brownout.as_ref().map_or(now, |b| b.since);
-                self.brownout = Some(Brownout { level: l, since, reason: reason.to_string(), actor: who.name.clone() });
+                self.brownout = Some(Brownout {
+                    level: l,
+                    since,
+                    reason: reason.to_string(),
+                    actor: who.name.clone(),
+                });
                 true
             }
             (None, None) => false,
@@ -461,30 +546,61 @@ impl OpsState {
         Ok(self.record(now, "brownout", args, who, changed))
     }
 
-    pub fn quarantine(&mut self, agent: &str, reason: &str, ttl_ms: Option<f64>, who: &Actor, now: f64) -> CoreResult<bool> {
+    pub fn quarantine(
+        &mut self,
+        agent: &str,
+        reason: &str,
+        ttl_ms: Option<f64>,
+        who: &Actor,
+        now: f64,
+    ) -> CoreResult<bool> {
         let who = &who.cleaned();
         check::at_least("now", now, f64::MIN)?;
         check_text("agentId", agent, MAX_ID_CHARS, false)?;
         check_text("reason", reason, MAX_REASON_CHARS, true)?;
         if let Some(t) = ttl_ms {
             if !t.is_finite() || t <= 0.0 || t > 365.0 * 86_400_000.0 {
-                return Err(CoreError::range("ttlMs", "a number of ms > 0 and at most one year", check::fmt_num(t)));
+                return Err(CoreError::range(
+                    "ttlMs",
+                    "a number of ms > 0 and at most one year",
+                    check::fmt_num(t),
+                ));
             }
         }
         self.expire(now);
         if !self.quarantine.contains_key(agent) && self.quarantine.len() >= MAX_QUARANTINED {
-            return Err(CoreError::range("agentId", &format!("one of at most {MAX_QUARANTINED} quarantined agents"), "one more"));
+            return Err(CoreError::range(
+                "agentId",
+                &format!("one of at most {MAX_QUARANTINED} quarantined agents"),
+                "one more",
+            ));
         }
         let expires_at = ttl_ms.map(|t| now + t);
         let changed = match self.quarantine.get(agent) {
             Some(q) if q.reason == reason && ttl_ms.is_none() && q.expires_at.is_none() => false,
             Some(q) => {
                 let since = q.since;
-                self.quarantine.insert(agent.to_string(), Quarantine { since, reason: reason.to_string(), actor: who.name.clone(), expires_at });
+                self.quarantine.insert(
+                    agent.to_string(),
+                    Quarantine {
+                        since,
+                        reason: reason.to_string(),
+                        actor: who.name.clone(),
+                        expires_at,
+                    },
+                );
                 true
             }
             None => {
-                self.quarantine.insert(agent.to_string(), Quarantine { since: now, reason: reason.to_string(), actor: who.name.clone(), expires_at });
+                self.quarantine.insert(
+                    agent.to_string(),
+                    Quarantine {
+                        since: now,
+                        reason: reason.to_string(),
+                        actor: who.name.clone(),
+                        expires_at,
+                    },
+                );
                 true
             }
         };
@@ -501,13 +617,20 @@ impl OpsState {
         check_text("agentId", agent, MAX_ID_CHARS, false)?;
         self.expire(now);
         let changed = self.quarantine.remove(agent).is_some();
-        Ok(self.record(now, "release-agent", json!({ "agentId": agent }), who, changed))
+        Ok(self.record(
+            now,
+            "release-agent",
+            json!({ "agentId": agent }),
+            who,
+            changed,
+        ))
     }
 
     /// Drops quarantines whose time is up. Returns how many.
     pub fn expire(&mut self, now: f64) -> usize {
         let before = self.quarantine.len();
-        self.quarantine.retain(|_, q| q.expires_at.is_none_or(|t| t > now));
+        self.quarantine
+            .retain(|_, q| q.expires_at.is_none_or(|t| t > now));
         let n = before - self.quarantine.len();
         if n > 0 {
             self.version += 1;
@@ -521,20 +644,33 @@ impl OpsState {
     }
 
     pub fn quarantined(&self, agent: &str, now: f64) -> Option<&Quarantine> {
-        self.quarantine.get(agent).filter(|q| q.expires_at.is_none_or(|t| t > now))
+        self.quarantine
+            .get(agent)
+            .filter(|q| q.expires_at.is_none_or(|t| t > now))
     }
 
     pub fn quarantine_list(&self, now: f64) -> impl Iterator<Item = (&String, &Quarantine)> {
-        self.quarantine.iter().filter(move |(_, q)| q.expires_at.is_none_or(|t| t > now))
+        self.quarantine
+            .iter()
+            .filter(move |(_, q)| q.expires_at.is_none_or(|t| t > now))
     }
 
     /// Earliest quarantine expiry, so readers know when the flags go stale.
     pub fn next_expiry(&self) -> Option<f64> {
-        self.quarantine.values().filter_map(|q| q.expires_at).min_by(|a, b| a.total_cmp(b))
+        self.quarantine
+            .values()
+            .filter_map(|q| q.expires_at)
+            .min_by(|a, b| a.total_cmp(b))
     }
 
     /// Marks rollouts rolled back (`None` name = the ones listed in `names`).
-    pub fn record_rollback(&mut self, names: &[String], reason: &str, who: &Actor, now: f64) -> CoreResult<bool> {
+    pub fn record_rollback(
+        &mut self,
+        names: &[String],
+        reason: &str,
+        who: &Actor,
+        now: f64,
+    ) -> CoreResult<bool> {
         let who = &who.cleaned();
         check::at_least("now", now, f64::MIN)?;
         check_text("reason", reason, MAX_REASON_CHARS, true)?;
@@ -545,10 +681,23 @@ impl OpsState {
         for n in names {
             if !self.rolled_back.contains_key(n) {
                 changed = true;
-                self.rolled_back.insert(n.clone(), Switch { since: now, reason: reason.to_string(), actor: who.name.clone() });
+                self.rolled_back.insert(
+                    n.clone(),
+                    Switch {
+                        since: now,
+                        reason: reason.to_string(),
+                        actor: who.name.clone(),
+                    },
+                );
             }
         }
-        Ok(self.record(now, "rollback", json!({ "rollouts": names, "reason": reason }), who, changed))
+        Ok(self.record(
+            now,
+            "rollback",
+            json!({ "rollouts": names, "reason": reason }),
+            who,
+            changed,
+        ))
     }
 
     /// Forgets a recorded rollback (the rollout was restarted on purpose).
@@ -563,7 +712,13 @@ impl OpsState {
     /// The decision for one request: `essential` routes pass safe mode,
     /// `criticality` decides under brownout, `agent` (if any) is checked
     /// against the quarantine.
-    pub fn decide(&mut self, essential: bool, criticality: Criticality, agent: Option<&str>, now: f64) -> Decision {
+    pub fn decide(
+        &mut self,
+        essential: bool,
+        criticality: Criticality,
+        agent: Option<&str>,
+        now: f64,
+    ) -> Decision {
         if let Some(a) = agent {
             if self.quarantined(a, now).is_some() {
                 return Decision::Quarantined;
@@ -596,9 +751,27 @@ impl OpsState {
             .quarantine_list(now)
             .map(|(k, q)| (k.clone(), json!({ "since": q.since, "reason": q.reason, "actor": q.actor, "expiresAt": q.expires_at })))
             .collect();
-        let audit: Vec<Value> = self.audit.iter().rev().take(AUDIT_PERSISTED).rev().map(audit_json).collect();
-        let refused: Vec<Value> = self.refusals.iter().rev().take(REFUSALS_PERSISTED).rev().map(refusal_json).collect();
-        let applied: Vec<Value> = self.applied.iter().map(|a| json!({ "id": a.id, "at": a.at, "by": a.by, "result": a.result })).collect();
+        let audit: Vec<Value> = self
+            .audit
+            .iter()
+            .rev()
+            .take(AUDIT_PERSISTED)
+            .rev()
+            .map(audit_json)
+            .collect();
+        let refused: Vec<Value> = self
+            .refusals
+            .iter()
+            .rev()
+            .take(REFUSALS_PERSISTED)
+            .rev()
+            .map(refusal_json)
+            .collect();
+        let applied: Vec<Value> = self
+            .applied
+            .iter()
+            .map(|a| json!({ "id": a.id, "at": a.at, "by": a.by, "result": a.result }))
+            .collect();
         let v = json!({
             "format": STATE_FORMAT,
             "version": self.version,
@@ -632,11 +805,21 @@ impl OpsState {
     /// assert_eq!(r.dropped, ["$.audit[0]: $.audit[0].at must be a finite number, got a string"]);
     /// ```
     pub fn load_json(&mut self, text: &str) -> CoreResult<LoadReport> {
-        let v: Value = serde_json::from_str(text).map_err(|e| CoreError::type_error("state file", "valid JSON", e))?;
-        let o = v.as_object().ok_or_else(|| CoreError::type_error("state file", "a JSON object", kind(&v)))?;
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| CoreError::type_error("state file", "valid JSON", e))?;
+        let o = v
+            .as_object()
+            .ok_or_else(|| CoreError::type_error("state file", "a JSON object", kind(&v)))?;
         match o.get("format").and_then(Value::as_u64) {
             Some(STATE_FORMAT) => {}
-            _ => return Err(CoreError::range("$.format", &format!("{STATE_FORMAT}"), o.get("format").map_or("missing".to_string(), |f| f.to_string()))),
+            _ => {
+                return Err(CoreError::range(
+                    "$.format",
+                    &format!("{STATE_FORMAT}"),
+                    o.get("format")
+                        .map_or("missing".to_string(), |f| f.to_string()),
+                ))
+            }
         }
         let mut rep = LoadReport::default();
         let safe_mode = match o.get("safeMode") {
@@ -646,11 +829,23 @@ impl OpsState {
         let brownout = match o.get("brownout") {
             None | Some(Value::Null) => None,
             Some(v) => switch("$.brownout", v, &mut rep).and_then(|s| {
-                let level = v.get("level").and_then(Value::as_f64).filter(|l| (0.0..=1.0).contains(l));
+                let level = v
+                    .get("level")
+                    .and_then(Value::as_f64)
+                    .filter(|l| (0.0..=1.0).contains(l));
                 match level {
-                    Some(level) => Some(Brownout { level, since: s.since, reason: s.reason, actor: s.actor }),
+                    Some(level) => Some(Brownout {
+                        level,
+                        since: s.since,
+                        reason: s.reason,
+                        actor: s.actor,
+                    }),
                     None => {
-                        rep.drop(format!("$.brownout: $.brownout.level must be a number from 0 to 1, got {}", v.get("level").map_or("missing".to_string(), |l| l.to_string())));
+                        rep.drop(format!(
+                            "$.brownout: $.brownout.level must be a number from 0 to 1, got {}",
+                            v.get("level")
+                                .map_or("missing".to_string(), |l| l.to_string())
+                        ));
                         None
                     }
                 }
@@ -661,25 +856,39 @@ impl OpsState {
             for (id, e) in q {
                 let path = format!("$.quarantine[{id:?}]");
                 if quarantine.len() >= MAX_QUARANTINED {
-                    rep.drop(format!("{path}: more than {MAX_QUARANTINED} quarantined agents"));
+                    rep.drop(format!(
+                        "{path}: more than {MAX_QUARANTINED} quarantined agents"
+                    ));
                     continue;
                 }
                 if let Err(err) = check_text(&path, id, MAX_ID_CHARS, false) {
                     rep.drop(format!("{path}: {err}"));
                     continue;
                 }
-                let Some(s) = switch(&path, e, &mut rep) else { continue };
+                let Some(s) = switch(&path, e, &mut rep) else {
+                    continue;
+                };
                 let expires_at = match e.get("expiresAt") {
                     None | Some(Value::Null) => None,
-                    Some(x) => match x.as_f64().filter(|t| t.is_finite()) {
-                        Some(t) => Some(t),
-                        None => {
-                            rep.drop(format!("{path}: {path}.expiresAt must be a finite number or null, got {}", kind(x)));
-                            continue;
+                    Some(x) => {
+                        match x.as_f64().filter(|t| t.is_finite()) {
+                            Some(t) => Some(t),
+                            None => {
+                                rep.drop(format!("{path}: {path}.expiresAt must be a finite number or null, got {}", kind(x)));
+                                continue;
+                            }
                         }
-                    },
+                    }
                 };
-                quarantine.insert(id.clone(), Quarantine { since: s.since, reason: s.reason, actor: s.actor, expires_at });
+                quarantine.insert(
+                    id.clone(),
+                    Quarantine {
+                        since: s.since,
+                        reason: s.reason,
+                        actor: s.actor,
+                        expires_at,
+                    },
+                );
             }
         }
         let mut rolled_back = BTreeMap::new();
@@ -699,8 +908,12 @@ impl OpsState {
         let mut audit = VecDeque::new();
         for (path, eo) in entries(o, "audit", AUDIT_CAP, &mut rep) {
             // One message per dropped entry: the first reason is enough.
-            let Some(seq) = seq_field(&eo, &path, &mut rep) else { continue };
-            let Some(at) = num_field(&eo, &path, "at", &mut rep) else { continue };
+            let Some(seq) = seq_field(&eo, &path, &mut rep) else {
+                continue;
+            };
+            let Some(at) = num_field(&eo, &path, "at", &mut rep) else {
+                continue;
+            };
             max_seq = max_seq.max(seq);
             let args = match eo.get("args") {
                 None | Some(Value::Null) => Value::Null,
@@ -725,9 +938,15 @@ impl OpsState {
         let mut refusals = VecDeque::new();
         for (path, eo) in entries(o, "refused", REFUSALS_CAP, &mut rep) {
             // One message per dropped entry: the first reason is enough.
-            let Some(seq) = seq_field(&eo, &path, &mut rep) else { continue };
-            let Some(at) = num_field(&eo, &path, "at", &mut rep) else { continue };
-            let Some(first_at) = num_field(&eo, &path, "firstAt", &mut rep) else { continue };
+            let Some(seq) = seq_field(&eo, &path, &mut rep) else {
+                continue;
+            };
+            let Some(at) = num_field(&eo, &path, "at", &mut rep) else {
+                continue;
+            };
+            let Some(first_at) = num_field(&eo, &path, "firstAt", &mut rep) else {
+                continue;
+            };
             let Some(count) = eo.get("count").and_then(Value::as_u64).filter(|&c| c >= 1) else {
                 rep.drop(format!("{path}: {path}.count must be a positive integer"));
                 continue;
@@ -752,13 +971,23 @@ impl OpsState {
                     continue;
                 }
             };
-            let Some(at) = num_field(&eo, &path, "at", &mut rep) else { continue };
-            applied.push_back(Applied { id, at, by: text_field(&eo, &path, "by", MAX_ID_CHARS, &mut rep), result: text_field(&eo, &path, "result", MAX_RESULT_CHARS, &mut rep) });
+            let Some(at) = num_field(&eo, &path, "at", &mut rep) else {
+                continue;
+            };
+            applied.push_back(Applied {
+                id,
+                at,
+                by: text_field(&eo, &path, "by", MAX_ID_CHARS, &mut rep),
+                result: text_field(&eo, &path, "result", MAX_RESULT_CHARS, &mut rep),
+            });
         }
         let file_next = match o.get("nextSeq") {
             None | Some(Value::Null) => 0,
             Some(n) => n.as_u64().unwrap_or_else(|| {
-                rep.drop(format!("$.nextSeq: must be a positive integer, got {}", kind(n)));
+                rep.drop(format!(
+                    "$.nextSeq: must be a positive integer, got {}",
+                    kind(n)
+                ));
                 0
             }),
         };
@@ -784,11 +1013,20 @@ fn switch(path: &str, v: &Value, rep: &mut LoadReport) -> Option<Switch> {
         return None;
     };
     let since = num_field(o, path, "since", rep)?;
-    Some(Switch { since, reason: text_field(o, path, "reason", MAX_REASON_CHARS, rep), actor: text_field(o, path, "actor", MAX_ID_CHARS, rep) })
+    Some(Switch {
+        since,
+        reason: text_field(o, path, "reason", MAX_REASON_CHARS, rep),
+        actor: text_field(o, path, "actor", MAX_ID_CHARS, rep),
+    })
 }
 
 /// A top-level object (`quarantine`, `rolledBack`); another type is dropped and reported.
-fn object<'a>(o: &'a Map<String, Value>, path: &str, key: &str, rep: &mut LoadReport) -> Option<&'a Map<String, Value>> {
+fn object<'a>(
+    o: &'a Map<String, Value>,
+    path: &str,
+    key: &str,
+    rep: &mut LoadReport,
+) -> Option<&'a Map<String, Value>> {
     match o.get(key) {
         None | Some(Value::Null) => None,
         Some(Value::Object(m)) => Some(m),
@@ -800,7 +1038,12 @@ fn object<'a>(o: &'a Map<String, Value>, path: &str, key: &str, rep: &mut LoadRe
 }
 
 /// The object entries of a top-level array (the last `cap`), with their paths.
-fn entries(o: &Map<String, Value>, key: &str, cap: usize, rep: &mut LoadReport) -> Vec<(String, Map<String, Value>)> {
+fn entries(
+    o: &Map<String, Value>,
+    key: &str,
+    cap: usize,
+    rep: &mut LoadReport,
+) -> Vec<(String, Map<String, Value>)> {
     let a = match o.get(key) {
         None | Some(Value::Null) => return Vec::new(),
         Some(Value::Array(a)) => a,
@@ -824,7 +1067,10 @@ fn entries(o: &Map<String, Value>, key: &str, cap: usize, rep: &mut LoadReport) 
 fn seq_field(o: &Map<String, Value>, path: &str, rep: &mut LoadReport) -> Option<u64> {
     let s = o.get("seq").and_then(Value::as_u64);
     if s.is_none() {
-        rep.drop(format!("{path}: {path}.seq must be a positive integer, got {}", o.get("seq").map_or("missing", kind)));
+        rep.drop(format!(
+            "{path}: {path}.seq must be a positive integer, got {}",
+            o.get("seq").map_or("missing", kind)
+        ));
     }
     s
 }
@@ -840,16 +1086,27 @@ fn num_field(o: &Map<String, Value>, path: &str, key: &str, rep: &mut LoadReport
 }
 
 /// A text field; missing, not a string, or breaking the text rule: repaired and reported.
-fn text_field(o: &Map<String, Value>, path: &str, key: &str, max: usize, rep: &mut LoadReport) -> String {
+fn text_field(
+    o: &Map<String, Value>,
+    path: &str,
+    key: &str,
+    max: usize,
+    rep: &mut LoadReport,
+) -> String {
     match o.get(key) {
         Some(Value::String(s)) if text::is_clean(s, max) => s.clone(),
         Some(Value::String(s)) => {
-            let why = check_text(&format!("{path}.{key}"), s, max, true).err().map_or_else(String::new, |e| e.message);
+            let why = check_text(&format!("{path}.{key}"), s, max, true)
+                .err()
+                .map_or_else(String::new, |e| e.message);
             rep.repair(format!("{path}.{key}: sanitised ({why})"));
             clean(s, max)
         }
         other => {
-            rep.repair(format!("{path}.{key}: must be a string, got {}; set to \"\"", other.map_or("missing", kind)));
+            rep.repair(format!(
+                "{path}.{key}: must be a string, got {}; set to \"\"",
+                other.map_or("missing", kind)
+            ));
             String::new()
         }
     }
@@ -858,7 +1115,11 @@ fn text_field(o: &Map<String, Value>, path: &str, key: &str, max: usize, rep: &m
 fn num(o: &Map<String, Value>, path: &str, key: &str) -> CoreResult<f64> {
     match o.get(key).and_then(Value::as_f64) {
         Some(v) if v.is_finite() => Ok(v),
-        _ => Err(CoreError::type_error(&format!("{path}.{key}"), "a finite number", o.get(key).map_or("missing", kind))),
+        _ => Err(CoreError::type_error(
+            &format!("{path}.{key}"),
+            "a finite number",
+            o.get(key).map_or("missing", kind),
+        )),
     }
 }
 
@@ -876,23 +1137,47 @@ mod tests {
     use super::*;
 
     fn op() -> Actor {
-        Actor { name: "alice".into(), source: "127.0.0.1".into() }
+        Actor {
+            name: "alice".into(),
+            source: "127.0.0.1".into(),
+        }
     }
 
     #[test]
     fn safe_mode_serves_only_essential_routes_and_is_idempotent() {
         let mut s = OpsState::new(1);
-        assert_eq!(s.decide(false, Criticality::Default, None, 0.0), Decision::Serve);
+        assert_eq!(
+            s.decide(false, Criticality::Default, None, 0.0),
+            Decision::Serve
+        );
         assert!(s.set_safe_mode(true, "db failover", &op(), 10.0).unwrap());
-        assert!(!s.set_safe_mode(true, "db failover", &op(), 11.0).unwrap(), "same again: unchanged");
-        assert_eq!(s.decide(false, Criticality::Critical, None, 12.0), Decision::SafeMode);
-        assert_eq!(s.decide(true, Criticality::Sheddable, None, 12.0), Decision::Serve);
-        assert!(s.set_safe_mode(true, "still failing over", &op(), 13.0).unwrap());
-        assert_eq!(s.safe_mode.as_ref().unwrap().since, 10.0, "since is kept when only the reason changes");
+        assert!(
+            !s.set_safe_mode(true, "db failover", &op(), 11.0).unwrap(),
+            "same again: unchanged"
+        );
+        assert_eq!(
+            s.decide(false, Criticality::Critical, None, 12.0),
+            Decision::SafeMode
+        );
+        assert_eq!(
+            s.decide(true, Criticality::Sheddable, None, 12.0),
+            Decision::Serve
+        );
+        assert!(s
+            .set_safe_mode(true, "still failing over", &op(), 13.0)
+            .unwrap());
+        assert_eq!(
+            s.safe_mode.as_ref().unwrap().since,
+            10.0,
+            "since is kept when only the reason changes"
+        );
         assert!(s.set_safe_mode(false, "", &op(), 14.0).unwrap());
         assert!(!s.set_safe_mode(false, "", &op(), 15.0).unwrap());
         let results: Vec<&str> = s.audit().map(|e| e.result.as_str()).collect();
-        assert_eq!(results, ["changed", "unchanged", "changed", "changed", "unchanged"]);
+        assert_eq!(
+            results,
+            ["changed", "unchanged", "changed", "changed", "unchanged"]
+        );
         assert_eq!(s.version, 3);
     }
 
@@ -901,7 +1186,10 @@ mod tests {
         let mut s = OpsState::new(42);
         let share = |s: &mut OpsState, c: Criticality| {
             let n = 20_000;
-            (0..n).filter(|_| s.decide(false, c, None, 0.0) == Decision::Serve).count() as f64 / n as f64
+            (0..n)
+                .filter(|_| s.decide(false, c, None, 0.0) == Decision::Serve)
+                .count() as f64
+                / n as f64
         };
         s.set_brownout(Some(0.5), "", &op(), 0.0).unwrap();
         assert_eq!(share(&mut s, Criticality::Default), 1.0);
@@ -912,7 +1200,8 @@ mod tests {
         s.set_brownout(Some(0.9), "", &op(), 0.0).unwrap();
         let sh = share(&mut s, Criticality::Sheddable);
         assert!((sh - 0.8).abs() < 0.02, "sheddable served {sh}");
-        s.set_brownout(Some(0.0), "critical only", &op(), 0.0).unwrap();
+        s.set_brownout(Some(0.0), "critical only", &op(), 0.0)
+            .unwrap();
         assert_eq!(share(&mut s, Criticality::Default), 0.0);
         assert_eq!(share(&mut s, Criticality::Critical), 1.0);
         assert_eq!(s.set_brownout(Some(1.5), "", &op(), 0.0).unwrap_err().message, "level must be a number from 0 to 1 (the share of non-critical traffic served), got 1.5");
@@ -924,19 +1213,38 @@ mod tests {
     #[test]
     fn quarantine_with_expiry_checked_lazily() {
         let mut s = OpsState::new(1);
-        assert!(s.quarantine("agent-7", "looping", Some(1000.0), &op(), 0.0).unwrap());
-        assert_eq!(s.decide(true, Criticality::Critical, Some("agent-7"), 999.0), Decision::Quarantined);
-        assert_eq!(s.decide(true, Criticality::Critical, Some("agent-8"), 999.0), Decision::Serve);
+        assert!(s
+            .quarantine("agent-7", "looping", Some(1000.0), &op(), 0.0)
+            .unwrap());
+        assert_eq!(
+            s.decide(true, Criticality::Critical, Some("agent-7"), 999.0),
+            Decision::Quarantined
+        );
+        assert_eq!(
+            s.decide(true, Criticality::Critical, Some("agent-8"), 999.0),
+            Decision::Serve
+        );
         assert_eq!(s.next_expiry(), Some(1000.0));
-        assert_eq!(s.decide(true, Criticality::Critical, Some("agent-7"), 1000.0), Decision::Serve, "expired");
+        assert_eq!(
+            s.decide(true, Criticality::Critical, Some("agent-7"), 1000.0),
+            Decision::Serve,
+            "expired"
+        );
         assert_eq!(s.quarantine_list(1000.0).count(), 0);
         s.quarantine("a", "", None, &op(), 0.0).unwrap();
         assert!(!s.quarantine("a", "", None, &op(), 1.0).unwrap());
         assert!(s.release("a", &op(), 2.0).unwrap());
         assert!(!s.release("a", &op(), 3.0).unwrap());
         assert!(s.quarantine("", "", None, &op(), 0.0).is_err());
-        assert!(s.quarantine("x", "", Some(-1.0), &op(), 0.0).unwrap_err().message.starts_with("ttlMs"));
-        assert!(s.quarantine("x\n", "", None, &op(), 0.0).is_err(), "no control characters (log injection)");
+        assert!(s
+            .quarantine("x", "", Some(-1.0), &op(), 0.0)
+            .unwrap_err()
+            .message
+            .starts_with("ttlMs"));
+        assert!(
+            s.quarantine("x\n", "", None, &op(), 0.0).is_err(),
+            "no control characters (log injection)"
+        );
     }
 
     #[test]
@@ -945,8 +1253,10 @@ mod tests {
         s.set_safe_mode(true, "maintenance", &op(), 5.0).unwrap();
         s.set_brownout(Some(0.3), "latency", &op(), 6.0).unwrap();
         s.quarantine("agent-1", "spam", None, &op(), 7.0).unwrap();
-        s.quarantine("agent-2", "gone soon", Some(10.0), &op(), 7.0).unwrap();
-        s.record_rollback(&["search-v2".into()], "errors", &op(), 8.0).unwrap();
+        s.quarantine("agent-2", "gone soon", Some(10.0), &op(), 7.0)
+            .unwrap();
+        s.record_rollback(&["search-v2".into()], "errors", &op(), 8.0)
+            .unwrap();
         let text = s.to_json(8.0);
         let mut t = OpsState::new(2);
         t.load_json(&text).unwrap();
@@ -956,14 +1266,31 @@ mod tests {
         assert!(t.rolled_back.contains_key("search-v2"));
         assert_eq!(t.audit().count(), 5);
         t.set_safe_mode(false, "", &op(), 9.0).unwrap();
-        assert_eq!(t.audit().last().unwrap().seq, 6, "sequence numbers continue");
+        assert_eq!(
+            t.audit().last().unwrap().seq,
+            6,
+            "sequence numbers continue"
+        );
 
         let before = t.to_json(9.0);
-        for bad in ["", "not json", "[]", r#"{"format": 99}"#, r#"{"safeMode": null}"#] {
+        for bad in [
+            "",
+            "not json",
+            "[]",
+            r#"{"format": 99}"#,
+            r#"{"safeMode": null}"#,
+        ] {
             assert!(t.load_json(bad).is_err(), "{bad}");
-            assert_eq!(t.to_json(9.0), before, "a text that is not a state file applies nothing: {bad}");
+            assert_eq!(
+                t.to_json(9.0),
+                before,
+                "a text that is not a state file applies nothing: {bad}"
+            );
         }
-        assert_eq!(t.load_json("[]").unwrap_err().message, "state file must be a JSON object, got an array");
+        assert_eq!(
+            t.load_json("[]").unwrap_err().message,
+            "state file must be a JSON object, got an array"
+        );
     }
 
     #[test]
@@ -977,35 +1304,68 @@ mod tests {
             "nextSeq": 40}"#;
         let mut s = OpsState::new(1);
         let r = s.load_json(text).unwrap();
-        assert_eq!(s.safe_mode.as_ref().unwrap().reason, "db\u{fffd}failover", "repaired, kept");
+        assert_eq!(
+            s.safe_mode.as_ref().unwrap().reason,
+            "db\u{fffd}failover",
+            "repaired, kept"
+        );
         assert!(s.brownout.is_none());
-        assert_eq!(s.quarantine_list(0.0).map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["ok"]);
-        assert!(s.rolled_back.contains_key("search-v2"), "the rollback stays rolled back");
+        assert_eq!(
+            s.quarantine_list(0.0)
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
+            ["ok"]
+        );
+        assert!(
+            s.rolled_back.contains_key("search-v2"),
+            "the rollback stays rolled back"
+        );
         assert_eq!(s.audit().count(), 1);
         assert_eq!(r.dropped.len(), 4, "{r:?}");
         assert!(r.dropped.iter().any(|d| d.starts_with("$.brownout")));
         assert!(r.dropped.iter().any(|d| d.starts_with("$.audit[0]")));
         assert_eq!(r.repaired.len(), 2, "{r:?}");
         s.set_safe_mode(false, "", &op(), 9.0).unwrap();
-        assert_eq!(s.audit().last().unwrap().seq, 40, "the saved next sequence number is honoured");
+        assert_eq!(
+            s.audit().last().unwrap().seq,
+            40,
+            "the saved next sequence number is honoured"
+        );
     }
 
     #[test]
     fn what_the_writer_writes_the_reader_loads() {
         let mut s = OpsState::new(1);
-        let hostile = Actor { name: format!("x\u{7}{}", "a".repeat(400)), source: "10.0.0.1\u{85}".into() };
+        let hostile = Actor {
+            name: format!("x\u{7}{}", "a".repeat(400)),
+            source: "10.0.0.1\u{85}".into(),
+        };
         s.set_safe_mode(true, "m", &hostile, 1.0).unwrap();
-        s.push_audit(2.0, "drain-dlq", json!({ "queue": "q\nx" }), &hostile, format!("error: line1\nline2 {}", "e".repeat(700)));
+        s.push_audit(
+            2.0,
+            "drain-dlq",
+            json!({ "queue": "q\nx" }),
+            &hostile,
+            format!("error: line1\nline2 {}", "e".repeat(700)),
+        );
         s.record_refusal(3.0, "safe-mode", "1.2.3.4\u{85}", "missing token");
         s.mark_applied("abc-1", "pid 1", "changed", 4.0).unwrap();
         let text = s.to_json(5.0);
         let mut t = OpsState::new(2);
         let r = t.load_json(&text).unwrap();
         assert!(r.is_empty(), "{r:?}");
-        assert_eq!(t.to_json(5.0).replace(&format!("\"version\": {}", t.version), ""), text.replace(&format!("\"version\": {}", s.version), ""));
+        assert_eq!(
+            t.to_json(5.0)
+                .replace(&format!("\"version\": {}", t.version), ""),
+            text.replace(&format!("\"version\": {}", s.version), "")
+        );
         assert!(t.applied("abc-1").is_some());
         assert!(s.mark_applied("bad id", "", "", 0.0).is_err());
-        assert!(s.quarantine("a\u{202e}b", "", None, &op(), 0.0).unwrap_err().message.contains("bidirectional"));
+        assert!(s
+            .quarantine("a\u{202e}b", "", None, &op(), 0.0)
+            .unwrap_err()
+            .message
+            .contains("bidirectional"));
     }
 
     #[test]
@@ -1013,20 +1373,41 @@ mod tests {
         let mut s = OpsState::new(1);
         s.quarantine("agent-1", "spam", None, &op(), 0.0).unwrap();
         for i in 0..1500 {
-            s.record_refusal(1.0 + i as f64, "safe-mode", &format!("10.0.{}.{}", i / 256, i % 256), "wrong token");
+            s.record_refusal(
+                1.0 + i as f64,
+                "safe-mode",
+                &format!("10.0.{}.{}", i / 256, i % 256),
+                "wrong token",
+            );
         }
         for i in 0..100 {
             s.record_refusal(2000.0 + i as f64, "safe-mode", "10.9.9.9", "wrong token");
         }
         assert_eq!(s.audit().count(), 1, "the operator's action is still there");
         assert_eq!(s.refusals().count(), REFUSALS_CAP);
-        assert_eq!(s.refusals().last().unwrap().count, 100, "one source in one window: one entry");
+        assert_eq!(
+            s.refusals().last().unwrap().count,
+            100,
+            "one source in one window: one entry"
+        );
         let view = s.audit_view(5);
         assert_eq!(view.len(), 5);
         assert_eq!(view[4]["count"], 100);
-        let seqs: Vec<u64> = s.audit_view(10_000).iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "merged by sequence number");
-        let (_, first) = s.record_refusal(2000.0 + REFUSAL_WINDOW_MS, "safe-mode", "10.9.9.9", "wrong token");
+        let seqs: Vec<u64> = s
+            .audit_view(10_000)
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "merged by sequence number"
+        );
+        let (_, first) = s.record_refusal(
+            2000.0 + REFUSAL_WINDOW_MS,
+            "safe-mode",
+            "10.9.9.9",
+            "wrong token",
+        );
         assert!(first, "a new window opens a new entry");
         let mut t = OpsState::new(2);
         t.load_json(&s.to_json(0.0)).unwrap();
@@ -1039,14 +1420,22 @@ mod tests {
         let mut s = OpsState::new(1);
         s.load_json(&format!(r#"{{"format": 1, "audit": [{{"seq": {}, "at": 0, "action": "a", "args": {{}}, "actor": "", "source": "", "result": ""}}]}}"#, u64::MAX)).unwrap();
         s.set_safe_mode(true, "", &op(), 0.0).unwrap();
-        assert_eq!(s.audit().last().unwrap().seq, u64::MAX, "saturates, never wraps");
+        assert_eq!(
+            s.audit().last().unwrap().seq,
+            u64::MAX,
+            "saturates, never wraps"
+        );
         let mut t = OpsState::new(1);
         for _ in 0..5 {
             t.set_safe_mode(true, "", &op(), 0.0).unwrap();
         }
         t.load_json(r#"{"format": 1}"#).unwrap();
         t.set_safe_mode(true, "", &op(), 0.0).unwrap();
-        assert_eq!(t.audit().last().unwrap().seq, 6, "an empty file does not restart the numbers");
+        assert_eq!(
+            t.audit().last().unwrap().seq,
+            6,
+            "an empty file does not restart the numbers"
+        );
     }
 
     #[test]
@@ -1061,5 +1450,4 @@ mod tests {
         let v: Value = serde_json::from_str(&s.to_json(0.0)).unwrap();
         assert_eq!(v["audit"].as_array().unwrap().len(), AUDIT_PERSISTED);
     }
-
 }

@@ -43,7 +43,10 @@ use serde_json::{json, Map, Value};
 
 use super::error::{CoreError, CoreResult};
 use super::graph_file::type_of as kind;
-use super::ops::{check_text, Actor, Brownout, OpsState, Quarantine, Switch, MAX_ID_CHARS, MAX_QUARANTINED, MAX_REASON_CHARS};
+use super::ops::{
+    check_text, Actor, Brownout, OpsState, Quarantine, Switch, MAX_ID_CHARS, MAX_QUARANTINED,
+    MAX_REASON_CHARS,
+};
 
 /// The replica document's format number.
 pub const REPLICA_FORMAT: u64 = 1;
@@ -73,7 +76,10 @@ pub struct Reg<T> {
 
 impl<T> Default for Reg<T> {
     fn default() -> Self {
-        Reg { at: Stamp::default(), value: None }
+        Reg {
+            at: Stamp::default(),
+            value: None,
+        }
     }
 }
 
@@ -101,7 +107,11 @@ impl Entry for Switch {
     }
     fn parse(v: &Value) -> Option<Self> {
         let o = v.as_object()?;
-        Some(Switch { since: finite(o, "since")?, reason: text_of(o, "reason", MAX_REASON_CHARS)?, actor: text_of(o, "actor", MAX_ID_CHARS)? })
+        Some(Switch {
+            since: finite(o, "since")?,
+            reason: text_of(o, "reason", MAX_REASON_CHARS)?,
+            actor: text_of(o, "actor", MAX_ID_CHARS)?,
+        })
     }
 }
 
@@ -112,7 +122,12 @@ impl Entry for Brownout {
     fn parse(v: &Value) -> Option<Self> {
         let s = Switch::parse(v)?;
         let level = finite(v.as_object()?, "level").filter(|l| (0.0..=1.0).contains(l))?;
-        Some(Brownout { level, since: s.since, reason: s.reason, actor: s.actor })
+        Some(Brownout {
+            level,
+            since: s.since,
+            reason: s.reason,
+            actor: s.actor,
+        })
     }
 }
 
@@ -126,7 +141,12 @@ impl Entry for Quarantine {
             None | Some(Value::Null) => None,
             Some(_) => Some(finite(v.as_object()?, "expiresAt")?),
         };
-        Some(Quarantine { since: s.since, reason: s.reason, actor: s.actor, expires_at })
+        Some(Quarantine {
+            since: s.since,
+            reason: s.reason,
+            actor: s.actor,
+            expires_at,
+        })
     }
 }
 
@@ -158,7 +178,12 @@ fn merge_reg<T: Entry>(mine: &mut Reg<T>, theirs: &Reg<T>) -> bool {
     }
 }
 
-fn merge_map<T: Entry>(mine: &mut BTreeMap<String, Reg<T>>, theirs: &BTreeMap<String, Reg<T>>, field: fn(String) -> Field, out: &mut Vec<Field>) {
+fn merge_map<T: Entry>(
+    mine: &mut BTreeMap<String, Reg<T>>,
+    theirs: &BTreeMap<String, Reg<T>>,
+    field: fn(String) -> Field,
+    out: &mut Vec<Field>,
+) {
     for (k, r) in theirs {
         let changed = match mine.get_mut(k) {
             Some(m) => merge_reg(m, r),
@@ -197,11 +222,17 @@ fn reg_json<T: Entry>(r: &Reg<T>) -> Value {
 
 fn stamp_of(v: &Value, max_ms: f64) -> Option<Stamp> {
     let a = v.as_array().filter(|a| a.len() == 3)?;
-    let ms = a[0].as_u64().filter(|&m| m <= (1u64 << 53) && (m as f64) <= max_ms)?;
+    let ms = a[0]
+        .as_u64()
+        .filter(|&m| m <= (1u64 << 53) && (m as f64) <= max_ms)?;
     let counter = u32::try_from(a[1].as_u64()?).ok()?;
     let node = a[2].as_str()?;
     check_text("node", node, MAX_ID_CHARS, true).ok()?;
-    Some(Stamp { ms, counter, node: node.to_string() })
+    Some(Stamp {
+        ms,
+        counter,
+        node: node.to_string(),
+    })
 }
 
 fn parse_reg<T: Entry>(v: &Value, max_ms: f64) -> Option<Reg<T>> {
@@ -214,7 +245,13 @@ fn parse_reg<T: Entry>(v: &Value, max_ms: f64) -> Option<Reg<T>> {
     Some(Reg { at, value })
 }
 
-fn parse_map<T: Entry>(o: &Map<String, Value>, key: &str, cap: usize, max_ms: f64, dropped: &mut u32) -> BTreeMap<String, Reg<T>> {
+fn parse_map<T: Entry>(
+    o: &Map<String, Value>,
+    key: &str,
+    cap: usize,
+    max_ms: f64,
+    dropped: &mut u32,
+) -> BTreeMap<String, Reg<T>> {
     let mut out = BTreeMap::new();
     match o.get(key) {
         None | Some(Value::Null) => {}
@@ -245,15 +282,29 @@ impl Replica {
         if merge_reg(&mut self.brownout, &other.brownout) {
             out.push(Field::Brownout);
         }
-        merge_map(&mut self.quarantine, &other.quarantine, Field::Quarantine, &mut out);
-        merge_map(&mut self.rolled_back, &other.rolled_back, Field::RolledBack, &mut out);
+        merge_map(
+            &mut self.quarantine,
+            &other.quarantine,
+            Field::Quarantine,
+            &mut out,
+        );
+        merge_map(
+            &mut self.rolled_back,
+            &other.rolled_back,
+            Field::RolledBack,
+            &mut out,
+        );
         out
     }
 
     /// The highest stamp held (what a receiving clock must move past).
     pub fn max_stamp(&self) -> Stamp {
         let regs = [&self.safe_mode.at, &self.brownout.at].into_iter();
-        regs.chain(self.quarantine.values().map(|r| &r.at)).chain(self.rolled_back.values().map(|r| &r.at)).max().cloned().unwrap_or_default()
+        regs.chain(self.quarantine.values().map(|r| &r.at))
+            .chain(self.rolled_back.values().map(|r| &r.at))
+            .max()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The document another instance parses with [`Replica::parse`].
@@ -274,12 +325,25 @@ impl Replica {
     /// level outside 0..1, a stamp more than a day past `now`, entries past
     /// the caps) is dropped and counted in the second value; the rest is kept.
     pub fn parse(v: &Value, now: f64) -> CoreResult<(Replica, u32)> {
-        let o = v.as_object().ok_or_else(|| CoreError::type_error("replica", "a JSON object", kind(v)))?;
+        let o = v
+            .as_object()
+            .ok_or_else(|| CoreError::type_error("replica", "a JSON object", kind(v)))?;
         match o.get("format").and_then(Value::as_u64) {
             Some(REPLICA_FORMAT) => {}
-            _ => return Err(CoreError::range("replica.format", &format!("{REPLICA_FORMAT}"), o.get("format").map_or("missing".to_string(), |f| f.to_string()))),
+            _ => {
+                return Err(CoreError::range(
+                    "replica.format",
+                    &format!("{REPLICA_FORMAT}"),
+                    o.get("format")
+                        .map_or("missing".to_string(), |f| f.to_string()),
+                ))
+            }
         }
-        let max_ms = if now.is_finite() { now + MAX_FUTURE_MS } else { MAX_FUTURE_MS };
+        let max_ms = if now.is_finite() {
+            now + MAX_FUTURE_MS
+        } else {
+            MAX_FUTURE_MS
+        };
         let mut dropped = 0;
         let one = |key: &str| -> Option<&Value> { o.get(key).filter(|v| !v.is_null()) };
         let safe_mode = match one("safeMode") {
@@ -296,14 +360,29 @@ impl Replica {
                 Reg::default()
             }),
         };
-        let quarantine = parse_map(o, "quarantine", MAX_QUARANTINED + MAX_TOMBSTONES, max_ms, &mut dropped);
+        let quarantine = parse_map(
+            o,
+            "quarantine",
+            MAX_QUARANTINED + MAX_TOMBSTONES,
+            max_ms,
+            &mut dropped,
+        );
         let rolled_back = parse_map(o, "rolledBack", MAX_ROLLBACKS, max_ms, &mut dropped);
-        Ok((Replica { safe_mode, brownout, quarantine, rolled_back }, dropped))
+        Ok((
+            Replica {
+                safe_mode,
+                brownout,
+                quarantine,
+                rolled_back,
+            },
+            dropped,
+        ))
     }
 
     /// [`Replica::parse`] of a document's text.
     pub fn parse_text(text: &str, now: f64) -> CoreResult<(Replica, u32)> {
-        let v: Value = serde_json::from_str(text).map_err(|e| CoreError::type_error("replica", "valid JSON", e))?;
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| CoreError::type_error("replica", "valid JSON", e))?;
         Replica::parse(&v, now)
     }
 }
@@ -343,7 +422,11 @@ pub struct Replication {
 
 impl Replication {
     pub fn new(node: &str) -> Self {
-        Replication { node: node.chars().take(MAX_ID_CHARS).collect(), clock: (0, 0), replica: Replica::default() }
+        Replication {
+            node: node.chars().take(MAX_ID_CHARS).collect(),
+            clock: (0, 0),
+            replica: Replica::default(),
+        }
     }
 
     /// Names this node in its stamps (an instance id); it only breaks ties.
@@ -359,13 +442,21 @@ impl Replication {
 
     /// The stamp of a local change at `now`: past every stamp this node made or saw.
     fn tick(&mut self, now: f64) -> Stamp {
-        let pt = if now.is_finite() && now > 0.0 { now.min((1u64 << 53) as f64) as u64 } else { 0 };
+        let pt = if now.is_finite() && now > 0.0 {
+            now.min((1u64 << 53) as f64) as u64
+        } else {
+            0
+        };
         if pt > self.clock.0 {
             self.clock = (pt, 0);
         } else {
             self.clock.1 = self.clock.1.saturating_add(1);
         }
-        Stamp { ms: self.clock.0, counter: self.clock.1, node: self.node.clone() }
+        Stamp {
+            ms: self.clock.0,
+            counter: self.clock.1,
+            node: self.node.clone(),
+        }
     }
 
     fn observe(&mut self, s: &Stamp) {
@@ -388,13 +479,35 @@ impl Replication {
     pub fn touch(&mut self, ops: &OpsState, field: &Field, now: f64) {
         let at = self.tick(now);
         match field {
-            Field::SafeMode => self.replica.safe_mode = Reg { at, value: ops.safe_mode.clone() },
-            Field::Brownout => self.replica.brownout = Reg { at, value: ops.brownout.clone() },
+            Field::SafeMode => {
+                self.replica.safe_mode = Reg {
+                    at,
+                    value: ops.safe_mode.clone(),
+                }
+            }
+            Field::Brownout => {
+                self.replica.brownout = Reg {
+                    at,
+                    value: ops.brownout.clone(),
+                }
+            }
             Field::Quarantine(k) => {
-                self.replica.quarantine.insert(k.clone(), Reg { at, value: ops.quarantined(k, now).cloned() });
+                self.replica.quarantine.insert(
+                    k.clone(),
+                    Reg {
+                        at,
+                        value: ops.quarantined(k, now).cloned(),
+                    },
+                );
             }
             Field::RolledBack(k) => {
-                self.replica.rolled_back.insert(k.clone(), Reg { at, value: ops.rolled_back.get(k).cloned() });
+                self.replica.rolled_back.insert(
+                    k.clone(),
+                    Reg {
+                        at,
+                        value: ops.rolled_back.get(k).cloned(),
+                    },
+                );
             }
         }
         self.gc(now);
@@ -408,15 +521,27 @@ impl Replication {
             stamp.get_or_insert_with(|| this.tick(now)).clone()
         };
         if self.replica.safe_mode.value != ops.safe_mode {
-            self.replica.safe_mode = Reg { at: next(self), value: ops.safe_mode.clone() };
+            self.replica.safe_mode = Reg {
+                at: next(self),
+                value: ops.safe_mode.clone(),
+            };
         }
         if self.replica.brownout.value != ops.brownout {
-            self.replica.brownout = Reg { at: next(self), value: ops.brownout.clone() };
+            self.replica.brownout = Reg {
+                at: next(self),
+                value: ops.brownout.clone(),
+            };
         }
         let held: BTreeMap<&String, &Quarantine> = ops.quarantine_list(now).collect();
         let mut changes: Vec<(String, Option<Quarantine>)> = Vec::new();
         for (k, q) in &held {
-            if self.replica.quarantine.get(*k).and_then(|r| live(&r.value, now)) != Some(*q) {
+            if self
+                .replica
+                .quarantine
+                .get(*k)
+                .and_then(|r| live(&r.value, now))
+                != Some(*q)
+            {
                 changes.push(((*k).clone(), Some((*q).clone())));
             }
         }
@@ -431,7 +556,13 @@ impl Replication {
         }
         let mut changes: Vec<(String, Option<Switch>)> = Vec::new();
         for (k, s) in &ops.rolled_back {
-            if self.replica.rolled_back.get(k).and_then(|r| r.value.as_ref()) != Some(s) {
+            if self
+                .replica
+                .rolled_back
+                .get(k)
+                .and_then(|r| r.value.as_ref())
+                != Some(s)
+            {
                 changes.push((k.clone(), Some(s.clone())));
             }
         }
@@ -450,7 +581,13 @@ impl Replication {
 
     /// Forgets the oldest tombstones (and expired quarantines) past the caps.
     fn gc(&mut self, now: f64) {
-        let dead: Vec<(Stamp, String)> = self.replica.quarantine.iter().filter(|(_, r)| live(&r.value, now).is_none()).map(|(k, r)| (r.at.clone(), k.clone())).collect();
+        let dead: Vec<(Stamp, String)> = self
+            .replica
+            .quarantine
+            .iter()
+            .filter(|(_, r)| live(&r.value, now).is_none())
+            .map(|(k, r)| (r.at.clone(), k.clone()))
+            .collect();
         if dead.len() > MAX_TOMBSTONES {
             let mut dead = dead;
             dead.sort();
@@ -460,7 +597,13 @@ impl Replication {
             }
         }
         if self.replica.rolled_back.len() > MAX_ROLLBACKS {
-            let mut dead: Vec<(Stamp, String)> = self.replica.rolled_back.iter().filter(|(_, r)| r.value.is_none()).map(|(k, r)| (r.at.clone(), k.clone())).collect();
+            let mut dead: Vec<(Stamp, String)> = self
+                .replica
+                .rolled_back
+                .iter()
+                .filter(|(_, r)| r.value.is_none())
+                .map(|(k, r)| (r.at.clone(), k.clone()))
+                .collect();
             dead.sort();
             let over = self.replica.rolled_back.len() - MAX_ROLLBACKS;
             for (_, k) in dead.into_iter().take(over) {
@@ -479,13 +622,28 @@ impl Replication {
     /// `replica:<node>`). A document that is not a replica at all is an
     /// error that changes nothing; bad registers inside one are dropped and
     /// counted. New quarantines past [`MAX_QUARANTINED`] are refused (counted).
-    pub fn merge_remote(&mut self, ops: &mut OpsState, text: &str, now: f64) -> CoreResult<MergeReport> {
+    pub fn merge_remote(
+        &mut self,
+        ops: &mut OpsState,
+        text: &str,
+        now: f64,
+    ) -> CoreResult<MergeReport> {
         let (mut remote, mut dropped) = Replica::parse_text(text, now)?;
         // Whatever was done here and not yet recorded must take part in the merge.
         self.record_local(ops, now);
-        let mut held = self.replica.quarantine.values().filter(|r| live(&r.value, now).is_some()).count();
+        let mut held = self
+            .replica
+            .quarantine
+            .values()
+            .filter(|r| live(&r.value, now).is_some())
+            .count();
         remote.quarantine.retain(|k, r| {
-            let adds = live(&r.value, now).is_some() && self.replica.quarantine.get(k).is_none_or(|m| live(&m.value, now).is_none());
+            let adds = live(&r.value, now).is_some()
+                && self
+                    .replica
+                    .quarantine
+                    .get(k)
+                    .is_none_or(|m| live(&m.value, now).is_none());
             if !adds || !beats(r, self.replica.quarantine.get(k).unwrap_or(&Reg::default())) {
                 return true;
             }
@@ -535,7 +693,15 @@ impl Replication {
                 ops.safe_mode = r.value.clone();
                 let reason = r.value.as_ref().map_or("", |s| s.reason.as_str());
                 let actor = r.value.as_ref().map(|s| s.actor.clone());
-                ("safeMode", None, r.value.is_some(), &r.at.node, "safe-mode", json!({ "enabled": r.value.is_some(), "reason": reason }), actor)
+                (
+                    "safeMode",
+                    None,
+                    r.value.is_some(),
+                    &r.at.node,
+                    "safe-mode",
+                    json!({ "enabled": r.value.is_some(), "reason": reason }),
+                    actor,
+                )
             }
             Field::Brownout => {
                 let r = &self.replica.brownout;
@@ -547,7 +713,15 @@ impl Replication {
                     Some(b) => json!({ "enabled": true, "level": b.level, "reason": b.reason }),
                     None => json!({ "enabled": false, "reason": "" }),
                 };
-                ("brownout", None, r.value.is_some(), &r.at.node, "brownout", args, r.value.as_ref().map(|b| b.actor.clone()))
+                (
+                    "brownout",
+                    None,
+                    r.value.is_some(),
+                    &r.at.node,
+                    "brownout",
+                    args,
+                    r.value.as_ref().map(|b| b.actor.clone()),
+                )
             }
             Field::Quarantine(k) => {
                 let r = self.replica.quarantine.get(k)?;
@@ -559,11 +733,27 @@ impl Replication {
                 match want {
                     Some(q) => {
                         map.insert(k.clone(), q.clone());
-                        ("quarantine", Some(k.clone()), true, &r.at.node, "quarantine-agent", json!({ "agentId": k, "reason": q.reason }), Some(q.actor.clone()))
+                        (
+                            "quarantine",
+                            Some(k.clone()),
+                            true,
+                            &r.at.node,
+                            "quarantine-agent",
+                            json!({ "agentId": k, "reason": q.reason }),
+                            Some(q.actor.clone()),
+                        )
                     }
                     None => {
                         map.remove(k);
-                        ("quarantine", Some(k.clone()), false, &r.at.node, "release-agent", json!({ "agentId": k }), None)
+                        (
+                            "quarantine",
+                            Some(k.clone()),
+                            false,
+                            &r.at.node,
+                            "release-agent",
+                            json!({ "agentId": k }),
+                            None,
+                        )
                     }
                 }
             }
@@ -575,18 +765,44 @@ impl Replication {
                 match &r.value {
                     Some(s) => {
                         ops.rolled_back.insert(k.clone(), s.clone());
-                        ("rolledBack", Some(k.clone()), true, &r.at.node, "rollback", json!({ "rollouts": [k], "reason": s.reason }), Some(s.actor.clone()))
+                        (
+                            "rolledBack",
+                            Some(k.clone()),
+                            true,
+                            &r.at.node,
+                            "rollback",
+                            json!({ "rollouts": [k], "reason": s.reason }),
+                            Some(s.actor.clone()),
+                        )
                     }
                     None => {
                         ops.rolled_back.remove(k);
-                        ("rolledBack", Some(k.clone()), false, &r.at.node, "clear-rollback", json!({ "name": k }), None)
+                        (
+                            "rolledBack",
+                            Some(k.clone()),
+                            false,
+                            &r.at.node,
+                            "clear-rollback",
+                            json!({ "name": k }),
+                            None,
+                        )
                     }
                 }
             }
         };
-        let who = Actor { name: actor.filter(|a| !a.is_empty()).unwrap_or_else(|| node.clone()), source: format!("replica:{node}") };
+        let who = Actor {
+            name: actor
+                .filter(|a| !a.is_empty())
+                .unwrap_or_else(|| node.clone()),
+            source: format!("replica:{node}"),
+        };
         ops.push_audit(now, action, args, &who, "changed (merged)".into());
-        Some(Applied { kind, key, present, node: node.clone() })
+        Some(Applied {
+            kind,
+            key,
+            present,
+            node: node.clone(),
+        })
     }
 
     /// The state file's text: the ops state's JSON with this replica (the
@@ -599,7 +815,10 @@ impl Replication {
             Some(head) if body.starts_with('{') => {
                 let head = head.trim_end();
                 let sep = if head.ends_with('{') { "" } else { "," };
-                format!("{head}{sep}\n  \"replica\": {}\n}}", self.replica.to_json(&self.node))
+                format!(
+                    "{head}{sep}\n  \"replica\": {}\n}}",
+                    self.replica.to_json(&self.node)
+                )
             }
             _ => ops_json.to_string(),
         }
@@ -614,14 +833,28 @@ impl Replication {
     /// change stamped later wins over it); on a later reload, what such a
     /// file changed is a local change, stamped now.
     pub fn after_load(&mut self, ops: &mut OpsState, text: &str, first_load: bool, now: f64) {
-        let file = serde_json::from_str::<Value>(text).ok().and_then(|v| v.get("replica").cloned());
+        let file = serde_json::from_str::<Value>(text)
+            .ok()
+            .and_then(|v| v.get("replica").cloned());
         match file.map(|v| Replica::parse(&v, now)) {
             Some(Ok((r, _))) => {
                 self.observe(&r.max_stamp());
                 self.replica.merge(&r);
                 let mut fields = vec![Field::SafeMode, Field::Brownout];
-                fields.extend(self.replica.quarantine.keys().cloned().map(Field::Quarantine));
-                fields.extend(self.replica.rolled_back.keys().cloned().map(Field::RolledBack));
+                fields.extend(
+                    self.replica
+                        .quarantine
+                        .keys()
+                        .cloned()
+                        .map(Field::Quarantine),
+                );
+                fields.extend(
+                    self.replica
+                        .rolled_back
+                        .keys()
+                        .cloned()
+                        .map(Field::RolledBack),
+                );
                 for f in &fields {
                     self.apply(ops, f, now);
                 }
@@ -643,7 +876,10 @@ mod tests {
     use super::*;
 
     fn who(n: &str) -> Actor {
-        Actor { name: n.into(), source: "test".into() }
+        Actor {
+            name: n.into(),
+            source: "test".into(),
+        }
     }
 
     fn node(id: &str, seed: u64) -> (OpsState, Replication) {
@@ -660,9 +896,11 @@ mod tests {
         let (mut a, mut ra) = node("a", 1);
         let (mut b, mut rb) = node("b", 2);
         for i in 0..40 {
-            a.quarantine(&format!("a{i}"), "", None, &who("alice"), 100.0 + i as f64).unwrap();
+            a.quarantine(&format!("a{i}"), "", None, &who("alice"), 100.0 + i as f64)
+                .unwrap();
             ra.record_local(&a, 100.0 + i as f64);
-            b.quarantine(&format!("b{i}"), "", None, &who("bob"), 100.0 + i as f64).unwrap();
+            b.quarantine(&format!("b{i}"), "", None, &who("bob"), 100.0 + i as f64)
+                .unwrap();
             rb.record_local(&b, 100.0 + i as f64);
         }
         let r = sync(&ra, (&mut b, &mut rb), 200.0);
@@ -671,7 +909,9 @@ mod tests {
         assert_eq!(a.quarantine_list(300.0).count(), 80);
         assert_eq!(b.quarantine_list(300.0).count(), 80);
         assert_eq!(ra.replica, rb.replica, "they agree");
-        assert!(a.audit().any(|e| e.source == "replica:b" && e.action == "quarantine-agent" && e.actor == "bob"));
+        assert!(a.audit().any(|e| e.source == "replica:b"
+            && e.action == "quarantine-agent"
+            && e.actor == "bob"));
         // Idempotent: the same document again changes nothing.
         assert!(sync(&rb, (&mut a, &mut ra), 202.0).applied.is_empty());
     }
@@ -680,7 +920,8 @@ mod tests {
     fn a_release_after_the_add_wins_and_a_late_add_copy_does_not_resurrect() {
         let (mut a, mut ra) = node("a", 1);
         let (mut b, mut rb) = node("b", 2);
-        a.quarantine("x", "spam", None, &who("alice"), 10.0).unwrap();
+        a.quarantine("x", "spam", None, &who("alice"), 10.0)
+            .unwrap();
         ra.record_local(&a, 10.0);
         let old_doc = ra.export();
         sync(&ra, (&mut b, &mut rb), 11.0);
@@ -698,7 +939,8 @@ mod tests {
         let (mut a, mut ra) = node("a", 1);
         let (mut b, mut rb) = node("b", 2);
         // Both cut off: a browns out, b turns safe mode on, later a sets a second brownout level.
-        a.set_brownout(Some(0.3), "a", &who("alice"), 100.0).unwrap();
+        a.set_brownout(Some(0.3), "a", &who("alice"), 100.0)
+            .unwrap();
         ra.record_local(&a, 100.0);
         b.set_safe_mode(true, "b", &who("bob"), 101.0).unwrap();
         rb.record_local(&b, 101.0);
@@ -707,8 +949,16 @@ mod tests {
         sync(&ra, (&mut b, &mut rb), 103.0);
         sync(&rb, (&mut a, &mut ra), 103.0);
         for s in [&a, &b] {
-            assert_eq!(s.brownout.as_ref().unwrap().level, 0.6, "the later brownout wins");
-            assert_eq!(s.safe_mode.as_ref().unwrap().reason, "b", "the safe mode from b survives");
+            assert_eq!(
+                s.brownout.as_ref().unwrap().level,
+                0.6,
+                "the later brownout wins"
+            );
+            assert_eq!(
+                s.safe_mode.as_ref().unwrap().reason,
+                "b",
+                "the safe mode from b survives"
+            );
         }
     }
 
@@ -723,7 +973,10 @@ mod tests {
         a.set_safe_mode(false, "", &who("alice"), 101.0).unwrap();
         ra.record_local(&a, 101.0);
         sync(&ra, (&mut b, &mut rb), 5_102.0);
-        assert!(b.safe_mode.is_none(), "the off made after seeing the on wins despite the skew");
+        assert!(
+            b.safe_mode.is_none(),
+            "the off made after seeing the on wins despite the skew"
+        );
     }
 
     #[test]
@@ -748,10 +1001,21 @@ mod tests {
         assert_eq!(r.applied.len(), 1);
         assert!(a.quarantined("ok", 11.0).is_some());
         assert!(a.safe_mode.is_none() && a.brownout.is_none());
-        for bad in ["", "not json", "null", "[]", r#"{"format": 2}"#, r#"{"safeMode": {}}"#] {
+        for bad in [
+            "",
+            "not json",
+            "null",
+            "[]",
+            r#"{"format": 2}"#,
+            r#"{"safeMode": {}}"#,
+        ] {
             assert!(ra.merge_remote(&mut a, bad, 12.0).is_err(), "{bad}");
         }
-        assert_eq!(a.quarantine_list(13.0).count(), 1, "a bad document changes nothing");
+        assert_eq!(
+            a.quarantine_list(13.0).count(),
+            1,
+            "a bad document changes nothing"
+        );
     }
 
     #[test]
@@ -769,7 +1033,10 @@ mod tests {
         rb.record_local(&b, 61.0);
         sync(&rb, (&mut a, &mut ra), 62.0);
         assert_eq!(a.safe_mode.as_ref().unwrap().reason, "new");
-        assert!(a.quarantined("q", 63.0).is_some(), "the old file's quarantine stays");
+        assert!(
+            a.quarantined("q", 63.0).is_some(),
+            "the old file's quarantine stays"
+        );
         // The file written now carries the clocks, and loads them back.
         let text = ra.file_json(&a.to_json(64.0));
         let (mut c, mut rc) = node("c", 3);
@@ -797,22 +1064,51 @@ mod tests {
         let file = rcli.file_json(&cli.to_json(14.0));
         a.load_json(&file).unwrap();
         ra.after_load(&mut a, &file, false, 15.0);
-        assert_eq!(a.safe_mode.as_ref().map(|s| s.reason.as_str()), Some("from b"), "the merged change stays");
-        assert!(a.quarantined("x", 16.0).is_some() && a.quarantined("y", 16.0).is_some(), "and the CLI's change applies");
+        assert_eq!(
+            a.safe_mode.as_ref().map(|s| s.reason.as_str()),
+            Some("from b"),
+            "the merged change stays"
+        );
+        assert!(
+            a.quarantined("x", 16.0).is_some() && a.quarantined("y", 16.0).is_some(),
+            "and the CLI's change applies"
+        );
     }
 
     #[test]
     fn expiry_is_not_a_removal_and_tombstones_are_capped() {
         let (mut a, mut ra) = node("a", 1);
-        a.quarantine("t", "", Some(10.0), &who("alice"), 100.0).unwrap();
+        a.quarantine("t", "", Some(10.0), &who("alice"), 100.0)
+            .unwrap();
         ra.record_local(&a, 100.0);
         a.expire(200.0);
-        assert_eq!(ra.record_local(&a, 200.0), 0, "an expiry needs no stamp: it happens everywhere");
+        assert_eq!(
+            ra.record_local(&a, 200.0),
+            0,
+            "an expiry needs no stamp: it happens everywhere"
+        );
         for i in 0..(MAX_TOMBSTONES + 5) {
-            ra.replica.quarantine.insert(format!("k{i}"), Reg { at: Stamp { ms: i as u64, counter: 0, node: "a".into() }, value: None });
+            ra.replica.quarantine.insert(
+                format!("k{i}"),
+                Reg {
+                    at: Stamp {
+                        ms: i as u64,
+                        counter: 0,
+                        node: "a".into(),
+                    },
+                    value: None,
+                },
+            );
         }
         ra.record_local(&a, 300.0);
-        assert_eq!(ra.replica.quarantine.len(), MAX_TOMBSTONES, "the oldest tombstones are forgotten");
-        assert!(!ra.replica.quarantine.contains_key("k0") && ra.replica.quarantine.contains_key("k10004"));
+        assert_eq!(
+            ra.replica.quarantine.len(),
+            MAX_TOMBSTONES,
+            "the oldest tombstones are forgotten"
+        );
+        assert!(
+            !ra.replica.quarantine.contains_key("k0")
+                && ra.replica.quarantine.contains_key("k10004")
+        );
     }
 }

@@ -57,7 +57,10 @@ impl Entries {
         if self.len % CHUNK == 0 {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
-        self.chunks.last_mut().expect("a chunk was just ensured").push(e);
+        self.chunks
+            .last_mut()
+            .expect("a chunk was just ensured")
+            .push(e);
         self.len += 1;
     }
 }
@@ -73,7 +76,12 @@ impl Registry {
     /// `seed` drives the per-breaker jitter generators of breakers created
     /// without their own seed.
     pub fn new(seed: u64) -> Self {
-        Registry { entries: Entries::default(), by_name: HashMap::new(), seeder: SplitMix64::new(seed), max_breakers: DEFAULT_MAX_BREAKERS }
+        Registry {
+            entries: Entries::default(),
+            by_name: HashMap::new(),
+            seeder: SplitMix64::new(seed),
+            max_breakers: DEFAULT_MAX_BREAKERS,
+        }
     }
 
     /// The cap on breakers (default `DEFAULT_MAX_BREAKERS`).
@@ -92,7 +100,8 @@ impl Registry {
     /// assert!(r.set_max_breakers(0.0).is_err());
     /// ```
     pub fn set_max_breakers(&mut self, max: f64) -> CoreResult<()> {
-        self.max_breakers = super::error::check::int_in("maxBreakers", max, 1, MAX_BREAKERS as u32)? as usize;
+        self.max_breakers =
+            super::error::check::int_in("maxBreakers", max, 1, MAX_BREAKERS as u32)? as usize;
         Ok(())
     }
 
@@ -110,7 +119,13 @@ impl Registry {
 
     /// Returns the id of `name`, creating the breaker if it is new.
     /// The bool says whether it was created.
-    pub fn get_or_create(&mut self, name: &str, opts: BreakerOptions, seed: Option<u64>, now: f64) -> CoreResult<(u32, bool)> {
+    pub fn get_or_create(
+        &mut self,
+        name: &str,
+        opts: BreakerOptions,
+        seed: Option<u64>,
+        now: f64,
+    ) -> CoreResult<(u32, bool)> {
         if let Some(id) = self.id_of(name) {
             return Ok((id, false));
         }
@@ -125,14 +140,20 @@ impl Registry {
         // Reuse the previous breaker's options when they are equal: breakers
         // are usually made in families with one configuration.
         let opts = match self.entries.last() {
-            Some(e) if **e.breaker.shared_options() == opts => Rc::clone(e.breaker.shared_options()),
+            Some(e) if **e.breaker.shared_options() == opts => {
+                Rc::clone(e.breaker.shared_options())
+            }
             _ => Rc::new(opts),
         };
         let breaker = Breaker::new(opts, now)?;
         let seed = seed.unwrap_or_else(|| self.seeder.next_u64());
         let id = self.entries.len as u32;
         let name: Rc<str> = name.into();
-        self.entries.push(Entry { name: Rc::clone(&name), breaker, rng: SplitMix64::new(seed) });
+        self.entries.push(Entry {
+            name: Rc::clone(&name),
+            breaker,
+            rng: SplitMix64::new(seed),
+        });
         self.by_name.insert(name, id);
         Ok((id, true))
     }
@@ -150,15 +171,27 @@ impl Registry {
     }
 
     fn entry(&mut self, id: u32) -> CoreResult<&mut Entry> {
-        self.entries.get_mut(id as usize).ok_or_else(|| CoreError::not_found("circuit breaker id", id))
+        self.entries
+            .get_mut(id as usize)
+            .ok_or_else(|| CoreError::not_found("circuit breaker id", id))
     }
 
     pub fn try_acquire(&mut self, id: u32, now: f64) -> CoreResult<(Admission, Transitions)> {
         Ok(self.entry(id)?.breaker.try_acquire(now))
     }
 
-    pub fn on_outcome(&mut self, id: u32, outcome: Outcome, latency_ms: f64, at: f64, trial: bool) -> CoreResult<Transitions> {
-        Ok(self.entry(id)?.breaker.on_outcome(outcome, latency_ms, at, trial))
+    pub fn on_outcome(
+        &mut self,
+        id: u32,
+        outcome: Outcome,
+        latency_ms: f64,
+        at: f64,
+        trial: bool,
+    ) -> CoreResult<Transitions> {
+        Ok(self
+            .entry(id)?
+            .breaker
+            .on_outcome(outcome, latency_ms, at, trial))
     }
 
     /// Applies outcomes the binding batched: each is (id, latency, at). A
@@ -167,7 +200,11 @@ impl Registry {
     /// Unknown ids are skipped: a batch is never partly lost because of one bad entry.
     /// Returns the transitions per breaker that changed (normally none: a fast
     /// success can only change state through the slow-call rule).
-    pub fn apply_batch(&mut self, batch: impl Iterator<Item = (u32, f64, f64)>, changed: &mut Vec<(u32, Transitions)>) {
+    pub fn apply_batch(
+        &mut self,
+        batch: impl Iterator<Item = (u32, f64, f64)>,
+        changed: &mut Vec<(u32, Transitions)>,
+    ) {
         for (id, latency, at) in batch {
             if let Some(e) = self.entries.get_mut(id as usize) {
                 if latency < 0.0 {
@@ -184,7 +221,13 @@ impl Registry {
 
     /// The sleep after failed attempt `attempt`. `u` in [0,1) comes from an
     /// injected random source, or from the breaker's own seeded generator when `None`.
-    pub fn retry_delay(&mut self, id: u32, attempt: u32, previous_ms: f64, u: Option<f64>) -> CoreResult<f64> {
+    pub fn retry_delay(
+        &mut self,
+        id: u32,
+        attempt: u32,
+        previous_ms: f64,
+        u: Option<f64>,
+    ) -> CoreResult<f64> {
         let e = self.entry(id)?;
         let u = u.unwrap_or_else(|| e.rng.next_f64());
         Ok(e.breaker.options().retry.delay(attempt, previous_ms, u))
@@ -198,7 +241,11 @@ impl Registry {
 pub fn validate_name(name: &str) -> CoreResult<()> {
     let n = name.chars().count();
     if n == 0 || n > MAX_NAME_LEN {
-        return Err(CoreError::range("name", &format!("a string of 1 to {MAX_NAME_LEN} characters"), format!("{n} characters")));
+        return Err(CoreError::range(
+            "name",
+            &format!("a string of 1 to {MAX_NAME_LEN} characters"),
+            format!("{n} characters"),
+        ));
     }
     Ok(())
 }
@@ -212,39 +259,92 @@ mod tests {
     #[test]
     fn same_name_same_id_and_first_options_win() {
         let mut r = Registry::new(1);
-        let (a, created) = r.get_or_create("db", BreakerOptions { failure_threshold: 2, ..Default::default() }, None, 0.0).unwrap();
+        let (a, created) = r
+            .get_or_create(
+                "db",
+                BreakerOptions {
+                    failure_threshold: 2,
+                    ..Default::default()
+                },
+                None,
+                0.0,
+            )
+            .unwrap();
         assert!(created);
-        let (b, created) = r.get_or_create("db", BreakerOptions { failure_threshold: 9, ..Default::default() }, None, 0.0).unwrap();
+        let (b, created) = r
+            .get_or_create(
+                "db",
+                BreakerOptions {
+                    failure_threshold: 9,
+                    ..Default::default()
+                },
+                None,
+                0.0,
+            )
+            .unwrap();
         assert!(!created);
         assert_eq!(a, b);
         assert_eq!(r.get(a).unwrap().options().failure_threshold, 2);
         assert_eq!(r.name(a), Some("db"));
         // Equal options are shared, not copied.
-        let (c, _) = r.get_or_create("db2", BreakerOptions { failure_threshold: 2, ..Default::default() }, None, 0.0).unwrap();
-        assert!(Rc::ptr_eq(r.get(a).unwrap().shared_options(), r.get(c).unwrap().shared_options()));
+        let (c, _) = r
+            .get_or_create(
+                "db2",
+                BreakerOptions {
+                    failure_threshold: 2,
+                    ..Default::default()
+                },
+                None,
+                0.0,
+            )
+            .unwrap();
+        assert!(Rc::ptr_eq(
+            r.get(a).unwrap().shared_options(),
+            r.get(c).unwrap().shared_options()
+        ));
     }
 
     #[test]
     fn bad_names_and_ids_are_errors_not_panics() {
         let mut r = Registry::new(1);
-        assert!(r.get_or_create("", BreakerOptions::default(), None, 0.0).is_err());
-        assert!(r.get_or_create(&"x".repeat(201), BreakerOptions::default(), None, 0.0).is_err());
+        assert!(r
+            .get_or_create("", BreakerOptions::default(), None, 0.0)
+            .is_err());
+        assert!(r
+            .get_or_create(&"x".repeat(201), BreakerOptions::default(), None, 0.0)
+            .is_err());
         assert!(r.try_acquire(99, 0.0).is_err());
         assert!(r.on_outcome(99, Outcome::Success, 1.0, 0.0, false).is_err());
         // A failed creation leaves nothing behind.
-        assert!(r.get_or_create("bad", BreakerOptions { failure_threshold: 0, ..Default::default() }, None, 0.0).is_err());
+        assert!(r
+            .get_or_create(
+                "bad",
+                BreakerOptions {
+                    failure_threshold: 0,
+                    ..Default::default()
+                },
+                None,
+                0.0
+            )
+            .is_err());
         assert_eq!(r.len(), 0);
     }
 
     #[test]
     fn batched_successes_reset_consecutive_failures_and_skip_unknown_ids() {
         let mut r = Registry::new(1);
-        let (id, _) = r.get_or_create("x", BreakerOptions::default(), None, 0.0).unwrap();
+        let (id, _) = r
+            .get_or_create("x", BreakerOptions::default(), None, 0.0)
+            .unwrap();
         for t in 0..4 {
-            r.on_outcome(id, Outcome::Failure, 1.0, t as f64, false).unwrap();
+            r.on_outcome(id, Outcome::Failure, 1.0, t as f64, false)
+                .unwrap();
         }
         let mut changed = Vec::new();
-        r.apply_batch([(id, 1.0, 5.0), (77, 1.0, 5.0), (id, -1.0, 6.0)].into_iter(), &mut changed);
+        r.apply_batch(
+            [(id, 1.0, 5.0), (77, 1.0, 5.0), (id, -1.0, 6.0)].into_iter(),
+            &mut changed,
+        );
         assert_eq!(r.get(id).unwrap().failure_count(), 0);
         assert_eq!(r.get(id).unwrap().totals().rejects, 1);
         assert!(changed.is_empty());
@@ -254,11 +354,17 @@ mod tests {
     #[test]
     fn per_breaker_state_stays_small() {
         // The benchmark's memory target is < 1 KB per breaker, JS and Rust together.
-        assert!(std::mem::size_of::<Entry>() <= 176, "Entry grew to {}", std::mem::size_of::<Entry>());
+        assert!(
+            std::mem::size_of::<Entry>() <= 176,
+            "Entry grew to {}",
+            std::mem::size_of::<Entry>()
+        );
         // Ids past a chunk boundary still resolve.
         let mut r = Registry::new(3);
         for i in 0..(CHUNK + 5) {
-            let (id, _) = r.get_or_create(&format!("b{i}"), BreakerOptions::default(), None, 0.0).unwrap();
+            let (id, _) = r
+                .get_or_create(&format!("b{i}"), BreakerOptions::default(), None, 0.0)
+                .unwrap();
             assert_eq!(id as usize, i);
         }
         assert_eq!(r.name(CHUNK as u32 + 4), Some("b1028"));
@@ -272,17 +378,33 @@ mod tests {
         assert_eq!(r.max_breakers(), DEFAULT_MAX_BREAKERS);
         r.set_max_breakers(3.0).unwrap();
         for i in 0..3 {
-            r.get_or_create(&format!("b{i}"), BreakerOptions::default(), None, 0.0).unwrap();
+            r.get_or_create(&format!("b{i}"), BreakerOptions::default(), None, 0.0)
+                .unwrap();
         }
-        let e = r.get_or_create("b3", BreakerOptions::default(), None, 0.0).unwrap_err();
+        let e = r
+            .get_or_create("b3", BreakerOptions::default(), None, 0.0)
+            .unwrap_err();
         assert_eq!(e.kind, crate::core::error::ErrorKind::Limit);
-        assert!(e.message.contains("at most 3") && e.message.contains("maxBreakers"), "{}", e.message);
+        assert!(
+            e.message.contains("at most 3") && e.message.contains("maxBreakers"),
+            "{}",
+            e.message
+        );
         // Existing names still resolve; raising the cap admits new ones.
-        assert_eq!(r.get_or_create("b1", BreakerOptions::default(), None, 0.0).unwrap(), (1, false));
+        assert_eq!(
+            r.get_or_create("b1", BreakerOptions::default(), None, 0.0)
+                .unwrap(),
+            (1, false)
+        );
         r.set_max_breakers(4.0).unwrap();
-        assert!(r.get_or_create("b3", BreakerOptions::default(), None, 0.0).is_ok());
+        assert!(r
+            .get_or_create("b3", BreakerOptions::default(), None, 0.0)
+            .is_ok());
         for bad in [0.0, 1.5, f64::NAN, 2e6] {
-            assert_eq!(r.set_max_breakers(bad).unwrap_err().kind, crate::core::error::ErrorKind::Range);
+            assert_eq!(
+                r.set_max_breakers(bad).unwrap_err().kind,
+                crate::core::error::ErrorKind::Range
+            );
         }
     }
 
@@ -293,11 +415,15 @@ mod tests {
             let mut o = BreakerOptions::default();
             o.retry.jitter = Jitter::Full;
             let (id, _) = r.get_or_create("j", o, Some(1234), 0.0).unwrap();
-            (0..5).map(|a| r.retry_delay(id, a, 0.0, None).unwrap()).collect::<Vec<_>>()
+            (0..5)
+                .map(|a| r.retry_delay(id, a, 0.0, None).unwrap())
+                .collect::<Vec<_>>()
         };
         assert_eq!(mk(), mk());
         let mut r = Registry::new(7);
-        let (id, _) = r.get_or_create("k", BreakerOptions::default(), None, 0.0).unwrap();
+        let (id, _) = r
+            .get_or_create("k", BreakerOptions::default(), None, 0.0)
+            .unwrap();
         assert_eq!(r.retry_delay(id, 0, 0.0, Some(0.5)).unwrap(), 105.0);
     }
 }

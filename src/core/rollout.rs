@@ -27,7 +27,9 @@ use hdrhistogram::Histogram;
 
 use super::error::{check, CoreError, CoreResult};
 use super::hash::{legacy_bucket, murmur_bucket};
-use super::histogram::{full_histogram, merge_into, record_sized, RingSpec, SliceRing, Slot, MAX_US};
+use super::histogram::{
+    full_histogram, merge_into, record_sized, RingSpec, SliceRing, Slot, MAX_US,
+};
 
 pub const BUCKETS: u32 = 10_000;
 pub const MAX_ROLLOUTS: usize = 1000;
@@ -122,21 +124,33 @@ impl Default for Config {
 /// Percent (0..=100, 0.01 granularity) to basis points.
 pub fn percent_to_bp(field: &str, pct: f64) -> CoreResult<u32> {
     if !pct.is_finite() || !(0.0..=100.0).contains(&pct) {
-        return Err(CoreError::range(field, "a number from 0 to 100", check::fmt_num(pct)));
+        return Err(CoreError::range(
+            field,
+            "a number from 0 to 100",
+            check::fmt_num(pct),
+        ));
     }
     Ok((pct * 100.0).round() as u32)
 }
 
 fn ms_field(field: &str, v: f64, min: f64, max: f64) -> CoreResult<f64> {
     if !v.is_finite() || v < min || v > max {
-        return Err(CoreError::range(field, &format!("a number of ms from {min} to {max}"), check::fmt_num(v)));
+        return Err(CoreError::range(
+            field,
+            &format!("a number of ms from {min} to {max}"),
+            check::fmt_num(v),
+        ));
     }
     Ok(v)
 }
 
 fn unit(field: &str, v: f64) -> CoreResult<f64> {
     if !v.is_finite() || !(0.0..=1.0).contains(&v) {
-        return Err(CoreError::range(field, "a number from 0 to 1", check::fmt_num(v)));
+        return Err(CoreError::range(
+            field,
+            "a number from 0 to 1",
+            check::fmt_num(v),
+        ));
     }
     Ok(v)
 }
@@ -146,25 +160,46 @@ impl Config {
     /// changes nothing.
     pub fn validate(&self) -> CoreResult<()> {
         if self.bp > BUCKETS {
-            return Err(CoreError::range("percentage", "a number from 0 to 100", self.bp as f64 / 100.0));
+            return Err(CoreError::range(
+                "percentage",
+                "a number from 0 to 100",
+                self.bp as f64 / 100.0,
+            ));
         }
         for (field, list) in [("allowList", &self.allow), ("denyList", &self.deny)] {
             if list.len() > MAX_LIST {
-                return Err(CoreError::range(field, &format!("at most {MAX_LIST} entries"), list.len()));
+                return Err(CoreError::range(
+                    field,
+                    &format!("at most {MAX_LIST} entries"),
+                    list.len(),
+                ));
             }
         }
         if self.steps.len() > MAX_STEPS {
-            return Err(CoreError::range("steps", &format!("at most {MAX_STEPS} steps"), self.steps.len()));
+            return Err(CoreError::range(
+                "steps",
+                &format!("at most {MAX_STEPS} steps"),
+                self.steps.len(),
+            ));
         }
         for (i, s) in self.steps.iter().enumerate() {
             if i > 0 && s.bp <= self.steps[i - 1].bp {
                 return Err(CoreError::range(
                     &format!("steps[{i}].percentage"),
-                    &format!("greater than steps[{}].percentage ({})", i - 1, self.steps[i - 1].bp as f64 / 100.0),
+                    &format!(
+                        "greater than steps[{}].percentage ({})",
+                        i - 1,
+                        self.steps[i - 1].bp as f64 / 100.0
+                    ),
                     s.bp as f64 / 100.0,
                 ));
             }
-            ms_field(&format!("steps[{i}].minDurationMs"), s.min_duration_ms, 0.0, 30.0 * 86_400_000.0)?;
+            ms_field(
+                &format!("steps[{i}].minDurationMs"),
+                s.min_duration_ms,
+                0.0,
+                30.0 * 86_400_000.0,
+            )?;
         }
         ms_field("windowMs", self.window_ms, 60.0, 86_400_000.0)?;
         check::int_in("minSamples", self.min_samples as f64, 1, 1_000_000_000)?;
@@ -174,20 +209,42 @@ impl Config {
             }
             if let Some((q, c)) = slo.latency {
                 if !q.is_finite() || q <= 0.0 || q >= 1.0 {
-                    return Err(CoreError::range("slo.latencyQuantile", "a number > 0 and < 1 (0.99 for p99)", check::fmt_num(q)));
+                    return Err(CoreError::range(
+                        "slo.latencyQuantile",
+                        "a number > 0 and < 1 (0.99 for p99)",
+                        check::fmt_num(q),
+                    ));
                 }
                 ms_field("slo.p99Latency", c, 0.001, 3_600_000.0)?;
             }
             if let Some(a) = slo.availability {
                 if !a.is_finite() || a <= 0.0 || a >= 1.0 {
-                    return Err(CoreError::range("slo.availability", "a number > 0 and < 1 (e.g. 0.999)", check::fmt_num(a)));
+                    return Err(CoreError::range(
+                        "slo.availability",
+                        "a number > 0 and < 1 (e.g. 0.999)",
+                        check::fmt_num(a),
+                    ));
                 }
             }
             for (i, w) in slo.burn_windows.iter().enumerate() {
-                ms_field(&format!("slo.burnRateWindows[{i}].shortMs"), w.short_ms, 10.0, 30.0 * 86_400_000.0)?;
-                ms_field(&format!("slo.burnRateWindows[{i}].longMs"), w.long_ms, w.short_ms, 30.0 * 86_400_000.0)?;
+                ms_field(
+                    &format!("slo.burnRateWindows[{i}].shortMs"),
+                    w.short_ms,
+                    10.0,
+                    30.0 * 86_400_000.0,
+                )?;
+                ms_field(
+                    &format!("slo.burnRateWindows[{i}].longMs"),
+                    w.long_ms,
+                    w.short_ms,
+                    30.0 * 86_400_000.0,
+                )?;
                 if !w.factor.is_finite() || w.factor <= 0.0 || w.factor > 10_000.0 {
-                    return Err(CoreError::range(&format!("slo.burnRateWindows[{i}].factor"), "a number > 0 and <= 10000", check::fmt_num(w.factor)));
+                    return Err(CoreError::range(
+                        &format!("slo.burnRateWindows[{i}].factor"),
+                        "a number > 0 and <= 10000",
+                        check::fmt_num(w.factor),
+                    ));
                 }
             }
             if let Some(d) = slo.max_error_rate_increase {
@@ -195,7 +252,11 @@ impl Config {
             }
             if let Some(r) = slo.max_latency_ratio {
                 if !r.is_finite() || r <= 1.0 || r > 1000.0 {
-                    return Err(CoreError::range("slo.maxLatencyRatio", "a number > 1 and <= 1000", check::fmt_num(r)));
+                    return Err(CoreError::range(
+                        "slo.maxLatencyRatio",
+                        "a number > 1 and <= 1000",
+                        check::fmt_num(r),
+                    ));
                 }
             }
             let slices = count_spec(self).slices;
@@ -214,10 +275,21 @@ impl Config {
 /// The count ring: slices of a fifth of the shortest window, as many as the
 /// longest window needs.
 fn count_spec(c: &Config) -> RingSpec {
-    let shortest = c.burn_windows().iter().map(|w| w.short_ms).fold(c.window_ms, f64::min);
-    let longest = c.burn_windows().iter().map(|w| w.long_ms).fold(c.window_ms, f64::max);
+    let shortest = c
+        .burn_windows()
+        .iter()
+        .map(|w| w.short_ms)
+        .fold(c.window_ms, f64::min);
+    let longest = c
+        .burn_windows()
+        .iter()
+        .map(|w| w.long_ms)
+        .fold(c.window_ms, f64::max);
     let slice_ms = (shortest / 5.0).max(10.0);
-    RingSpec { slice_ms, slices: (longest / slice_ms).ceil() as usize }
+    RingSpec {
+        slice_ms,
+        slices: (longest / slice_ms).ceil() as usize,
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -256,7 +328,13 @@ impl Cohort {
     fn new(c: &Config, now: f64) -> Self {
         Cohort {
             counts: SliceRing::new(count_spec(c), now),
-            latency: SliceRing::new(RingSpec { slice_ms: c.window_ms / LATENCY_SLICES as f64, slices: LATENCY_SLICES }, now),
+            latency: SliceRing::new(
+                RingSpec {
+                    slice_ms: c.window_ms / LATENCY_SLICES as f64,
+                    slices: LATENCY_SLICES,
+                },
+                now,
+            ),
             total: Counts::default(),
             step_requests: 0,
         }
@@ -281,11 +359,13 @@ impl Cohort {
     fn window(&mut self, ms: f64, now: f64) -> Counts {
         let slice_ms = self.counts.window_ms() / self.counts.slots(now).len() as f64;
         let k = ((ms / slice_ms).round() as usize).max(1);
-        self.counts.newest(now, k).fold(Counts::default(), |mut c, s| {
-            c.requests += s.requests;
-            c.errors += s.errors;
-            c
-        })
+        self.counts
+            .newest(now, k)
+            .fold(Counts::default(), |mut c, s| {
+                c.requests += s.requests;
+                c.errors += s.errors;
+                c
+            })
     }
 
     /// The latency quantile (ms) over the analysis window, as the lowest
@@ -458,9 +538,25 @@ impl Rollout {
         let w = self.config.window_ms;
         let n = self.new.window(w, now);
         let s = self.stable.window(w, now);
-        let rate = |c: Counts| if c.requests == 0 { 0.0 } else { c.errors as f64 / c.requests as f64 };
-        let q = self.config.slo.as_ref().and_then(|s| s.latency.map(|(q, _)| q)).unwrap_or(0.99);
-        let budget = self.config.slo.as_ref().and_then(|s| s.availability).map(|a| 1.0 - a);
+        let rate = |c: Counts| {
+            if c.requests == 0 {
+                0.0
+            } else {
+                c.errors as f64 / c.requests as f64
+            }
+        };
+        let q = self
+            .config
+            .slo
+            .as_ref()
+            .and_then(|s| s.latency.map(|(q, _)| q))
+            .unwrap_or(0.99);
+        let budget = self
+            .config
+            .slo
+            .as_ref()
+            .and_then(|s| s.availability)
+            .map(|a| 1.0 - a);
         let windows = self.config.burn_windows().to_vec();
         let burn_rates = match budget {
             Some(b) => windows
@@ -491,16 +587,31 @@ impl Rollout {
             return (Verdict::Inconclusive("no SLO configured".into()), f);
         };
         if f.requests < self.config.min_samples {
-            return (Verdict::Inconclusive(format!("{} of {} samples needed in the window", f.requests, self.config.min_samples)), f);
+            return (
+                Verdict::Inconclusive(format!(
+                    "{} of {} samples needed in the window",
+                    f.requests, self.config.min_samples
+                )),
+                f,
+            );
         }
         if let Some(max) = slo.error_rate {
             if f.error_rate > max {
-                return (Verdict::Breach(format!("error rate {:.4} > {max} over the last {} ms", f.error_rate, self.config.window_ms)), f);
+                return (
+                    Verdict::Breach(format!(
+                        "error rate {:.4} > {max} over the last {} ms",
+                        f.error_rate, self.config.window_ms
+                    )),
+                    f,
+                );
             }
         }
         if let (Some((q, ceiling)), Some(v)) = (slo.latency, f.latency_ms) {
             if v > ceiling {
-                return (Verdict::Breach(format!("p{} latency {v:.1} ms > {ceiling} ms", q * 100.0)), f);
+                return (
+                    Verdict::Breach(format!("p{} latency {v:.1} ms > {ceiling} ms", q * 100.0)),
+                    f,
+                );
             }
         }
         for (bw, &(long, short)) in slo.burn_windows.iter().zip(&f.burn_rates) {
@@ -517,12 +628,25 @@ impl Rollout {
         if f.stable_requests >= self.config.min_samples {
             if let Some(d) = slo.max_error_rate_increase {
                 if f.error_rate > f.stable_error_rate + d {
-                    return (Verdict::Breach(format!("error rate {:.4} exceeds the stable cohort's {:.4} by more than {d}", f.error_rate, f.stable_error_rate)), f);
+                    return (
+                        Verdict::Breach(format!(
+                            "error rate {:.4} exceeds the stable cohort's {:.4} by more than {d}",
+                            f.error_rate, f.stable_error_rate
+                        )),
+                        f,
+                    );
                 }
             }
-            if let (Some(r), Some(nv), Some(sv)) = (slo.max_latency_ratio, f.latency_ms, f.stable_latency_ms) {
+            if let (Some(r), Some(nv), Some(sv)) =
+                (slo.max_latency_ratio, f.latency_ms, f.stable_latency_ms)
+            {
                 if nv > sv * r {
-                    return (Verdict::Breach(format!("latency {nv:.1} ms is more than {r}x the stable cohort's {sv:.1} ms")), f);
+                    return (
+                        Verdict::Breach(format!(
+                            "latency {nv:.1} ms is more than {r}x the stable cohort's {sv:.1} ms"
+                        )),
+                        f,
+                    );
                 }
             }
         }
@@ -561,21 +685,37 @@ impl RolloutSet {
     }
 
     fn by_name(&mut self, name: &str) -> CoreResult<&mut Rollout> {
-        let id = *self.index.get(name).ok_or_else(|| CoreError::not_found("Rollout", name))?;
+        let id = *self
+            .index
+            .get(name)
+            .ok_or_else(|| CoreError::not_found("Rollout", name))?;
         Ok(self.rollouts[id].as_mut().expect("indexed rollouts exist"))
     }
 
     pub fn ids(&self) -> impl Iterator<Item = usize> + '_ {
-        self.rollouts.iter().enumerate().filter(|(_, r)| r.is_some()).map(|(i, _)| i)
+        self.rollouts
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_some())
+            .map(|(i, _)| i)
     }
 
     /// Starts (or restarts, zeroing its figures) rollout `name`. With steps,
     /// the percentage starts at the first step.
-    pub fn start(&mut self, name: &str, mut config: Config, now: f64) -> CoreResult<(usize, Event)> {
+    pub fn start(
+        &mut self,
+        name: &str,
+        mut config: Config,
+        now: f64,
+    ) -> CoreResult<(usize, Event)> {
         // An empty name is a name (the original hashed `:<user>` for it).
         let n = name.chars().count();
         if n > 256 {
-            return Err(CoreError::range("name", "a string of at most 256 characters", format!("{n} characters")));
+            return Err(CoreError::range(
+                "name",
+                "a string of at most 256 characters",
+                format!("{n} characters"),
+            ));
         }
         config.validate()?;
         if let Some(first) = config.steps.first() {
@@ -585,7 +725,11 @@ impl RolloutSet {
             Some(&id) => id,
             None => {
                 if self.index.len() >= MAX_ROLLOUTS {
-                    return Err(CoreError::range("name", &format!("one of at most {MAX_ROLLOUTS} rollouts"), "one more"));
+                    return Err(CoreError::range(
+                        "name",
+                        &format!("one of at most {MAX_ROLLOUTS} rollouts"),
+                        "one more",
+                    ));
                 }
                 self.rollouts.push(None);
                 let id = self.rollouts.len() - 1;
@@ -593,13 +737,24 @@ impl RolloutSet {
                 id
             }
         };
-        let history = self.rollouts[id].take().map(|r| r.history).unwrap_or_default();
-        let step = if config.steps.is_empty() { None } else { Some(0) };
+        let history = self.rollouts[id]
+            .take()
+            .map(|r| r.history)
+            .unwrap_or_default();
+        let step = if config.steps.is_empty() {
+            None
+        } else {
+            Some(0)
+        };
         let mut r = Rollout {
             name: name.to_string(),
             new: Cohort::new(&config, now),
             stable: Cohort::new(&config, now),
-            phase: if config.bp >= BUCKETS && config.steps.is_empty() { Phase::Running } else { Phase::Running },
+            phase: if config.bp >= BUCKETS && config.steps.is_empty() {
+                Phase::Running
+            } else {
+                Phase::Running
+            },
             step,
             step_started: now,
             last_good_bp: 0,
@@ -610,25 +765,51 @@ impl RolloutSet {
             pending_eval: false,
             config,
         };
-        let entry = HistoryEntry { at: now, kind: "start", from_bp: 0, to_bp: r.config.bp, reason: String::new(), figures: None };
+        let entry = HistoryEntry {
+            at: now,
+            kind: "start",
+            from_bp: 0,
+            to_bp: r.config.bp,
+            reason: String::new(),
+            figures: None,
+        };
         r.push(entry.clone());
         self.rollouts[id] = Some(r);
         Ok((id, Event { rollout: id, entry }))
     }
 
     /// Sets the percentage by hand (`updateRollout(name, pct)`).
-    pub fn set_percentage(&mut self, name: &str, bp: u32, reason: &str, now: f64) -> CoreResult<Event> {
+    pub fn set_percentage(
+        &mut self,
+        name: &str,
+        bp: u32,
+        reason: &str,
+        now: f64,
+    ) -> CoreResult<Event> {
         if bp > BUCKETS {
-            return Err(CoreError::range("percentage", "a number from 0 to 100", bp as f64 / 100.0));
+            return Err(CoreError::range(
+                "percentage",
+                "a number from 0 to 100",
+                bp as f64 / 100.0,
+            ));
         }
-        let id = self.id_of(name).ok_or_else(|| CoreError::not_found("Rollout", name))?;
+        let id = self
+            .id_of(name)
+            .ok_or_else(|| CoreError::not_found("Rollout", name))?;
         let r = self.by_name(name)?;
         let from = r.config.bp;
         r.set_bp(bp, now);
         if r.phase == Phase::RolledBack || r.phase == Phase::Aborted {
             r.phase = Phase::Running;
         }
-        let entry = HistoryEntry { at: now, kind: "update", from_bp: from, to_bp: bp, reason: reason.to_string(), figures: None };
+        let entry = HistoryEntry {
+            at: now,
+            kind: "update",
+            from_bp: from,
+            to_bp: bp,
+            reason: reason.to_string(),
+            figures: None,
+        };
         r.push(entry.clone());
         Ok(Event { rollout: id, entry })
     }
@@ -636,10 +817,13 @@ impl RolloutSet {
     /// Replaces the config wholesale (after validation), keeping figures.
     pub fn reconfigure(&mut self, name: &str, config: Config, now: f64) -> CoreResult<Event> {
         config.validate()?;
-        let id = self.id_of(name).ok_or_else(|| CoreError::not_found("Rollout", name))?;
+        let id = self
+            .id_of(name)
+            .ok_or_else(|| CoreError::not_found("Rollout", name))?;
         let r = self.by_name(name)?;
         let from = r.config.bp;
-        let windows_changed = r.config.window_ms != config.window_ms || r.config.burn_windows() != config.burn_windows();
+        let windows_changed = r.config.window_ms != config.window_ms
+            || r.config.burn_windows() != config.burn_windows();
         r.config = config;
         if windows_changed {
             r.new = Cohort::new(&r.config, now);
@@ -650,14 +834,30 @@ impl RolloutSet {
         } else if r.step.is_none_or(|s| s >= r.config.steps.len()) {
             r.step = Some(0);
         }
-        let entry = HistoryEntry { at: now, kind: "update", from_bp: from, to_bp: r.config.bp, reason: "configuration changed".into(), figures: None };
+        let entry = HistoryEntry {
+            at: now,
+            kind: "update",
+            from_bp: from,
+            to_bp: r.config.bp,
+            reason: "configuration changed".into(),
+            figures: None,
+        };
         r.push(entry.clone());
         Ok(Event { rollout: id, entry })
     }
 
     /// Records one outcome. `new_cohort`: the request went to the new version.
-    pub fn record(&mut self, id: usize, new_cohort: bool, ok: bool, latency_ms: f64, now: f64) -> bool {
-        let Some(r) = self.get_mut(id) else { return false };
+    pub fn record(
+        &mut self,
+        id: usize,
+        new_cohort: bool,
+        ok: bool,
+        latency_ms: f64,
+        now: f64,
+    ) -> bool {
+        let Some(r) = self.get_mut(id) else {
+            return false;
+        };
         if new_cohort {
             r.new.record(ok, latency_ms, now);
         } else {
@@ -684,7 +884,14 @@ impl RolloutSet {
     /// assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["breach", "rollback"]);
     /// assert_eq!(s.get(id).unwrap().percentage(), 0.0);
     /// ```
-    pub fn record_checked(&mut self, id: usize, new_cohort: bool, ok: bool, latency_ms: f64, now: f64) -> Option<Vec<Event>> {
+    pub fn record_checked(
+        &mut self,
+        id: usize,
+        new_cohort: bool,
+        ok: bool,
+        latency_ms: f64,
+        now: f64,
+    ) -> Option<Vec<Event>> {
         if !self.record(id, new_cohort, ok, latency_ms, now) {
             return None;
         }
@@ -713,14 +920,24 @@ impl RolloutSet {
     /// assert_eq!(s.evaluate_pending(2.0)[0].entry.kind, "advance");
     /// ```
     pub fn evaluate_pending(&mut self, now: f64) -> Vec<Event> {
-        let ids: Vec<usize> = self.rollouts.iter().enumerate().filter(|(_, r)| r.as_ref().is_some_and(|r| r.pending_eval)).map(|(i, _)| i).collect();
-        ids.into_iter().flat_map(|id| self.evaluate(id, now)).collect()
+        let ids: Vec<usize> = self
+            .rollouts
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.as_ref().is_some_and(|r| r.pending_eval))
+            .map(|(i, _)| i)
+            .collect();
+        ids.into_iter()
+            .flat_map(|id| self.evaluate(id, now))
+            .collect()
     }
 
     /// Runs the analysis of rollout `id` and applies what it decides.
     pub fn evaluate(&mut self, id: usize, now: f64) -> Vec<Event> {
         let mut out = Vec::new();
-        let Some(r) = self.get_mut(id) else { return out };
+        let Some(r) = self.get_mut(id) else {
+            return out;
+        };
         r.pending_eval = false;
         let (verdict, figures) = r.analyse(now);
         r.last_verdict = verdict.clone();
@@ -731,9 +948,19 @@ impl RolloutSet {
         match verdict {
             Verdict::Breach(reason) => {
                 let from = r.config.bp;
-                let breach = HistoryEntry { at: now, kind: "breach", from_bp: from, to_bp: from, reason: reason.clone(), figures: Some(figures.clone()) };
+                let breach = HistoryEntry {
+                    at: now,
+                    kind: "breach",
+                    from_bp: from,
+                    to_bp: from,
+                    reason: reason.clone(),
+                    figures: Some(figures.clone()),
+                };
                 r.push(breach.clone());
-                out.push(Event { rollout: id, entry: breach });
+                out.push(Event {
+                    rollout: id,
+                    entry: breach,
+                });
                 if r.config.auto_rollback && from > 0 {
                     let to = match r.config.rollback_to {
                         RollbackTarget::Zero => 0,
@@ -741,12 +968,24 @@ impl RolloutSet {
                     };
                     r.set_bp(to, now);
                     r.phase = Phase::RolledBack;
-                    if let (Some(steps), RollbackTarget::LastGoodStep) = (Some(&r.config.steps), r.config.rollback_to) {
+                    if let (Some(steps), RollbackTarget::LastGoodStep) =
+                        (Some(&r.config.steps), r.config.rollback_to)
+                    {
                         r.step = steps.iter().rposition(|s| s.bp <= to);
                     }
-                    let e = HistoryEntry { at: now, kind: "rollback", from_bp: from, to_bp: to, reason, figures: Some(figures) };
+                    let e = HistoryEntry {
+                        at: now,
+                        kind: "rollback",
+                        from_bp: from,
+                        to_bp: to,
+                        reason,
+                        figures: Some(figures),
+                    };
                     r.push(e.clone());
-                    out.push(Event { rollout: id, entry: e });
+                    out.push(Event {
+                        rollout: id,
+                        entry: e,
+                    });
                 }
             }
             Verdict::Healthy => {
@@ -770,11 +1009,17 @@ impl RolloutSet {
                         kind: "advance",
                         from_bp: from,
                         to_bp: to,
-                        reason: format!("healthy for {waited:.0} ms with {} requests in the window", figures.requests),
+                        reason: format!(
+                            "healthy for {waited:.0} ms with {} requests in the window",
+                            figures.requests
+                        ),
                         figures: Some(figures),
                     };
                     r.push(e.clone());
-                    out.push(Event { rollout: id, entry: e });
+                    out.push(Event {
+                        rollout: id,
+                        entry: e,
+                    });
                 }
             }
             Verdict::Inconclusive(_) => {}
@@ -784,8 +1029,16 @@ impl RolloutSet {
 
     /// Manual actions: `pause`, `resume`, `promote` (to 100 %), `abort` (to
     /// 0 %, stays there), `rollback` (fast: to 0 % without analysis).
-    pub fn action(&mut self, name: &str, action: &str, reason: &str, now: f64) -> CoreResult<Event> {
-        let id = self.id_of(name).ok_or_else(|| CoreError::not_found("Rollout", name))?;
+    pub fn action(
+        &mut self,
+        name: &str,
+        action: &str,
+        reason: &str,
+        now: f64,
+    ) -> CoreResult<Event> {
+        let id = self
+            .id_of(name)
+            .ok_or_else(|| CoreError::not_found("Rollout", name))?;
         let r = self.by_name(name)?;
         let from = r.config.bp;
         let kind: &'static str = match action {
@@ -816,19 +1069,47 @@ impl RolloutSet {
                 r.phase = Phase::RolledBack;
                 "rollback"
             }
-            other => return Err(CoreError::range("action", "'pause', 'resume', 'promote', 'abort' or 'rollback'", format!("\"{other}\""))),
+            other => {
+                return Err(CoreError::range(
+                    "action",
+                    "'pause', 'resume', 'promote', 'abort' or 'rollback'",
+                    format!("\"{other}\""),
+                ))
+            }
         };
-        let entry = HistoryEntry { at: now, kind, from_bp: from, to_bp: r.config.bp, reason: reason.to_string(), figures: None };
+        let entry = HistoryEntry {
+            at: now,
+            kind,
+            from_bp: from,
+            to_bp: r.config.bp,
+            reason: reason.to_string(),
+            figures: None,
+        };
         r.push(entry.clone());
         Ok(Event { rollout: id, entry })
     }
 
     /// Requests and errors of one cohort over `ms`, for the status views.
-    pub fn cohort_window(&mut self, id: usize, new_cohort: bool, ms: f64, now: f64) -> Option<(u64, u64, Option<f64>, Option<f64>)> {
+    pub fn cohort_window(
+        &mut self,
+        id: usize,
+        new_cohort: bool,
+        ms: f64,
+        now: f64,
+    ) -> Option<(u64, u64, Option<f64>, Option<f64>)> {
         let r = self.get_mut(id)?;
-        let c = if new_cohort { &mut r.new } else { &mut r.stable };
+        let c = if new_cohort {
+            &mut r.new
+        } else {
+            &mut r.stable
+        };
         let w = c.window(ms, now);
-        Some((w.requests, w.errors, c.latency_quantile(0.5, now), c.latency_quantile(0.99, now)))
+        Some((
+            w.requests,
+            w.errors,
+            c.latency_quantile(0.5, now),
+            c.latency_quantile(0.99, now),
+        ))
     }
 
     /// All-time requests and errors of a cohort.
@@ -855,7 +1136,11 @@ mod tests {
 
     /// Tests of the analysis roll back by themselves (the default is off, as the original).
     fn cfg(pct: f64) -> Config {
-        Config { bp: percent_to_bp("percentage", pct).unwrap(), auto_rollback: true, ..Config::default() }
+        Config {
+            bp: percent_to_bp("percentage", pct).unwrap(),
+            auto_rollback: true,
+            ..Config::default()
+        }
     }
 
     fn keys(n: usize) -> Vec<String> {
@@ -870,10 +1155,16 @@ mod tests {
         let at10: Vec<bool> = ks.iter().map(|k| s.get(id).unwrap().decide(k)).collect();
         s.set_percentage("search-v2", 2000, "", 1.0).unwrap();
         let at20: Vec<bool> = ks.iter().map(|k| s.get(id).unwrap().decide(k)).collect();
-        assert!(at10.iter().zip(&at20).all(|(a, b)| !a || *b), "nobody in the 10 % left at 20 %");
+        assert!(
+            at10.iter().zip(&at20).all(|(a, b)| !a || *b),
+            "nobody in the 10 % left at 20 %"
+        );
         let n10 = at10.iter().filter(|x| **x).count() as f64 / ks.len() as f64;
         let n20 = at20.iter().filter(|x| **x).count() as f64 / ks.len() as f64;
-        assert!((n10 - 0.10).abs() < 0.01 && (n20 - 0.20).abs() < 0.01, "{n10} {n20}");
+        assert!(
+            (n10 - 0.10).abs() < 0.01 && (n20 - 0.20).abs() < 0.01,
+            "{n10} {n20}"
+        );
     }
 
     #[test]
@@ -886,7 +1177,10 @@ mod tests {
             counts[(b as usize) * bins / BUCKETS as usize] += 1;
         }
         let expected = n as f64 / bins as f64;
-        let chi2: f64 = counts.iter().map(|&c| (c as f64 - expected).powi(2) / expected).sum();
+        let chi2: f64 = counts
+            .iter()
+            .map(|&c| (c as f64 - expected).powi(2) / expected)
+            .sum();
         // 99 degrees of freedom: the 0.999 quantile is about 148.2.
         assert!(chi2 < 148.2, "chi-square {chi2}");
     }
@@ -914,26 +1208,48 @@ mod tests {
         let mut c = cfg(65.0);
         c.hash = HashMode::Legacy;
         let (id, _) = s.start("api-agent", c, 0.0).unwrap();
-        assert!(!s.get(id).unwrap().decide("anonymous"), "bucket 65 is not < 65");
+        assert!(
+            !s.get(id).unwrap().decide("anonymous"),
+            "bucket 65 is not < 65"
+        );
         s.set_percentage("api-agent", 6600, "", 0.0).unwrap();
         assert!(s.get(id).unwrap().decide("anonymous"));
     }
 
     fn slo_cfg() -> Config {
-        Config { slo: Some(Slo { error_rate: Some(0.05), ..Slo::default() }), ..cfg(100.0) }
+        Config {
+            slo: Some(Slo {
+                error_rate: Some(0.05),
+                ..Slo::default()
+            }),
+            ..cfg(100.0)
+        }
     }
 
     #[test]
     fn without_auto_rollback_a_breach_is_reported_and_nothing_moves() {
         let mut s = RolloutSet::new();
-        let c = Config { slo: Some(Slo { error_rate: Some(0.05), ..Slo::default() }), ..Config::default() };
+        let c = Config {
+            slo: Some(Slo {
+                error_rate: Some(0.05),
+                ..Slo::default()
+            }),
+            ..Config::default()
+        };
         assert!(!c.auto_rollback, "off by default, as the original");
         let (id, _) = s.start("r", c, 0.0).unwrap();
         for i in 0..20 {
-            assert_eq!(s.record_checked(id, true, false, 5.0, i as f64), Some(vec![]), "not judged on record");
+            assert_eq!(
+                s.record_checked(id, true, false, 5.0, i as f64),
+                Some(vec![]),
+                "not judged on record"
+            );
         }
         let ev = s.evaluate(id, 20.0);
-        assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["breach"]);
+        assert_eq!(
+            ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(),
+            ["breach"]
+        );
         assert_eq!(s.get(id).unwrap().percentage(), 100.0);
     }
 
@@ -943,41 +1259,97 @@ mod tests {
         let (id, _) = s.start("r", slo_cfg(), 0.0).unwrap();
         // Successes never start an error-rate breach; the 11th brings the window to min_samples.
         for i in 0..10 {
-            assert_eq!(s.record_checked(id, true, i != 3, 5.0, i as f64), Some(vec![]), "request {i}");
+            assert_eq!(
+                s.record_checked(id, true, i != 3, 5.0, i as f64),
+                Some(vec![]),
+                "request {i}"
+            );
         }
         let ev = s.record_checked(id, true, true, 5.0, 10.0).unwrap();
-        assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["breach", "rollback"], "1/11 > 0.05 on the 11th");
+        assert_eq!(
+            ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(),
+            ["breach", "rollback"],
+            "1/11 > 0.05 on the 11th"
+        );
         // Stable outcomes and unknown ids are only recorded.
         let (id2, _) = s.start("q", slo_cfg(), 0.0).unwrap();
         for i in 0..50 {
-            assert_eq!(s.record_checked(id2, false, false, 5.0, i as f64), Some(vec![]));
+            assert_eq!(
+                s.record_checked(id2, false, false, 5.0, i as f64),
+                Some(vec![])
+            );
         }
         assert_eq!(s.record_checked(99, true, false, 5.0, 0.0), None);
         // A latency breach acts on the slow request that makes it.
-        let lat = Config { slo: Some(Slo { latency: Some((0.99, 100.0)), ..Slo::default() }), ..cfg(100.0) };
+        let lat = Config {
+            slo: Some(Slo {
+                latency: Some((0.99, 100.0)),
+                ..Slo::default()
+            }),
+            ..cfg(100.0)
+        };
         let (id3, _) = s.start("p", lat, 0.0).unwrap();
         for i in 0..10 {
-            assert!(s.record_checked(id3, true, true, 5.0, i as f64).unwrap().is_empty());
+            assert!(s
+                .record_checked(id3, true, true, 5.0, i as f64)
+                .unwrap()
+                .is_empty());
         }
-        assert!(s.record_checked(id3, true, true, 5.0, 10.0).unwrap().is_empty(), "11 fast samples: healthy");
+        assert!(
+            s.record_checked(id3, true, true, 5.0, 10.0)
+                .unwrap()
+                .is_empty(),
+            "11 fast samples: healthy"
+        );
         let ev = s.record_checked(id3, true, true, 150.0, 11.0).unwrap();
-        assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["breach", "rollback"]);
+        assert_eq!(
+            ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(),
+            ["breach", "rollback"]
+        );
     }
 
     #[test]
     fn outcomes_recorded_one_by_one_still_advance_steps_on_the_deferred_evaluation() {
         let mut s = RolloutSet::new();
-        let steps = vec![Step { bp: 5000, min_duration_ms: 0.0, min_requests: 10 }, Step { bp: BUCKETS, min_duration_ms: 0.0, min_requests: 0 }];
-        let c = Config { steps, min_samples: 5, ..slo_cfg() };
+        let steps = vec![
+            Step {
+                bp: 5000,
+                min_duration_ms: 0.0,
+                min_requests: 10,
+            },
+            Step {
+                bp: BUCKETS,
+                min_duration_ms: 0.0,
+                min_requests: 0,
+            },
+        ];
+        let c = Config {
+            steps,
+            min_samples: 5,
+            ..slo_cfg()
+        };
         let (id, _) = s.start("plan", c, 0.0).unwrap();
         for i in 0..20 {
-            assert_eq!(s.record_checked(id, true, true, 5.0, i as f64), Some(vec![]));
+            assert_eq!(
+                s.record_checked(id, true, true, 5.0, i as f64),
+                Some(vec![])
+            );
         }
-        assert_eq!(s.get(id).unwrap().config.bp, 5000, "no analysis on healthy outcomes");
+        assert_eq!(
+            s.get(id).unwrap().config.bp,
+            5000,
+            "no analysis on healthy outcomes"
+        );
         let ev = s.evaluate_pending(20.0);
-        assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["advance"]);
+        assert_eq!(
+            ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(),
+            ["advance"]
+        );
         assert_eq!(s.get(id).unwrap().config.bp, BUCKETS);
-        assert!(s.evaluate_pending(21.0).is_empty(), "nothing pending any more");
+        assert!(
+            s.evaluate_pending(21.0).is_empty(),
+            "nothing pending any more"
+        );
     }
 
     #[test]
@@ -998,15 +1370,28 @@ mod tests {
         let (id, _) = s.start("r", slo_cfg(), 0.0).unwrap();
         for i in 0..10 {
             s.record(id, true, i != 3, 5.0, i as f64);
-            assert!(s.evaluate(id, i as f64).is_empty(), "inconclusive before 11 samples");
+            assert!(
+                s.evaluate(id, i as f64).is_empty(),
+                "inconclusive before 11 samples"
+            );
         }
-        assert!(matches!(s.get(id).unwrap().last_verdict, Verdict::Inconclusive(_)));
+        assert!(matches!(
+            s.get(id).unwrap().last_verdict,
+            Verdict::Inconclusive(_)
+        ));
         s.record(id, true, true, 5.0, 10.0);
         let ev = s.evaluate(id, 10.0);
-        assert_eq!(ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(), ["breach", "rollback"]);
+        assert_eq!(
+            ev.iter().map(|e| e.entry.kind).collect::<Vec<_>>(),
+            ["breach", "rollback"]
+        );
         let r = s.get(id).unwrap();
         assert_eq!((r.config.bp, r.phase), (0, Phase::RolledBack));
-        assert!(ev[1].entry.reason.starts_with("error rate 0.0909 > 0.05"), "{}", ev[1].entry.reason);
+        assert!(
+            ev[1].entry.reason.starts_with("error rate 0.0909 > 0.05"),
+            "{}",
+            ev[1].entry.reason
+        );
         assert_eq!(ev[1].entry.figures.as_ref().unwrap().requests, 11);
     }
 
@@ -1014,17 +1399,27 @@ mod tests {
     fn latency_ceiling_uses_the_quantile_without_false_breaches() {
         let mut s = RolloutSet::new();
         let mut c = cfg(100.0);
-        c.slo = Some(Slo { latency: Some((0.99, 100.0)), ..Slo::default() });
+        c.slo = Some(Slo {
+            latency: Some((0.99, 100.0)),
+            ..Slo::default()
+        });
         let (id, _) = s.start("r", c.clone(), 0.0).unwrap();
         for _ in 0..10 {
             s.record(id, true, true, 5.0, 1.0);
         }
         s.record(id, true, true, 100.0, 1.0);
-        assert!(s.evaluate(id, 2.0).is_empty(), "exactly at the ceiling is not a breach");
+        assert!(
+            s.evaluate(id, 2.0).is_empty(),
+            "exactly at the ceiling is not a breach"
+        );
         s.record(id, true, true, 101.0, 3.0);
         let ev = s.evaluate(id, 3.0);
         assert_eq!(ev.len(), 2, "{:?}", s.get(id).unwrap().last_verdict);
-        assert!(ev[0].entry.reason.starts_with("p99 latency 10"), "{}", ev[0].entry.reason);
+        assert!(
+            ev[0].entry.reason.starts_with("p99 latency 10"),
+            "{}",
+            ev[0].entry.reason
+        );
     }
 
     #[test]
@@ -1032,11 +1427,23 @@ mod tests {
         let mut s = RolloutSet::new();
         let mut c = slo_cfg();
         c.steps = vec![
-            Step { bp: 100, min_duration_ms: 0.0, min_requests: 0 },
-            Step { bp: 2500, min_duration_ms: 0.0, min_requests: 0 },
+            Step {
+                bp: 100,
+                min_duration_ms: 0.0,
+                min_requests: 0,
+            },
+            Step {
+                bp: 2500,
+                min_duration_ms: 0.0,
+                min_requests: 0,
+            },
         ];
         let (id, _) = s.start("r", c, 0.0).unwrap();
-        assert_eq!(s.get(id).unwrap().config.bp, 100, "starts at the first step");
+        assert_eq!(
+            s.get(id).unwrap().config.bp,
+            100,
+            "starts at the first step"
+        );
         for t in 0..100 {
             assert!(s.evaluate(id, t as f64 * 1000.0).is_empty());
         }
@@ -1051,7 +1458,14 @@ mod tests {
     fn healthy_steps_advance_after_their_duration_and_requests() {
         let mut s = RolloutSet::new();
         let mut c = slo_cfg();
-        c.steps = [1.0, 5.0, 25.0, 100.0].iter().map(|&p| Step { bp: (p * 100.0) as u32, min_duration_ms: 1000.0, min_requests: 20 }).collect();
+        c.steps = [1.0, 5.0, 25.0, 100.0]
+            .iter()
+            .map(|&p| Step {
+                bp: (p * 100.0) as u32,
+                min_duration_ms: 1000.0,
+                min_requests: 20,
+            })
+            .collect();
         let (id, _) = s.start("r", c, 0.0).unwrap();
         let mut t = 0.0;
         let mut seen = vec![];
@@ -1064,7 +1478,10 @@ mod tests {
             }
             t += 250.0;
         }
-        assert_eq!(seen.iter().map(|x| x.1).collect::<Vec<_>>(), [500, 2500, 10_000]);
+        assert_eq!(
+            seen.iter().map(|x| x.1).collect::<Vec<_>>(),
+            [500, 2500, 10_000]
+        );
         assert!(seen.iter().all(|x| x.0 == "advance"));
         assert_eq!(seen[0].2, 1000.0, "not before the step's minimum duration");
         assert_eq!(s.get(id).unwrap().phase, Phase::Completed);
@@ -1075,7 +1492,14 @@ mod tests {
         let mut s = RolloutSet::new();
         let mut c = slo_cfg();
         c.rollback_to = RollbackTarget::LastGoodStep;
-        c.steps = [5.0, 25.0, 50.0].iter().map(|&p| Step { bp: (p * 100.0) as u32, min_duration_ms: 0.0, min_requests: 11 }).collect();
+        c.steps = [5.0, 25.0, 50.0]
+            .iter()
+            .map(|&p| Step {
+                bp: (p * 100.0) as u32,
+                min_duration_ms: 0.0,
+                min_requests: 11,
+            })
+            .collect();
         let (id, _) = s.start("r", c, 0.0).unwrap();
         for _ in 0..11 {
             s.record(id, true, true, 1.0, 0.0);
@@ -1087,7 +1511,11 @@ mod tests {
         }
         let ev = s.evaluate(id, 1.0);
         assert_eq!(ev.last().unwrap().entry.kind, "rollback");
-        assert_eq!(ev.last().unwrap().entry.to_bp, 500, "back to 5 %, the last step judged healthy");
+        assert_eq!(
+            ev.last().unwrap().entry.to_bp,
+            500,
+            "back to 5 %, the last step judged healthy"
+        );
     }
 
     #[test]
@@ -1097,7 +1525,15 @@ mod tests {
         let burn_cfg = || {
             let mut c = cfg(100.0);
             c.window_ms = 1000.0;
-            c.slo = Some(Slo { availability: Some(0.999), burn_windows: vec![BurnWindow { long_ms: 60_000.0, short_ms: 5_000.0, factor: 14.4 }], ..Slo::default() });
+            c.slo = Some(Slo {
+                availability: Some(0.999),
+                burn_windows: vec![BurnWindow {
+                    long_ms: 60_000.0,
+                    short_ms: 5_000.0,
+                    factor: 14.4,
+                }],
+                ..Slo::default()
+            });
             c
         };
         let feed = |s: &mut RolloutSet, id: usize, from: f64, to: f64, error_every: usize| {
@@ -1131,8 +1567,17 @@ mod tests {
             s.record(b, true, k % 2 == 0, 1.0, 59_500.0);
         }
         let ev = s.evaluate(b, 59_500.0);
-        assert_eq!(ev.last().map(|e| e.entry.kind), Some("rollback"), "{:?}", s.get(b).unwrap().last_figures);
-        assert!(ev[0].entry.reason.starts_with("error budget burning at"), "{}", ev[0].entry.reason);
+        assert_eq!(
+            ev.last().map(|e| e.entry.kind),
+            Some("rollback"),
+            "{:?}",
+            s.get(b).unwrap().last_figures
+        );
+        assert!(
+            ev[0].entry.reason.starts_with("error budget burning at"),
+            "{}",
+            ev[0].entry.reason
+        );
         // Brute-force check of the figures: 250 errors of 6,400 requests in the long window.
         let (long, _) = s.get(b).unwrap().last_figures.burn_rates[0];
         assert!((long - (250.0 / 6400.0) / 0.001).abs() < 1e-6, "{long}");
@@ -1142,18 +1587,28 @@ mod tests {
     fn compared_with_the_stable_cohort() {
         let mut s = RolloutSet::new();
         let mut c = cfg(50.0);
-        c.slo = Some(Slo { max_error_rate_increase: Some(0.02), ..Slo::default() });
+        c.slo = Some(Slo {
+            max_error_rate_increase: Some(0.02),
+            ..Slo::default()
+        });
         let (id, _) = s.start("r", c, 0.0).unwrap();
         for k in 0..100 {
             s.record(id, false, k % 10 != 0, 1.0, 0.0); // stable: 10 % errors (a bad day for everyone)
             s.record(id, true, k % 10 != 0 && k != 5, 1.0, 0.0); // new: 11 %
         }
-        assert!(s.evaluate(id, 0.0).is_empty(), "11 % vs 10 % is within 2 points");
+        assert!(
+            s.evaluate(id, 0.0).is_empty(),
+            "11 % vs 10 % is within 2 points"
+        );
         for _ in 0..30 {
             s.record(id, true, false, 1.0, 0.0);
         }
         let ev = s.evaluate(id, 0.0);
-        assert!(ev[0].entry.reason.contains("exceeds the stable cohort's"), "{}", ev[0].entry.reason);
+        assert!(
+            ev[0].entry.reason.contains("exceeds the stable cohort's"),
+            "{}",
+            ev[0].entry.reason
+        );
     }
 
     #[test]
@@ -1164,7 +1619,10 @@ mod tests {
         for _ in 0..20 {
             s.record(id, true, false, 1.0, 0.0);
         }
-        assert!(s.evaluate(id, 0.0).is_empty(), "paused: no automatic action");
+        assert!(
+            s.evaluate(id, 0.0).is_empty(),
+            "paused: no automatic action"
+        );
         s.action("r", "resume", "", 0.0).unwrap();
         assert_eq!(s.evaluate(id, 0.0).len(), 2);
         s.action("r", "promote", "", 1.0).unwrap();
@@ -1172,20 +1630,72 @@ mod tests {
         s.action("r", "rollback", "fast", 2.0).unwrap();
         assert_eq!(s.get(id).unwrap().config.bp, 0);
         assert!(s.action("r", "explode", "", 0.0).is_err());
-        assert_eq!(s.action("nope", "pause", "", 0.0).unwrap_err().message, "Rollout not found: nope");
-        assert_eq!(percent_to_bp("percentage", 150.0).unwrap_err().message, "percentage must be a number from 0 to 100, got 150");
+        assert_eq!(
+            s.action("nope", "pause", "", 0.0).unwrap_err().message,
+            "Rollout not found: nope"
+        );
+        assert_eq!(
+            percent_to_bp("percentage", 150.0).unwrap_err().message,
+            "percentage must be a number from 0 to 100, got 150"
+        );
         assert!(percent_to_bp("percentage", f64::NAN).is_err());
         assert_eq!(percent_to_bp("percentage", 0.01).unwrap(), 1);
         let mut bad = cfg(10.0);
-        bad.steps = vec![Step { bp: 500, min_duration_ms: 0.0, min_requests: 0 }, Step { bp: 100, min_duration_ms: 0.0, min_requests: 0 }];
-        assert!(s.start("x", bad.clone(), 0.0).unwrap_err().message.starts_with("steps[1].percentage must be greater than steps[0].percentage (5)"));
+        bad.steps = vec![
+            Step {
+                bp: 500,
+                min_duration_ms: 0.0,
+                min_requests: 0,
+            },
+            Step {
+                bp: 100,
+                min_duration_ms: 0.0,
+                min_requests: 0,
+            },
+        ];
+        assert!(s
+            .start("x", bad.clone(), 0.0)
+            .unwrap_err()
+            .message
+            .starts_with("steps[1].percentage must be greater than steps[0].percentage (5)"));
         bad.steps.clear();
-        bad.slo = Some(Slo { error_rate: Some(1.5), ..Slo::default() });
-        assert!(s.start("x", bad.clone(), 0.0).unwrap_err().message.starts_with("slo.errorRate"));
-        bad.slo = Some(Slo { availability: Some(0.999), burn_windows: vec![BurnWindow { long_ms: 1000.0, short_ms: 5000.0, factor: 2.0 }], ..Slo::default() });
-        assert!(s.start("x", bad.clone(), 0.0).unwrap_err().message.starts_with("slo.burnRateWindows[0].longMs"));
-        bad.slo = Some(Slo { availability: Some(0.999), burn_windows: vec![BurnWindow { long_ms: 30.0 * 86_400_000.0, short_ms: 10.0, factor: 2.0 }], ..Slo::default() });
-        assert!(s.start("x", bad, 0.0).unwrap_err().message.starts_with("slo.burnRateWindows must be windows needing"));
+        bad.slo = Some(Slo {
+            error_rate: Some(1.5),
+            ..Slo::default()
+        });
+        assert!(s
+            .start("x", bad.clone(), 0.0)
+            .unwrap_err()
+            .message
+            .starts_with("slo.errorRate"));
+        bad.slo = Some(Slo {
+            availability: Some(0.999),
+            burn_windows: vec![BurnWindow {
+                long_ms: 1000.0,
+                short_ms: 5000.0,
+                factor: 2.0,
+            }],
+            ..Slo::default()
+        });
+        assert!(s
+            .start("x", bad.clone(), 0.0)
+            .unwrap_err()
+            .message
+            .starts_with("slo.burnRateWindows[0].longMs"));
+        bad.slo = Some(Slo {
+            availability: Some(0.999),
+            burn_windows: vec![BurnWindow {
+                long_ms: 30.0 * 86_400_000.0,
+                short_ms: 10.0,
+                factor: 2.0,
+            }],
+            ..Slo::default()
+        });
+        assert!(s
+            .start("x", bad, 0.0)
+            .unwrap_err()
+            .message
+            .starts_with("slo.burnRateWindows must be windows needing"));
         assert!(s.id_of("x").is_none(), "nothing half-applied");
     }
 }

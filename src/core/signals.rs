@@ -60,9 +60,11 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-
 use super::error::{check, CoreError, CoreResult};
-use super::histogram::{new_rings, Aggregate, LatencyWindows, Percentiles, Recorded, SliceRing, Slot, Window, WindowBudget};
+use super::histogram::{
+    new_rings, Aggregate, LatencyWindows, Percentiles, Recorded, SliceRing, Slot, Window,
+    WindowBudget,
+};
 
 /// A series id from [`SignalStore::intern`].
 pub type SeriesId = u32;
@@ -90,7 +92,9 @@ pub const DEFAULT_MAX_SERIES: u32 = 1_000;
 /// already 19 GB, far more than a process should hold.
 pub const MAX_SERIES_LIMIT: u32 = 100_000;
 /// prom-client's default buckets, in seconds.
-pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 pub const MAX_BUCKETS: usize = 100;
 /// Default cap on the bytes of all series' window slices together: room for
 /// about 310 series at their worst (214 528 bytes each), or 575 whose
@@ -123,7 +127,12 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [Refusal::SafeMode, Refusal::Brownout, Refusal::Quarantine, Refusal::Rollout];
+    pub const ALL: [Refusal; 4] = [
+        Refusal::SafeMode,
+        Refusal::Brownout,
+        Refusal::Quarantine,
+        Refusal::Rollout,
+    ];
     /// A batch entry's status carries its refusal as `status + STRIDE * code`,
     /// so a refused request stays one entry (counted once, in order).
     pub const STRIDE: u32 = 1000;
@@ -160,7 +169,11 @@ pub struct SignalsOptions {
 
 impl Default for SignalsOptions {
     fn default() -> Self {
-        SignalsOptions { max_series: DEFAULT_MAX_SERIES, buckets: DEFAULT_BUCKETS.to_vec(), max_window_bytes: DEFAULT_MAX_WINDOW_BYTES }
+        SignalsOptions {
+            max_series: DEFAULT_MAX_SERIES,
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            max_window_bytes: DEFAULT_MAX_WINDOW_BYTES,
+        }
     }
 }
 
@@ -168,16 +181,28 @@ impl SignalsOptions {
     pub fn validate(&self) -> CoreResult<()> {
         check::int_in("maxSeries", self.max_series as f64, 0, MAX_SERIES_LIMIT)?;
         if self.max_window_bytes as u64 > MAX_WINDOW_BYTES_LIMIT {
-            return Err(CoreError::range("maxWindowBytes", &format!("a number of bytes from 0 to {MAX_WINDOW_BYTES_LIMIT}"), self.max_window_bytes));
+            return Err(CoreError::range(
+                "maxWindowBytes",
+                &format!("a number of bytes from 0 to {MAX_WINDOW_BYTES_LIMIT}"),
+                self.max_window_bytes,
+            ));
         }
         if self.buckets.len() > MAX_BUCKETS {
-            return Err(CoreError::range("buckets", &format!("at most {MAX_BUCKETS} bounds"), self.buckets.len()));
+            return Err(CoreError::range(
+                "buckets",
+                &format!("at most {MAX_BUCKETS} bounds"),
+                self.buckets.len(),
+            ));
         }
         let mut previous = 0.0;
         for &b in &self.buckets {
             // Below 1 µs or above 1 h a bound cannot split anything the histograms hold.
             if !b.is_finite() || !(0.000_001..=3_600.0).contains(&b) || b <= previous {
-                return Err(CoreError::range("buckets", "increasing numbers of seconds from 0.000001 to 3600", check::fmt_num(b)));
+                return Err(CoreError::range(
+                    "buckets",
+                    "increasing numbers of seconds from 0.000001 to 3600",
+                    check::fmt_num(b),
+                ));
             }
             previous = b;
         }
@@ -201,7 +226,13 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 5] = [Reason::InvalidStatus, Reason::InvalidDuration, Reason::InvalidTime, Reason::UnknownId, Reason::UnbalancedFinish];
+    pub const ALL: [Reason; 5] = [
+        Reason::InvalidStatus,
+        Reason::InvalidDuration,
+        Reason::InvalidTime,
+        Reason::UnknownId,
+        Reason::UnbalancedFinish,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -287,7 +318,11 @@ impl WindowStats {
             aborted: t.aborted,
             span_seconds,
             requests_per_second: requests as f64 / span_seconds.max(MIN_RATE_SPAN_S),
-            error_rate: if requests == 0 { 0.0 } else { t.by_class[4] as f64 / requests as f64 },
+            error_rate: if requests == 0 {
+                0.0
+            } else {
+                t.by_class[4] as f64 / requests as f64
+            },
             latency,
         }
     }
@@ -361,7 +396,14 @@ impl Series {
     }
 
     /// `class` and `duration_us` were validated by the store.
-    fn record(&mut self, class: usize, duration_us: f64, now: f64, budget: &mut WindowBudget, bounds_us: &[u64]) -> Recorded {
+    fn record(
+        &mut self,
+        class: usize,
+        duration_us: f64,
+        now: f64,
+        budget: &mut WindowBudget,
+        bounds_us: &[u64],
+    ) -> Recorded {
         let r = self.latency.record_within(duration_us, now, budget);
         if let Some(us) = r.micros() {
             self.count(class, us, now, bounds_us);
@@ -379,7 +421,10 @@ impl Series {
         self.all_time.by_class[class] += 1;
         self.sum_us = self.sum_us.saturating_add(us);
         // First bound at or above the value; past the last, `+Inf`.
-        let i = bounds_us.iter().position(|&b| us <= b).unwrap_or(bounds_us.len());
+        let i = bounds_us
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(bounds_us.len());
         if let Some(b) = self.buckets.get_mut(i) {
             *b += 1;
         }
@@ -417,13 +462,25 @@ impl Series {
         }
     }
 
-    fn stats(&mut self, scratch: &mut Scratch, window: Window, now: f64, origin: f64) -> WindowStats {
+    fn stats(
+        &mut self,
+        scratch: &mut Scratch,
+        window: Window,
+        now: f64,
+        origin: f64,
+    ) -> WindowStats {
         let tally = self.tally(window, now);
         let span_ms = self.span_ms(window, now, origin);
         let latency = match window {
             // All time is one histogram already: summarise it in place.
-            Window::AllTime => self.latency.all_time().map(|h| Percentiles::of_with_sum(h, self.sum_us)).unwrap_or_default(),
-            _ => scratch.for_window(window).window_percentiles(&mut self.latency, window, now),
+            Window::AllTime => self
+                .latency
+                .all_time()
+                .map(|h| Percentiles::of_with_sum(h, self.sum_us))
+                .unwrap_or_default(),
+            _ => scratch
+                .for_window(window)
+                .window_percentiles(&mut self.latency, window, now),
         };
         WindowStats::new(tally, span_ms, latency)
     }
@@ -449,7 +506,10 @@ struct Scratch {
 
 impl Scratch {
     fn new() -> Self {
-        Scratch { all_time: Aggregate::for_window(Window::AllTime), windows: Aggregate::for_window(Window::TenSeconds) }
+        Scratch {
+            all_time: Aggregate::for_window(Window::AllTime),
+            windows: Aggregate::for_window(Window::TenSeconds),
+        }
     }
 
     fn for_window(&mut self, window: Window) -> &mut Aggregate {
@@ -501,8 +561,18 @@ impl SignalStore {
     pub fn new(opts: SignalsOptions, now: f64) -> CoreResult<Self> {
         opts.validate()?;
         check_now(now)?;
-        let bounds = opts.buckets.iter().map(|&s| Bound { le: format!("{s}").into() }).collect();
-        let bounds_us: Vec<u64> = opts.buckets.iter().map(|&s| (s * 1e6).round() as u64).collect();
+        let bounds = opts
+            .buckets
+            .iter()
+            .map(|&s| Bound {
+                le: format!("{s}").into(),
+            })
+            .collect();
+        let bounds_us: Vec<u64> = opts
+            .buckets
+            .iter()
+            .map(|&s| (s * 1e6).round() as u64)
+            .collect();
         let n_bounds = bounds_us.len();
         let mut store = SignalStore {
             max_series: opts.max_series as usize,
@@ -543,19 +613,32 @@ impl SignalStore {
 
     /// The id of an existing series, without creating one.
     pub fn lookup(&self, method: &str, route: &str) -> Option<SeriesId> {
-        self.ids.get(method).and_then(|routes| routes.get(route)).copied()
+        self.ids
+            .get(method)
+            .and_then(|routes| routes.get(route))
+            .copied()
     }
 
     fn insert(&mut self, method: &str, route: &str) -> SeriesId {
         let id = self.series.len() as SeriesId;
-        self.series.push(Series::new(method, route, self.origin, self.bounds_us.len()));
-        self.ids.entry(method.into()).or_default().insert(route.into(), id);
+        self.series.push(Series::new(
+            method,
+            route,
+            self.origin,
+            self.bounds_us.len(),
+        ));
+        self.ids
+            .entry(method.into())
+            .or_default()
+            .insert(route.into(), id);
         id
     }
 
     /// (method, route) of a series.
     pub fn labels(&self, id: SeriesId) -> Option<(&str, &str)> {
-        self.series.get(id as usize).map(|s| (&*s.method, &*s.route))
+        self.series
+            .get(id as usize)
+            .map(|s| (&*s.method, &*s.route))
     }
 
     /// Series held, the two reserved ones included.
@@ -567,13 +650,21 @@ impl SignalStore {
     /// reserved ones only once they have had traffic (since creation or
     /// reset), so a listing does not show `unmatched` and `other` at zero.
     pub fn series_ids(&self) -> impl Iterator<Item = SeriesId> + '_ {
-        self.series.iter().enumerate().filter(|(id, s)| *id > OTHER as usize || s.has_traffic()).map(|(id, _)| id as SeriesId)
+        self.series
+            .iter()
+            .enumerate()
+            .filter(|(id, s)| *id > OTHER as usize || s.has_traffic())
+            .map(|(id, _)| id as SeriesId)
     }
 
     /// Every series whose route label is `route`, whatever its method, in
     /// creation order. Empty for a route never interned.
     pub fn ids_for_route(&self, route: &str) -> Vec<SeriesId> {
-        let mut ids: Vec<SeriesId> = self.ids.values().filter_map(|routes| routes.get(route).copied()).collect();
+        let mut ids: Vec<SeriesId> = self
+            .ids
+            .values()
+            .filter_map(|routes| routes.get(route).copied())
+            .collect();
         ids.sort_unstable();
         ids
     }
@@ -581,13 +672,25 @@ impl SignalStore {
     /// Records a completed request. On `Err` nothing was recorded and the
     /// reason was counted. Durations above one hour are recorded as one hour
     /// and counted in `clamped_durations`.
-    pub fn record(&mut self, id: SeriesId, status: u16, duration_us: f64, now_ms: f64) -> Result<(), Reason> {
+    pub fn record(
+        &mut self,
+        id: SeriesId,
+        status: u16,
+        duration_us: f64,
+        now_ms: f64,
+    ) -> Result<(), Reason> {
         let class = match self.check_record(id, status, duration_us, now_ms) {
             Ok(class) => class,
             Err(reason) => return Err(self.reject(reason)),
         };
         let series = &mut self.series[id as usize];
-        let r = series.record(class, duration_us, now_ms, &mut self.budget, &self.bounds_us);
+        let r = series.record(
+            class,
+            duration_us,
+            now_ms,
+            &mut self.budget,
+            &self.bounds_us,
+        );
         if !series.latency.has_windows() {
             self.diag.window_memory_exhausted += 1;
         }
@@ -615,7 +718,12 @@ impl SignalStore {
         // is recorded at `now_ms` anyway.
         let mut order = std::mem::take(&mut self.batch_order);
         order.clear();
-        order.extend(batch.chunks_exact(3).enumerate().map(|(i, e)| ((e[0].max(0.0).min(u32::MAX as f64) as u64) << 32) | i as u64));
+        order.extend(
+            batch
+                .chunks_exact(3)
+                .enumerate()
+                .map(|(i, e)| ((e[0].max(0.0).min(u32::MAX as f64) as u64) << 32) | i as u64),
+        );
         order.sort_unstable();
         let mut applied = 0;
         for key in order.iter() {
@@ -643,7 +751,13 @@ impl SignalStore {
     }
 
     /// Returns the status class index (0 for 1xx .. 4 for 5xx).
-    fn check_record(&self, id: SeriesId, status: u16, duration_us: f64, now_ms: f64) -> Result<usize, Reason> {
+    fn check_record(
+        &self,
+        id: SeriesId,
+        status: u16,
+        duration_us: f64,
+        now_ms: f64,
+    ) -> Result<usize, Reason> {
         if id as usize >= self.series.len() {
             return Err(Reason::UnknownId);
         }
@@ -721,7 +835,12 @@ impl SignalStore {
     /// histograms (the pooled series' included) and the scratch histograms
     /// reads merge into. Counters and label strings are not counted.
     pub fn heap_bytes(&self) -> usize {
-        let series: usize = self.series.iter().chain([&self.pooled]).map(|s| s.latency.heap_bytes()).sum();
+        let series: usize = self
+            .series
+            .iter()
+            .chain([&self.pooled])
+            .map(|s| s.latency.heap_bytes())
+            .sum();
         series + self.scratch.heap_bytes()
     }
 
@@ -735,9 +854,17 @@ impl SignalStore {
     }
 
     /// One series over one window, as of `now`.
-    pub fn series_stats(&mut self, id: SeriesId, window: Window, now: f64) -> CoreResult<WindowStats> {
+    pub fn series_stats(
+        &mut self,
+        id: SeriesId,
+        window: Window,
+        now: f64,
+    ) -> CoreResult<WindowStats> {
         check_now(now)?;
-        let s = self.series.get_mut(id as usize).ok_or_else(|| CoreError::not_found("series id", id))?;
+        let s = self
+            .series
+            .get_mut(id as usize)
+            .ok_or_else(|| CoreError::not_found("series id", id))?;
         Ok(s.stats(&mut self.scratch, window, now, self.origin))
     }
 
@@ -761,7 +888,12 @@ impl SignalStore {
     /// zero figures over the window's span. A series that lost its window
     /// latency to `max_window_bytes` adds its counts but no latency, so then
     /// `latency.count` is below `requests`.
-    pub fn stats_for(&mut self, ids: &[SeriesId], window: Window, now: f64) -> CoreResult<WindowStats> {
+    pub fn stats_for(
+        &mut self,
+        ids: &[SeriesId],
+        window: Window,
+        now: f64,
+    ) -> CoreResult<WindowStats> {
         check_now(now)?;
         // One series needs no merge (its all-time histogram is read in place).
         if let [id] = ids {
@@ -794,7 +926,13 @@ impl SignalStore {
     /// window to `out`, in HDR's base64 V2 compressed form, for merging with
     /// other processes' histograms (`Aggregate::import`). It has the digits
     /// the window is kept at: 2 for the rings, 3 for all time.
-    pub fn export_latency(&mut self, id: Option<SeriesId>, window: Window, now: f64, out: &mut String) -> CoreResult<()> {
+    pub fn export_latency(
+        &mut self,
+        id: Option<SeriesId>,
+        window: Window,
+        now: f64,
+        out: &mut String,
+    ) -> CoreResult<()> {
         check_now(now)?;
         if let Some(id) = id {
             if id as usize >= self.series.len() {
@@ -846,14 +984,27 @@ impl SignalStore {
     /// The series whose counters are exposed: all but `other` until it has
     /// traffic (it exists from the start but only means "past the cap").
     fn exposed(&self) -> impl Iterator<Item = &Series> + '_ {
-        self.series.iter().enumerate().filter(|(i, s)| *i != OTHER as usize || s.has_traffic()).map(|(_, s)| s)
+        self.series
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i != OTHER as usize || s.has_traffic())
+            .map(|(_, s)| s)
     }
 
     fn render_requests(&self, out: &mut String) {
-        family_header(out, REQUESTS, "counter", "Completed HTTP requests by method, route and status class.");
+        family_header(
+            out,
+            REQUESTS,
+            "counter",
+            "Completed HTTP requests by method, route and status class.",
+        );
         for s in self.exposed() {
             for (class, &n) in STATUS_CLASSES.iter().zip(&s.all_time.by_class) {
-                let _ = writeln!(out, "{REQUESTS}{{{},status_class=\"{class}\"}} {n}", s.labels);
+                let _ = writeln!(
+                    out,
+                    "{REQUESTS}{{{},status_class=\"{class}\"}} {n}",
+                    s.labels
+                );
             }
         }
     }
@@ -866,7 +1017,13 @@ impl SignalStore {
             let mut any = false;
             for s in self.series.iter().filter(|s| s.refused[i] > 0) {
                 any = true;
-                let _ = writeln!(out, "{REFUSED}{{{},reason=\"{}\"}} {}", s.labels, r.as_str(), s.refused[i]);
+                let _ = writeln!(
+                    out,
+                    "{REFUSED}{{{},reason=\"{}\"}} {}",
+                    s.labels,
+                    r.as_str(),
+                    s.refused[i]
+                );
             }
             if !any {
                 let _ = writeln!(out, "{REFUSED}{{method=\"{RESERVED_METHOD}\",route=\"{REFUSED_ROUTE}\",reason=\"{}\"}} 0", r.as_str());
@@ -876,23 +1033,40 @@ impl SignalStore {
 
     /// Refused requests of a series by reason (all time).
     pub fn refused(&self, id: SeriesId) -> Option<[(Refusal, u64); 4]> {
-        self.series.get(id as usize).map(|s| Refusal::ALL.map(|r| (r, s.refused[r.code() as usize - 1])))
+        self.series
+            .get(id as usize)
+            .map(|s| Refusal::ALL.map(|r| (r, s.refused[r.code() as usize - 1])))
     }
 
     fn render_aborted(&self, out: &mut String) {
-        family_header(out, ABORTED, "counter", "HTTP requests that ended before a response was sent.");
+        family_header(
+            out,
+            ABORTED,
+            "counter",
+            "HTTP requests that ended before a response was sent.",
+        );
         for s in self.exposed() {
             let _ = writeln!(out, "{ABORTED}{{{}}} {}", s.labels, s.all_time.aborted);
         }
     }
 
     fn render_in_flight(&self, out: &mut String) {
-        family_header(out, IN_FLIGHT, "gauge", "HTTP requests started and not yet finished or aborted.");
+        family_header(
+            out,
+            IN_FLIGHT,
+            "gauge",
+            "HTTP requests started and not yet finished or aborted.",
+        );
         let _ = writeln!(out, "{IN_FLIGHT} {}", self.in_flight);
     }
 
     fn render_durations(&self, out: &mut String) {
-        family_header(out, DURATION, "histogram", "HTTP request duration in seconds.");
+        family_header(
+            out,
+            DURATION,
+            "histogram",
+            "HTTP request duration in seconds.",
+        );
         for s in &self.series {
             let count: u64 = s.buckets.iter().sum();
             if count == 0 {
@@ -904,7 +1078,12 @@ impl SignalStore {
                 bucket_line(out, &s.labels, &b.le, cumulative);
             }
             bucket_line(out, &s.labels, "+Inf", count);
-            let _ = writeln!(out, "{DURATION}_sum{{{}}} {}", s.labels, s.sum_us as f64 / 1e6);
+            let _ = writeln!(
+                out,
+                "{DURATION}_sum{{{}}} {}",
+                s.labels,
+                s.sum_us as f64 / 1e6
+            );
             let _ = writeln!(out, "{DURATION}_count{{{}}} {count}", s.labels);
         }
     }
@@ -955,14 +1134,22 @@ fn batch_status(v: f64) -> Option<u16> {
 
 fn check_label(field: &str, value: &str, max: usize) -> CoreResult<()> {
     if value.is_empty() || value.len() > max {
-        return Err(CoreError::range(field, &format!("a non-empty string of at most {max} bytes"), format!("{} bytes", value.len())));
+        return Err(CoreError::range(
+            field,
+            &format!("a non-empty string of at most {max} bytes"),
+            format!("{} bytes", value.len()),
+        ));
     }
     Ok(())
 }
 
 fn check_now(now: f64) -> CoreResult<()> {
     if !now.is_finite() {
-        return Err(CoreError::range("now", "a finite number of milliseconds", check::fmt_num(now)));
+        return Err(CoreError::range(
+            "now",
+            "a finite number of milliseconds",
+            check::fmt_num(now),
+        ));
     }
     Ok(())
 }
@@ -992,19 +1179,40 @@ mod tests {
         for bad in [String::new(), "r".repeat(MAX_ROUTE_LEN + 1)] {
             let e = s.intern("GET", &bad).unwrap_err();
             assert_eq!(e.kind, ErrorKind::Range);
-            assert!(e.message.starts_with("route must be a non-empty string of at most 512 bytes"), "{}", e.message);
+            assert!(
+                e.message
+                    .starts_with("route must be a non-empty string of at most 512 bytes"),
+                "{}",
+                e.message
+            );
         }
-        assert!(s.intern("", "/a").unwrap_err().message.starts_with("method must be"));
+        assert!(s
+            .intern("", "/a")
+            .unwrap_err()
+            .message
+            .starts_with("method must be"));
         // The reserved keys are the reserved series, so labels never repeat.
-        assert_eq!(s.intern(RESERVED_METHOD, UNMATCHED_ROUTE).unwrap(), UNMATCHED);
+        assert_eq!(
+            s.intern(RESERVED_METHOD, UNMATCHED_ROUTE).unwrap(),
+            UNMATCHED
+        );
         assert_eq!(s.intern(RESERVED_METHOD, OTHER_ROUTE).unwrap(), OTHER);
         assert_eq!(s.labels(UNMATCHED), Some(("*", "unmatched")));
     }
 
     #[test]
     fn cardinality_cap_maps_new_keys_to_other_and_counts_them() {
-        let mut s = SignalStore::new(SignalsOptions { max_series: 3, ..Default::default() }, 0.0).unwrap();
-        let ids: Vec<_> = (0..3).map(|i| s.intern("GET", &format!("/r{i}")).unwrap()).collect();
+        let mut s = SignalStore::new(
+            SignalsOptions {
+                max_series: 3,
+                ..Default::default()
+            },
+            0.0,
+        )
+        .unwrap();
+        let ids: Vec<_> = (0..3)
+            .map(|i| s.intern("GET", &format!("/r{i}")).unwrap())
+            .collect();
         assert!(ids.iter().all(|&id| id > OTHER));
         assert_eq!(s.intern("GET", "/r3").unwrap(), OTHER);
         assert_eq!(s.intern("GET", "/r4").unwrap(), OTHER);
@@ -1014,9 +1222,21 @@ mod tests {
         assert_eq!(s.diagnostics().series_overflow, 3);
         assert_eq!(s.series_count(), 5);
         s.record(OTHER, 200, 10.0, 1.0).unwrap();
-        assert_eq!(s.series_stats(OTHER, Window::AllTime, 1.0).unwrap().requests, 1);
+        assert_eq!(
+            s.series_stats(OTHER, Window::AllTime, 1.0)
+                .unwrap()
+                .requests,
+            1
+        );
         // A cap of 0 sends everything to `other`.
-        let mut z = SignalStore::new(SignalsOptions { max_series: 0, ..Default::default() }, 0.0).unwrap();
+        let mut z = SignalStore::new(
+            SignalsOptions {
+                max_series: 0,
+                ..Default::default()
+            },
+            0.0,
+        )
+        .unwrap();
         assert_eq!(z.intern("GET", "/").unwrap(), OTHER);
     }
 
@@ -1034,16 +1254,40 @@ mod tests {
         assert_eq!(st.span_seconds, 9.999);
         assert!((st.requests_per_second - 4.0 / 9.999).abs() < 1e-12);
         // Windows keep 2 digits: 2000 µs shares a bucket 8 µs wide, reported by its top.
-        assert_eq!((st.latency.count, st.latency.min_us, st.latency.max_us), (4, 1_000, 2_007));
+        assert_eq!(
+            (st.latency.count, st.latency.min_us, st.latency.max_us),
+            (4, 1_000, 2_007)
+        );
         // At 10 s the first 2 s slice leaves; the 1 min window keeps all four.
         let st = s.series_stats(id, Window::TenSeconds, 10_000.0).unwrap();
-        assert_eq!((st.requests, st.latency.count, st.span_seconds), (3, 3, 8.0));
-        assert_eq!(s.series_stats(id, Window::OneMinute, 10_000.0).unwrap().requests, 4);
-        assert_eq!(s.series_stats(id, Window::FiveMinutes, 299_999.0).unwrap().requests, 4);
-        assert_eq!(s.series_stats(id, Window::FiveMinutes, 300_000.0).unwrap().requests, 0);
+        assert_eq!(
+            (st.requests, st.latency.count, st.span_seconds),
+            (3, 3, 8.0)
+        );
+        assert_eq!(
+            s.series_stats(id, Window::OneMinute, 10_000.0)
+                .unwrap()
+                .requests,
+            4
+        );
+        assert_eq!(
+            s.series_stats(id, Window::FiveMinutes, 299_999.0)
+                .unwrap()
+                .requests,
+            4
+        );
+        assert_eq!(
+            s.series_stats(id, Window::FiveMinutes, 300_000.0)
+                .unwrap()
+                .requests,
+            0
+        );
         // All time: rate over the time since creation.
         let st = s.series_stats(id, Window::AllTime, 400_000.0).unwrap();
-        assert_eq!((st.requests, st.span_seconds, st.requests_per_second), (4, 400.0, 0.01));
+        assert_eq!(
+            (st.requests, st.span_seconds, st.requests_per_second),
+            (4, 400.0, 0.01)
+        );
         assert_eq!(st.latency.count, 4);
     }
 
@@ -1054,7 +1298,12 @@ mod tests {
         s.record(id, 200, 10.0, 0.0).unwrap();
         let st = s.series_stats(id, Window::TenSeconds, 0.0).unwrap();
         assert_eq!((st.span_seconds, st.requests_per_second), (0.0, 1.0));
-        assert_eq!(s.series_stats(id, Window::AllTime, 0.0).unwrap().requests_per_second, 1.0);
+        assert_eq!(
+            s.series_stats(id, Window::AllTime, 0.0)
+                .unwrap()
+                .requests_per_second,
+            1.0
+        );
     }
 
     #[test]
@@ -1091,7 +1340,11 @@ mod tests {
         let p10 = s.pooled_stats(Window::TenSeconds, 3_000.0).unwrap();
         assert_eq!((p10.requests, p10.latency.count), (3_001, 3_001));
         // The same samples at 2 digits: within a 1/128-wide bucket.
-        for (w, a) in [(p10.latency.p50_us, p.latency.p50_us), (p10.latency.p99_us, p.latency.p99_us), (p10.latency.max_us, p.latency.max_us)] {
+        for (w, a) in [
+            (p10.latency.p50_us, p.latency.p50_us),
+            (p10.latency.p99_us, p.latency.p99_us),
+            (p10.latency.max_us, p.latency.max_us),
+        ] {
             assert!(w.abs_diff(a) <= a / 128, "{w} vs {a}");
         }
     }
@@ -1103,7 +1356,13 @@ mod tests {
         for status in [0, 99, 600, 999, u16::MAX] {
             assert_eq!(s.record(id, status, 10.0, 1.0), Err(Reason::InvalidStatus));
         }
-        for d in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, -f64::MIN_POSITIVE] {
+        for d in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -1.0,
+            -f64::MIN_POSITIVE,
+        ] {
             assert_eq!(s.record(id, 200, d, 1.0), Err(Reason::InvalidDuration));
         }
         for now in [f64::NAN, f64::INFINITY] {
@@ -1112,20 +1371,48 @@ mod tests {
         assert_eq!(s.record(9_999, 200, 10.0, 1.0), Err(Reason::UnknownId));
         assert_eq!(s.record(u32::MAX, 200, 10.0, 1.0), Err(Reason::UnknownId));
         let d = s.diagnostics();
-        assert_eq!((d.invalid_status, d.invalid_duration, d.invalid_time, d.unknown_id), (5, 5, 2, 2));
+        assert_eq!(
+            (
+                d.invalid_status,
+                d.invalid_duration,
+                d.invalid_time,
+                d.unknown_id
+            ),
+            (5, 5, 2, 2)
+        );
         assert_eq!(d.rejected(Reason::InvalidStatus), 5);
         assert_eq!(s.pooled_stats(Window::AllTime, 2.0).unwrap().requests, 0);
         // Edges that are valid: 100 and 599, zero duration, more than an hour (clamped).
         assert!(s.record(id, 100, 0.0, 1.0).is_ok());
         assert!(s.record(id, 599, 1e12, 1.0).is_ok());
         assert_eq!(s.diagnostics().clamped_durations, 1);
-        assert_eq!(s.series_stats(id, Window::AllTime, 2.0).unwrap().requests, 2);
+        assert_eq!(
+            s.series_stats(id, Window::AllTime, 2.0).unwrap().requests,
+            2
+        );
         // Reads with bad arguments are errors, not panics.
-        assert_eq!(s.series_stats(77, Window::AllTime, 2.0).unwrap_err().kind, ErrorKind::NotFound);
-        assert_eq!(s.pooled_stats(Window::OneMinute, f64::NAN).unwrap_err().kind, ErrorKind::Range);
+        assert_eq!(
+            s.series_stats(77, Window::AllTime, 2.0).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            s.pooled_stats(Window::OneMinute, f64::NAN)
+                .unwrap_err()
+                .kind,
+            ErrorKind::Range
+        );
         assert!(s.reset(f64::INFINITY).is_err());
         let names: Vec<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(names, ["invalid_status", "invalid_duration", "invalid_time", "unknown_id", "unbalanced_finish"]);
+        assert_eq!(
+            names,
+            [
+                "invalid_status",
+                "invalid_duration",
+                "invalid_time",
+                "unknown_id",
+                "unbalanced_finish"
+            ]
+        );
     }
 
     #[test]
@@ -1146,7 +1433,12 @@ mod tests {
         let st = s.series_stats(id, Window::TenSeconds, 6.0).unwrap();
         assert_eq!((st.aborted, st.requests), (1, 0));
         assert_eq!(s.pooled_stats(Window::AllTime, 6.0).unwrap().aborted, 1);
-        assert_eq!(s.series_stats(id, Window::TenSeconds, 20_000.0).unwrap().aborted, 0);
+        assert_eq!(
+            s.series_stats(id, Window::TenSeconds, 20_000.0)
+                .unwrap()
+                .aborted,
+            0
+        );
     }
 
     #[test]
@@ -1157,7 +1449,10 @@ mod tests {
         s.record(id, 500, 10.0, 1.0).unwrap();
         s.record(id, 1000, 10.0, 1.0).unwrap_err();
         s.reset(1_000.0).unwrap();
-        assert_eq!(s.series_stats(id, Window::AllTime, 1_000.0).unwrap(), WindowStats::default());
+        assert_eq!(
+            s.series_stats(id, Window::AllTime, 1_000.0).unwrap(),
+            WindowStats::default()
+        );
         assert_eq!(s.diagnostics(), Diagnostics::default());
         assert_eq!((s.intern("GET", "/a").unwrap(), s.in_flight()), (id, 1));
         s.record(id, 200, 10.0, 3_000.0).unwrap();
@@ -1166,7 +1461,12 @@ mod tests {
         let mut text = String::new();
         s.render_prometheus(&mut text);
         // The 5xx count is back to 0 (still shown: a counter reset, not a series gone).
-        assert!(text.contains("http_requests_total{method=\"GET\",route=\"/a\",status_class=\"5xx\"} 0\n"), "{text}");
+        assert!(
+            text.contains(
+                "http_requests_total{method=\"GET\",route=\"/a\",status_class=\"5xx\"} 0\n"
+            ),
+            "{text}"
+        );
     }
 
     /// One parsed sample line: metric name, label text, value.
@@ -1185,7 +1485,10 @@ mod tests {
 
     /// The family a sample belongs to: histogram suffixes are stripped.
     fn family(name: &str) -> &str {
-        ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name)
+        ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name)
     }
 
     #[test]
@@ -1195,8 +1498,13 @@ mod tests {
         let b = s.intern("POST", "/b").unwrap();
         let mut rng = SplitMix64::new(1);
         for i in 0..2_000 {
-            let (id, status) = if i % 3 == 0 { (b, 201) } else { (a, [200, 404, 500][i % 3]) };
-            s.record(id, status, 10f64.powf(2.0 + rng.next_f64() * 5.0), i as f64).unwrap();
+            let (id, status) = if i % 3 == 0 {
+                (b, 201)
+            } else {
+                (a, [200, 404, 500][i % 3])
+            };
+            s.record(id, status, 10f64.powf(2.0 + rng.next_f64() * 5.0), i as f64)
+                .unwrap();
         }
         s.request_started();
         s.request_started();
@@ -1209,18 +1517,30 @@ mod tests {
         // Each family: one HELP and one TYPE, before its samples, which are contiguous.
         let mut seen: Vec<&str> = Vec::new();
         for line in text.lines().skip(1) {
-            let fam = match line.strip_prefix("# HELP ").or_else(|| line.strip_prefix("# TYPE ")) {
+            let fam = match line
+                .strip_prefix("# HELP ")
+                .or_else(|| line.strip_prefix("# TYPE "))
+            {
                 Some(rest) => rest.split(' ').next().unwrap(),
                 None => family(line.split(['{', ' ']).next().unwrap()),
             };
             if seen.last() != Some(&fam) {
                 assert!(!seen.contains(&fam), "{fam} split up");
-                assert!(line.starts_with("# HELP"), "{fam} starts without HELP: {line}");
+                assert!(
+                    line.starts_with("# HELP"),
+                    "{fam} starts without HELP: {line}"
+                );
                 seen.push(fam);
             }
         }
         assert_eq!(seen, [REQUESTS, ABORTED, IN_FLIGHT, DURATION, REFUSED]);
-        for (kind, fam) in [("counter", REQUESTS), ("counter", ABORTED), ("gauge", IN_FLIGHT), ("histogram", DURATION), ("counter", REFUSED)] {
+        for (kind, fam) in [
+            ("counter", REQUESTS),
+            ("counter", ABORTED),
+            ("gauge", IN_FLIGHT),
+            ("histogram", DURATION),
+            ("counter", REFUSED),
+        ] {
             assert_eq!(text.matches(&format!("# TYPE {fam} {kind}\n")).count(), 1);
             assert_eq!(text.matches(&format!("# HELP {fam} ")).count(), 1);
         }
@@ -1228,18 +1548,39 @@ mod tests {
         assert!(text.contains("\nhttp_requests_aborted_total{method=\"POST\",route=\"/b\"} 1\n"));
 
         let parsed = samples(&text);
-        for (id, labels) in [(a, "method=\"GET\",route=\"/a\""), (b, "method=\"POST\",route=\"/b\"")] {
-            let requests: u64 = parsed.iter().filter(|(n, l, _)| *n == REQUESTS && l.starts_with(labels)).map(|(_, _, v)| v.parse::<u64>().unwrap()).sum();
+        for (id, labels) in [
+            (a, "method=\"GET\",route=\"/a\""),
+            (b, "method=\"POST\",route=\"/b\""),
+        ] {
+            let requests: u64 = parsed
+                .iter()
+                .filter(|(n, l, _)| *n == REQUESTS && l.starts_with(labels))
+                .map(|(_, _, v)| v.parse::<u64>().unwrap())
+                .sum();
             let buckets: Vec<(&str, u64)> = parsed
                 .iter()
-                .filter(|(n, l, _)| *n == "http_request_duration_seconds_bucket" && l.starts_with(labels))
+                .filter(|(n, l, _)| {
+                    *n == "http_request_duration_seconds_bucket" && l.starts_with(labels)
+                })
                 .map(|(_, l, v)| (l.rsplit_once("le=").unwrap().1, v.parse().unwrap()))
                 .collect();
             assert_eq!(buckets.len(), DEFAULT_BUCKETS.len() + 1);
-            assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "not cumulative: {buckets:?}");
+            assert!(
+                buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+                "not cumulative: {buckets:?}"
+            );
             assert_eq!(buckets.last().unwrap().0, "\"+Inf\"");
-            let count = |suffix: &str| parsed.iter().find(|(n, l, _)| n.ends_with(suffix) && *l == labels).unwrap().2;
-            assert_eq!(count("_count").parse::<u64>().unwrap(), buckets.last().unwrap().1);
+            let count = |suffix: &str| {
+                parsed
+                    .iter()
+                    .find(|(n, l, _)| n.ends_with(suffix) && *l == labels)
+                    .unwrap()
+                    .2
+            };
+            assert_eq!(
+                count("_count").parse::<u64>().unwrap(),
+                buckets.last().unwrap().1
+            );
             assert_eq!(buckets.last().unwrap().1, requests);
             let st = s.series_stats(id, Window::AllTime, 2_000.0).unwrap();
             assert_eq!(requests, st.requests);
@@ -1254,8 +1595,15 @@ mod tests {
         let mut text = String::new();
         s.render_prometheus(&mut text);
         for r in Refusal::ALL {
-            let zero = format!("\n{REFUSED}{{method=\"*\",route=\"refused\",reason=\"{}\"}} 0\n", r.as_str());
-            assert!(text.contains(&zero), "no zero sample for {}: {text}", r.as_str());
+            let zero = format!(
+                "\n{REFUSED}{{method=\"*\",route=\"refused\",reason=\"{}\"}} 0\n",
+                r.as_str()
+            );
+            assert!(
+                text.contains(&zero),
+                "no zero sample for {}: {text}",
+                r.as_str()
+            );
         }
         let get = s.intern("GET", "/api/users/:id").unwrap();
         let post = s.intern("POST", REFUSED_ROUTE).unwrap();
@@ -1263,17 +1611,33 @@ mod tests {
         // A brownout 503 twice, a quarantine 423, a rollout 503, a plain 200, and
         // a code that names no refusal (rejected as a bad status, not counted).
         let batch = [
-            get as f64, 503.0 + 2.0 * stride, 100.0,
-            get as f64, 503.0 + 2.0 * stride, 100.0,
-            get as f64, 423.0 + 3.0 * stride, 100.0,
-            post as f64, 503.0 + 4.0 * stride, 100.0,
-            get as f64, 200.0, 100.0,
-            get as f64, 503.0 + 9.0 * stride, 100.0,
+            get as f64,
+            503.0 + 2.0 * stride,
+            100.0,
+            get as f64,
+            503.0 + 2.0 * stride,
+            100.0,
+            get as f64,
+            423.0 + 3.0 * stride,
+            100.0,
+            post as f64,
+            503.0 + 4.0 * stride,
+            100.0,
+            get as f64,
+            200.0,
+            100.0,
+            get as f64,
+            503.0 + 9.0 * stride,
+            100.0,
         ];
         assert_eq!(s.record_batch(&batch, 1.0), 5);
         assert_eq!(s.diagnostics().invalid_status, 1);
         let st = s.series_stats(get, Window::AllTime, 1.0).unwrap();
-        assert_eq!((st.requests, st.status_4xx, st.status_5xx), (4, 1, 2), "refused requests are requests of their route too");
+        assert_eq!(
+            (st.requests, st.status_4xx, st.status_5xx),
+            (4, 1, 2),
+            "refused requests are requests of their route too"
+        );
         let by = |s: &SignalStore, id| s.refused(id).unwrap().map(|(_, n)| n);
         assert_eq!(by(&s, get), [0, 2, 1, 0]);
         assert_eq!(by(&s, post), [0, 0, 0, 1]);
@@ -1293,10 +1657,21 @@ mod tests {
     fn ops_decisions_are_refusal_codes() {
         use super::super::ops::Decision;
         assert_eq!(Decision::Serve.code(), 0);
-        assert_eq!(Refusal::from_code(Decision::SafeMode.code()), Some(Refusal::SafeMode));
-        assert_eq!(Refusal::from_code(Decision::Shed.code()), Some(Refusal::Brownout));
-        assert_eq!(Refusal::from_code(Decision::Quarantined.code()), Some(Refusal::Quarantine));
-        assert!(Refusal::ALL.iter().all(|r| r.code() >= 1 && (r.code() as usize) <= Refusal::ALL.len()));
+        assert_eq!(
+            Refusal::from_code(Decision::SafeMode.code()),
+            Some(Refusal::SafeMode)
+        );
+        assert_eq!(
+            Refusal::from_code(Decision::Shed.code()),
+            Some(Refusal::Brownout)
+        );
+        assert_eq!(
+            Refusal::from_code(Decision::Quarantined.code()),
+            Some(Refusal::Quarantine)
+        );
+        assert!(Refusal::ALL
+            .iter()
+            .all(|r| r.code() >= 1 && (r.code() as usize) <= Refusal::ALL.len()));
     }
 
     #[test]
@@ -1304,10 +1679,18 @@ mod tests {
         let mut s = store();
         let mut text = String::new();
         s.render_prometheus(&mut text);
-        let zeros = |text: &str, fam: &str| samples(text).into_iter().filter(|(n, _, v)| *n == fam && *v == "0").count();
+        let zeros = |text: &str, fam: &str| {
+            samples(text)
+                .into_iter()
+                .filter(|(n, _, v)| *n == fam && *v == "0")
+                .count()
+        };
         // A fresh store: the unmatched series, every class, and its aborts, all 0; `other` not yet.
         assert_eq!(zeros(&text, REQUESTS), STATUS_CLASSES.len(), "{text}");
-        assert!(text.contains("\nhttp_requests_aborted_total{method=\"*\",route=\"unmatched\"} 0\n"), "{text}");
+        assert!(
+            text.contains("\nhttp_requests_aborted_total{method=\"*\",route=\"unmatched\"} 0\n"),
+            "{text}"
+        );
         assert!(!text.contains("route=\"other\""), "{text}");
         // A route with only 2xx traffic still shows its other classes and its aborts at 0.
         let id = s.intern("GET", "/a").unwrap();
@@ -1317,18 +1700,26 @@ mod tests {
         for class in ["1xx", "3xx", "4xx", "5xx"] {
             assert!(text.contains(&format!("\nhttp_requests_total{{method=\"GET\",route=\"/a\",status_class=\"{class}\"}} 0\n")), "{class}: {text}");
         }
-        assert!(text.contains("\nhttp_requests_total{method=\"GET\",route=\"/a\",status_class=\"2xx\"} 1\n"));
+        assert!(text.contains(
+            "\nhttp_requests_total{method=\"GET\",route=\"/a\",status_class=\"2xx\"} 1\n"
+        ));
         assert!(text.contains("\nhttp_requests_aborted_total{method=\"GET\",route=\"/a\"} 0\n"));
         // `other` shows once traffic reaches it.
         s.record(OTHER, 500, 1_000.0, 1.0).unwrap();
         text.clear();
         s.render_prometheus(&mut text);
-        assert!(text.contains("\nhttp_requests_aborted_total{method=\"*\",route=\"other\"} 0\n"), "{text}");
+        assert!(
+            text.contains("\nhttp_requests_aborted_total{method=\"*\",route=\"other\"} 0\n"),
+            "{text}"
+        );
     }
 
     #[test]
     fn prometheus_buckets_use_custom_bounds_and_include_the_bound() {
-        let opts = SignalsOptions { buckets: vec![0.005, 0.1], ..Default::default() };
+        let opts = SignalsOptions {
+            buckets: vec![0.005, 0.1],
+            ..Default::default()
+        };
         let mut s = SignalStore::new(opts, 0.0).unwrap();
         let id = s.intern("GET", "/").unwrap();
         for us in [5_000.0, 5_000.0, 5_001.0 * 1.01, 100_000.0, 2e6] {
@@ -1336,11 +1727,20 @@ mod tests {
         }
         let mut text = String::new();
         s.render_prometheus(&mut text);
-        let b = |le: &str| format!("http_request_duration_seconds_bucket{{method=\"GET\",route=\"/\",le=\"{le}\"}} ");
+        let b = |le: &str| {
+            format!(
+                "http_request_duration_seconds_bucket{{method=\"GET\",route=\"/\",le=\"{le}\"}} "
+            )
+        };
         assert!(text.contains(&(b("0.005") + "2\n")), "{text}");
         assert!(text.contains(&(b("0.1") + "4\n")), "{text}");
         assert!(text.contains(&(b("+Inf") + "5\n")), "{text}");
-        assert!(text.contains("http_request_duration_seconds_sum{method=\"GET\",route=\"/\"} 2.115051\n"), "{text}");
+        assert!(
+            text.contains(
+                "http_request_duration_seconds_sum{method=\"GET\",route=\"/\"} 2.115051\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1352,25 +1752,63 @@ mod tests {
         s.render_prometheus(&mut text);
         assert!(text.contains("http_requests_total{method=\"GET\",route=\"/a\\\\b\\\"c\\nd\",status_class=\"2xx\"} 1\n"), "{text}");
         // No raw newline inside a sample: every line is a comment or parses as a sample.
-        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), samples(&text).len());
-        assert!(text.lines().all(|l| l.starts_with('#') || l.starts_with("http_")));
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            samples(&text).len()
+        );
+        assert!(text
+            .lines()
+            .all(|l| l.starts_with('#') || l.starts_with("http_")));
         assert_eq!(s.labels(id), Some(("GET", "/a\\b\"c\nd")));
     }
 
     #[test]
     fn options_are_validated_with_field_names() {
         let bad = |o: SignalsOptions| SignalStore::new(o, 0.0).err().unwrap().message;
-        assert!(bad(SignalsOptions { max_series: MAX_SERIES_LIMIT + 1, ..Default::default() }).starts_with("maxSeries must be"));
-        let too_big = SignalsOptions { max_window_bytes: usize::MAX, ..Default::default() };
+        assert!(bad(SignalsOptions {
+            max_series: MAX_SERIES_LIMIT + 1,
+            ..Default::default()
+        })
+        .starts_with("maxSeries must be"));
+        let too_big = SignalsOptions {
+            max_window_bytes: usize::MAX,
+            ..Default::default()
+        };
         assert_eq!(bad(too_big), format!("maxWindowBytes must be a number of bytes from 0 to {MAX_WINDOW_BYTES_LIMIT}, got {}", usize::MAX));
-        assert!(SignalStore::new(SignalsOptions { max_window_bytes: 0, ..Default::default() }, 0.0).is_ok());
+        assert!(SignalStore::new(
+            SignalsOptions {
+                max_window_bytes: 0,
+                ..Default::default()
+            },
+            0.0
+        )
+        .is_ok());
         assert_eq!(SignalsOptions::default().max_window_bytes, 64 * 1024 * 1024);
-        for buckets in [vec![0.1, 0.1], vec![0.2, 0.1], vec![f64::NAN], vec![0.0], vec![-1.0], vec![7_200.0], vec![0.1; MAX_BUCKETS + 1]] {
-            assert!(bad(SignalsOptions { buckets, ..Default::default() }).starts_with("buckets must be"));
+        for buckets in [
+            vec![0.1, 0.1],
+            vec![0.2, 0.1],
+            vec![f64::NAN],
+            vec![0.0],
+            vec![-1.0],
+            vec![7_200.0],
+            vec![0.1; MAX_BUCKETS + 1],
+        ] {
+            assert!(bad(SignalsOptions {
+                buckets,
+                ..Default::default()
+            })
+            .starts_with("buckets must be"));
         }
         assert!(SignalStore::new(SignalsOptions::default(), f64::NAN).is_err());
         // No bounds at all is valid: the histogram is then only +Inf, _sum and _count.
-        let mut s = SignalStore::new(SignalsOptions { buckets: vec![], ..Default::default() }, 0.0).unwrap();
+        let mut s = SignalStore::new(
+            SignalsOptions {
+                buckets: vec![],
+                ..Default::default()
+            },
+            0.0,
+        )
+        .unwrap();
         s.record(UNMATCHED, 200, 10.0, 0.0).unwrap();
         let mut text = String::new();
         s.render_prometheus(&mut text);
@@ -1390,7 +1828,13 @@ mod tests {
         let mut rng = SplitMix64::new(17);
         for i in 0..2_000 {
             let (id, status) = if i % 3 == 0 { (post, 503) } else { (get, 200) };
-            s.record(id, status, 10f64.powf(1.0 + rng.next_f64() * 6.0), i as f64 * 2.0).unwrap();
+            s.record(
+                id,
+                status,
+                10f64.powf(1.0 + rng.next_f64() * 6.0),
+                i as f64 * 2.0,
+            )
+            .unwrap();
         }
         s.record_abort(get, 3_000.0).unwrap();
         for window in Window::ALL {
@@ -1404,13 +1848,28 @@ mod tests {
             let one = s.stats_for(&[post], window, 4_000.0).unwrap();
             assert_eq!(one, s.series_stats(post, window, 4_000.0).unwrap());
         }
-        let st = s.stats_for(&[get, post], Window::OneMinute, 4_000.0).unwrap();
+        let st = s
+            .stats_for(&[get, post], Window::OneMinute, 4_000.0)
+            .unwrap();
         assert_eq!((st.requests, st.status_5xx, st.aborted), (2_000, 667, 1));
         // Nothing listed: zero figures over the window's span.
         let none = s.stats_for(&[], Window::TenSeconds, 4_000.0).unwrap();
-        assert_eq!((none.requests, none.latency.count, none.span_seconds), (0, 0, 4.0));
-        assert_eq!(s.stats_for(&[get, 99], Window::AllTime, 1.0).unwrap_err().kind, ErrorKind::NotFound);
-        assert_eq!(s.stats_for(&[get], Window::AllTime, f64::NAN).unwrap_err().kind, ErrorKind::Range);
+        assert_eq!(
+            (none.requests, none.latency.count, none.span_seconds),
+            (0, 0, 4.0)
+        );
+        assert_eq!(
+            s.stats_for(&[get, 99], Window::AllTime, 1.0)
+                .unwrap_err()
+                .kind,
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            s.stats_for(&[get], Window::AllTime, f64::NAN)
+                .unwrap_err()
+                .kind,
+            ErrorKind::Range
+        );
     }
 
     #[test]
@@ -1450,13 +1909,29 @@ mod tests {
         ];
         assert_eq!(s.record_batch(&batch, 1_000.0), 3);
         let d = s.diagnostics();
-        assert_eq!((d.unknown_id, d.invalid_status, d.invalid_duration, d.invalid_time), (4, 4, 1, 0));
+        assert_eq!(
+            (
+                d.unknown_id,
+                d.invalid_status,
+                d.invalid_duration,
+                d.invalid_time
+            ),
+            (4, 4, 1, 0)
+        );
         // Aborts from a batch leave the caller's gauge alone and are not "unbalanced".
         assert_eq!((s.in_flight(), d.unbalanced_finish), (5, 0));
-        let st = s.series_stats(id as SeriesId, Window::TenSeconds, 1_000.0).unwrap();
-        assert_eq!((st.requests, st.status_5xx, st.aborted, st.latency.count), (2, 1, 1, 2));
+        let st = s
+            .series_stats(id as SeriesId, Window::TenSeconds, 1_000.0)
+            .unwrap();
+        assert_eq!(
+            (st.requests, st.status_5xx, st.aborted, st.latency.count),
+            (2, 1, 1, 2)
+        );
         // A bad clock rejects every entry, each counted.
-        assert_eq!(s.record_batch(&[id, 200.0, 1.0, id, -1.0, 0.0], f64::INFINITY), 0);
+        assert_eq!(
+            s.record_batch(&[id, 200.0, 1.0, id, -1.0, 0.0], f64::INFINITY),
+            0
+        );
         assert_eq!(s.diagnostics().invalid_time, 2);
         assert_eq!(s.record_batch(&[], 1.0), 0);
         let mut text = String::new();
@@ -1472,7 +1947,10 @@ mod tests {
         // Exactly what /a's first three slices took: nothing is left for /b.
         let per_series = s.window_bytes();
         assert!(per_series > 0 && per_series < 10_000, "{per_series}");
-        let opts = SignalsOptions { max_window_bytes: per_series, ..Default::default() };
+        let opts = SignalsOptions {
+            max_window_bytes: per_series,
+            ..Default::default()
+        };
         let mut s = SignalStore::new(opts, 0.0).unwrap();
         let a = s.intern("GET", "/a").unwrap();
         let b = s.intern("GET", "/b").unwrap();
@@ -1484,35 +1962,87 @@ mod tests {
         let st = s.series_stats(b, Window::TenSeconds, 1_000.0).unwrap();
         // Counts and rates stay; window latency is absent, all time is not.
         assert_eq!((st.requests, st.status_5xx, st.latency.count), (2, 1, 0));
-        assert_eq!(s.series_stats(b, Window::AllTime, 1_000.0).unwrap().latency.count, 2);
-        assert_eq!(s.series_stats(a, Window::TenSeconds, 1_000.0).unwrap().latency.count, 1);
+        assert_eq!(
+            s.series_stats(b, Window::AllTime, 1_000.0)
+                .unwrap()
+                .latency
+                .count,
+            2
+        );
+        assert_eq!(
+            s.series_stats(a, Window::TenSeconds, 1_000.0)
+                .unwrap()
+                .latency
+                .count,
+            1
+        );
         // Pooled latency is merged from the series, so it shows the same gap.
-        assert_eq!(s.pooled_stats(Window::TenSeconds, 1_000.0).unwrap().latency.count, 1);
-        assert_eq!(s.pooled_stats(Window::AllTime, 1_000.0).unwrap().latency.count, 3);
+        assert_eq!(
+            s.pooled_stats(Window::TenSeconds, 1_000.0)
+                .unwrap()
+                .latency
+                .count,
+            1
+        );
+        assert_eq!(
+            s.pooled_stats(Window::AllTime, 1_000.0)
+                .unwrap()
+                .latency
+                .count,
+            3
+        );
         let both = s.stats_for(&[a, b], Window::TenSeconds, 1_000.0).unwrap();
         assert_eq!((both.requests, both.latency.count), (3, 1));
         let mut text = String::new();
         s.render_prometheus(&mut text);
-        assert!(text.contains("http_request_duration_seconds_count{method=\"GET\",route=\"/b\"} 2\n"), "{text}");
+        assert!(
+            text.contains("http_request_duration_seconds_count{method=\"GET\",route=\"/b\"} 2\n"),
+            "{text}"
+        );
         // When /a needs a new slice it is refused too, and gives its bytes back.
         s.record(a, 200, 100.0, 2_000.0).unwrap();
-        assert_eq!((s.window_bytes(), s.diagnostics().window_memory_exhausted), (0, 3));
+        assert_eq!(
+            (s.window_bytes(), s.diagnostics().window_memory_exhausted),
+            (0, 3)
+        );
         // Reset: everyone may try again (with a latency as small as /a's
         // first, so that three slices fit).
         s.reset(10_000.0).unwrap();
         assert_eq!(s.diagnostics().window_memory_exhausted, 0);
         s.record(b, 200, 100.0, 10_000.0).unwrap();
         assert_eq!(s.window_bytes(), per_series);
-        assert_eq!(s.series_stats(b, Window::TenSeconds, 10_000.0).unwrap().latency.count, 1);
+        assert_eq!(
+            s.series_stats(b, Window::TenSeconds, 10_000.0)
+                .unwrap()
+                .latency
+                .count,
+            1
+        );
 
         // A cap of 0: no series has windows, so neither do pooled reads;
         // counts and all-time latency remain.
-        let mut z = SignalStore::new(SignalsOptions { max_window_bytes: 0, ..Default::default() }, 0.0).unwrap();
+        let mut z = SignalStore::new(
+            SignalsOptions {
+                max_window_bytes: 0,
+                ..Default::default()
+            },
+            0.0,
+        )
+        .unwrap();
         z.record(UNMATCHED, 200, 10.0, 0.0).unwrap();
-        assert_eq!(z.series_stats(UNMATCHED, Window::OneMinute, 0.0).unwrap().latency.count, 0);
+        assert_eq!(
+            z.series_stats(UNMATCHED, Window::OneMinute, 0.0)
+                .unwrap()
+                .latency
+                .count,
+            0
+        );
         let p = z.pooled_stats(Window::OneMinute, 0.0).unwrap();
         assert_eq!((p.requests, p.latency.count), (1, 0));
-        assert_eq!(z.pooled_stats(Window::AllTime, 0.0).unwrap().latency.count, 1);
+        assert_eq!(
+            z.pooled_stats(Window::AllTime, 0.0).unwrap().latency.count,
+            1
+        );
         assert_eq!(z.window_bytes(), 0);
     }
 
@@ -1532,7 +2062,10 @@ mod tests {
         if size_of::<usize>() == 8 {
             assert_eq!(s.heap_bytes(), idle + worst);
         }
-        assert_eq!(s.window_bytes(), 19 * (size_of::<hdrhistogram::Histogram<u32>>() + 3_328 * 4));
+        assert_eq!(
+            s.window_bytes(),
+            19 * (size_of::<hdrhistogram::Histogram<u32>>() + 3_328 * 4)
+        );
     }
 
     #[test]
@@ -1541,8 +2074,12 @@ mod tests {
         use std::hint::black_box;
         use std::time::Instant;
         let mut s = store();
-        let ids: Vec<SeriesId> = (0..16).map(|i| s.intern("GET", &format!("/r{i}")).unwrap()).collect();
-        let values: Vec<f64> = (0..4_096).map(|i| 10f64.powf(2.0 + (i as f64 * 0.618_034).fract() * 4.0)).collect();
+        let ids: Vec<SeriesId> = (0..16)
+            .map(|i| s.intern("GET", &format!("/r{i}")).unwrap())
+            .collect();
+        let values: Vec<f64> = (0..4_096)
+            .map(|i| 10f64.powf(2.0 + (i as f64 * 0.618_034).fract() * 4.0))
+            .collect();
         let n = 10_000_000usize;
         let start = Instant::now();
         for i in 0..n {
@@ -1568,20 +2105,30 @@ mod tests {
         let a = s.intern("GET", "/a").unwrap();
         let b = s.intern("GET", "/b").unwrap();
         for i in 0..500 {
-            s.record(if i % 2 == 0 { a } else { b }, 200, 50.0 + i as f64 * 37.0, i as f64).unwrap();
+            s.record(
+                if i % 2 == 0 { a } else { b },
+                200,
+                50.0 + i as f64 * 37.0,
+                i as f64,
+            )
+            .unwrap();
         }
         let mut merged = Aggregate::new();
         for id in [a, b] {
             let mut e = String::new();
-            s.export_latency(Some(id), Window::OneMinute, 500.0, &mut e).unwrap();
+            s.export_latency(Some(id), Window::OneMinute, 500.0, &mut e)
+                .unwrap();
             merged.import(&e).unwrap();
         }
         let mut pooled = String::new();
-        s.export_latency(None, Window::OneMinute, 500.0, &mut pooled).unwrap();
+        s.export_latency(None, Window::OneMinute, 500.0, &mut pooled)
+            .unwrap();
         let mut direct = Aggregate::new();
         direct.import(&pooled).unwrap();
         assert_eq!(merged.histogram(), direct.histogram());
-        assert!(s.export_latency(Some(99), Window::AllTime, 0.0, &mut pooled).is_err());
+        assert!(s
+            .export_latency(Some(99), Window::AllTime, 0.0, &mut pooled)
+            .is_err());
     }
 }
 
@@ -1598,17 +2145,24 @@ mod read_timing {
         }
         let mut x = 12345u64;
         for i in 0..100_000u64 {
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
             let ms = 1.0 * (500f64).powf((x % 10_000) as f64 / 10_000.0);
-            s.record(ids[(i % 100) as usize], 200, ms * 1000.0, i as f64 * 0.5).unwrap();
+            s.record(ids[(i % 100) as usize], 200, ms * 1000.0, i as f64 * 0.5)
+                .unwrap();
         }
         let now = 50_000.0;
         for w in Window::ALL {
             let t = std::time::Instant::now();
-            for &id in &ids { std::hint::black_box(s.series_stats(id, w, now).unwrap()); }
+            for &id in &ids {
+                std::hint::black_box(s.series_stats(id, w, now).unwrap());
+            }
             eprintln!("series_stats {:?}: {:?} per 100", w, t.elapsed());
             let t = std::time::Instant::now();
-            for &id in &ids { std::hint::black_box(s.stats_for(&[id], w, now).unwrap()); }
+            for &id in &ids {
+                std::hint::black_box(s.stats_for(&[id], w, now).unwrap());
+            }
             eprintln!("stats_for {:?}: {:?} per 100", w, t.elapsed());
         }
         let t = std::time::Instant::now();
@@ -1616,7 +2170,9 @@ mod read_timing {
         s.render_prometheus(&mut out);
         eprintln!("render: {:?}", t.elapsed());
         let t = std::time::Instant::now();
-        for w in Window::ALL { std::hint::black_box(s.pooled_stats(w, now).unwrap()); }
+        for w in Window::ALL {
+            std::hint::black_box(s.pooled_stats(w, now).unwrap());
+        }
         eprintln!("pooled 4 windows: {:?}", t.elapsed());
     }
 }

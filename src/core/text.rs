@@ -55,8 +55,15 @@ pub fn check(field: &str, s: &str, max: usize, allow_empty: bool) -> CoreResult<
     if (!allow_empty && n == 0) || n > max {
         return Err(CoreError::range(
             field,
-            &format!("a {}string of at most {max} characters", if allow_empty { "" } else { "non-empty " }),
-            if n == 0 { "an empty string".to_string() } else { format!("{n} characters") },
+            &format!(
+                "a {}string of at most {max} characters",
+                if allow_empty { "" } else { "non-empty " }
+            ),
+            if n == 0 {
+                "an empty string".to_string()
+            } else {
+                format!("{n} characters")
+            },
         ));
     }
     if let Some(c) = s.chars().find(|&c| forbidden(c)) {
@@ -83,7 +90,11 @@ pub fn clean(s: &str, max: usize) -> String {
     }
     let n = s.chars().count();
     let keep = if n > max { max.saturating_sub(1) } else { n };
-    let mut out: String = s.chars().take(keep).map(|c| if forbidden(c) { '\u{FFFD}' } else { c }).collect();
+    let mut out: String = s
+        .chars()
+        .take(keep)
+        .map(|c| if forbidden(c) { '\u{FFFD}' } else { c })
+        .collect();
     if n > max && max > 0 {
         out.push('…');
     }
@@ -96,7 +107,18 @@ mod tests {
 
     #[test]
     fn clean_output_always_passes_check() {
-        for s in ["", "plain", "a\nb", "x\u{85}y", "\u{2028}", "\u{202e}evil", "\u{200b}", "\u{feff}bom", &"é".repeat(700), "tab\tok"] {
+        for s in [
+            "",
+            "plain",
+            "a\nb",
+            "x\u{85}y",
+            "\u{2028}",
+            "\u{202e}evil",
+            "\u{200b}",
+            "\u{feff}bom",
+            &"é".repeat(700),
+            "tab\tok",
+        ] {
             for max in [1, 5, 256, 600] {
                 let c = clean(s, max);
                 assert!(check("f", &c, max, true).is_ok(), "{s:?} / {max} -> {c:?}");
@@ -109,7 +131,10 @@ mod tests {
     #[test]
     fn check_names_the_field_and_the_character() {
         assert_eq!(check("agentId", "a\u{200b}b", 256, false).unwrap_err().message, "agentId must be text without control, invisible or bidirectional-control characters, got U+200B");
-        assert_eq!(check("agentId", "", 256, false).unwrap_err().message, "agentId must be a non-empty string of at most 256 characters, got an empty string");
+        assert_eq!(
+            check("agentId", "", 256, false).unwrap_err().message,
+            "agentId must be a non-empty string of at most 256 characters, got an empty string"
+        );
         assert!(check("reason", "ok: 💥 done", 500, true).is_ok());
     }
 }

@@ -55,24 +55,40 @@ pub struct Thresholds {
 
 impl Thresholds {
     pub fn none() -> Self {
-        Thresholds { warn: None, critical: None, hold_ms: 0.0 }
+        Thresholds {
+            warn: None,
+            critical: None,
+            hold_ms: 0.0,
+        }
     }
 
     pub fn validate(&self, prefix: &str) -> CoreResult<()> {
         for (k, v) in [("warn", self.warn), ("critical", self.critical)] {
             if let Some(v) = v {
                 if !v.is_finite() || v < 0.0 {
-                    return Err(CoreError::range(&format!("{prefix}{k}"), "a finite number >= 0", check::fmt_num(v)));
+                    return Err(CoreError::range(
+                        &format!("{prefix}{k}"),
+                        "a finite number >= 0",
+                        check::fmt_num(v),
+                    ));
                 }
             }
         }
         if let (Some(w), Some(c)) = (self.warn, self.critical) {
             if w > c {
-                return Err(CoreError::range(&format!("{prefix}warn"), &format!("at most {prefix}critical ({c})"), w));
+                return Err(CoreError::range(
+                    &format!("{prefix}warn"),
+                    &format!("at most {prefix}critical ({c})"),
+                    w,
+                ));
             }
         }
         if !self.hold_ms.is_finite() || self.hold_ms < 0.0 || self.hold_ms > 86_400_000.0 {
-            return Err(CoreError::range(&format!("{prefix}holdMs"), "a number of ms from 0 to 86400000", check::fmt_num(self.hold_ms)));
+            return Err(CoreError::range(
+                &format!("{prefix}holdMs"),
+                "a number of ms from 0 to 86400000",
+                check::fmt_num(self.hold_ms),
+            ));
         }
         Ok(())
     }
@@ -109,7 +125,11 @@ pub struct Transition {
 
 impl State {
     fn new(now: f64) -> Self {
-        State { level: Level::Ok, since: now, pending: None }
+        State {
+            level: Level::Ok,
+            since: now,
+            pending: None,
+        }
     }
 
     /// Steps the machine with the current value; returns `(from, to)` on a change.
@@ -151,9 +171,19 @@ impl Slot for Counts {
 
 #[derive(Debug)]
 pub enum Kind {
-    Gauge { value: f64 },
-    Latency { windows: LatencyWindows, counts: SliceRing<Counts>, total: Counts, quantile: f64 },
-    Counter { ring: SliceRing<Counts>, total: u64 },
+    Gauge {
+        value: f64,
+    },
+    Latency {
+        windows: LatencyWindows,
+        counts: SliceRing<Counts>,
+        total: Counts,
+        quantile: f64,
+    },
+    Counter {
+        ring: SliceRing<Counts>,
+        total: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -166,7 +196,10 @@ pub struct Watchdog {
     pub last_value: f64,
 }
 
-const MINUTE: RingSpec = RingSpec { slice_ms: 10_000.0, slices: 6 };
+const MINUTE: RingSpec = RingSpec {
+    slice_ms: 10_000.0,
+    slices: 6,
+};
 
 /// Figures of a latency tracker or a counter.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -209,13 +242,21 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { dogs: Vec::new(), index: HashMap::new(), minute: Aggregate::for_window(Window::OneMinute), all: Aggregate::new(), overflowed: 0 }
+        Registry {
+            dogs: Vec::new(),
+            index: HashMap::new(),
+            minute: Aggregate::for_window(Window::OneMinute),
+            all: Aggregate::new(),
+            overflowed: 0,
+        }
     }
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("dogs", &self.dogs.len()).finish()
+        f.debug_struct("Registry")
+            .field("dogs", &self.dogs.len())
+            .finish()
     }
 }
 
@@ -244,51 +285,115 @@ impl Registry {
         self.dogs.iter().enumerate()
     }
 
-    fn add(&mut self, name: &str, kind: Kind, thresholds: Thresholds, now: f64) -> CoreResult<usize> {
+    fn add(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        thresholds: Thresholds,
+        now: f64,
+    ) -> CoreResult<usize> {
         self.add_capped(name, kind, thresholds, now, MAX_WATCHDOGS)
     }
 
-    fn add_capped(&mut self, name: &str, kind: Kind, thresholds: Thresholds, now: f64, cap: usize) -> CoreResult<usize> {
+    fn add_capped(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        thresholds: Thresholds,
+        now: f64,
+        cap: usize,
+    ) -> CoreResult<usize> {
         let n = name.chars().count();
         if n == 0 || n > 256 {
-            return Err(CoreError::range("name", "a non-empty string of at most 256 characters", format!("{n} characters")));
+            return Err(CoreError::range(
+                "name",
+                "a non-empty string of at most 256 characters",
+                format!("{n} characters"),
+            ));
         }
         thresholds.validate("")?;
         if let Some(&id) = self.index.get(name) {
             // Same name again: keep the figures, take the new thresholds.
             let d = &mut self.dogs[id];
             if std::mem::discriminant(&d.kind) != std::mem::discriminant(&kind) {
-                return Err(CoreError::range("name", "a name not used by a watchdog of another kind", format!("\"{name}\"")));
+                return Err(CoreError::range(
+                    "name",
+                    "a name not used by a watchdog of another kind",
+                    format!("\"{name}\""),
+                ));
             }
             d.thresholds = thresholds;
             return Ok(id);
         }
         if self.dogs.len() >= cap {
-            return Err(CoreError::limit(&format!("watchdog \"{name}\" not registered"), MAX_WATCHDOGS, "reuse names; the package's own wrappers fall back to shared `other` watchdogs"));
+            return Err(CoreError::limit(
+                &format!("watchdog \"{name}\" not registered"),
+                MAX_WATCHDOGS,
+                "reuse names; the package's own wrappers fall back to shared `other` watchdogs",
+            ));
         }
         let id = self.dogs.len();
         self.index.insert(name.to_string(), id);
-        self.dogs.push(Watchdog { name: name.to_string(), kind, thresholds, state: State::new(now), last_value: 0.0 });
+        self.dogs.push(Watchdog {
+            name: name.to_string(),
+            kind,
+            thresholds,
+            state: State::new(now),
+            last_value: 0.0,
+        });
         Ok(id)
     }
 
     /// Registers a watchdog of `kind` (`gauge`, `latency` or `counter`;
     /// `quantile` is used by latency trackers only).
-    pub fn register(&mut self, kind: &str, name: &str, t: Thresholds, quantile: f64, now: f64) -> CoreResult<usize> {
+    pub fn register(
+        &mut self,
+        kind: &str,
+        name: &str,
+        t: Thresholds,
+        quantile: f64,
+        now: f64,
+    ) -> CoreResult<usize> {
         self.register_capped(kind, name, t, quantile, now, MAX_WATCHDOGS)
     }
 
-    fn register_capped(&mut self, kind: &str, name: &str, t: Thresholds, quantile: f64, now: f64, cap: usize) -> CoreResult<usize> {
+    fn register_capped(
+        &mut self,
+        kind: &str,
+        name: &str,
+        t: Thresholds,
+        quantile: f64,
+        now: f64,
+        cap: usize,
+    ) -> CoreResult<usize> {
         let kind = match kind {
             "gauge" => Kind::Gauge { value: 0.0 },
             "latency" => {
                 if !QUANTILES.contains(&quantile) {
-                    return Err(CoreError::range("quantile", "one of 0.5, 0.9, 0.95, 0.99, 0.999", check::fmt_num(quantile)));
+                    return Err(CoreError::range(
+                        "quantile",
+                        "one of 0.5, 0.9, 0.95, 0.99, 0.999",
+                        check::fmt_num(quantile),
+                    ));
                 }
-                Kind::Latency { windows: LatencyWindows::new(now), counts: SliceRing::new(MINUTE, now), total: Counts::default(), quantile }
+                Kind::Latency {
+                    windows: LatencyWindows::new(now),
+                    counts: SliceRing::new(MINUTE, now),
+                    total: Counts::default(),
+                    quantile,
+                }
             }
-            "counter" => Kind::Counter { ring: SliceRing::new(MINUTE, now), total: 0 },
-            other => return Err(CoreError::range("kind", "'gauge', 'latency' or 'counter'", format!("\"{other}\""))),
+            "counter" => Kind::Counter {
+                ring: SliceRing::new(MINUTE, now),
+                total: 0,
+            },
+            other => {
+                return Err(CoreError::range(
+                    "kind",
+                    "'gauge', 'latency' or 'counter'",
+                    format!("\"{other}\""),
+                ))
+            }
         };
         self.add_capped(name, kind, t, now, cap)
     }
@@ -308,14 +413,36 @@ impl Registry {
     /// let (id, overflowed) = r.track("latency", "ai:new", "ai:other", Thresholds::none(), 0.99, 0.0).unwrap();
     /// assert!(overflowed && r.get(id).unwrap().name == "ai:other" && r.overflowed() == 1);
     /// ```
-    pub fn track(&mut self, kind: &str, name: &str, overflow: &str, t: Thresholds, quantile: f64, now: f64) -> CoreResult<(usize, bool)> {
+    pub fn track(
+        &mut self,
+        kind: &str,
+        name: &str,
+        overflow: &str,
+        t: Thresholds,
+        quantile: f64,
+        now: f64,
+    ) -> CoreResult<(usize, bool)> {
         match self.register(kind, name, t, quantile, now) {
             Err(e) if e.kind == super::error::ErrorKind::Limit => {
                 // An existing overflow watchdog keeps its thresholds.
-                let same_kind = |d: &Watchdog| matches!((&d.kind, kind), (Kind::Gauge { .. }, "gauge") | (Kind::Latency { .. }, "latency") | (Kind::Counter { .. }, "counter"));
+                let same_kind = |d: &Watchdog| {
+                    matches!(
+                        (&d.kind, kind),
+                        (Kind::Gauge { .. }, "gauge")
+                            | (Kind::Latency { .. }, "latency")
+                            | (Kind::Counter { .. }, "counter")
+                    )
+                };
                 let id = match self.id_of(overflow) {
                     Some(id) if same_kind(&self.dogs[id]) => id,
-                    _ => self.register_capped(kind, overflow, Thresholds::none(), quantile, now, MAX_WATCHDOGS + OVERFLOW_SLOTS)?,
+                    _ => self.register_capped(
+                        kind,
+                        overflow,
+                        Thresholds::none(),
+                        quantile,
+                        now,
+                        MAX_WATCHDOGS + OVERFLOW_SLOTS,
+                    )?,
                 };
                 self.overflowed += 1;
                 Ok((id, true))
@@ -334,31 +461,71 @@ impl Registry {
     }
 
     /// A latency tracker watching the `quantile` (0..1, e.g. 0.99) of the last minute, in ms.
-    pub fn latency(&mut self, name: &str, t: Thresholds, quantile: f64, now: f64) -> CoreResult<usize> {
+    pub fn latency(
+        &mut self,
+        name: &str,
+        t: Thresholds,
+        quantile: f64,
+        now: f64,
+    ) -> CoreResult<usize> {
         if !QUANTILES.contains(&quantile) {
-            return Err(CoreError::range("quantile", "one of 0.5, 0.9, 0.95, 0.99, 0.999", check::fmt_num(quantile)));
+            return Err(CoreError::range(
+                "quantile",
+                "one of 0.5, 0.9, 0.95, 0.99, 0.999",
+                check::fmt_num(quantile),
+            ));
         }
-        self.add(name, Kind::Latency { windows: LatencyWindows::new(now), counts: SliceRing::new(MINUTE, now), total: Counts::default(), quantile }, t, now)
+        self.add(
+            name,
+            Kind::Latency {
+                windows: LatencyWindows::new(now),
+                counts: SliceRing::new(MINUTE, now),
+                total: Counts::default(),
+                quantile,
+            },
+            t,
+            now,
+        )
     }
 
     pub fn counter(&mut self, name: &str, t: Thresholds, now: f64) -> CoreResult<usize> {
-        self.add(name, Kind::Counter { ring: SliceRing::new(MINUTE, now), total: 0 }, t, now)
+        self.add(
+            name,
+            Kind::Counter {
+                ring: SliceRing::new(MINUTE, now),
+                total: 0,
+            },
+            t,
+            now,
+        )
     }
 
     fn dog(&mut self, id: usize) -> CoreResult<&mut Watchdog> {
         let n = self.dogs.len();
-        self.dogs.get_mut(id).ok_or_else(|| CoreError::range("watchdog", &format!("an id below {n}"), id))
+        self.dogs
+            .get_mut(id)
+            .ok_or_else(|| CoreError::range("watchdog", &format!("an id below {n}"), id))
     }
 
     /// Sets a gauge. Negative or non-finite values are refused (nothing changes).
     pub fn set(&mut self, id: usize, value: f64, now: f64) -> CoreResult<Option<Transition>> {
         if !value.is_finite() || value < 0.0 {
-            return Err(CoreError::range("value", "a finite number >= 0", check::fmt_num(value)));
+            return Err(CoreError::range(
+                "value",
+                "a finite number >= 0",
+                check::fmt_num(value),
+            ));
         }
         let d = self.dog(id)?;
         match &mut d.kind {
             Kind::Gauge { value: v } => *v = value,
-            _ => return Err(CoreError::range("watchdog", "a gauge", format!("\"{}\"", d.name))),
+            _ => {
+                return Err(CoreError::range(
+                    "watchdog",
+                    "a gauge",
+                    format!("\"{}\"", d.name),
+                ))
+            }
         }
         Ok(self.step(id, now))
     }
@@ -367,11 +534,20 @@ impl Registry {
     /// refused before anything is counted.
     pub fn record(&mut self, id: usize, latency_ms: f64, ok: bool, now: f64) -> CoreResult<()> {
         if !latency_ms.is_finite() || latency_ms < 0.0 {
-            return Err(CoreError::range("latencyMs", "a finite number >= 0", check::fmt_num(latency_ms)));
+            return Err(CoreError::range(
+                "latencyMs",
+                "a finite number >= 0",
+                check::fmt_num(latency_ms),
+            ));
         }
         let d = self.dog(id)?;
         match &mut d.kind {
-            Kind::Latency { windows, counts, total, .. } => {
+            Kind::Latency {
+                windows,
+                counts,
+                total,
+                ..
+            } => {
                 windows.record(latency_ms * 1000.0, now);
                 let c = counts.head(now);
                 c.calls += 1;
@@ -380,14 +556,22 @@ impl Registry {
                 total.errors += !ok as u64;
                 Ok(())
             }
-            _ => Err(CoreError::range("watchdog", "a latency tracker", format!("\"{}\"", d.name))),
+            _ => Err(CoreError::range(
+                "watchdog",
+                "a latency tracker",
+                format!("\"{}\"", d.name),
+            )),
         }
     }
 
     /// Adds `n` events to a counter.
     pub fn count(&mut self, id: usize, n: f64, now: f64) -> CoreResult<()> {
         if !n.is_finite() || n < 0.0 || n.fract() != 0.0 {
-            return Err(CoreError::range("n", "a whole number >= 0", check::fmt_num(n)));
+            return Err(CoreError::range(
+                "n",
+                "a whole number >= 0",
+                check::fmt_num(n),
+            ));
         }
         let d = self.dog(id)?;
         match &mut d.kind {
@@ -396,26 +580,38 @@ impl Registry {
                 *total += n as u64;
                 Ok(())
             }
-            _ => Err(CoreError::range("watchdog", "a counter", format!("\"{}\"", d.name))),
+            _ => Err(CoreError::range(
+                "watchdog",
+                "a counter",
+                format!("\"{}\"", d.name),
+            )),
         }
     }
 
     /// The value a watchdog's thresholds apply to: a gauge's value, a
     /// tracker's quantile (ms) over the last minute, a counter's rate per minute.
     pub fn value(&mut self, id: usize, now: f64) -> f64 {
-        let Some(d) = self.dogs.get_mut(id) else { return 0.0 };
+        let Some(d) = self.dogs.get_mut(id) else {
+            return 0.0;
+        };
         match &mut d.kind {
             Kind::Gauge { value } => *value,
-            Kind::Latency { windows, quantile, .. } => {
+            Kind::Latency {
+                windows, quantile, ..
+            } => {
                 let q = *quantile;
-                let p = self.minute.window_percentiles(windows, Window::OneMinute, now);
+                let p = self
+                    .minute
+                    .window_percentiles(windows, Window::OneMinute, now);
                 if p.count == 0 {
                     0.0
                 } else {
                     quantile_ms(&p, q)
                 }
             }
-            Kind::Counter { ring, .. } => ring.slots(now).iter().map(|c| c.calls).sum::<u64>() as f64,
+            Kind::Counter { ring, .. } => {
+                ring.slots(now).iter().map(|c| c.calls).sum::<u64>() as f64
+            }
         }
     }
 
@@ -425,23 +621,43 @@ impl Registry {
         let d = self.dogs.get_mut(id)?;
         d.last_value = v;
         let t = d.thresholds;
-        d.state.step(&t, v, now).map(|(from, to)| Transition { id, from, to, value: v, at: now })
+        d.state.step(&t, v, now).map(|(from, to)| Transition {
+            id,
+            from,
+            to,
+            value: v,
+            at: now,
+        })
     }
 
     /// Steps every watchdog (the shared timer's tick).
     pub fn step_all(&mut self, now: f64) -> Vec<Transition> {
-        (0..self.dogs.len()).filter_map(|id| self.step(id, now)).collect()
+        (0..self.dogs.len())
+            .filter_map(|id| self.step(id, now))
+            .collect()
     }
 
     pub fn stats(&mut self, id: usize, now: f64) -> Stats {
-        let Some(d) = self.dogs.get_mut(id) else { return Stats::default() };
+        let Some(d) = self.dogs.get_mut(id) else {
+            return Stats::default();
+        };
         match &mut d.kind {
             Kind::Gauge { .. } => Stats::default(),
-            Kind::Latency { windows, counts, total, .. } => {
+            Kind::Latency {
+                windows,
+                counts,
+                total,
+                ..
+            } => {
                 // Calls in the last minute, counted, not extrapolated from a
                 // shorter span (a process up for 5 s shows what it saw).
-                let (c, e) = counts.slots(now).iter().fold((0, 0), |(c, e), x| (c + x.calls, e + x.errors));
-                let p = self.minute.window_percentiles(windows, Window::OneMinute, now);
+                let (c, e) = counts
+                    .slots(now)
+                    .iter()
+                    .fold((0, 0), |(c, e), x| (c + x.calls, e + x.errors));
+                let p = self
+                    .minute
+                    .window_percentiles(windows, Window::OneMinute, now);
                 Stats {
                     calls_per_minute: c as f64,
                     errors_per_minute: e as f64,
@@ -452,7 +668,13 @@ impl Registry {
             }
             Kind::Counter { ring, total } => {
                 let c: u64 = ring.slots(now).iter().map(|x| x.calls).sum();
-                Stats { calls_per_minute: c as f64, errors_per_minute: 0.0, total_calls: *total, total_errors: 0, latency: None }
+                Stats {
+                    calls_per_minute: c as f64,
+                    errors_per_minute: 0.0,
+                    total_calls: *total,
+                    total_errors: 0,
+                    latency: None,
+                }
             }
         }
     }
@@ -469,21 +691,34 @@ impl Registry {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn t(warn: f64, critical: f64, hold: f64) -> Thresholds {
-        Thresholds { warn: Some(warn), critical: Some(critical), hold_ms: hold }
+        Thresholds {
+            warn: Some(warn),
+            critical: Some(critical),
+            hold_ms: hold,
+        }
     }
 
     #[test]
     fn hysteresis_needs_the_value_to_stay_for_the_hold_time() {
         let mut r = Registry::new();
-        let q = r.gauge("queue:agent-1", t(100.0, 1000.0, 5000.0), 0.0).unwrap();
-        assert_eq!(r.set(q, 150.0, 1000.0).unwrap(), None, "past warn, but not for 5 s yet");
-        assert_eq!(r.set(q, 50.0, 3000.0).unwrap(), None, "back under: the pending change is dropped");
+        let q = r
+            .gauge("queue:agent-1", t(100.0, 1000.0, 5000.0), 0.0)
+            .unwrap();
+        assert_eq!(
+            r.set(q, 150.0, 1000.0).unwrap(),
+            None,
+            "past warn, but not for 5 s yet"
+        );
+        assert_eq!(
+            r.set(q, 50.0, 3000.0).unwrap(),
+            None,
+            "back under: the pending change is dropped"
+        );
         assert_eq!(r.set(q, 150.0, 4000.0).unwrap(), None);
         assert_eq!(r.step(q, 8999.0), None);
         let tr = r.step(q, 9000.0).unwrap();
@@ -491,22 +726,37 @@ mod tests {
         assert_eq!(r.get(q).unwrap().state.since, 9000.0);
         // Straight to critical (also held), then back down to ok after holding.
         assert_eq!(r.set(q, 5000.0, 10_000.0).unwrap(), None);
-        assert_eq!(r.set(q, 5000.0, 15_000.0).unwrap().map(|t| t.to), Some(Level::Critical));
-        assert_eq!(r.set(q, 0.0, 16_000.0).unwrap(), None, "one good sample does not clear it");
-        assert_eq!(r.set(q, 0.0, 21_000.0).unwrap().map(|t| (t.from, t.to)), Some((Level::Critical, Level::Ok)));
+        assert_eq!(
+            r.set(q, 5000.0, 15_000.0).unwrap().map(|t| t.to),
+            Some(Level::Critical)
+        );
+        assert_eq!(
+            r.set(q, 0.0, 16_000.0).unwrap(),
+            None,
+            "one good sample does not clear it"
+        );
+        assert_eq!(
+            r.set(q, 0.0, 21_000.0).unwrap().map(|t| (t.from, t.to)),
+            Some((Level::Critical, Level::Ok))
+        );
     }
 
     #[test]
     fn zero_hold_changes_at_once() {
         let mut r = Registry::new();
         let q = r.gauge("q", t(1.0, 2.0, 0.0), 0.0).unwrap();
-        assert_eq!(r.set(q, 3.0, 1.0).unwrap().map(|t| t.to), Some(Level::Critical));
+        assert_eq!(
+            r.set(q, 3.0, 1.0).unwrap().map(|t| t.to),
+            Some(Level::Critical)
+        );
     }
 
     #[test]
     fn latency_tracker_watches_its_quantile() {
         let mut r = Registry::new();
-        let ai = r.latency("ai:openai-embeddings", t(500.0, 2000.0, 0.0), 0.99, 0.0).unwrap();
+        let ai = r
+            .latency("ai:openai-embeddings", t(500.0, 2000.0, 0.0), 0.99, 0.0)
+            .unwrap();
         for i in 0..98 {
             r.record(ai, 100.0, true, i as f64).unwrap();
         }
@@ -519,13 +769,19 @@ mod tests {
         assert_eq!((s.total_calls, s.total_errors), (100, 1));
         assert!(s.calls_per_minute >= 100.0);
         let p = s.latency.unwrap();
-        assert!((p.p50_us as f64 / 1000.0 - 100.0).abs() < 1.0, "{}", p.p50_us);
+        assert!(
+            (p.p50_us as f64 / 1000.0 - 100.0).abs() < 1.0,
+            "{}",
+            p.p50_us
+        );
     }
 
     #[test]
     fn counters_give_a_rate_per_minute() {
         let mut r = Registry::new();
-        let d = r.counter("dlq:dead-letter", t(10.0, 100.0, 0.0), 0.0).unwrap();
+        let d = r
+            .counter("dlq:dead-letter", t(10.0, 100.0, 0.0), 0.0)
+            .unwrap();
         r.count(d, 7.0, 1000.0).unwrap();
         r.count(d, 5.0, 30_000.0).unwrap();
         assert_eq!(r.value(d, 30_000.0), 12.0);
@@ -537,19 +793,41 @@ mod tests {
     #[test]
     fn bad_input_changes_nothing() {
         let mut r = Registry::new();
-        assert_eq!(r.gauge("q", t(10.0, 5.0, 0.0), 0.0).unwrap_err().message, "warn must be at most critical (5), got 10");
-        assert!(r.gauge("q", Thresholds { warn: Some(f64::NAN), critical: None, hold_ms: 0.0 }, 0.0).is_err());
+        assert_eq!(
+            r.gauge("q", t(10.0, 5.0, 0.0), 0.0).unwrap_err().message,
+            "warn must be at most critical (5), got 10"
+        );
+        assert!(r
+            .gauge(
+                "q",
+                Thresholds {
+                    warn: Some(f64::NAN),
+                    critical: None,
+                    hold_ms: 0.0
+                },
+                0.0
+            )
+            .is_err());
         assert!(r.gauge("", Thresholds::none(), 0.0).is_err());
         assert!(r.is_empty());
         let q = r.gauge("q", Thresholds::none(), 0.0).unwrap();
-        assert_eq!(r.set(q, -1.0, 0.0).unwrap_err().message, "value must be a finite number >= 0, got -1");
+        assert_eq!(
+            r.set(q, -1.0, 0.0).unwrap_err().message,
+            "value must be a finite number >= 0, got -1"
+        );
         assert!(r.set(q, f64::INFINITY, 0.0).is_err());
         assert_eq!(r.value(q, 0.0), 0.0);
         let l = r.latency("l", Thresholds::none(), 0.99, 0.0).unwrap();
         assert!(r.record(l, f64::NAN, true, 0.0).is_err());
         assert_eq!(r.stats(l, 0.0).total_calls, 0, "nothing recorded half-way");
-        assert!(r.record(q, 1.0, true, 0.0).is_err(), "a gauge is not a tracker");
-        assert!(r.latency("q", Thresholds::none(), 0.99, 0.0).is_err(), "a name keeps its kind");
+        assert!(
+            r.record(q, 1.0, true, 0.0).is_err(),
+            "a gauge is not a tracker"
+        );
+        assert!(
+            r.latency("q", Thresholds::none(), 0.99, 0.0).is_err(),
+            "a name keeps its kind"
+        );
         assert!(r.latency("x", Thresholds::none(), 1.5, 0.0).is_err());
     }
 }
