@@ -151,6 +151,8 @@ pub fn ops_set_brownout(
     })
 }
 
+// Positional arguments are the binding's calling convention here.
+#[allow(clippy::too_many_arguments)]
 #[napi]
 pub fn ops_quarantine(
     env: Env,
@@ -213,6 +215,8 @@ pub fn ops_clear_rollback(env: Env, h: u32, name: String, now: f64) -> Result<bo
 
 /// Adds an audit entry for an action the core does not perform itself
 /// (a refused request, a DLQ drain). `args_json` must be a JSON object.
+// Positional arguments are the binding's calling convention here.
+#[allow(clippy::too_many_arguments)]
 #[napi]
 pub fn ops_audit_push(
     env: Env,

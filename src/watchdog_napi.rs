@@ -17,7 +17,7 @@ use crate::core::watchdog::{Kind, Registry, Thresholds, Transition};
 use crate::napi_util::{borrow_mut, throw, Opts};
 
 thread_local! {
-    static REGS: RefCell<Vec<Registry>> = RefCell::new(Vec::new());
+    static REGS: RefCell<Vec<Registry>> = const { RefCell::new(Vec::new()) };
 }
 
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut Registry) -> CoreResult<T>) -> Result<T> {

@@ -175,7 +175,7 @@ mod tests {
                 assert!(d >= b / 2.0 && d < b);
                 let prev = 100.0 * 2f64.powi(a as i32);
                 let d = policy(100.0, 3000.0, Jitter::Decorrelated).delay(a, prev, u);
-                assert!(d >= 100.0 && d <= 3000.0 && d <= prev.max(100.0) * 3.0);
+                assert!((100.0..=3000.0).contains(&d) && d <= prev.max(100.0) * 3.0);
             }
         }
     }
@@ -189,16 +189,20 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let mut p = RetryPolicy::default();
-        p.max_delay_ms = 10.0;
+        let p = RetryPolicy {
+            max_delay_ms: 10.0,
+            ..Default::default()
+        };
         let e = p.validate().unwrap_err();
         assert!(
             e.message.starts_with("retryOptions.maxDelay must be"),
             "{}",
             e.message
         );
-        let mut p = RetryPolicy::default();
-        p.initial_delay_ms = f64::NAN;
+        let p = RetryPolicy {
+            initial_delay_ms: f64::NAN,
+            ..Default::default()
+        };
         assert!(p
             .validate()
             .unwrap_err()

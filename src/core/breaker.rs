@@ -568,6 +568,8 @@ impl Breaker {
                             self.enter(State::Open, at, &mut tr);
                         }
                     }
+                    // Not a match guard: the rule reads `self` mutably (it prunes the window).
+                    #[allow(clippy::collapsible_match)]
                     State::Closed => {
                         if self.failure_rule_met(at) || (slow && self.slow_rate_exceeded(at)) {
                             self.enter(State::Open, at, &mut tr);

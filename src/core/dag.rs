@@ -968,7 +968,7 @@ mod tests {
             let mut d = Dag::new();
             for &k in &names {
                 let deps: Vec<String> = ((k + 1)..n)
-                    .filter(|_| rng.next_u64() % 4 == 0)
+                    .filter(|_| rng.next_u64().is_multiple_of(4))
                     .map(|j| format!("s{j}"))
                     .collect();
                 let deps: Vec<&str> = deps.iter().map(|s| s.as_str()).collect();

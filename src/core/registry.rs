@@ -54,7 +54,7 @@ impl Entries {
     }
 
     fn push(&mut self, e: Entry) {
-        if self.len % CHUNK == 0 {
+        if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
         self.chunks

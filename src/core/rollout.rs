@@ -750,11 +750,7 @@ impl RolloutSet {
             name: name.to_string(),
             new: Cohort::new(&config, now),
             stable: Cohort::new(&config, now),
-            phase: if config.bp >= BUCKETS && config.steps.is_empty() {
-                Phase::Running
-            } else {
-                Phase::Running
-            },
+            phase: Phase::Running,
             step,
             step_started: now,
             last_good_bp: 0,

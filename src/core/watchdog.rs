@@ -169,6 +169,9 @@ impl Slot for Counts {
     }
 }
 
+// The latency variant is large, but watchdogs are few (capped) and boxing
+// would add an indirection on every record.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Kind {
     Gauge {
