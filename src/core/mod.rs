@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod dag;
 pub mod dlq;
 pub mod error;
+pub mod exposition;
 pub mod gate;
 pub mod graph_file;
 pub mod hash;
