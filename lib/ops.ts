@@ -722,6 +722,8 @@ export class OpsControls extends EventEmitter {
 
 let ops: OpsControls | null = null;
 let opsEpoch = epoch();
+/** The options of the last `configureOps`: a plane re-made after resetAll() keeps them. */
+let opsOptions: OpsOptions = {};
 
 /** The process-wide ops plane (created on first use, loading its state file). */
 export function getOps(): OpsControls {
@@ -732,7 +734,7 @@ export function getOps(): OpsControls {
     ops = null;
   }
   if (!ops) {
-    ops = new OpsControls();
+    ops = new OpsControls(opsOptions);
     opsEpoch = epoch();
   }
   return ops;
@@ -747,6 +749,7 @@ export function peekOps(): OpsControls | null {
 export function configureOps(options: OpsOptions): OpsControls {
   ops?.close();
   ops = new OpsControls(options);
+  opsOptions = options;
   opsEpoch = epoch();
   return ops;
 }
