@@ -90,12 +90,35 @@ export function setClock(clock: (() => number) | null): void {
  * test runner the global ones, looked up at each call so fake timers
  * installed later drive them; otherwise `node:timers`.
  */
-export const callTimers: { setTimeout: typeof nodeTimers.setTimeout; clearTimeout: typeof nodeTimers.clearTimeout } = underTestRunner
-  ? {
-      setTimeout: ((fn: () => void, ms?: number) => globalThis.setTimeout(fn, ms)) as typeof nodeTimers.setTimeout,
-      clearTimeout: ((t: NodeJS.Timeout) => globalThis.clearTimeout(t)) as typeof nodeTimers.clearTimeout,
-    }
-  : { setTimeout: nodeTimers.setTimeout, clearTimeout: nodeTimers.clearTimeout };
+export const callTimers: { setTimeout: (fn: () => void, ms: number) => NodeJS.Timeout; clearTimeout: (t: NodeJS.Timeout) => void } = underTestRunner
+  ? { setTimeout: globalSetTimeout, clearTimeout: globalClearTimeout }
+  : { setTimeout: (fn, ms) => nodeTimers.setTimeout(fn, ms), clearTimeout: (t) => nodeTimers.clearTimeout(t) };
+
+/**
+ * A browser-like environment (Jest's jsdom) answers `setTimeout` with a
+ * number: wrap it so callers can still `ref()`/`unref()` (no-ops there).
+ */
+class TimerId {
+  constructor(readonly id: unknown) {}
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+  hasRef(): boolean {
+    return true;
+  }
+}
+
+function globalSetTimeout(fn: () => void, ms: number): NodeJS.Timeout {
+  const t: unknown = globalThis.setTimeout(fn, ms);
+  return (typeof t === 'object' && t !== null && typeof (t as NodeJS.Timeout).unref === 'function' ? t : new TimerId(t)) as NodeJS.Timeout;
+}
+
+function globalClearTimeout(t: NodeJS.Timeout): void {
+  globalThis.clearTimeout((t instanceof TimerId ? t.id : t) as NodeJS.Timeout);
+}
 
 // ---- automatic isolation between test files -------------------------------------
 
