@@ -303,7 +303,7 @@ export type JitterStrategy = boolean | 'none' | 'proportional' | 'full' | 'equal
 export interface RetryOptions {
   /** Extra attempts after the first (default 5). `0` means no retries. */
   maxRetries?: number;
-  /** First backoff in ms (default 100). */
+  /** First backoff in ms (default 100; 0 under a test runner, see docs/TESTING.md). */
   initialDelay?: number;
   /** Cap on the backoff in ms (default 3000). */
   maxDelay?: number;
