@@ -261,9 +261,9 @@ class Deadlines {
   }
 
   private arm(at: number): void {
-    if (this.timer) callTimers.clearTimeout(this.timer);
+    if (this.timer) callTimers.cancel(this.timer);
     this.timerAt = at;
-    this.timer = callTimers.setTimeout(() => this.run(), Math.max(0, at - now()));
+    this.timer = callTimers.after(() => this.run(), Math.max(0, at - now()));
     if (this.live === 0) this.timer.unref();
   }
 
@@ -292,7 +292,7 @@ function sleep(ms: number): Promise<void> {
   if (!(ms > 0)) return resolved;
   // A retry sleep is part of a call the user is awaiting, so it keeps the
   // process alive exactly as the call itself would (not unref'd).
-  return new Promise((resolve) => callTimers.setTimeout(resolve, ms));
+  return new Promise((resolve) => callTimers.after(resolve, ms));
 }
 
 // ---- the breaker ---------------------------------------------------------------

@@ -21,7 +21,7 @@
  *   if (underTestRunner) console.log('quiet, no state file, instant retries');
  */
 import { performance } from 'node:perf_hooks';
-import * as nodeTimers from 'node:timers';
+import { clearTimeout as nodeClearTimeout, setTimeout as nodeSetTimeout } from 'node:timers';
 import { native } from './native';
 
 function detect(env: NodeJS.ProcessEnv): boolean {
@@ -90,9 +90,9 @@ export function setClock(clock: (() => number) | null): void {
  * test runner the global ones, looked up at each call so fake timers
  * installed later drive them; otherwise `node:timers`.
  */
-export const callTimers: { setTimeout: (fn: () => void, ms: number) => NodeJS.Timeout; clearTimeout: (t: NodeJS.Timeout) => void } = underTestRunner
-  ? { setTimeout: globalSetTimeout, clearTimeout: globalClearTimeout }
-  : { setTimeout: (fn, ms) => nodeTimers.setTimeout(fn, ms), clearTimeout: (t) => nodeTimers.clearTimeout(t) };
+export const callTimers: { after: (fn: () => void, ms: number) => NodeJS.Timeout; cancel: (t: NodeJS.Timeout) => void } = underTestRunner
+  ? { after: globalSetTimeout, cancel: globalClearTimeout }
+  : { after: (fn, ms) => nodeSetTimeout(fn, ms), cancel: (t) => nodeClearTimeout(t) };
 
 /**
  * A browser-like environment (Jest's jsdom) answers `setTimeout` with a
