@@ -152,3 +152,20 @@ test("createHealthRouter() starts the process-wide gates: /health/ready turns 20
     getHealthGates().stop();
   }
 });
+
+test('a call in flight across resetAll() settles with its own outcome and touches no fresh breaker', async () => {
+  kit.resetAll();
+  const reg = getCircuitBreakerRegistry();
+  let release;
+  const gate = new Promise((r) => (release = r));
+  const old = reg.get('kit-inflight', { retryOptions: { maxRetries: 0 } });
+  const ok = old.execute(() => gate.then(() => 'done'));
+  const failing = old.execute(() => gate.then(() => Promise.reject(new Error('late failure'))));
+  kit.resetAll();
+  const fresh = reg.get('kit-other', { failureThreshold: 1 });
+  release();
+  assert.equal(await ok, 'done');
+  await assert.rejects(failing, /late failure/);
+  assert.equal(fresh.state, 'closed');
+  assert.equal(fresh.toJSON().totals.successes + fresh.toJSON().totals.failures, 0);
+});

@@ -436,6 +436,14 @@ export class CircuitBreaker extends EventEmitter {
     if (io[EPOCH_SLOT] !== this.epoch) this.bind();
   }
 
+  /**
+   * A call that began before resetAll() ends after it: its breaker is gone
+   * (the id may already name another), so its outcome is not recorded.
+   */
+  private stale(): boolean {
+    return io[EPOCH_SLOT] !== this.epoch;
+  }
+
   /** Current state, read from the mirror without crossing into Rust. */
   get state(): CircuitState {
     this.bound();
@@ -492,6 +500,7 @@ export class CircuitBreaker extends EventEmitter {
     }
     const t1 = now();
     const latency = t1 - t0;
+    if (this.stale()) return value;
     if (latency < this.page[this.slot + 1]) {
       pushOutcome(this.id, latency, t1);
       if (this.hotListeners) this.emitSafe('success', value, latency);
@@ -518,6 +527,7 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private succeeded(latency: number, trial: boolean, value: unknown): void {
+    if (this.stale()) return;
     const tr = record(this.id, OUTCOME_SUCCESS, latency, now(), trial);
     if (this.hotListeners) this.emitSafe('success', value, latency);
     this.transitions(tr);
@@ -566,6 +576,8 @@ export class CircuitBreaker extends EventEmitter {
     const t0 = now() - latency;
     let previousDelay = 0;
     for (let attempt = 0; ; attempt++) {
+      // Reset meanwhile: the breaker this call ran under is gone; no more retries.
+      if (this.stale()) break;
       if (this.isFailure && !this.isFailure(err)) {
         // Not the dependency's fault: pass it through, count the call as healthy.
         this.succeeded(now() - t0, trial, undefined);
@@ -608,6 +620,10 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private failed(err: Error, latency: number, trial: boolean): void {
+    if (this.stale()) {
+      this.emitSafe('failure', err, latency);
+      return;
+    }
     const outcome = err instanceof CircuitTimeoutError && err.breaker === this.name ? OUTCOME_TIMEOUT : OUTCOME_FAILURE;
     const tr = record(this.id, outcome, latency, now(), trial);
     this.emitSafe('failure', err, latency);
