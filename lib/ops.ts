@@ -81,8 +81,8 @@ export interface OpsLogger {
 export interface OpsOptions {
   /**
    * The state file (default env `RELIABILITY_STATE_FILE`, else
-   * `.reliability/ops-state.json` under the working directory); `false`
-   * keeps the state in memory only.
+   * `.reliability/ops-state.json` under the working directory, or none under
+   * a test runner); `false` keeps the state in memory only.
    */
   stateFile?: string | false;
   /**
