@@ -613,6 +613,23 @@ export interface OpsSwitch {
 export declare function opsToJson(h: number, now: number): string
 
 /**
+ * Attaches one load's shared buffer (at least 2 elements: `[epoch, loads]`)
+ * and records whether this load runs under a test runner (breakers created
+ * afterwards take the test defaults). Returns how many times the wrapper
+ * has been loaded in this thread, this load included.
+ */
+export declare function rcAttach(shared: Float64Array, underTest: boolean): number
+
+/**
+ * Resets everything this thread's addon holds: breakers removed, metrics
+ * figures and buffered requests cleared, ops planes (switches, quarantines,
+ * audit, dead-letter queues), rollouts, health gates, watchdogs and
+ * startup DAGs emptied in place, failed-token counts forgotten. Bumps the
+ * epoch every load reads. Returns the new epoch.
+ */
+export declare function rcResetAll(now: number): number
+
+/**
  * Replaces the store with one built from `options` (maxSeries, buckets,
  * maxWindowBytes). Allowed only while no route has been recorded, so no
  * figure is silently lost.

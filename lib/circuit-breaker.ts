@@ -14,8 +14,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
+import { callTimers, checkFile, epoch, onClock, underTestRunner, watchFiles } from './test-runner';
 
 // ---- shared buffers with the Rust core -------------------------------------
 
@@ -27,7 +27,12 @@ const io = new Float64Array(layout.ioLen);
 const ring = new Float64Array(1 + 3 * RING_CAP);
 const INST = native.cbInit(io, ring, performance.timeOrigin);
 const pages: Float64Array[] = [];
-const now = (): number => performance.now();
+// The clock in force (./test-runner: performance.now(), the test runner's
+// Date, or one injected with setClock), kept in a local for the hot path.
+let now: () => number = () => performance.now();
+onClock((c) => (now = c));
+// Set by Rust on resetAll(): a breaker made before re-creates itself by name.
+const EPOCH_SLOT = layout.ioLen - 1;
 
 // Admission codes and transition bits, as `src/breaker_napi.rs` packs them.
 const ADMIT_TRIAL = 1;
@@ -85,7 +90,8 @@ export interface BreakerLogger {
   error(...args: unknown[]): void;
 }
 
-let logger: BreakerLogger | null = console;
+// Quiet under a test runner (see ./test-runner): configureCircuitBreakers({ logger: console }) turns it on.
+let logger: BreakerLogger | null = underTestRunner ? null : console;
 let captureStacks = process.env.RELIABILITY_CAPTURE_STACKS === '1';
 
 /**
@@ -117,8 +123,12 @@ export function configureCircuitBreakers(opts: { logger?: BreakerLogger | null; 
  * reported normally.
  */
 function rejectLater<T>(e: unknown): Promise<T> {
-  return new Promise<T>((_, reject) => queueMicrotask(() => reject(e)));
+  // A promise reaction, not queueMicrotask(): Jest's fake timers fake
+  // queueMicrotask, and a rejection queued there never settles until the
+  // test runs the fake ticks.
+  return resolved.then(() => Promise.reject(e));
 }
+const resolved = Promise.resolve();
 
 /**
  * Thrown when a breaker refuses a call. The message keeps the original's
@@ -251,9 +261,9 @@ class Deadlines {
   }
 
   private arm(at: number): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) callTimers.cancel(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.run(), Math.max(0, at - now()));
+    this.timer = callTimers.after(() => this.run(), Math.max(0, at - now()));
     if (this.live === 0) this.timer.unref();
   }
 
@@ -278,9 +288,11 @@ class Deadlines {
 const deadlines = new Deadlines();
 
 function sleep(ms: number): Promise<void> {
+  // No wait, no timer (the test defaults' retries): nothing a fake timer holds.
+  if (!(ms > 0)) return resolved;
   // A retry sleep is part of a call the user is awaiting, so it keeps the
   // process alive exactly as the call itself would (not unref'd).
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => callTimers.after(resolve, ms));
 }
 
 // ---- the breaker ---------------------------------------------------------------
@@ -291,7 +303,7 @@ export type JitterStrategy = boolean | 'none' | 'proportional' | 'full' | 'equal
 export interface RetryOptions {
   /** Extra attempts after the first (default 5). `0` means no retries. */
   maxRetries?: number;
-  /** First backoff in ms (default 100). */
+  /** First backoff in ms (default 100; 0 under a test runner, see docs/TESTING.md). */
   initialDelay?: number;
   /** Cap on the backoff in ms (default 3000). */
   maxDelay?: number;
@@ -363,11 +375,15 @@ function checkFn(field: string, v: unknown): void {
 
 export class CircuitBreaker extends EventEmitter {
   readonly name: string;
-  private readonly id: number;
-  private readonly page: Float64Array;
-  private readonly slot: number;
-  private readonly timeoutMs: number;
-  private readonly maxRetries: number;
+  // Rebound by `bind()` when resetAll() removed the breaker this object named.
+  private id!: number;
+  private page!: Float64Array;
+  private slot!: number;
+  private timeoutMs!: number;
+  private maxRetries!: number;
+  /** The reset epoch this object was bound in (see `bound()`). */
+  private epoch!: number;
+  private readonly options: CircuitBreakerOptions;
   private readonly fallback?: (error: Error) => unknown;
   private readonly isFailure?: (error: Error) => boolean;
   private readonly random?: () => number;
@@ -384,8 +400,19 @@ export class CircuitBreaker extends EventEmitter {
     checkFn('fallback', o.fallback);
     checkFn('isFailure', o.isFailure);
     checkFn('retryOptions.random', o.retryOptions?.random);
-    this.id = native.cbCreate(INST, name, o, now());
     this.name = name;
+    this.options = o;
+    this.bind();
+    this.fallback = o.fallback;
+    this.isFailure = o.isFailure;
+    this.random = o.retryOptions?.random;
+  }
+
+  /** Finds or creates this name's breaker in Rust and points at its mirror slot. */
+  private bind(): void {
+    const o = this.options;
+    this.epoch = io[EPOCH_SLOT];
+    this.id = native.cbCreate(INST, this.name, o, now());
     while (pages.length * PAGE <= this.id) {
       const p = new Float64Array(PAGE * STRIDE);
       pages.push(p);
@@ -397,13 +424,29 @@ export class CircuitBreaker extends EventEmitter {
     const applied = native.cbSnapshot(INST, this.id, now()).options;
     this.timeoutMs = applied.timeout ?? 0;
     this.maxRetries = applied.maxRetries;
-    this.fallback = o.fallback;
-    this.isFailure = o.isFailure;
-    this.random = o.retryOptions?.random;
+  }
+
+  /**
+   * resetAll() removed every breaker: an object made before (kept by an app
+   * module, say) re-creates its breaker by name, fresh, on its next use
+   * rather than acting on an id that now means another breaker. One array read.
+   */
+  private bound(): void {
+    if (watchFiles) checkFile();
+    if (io[EPOCH_SLOT] !== this.epoch) this.bind();
+  }
+
+  /**
+   * A call that began before resetAll() ends after it: its breaker is gone
+   * (the id may already name another), so its outcome is not recorded.
+   */
+  private stale(): boolean {
+    return io[EPOCH_SLOT] !== this.epoch;
   }
 
   /** Current state, read from the mirror without crossing into Rust. */
   get state(): CircuitState {
+    this.bound();
     const gate = this.page[this.slot];
     return gate === 0 ? 'closed' : STATES[gate - 1];
   }
@@ -417,6 +460,7 @@ export class CircuitBreaker extends EventEmitter {
     if (typeof fn !== 'function') {
       return rejectLater(new TypeError(`fn must be a function, got ${fn === null ? 'null' : typeof fn}`));
     }
+    this.bound();
     const gate = this.page[this.slot];
     if (gate === 0 && this.timeoutMs === 0) return this.runClosed(fn);
     let trial = false;
@@ -456,6 +500,7 @@ export class CircuitBreaker extends EventEmitter {
     }
     const t1 = now();
     const latency = t1 - t0;
+    if (this.stale()) return value;
     if (latency < this.page[this.slot + 1]) {
       pushOutcome(this.id, latency, t1);
       if (this.hotListeners) this.emitSafe('success', value, latency);
@@ -482,6 +527,7 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private succeeded(latency: number, trial: boolean, value: unknown): void {
+    if (this.stale()) return;
     const tr = record(this.id, OUTCOME_SUCCESS, latency, now(), trial);
     if (this.hotListeners) this.emitSafe('success', value, latency);
     this.transitions(tr);
@@ -530,6 +576,8 @@ export class CircuitBreaker extends EventEmitter {
     const t0 = now() - latency;
     let previousDelay = 0;
     for (let attempt = 0; ; attempt++) {
+      // Reset meanwhile: the breaker this call ran under is gone; no more retries.
+      if (this.stale()) break;
       if (this.isFailure && !this.isFailure(err)) {
         // Not the dependency's fault: pass it through, count the call as healthy.
         this.succeeded(now() - t0, trial, undefined);
@@ -572,6 +620,10 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private failed(err: Error, latency: number, trial: boolean): void {
+    if (this.stale()) {
+      this.emitSafe('failure', err, latency);
+      return;
+    }
     const outcome = err instanceof CircuitTimeoutError && err.breaker === this.name ? OUTCOME_TIMEOUT : OUTCOME_FAILURE;
     const tr = record(this.id, outcome, latency, now(), trial);
     this.emitSafe('failure', err, latency);
@@ -676,12 +728,14 @@ export class CircuitBreaker extends EventEmitter {
 
   /** The original's `getState()`: `{ state, failureCount, lastFailureTime }`. */
   getState(): BreakerStateView {
+    this.bound();
     const s = native.cbState(INST, this.id);
     return { state: s.state as CircuitState, failureCount: s.failureCount, lastFailureTime: s.lastFailureTime ?? null };
   }
 
   /** Forces the breaker closed and zeroes every counter. */
   reset(): void {
+    this.bound();
     const tr = native.cbControl(INST, this.id, 0, now());
     logger?.log(`🔄 [CircuitBreaker:${this.name}] Circuit RESET`);
     if (tr & CLOSED) this.emitSafe('close');
@@ -689,16 +743,19 @@ export class CircuitBreaker extends EventEmitter {
 
   /** Closes the breaker by hand (ends an isolation), keeping its statistics. */
   close(): void {
+    this.bound();
     this.transitions(native.cbControl(INST, this.id, 1, now()));
   }
 
   /** Opens the breaker by hand; it half-opens after `resetTimeout` as usual. */
   open(): void {
+    this.bound();
     this.transitions(native.cbControl(INST, this.id, 2, now()), 'opened by hand');
   }
 
   /** Opens the breaker and holds it open until `close()` or `reset()` (incidents). */
   isolate(): void {
+    this.bound();
     this.transitions(native.cbControl(INST, this.id, 3, now()), 'isolated');
     // Isolating an already-open breaker changes no state, so `open` may not
     // fire; `isolate` always does.
@@ -707,6 +764,7 @@ export class CircuitBreaker extends EventEmitter {
 
   /** Everything Rust knows about this breaker: state, counters, rolling window, options. */
   toJSON(): BreakerSnapshot {
+    this.bound();
     return native.cbSnapshot(INST, this.id, now());
   }
 
@@ -719,20 +777,30 @@ export class CircuitBreaker extends EventEmitter {
 
 export class CircuitBreakerRegistry {
   private readonly breakers = new Map<string, CircuitBreaker>();
+  private seen = epoch();
+
+  /** resetAll() removed every breaker in Rust: forget the objects too. */
+  private current(): Map<string, CircuitBreaker> {
+    if (this.seen !== epoch()) {
+      this.breakers.clear();
+      this.seen = epoch();
+    }
+    return this.breakers;
+  }
 
   /**
    * The breaker named `name`, created on first use. As in the original,
    * later calls return the same instance and ignore their options.
    */
   get(name: string, options?: CircuitBreakerOptions): CircuitBreaker {
-    let b = this.breakers.get(name);
+    let b = this.current().get(name);
     if (!b) {
       b = new CircuitBreaker(name, options);
       // An options getter may have created this name already (re-entrancy):
       // keep the first instance so every caller shares one emitter.
-      const first = this.breakers.get(name);
+      const first = this.current().get(name);
       if (first) return first;
-      this.breakers.set(name, b);
+      this.current().set(name, b);
     }
     return b;
   }
@@ -743,24 +811,24 @@ export class CircuitBreakerRegistry {
   }
 
   has(name: string): boolean {
-    return this.breakers.has(name);
+    return this.current().has(name);
   }
 
   /** `[{ name, state, failureCount }]` in creation order. */
   getAll(): Array<{ name: string; state: CircuitState; failureCount: number }> {
-    return [...this.breakers.values()].map((b) => {
+    return [...this.current().values()].map((b) => {
       const s = b.getState();
       return { name: b.name, state: s.state, failureCount: s.failureCount };
     });
   }
 
   resetAll(): void {
-    for (const b of this.breakers.values()) b.reset();
+    for (const b of this.current().values()) b.reset();
   }
 
   /** Full snapshots of every breaker, in creation order. */
   toJSON(): BreakerSnapshot[] {
-    return [...this.breakers.values()].map((b) => b.toJSON());
+    return [...this.current().values()].map((b) => b.toJSON());
   }
 }
 

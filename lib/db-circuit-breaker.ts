@@ -35,6 +35,7 @@ import {
   CircuitTimeoutError,
   getCircuitBreakerRegistry,
 } from './circuit-breaker';
+import { underTestRunner } from './test-runner';
 
 // ---- types -------------------------------------------------------------------
 
@@ -89,7 +90,7 @@ export interface DatabaseConfig {
    * registry, a breaker keeps the options it was created with.
    */
   breaker?: CircuitBreakerOptions;
-  /** Receives warnings (never SQL arguments or connection strings). `null` silences. Default console. */
+  /** Receives warnings (never SQL arguments or connection strings). `null` silences. Default console (none under a test runner). */
   logger?: DatabaseLogger | null;
 }
 
@@ -322,7 +323,7 @@ export function configureDatabase(config: DatabaseConfig | null): void {
     retryDelayMs: nonNegativeInt('retryDelayMs', config.retryDelayMs, DEFAULT_DATABASE_RETRIES.retryDelayMs, 60_000),
     maxRetryDelayMs: nonNegativeInt('maxRetryDelayMs', config.maxRetryDelayMs, DEFAULT_DATABASE_RETRIES.maxRetryDelayMs, 60_000),
     breaker: { ...DEFAULT_DATABASE_BREAKER_OPTIONS, ...(config.breaker ?? {}) },
-    logger: config.logger === undefined ? console : config.logger,
+    logger: config.logger === undefined ? (underTestRunner ? null : console) : config.logger,
   };
 }
 

@@ -22,6 +22,7 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
+import { epoch } from './test-runner';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
 import { assertDatabaseHealthy, checkDatabaseHealth, getLogger, getStartupDAG, reasonOf, type StartupDAG } from './startup-dag';
 
@@ -315,10 +316,19 @@ export class HealthGates extends EventEmitter {
 }
 
 let gates: HealthGates | null = null;
+let gatesEpoch = epoch();
 
 /** The process-wide gates (a lazily created singleton, as the original). */
 export function getHealthGates(): HealthGates {
-  if (!gates) gates = new HealthGates();
+  // After resetAll() the set Rust held is empty: a new one, the old one's timer stopped.
+  if (gates && gatesEpoch !== epoch()) {
+    gates.stop();
+    gates = null;
+  }
+  if (!gates) {
+    gates = new HealthGates();
+    gatesEpoch = epoch();
+  }
   return gates;
 }
 

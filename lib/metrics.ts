@@ -18,6 +18,11 @@ import { looseState, REFUSAL } from './express/route-labels';
 import { endedSlot, liveSlot, track, trackedSockets, type Label, type Owner } from './express/tracker';
 // `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
+import { checkFile, onClock, watchFiles } from './test-runner';
+
+// The clock in force (see ./test-runner), kept in a local for the hot path.
+let now: () => number = () => performance.now();
+onClock((c) => (now = c));
 import { expressOf } from './express/express-of';
 import type { ExpressModule, ExpressRouter } from './express/types';
 import { createAccess } from './express/auth';
@@ -26,7 +31,7 @@ import { ownsPaths, tagRouter } from './express/endpoints';
 const RING_CAP = native.sgRingCap();
 const ring = new Float64Array(1 + 3 * RING_CAP);
 // Attaches this copy's ring (a thread may load this module more than once).
-native.sgInit(ring, performance.now());
+native.sgInit(ring, now());
 /**
  * Buffered entries are applied at the latest this long after the first of
  * them, by one shared unref'd timer armed when the ring goes from empty to
@@ -62,7 +67,7 @@ export function recordRequest(seriesId: number, status: number, durationMs: numb
 function push(id: number, status: number, durationUs: number): void {
   let n = ring[0];
   if (n >= RING_CAP) {
-    native.sgDrain(performance.now());
+    native.sgDrain(now());
     n = 0;
   }
   const o = 1 + 3 * n;
@@ -78,7 +83,7 @@ function push(id: number, status: number, durationUs: number): void {
 
 function flush(): void {
   flushTimer = null;
-  if (ring[0] > 0) native.sgDrain(performance.now());
+  if (ring[0] > 0) native.sgDrain(now());
 }
 
 /** Minimal shapes of Express's request and response, so the types need no Express install. */
@@ -173,7 +178,7 @@ function startEventLoopMonitor(): void {
  * open-socket gauges. Mount it before your routes: `app.use(metricsMiddleware)`.
  */
 export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (err?: unknown) => void): void {
-  const t0 = performance.now();
+  const t0 = now();
   // `req.route` as an accessor, so the route's full template is taken when Express matches it.
   ensureAccessors(req);
   // Node HTTP/1 requests are ended by the tracker (no listener, nothing
@@ -207,6 +212,8 @@ const metricsOwner: Owner = {
  * lookup per request); any other has it counted here.
  */
 export function beginRequest(req: RequestLike, tracked: boolean): void {
+  // vitest without isolation: a request may be the new file's first call.
+  if (watchFiles) checkFile();
   inFlight++;
   if (!tracked) {
     const sock = req.socket;
@@ -221,7 +228,7 @@ export function beginRequest(req: RequestLike, tracked: boolean): void {
 
 /** @internal Records the finished (or aborted) request; returns its duration in ms. */
 export function endRequest(req: RequestLike, res: ResponseLike, t0: number): number {
-  const ms = performance.now() - t0;
+  const ms = now() - t0;
   finishRequest(req, res.writableFinished === false ? -1 : res.statusCode, ms);
   return ms;
 }
@@ -259,7 +266,7 @@ export interface MetricsOptions {
 
 /** Sets the store's options. Call before the first request is recorded. */
 export function configureMetrics(options: MetricsOptions): void {
-  native.sgConfigure(options, performance.now());
+  native.sgConfigure(options, now());
   seriesIds.clear();
   routeSeries = new WeakMap();
   generation++;
@@ -298,7 +305,7 @@ function queueDepth(): { total: number; queues: Record<string, number> } {
 }
 
 let lastCpu = process.cpuUsage();
-let lastCpuAt = performance.now();
+let lastCpuAt = now();
 let lastElu = performance.eventLoopUtilization();
 
 function byWindow<T>(ws: NativeWindow[], f: (w: NativeWindow) => T): Record<WindowName, T> {
@@ -330,7 +337,7 @@ export function getGoldenSignals(options?: { scope?: 'local' | 'cluster' }): Loc
 export type LocalGoldenSignals = ReturnType<typeof localGoldenSignals>;
 
 function localGoldenSignals() {
-  const t = performance.now();
+  const t = now();
   const timestamp = Date.now();
   const ws = native.sgWindows(null, t);
   const [, oneMin, , all] = ws;
@@ -417,7 +424,7 @@ function idsOf(endpoint: string): number[] {
 export function getEndpointMetrics(endpoint: string) {
   const ids = idsOf(endpoint);
   if (ids.length === 0) return null;
-  const ws = native.sgWindows(ids, performance.now());
+  const ws = native.sgWindows(ids, now());
   const all = ws[3];
   // As the original: null when nothing finished; an endpoint with only aborted requests still shows.
   if (all.requests === 0 && all.aborted === 0) return null;
@@ -437,7 +444,7 @@ export function getEndpointMetrics(endpoint: string) {
 
 /** Every route with traffic: `[{ method, route, ...figures }]`, for dashboards. */
 export function getAllEndpointMetrics() {
-  const t = performance.now();
+  const t = now();
   return native.sgSeries(t).map((s) => {
     const ws = native.sgWindows([s.id], t);
     return { method: s.method, route: s.route, windows: byWindow(ws, (w) => ({ ...w, latency: latencyOf(w) })) };
@@ -450,7 +457,7 @@ export function getAllEndpointMetrics() {
  */
 export function getLatencyPercentiles(window: WindowName = '1m') {
   if (typeof window !== 'string') throw new TypeError(`window must be one of ${WINDOWS.join(', ')}, got ${typeof window}`);
-  return native.sgLatencyAll(window, performance.now());
+  return native.sgLatencyAll(window, now());
 }
 
 /**
@@ -460,17 +467,17 @@ export function getLatencyPercentiles(window: WindowName = '1m') {
  * have matched (as in `http_requests_refused_total`).
  */
 export function getRefusedRequests() {
-  return native.sgRefused(performance.now());
+  return native.sgRefused(now());
 }
 
 /** Clears every figure. */
 export function resetMetrics(): void {
-  native.sgReset(performance.now());
+  native.sgReset(now());
 }
 
 /** Prometheus text exposition format 0.0.4. */
 export function getPrometheusMetrics(): string {
-  return native.sgPrometheus(inFlight, performance.now());
+  return native.sgPrometheus(inFlight, now());
 }
 
 /**
@@ -485,12 +492,12 @@ export function exportLatencyHistogram(endpoint?: string, window: WindowName = '
     if (ids.length !== 1) throw new RangeError(`endpoint must name one series ('GET /route'), got '${endpoint}' (${ids.length} series)`);
     id = ids[0];
   }
-  return native.sgExport(id, window, performance.now());
+  return native.sgExport(id, window, now());
 }
 
 /** Counted reasons for input that was not recorded, and store figures. */
 export function getMetricsDiagnostics() {
-  return native.sgDiagnostics(performance.now());
+  return native.sgDiagnostics(now());
 }
 
 // ---- HTTP -----------------------------------------------------------------------
@@ -546,4 +553,14 @@ export function createMetricsRouter(options: MetricsRouterOptions = {}): Express
   router.get(prom, guard, prometheusHandler);
   // The package's endpoints (never shed by a control), wherever this router is mounted.
   return tagRouter(router, ownsPaths([gs, prom]));
+}
+
+/** @internal Requests begun and not yet finished (for `drained()` in `./testing`). */
+export function requestsInFlight(): number {
+  return inFlight;
+}
+
+/** @internal Applies every buffered request now (reads do it themselves). */
+export function flushMetrics(): void {
+  flush();
 }

@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { native } from './native';
+import { epoch, underTestRunner } from './test-runner';
 import {
   claimCommands,
   moveAside,
@@ -80,8 +81,8 @@ export interface OpsLogger {
 export interface OpsOptions {
   /**
    * The state file (default env `RELIABILITY_STATE_FILE`, else
-   * `.reliability/ops-state.json` under the working directory); `false`
-   * keeps the state in memory only.
+   * `.reliability/ops-state.json` under the working directory, or none under
+   * a test runner); `false` keeps the state in memory only.
    */
   stateFile?: string | false;
   /**
@@ -143,10 +144,13 @@ export class OpsControls extends EventEmitter {
 
   constructor(options: OpsOptions = {}) {
     super();
-    const f = options.stateFile ?? process.env.RELIABILITY_STATE_FILE ?? DEFAULT_STATE_FILE;
+    // Under a test runner no file is written unless one is named: a test
+    // that leaves safe mode on must not start the next run (or the dev
+    // server) in safe mode.
+    const f = options.stateFile ?? process.env.RELIABILITY_STATE_FILE ?? (underTestRunner ? false : DEFAULT_STATE_FILE);
     if (f !== false && (typeof f !== 'string' || f === '')) throw new TypeError(`stateFile must be a path or false, got ${typeof f}`);
     this.file = f === false ? null : path.resolve(f);
-    this.logger = options.logger === undefined ? defaultLogger() : options.logger;
+    this.logger = options.logger === undefined ? (underTestRunner ? null : defaultLogger()) : options.logger;
     this.watchInterval = options.watchIntervalMs ?? 500;
     if (!Number.isFinite(this.watchInterval) || this.watchInterval < 10 || this.watchInterval > 60_000) {
       throw new RangeError(`watchIntervalMs must be a number of ms from 10 to 60000, got ${String(options.watchIntervalMs)}`);
@@ -717,22 +721,36 @@ export class OpsControls extends EventEmitter {
 }
 
 let ops: OpsControls | null = null;
+let opsEpoch = epoch();
+/** The options of the last `configureOps`: a plane re-made after resetAll() keeps them. */
+let opsOptions: OpsOptions = {};
 
 /** The process-wide ops plane (created on first use, loading its state file). */
 export function getOps(): OpsControls {
-  if (!ops) ops = new OpsControls();
+  // After resetAll() the plane Rust held is empty: start a new one (its
+  // timers stopped) so the JS side agrees.
+  if (ops && opsEpoch !== epoch()) {
+    ops.close();
+    ops = null;
+  }
+  if (!ops) {
+    ops = new OpsControls(opsOptions);
+    opsEpoch = epoch();
+  }
   return ops;
 }
 
 /** The process-wide ops plane if something created it, else null (never creates it). */
 export function peekOps(): OpsControls | null {
-  return ops;
+  return ops && opsEpoch === epoch() ? ops : null;
 }
 
 /** Replaces the process-wide ops plane (e.g. with other options, before serving). */
 export function configureOps(options: OpsOptions): OpsControls {
   ops?.close();
   ops = new OpsControls(options);
+  opsOptions = options;
+  opsEpoch = epoch();
   return ops;
 }
 

@@ -24,6 +24,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
+import { epoch, underTestRunner } from './test-runner';
 
 export interface ServiceNode {
   id: string;
@@ -68,7 +69,8 @@ export class StartupDAGError extends Error {
   }
 }
 
-let logger: DagLogger | null = console;
+// Quiet under a test runner (see ./test-runner); setLogger(console) turns it on.
+let logger: DagLogger | null = underTestRunner ? null : console;
 
 /** Package-wide logger for the DAG, the loader and the gates (`null` silences them). */
 export function configureStartupLogging(opts: { logger?: DagLogger | null }): void {
@@ -341,10 +343,15 @@ export class StartupDAG extends EventEmitter {
 }
 
 let dag: StartupDAG | null = null;
+let dagEpoch = epoch();
 
 /** The process-wide DAG (a lazily created singleton, as the original). */
 export function getStartupDAG(): StartupDAG {
-  if (!dag) dag = new StartupDAG();
+  // After resetAll() the graph Rust held is empty: start a new one.
+  if (!dag || dagEpoch !== epoch()) {
+    dag = new StartupDAG();
+    dagEpoch = epoch();
+  }
   return dag;
 }
 

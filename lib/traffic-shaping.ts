@@ -28,6 +28,12 @@ import { markRefused, REFUSAL } from './express/route-labels';
 import { liveSlot, track, type Owner, type RolloutRecorder } from './express/tracker';
 // `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
+import { epoch, onClock, underTestRunner } from './test-runner';
+
+// The package's clock (./test-runner): the same one metrics started the
+// request on, or an injected/fake clock would give negative durations.
+let now: () => number = () => performance.now();
+onClock((c) => (now = c));
 
 export interface RolloutSlo {
   /** Error-rate ceiling for the new cohort, 0..1 (a strict `>` breaches). */
@@ -88,7 +94,8 @@ export interface TrafficShapingLogger {
   error(...args: unknown[]): void;
 }
 
-let logger: TrafficShapingLogger | null = console;
+// Quiet under a test runner (see ./test-runner).
+let logger: TrafficShapingLogger | null = underTestRunner ? null : console;
 
 /**
  * Package-wide settings: `logger` receives the original's lines (`🚀 Started
@@ -389,10 +396,15 @@ export class TrafficShaping extends EventEmitter {
 }
 
 let shaping: TrafficShaping | null = null;
+let shapingEpoch = epoch();
 
 /** The process-wide manager (a lazily created singleton, as the original). */
 export function getTrafficShaping(): TrafficShaping {
-  if (!shaping) shaping = new TrafficShaping();
+  // After resetAll() the rollouts Rust held are gone: start a new manager.
+  if (!shaping || shapingEpoch !== epoch()) {
+    shaping = new TrafficShaping();
+    shapingEpoch = epoch();
+  }
   return shaping;
 }
 
@@ -553,14 +565,14 @@ function shape(options: TrafficShapingOptions) {
     // The decision and its outcome ride on the request's record (the one
     // metricsMiddleware or the stack made, or a new one), so no property is
     // stored on the request and no listener added (see express/tracker.ts).
-    const slot = live ?? track(req, res, NO_OWNER, performance.now());
+    const slot = live ?? track(req, res, NO_OWNER, now());
     if (slot !== null) {
       slot.rollout = cohortOf(name, cohort);
       slot.recorder = recorder;
     } else {
       req.rollout = { name, cohort };
-      const t0 = performance.now();
-      res.on('finish', () => recorder.record({ name, cohort }, res.statusCode, performance.now() - t0));
+      const t0 = now();
+      res.on('finish', () => recorder.record({ name, cohort }, res.statusCode, now() - t0));
     }
     next();
   };

@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout, setInterval, clearInterval } from 'node:timers';
 // `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
+import { epoch } from './test-runner';
 import { CircuitOpenError, getCircuitBreakerRegistry, type CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker';
 import { getGoldenSignals, registerQueueDepth } from './metrics';
 
@@ -294,11 +295,18 @@ export class Watchdogs extends EventEmitter {
 }
 
 let dogs: Watchdogs | null = null;
+let dogsEpoch = epoch();
 
 /** The process-wide registry. */
 export function getWatchdogs(): Watchdogs {
+  // After resetAll() the registry Rust held is empty: a new one, the old one closed.
+  if (dogs && dogsEpoch !== epoch()) {
+    dogs.close();
+    dogs = null;
+  }
   if (!dogs) {
     dogs = new Watchdogs();
+    dogsEpoch = epoch();
     const d = dogs;
     // Queue depths watched here count in the golden signals' saturation.queueDepth.
     registerQueueDepth('watchdogs', () => queueTotals(d).total);

@@ -97,3 +97,11 @@ pub fn auth_retry_after(
 pub fn auth_success(source: String) {
     LIMITER.with(|t| t.borrow_mut().success(&source));
 }
+
+/// Forgets every failed-token count of this thread (for `resetAll()` in tests).
+pub(crate) fn reset_all() -> std::result::Result<(), crate::core::error::CoreError> {
+    LIMITER.with(|l| {
+        *crate::napi_util::borrow_mut(l, "the token limiter")? = TokenLimiter::default();
+        Ok(())
+    })
+}

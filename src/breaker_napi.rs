@@ -63,10 +63,18 @@ struct Binding {
     /// `performance.timeOrigin`: added to monotonic times to report epoch ms.
     time_origin: f64,
     drained: Vec<(u32, Transitions)>,
+    /// Bumped by `reset_all`; written into every instance's `io[EPOCH_SLOT]`
+    /// so a JS breaker object made before a reset re-creates itself.
+    epoch: f64,
 }
+
+/// The io slot that carries the reset epoch (never an argument slot).
+const EPOCH_SLOT: usize = IO_LEN - 1;
 
 thread_local! {
     static BINDING: RefCell<Option<Binding>> = const { RefCell::new(None) };
+    /// Set by `rcAttach` (which may run before the first `cbInit`).
+    static UNDER_TEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs `f` on this thread's binding with `inst` as the current instance,
@@ -212,8 +220,11 @@ pub fn cb_init(
                 cur: 0,
                 time_origin,
                 drained: Vec::new(),
+                epoch: 0.0,
             }
         });
+        // SAFETY: `io` has at least IO_LEN elements (checked above).
+        unsafe { *(io.as_ptr() as *mut f64).add(EPOCH_SLOT) = b.epoch };
         let (io_ptr, ring_ptr) = (io.as_ptr() as *mut f64, ring.as_ptr() as *mut f64);
         b.instances.push(Instance {
             _keep: vec![io, ring],
@@ -347,7 +358,11 @@ pub fn cb_create(
             return Ok(id);
         }
         let (raw, seed) = read?;
-        let o = raw.build()?;
+        let o = if UNDER_TEST.with(|u| u.get()) {
+            raw.build_over(&crate::core::breaker::BreakerOptions::under_test())?
+        } else {
+            raw.build()?
+        };
         let (id, _) = b.reg.get_or_create(&name, o, seed, now)?;
         b.sync(id);
         Ok(id)
@@ -633,4 +648,37 @@ pub fn cb_snapshot_all(env: Env, inst: u32, now: f64) -> Result<Vec<CbSnapshot>>
             })
             .collect())
     })
+}
+
+/// Removes every breaker of this thread (for `resetAll()` in tests): the
+/// registry is emptied, every mirror page of every wrapper copy is zeroed,
+/// batched outcomes are dropped, and the epoch each copy reads from its io
+/// block is bumped so breaker objects made before re-create themselves by
+/// name on their next use. The cap set by `configureCircuitBreakers` stays.
+pub(crate) fn reset_all() -> std::result::Result<(), CoreError> {
+    BINDING.with(|cell| {
+        let mut b = borrow_mut(cell, "the circuit breaker registry")?;
+        let Some(b) = b.as_mut() else { return Ok(()) };
+        b.reg.clear();
+        b.drained.clear();
+        b.epoch += 1.0;
+        for inst in &b.instances {
+            // SAFETY: as in `Binding::io`/`drain`: buffers kept alive by
+            // `_keep`, of IO_LEN / RING_LEN / PAGE * STRIDE elements.
+            unsafe {
+                *inst.ring = 0.0;
+                *inst.io.add(EPOCH_SLOT) = b.epoch;
+                for &p in &inst.pages {
+                    std::slice::from_raw_parts_mut(p, PAGE * STRIDE).fill(0.0);
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Makes breakers created from now on fill omitted options from the test
+/// defaults (`BreakerOptions::under_test()`), or from the production ones.
+pub(crate) fn set_under_test(on: bool) {
+    UNDER_TEST.with(|u| u.set(on));
 }

@@ -441,3 +441,13 @@ pub fn dag_sort_json(env: Env, json: String) -> Result<Uint32Array> {
         }
     }
 }
+
+/// Empties every startup DAG of this thread in place (handles stay valid).
+/// For `resetAll()` in tests.
+pub(crate) fn reset_all() -> CoreResult<()> {
+    DAGS.with(|cell| {
+        let mut d = borrow_mut(cell, "the startup DAG table")?;
+        d.iter_mut().for_each(|g| *g = Dag::new());
+        Ok(())
+    })
+}

@@ -22,6 +22,8 @@ mod napi_util;
 #[cfg_attr(test, allow(dead_code))]
 mod ops_napi;
 #[cfg_attr(test, allow(dead_code))]
+mod reset_napi;
+#[cfg_attr(test, allow(dead_code))]
 mod rollout_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod watchdog_napi;

@@ -528,3 +528,20 @@ pub fn sg_refused(env: Env, now: f64) -> Result<Vec<SgRefused>> {
         Ok(out)
     })
 }
+
+/// Clears every figure and every buffered request of every wrapper copy
+/// (for `resetAll()` in tests). Series ids stay valid.
+pub(crate) fn reset_all(now: f64) -> std::result::Result<(), CoreError> {
+    BINDING.with(|cell| {
+        let mut b = borrow_mut(cell, "the metrics store")?;
+        let Some(b) = b.as_mut() else { return Ok(()) };
+        for inst in &b.instances {
+            // SAFETY: as in `Binding::drain`.
+            unsafe { *inst.ring = 0.0 };
+        }
+        b.store.reset(now)?;
+        b.invalid_routes = 0;
+        b.created_at = now;
+        Ok(())
+    })
+}

@@ -660,3 +660,23 @@ pub fn dlq_views(env: Env, h: u32) -> Result<Vec<DlqView>> {
             .collect())
     })
 }
+
+/// Empties every ops plane of this thread in place (switches, quarantines,
+/// rollbacks, audit, dead-letter queues, replication): handles stay valid.
+/// For `resetAll()` in tests.
+pub(crate) fn reset_all() -> std::result::Result<(), CoreError> {
+    PLANES.with(|p| {
+        let mut p = borrow_mut(p, "the ops plane table")?;
+        for (i, plane) in p.iter_mut().enumerate() {
+            let seed =
+                (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ std::process::id() as u64;
+            let node = format!("node-{:012x}", seed & 0xffff_ffff_ffff);
+            *plane = Plane {
+                ops: OpsState::new(seed),
+                dlq: DlqSet::new(),
+                repl: Replication::new(&node),
+            };
+        }
+        Ok(())
+    })
+}

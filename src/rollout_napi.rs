@@ -614,3 +614,13 @@ pub fn ts_list(env: Env, h: u32) -> Result<Vec<String>> {
 pub fn ts_remove(env: Env, h: u32, name: String) -> Result<bool> {
     with(&env, h, |s| Ok(s.remove(&name)))
 }
+
+/// Empties every rollout set of this thread in place (handles stay valid).
+/// For `resetAll()` in tests.
+pub(crate) fn reset_all() -> CoreResult<()> {
+    SETS.with(|cell| {
+        let mut s = borrow_mut(cell, "the traffic shaping table")?;
+        s.iter_mut().for_each(|r| *r = RolloutSet::new());
+        Ok(())
+    })
+}

@@ -242,3 +242,13 @@ pub fn wd_report(env: Env, h: u32, now: f64) -> Result<Vec<WdView>> {
         Ok(out)
     })
 }
+
+/// Empties every watchdog registry of this thread in place (handles stay
+/// valid). For `resetAll()` in tests.
+pub(crate) fn reset_all() -> CoreResult<()> {
+    REGS.with(|cell| {
+        let mut r = borrow_mut(cell, "the watchdog table")?;
+        r.iter_mut().for_each(|w| *w = Registry::new());
+        Ok(())
+    })
+}

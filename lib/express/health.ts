@@ -46,6 +46,27 @@ export interface HealthRouterOptions {
   requireNodeEnv?: boolean;
 }
 
+/**
+ * The gates (and DAG) a router serves: the ones given, or the process-wide
+ * ones, looked up at each request (resetAll() in tests replaces them). The
+ * process-wide gates get their periodic checks started once, by the router
+ * that reports them, so `/health/ready` turns ready as soon as the gates
+ * pass; without that it answered 503 "not checked yet" until someone called
+ * `getHealthGates().start()`. Gates passed in are their owner's to start.
+ */
+function servedGates(given: HealthGates | undefined): () => HealthGates {
+  if (given) return () => given;
+  let started: HealthGates | null = null;
+  return () => {
+    const g = getHealthGates();
+    if (g !== started) {
+      started = g;
+      g.start();
+    }
+    return g;
+  };
+}
+
 export interface ReadyHandlerOptions {
   /** Readiness also needs `NODE_ENV` set, as the original (default false: `checks.environment` is reported only). */
   requireNodeEnv?: boolean;
@@ -96,7 +117,8 @@ export const liveHandler: Handler = (_req, res) => {
  * app.get('/api/health/ready', readyHandler(getHealthGates(), { requireNodeEnv: true }));
  * ```
  */
-export function readyHandler(gates: HealthGates = getHealthGates(), options: ReadyHandlerOptions = {}): Handler {
+export function readyHandler(gates: HealthGates | (() => HealthGates) = getHealthGates(), options: ReadyHandlerOptions = {}): Handler {
+  const gatesOf = typeof gates === 'function' ? gates : () => gates;
   const requireNodeEnv = options.requireNodeEnv === true;
   const answer = (res: any, r: Readiness, db: DatabaseCheck) => {
     const environment = !!process.env.NODE_ENV;
@@ -127,7 +149,7 @@ export function readyHandler(gates: HealthGates = getHealthGates(), options: Rea
   };
   return (_req, res) => {
     try {
-      const r = gates.getReadinessSnapshot();
+      const r = gatesOf().getReadinessSnapshot();
       const db = databaseCheck(r.gates);
       if (db instanceof Promise) db.then((d) => answer(res, r, d)).catch((e) => fail(res, e));
       else answer(res, r, db);
@@ -151,10 +173,11 @@ export function startupDagReport(dag: StartupDAG = getStartupDAG()) {
 }
 
 /** `GET /api/observability/health-gates`: `healthGatesReport` (the observability router serves the same). */
-export function healthGatesHandler(gates: HealthGates = getHealthGates()): Handler {
+export function healthGatesHandler(gates: HealthGates | (() => HealthGates) = getHealthGates()): Handler {
+  const gatesOf = typeof gates === 'function' ? gates : () => gates;
   return (_req, res) => {
     try {
-      res.json(healthGatesReport(gates));
+      res.json(healthGatesReport(gatesOf()));
     } catch (e) {
       res.status(500).json({ error: 'Failed to get health gates', message: (e as Error).message });
     }
@@ -166,10 +189,11 @@ export function healthGatesHandler(gates: HealthGates = getHealthGates()): Handl
  * (`total, ready, failed, pending, services`) plus nodes, edges, order,
  * levels, outcome, problems and per-service timings.
  */
-export function startupDagHandler(dag: StartupDAG = getStartupDAG()): Handler {
+export function startupDagHandler(dag: StartupDAG | (() => StartupDAG) = getStartupDAG()): Handler {
+  const dagOf = typeof dag === 'function' ? dag : () => dag;
   return (_req, res) => {
     try {
-      res.json(startupDagReport(dag));
+      res.json(startupDagReport(dagOf()));
     } catch (e) {
       res.status(500).json({ error: 'Failed to get startup DAG', message: (e as Error).message });
     }
@@ -186,8 +210,9 @@ function list(p: Paths | undefined, defaults: string[]): string[] {
 export function createHealthRouter(options: HealthRouterOptions = {}): ExpressRouter {
   const express = expressOf(options.express, 'createHealthRouter');
   const router = express.Router();
-  const gates = options.gates ?? getHealthGates();
-  const dag = options.dag ?? getStartupDAG();
+  const gates = servedGates(options.gates);
+  const given = options.dag;
+  const dag = given ? () => given : () => getStartupDAG();
   const guard = createAccess({ readToken: options.readToken, authorize: options.authorize }).read;
   const own: string[] = [];
   const get = (paths: string[], ...h: any[]) => {

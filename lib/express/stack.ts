@@ -14,6 +14,7 @@
  *   app.use(reliabilityStack({ rollouts: { '/api/search/*': 'search-v2' }, criticality: { '/api/recs': 'sheddable' } }));
  */
 import { performance } from 'node:perf_hooks';
+import { onClock } from '../test-runner';
 import { beginRequest, finishRequest } from '../metrics';
 import { getOps, type OpsControls } from '../ops';
 import { cohortHeaderOf, getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
@@ -21,6 +22,11 @@ import { cohortOf, ensureAccessors, NORMAL, rememberSlot, type ListenedSlot, typ
 import { isPackageRequest } from './endpoints';
 import { compileUrlTest, createOpsGate, type ReliabilityMiddlewareOptions } from './ops';
 import { liveSlot, track, type Label, type RequestRollout, type RolloutRecorder } from './tracker';
+
+// The package's clock (../test-runner): the same one metrics started the
+// request on, or an injected/fake clock would give negative durations.
+let now: () => number = () => performance.now();
+onClock((c) => (now = c));
 
 export interface ReliabilityStackOptions extends ReliabilityMiddlewareOptions {
   /** Count golden signals (default true). */
@@ -77,7 +83,7 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
   const owner = new StackOwner(options, metrics, isSuccess);
 
   return function reliabilityStackMiddleware(req: any, res: any, next: (e?: unknown) => void) {
-    const t0 = performance.now();
+    const t0 = now();
     ensureAccessors(req);
     let slot: { rollout: RequestRollout | null; recorder: RolloutRecorder | null } | null = track(req, res, owner, t0);
     if (slot !== null) {
@@ -145,7 +151,7 @@ function listen(req: any, res: any, owner: StackOwner, t0: number): ListenedSlot
   const slot: ListenedSlot = { owner, data: null, rollout: null, recorder: null };
   rememberSlot(req, slot);
   res.on('close', () => {
-    const ms = performance.now() - t0;
+    const ms = now() - t0;
     const status = res.writableFinished === false ? -1 : res.statusCode;
     owner.end(req, status, ms);
     if (slot.rollout !== null && status >= 0) owner.record(slot.rollout, status, ms);

@@ -37,6 +37,12 @@ import { ServerResponse } from 'node:http';
 // Not the global `performance`: in Node 20 that is a getter on globalThis,
 // which costs ~0.1 µs per read.
 import { performance } from 'node:perf_hooks';
+import { onClock } from '../test-runner';
+
+// The package's clock (../test-runner): the same one metrics started the
+// request on, or an injected/fake clock would give negative durations.
+let now: () => number = () => performance.now();
+onClock((c) => (now = c));
 
 /** Who tracks a request, and what to do when it ends. */
 export interface Owner {
@@ -231,7 +237,7 @@ function end(
   res: ServerResponse | null,
   aborted: boolean,
 ): void {
-  const ms = performance.now() - t0;
+  const ms = now() - t0;
   const status = aborted ? -1 : res!.statusCode;
   owner.end(req, status, ms, data, label, refused);
   if (recorder !== null && rollout !== null && !aborted) recorder.record(rollout, status, ms);

@@ -103,6 +103,26 @@ impl Default for BreakerOptions {
 }
 
 impl BreakerOptions {
+    /// The defaults under a test runner (`JEST_WORKER_ID`, `VITEST`,
+    /// `NODE_ENV=test`): the same options except that retries do not wait
+    /// (`retryOptions.initialDelay` 0), so a call that keeps failing still
+    /// makes its 1 + 5 attempts (tests that count calls to a dependency see
+    /// the production count) but settles at once instead of after ~3 s, and
+    /// does not depend on timers, real or fake. An `initialDelay` given
+    /// explicitly is honoured (its sleeps follow fake timers).
+    ///
+    /// ```
+    /// use reliability_core::core::breaker::BreakerOptions;
+    /// let t = BreakerOptions::under_test();
+    /// assert_eq!(t.retry.initial_delay_ms, 0.0);
+    /// assert_eq!(t.retry.max_retries, BreakerOptions::default().retry.max_retries);
+    /// ```
+    pub fn under_test() -> Self {
+        let mut o = BreakerOptions::default();
+        o.retry.initial_delay_ms = 0.0;
+        o
+    }
+
     /// Checks every field; the error names the field and its allowed range.
     pub fn validate(&self) -> CoreResult<()> {
         check::int_in(
@@ -203,7 +223,12 @@ impl RawBreakerOptions {
     /// original (`||`), an explicit 0 is taken as 0: `maxRetries: 0` means
     /// no retries, and `failureThreshold: 0` is a RangeError, not 5.
     pub fn build(&self) -> CoreResult<BreakerOptions> {
-        let d = BreakerOptions::default();
+        self.build_over(&BreakerOptions::default())
+    }
+
+    /// As `build`, filling what the user left out from `d` (the production
+    /// defaults, or `BreakerOptions::under_test()`).
+    pub fn build_over(&self, d: &BreakerOptions) -> CoreResult<BreakerOptions> {
         let timeout_ms = match (self.timeout_ms, self.request_timeout_ms) {
             (t, None) => t,
             (None, Some(r)) => {
@@ -462,7 +487,11 @@ impl Breaker {
             if self.isolated {
                 return (self.reject(now, Admission::RejectIsolated), tr);
             }
-            if now - self.opened_at < self.opts.reset_timeout_ms {
+            // Compared as the mirror and `next_attempt_at` state it (`opened_at +
+            // reset_timeout`): `now - opened_at` can round below the timeout at
+            // the very instant the JS side saw it pass, and refuse a trial that
+            // a clock moved by exactly `resetTimeout` must get.
+            if now < self.opened_at + self.opts.reset_timeout_ms {
                 return (self.reject(now, Admission::RejectOpen), tr);
             }
             self.enter(State::HalfOpen, now, &mut tr);
@@ -735,6 +764,29 @@ mod tests {
         assert!(tr.has(Transitions::HALF_OPENED));
         assert_eq!(b.state(), State::HalfOpen);
         assert_eq!(b.totals().rejects, 1);
+    }
+
+    #[test]
+    fn half_opens_at_next_attempt_at_even_where_the_subtraction_rounds_down() {
+        // An opening time where (t + 1000) - t < 1000 in f64, as a manual or
+        // fake clock moved by exactly resetTimeout from performance.now() gives.
+        let t = (0..100_000)
+            .map(|i| 300.0 + i as f64 * 0.000_123_7)
+            .find(|t: &f64| (t + 1000.0) - t < 1000.0)
+            .expect("such a time exists");
+        let mut b = Breaker::new(
+            BreakerOptions {
+                failure_threshold: 1,
+                reset_timeout_ms: 1000.0,
+                ..opts()
+            },
+            0.0,
+        )
+        .unwrap();
+        b.open(t);
+        let at = b.next_attempt_at().unwrap();
+        assert_eq!(at, t + 1000.0);
+        assert_eq!(b.try_acquire(at).0, Admission::AdmitTrial);
     }
 
     #[test]

@@ -84,6 +84,23 @@ impl Registry {
         }
     }
 
+    /// Removes every breaker (names and state); the cap and the jitter
+    /// seeder stay. Ids handed out before are invalid afterwards.
+    ///
+    /// ```
+    /// use reliability_core::core::registry::Registry;
+    /// use reliability_core::core::breaker::BreakerOptions;
+    /// let mut r = Registry::new(1);
+    /// r.get_or_create("a", BreakerOptions::default(), None, 0.0).unwrap();
+    /// r.clear();
+    /// assert_eq!(r.len(), 0);
+    /// assert!(r.id_of("a").is_none());
+    /// ```
+    pub fn clear(&mut self) {
+        self.entries = Entries::default();
+        self.by_name.clear();
+    }
+
     /// The cap on breakers (default `DEFAULT_MAX_BREAKERS`).
     pub fn max_breakers(&self) -> usize {
         self.max_breakers
