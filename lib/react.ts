@@ -38,10 +38,10 @@ export function OpsDashboard(props: Props): unknown {
       } catch (e) {
         if (alive) setError((e as Error).message);
       } finally {
-        if (alive) timer = globalThis.setTimeout(poll, pollMs);
+        if (alive) timer = globalThis.setTimeout(() => void poll(), pollMs);
       }
     };
-    poll();
+    void poll();
     return () => {
       alive = false;
       if (timer !== undefined) globalThis.clearTimeout(timer);

@@ -99,6 +99,7 @@ export function reasonOf(e: unknown): string {
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- objects are excluded just before
   return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v).slice(0, 40)}`;
 }
 
