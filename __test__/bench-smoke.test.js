@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // Benchmarks are not timed tests; this only runs each one that has a
 // --smoke mode on a tiny input, so the scripts cannot rot unnoticed.

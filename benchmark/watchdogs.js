@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * Watchdog overhead: `await trackAiCall(name, fn)` around an already
