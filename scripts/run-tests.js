@@ -22,21 +22,21 @@ const testDir = path.join(root, '__test__');
 const GROUPS = ['unit', 'integration', 'docs'];
 
 /**
- * Every `*.test.js` in __test__/ (top level) with its group.
+ * Every `*.test.js` in `dir` (default __test__/, top level) with its group.
  *
  * @example
  *   classify().filter((t) => t.group === 'unit').map((t) => t.file) // ['circuit-breaker.test.js', ...]
  */
-function classify() {
-  const listed = JSON.parse(fs.readFileSync(path.join(__dirname, 'test-groups.json'), 'utf8'));
-  const files = fs.readdirSync(testDir).filter((f) => f.endsWith('.test.js')).sort();
+function classify(dir = testDir, listFile = path.join(__dirname, 'test-groups.json')) {
+  const listed = JSON.parse(fs.readFileSync(listFile, 'utf8'));
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort();
   const groupOf = new Map();
   for (const g of Object.keys(listed)) {
     if (g.startsWith('//')) continue;
     if (g === 'integration' || !GROUPS.includes(g)) throw new Error(`test-groups.json: unknown group "${g}" (allowed: unit, docs; the rest is integration)`);
     for (const f of listed[g]) {
       // A stale name would silently move nothing: say so instead.
-      if (!files.includes(f)) throw new Error(`test-groups.json names ${f} (group ${g}), which is not in __test__/`);
+      if (!files.includes(f)) throw new Error(`test-groups.json names ${f} (group ${g}), which is not in ${path.relative(root, dir) || dir}/`);
       if (groupOf.has(f)) throw new Error(`test-groups.json names ${f} twice`);
       groupOf.set(f, g);
     }
