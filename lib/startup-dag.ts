@@ -53,7 +53,11 @@ export interface DagLogger {
 export type DagProblem = ReturnType<typeof native.dagPlan>['problems'][number];
 export type StartupReport = ReturnType<typeof native.dagReport>;
 
-/** Thrown when the graph cannot be ordered; `problems` lists every one. */
+/**
+ * Thrown when the graph cannot be ordered; `problems` lists every one.
+ *
+ *   catch (e) { if (e instanceof StartupDAGError) console.error(e.message); }
+ */
 export class StartupDAGError extends Error {
   readonly problems: DagProblem[];
   constructor(problems: DagProblem[]) {
@@ -70,12 +74,20 @@ export class StartupDAGError extends Error {
 
 let logger: DagLogger | null = console;
 
-/** Package-wide logger for the DAG, the loader and the gates (`null` silences them). */
+/**
+ * Package-wide logger for the DAG, the loader and the gates (`null` silences them).
+ *
+ *   configureStartupLogging({ logger: null }); // silence
+ */
 export function configureStartupLogging(opts: { logger?: DagLogger | null }): void {
   if (opts.logger !== undefined) logger = opts.logger;
 }
 
-/** @internal shared with the loader and the gates. */
+/**
+ * @internal shared with the loader and the gates.
+ *
+ *   getLogger()?.info('starting');
+ */
 export function getLogger(): DagLogger | null {
   return logger;
 }
@@ -86,7 +98,11 @@ function checkFn(field: string, v: unknown): void {
   }
 }
 
-/** The message of anything thrown, as the original wrapped non-Errors. */
+/**
+ * The message of anything thrown, as the original wrapped non-Errors.
+ *
+ *   reasonOf(new Error('boom')); // 'boom'
+ */
 export function reasonOf(e: unknown): string {
   if (e instanceof Error) return e.message || e.name;
   try {
@@ -139,6 +155,8 @@ export interface InitializeOptions {
  * A dependency graph of services and its startup run. Events:
  * `serviceStart` (id), `serviceReady` (id, ms), `serviceFailed` (id, reason,
  * degradedIds), `done` (report).
+ *
+ *   getStartupDAG().register({ id: 'db', dependencies: [], init: connect, healthCheck: ping, critical: true });
  */
 export class StartupDAG extends EventEmitter {
   private readonly h: number = native.dagCreate();
@@ -343,13 +361,21 @@ export class StartupDAG extends EventEmitter {
 
 let dag: StartupDAG | null = null;
 
-/** The process-wide DAG (a lazily created singleton, as the original). */
+/**
+ * The process-wide DAG (a lazily created singleton, as the original).
+ *
+ *   const dag = getStartupDAG();
+ */
 export function getStartupDAG(): StartupDAG {
   if (!dag) dag = new StartupDAG();
   return dag;
 }
 
-/** A health check that always passes. */
+/**
+ * A health check that always passes.
+ *
+ *   getStartupDAG().register({ id: 'cache', init, healthCheck: alwaysHealthy });
+ */
 export async function alwaysHealthy(): Promise<boolean> {
   return true;
 }
@@ -400,6 +426,8 @@ export async function assertDatabaseHealthy(): Promise<true> {
  * registering anything: `{ order, levels }` as ids. The graph crosses to
  * Rust as one JSON string and comes back as one typed array of indices.
  * Throws with every problem (missing ids, cycles with their path).
+ *
+ *   planStartupOrder([{ id: 'api', dependencies: ['db'] }, { id: 'db' }]).order; // ['db', 'api']
  */
 export function planStartupOrder(services: Array<{ id: string; dependencies?: string[] }>): { order: string[]; levels: string[][] } {
   if (!Array.isArray(services)) throw new TypeError(`services must be an array, got ${typeof services}`);
