@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // Benchmarks are not timed tests; this only runs each one that has a
 // --smoke mode on a tiny input, so the scripts cannot rot unnoticed.
@@ -9,7 +10,7 @@ const path = require('node:path');
 // What each script prints when it ran: its figures (attribute.js samples
 // with Linux perf, and says so when perf is not installed: then only its
 // stack parser is checked).
-const PRINTS = { 'paired.js': /µs\/request  adds/, 'attribute.js': /µs\/request over \d+ requests|perf is not installed|perf cannot sample here/ };
+const PRINTS = { 'paired.js': /µs\/request {2}adds/, 'attribute.js': /µs\/request over \d+ requests|perf is not installed|perf cannot sample here/ };
 for (const script of ['dag.js', 'rollout.js', 'watchdogs.js', 'load.js', 'soak.js', 'parts.js', 'paired.js', 'attribute.js']) {
   test(`benchmark/${script} --smoke runs and checks its results`, { timeout: 120_000 }, async () => {
     const r = await new Promise((resolve) =>

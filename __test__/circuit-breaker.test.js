@@ -390,6 +390,7 @@ describe('half-open', () => {
       })));
       await sleep(5);
       assert.equal(started, maxCalls);
+      assert.equal(running, maxCalls);
       release();
       const results = await Promise.all(all);
       assert.equal(results.filter((r) => r.value === 'trial').length, maxCalls);

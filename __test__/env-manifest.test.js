@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // Every environment variable the code reads is listed in docs/ENVIRONMENT_MANIFEST.md.
 const { test } = require('node:test');

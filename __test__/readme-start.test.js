@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // The README's start snippet, run as written (from inside the package, so
 // its `require('@dreamnet/reliability-core/...')` resolve by self-reference):

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * `npm run bench`: every micro-benchmark, one after the other, each

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * Where a request's server CPU goes, by function: the load server of

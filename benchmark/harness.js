@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // Shared by load.js and soak.js: the server under test in its own process.
 const { fork, spawn, spawnSync } = require('node:child_process');

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // autocannon in its own process (so the client does not share the server's
 // CPU accounting): `node load-client.js <port> <seconds> <connections>`,

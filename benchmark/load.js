@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * End-to-end load test: the same Express 4 app four ways (see

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * CPU per request of several stacks measured at the same time: one server

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * What each part of reliabilityStack() costs under load: one server

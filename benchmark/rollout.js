@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * Rollout decision benchmark: the cost of deciding one request's cohort,

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * Soak: 2,000,000 requests through the full stack (metrics, reliability

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * Watchdog overhead: `await trackAiCall(name, fn)` around an already
@@ -21,7 +22,7 @@ require('../dist/circuit-breaker.js').configureCircuitBreakers({ logger: null })
 const gc = typeof global.gc === 'function' ? () => global.gc() : () => {};
 
 const resolved = async () => 1;
-const publish = async (topic, payload) => true;
+const publish = async (_topic, _payload) => true;
 const tracked = W.protectPublish(publish, { breaker: 'bench-bus' });
 
 const contenders = {

@@ -56,7 +56,7 @@ const { setDatabase, configureDatabase, executeWithCircuitBreaker } = require('@
 const { OpsControls, reliabilityMiddleware, createOpsRouter } = require('@dreamnet/reliability-core/ops');
 const { createObservabilityRouter } = require('@dreamnet/reliability-core/observability');
 const { getTrafficShaping, withTrafficShaping } = require('@dreamnet/reliability-core/traffic-shaping');
-const { getWatchdogs, protectPublish, trackAiCall } = require('@dreamnet/reliability-core/watchdogs');
+const { protectPublish, trackAiCall } = require('@dreamnet/reliability-core/watchdogs');
 const { createRedisBackend } = require('@dreamnet/reliability-core/redis');
 const { EventEmitter } = require('node:events');
 

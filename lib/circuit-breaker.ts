@@ -144,6 +144,8 @@ const resolved = Promise.resolve();
  * `isolated`, and its `stack` says where it came from.
  * `RELIABILITY_CAPTURE_STACKS=1` or `configureCircuitBreakers({ captureStacks: true })`
  * restores real stacks for debugging.
+ *
+ *   try { await b.execute(call); } catch (e) { if (e instanceof CircuitOpenError) res.set('retry-after', String(Math.ceil((e.retryAfterMs ?? 0) / 1000))); }
  */
 export class CircuitOpenError extends Error {
   declare readonly code: string;
@@ -188,7 +190,11 @@ Object.defineProperty(CircuitOpenError.prototype, 'stack', {
   configurable: true,
 });
 
-/** Thrown (and passed to the call's AbortSignal) when a call runs past `timeout`. */
+/**
+ * Thrown (and passed to the call's AbortSignal) when a call runs past `timeout`.
+ *
+ *   catch (e) { if (e instanceof CircuitTimeoutError) console.warn(`${e.breaker} took over ${e.timeoutMs} ms`); }
+ */
 export class CircuitTimeoutError extends Error {
   declare readonly code: string;
   constructor(readonly breaker: string, readonly timeoutMs: number) {
@@ -373,6 +379,14 @@ function checkFn(field: string, v: unknown): void {
   }
 }
 
+/**
+ * One circuit breaker: closed, open or half-open, with the state and the
+ * arithmetic in the Rust core. Emits `open`, `halfOpen`, `close`, `success`,
+ * `failure`, `reject` and `timeout`. Most code gets one from the registry.
+ *
+ *   const b = new CircuitBreaker('orders-db', { failureThreshold: 5, resetTimeout: 30_000 });
+ *   const row = await b.execute(() => pool.query('SELECT 1'));
+ */
 export class CircuitBreaker extends EventEmitter {
   readonly name: string;
   // Rebound by `bind()` when resetAll() removed the breaker this object named.
@@ -775,6 +789,13 @@ export class CircuitBreaker extends EventEmitter {
 
 // ---- registry ----------------------------------------------------------------
 
+/**
+ * The breakers by name (capped); `get` creates one on first use with the given
+ * options and returns the same one afterwards.
+ *
+ *   const orders = getCircuitBreakerRegistry().get('orders-db', { timeout: 2_000 });
+ *   getCircuitBreakerRegistry().getAll(); // [{ name: 'orders-db', state: 'closed', failureCount: 0 }]
+ */
 export class CircuitBreakerRegistry {
   private readonly breakers = new Map<string, CircuitBreaker>();
   private seen = epoch();
@@ -834,13 +855,21 @@ export class CircuitBreakerRegistry {
 
 let registry: CircuitBreakerRegistry | null = null;
 
-/** The process-wide registry (a lazily created singleton, as the original). */
+/**
+ * The process-wide registry (a lazily created singleton, as the original).
+ *
+ *   getCircuitBreakerRegistry().get('orders-db').on('open', () => console.warn('orders-db is failing'));
+ */
 export function getCircuitBreakerRegistry(): CircuitBreakerRegistry {
   if (!registry) registry = new CircuitBreakerRegistry();
   return registry;
 }
 
-/** Same as `getCircuitBreakerRegistry().get(name, options).execute(fn)`. */
+/**
+ * Same as `getCircuitBreakerRegistry().get(name, options).execute(fn)`.
+ *
+ *   const order = await withCircuitBreaker('orders-api', (signal) => fetch(url, { signal }).then((r) => r.json()), { timeout: 2000 });
+ */
 export function withCircuitBreaker<T>(name: string, fn: (signal?: AbortSignal) => T | Promise<T>, options?: CircuitBreakerOptions): Promise<T> {
   return getCircuitBreakerRegistry().get(name, options).execute(fn);
 }

@@ -53,7 +53,11 @@ export interface LoadResult {
   error?: string;
 }
 
-/** Errors of graph.json: `problems` lists each with its JSON path. */
+/**
+ * Errors of graph.json: `problems` lists each with its JSON path.
+ *
+ *   catch (e) { if (e instanceof GraphFileError) console.error(e.message); } // names the file and position
+ */
 export class GraphFileError extends Error {
   readonly problems: string[];
   constructor(file: string, problems: string[]) {
@@ -69,6 +73,8 @@ const UNLOADABLE = ['.ts', '.mts', '.cts', '.tsx', '/index.ts'];
 /**
  * Resolves a module path as written in graph.json: relative to `root`
  * (`./x`, `server/db`), then as a package from `root`.
+ *
+ *   resolveServiceModule('./services/db.js', process.cwd()); // an absolute path
  */
 export function resolveServiceModule(spec: string, root: string): string {
   if (typeof spec !== 'string' || spec === '') throw new TypeError(`spec must be a non-empty module path, got ${typeof spec}`);
@@ -102,6 +108,7 @@ function isDir(p: string): boolean {
 
 // A real dynamic import: TypeScript compiles `import()` to `require()` for
 // CommonJS output, which cannot load ES modules.
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- a constant body, no input reaches it
 const importEsm = new Function('url', 'return import(url)') as (url: string) => Promise<any>;
 
 /** Loads a CommonJS module with `require`, an ES module with `import()`. */
@@ -141,6 +148,8 @@ function builtinCheck(spec: string, fn: string): (() => Promise<boolean>) | null
  * Reads the graph, registers every service whose `conditional` variable is
  * exactly `'true'` (as the original), and checks the whole graph. Never
  * throws (as the original): problems are logged together and returned.
+ *
+ *   const { services } = await loadServicesFromGraph({ path: 'deploy/graph.json' });
  */
 export async function loadServicesFromGraph(options: LoadOptions = {}): Promise<LoadResult> {
   const root = path.resolve(options.root ?? process.cwd());
@@ -247,6 +256,8 @@ export interface GateInitOptions {
 /**
  * As the original: registers the critical gates `database` and
  * `startup-dag` (3 passes) and starts the checks.
+ *
+ *   await initializeHealthGates();
  */
 export async function initializeHealthGates(options: GateInitOptions = {}): Promise<void> {
   const gates = options.gates ?? getHealthGates();
@@ -295,6 +306,8 @@ export interface ReliabilitySystemOptions extends LoadOptions, GateInitOptions {
  * As the original, in order: migrations → queues → graph → gates → DAG start. Never
  * throws: each step's failure is logged and reported, and the gates keep
  * saying why the process is not ready.
+ *
+ *   const report = await initializeReliabilitySystem({ path: 'deploy/graph.json' });
  */
 export async function initializeReliabilitySystem(options: ReliabilitySystemOptions = {}): Promise<ReliabilitySystemReport> {
   const log = getLogger();
@@ -351,6 +364,8 @@ export async function initializeReliabilitySystem(options: ReliabilitySystemOpti
 /**
  * What the original server did: `initializeReliabilitySystem()` only when
  * `USE_RELIABILITY_SYSTEM` is exactly `'true'`. Returns null otherwise.
+ *
+ *   await initializeReliabilitySystemFromEnv(); // null unless USE_RELIABILITY_SYSTEM is set
  */
 export function initializeReliabilitySystemFromEnv(options: ReliabilitySystemOptions = {}): Promise<ReliabilitySystemReport> | null {
   const env = options.env ?? process.env;

@@ -43,7 +43,11 @@ function load(): Map<string, { body: Buffer; type: string }> {
   return files;
 }
 
-/** An Express router serving the dashboard (index, assets, `config.json`). */
+/**
+ * An Express router serving the dashboard (index, assets, `config.json`).
+ *
+ *   app.use('/ops-dashboard', createDashboardRouter());
+ */
 export function createDashboardRouter(options: DashboardOptions = {}): ExpressRouter {
   const pollMs = options.pollMs ?? 5000;
   if (!Number.isInteger(pollMs) || pollMs < 200 || pollMs > 600_000) throw new RangeError(`pollMs must be an integer from 200 to 600000, got ${String(options.pollMs)}`);
@@ -78,7 +82,11 @@ export function createDashboardRouter(options: DashboardOptions = {}): ExpressRo
 
 let shared: ((req: any, res: any, next: (e?: unknown) => void) => void) | null = null;
 
-/** A ready dashboard router with the defaults (created on first request). */
+/**
+ * A ready dashboard router with the defaults (created on first request).
+ *
+ *   app.use('/api/observability/dashboard', dashboardRouter);
+ */
 export function dashboardRouter(req: any, res: any, next: (e?: unknown) => void): void {
   const r = (shared ??= createDashboardRouter());
   r(req, res, next);

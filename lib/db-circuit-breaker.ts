@@ -119,7 +119,11 @@ export const DEFAULT_DATABASE_BREAKER = 'database';
 
 // ---- errors ------------------------------------------------------------------
 
-/** Thrown when no database was configured (before any breaker: it never trips one). */
+/**
+ * Thrown when no database was configured (before any breaker: it never trips one).
+ *
+ *   catch (e) { if (e instanceof DatabaseNotConfiguredError) console.error('call setDatabase(pool) first'); }
+ */
 export class DatabaseNotConfiguredError extends Error {
   readonly code = 'ERR_DATABASE_NOT_CONFIGURED';
   constructor() {
@@ -204,6 +208,8 @@ function sqlstateOf(o: Record<string, unknown>): string | null {
  * 40001/40P01 are "client": they say two transactions collided, not that the
  * server is ill, and only the whole transaction can be retried, which is the
  * caller's job.
+ *
+ *   classifyDatabaseError(err); // 'transient' (counts against the breaker) or 'client'
  */
 export function classifyDatabaseError(err: unknown): DatabaseErrorClass {
   const chain = errorChain(err);
@@ -234,6 +240,8 @@ export function classifyDatabaseError(err: unknown): DatabaseErrorClass {
  * starting up, pool connect timeout). A reset or timeout mid-statement is a
  * failure but is not retried by default: the statement may have run, and
  * repeating a write is the app's decision (`retryOn`).
+ *
+ *   retryOn: (err) => isRetryableDatabaseError(err) || err.code === 'ECONNRESET',
  */
 export function isRetryableDatabaseError(err: unknown): boolean {
   for (const o of errorChain(err)) {
@@ -284,6 +292,8 @@ function nonNegativeInt(field: string, v: unknown, dflt: number, max: number): n
  * Configures the database this module protects. `execute` (or `query`) is
  * required; everything else has a default (see `DatabaseConfig`).
  * `configureDatabase(null)` forgets the database.
+ *
+ *   configureDatabase({ execute: (sql, args) => myClient.run(sql, args) });
  */
 export function configureDatabase(config: DatabaseConfig | null): void {
   if (config === null) {
@@ -379,12 +389,20 @@ export function setDatabase(db: unknown, options: Omit<DatabaseConfig, 'execute'
   configureDatabase({ ...options, execute, db, connect: options.connect ?? connect ?? undefined });
 }
 
-/** True once `configureDatabase`/`setDatabase` ran. */
+/**
+ * True once `configureDatabase`/`setDatabase` ran.
+ *
+ *   if (!isDatabaseConfigured()) setDatabase(pool);
+ */
 export function isDatabaseConfigured(): boolean {
   return current !== null;
 }
 
-/** The object version-B callbacks receive; throws `DatabaseNotConfiguredError` when none is configured. */
+/**
+ * The object version-B callbacks receive; throws `DatabaseNotConfiguredError` when none is configured.
+ *
+ *   const pool = getDatabase();
+ */
 export function getDatabase(): unknown {
   return need().db;
 }
@@ -463,6 +481,8 @@ export type DatabaseOperation<T> = (db: any, signal?: AbortSignal) => T | Promis
  * Rejects with `CircuitOpenError` while the breaker is open, with
  * `CircuitTimeoutError` after the per-call timeout, and with the driver's
  * own error otherwise (client errors unchanged, not retried).
+ *
+ *   const { rows } = await executeWithCircuitBreaker('SELECT * FROM users WHERE id = $1', [id]);
  */
 export function executeWithCircuitBreaker<T = any>(sql: string, args?: unknown[]): Promise<T>;
 export function executeWithCircuitBreaker<T = any>(name: string, operation: DatabaseOperation<T>): Promise<T>;
@@ -481,6 +501,8 @@ export async function executeWithCircuitBreaker<T = any>(first: string, second?:
 /**
  * The same without a breaker, retries or timeout (health checks): version A
  * `executeDirect(sql, args)` or version B `executeDirect(async (db) => ...)`.
+ *
+ *   await executeDirect('SELECT 1'); // no breaker, no retries
  */
 export function executeDirect<T = any>(sql: string, args?: unknown[]): Promise<T>;
 export function executeDirect<T = any>(operation: DatabaseOperation<T>): Promise<T>;
@@ -519,6 +541,8 @@ export interface DatabaseGate {
  * is unset (the original's `checkDatabaseGate`), false when `DATABASE_URL`
  * is set but no database was configured, and otherwise whether
  * `executeDirect('SELECT 1')` succeeds within `timeoutMs`. It never rejects.
+ *
+ *   getHealthGates().registerGate(databaseGate({ timeoutMs: 2000 }));
  */
 export function databaseGate(opts: DatabaseGateOptions = {}): DatabaseGate {
   if (opts === null || typeof opts !== 'object') throw new TypeError(`opts must be an object, got ${opts === null ? 'null' : typeof opts}`);
@@ -538,7 +562,11 @@ export function databaseGate(opts: DatabaseGateOptions = {}): DatabaseGate {
   };
 }
 
-/** One `SELECT 1` bounded by `timeoutMs`; true/false, never throws. */
+/**
+ * One `SELECT 1` bounded by `timeoutMs`; true/false, never throws.
+ *
+ *   const up = await checkDatabase(2000); // true or false, never rejects
+ */
 export async function checkDatabase(timeoutMs = 2000): Promise<boolean> {
   if (!current) return !process.env.DATABASE_URL;
   let timer: NodeJS.Timeout | undefined;

@@ -82,6 +82,8 @@ interface Pending {
 /**
  * A set of gates with their scheduler. Events: `ready` (serviceId),
  * `notReady` (serviceId, reason), `check` (serviceId, pass, reason).
+ *
+ *   getHealthGates().registerGate({ serviceId: 'cache', name: 'Cache', critical: false, check: async () => cache.ping() });
  */
 export class HealthGates extends EventEmitter {
   private readonly h: number = native.gateCreate();
@@ -318,7 +320,11 @@ export class HealthGates extends EventEmitter {
 let gates: HealthGates | null = null;
 let gatesEpoch = epoch();
 
-/** The process-wide gates (a lazily created singleton, as the original). */
+/**
+ * The process-wide gates (a lazily created singleton, as the original).
+ *
+ *   getHealthGates().registerGate(databaseGate({ timeoutMs: 2000 }));
+ */
 export function getHealthGates(): HealthGates {
   // After resetAll() the set Rust held is empty: a new one, the old one's timer stopped.
   if (gates && gatesEpoch !== epoch()) {
@@ -335,6 +341,8 @@ export function getHealthGates(): HealthGates {
 /**
  * A gate that fails while circuit breaker `name` is open (or isolated), and
  * re-checks on its transitions. A breaker not created yet counts as closed.
+ *
+ *   getHealthGates().registerGate(fromBreaker('payments-api', { critical: true }));
  */
 export function fromBreaker(
   name: string,
@@ -361,12 +369,20 @@ export function fromBreaker(
   };
 }
 
-/** As the original's `checkDatabaseGate`: the same probe as `checkDatabaseHealth` (true or false, never rejects). */
+/**
+ * As the original's `checkDatabaseGate`: the same probe as `checkDatabaseHealth` (true or false, never rejects).
+ *
+ *   const ok = await checkDatabaseGate();
+ */
 export function checkDatabaseGate(): Promise<boolean> {
   return checkDatabaseHealth();
 }
 
-/** `checkDatabaseGate` that rejects with the reason instead of resolving false (for gate checks). */
+/**
+ * `checkDatabaseGate` that rejects with the reason instead of resolving false (for gate checks).
+ *
+ *   await assertDatabaseGate();
+ */
 export function assertDatabaseGate(): Promise<true> {
   return assertDatabaseHealthy();
 }
@@ -391,6 +407,8 @@ export function checkDAGGate(dag: StartupDAG = getStartupDAG()): Promise<boolean
 /**
  * `checkDAGGate` that rejects with why instead of resolving false (graph
  * problems, the abort message, or progress), so a gate's reason says it.
+ *
+ *   await assertDAGReady(); // rejects unless every critical service is ready
  */
 export async function assertDAGReady(dag: StartupDAG = getStartupDAG()): Promise<true> {
   if (dag.areCriticalServicesReady()) {

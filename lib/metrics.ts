@@ -59,6 +59,8 @@ const MAX_CACHED_KEYS = 10_000;
  * Records one finished request: `seriesId` from `seriesIdFor`, HTTP
  * `status` (or -1 for a request the client aborted), duration in ms.
  * Bad values are counted by Rust under a named reason, never thrown.
+ *
+ *   recordRequest(seriesIdFor('GET', '/api/orders/:id'), 200, 12.5);
  */
 export function recordRequest(seriesId: number, status: number, durationMs: number): void {
   push(seriesId, status, durationMs * 1000);
@@ -99,7 +101,11 @@ export interface ResponseLike {
   on(event: 'close', fn: () => void): unknown;
 }
 
-/** The series of a method and route template (created on first use; `other` past the cap). */
+/**
+ * The series of a method and route template (created on first use; `other` past the cap).
+ *
+ *   const id = seriesIdFor('GET', '/api/orders/:id');
+ */
 export function seriesIdFor(method: string, route: string): number {
   const key = `${method} ${route}`;
   let id = seriesIds.get(key);
@@ -176,6 +182,8 @@ function startEventLoopMonitor(): void {
  * when its response finishes (or as aborted when the client goes away
  * first), with its status and latency, and keeps the in-flight and
  * open-socket gauges. Mount it before your routes: `app.use(metricsMiddleware)`.
+ *
+ *   app.use(metricsMiddleware);
  */
 export function metricsMiddleware(req: RequestLike, res: ResponseLike, next: (err?: unknown) => void): void {
   const t0 = now();
@@ -264,7 +272,11 @@ export interface MetricsOptions {
   maxWindowBytes?: number;
 }
 
-/** Sets the store's options. Call before the first request is recorded. */
+/**
+ * Sets the store's options. Call before the first request is recorded.
+ *
+ *   configureMetrics({ maxSeries: 2000 });
+ */
 export function configureMetrics(options: MetricsOptions): void {
   native.sgConfigure(options, now());
   seriesIds.clear();
@@ -281,6 +293,8 @@ const queueDepthSources = new Map<string, () => number>();
 /**
  * Registers a queue whose depth counts in `saturation.queueDepth` (the
  * original hard-coded 0). Returns a function that unregisters it.
+ *
+ *   const stop = registerQueueDepth('emails', () => queue.length);
  */
 export function registerQueueDepth(name: string, depth: () => number): () => void {
   if (typeof depth !== 'function') throw new TypeError(`depth must be a function, got ${typeof depth}`);
@@ -321,6 +335,8 @@ const latencyOf = (w: NativeWindow) => ({ ...w.latency });
  * `latency`, `saturation`, each with the same `timestamp`) with the
  * original's hard-coded zeros made real and per-window figures beside them.
  * Latencies are milliseconds.
+ *
+ *   const { traffic, errors, latency, saturation } = getGoldenSignals();
  */
 export function getGoldenSignals(): LocalGoldenSignals;
 /** Every instance's figures through the Redis backend (`createRedisBackend`): counters summed, histograms merged. */
@@ -420,6 +436,8 @@ function idsOf(endpoint: string): number[] {
  * `null` when it is unknown or has no requests. `endpoint` is a route
  * template (`'/api/agents/:id'`, every method) or `'GET /api/agents/:id'`;
  * `'unmatched'` and `'other'` name the two shared series.
+ *
+ *   getEndpointMetrics('GET /api/orders/:id');
  */
 export function getEndpointMetrics(endpoint: string) {
   const ids = idsOf(endpoint);
@@ -442,7 +460,11 @@ export function getEndpointMetrics(endpoint: string) {
   };
 }
 
-/** Every route with traffic: `[{ method, route, ...figures }]`, for dashboards. */
+/**
+ * Every route with traffic: `[{ method, route, ...figures }]`, for dashboards.
+ *
+ *   for (const e of getAllEndpointMetrics()) console.log(e.method, e.route, e.windows['1m'].latency.p99);
+ */
 export function getAllEndpointMetrics() {
   const t = now();
   return native.sgSeries(t).map((s) => {
@@ -454,6 +476,8 @@ export function getAllEndpointMetrics() {
 /**
  * Latency (ms: count, min, max, mean, p50, p90, p95, p99, p999) and request
  * count of every route with traffic over one window, in one call into Rust.
+ *
+ *   for (const { method, route, latency } of getLatencyPercentiles('5m')) console.log(method, route, latency.p99);
  */
 export function getLatencyPercentiles(window: WindowName = '1m') {
   if (typeof window !== 'string') throw new TypeError(`window must be one of ${WINDOWS.join(', ')}, got ${typeof window}`);
@@ -465,17 +489,27 @@ export function getLatencyPercentiles(window: WindowName = '1m') {
  * time: `[{ method, route, reason, count }]`, `route` being the template of
  * the route the request would have reached, or `refused` when none would
  * have matched (as in `http_requests_refused_total`).
+ *
+ *   const refused = getRefusedRequests(); // by reason: safe mode, brownout, ...
  */
 export function getRefusedRequests() {
   return native.sgRefused(now());
 }
 
-/** Clears every figure. */
+/**
+ * Clears every figure.
+ *
+ *   afterEach(() => resetMetrics());
+ */
 export function resetMetrics(): void {
   native.sgReset(now());
 }
 
-/** Prometheus text exposition format 0.0.4. */
+/**
+ * Prometheus text exposition format 0.0.4.
+ *
+ *   res.type('text/plain').send(getPrometheusMetrics());
+ */
 export function getPrometheusMetrics(): string {
   return native.sgPrometheus(inFlight, now());
 }
@@ -484,6 +518,8 @@ export function getPrometheusMetrics(): string {
  * A latency histogram in HDR's compressed base64 interchange format, for
  * one endpoint (`'GET /route'`) or every request (no endpoint); histograms
  * from several processes merge exactly.
+ *
+ *   const text = exportLatencyHistogram('GET /api/orders/:id', '5m');
  */
 export function exportLatencyHistogram(endpoint?: string, window: WindowName = 'all'): string {
   let id: number | null = null;
@@ -495,7 +531,11 @@ export function exportLatencyHistogram(endpoint?: string, window: WindowName = '
   return native.sgExport(id, window, now());
 }
 
-/** Counted reasons for input that was not recorded, and store figures. */
+/**
+ * Counted reasons for input that was not recorded, and store figures.
+ *
+ *   console.log(getMetricsDiagnostics());
+ */
 export function getMetricsDiagnostics() {
   return native.sgDiagnostics(now());
 }
@@ -522,13 +562,21 @@ export interface MetricsRouterOptions {
 
 type Handler = (req: any, res: any) => void;
 
-/** `GET` handler for the Prometheus text. */
+/**
+ * `GET` handler for the Prometheus text.
+ *
+ *   app.get('/metrics', prometheusHandler);
+ */
 export const prometheusHandler: Handler = (_req, res) => {
   res.setHeader('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
   res.end(getPrometheusMetrics());
 };
 
-/** `GET` handler for the golden signals JSON. */
+/**
+ * `GET` handler for the golden signals JSON.
+ *
+ *   app.get('/api/observability/golden-signals', goldenSignalsHandler);
+ */
 export const goldenSignalsHandler: Handler = (_req, res) => {
   try {
     res.json(getGoldenSignals());
@@ -541,6 +589,8 @@ export const goldenSignalsHandler: Handler = (_req, res) => {
  * An Express router with `GET /api/observability/golden-signals` and
  * `GET /metrics` (paths configurable). Needs `express` installed (a peer
  * dependency).
+ *
+ *   app.use(createMetricsRouter()); // /metrics, /api/observability/golden-signals
  */
 export function createMetricsRouter(options: MetricsRouterOptions = {}): ExpressRouter {
   // Loaded here so that the rest of the module works without Express.

@@ -123,7 +123,11 @@ export interface RollbackResult {
 
 // ---- errors ------------------------------------------------------------------
 
-/** A migration's `up` or `down` threw; its transaction was rolled back. `cause` is the original error. */
+/**
+ * A migration's `up` or `down` threw; its transaction was rolled back. `cause` is the original error.
+ *
+ *   catch (e) { if (e instanceof MigrationError) console.error(e.message); }
+ */
 export class MigrationError extends Error {
   readonly code = 'ERR_MIGRATION_FAILED';
   constructor(readonly migration: string, readonly phase: 'up' | 'down', cause: unknown) {
@@ -133,7 +137,11 @@ export class MigrationError extends Error {
 }
 Object.defineProperty(MigrationError.prototype, 'name', { value: 'MigrationError' });
 
-/** An applied migration's code changed since it ran. Write a new migration instead of editing an applied one. */
+/**
+ * An applied migration's code changed since it ran. Write a new migration instead of editing an applied one.
+ *
+ *   catch (e) { if (e instanceof MigrationChecksumError) console.error('an applied migration was edited'); }
+ */
 export class MigrationChecksumError extends Error {
   readonly code = 'ERR_MIGRATION_CHECKSUM';
   constructor(readonly migration: string, readonly expected: string, readonly actual: string) {
@@ -145,7 +153,11 @@ export class MigrationChecksumError extends Error {
 }
 Object.defineProperty(MigrationChecksumError.prototype, 'name', { value: 'MigrationChecksumError' });
 
-/** Another instance held the migration lock for longer than `lockTimeoutMs`. */
+/**
+ * Another instance held the migration lock for longer than `lockTimeoutMs`.
+ *
+ *   catch (e) { if (e instanceof MigrationLockTimeoutError) console.error('another instance is migrating'); }
+ */
 export class MigrationLockTimeoutError extends Error {
   readonly code = 'ERR_MIGRATION_LOCK_TIMEOUT';
   constructor(readonly lockTimeoutMs: number) {
@@ -164,7 +176,11 @@ interface Migration extends RegisteredMigration {
 const registry = new Map<string, Migration>();
 const NAME_RE = /^[A-Za-z0-9_.-]{1,200}$/;
 
-/** sha256 over the name and the source text of `up` and `down`. */
+/**
+ * sha256 over the name and the source text of `up` and `down`.
+ *
+ *   migrationChecksum({ name: '0001', up: async () => {}, down: async () => {} });
+ */
 export function migrationChecksum(def: Pick<MigrationDefinition, 'name' | 'up' | 'down'>): string {
   const h = createHash('sha256');
   h.update(def.name);
@@ -179,6 +195,8 @@ export function migrationChecksum(def: Pick<MigrationDefinition, 'name' | 'up' |
  * Registers a migration (runs on the next `runMigrations()`). Throws
  * `TypeError`/`RangeError` naming the field for a bad name, a duplicate
  * name, or a non-function `up`/`down`.
+ *
+ *   registerMigration({ name: '0001_orders_status', async up({ query }) { await query('ALTER TABLE orders ADD COLUMN status text'); } });
  */
 export function registerMigration(def: MigrationDefinition): RegisteredMigration {
   if (def === null || typeof def !== 'object') throw new TypeError(`migration must be an object, got ${def === null ? 'null' : typeof def}`);
@@ -209,12 +227,20 @@ export function registerMigration(def: MigrationDefinition): RegisteredMigration
   return { name: m.name, checksum: m.checksum, transaction: m.transaction, hasDown: m.hasDown };
 }
 
-/** Registered migrations, in registration (= run) order. */
+/**
+ * Registered migrations, in registration (= run) order.
+ *
+ *   getRegisteredMigrations().map((m) => m.name);
+ */
 export function getRegisteredMigrations(): RegisteredMigration[] {
   return [...registry.values()].map((m) => ({ name: m.name, checksum: m.checksum, transaction: m.transaction, hasDown: m.hasDown }));
 }
 
-/** Forgets every registered migration (tests; the database is not touched). */
+/**
+ * Forgets every registered migration (tests; the database is not touched).
+ *
+ *   clearMigrations(); // in tests, between cases
+ */
 export function clearMigrations(): void {
   registry.clear();
 }
@@ -385,6 +411,8 @@ async function inTransaction(s: DatabaseSession, m: Migration, phase: 'up' | 'do
  * database is configured, `MigrationChecksumError` when an applied
  * migration changed, `MigrationError` when one fails (earlier ones stay
  * applied, later ones do not run).
+ *
+ *   await runMigrations();
  */
 export async function runMigrations(opts?: MigrationOptions): Promise<MigrationRunResult> {
   const t0 = performance.now();
@@ -428,6 +456,8 @@ export async function runMigrations(opts?: MigrationOptions): Promise<MigrationR
  * transaction under the advisory lock. Refuses (Error) when migrations
  * applied after it are still applied, unless `force: true`. Resolves
  * `{ rolledBack: false, reason: 'not-applied' }` when it is not applied.
+ *
+ *   await rollbackMigration('0001_orders_status');
  */
 export async function rollbackMigration(name: string, opts: MigrationOptions & { force?: boolean } = {}): Promise<RollbackResult> {
   if (typeof name !== 'string') throw new TypeError(`name must be a string, got ${name === null ? 'null' : typeof name}`);
@@ -451,7 +481,11 @@ export async function rollbackMigration(name: string, opts: MigrationOptions & {
   });
 }
 
-/** Rolls back the most recently applied migration (the original's `rollbackLastMigration`). */
+/**
+ * Rolls back the most recently applied migration (the original's `rollbackLastMigration`).
+ *
+ *   await rollbackLastMigration(); // null when nothing was applied
+ */
 export async function rollbackLastMigration(opts: MigrationOptions = {}): Promise<RollbackResult | null> {
   const last = (await getMigrationStatus(opts)).lastApplied;
   if (!last) return null;
@@ -463,6 +497,8 @@ export async function rollbackLastMigration(opts: MigrationOptions = {}): Promis
  * What is applied, pending or changed. Reads the table without the lock (a
  * snapshot); with no database configured, every registered migration is
  * `pending` and `configured` is false.
+ *
+ *   const { applied, pending, lastApplied } = await getMigrationStatus();
  */
 export async function getMigrationStatus(opts?: MigrationOptions): Promise<MigrationStatus & { lastApplied: string | null }> {
   const db = _databaseInternals();

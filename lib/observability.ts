@@ -44,7 +44,11 @@ export interface ObservabilityOptions {
   dashboard?: false | DashboardOptions;
 }
 
-/** `{ breakers: [{ name, state, failureCount, ... }], timestamp }`. */
+/**
+ * `{ breakers: [{ name, state, failureCount, ... }], timestamp }`.
+ *
+ *   const { breakers } = circuitBreakersReport();
+ */
 export function circuitBreakersReport() {
   const snaps = getCircuitBreakerRegistry().toJSON();
   return {
@@ -63,7 +67,11 @@ export function circuitBreakersReport() {
   };
 }
 
-/** Ops controls, dead-letter queues and the last audit entries. */
+/**
+ * Ops controls, dead-letter queues and the last audit entries.
+ *
+ *   const report = await opsReport();
+ */
 export async function opsReport(ops: OpsControls = getOps()) {
   return { ...ops.status(), queues: await ops.deadLetterQueues(), audit: ops.audit(20), timestamp: Date.now() };
 }
@@ -98,6 +106,8 @@ const parts: Part[] = [
 /**
  * Adds an endpoint (and a `/summary` key) to every observability router
  * created afterwards: how the watchdog and rollout modules plug in.
+ *
+ *   addObservabilityPart({ path: '/queues', key: 'queues', thing: 'queues', get: () => queueReport() });
  */
 export function addObservabilityPart(part: Part): void {
   const i = parts.findIndex((p) => p.path === part.path);
@@ -106,7 +116,11 @@ export function addObservabilityPart(part: Part): void {
   addEndpoint({ router: 'observability', method: 'GET', path: part.path, access: 'read' });
 }
 
-/** An Express router with every observability endpoint and `/summary`. */
+/**
+ * An Express router with every observability endpoint and `/summary`.
+ *
+ *   app.use('/api/observability', createObservabilityRouter());
+ */
 export function createObservabilityRouter(options: ObservabilityOptions = {}): ExpressRouter {
   const express = expressOf(options.express, 'createObservabilityRouter');
   const router = express.Router();
@@ -153,6 +167,8 @@ let shared: ((req: Req, res: Res, next: (e?: unknown) => void) => void) | null =
 /**
  * The original's default export: a ready router for `/api/observability`
  * (created on first request, so importing this module needs no Express).
+ *
+ *   app.use('/api/observability', observabilityRouter);
  */
 export function observabilityRouter(req: Req, res: Res, next: (e?: unknown) => void): void {
   const r = (shared ??= createObservabilityRouter());

@@ -119,6 +119,8 @@ function defaultLogger(): OpsLogger {
  * The ops plane of one process. Events: `change` (the audit entry of an
  * action that changed something), `action` (every audit entry),
  * `stateFileError` (Error), `reload` (status after the file changed).
+ *
+ *   getOps().enableSafeMode('db failover');
  */
 export class OpsControls extends EventEmitter {
   private readonly h = native.opsCreate(Math.random() * 2 ** 52);
@@ -725,7 +727,11 @@ let opsEpoch = epoch();
 /** The options of the last `configureOps`: a plane re-made after resetAll() keeps them. */
 let opsOptions: OpsOptions = {};
 
-/** The process-wide ops plane (created on first use, loading its state file). */
+/**
+ * The process-wide ops plane (created on first use, loading its state file).
+ *
+ *   if (getOps().isSafeMode()) skipOptionalWork();
+ */
 export function getOps(): OpsControls {
   // After resetAll() the plane Rust held is empty: start a new one (its
   // timers stopped) so the JS side agrees.
@@ -740,12 +746,20 @@ export function getOps(): OpsControls {
   return ops;
 }
 
-/** The process-wide ops plane if something created it, else null (never creates it). */
+/**
+ * The process-wide ops plane if something created it, else null (never creates it).
+ *
+ *   peekOps()?.isSafeMode(); // without creating the ops plane
+ */
 export function peekOps(): OpsControls | null {
   return ops && opsEpoch === epoch() ? ops : null;
 }
 
-/** Replaces the process-wide ops plane (e.g. with other options, before serving). */
+/**
+ * Replaces the process-wide ops plane (e.g. with other options, before serving).
+ *
+ *   configureOps({ stateFile: '.reliability/ops-state.json' });
+ */
 export function configureOps(options: OpsOptions): OpsControls {
   ops?.close();
   ops = new OpsControls(options);
@@ -754,19 +768,38 @@ export function configureOps(options: OpsOptions): OpsControls {
   return ops;
 }
 
+/**
+ * Whether the process-wide ops plane is in safe mode (only essential routes served).
+ *
+ *   if (isSafeMode()) skipOptionalWork();
+ */
 export function isSafeMode(): boolean {
   return getOps().isSafeMode();
 }
 
+/**
+ * Whether an operator quarantined the agent `agentId` (its requests get 423).
+ *
+ *   if (isAgentQuarantined('agent-7')) return;
+ */
 export function isAgentQuarantined(agentId: string): boolean {
   return getOps().isAgentQuarantined(agentId);
 }
 
+/**
+ * Lets operators see and drain a dead-letter queue (`drain-dlq` in the CLI).
+ *
+ *   registerDeadLetterQueue('dead-letter', { depth: () => dlq.size(), drain: (n) => replay(n), ratePerSecond: 50 });
+ */
 export function registerDeadLetterQueue(name: string, queue: DeadLetterQueue): void {
   getOps().registerDeadLetterQueue(name, queue);
 }
 
-/** `cli:<user>` for actions taken from a terminal. */
+/**
+ * `cli:<user>` for actions taken from a terminal.
+ *
+ *   localActor(); // e.g. 'cli:alice'
+ */
 export function localActor(): string {
   try {
     return `cli:${os.userInfo().username}`;

@@ -71,6 +71,8 @@ function rowsOf(r: unknown): unknown[] {
  * creating the table if it is missing. Existing rows are left as they are.
  * Needs a configured database (`setDatabase`); rejects with the driver's
  * error otherwise or when a statement fails.
+ *
+ *   const { created } = await initializeAllQueues();
  */
 export async function initializeAllQueues(queues: readonly QueueDeclaration[] = DEFAULT_QUEUES): Promise<QueueInitResult> {
   if (!Array.isArray(queues)) throw new TypeError(`queues must be an array, got ${typeof queues}`);
@@ -86,13 +88,21 @@ export async function initializeAllQueues(queues: readonly QueueDeclaration[] = 
   return out;
 }
 
-/** One declaration (the original's `ensureQueue`). */
+/**
+ * One declaration (the original's `ensureQueue`).
+ *
+ *   await ensureQueue({ name: 'emails', type: 'queue' });
+ */
 export async function ensureQueue(queue: QueueDeclaration): Promise<boolean> {
   const r = await initializeAllQueues([queue]);
   return r.created.length === 1;
 }
 
-/** Whether the queue step can run: a database is configured. */
+/**
+ * Whether the queue step can run: a database is configured.
+ *
+ *   if (canInitializeQueues()) await initializeAllQueues();
+ */
 export function canInitializeQueues(): boolean {
   return isDatabaseConfigured();
 }

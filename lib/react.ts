@@ -1,3 +1,5 @@
+type Props = { apiBase?: string; pollMs?: number; readToken?: string; fetchImpl?: typeof fetch };
+
 /**
  * `OpsDashboard`: a React component for apps with a React client, fed by the
  * same endpoint as the bundled page (`/api/observability/summary`). It
@@ -9,8 +11,6 @@
  *   import { OpsDashboard } from '@dreamnet/reliability-core/react';
  *   <OpsDashboard apiBase="/api/observability" pollMs={5000} readToken={token} />
  */
-type Props = { apiBase?: string; pollMs?: number; readToken?: string; fetchImpl?: typeof fetch };
-
 export function OpsDashboard(props: Props): unknown {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const React = require('react');
@@ -38,10 +38,10 @@ export function OpsDashboard(props: Props): unknown {
       } catch (e) {
         if (alive) setError((e as Error).message);
       } finally {
-        if (alive) timer = globalThis.setTimeout(poll, pollMs);
+        if (alive) timer = globalThis.setTimeout(() => void poll(), pollMs);
       }
     };
-    poll();
+    void poll();
     return () => {
       alive = false;
       if (timer !== undefined) globalThis.clearTimeout(timer);

@@ -77,6 +77,13 @@ interface Counts {
   aborted: number;
 }
 
+/**
+ * Shared state for several instances through Redis: ops state merged per
+ * field, summed golden signals, and quorum breakers. Made by `createRedisBackend`.
+ *
+ *   const cluster = createRedisBackend({ url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' });
+ *   cluster.quorumBreaker('payments', { quorum: 2 });
+ */
 export class RedisBackend {
   readonly instanceId: string;
   private readonly prefix: string;
@@ -561,7 +568,11 @@ export class RedisBackend {
 
 let current: RedisBackend | null = null;
 
-/** Creates (and starts) the backend; `/api/observability/cluster` and `?scope=cluster` use it. */
+/**
+ * Creates (and starts) the backend; `/api/observability/cluster` and `?scope=cluster` use it.
+ *
+ *   const cluster = createRedisBackend({ url: 'redis://127.0.0.1:6379' });
+ */
 export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   const b = new RedisBackend(options);
   current = b;
@@ -569,7 +580,11 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   return b;
 }
 
-/** The backend created last, or null. */
+/**
+ * The backend created last, or null.
+ *
+ *   getRedisBackend()?.quorumBreaker('payments', { quorum: 2 });
+ */
 export function getRedisBackend(): RedisBackend | null {
   return current;
 }

@@ -54,7 +54,11 @@ export interface DagLogger {
 export type DagProblem = ReturnType<typeof native.dagPlan>['problems'][number];
 export type StartupReport = ReturnType<typeof native.dagReport>;
 
-/** Thrown when the graph cannot be ordered; `problems` lists every one. */
+/**
+ * Thrown when the graph cannot be ordered; `problems` lists every one.
+ *
+ *   catch (e) { if (e instanceof StartupDAGError) console.error(e.message); }
+ */
 export class StartupDAGError extends Error {
   readonly problems: DagProblem[];
   constructor(problems: DagProblem[]) {
@@ -72,12 +76,20 @@ export class StartupDAGError extends Error {
 // Quiet under a test runner (see ./test-runner); setLogger(console) turns it on.
 let logger: DagLogger | null = underTestRunner ? null : console;
 
-/** Package-wide logger for the DAG, the loader and the gates (`null` silences them). */
+/**
+ * Package-wide logger for the DAG, the loader and the gates (`null` silences them).
+ *
+ *   configureStartupLogging({ logger: null }); // silence
+ */
 export function configureStartupLogging(opts: { logger?: DagLogger | null }): void {
   if (opts.logger !== undefined) logger = opts.logger;
 }
 
-/** @internal shared with the loader and the gates. */
+/**
+ * @internal shared with the loader and the gates.
+ *
+ *   getLogger()?.info('starting');
+ */
 export function getLogger(): DagLogger | null {
   return logger;
 }
@@ -88,7 +100,11 @@ function checkFn(field: string, v: unknown): void {
   }
 }
 
-/** The message of anything thrown, as the original wrapped non-Errors. */
+/**
+ * The message of anything thrown, as the original wrapped non-Errors.
+ *
+ *   reasonOf(new Error('boom')); // 'boom'
+ */
 export function reasonOf(e: unknown): string {
   if (e instanceof Error) return e.message || e.name;
   try {
@@ -101,6 +117,7 @@ export function reasonOf(e: unknown): string {
 function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- objects are excluded just before
   return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v).slice(0, 40)}`;
 }
 
@@ -140,6 +157,8 @@ export interface InitializeOptions {
  * A dependency graph of services and its startup run. Events:
  * `serviceStart` (id), `serviceReady` (id, ms), `serviceFailed` (id, reason,
  * degradedIds), `done` (report).
+ *
+ *   getStartupDAG().register({ id: 'db', dependencies: [], init: connect, healthCheck: ping, critical: true });
  */
 export class StartupDAG extends EventEmitter {
   private readonly h: number = native.dagCreate();
@@ -345,7 +364,11 @@ export class StartupDAG extends EventEmitter {
 let dag: StartupDAG | null = null;
 let dagEpoch = epoch();
 
-/** The process-wide DAG (a lazily created singleton, as the original). */
+/**
+ * The process-wide DAG (a lazily created singleton, as the original).
+ *
+ *   const dag = getStartupDAG();
+ */
 export function getStartupDAG(): StartupDAG {
   // After resetAll() the graph Rust held is empty: start a new one.
   if (!dag || dagEpoch !== epoch()) {
@@ -355,7 +378,11 @@ export function getStartupDAG(): StartupDAG {
   return dag;
 }
 
-/** A health check that always passes. */
+/**
+ * A health check that always passes.
+ *
+ *   getStartupDAG().register({ id: 'cache', init, healthCheck: alwaysHealthy });
+ */
 export async function alwaysHealthy(): Promise<boolean> {
   return true;
 }
@@ -406,6 +433,8 @@ export async function assertDatabaseHealthy(): Promise<true> {
  * registering anything: `{ order, levels }` as ids. The graph crosses to
  * Rust as one JSON string and comes back as one typed array of indices.
  * Throws with every problem (missing ids, cycles with their path).
+ *
+ *   planStartupOrder([{ id: 'api', dependencies: ['db'] }, { id: 'db' }]).order; // ['db', 'api']
  */
 export function planStartupOrder(services: Array<{ id: string; dependencies?: string[] }>): { order: string[]; levels: string[][] } {
   if (!Array.isArray(services)) throw new TypeError(`services must be an array, got ${typeof services}`);

@@ -148,6 +148,14 @@ const BUCKET_CACHE = 10_000;
 /** Buffered outcomes are applied at the latest this long after the first. */
 const FLUSH_MS = 250;
 
+/**
+ * Sticky percentage rollouts with SLO analysis (the rules live in the Rust
+ * core); emits `rollback`, `advance`, `complete`. Get the process's one with
+ * `getTrafficShaping()`.
+ *
+ *   getTrafficShaping().startRollout('search-v2', { steps: [{ percentage: 5 }, { percentage: 100 }] });
+ *   getTrafficShaping().shouldRoute('search-v2', 'user-42'); // the same answer for user-42 every time
+ */
 export class TrafficShaping extends EventEmitter {
   private readonly h = native.tsCreate();
   private readonly ring = new Float64Array(1 + 3 * RING_CAP);
@@ -398,7 +406,11 @@ export class TrafficShaping extends EventEmitter {
 let shaping: TrafficShaping | null = null;
 let shapingEpoch = epoch();
 
-/** The process-wide manager (a lazily created singleton, as the original). */
+/**
+ * The process-wide manager (a lazily created singleton, as the original).
+ *
+ *   getTrafficShaping().on('rollback', (e) => console.warn(`${e.name} rolled back: ${e.reason}`));
+ */
 export function getTrafficShaping(): TrafficShaping {
   // After resetAll() the rollouts Rust held are gone: start a new manager.
   if (!shaping || shapingEpoch !== epoch()) {
@@ -408,29 +420,56 @@ export function getTrafficShaping(): TrafficShaping {
   return shaping;
 }
 
-/** As the original: true when `name` has no rollout; sticky per `userId` (default `'anonymous'`). */
+/**
+ * As the original: true when `name` has no rollout; sticky per `userId` (default `'anonymous'`).
+ *
+ *   if (shouldRouteToNewVersion('search-v2', req.user.id)) return searchV2(req, res);
+ */
 export function shouldRouteToNewVersion(name: string, userId = 'anonymous'): boolean {
   return getTrafficShaping().shouldRoute(name, userId);
 }
 
+/**
+ * As the original: records one request's outcome for the rollout `name`.
+ *
+ *   recordRequestMetrics('search-v2', res.statusCode < 400, 42, 'new');
+ */
 export function recordRequestMetrics(name: string, success: boolean, latencyMs: number, cohort: 'new' | 'stable' = 'new'): void {
   getTrafficShaping().recordRequest(name, success, latencyMs, cohort);
 }
 
+/**
+ * Sets a rollout's percentage, or replaces its config.
+ *
+ *   updateRollout('search-v2', 25);
+ */
 export function updateRollout(name: string, update: number | RolloutConfig): void {
   getTrafficShaping().updateRollout(name, update);
 }
 
-/** The docs' name: the full status of one rollout, or null. */
+/**
+ * The docs' name: the full status of one rollout, or null.
+ *
+ *   getRolloutStatus('search-v2')?.percentage;
+ */
 export function getRolloutStatus(name: string): RolloutDetail | null {
   return getTrafficShaping().getRolloutStatus(name);
 }
 
+/**
+ * Every rollout's status, as served by the observability router.
+ *
+ *   const { rollouts } = getRolloutsReport();
+ */
 export function getRolloutsReport() {
   return getTrafficShaping().getReport();
 }
 
-/** `GET` handler for `/api/observability/rollouts`. */
+/**
+ * `GET` handler for `/api/observability/rollouts`.
+ *
+ *   app.get('/api/rollouts', rolloutsHandler);
+ */
 export function rolloutsHandler(_req: unknown, res: any): void {
   try {
     res.json(getRolloutsReport());
@@ -439,7 +478,11 @@ export function rolloutsHandler(_req: unknown, res: any): void {
   }
 }
 
-/** For the ops plane's rollback command. */
+/**
+ * For the ops plane's rollback command.
+ *
+ *   const c = rolloutController();
+ */
 export function rolloutController() {
   return {
     names: () => getTrafficShaping().names(),
@@ -500,7 +543,11 @@ function keyOf(req: any, header: string): string {
   return String(Array.isArray(v) ? v[0] : v);
 }
 
-/** @internal The `cohortHeader` option: a header name, or null for none (`false`; `undefined` gives `fallback`). */
+/**
+ * @internal The `cohortHeader` option: a header name, or null for none (`false`; `undefined` gives `fallback`).
+ *
+ *   cohortHeaderOf(options.cohortHeader, null);
+ */
 export function cohortHeaderOf(v: unknown, fallback: string | null): string | null {
   const h = v === false ? null : v === undefined ? fallback : v;
   if (h !== null && (typeof h !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(h))) {
@@ -587,6 +634,8 @@ export const trafficShapingMiddleware = shape({});
 /**
  * Per-route shaping: `app.get('/api/search', withTrafficShaping({ rolloutName: 'search-v2' }), handler)`.
  * Stores the config on `req.trafficShapingConfig` (as the original) and applies it.
+ *
+ *   app.get('/search', withTrafficShaping({ rolloutName: 'search-v2', onBlocked: 'next' }), handler);
  */
 export function withTrafficShaping(config: { rolloutName: string } & TrafficShapingOptions) {
   if (!config || typeof config.rolloutName !== 'string') throw new TypeError('rolloutName must be a string');

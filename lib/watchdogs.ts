@@ -33,6 +33,11 @@ const TICK_MS = 1000;
 /** Per-topic and per-agent series at most; later ones share `other`. */
 const MAX_SERIES = 200;
 
+/**
+ * A watched value (a queue depth, a pool size), made by `Watchdogs.gauge`.
+ *
+ *   getWatchdogs().gauge('queue:emails', { warn: 100, critical: 1000 }).set(42);
+ */
 export class Gauge {
   constructor(private readonly w: Watchdogs, readonly name: string, private readonly id: number) {}
   /** Sets the value (a finite number >= 0). */
@@ -41,6 +46,11 @@ export class Gauge {
   }
 }
 
+/**
+ * A watched latency (a quantile over a window), made by `Watchdogs.latency`.
+ *
+ *   getWatchdogs().latency('ai:embeddings', { warn: 2000, critical: 5000 }).record(812);
+ */
 export class LatencyTracker {
   constructor(private readonly w: Watchdogs, readonly name: string, private readonly id: number) {}
   /** Records one call of `latencyMs` (finite, >= 0); `ok` false counts an error. */
@@ -49,6 +59,11 @@ export class LatencyTracker {
   }
 }
 
+/**
+ * A watched event rate (per minute), made by `Watchdogs.counter`.
+ *
+ *   getWatchdogs().counter('dead-letters', { warn: 10 }).add();
+ */
 export class RateCounter {
   constructor(private readonly w: Watchdogs, readonly name: string, private readonly id: number) {}
   /** Counts `n` events (a whole number >= 0). */
@@ -67,6 +82,8 @@ export interface AlertOptions {
 /**
  * The registry. Events: `alert` (a state change `{ name, from, to, value,
  * at }`), `webhookError` (Error).
+ *
+ *   getWatchdogs().gauge('queue:emails', { warn: 100, critical: 1000, read: () => queue.length });
  */
 export class Watchdogs extends EventEmitter {
   private readonly h = native.wdCreate();
@@ -297,7 +314,11 @@ export class Watchdogs extends EventEmitter {
 let dogs: Watchdogs | null = null;
 let dogsEpoch = epoch();
 
-/** The process-wide registry. */
+/**
+ * The process-wide registry.
+ *
+ *   getWatchdogs().on('alert', (a) => console.warn(`${a.name}: ${a.from} -> ${a.to}`));
+ */
 export function getWatchdogs(): Watchdogs {
   // After resetAll() the registry Rust held is empty: a new one, the old one closed.
   if (dogs && dogsEpoch !== epoch()) {
@@ -404,6 +425,8 @@ export interface ProtectPublishOptions {
  * Wraps a publish function (e.g. `DreamEventBus.publish`) with a circuit
  * breaker, and tracks publish latency and failures per topic and pending
  * publishes (queue depth) per topic and per agent.
+ *
+ *   bus.publish = protectPublish(bus.publish.bind(bus), { breaker: 'event-bus' });
  */
 export function protectPublish<A extends any[], R>(publish: (...args: A) => R | Promise<R>, options: ProtectPublishOptions = {}): (...args: A) => Promise<R> {
   if (typeof publish !== 'function') throw new TypeError(`publish must be a function, got ${typeof publish}`);
@@ -463,14 +486,16 @@ export interface AiCallOptions {
   latency?: Thresholds & { quantile?: number };
 }
 
+/** Per AI call name: its tracker and breaker, looked up once. */
+const aiCalls = new Map<string, { tracker: LatencyTracker; breaker: CircuitBreaker }>();
+
 /**
  * Runs an AI call (`fetch`, an SDK call) behind the breaker `name` and
  * records its latency and outcome under `ai:<name>`. `fn` gets an
  * AbortSignal that fires at the timeout.
+ *
+ *   const vec = await trackAiCall('openai-embeddings', (signal) => openai.embeddings.create(req, { signal }));
  */
-/** Per AI call name: its tracker and breaker, looked up once. */
-const aiCalls = new Map<string, { tracker: LatencyTracker; breaker: CircuitBreaker }>();
-
 export async function trackAiCall<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>, options: AiCallOptions = {}): Promise<T> {
   if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${typeof fn}`);
   let entry = aiCalls.get(name);
@@ -508,7 +533,11 @@ export async function trackAiCall<T>(name: string, fn: (signal: AbortSignal) => 
   }
 }
 
-/** Counts messages arriving in dead-letter queue `queue` (its rate per minute is watched). */
+/**
+ * Counts messages arriving in dead-letter queue `queue` (its rate per minute is watched).
+ *
+ *   recordDeadLetter('emails');
+ */
 export function recordDeadLetter(queue: string, n = 1): void {
   const w = getWatchdogs();
   const name = `dlq:${series('dlq', String(queue))}`;
@@ -520,6 +549,8 @@ export function recordDeadLetter(queue: string, n = 1): void {
  * The body of `GET /api/observability/watchdogs`: the original's fields
  * (`processHealth`, `queueDepth`, `dlqRate`, `aiCallLatency`), now real, and
  * every watchdog with its state.
+ *
+ *   const { watchdogs } = getWatchdogsReport();
  */
 export function getWatchdogsReport() {
   const w = getWatchdogs();
@@ -555,7 +586,11 @@ export function getWatchdogsReport() {
   };
 }
 
-/** `GET` handler for `/api/observability/watchdogs`. */
+/**
+ * `GET` handler for `/api/observability/watchdogs`.
+ *
+ *   app.get('/api/watchdogs', watchdogsHandler);
+ */
 export function watchdogsHandler(_req: unknown, res: any): void {
   try {
     res.json(getWatchdogsReport());

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // Copies the dashboard's assets into dist/dashboard, with uPlot (its
 // standalone IIFE build and CSS) from node_modules: the package ships every

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 /**
  * One "instance" for the migrations race test: configures the package over

@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // The ops fixture server (fixtures/ops-server.js) and the real
 // `incident-response` CLI as child processes, for the ops tests. Every child

@@ -363,7 +363,7 @@ export async function main(argv: string[], stdout = process.stdout, stderr = pro
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => {
+  void main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
 }

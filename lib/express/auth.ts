@@ -27,7 +27,11 @@ export const AUTH_DEFAULTS: Readonly<ReturnType<typeof native.authDefaults>> = O
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-/** Constant-time comparison of a presented token with the configured one. */
+/**
+ * Constant-time comparison of a presented token with the configured one.
+ *
+ *   tokenMatches(req.get('authorization')?.slice(7), token); // constant time
+ */
 export function tokenMatches(given: string | undefined, expected: string): boolean {
   // Hashing both first gives equal lengths, so timingSafeEqual applies and
   // the comparison's time says nothing about the token's length or prefix.
@@ -69,6 +73,8 @@ function isLoopback(ip: string | undefined): boolean {
  * Throws a RangeError naming `field` when a configured token is under 128
  * bits (estimated from its length and alphabet); the message says how to
  * make one and never quotes the token. Empty means "not configured".
+ *
+ *   const token = checkToken('token', process.env.OPS_TOKEN); // throws on a weak token
  */
 export function checkToken(field: string, token: string | undefined): string {
   if (typeof field !== 'string') throw new TypeError(`field must be a string, got ${typeof field}`);
@@ -139,6 +145,8 @@ export interface Access {
  * by the limiter: it is checked first, and the limiter only counts and
  * throttles failures (so others' failures, behind one proxy or NAT, cannot
  * lock the operator out).
+ *
+ *   const access = createAccess({ token }); router.post('/safe-mode', access.write('safe-mode'), handler);
  */
 export function createAccess(options: AccessOptions = {}): Access {
   const opsToken = checkToken(options.token !== undefined ? 'token' : 'RELIABILITY_OPS_TOKEN', options.token ?? process.env.RELIABILITY_OPS_TOKEN);

@@ -162,6 +162,8 @@ function rootApp(req: any): any {
  * True when the request is for one of the package's own endpoints, wherever
  * its router is mounted. Costs a prefix test for the default mount points,
  * else a cached lookup.
+ *
+ *   if (isPackageRequest(req)) return next(); // never shed the package's own endpoints
  */
 export function isPackageRequest(req: any): boolean {
   const path = pathOf(String(req.originalUrl ?? req.url ?? '/'));

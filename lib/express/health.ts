@@ -100,7 +100,11 @@ function diskCheck(): true | 'unavailable' {
   }
 }
 
-/** `GET /health/live`: 200 while the process serves (as the original's `/api/health/live`). */
+/**
+ * `GET /health/live`: 200 while the process serves (as the original's `/api/health/live`).
+ *
+ *   app.get('/health/live', liveHandler);
+ */
 export const liveHandler: Handler = (_req, res) => {
   res.status(200).json({ status: 'alive', timestamp: new Date().toISOString(), uptime: process.uptime(), pid: process.pid });
 };
@@ -159,20 +163,32 @@ export function readyHandler(gates: HealthGates | (() => HealthGates) = getHealt
   };
 }
 
-/** The original's health-gates body, read from state (no check round). */
+/**
+ * The original's health-gates body, read from state (no check round).
+ *
+ *   const { ready, gates } = healthGatesReport();
+ */
 export function healthGatesReport(gates: HealthGates = getHealthGates()) {
   const r = gates.getReadinessSnapshot();
   return { ready: r.ready, criticalReady: r.criticalReady, allReady: r.allReady, degraded: r.degraded, shuttingDown: r.shuttingDown, gates: r.gates, timestamp: Date.now() };
 }
 
-/** The original's startup-dag body plus nodes, edges, order, levels and timings. */
+/**
+ * The original's startup-dag body plus nodes, edges, order, levels and timings.
+ *
+ *   const report = startupDagReport();
+ */
 export function startupDagReport(dag: StartupDAG = getStartupDAG()) {
   const r = dag.getStartupReport();
   const edges = r.services.flatMap((s) => s.dependencies.map((d) => ({ from: d, to: s.id })));
   return { ...r, nodes: r.services.map((s) => s.id), edges, timestamp: Date.now() };
 }
 
-/** `GET /api/observability/health-gates`: `healthGatesReport` (the observability router serves the same). */
+/**
+ * `GET /api/observability/health-gates`: `healthGatesReport` (the observability router serves the same).
+ *
+ *   app.get('/api/health/gates', healthGatesHandler());
+ */
 export function healthGatesHandler(gates: HealthGates | (() => HealthGates) = getHealthGates()): Handler {
   const gatesOf = typeof gates === 'function' ? gates : () => gates;
   return (_req, res) => {
@@ -188,6 +204,8 @@ export function healthGatesHandler(gates: HealthGates | (() => HealthGates) = ge
  * `GET /api/observability/startup-dag`: the original's status
  * (`total, ready, failed, pending, services`) plus nodes, edges, order,
  * levels, outcome, problems and per-service timings.
+ *
+ *   app.get('/api/health/startup', startupDagHandler());
  */
 export function startupDagHandler(dag: StartupDAG | (() => StartupDAG) = getStartupDAG()): Handler {
   const dagOf = typeof dag === 'function' ? dag : () => dag;
@@ -206,7 +224,11 @@ function list(p: Paths | undefined, defaults: string[]): string[] {
   return Array.isArray(p) ? p : [p];
 }
 
-/** An Express router with the probes and the two observability endpoints. Needs `express`. */
+/**
+ * An Express router with the probes and the two observability endpoints. Needs `express`.
+ *
+ *   app.use(createHealthRouter()); // /health/live, /health/ready, /api/health/*
+ */
 export function createHealthRouter(options: HealthRouterOptions = {}): ExpressRouter {
   const express = expressOf(options.express, 'createHealthRouter');
   const router = express.Router();
@@ -263,6 +285,8 @@ export interface GracefulShutdown {
  * requests get up to `drainTimeoutMs` to finish (answers carry
  * `Connection: close`), the rest are cut, `onShutdown` runs, and the
  * process exits by itself.
+ *
+ *   createGracefulShutdown(app.listen(3000));
  */
 export function createGracefulShutdown(server: Server, options: GracefulShutdownOptions = {}): GracefulShutdown {
   const gates = options.gates ?? getHealthGates();

@@ -54,6 +54,8 @@ const CRIT_CODE: Record<Criticality, 0 | 1 | 2> = { critical: 0, default: 1, she
  * a request costs a flag read; otherwise one call into Rust decides it.
  * `req.reliability` is `{ dimmer, safeMode }` for app code that wants to
  * drop optional work (a getter while no control is on).
+ *
+ *   app.use(reliabilityMiddleware({ essential: ['/api/auth/*'], agentPaths: ['/api/agents/:agentId'] }));
  */
 export function reliabilityMiddleware(options: ReliabilityMiddlewareOptions = {}) {
   const gate = createOpsGate(options);
@@ -69,6 +71,8 @@ export function reliabilityMiddleware(options: ReliabilityMiddlewareOptions = {}
  * @internal The decision of `reliabilityMiddleware` as a function: true
  * when it answered the request (503 or 423), false when the request goes on.
  * Shared with `reliabilityStack`.
+ *
+ *   const admit = createOpsGate({ essential: ['/api/auth/*'] }); if (!admit(req, res)) return;
  */
 export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req: Req, res: Res) => boolean {
   const essential = [...ALWAYS_ESSENTIAL, ...(options.essential ?? [])].map(compilePattern);
@@ -178,6 +182,8 @@ function body(req: Req, spec: Record<string, 'boolean' | 'string' | 'number'>, r
  * State changes need `Authorization: Bearer <token>` (constant-time check,
  * `express/auth.ts`); failed tokens are throttled per address and globally,
  * never the right one. Non-JSON bodies get 415.
+ *
+ *   app.use('/api/ops', createOpsRouter({ token: process.env.OPS_TOKEN }));
  */
 export function createOpsRouter(options: OpsRouterOptions = {}): ExpressRouter {
   const express = expressOf(options.express, 'createOpsRouter');

@@ -15,7 +15,11 @@ function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-/** `/a/*` or `/a/` prefix, `/a/:id` segment pattern, or an exact path. */
+/**
+ * `/a/*` or `/a/` prefix, `/a/:id` segment pattern, or an exact path.
+ *
+ *   compilePattern('/api/agents/:agentId');
+ */
 export function compilePattern(p: string): Matcher {
   if (typeof p !== 'string' || !p.startsWith('/')) throw new TypeError(`a path pattern must be a string starting with '/', got ${JSON.stringify(p)}`);
   if (p.endsWith('*')) {
@@ -63,6 +67,8 @@ export function compilePattern(p: string): Matcher {
  * rather than a path: no `indexOf('?')` and no slice per request for
  * prefix and exact patterns, which is what the stack's rollouts match on
  * every request.
+ *
+ *   compileUrlTest('/api/search/*')('/api/search/q'); // true
  */
 export function compileUrlTest(p: string): (url: string) => boolean {
   const m = compilePattern(p);

@@ -47,6 +47,13 @@ export interface ReliabilityStackOptions extends ReliabilityMiddlewareOptions {
   shaping?: TrafficShaping;
 }
 
+/**
+ * One middleware that does metrics, ops controls (safe mode, brownout,
+ * quarantine) and rollouts, in that order. Mount it after your auth (rollouts
+ * stick to `req.user`).
+ *
+ *   app.use(reliabilityStack({ rollouts: { '/api/search/*': 'search-v2' } }));
+ */
 export function reliabilityStack(options: ReliabilityStackOptions = {}) {
   const gate = createOpsGate(options);
   const metrics = options.metrics !== false;

@@ -33,6 +33,9 @@ pub const MIN_TOKEN_BITS: f64 = 128.0;
 pub const DEFAULT_MAX_FAILURES: u32 = 10;
 /// Failed tokens the whole process accepts per window, all sources together.
 pub const DEFAULT_MAX_GLOBAL_FAILURES: u32 = 100;
+/// The window the failure counts cover, in milliseconds (one minute).
+///
+/// Example: `AuthLimits::default().window_ms == DEFAULT_FAILURE_WINDOW_MS`
 pub const DEFAULT_FAILURE_WINDOW_MS: f64 = 60_000.0;
 /// Sources the limiter remembers; past it the oldest window is dropped.
 pub const AUTH_SOURCES_CAP: usize = 4096;
@@ -44,8 +47,17 @@ pub const MAX_TOKEN_CHARS: usize = 4096;
 /// The limiter's thresholds, checked once when a router is created.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AuthLimits {
+    /// Failed tokens one source may send per window before it is throttled.
+    ///
+    /// Example: `AuthLimits { per_source: 10, ..AuthLimits::default() }`
     pub per_source: u32,
+    /// The window the counts cover, in milliseconds.
+    ///
+    /// Example: `AuthLimits { window_ms: 60_000.0, ..AuthLimits::default() }`
     pub window_ms: f64,
+    /// Failed tokens the whole process accepts per window, all sources together.
+    ///
+    /// Example: `AuthLimits { global: 100, ..AuthLimits::default() }`
     pub global: u32,
 }
 
@@ -159,6 +171,9 @@ impl TokenLimiter {
         self.per_source.remove(source);
     }
 
+    /// How many sources have failures on record (bounded: the map is capped).
+    ///
+    /// Example: `assert_eq!(limiter.sources(), 0);`
     pub fn sources(&self) -> usize {
         self.per_source.len()
     }

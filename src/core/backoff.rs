@@ -5,6 +5,9 @@
 
 use super::error::{check, CoreError, CoreResult};
 
+/// How a retry delay is spread around its exponential base.
+///
+/// Example: `Jitter::parse("retryOptions.jitter", "full")? == Jitter::Full`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Jitter {
     /// Exactly the exponential base.
@@ -20,6 +23,10 @@ pub enum Jitter {
 }
 
 impl Jitter {
+    /// The strategy named `s` (`none`, `proportional`, `full`, `equal`, `decorrelated`); a
+    /// TypeError naming `field` and the allowed names otherwise.
+    ///
+    /// Example: `let j = Jitter::parse("retryOptions.jitter", "equal")?;`
     pub fn parse(field: &str, s: &str) -> CoreResult<Jitter> {
         Ok(match s {
             "none" => Jitter::None,
@@ -37,6 +44,9 @@ impl Jitter {
         })
     }
 
+    /// The strategy's name, as `parse` accepts it.
+    ///
+    /// Example: `Jitter::Full.as_str() == "full"`
     pub fn as_str(self) -> &'static str {
         match self {
             Jitter::None => "none",
@@ -53,10 +63,19 @@ impl Jitter {
 pub struct RetryPolicy {
     /// Extra attempts after the first; 0 means the call runs once.
     pub max_retries: u32,
+    /// The delay before the first retry, in milliseconds.
+    ///
+    /// Example: `RetryPolicy { initial_delay_ms: 100.0, ..RetryPolicy::default() }`
     pub initial_delay_ms: f64,
+    /// The cap on any one delay, in milliseconds.
+    ///
+    /// Example: `RetryPolicy { max_delay_ms: 5_000.0, ..RetryPolicy::default() }`
     pub max_delay_ms: f64,
     /// Growth per attempt (the original doubles).
     pub factor: f64,
+    /// How each delay is spread (see `Jitter`).
+    ///
+    /// Example: `RetryPolicy { jitter: Jitter::Full, ..RetryPolicy::default() }`
     pub jitter: Jitter,
 }
 
@@ -73,6 +92,9 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Checks every field against its allowed range; the error names the field.
+    ///
+    /// Example: `RetryPolicy::default().validate()?;`
     pub fn validate(&self) -> CoreResult<()> {
         check::int_in("retryOptions.maxRetries", self.max_retries as f64, 0, 100)?;
         check::at_least("retryOptions.initialDelay", self.initial_delay_ms, 0.0)?;

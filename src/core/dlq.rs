@@ -10,17 +10,47 @@ use std::collections::HashMap;
 
 use super::error::{check, CoreError, CoreResult};
 
+/// Messages per second a drain takes when the queue was registered without a rate.
+///
+/// Example: `set.register("dead-letter", DEFAULT_RATE)?;`
 pub const DEFAULT_RATE: f64 = 100.0;
+/// The highest rate `register` accepts, in messages per second.
+///
+/// Example: `assert!(set.register("q", MAX_RATE + 1.0).is_err());`
 pub const MAX_RATE: f64 = 100_000.0;
+/// How many queues one set holds at most (a cap on a name-keyed set).
+///
+/// Example: `assert!(set.names().len() <= MAX_QUEUES);`
 pub const MAX_QUEUES: usize = 1000;
 
+/// One drain of one queue: its limit and what it did.
+///
+/// Example: `let run = set.end("dead-letter", now, None)?; run.processed`
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
+    /// When the drain began (the caller's clock, milliseconds).
+    ///
+    /// Example: `run.started_at <= now`
     pub started_at: f64,
+    /// When it ended; `None` while it runs.
+    ///
+    /// Example: `run.finished_at.is_none() == (run.status == "running")`
     pub finished_at: Option<f64>,
+    /// The most messages it may take.
+    ///
+    /// Example: `set.begin("dead-letter", 500.0, now)?; // limit 500`
     pub limit: u64,
+    /// Messages handled successfully so far.
+    ///
+    /// Example: `run.processed + run.failed <= run.limit`
     pub processed: u64,
+    /// Messages whose handling failed so far.
+    ///
+    /// Example: `run.failed`
     pub failed: u64,
+    /// Why the drain stopped early, if it did.
+    ///
+    /// Example: `set.end("dead-letter", now, Some("broker down"))?.error`
     pub error: Option<String>,
     /// `running`, `done` (queue empty or limit reached) or `failed`.
     pub status: &'static str,
@@ -39,6 +69,9 @@ struct Queue {
     runs: u64,
 }
 
+/// The process's dead-letter queues by name, each with its token bucket and runs.
+///
+/// Example: `let mut set = DlqSet::new(); set.register("dead-letter", 50.0)?;`
 #[derive(Debug, Default)]
 pub struct DlqSet {
     queues: Vec<Queue>,
@@ -48,16 +81,40 @@ pub struct DlqSet {
 /// A queue's figures, for status and the dashboard.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueView {
+    /// The queue's name.
+    ///
+    /// Example: `view.name == "dead-letter"`
     pub name: String,
+    /// Its drain rate, in messages per second.
+    ///
+    /// Example: `view.rate`
     pub rate: f64,
+    /// The drain that runs now, if any.
+    ///
+    /// Example: `view.current.is_some()`
     pub current: Option<Run>,
+    /// The last drain that ended.
+    ///
+    /// Example: `view.last.map(|r| r.processed)`
     pub last: Option<Run>,
+    /// Messages handled over every run.
+    ///
+    /// Example: `view.total_processed`
     pub total_processed: u64,
+    /// Messages that failed over every run.
+    ///
+    /// Example: `view.total_failed`
     pub total_failed: u64,
+    /// How many drains have run.
+    ///
+    /// Example: `view.runs`
     pub runs: u64,
 }
 
 impl DlqSet {
+    /// An empty set.
+    ///
+    /// Example: `let set = DlqSet::new(); assert!(set.names().is_empty());`
     pub fn new() -> Self {
         Self::default()
     }
@@ -212,6 +269,9 @@ impl DlqSet {
         Ok(run)
     }
 
+    /// Every queue's figures, in registration order.
+    ///
+    /// Example: `for v in set.views() { println!("{} {}", v.name, v.total_processed); }`
     pub fn views(&self) -> Vec<QueueView> {
         self.queues
             .iter()
@@ -227,6 +287,9 @@ impl DlqSet {
             .collect()
     }
 
+    /// The registered queues' names, in registration order.
+    ///
+    /// Example: `set.names() == vec!["dead-letter".to_string()]`
     pub fn names(&self) -> Vec<String> {
         self.queues.iter().map(|q| q.name.clone()).collect()
     }

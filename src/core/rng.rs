@@ -2,16 +2,25 @@
 //! to spread retries apart, not to be unpredictable, and a seed makes the
 //! delays reproducible in tests.
 
+/// The generator's state: one `u64`, advanced by a fixed odd constant per draw.
+///
+/// Example: `let mut r = SplitMix64::new(42); let u = r.next_f64(); // in [0, 1)`
 #[derive(Debug, Clone)]
 pub struct SplitMix64 {
     state: u64,
 }
 
 impl SplitMix64 {
+    /// A generator seeded with `seed`: the same seed gives the same sequence.
+    ///
+    /// Example: `SplitMix64::new(7).next_u64() == SplitMix64::new(7).next_u64()`
     pub fn new(seed: u64) -> Self {
         SplitMix64 { state: seed }
     }
 
+    /// The next 64 uniformly distributed bits.
+    ///
+    /// Example: `let bits = rng.next_u64();`
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
