@@ -398,6 +398,36 @@ impl ExpHist {
     }
 }
 
+impl ExpHist {
+    /// The buckets as a Prometheus native histogram's positive spans
+    /// ((offset, length); the first offset is the first bucket's index, the
+    /// others the gap since the previous span) and deltas (each count minus
+    /// the previous one).
+    ///
+    /// ```
+    /// use reliability_core::core::exphist::{index_us, ExpHist};
+    /// let mut h = ExpHist::default();
+    /// h.record(1_000_000, index_us(1_000_000), |_| true); // 1 s: bucket 0
+    /// assert_eq!(h.native_spans(), (vec![(0, 1)], vec![1]));
+    /// ```
+    pub fn native_spans(&self) -> (Vec<(i32, u32)>, Vec<i64>) {
+        let (mut spans, mut deltas) = (Vec::<(i32, u32)>::new(), Vec::new());
+        let (mut prev_idx, mut prev_count) = (None::<i32>, 0i64);
+        self.for_each(|i, c| {
+            match prev_idx {
+                Some(p) if p + 1 == i => spans.last_mut().expect("a span is open").1 += 1,
+                Some(p) => spans.push((i - p - 1, 1)),
+                None => spans.push((i, 1)),
+            }
+            let c = c.min(i64::MAX as u64) as i64;
+            deltas.push(c - prev_count);
+            prev_count = c;
+            prev_idx = Some(i);
+        });
+        (spans, deltas)
+    }
+}
+
 /// A full-range u64 histogram for reads: the sum of window slices, of
 /// several series, or of other processes' exports. One per store, cleared
 /// (only over the buckets it used) and reused.

@@ -61,6 +61,9 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::error::{check, CoreError, CoreResult};
+use super::exphist::SCHEMA;
+use super::exposition::model::{Family, HistogramValue, Kind, NativeHistogram, Sample, Value};
+use super::exposition::protobuf;
 use super::histogram::{
     new_rings, Aggregate, LatencyWindows, Percentiles, Recorded, SliceRing, Slot, Window,
     WindowBudget,
@@ -1082,6 +1085,123 @@ impl SignalStore {
             );
             let _ = writeln!(out, "{DURATION}_count{{{}}} {count}", s.labels);
         }
+    }
+}
+
+impl SignalStore {
+    /// The HTTP families as data, for the renderers of `exposition` (the
+    /// protobuf one here): the same families and series as
+    /// [`render_prometheus`](Self::render_prometheus), and the duration
+    /// histogram carries its native (schema 6) buckets beside the classic ones.
+    pub fn families(&self) -> Vec<Family> {
+        let labels = |s: &Series| {
+            vec![
+                ("method", s.method.to_string()),
+                ("route", s.route.to_string()),
+            ]
+        };
+        let with = |s: &Series, k: &'static str, v: &str| {
+            let mut l = labels(s);
+            l.push((k, v.to_string()));
+            l
+        };
+        let mut requests = Family::new(
+            REQUESTS,
+            Kind::Counter,
+            "Completed HTTP requests by method, route and status class.",
+        );
+        for s in self.exposed() {
+            for (class, &n) in STATUS_CLASSES.iter().zip(&s.all_time.by_class) {
+                requests.samples.push(Sample::new(
+                    with(s, "status_class", class),
+                    Value::Number(n as f64),
+                ));
+            }
+        }
+        let mut aborted = Family::new(
+            ABORTED,
+            Kind::Counter,
+            "HTTP requests that ended before a response was sent.",
+        );
+        for s in self.exposed() {
+            aborted.samples.push(Sample::new(
+                labels(s),
+                Value::Number(s.all_time.aborted as f64),
+            ));
+        }
+        let in_flight = Family::new(
+            IN_FLIGHT,
+            Kind::Gauge,
+            "HTTP requests started and not yet finished or aborted.",
+        )
+        .with(Sample::new(vec![], Value::Number(self.in_flight as f64)));
+        let mut durations = Family::new(
+            DURATION,
+            Kind::Histogram,
+            "HTTP request duration in seconds.",
+        );
+        durations.unit = Some("seconds");
+        for s in &self.series {
+            let count: u64 = s.buckets.iter().sum();
+            if count == 0 {
+                continue;
+            }
+            let mut cumulative = 0u64;
+            let buckets = self
+                .bounds
+                .iter()
+                .zip(s.buckets.iter())
+                .map(|(b, n)| {
+                    cumulative += n;
+                    (b.le.parse::<f64>().unwrap_or(f64::INFINITY), cumulative)
+                })
+                .collect();
+            let (positive_spans, positive_deltas) = s.latency.all_time().native_spans();
+            durations.samples.push(Sample::new(
+                labels(s),
+                Value::Histogram(HistogramValue {
+                    buckets,
+                    count,
+                    sum: s.sum_us as f64 / 1e6,
+                    native: Some(NativeHistogram {
+                        schema: SCHEMA,
+                        // Durations are >= 1 µs: nothing is in a zero bucket.
+                        zero_threshold: 0.0,
+                        zero_count: 0,
+                        positive_spans,
+                        positive_deltas,
+                    }),
+                }),
+            ));
+        }
+        let mut refused = Family::new(REFUSED, Kind::Counter, "HTTP requests refused by safe mode, brownout, quarantine or a rollout, by method, route and reason.");
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            let mut any = false;
+            for s in self.series.iter().filter(|s| s.refused[i] > 0) {
+                any = true;
+                refused.samples.push(Sample::new(
+                    with(s, "reason", r.as_str()),
+                    Value::Number(s.refused[i] as f64),
+                ));
+            }
+            if !any {
+                refused.samples.push(Sample::new(
+                    vec![
+                        ("method", RESERVED_METHOD.to_string()),
+                        ("route", REFUSED_ROUTE.to_string()),
+                        ("reason", r.as_str().to_string()),
+                    ],
+                    Value::Number(0.0),
+                ));
+            }
+        }
+        vec![requests, aborted, in_flight, durations, refused]
+    }
+
+    /// Appends the HTTP families in the Prometheus protobuf exposition
+    /// (delimited `MetricFamily` messages; see `exposition::protobuf`).
+    pub fn render_protobuf(&self, out: &mut Vec<u8>) {
+        protobuf::render(&self.families(), out);
     }
 }
 
