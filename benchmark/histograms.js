@@ -15,14 +15,17 @@
  * the contenders and the starting one; medians are reported.
  * Reads: `getLatencyPercentiles('1m')` for 100 routes.
  * Memory: `getMetricsDiagnostics().histogramBytes` per series (counted
- * bytes of every structure) after 10 minutes of fake time... no: after the
- * traffic below (every slice of the 10 s ring and of the current minute
- * filled), and the RSS delta; prom-client's heap delta per route for the same.
+ * bytes of every structure) after 100 000 requests on 100 routes, in real
+ * time (so only the current slices are filled: the all-windows figure of a
+ * series busy for 10 minutes is the Rust test
+ * `a_busy_series_holds_all_windows_and_all_time_in_16_kb`), the RSS delta,
+ * and prom-client's heap delta per route for the same traffic.
  * Not a test: it never fails, it prints figures next to the targets.
  */
 const { performance } = require('node:perf_hooks');
 const promClient = require('prom-client');
-const metrics = require('../dist/metrics.js');
+// BENCH_DIST=/path/to/dist compares another build (e.g. main's) in the same shape.
+const metrics = require(process.env.BENCH_DIST ? require('node:path').resolve(process.env.BENCH_DIST, 'metrics.js') : '../dist/metrics.js');
 
 const N_ROUTES = 100;
 const N = 200_000; // requests per contender per round
@@ -128,8 +131,9 @@ function memory() {
   };
 }
 
-const { out } = bench();
+// Memory first, on a clean heap, then the timed sections.
 const mem = memory();
+const { out } = bench();
 console.log('histograms: 100 routes, medians of', ROUNDS, 'interleaved rounds of', N, 'requests');
 for (const shape of Object.keys(SHAPES)) {
   const f = out[shape];
