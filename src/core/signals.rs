@@ -2162,6 +2162,63 @@ mod tests {
     }
 
     #[test]
+    fn the_duration_family_carries_native_buckets_that_add_up() {
+        use crate::core::exphist::{index_us, upper_seconds};
+        let mut s = store();
+        let a = s.intern("GET", "/a").unwrap();
+        let values = [150.0, 150.0, 2_000.0, 2_010.0, 90_000.0, 1_500_000.0];
+        for (i, &us) in values.iter().enumerate() {
+            s.record(a, 200, us, i as f64).unwrap();
+        }
+        let fams = s.families();
+        let names: Vec<&str> = fams.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, [REQUESTS, ABORTED, IN_FLIGHT, DURATION, REFUSED]);
+        let d = &fams[3];
+        assert_eq!(d.samples.len(), 1);
+        let Value::Histogram(h) = &d.samples[0].value else {
+            panic!("not a histogram")
+        };
+        assert_eq!(h.count, 6);
+        assert!((h.sum - values.iter().sum::<f64>() / 1e6).abs() < 1e-12);
+        assert_eq!(h.buckets.len(), DEFAULT_BUCKETS.len());
+        let n = h.native.as_ref().unwrap();
+        assert_eq!(n.schema, 6);
+        // Rebuild (bucket index, count) from spans and deltas.
+        let (mut idx, mut count, mut k) = (0i32, 0i64, 0usize);
+        let mut buckets = vec![];
+        for (j, &(offset, len)) in n.positive_spans.iter().enumerate() {
+            idx = if j == 0 { offset } else { idx + offset + 1 };
+            for m in 0..len {
+                if m > 0 {
+                    idx += 1;
+                }
+                count += n.positive_deltas[k];
+                k += 1;
+                buckets.push((idx, count as u64));
+            }
+        }
+        let mut expected: Vec<(i32, u64)> = vec![];
+        for &us in &values {
+            let i = index_us(us as u64);
+            match expected.last_mut() {
+                Some((j, c)) if *j == i => *c += 1,
+                _ => expected.push((i, 1)),
+            }
+        }
+        assert_eq!(buckets, expected);
+        // Each value lies in its bucket, in seconds.
+        for (&us, &(i, _)) in values.iter().zip(&[
+            buckets[0], buckets[0], buckets[1], buckets[1], buckets[2], buckets[3],
+        ]) {
+            let sec = us / 1e6;
+            assert!(upper_seconds(i - 1) < sec && sec <= upper_seconds(i));
+        }
+        let mut pb = Vec::new();
+        s.render_protobuf(&mut pb);
+        assert!(pb.windows(DURATION.len()).any(|w| w == DURATION.as_bytes()));
+    }
+
+    #[test]
     fn heap_bytes_counts_every_histogram() {
         let mut s = store();
         let idle = s.heap_bytes();
