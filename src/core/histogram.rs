@@ -1,10 +1,11 @@
 //! Latency histograms over sliding time windows (10 s, 1 min, 5 min) and all time.
 //!
-//! Why HDR histograms: they keep a fixed relative error from 1 µs to 1 hour
-//! in bounded memory, and two of them merge by adding counts, which is exact:
-//! the merge of the histograms of several time slices, series or processes is
-//! the histogram of all their samples. Averaging percentiles, the usual
-//! shortcut, is not.
+//! Why exponential histograms (`exphist`, Prometheus native schema 6): a
+//! fixed relative error (every reported quantile within 1 %, 0.55 % in
+//! fact) from 1 µs to 1 hour in a few hundred bytes, and two of them merge
+//! by adding counts bucket by bucket, which is exact: the merge of the
+//! histograms of several time slices, series or processes is the histogram
+//! of all their samples. Averaging percentiles, the usual shortcut, is not.
 //!
 //! Why slices: one histogram cannot forget what has left a sliding window
 //! without remembering every sample. So each window is a ring of time slices
@@ -16,94 +17,36 @@
 //! | 10 s   | 5 × 2 s     | the current slice plus 4 full ones: 8 to 10 s   |
 //! | 1 min  | 6 × 10 s    | 50 to 60 s                                      |
 //! | 5 min  | 5 × 60 s    | 240 to 300 s                                    |
-//! | all    | one u64 HDR | everything since creation or reset              |
+//! | all    | one         | everything since creation or reset              |
 //!
 //! Three rings (16 slices) rather than one ring of 2 s slices: 5 minutes of
 //! 2 s slices would be 150 histograms per series. The read reports the span it
 //! actually covers ([`SliceRing::covered_ms`]) so rates are not skewed by the
 //! partly filled current slice.
 //!
-//! # Precision: windows within 1 %, all time within 0.1 %
-//!
-//! Window slices keep 2 significant digits ([`WINDOW_SIGFIG`]): above 256 µs
-//! a bucket is at most 1/128 of its values wide, so a window percentile is
-//! within 0.8 % of the exact sample (below 256 µs it is exact). The all-time
-//! histogram keeps 3 ([`SIGFIG`]): buckets 1/1024 wide, within 0.1 %.
-//!
-//! Why the split: memory. A series holds 16 slices and one all-time
-//! histogram, so the slices are most of its memory, and one digit less makes a
-//! slice 7 times smaller. The all-time histogram is the one that needs the
-//! precision: it feeds the Prometheus buckets and the exports other processes
-//! merge, and it lives for the whole process. A "p99 over the last minute"
-//! read off a dashboard does not need better than 1 %.
-//!
-//! Merging across the two precisions: every HDR bucket is a power of two wide
-//! and starts at a multiple of its width, so a 3-digit bucket lies inside the
-//! 2-digit bucket of the same values. Merging 3 digits into 2 is therefore
-//! exact (the same as recording the samples at 2 digits). Merging 2 into 3 puts
-//! each count at its bucket's lowest value, as HDR's own `add` does, and keeps
-//! the 1 % error. So window reads use a 2-digit [`Aggregate`]
-//! ([`Aggregate::for_window`]) and report exactly what one 2-digit histogram of
-//! the window's samples would.
-//!
 //! # Memory (bounded, lazy, and counted exactly)
 //!
-//! With d digits HDR keeps 2·h sub-buckets of unit width (h = 128 at 2
-//! digits, 1024 at 3), then h counts per doubling of the range. Covering up
-//! to 1 h (3.6e9 µs) takes 25 doublings of 256 at 2 digits and 22 of 2048 at
-//! 3, that is (25 + 1) × 128 = 3 328 and (22 + 1) × 1024 = 23 552 counts:
-//!
-//! | histogram                   | counts to 1 h | bytes   | counts to 1 s | bytes  |
-//! |-----------------------------|---------------|---------|---------------|--------|
-//! | window slice, 2 digits, u32 | 3 328         | 13 312  | 1 792         | 7 168  |
-//! | all time, 3 digits, u64     | 23 552        | 188 416 | 11 264        | 90 112 |
-//!
-//! Per series, with all 16 slices and the 3 running window sums allocated,
-//! plus 2 048 bytes for 20 histogram headers (`size_of::<Histogram<_>>()`,
-//! 96 bytes on 64-bit) and 16 slot entries:
-//!
-//! - worst case, an hour-long request in every slice: 19 × 13 312 and
-//!   188 416 and the overhead, **443 520 bytes** (≈ 433 KiB; it was 1 697 504
-//!   with 3-digit slices);
-//! - typical, every latency under 1 s: 19 × 7 168 and 90 112 and the
-//!   overhead, **228 480 bytes** (≈ 223 KiB).
-//!
-//! The running sums (one per ring: the sum of its live slices, kept by
-//! adding each sample and subtracting each slice that expires) cost three
-//! more histograms and three more records per sample, and make a window
-//! read one walk over one histogram instead of a merge of 5–6 slices.
-//!
-//! The tests `worst_case_memory_matches_the_documented_figure` and
-//! `typical_memory_matches_the_documented_figure` check both sums.
-//!
-//! Three things keep the usual case below those:
-//! - a slice's histogram is allocated only when a sample lands in it, so an
-//!   idle series costs a few hundred bytes and a series busy for only the last
-//!   10 s holds 4 or 5 histograms, not 17;
-//! - a histogram is allocated at the size its first value needs (1 KB for a
-//!   slice, 16 KB all time) and grows only when a larger value comes, up to
-//!   the 1 h clamp;
-//! - a slice that rotates is reset in place, never freed and reallocated, so
-//!   memory does not churn either.
-//!
-//! Growth rebuilds the histogram at exactly the new size rather than using
-//! HDR's auto-resize. Auto-resize grows the counts with `Vec::resize`, whose
-//! amortised doubling can leave up to twice the needed capacity allocated, and
-//! then the figures above and [`LatencyWindows::heap_bytes`] would undercount
-//! by as much. A rebuild copies the counts, at most once per doubling of the
-//! largest value the slot has ever held (≤ 25 times in its life).
+//! A slice's histogram holds only the range of buckets it has seen (plus 16
+//! on each side, so a spread does not regrow on every new bucket), in u8
+//! counts widened to u16/u32/u64 when one overflows. Latencies spread over
+//! 1–500 ms fill ~575 buckets: a busy series (16 slices and all time) holds
+//! about 11.3 KB, the test `a_busy_series_holds_all_windows_and_all_time_in_16_kb`
+//! checks <= 16 KB at 10, 100 and 1 000 requests a second (the HDR layout
+//! this replaced held ~223 KB). The worst case, every slice spanning
+//! 1 µs .. 1 h with u64 counts, is 17 × 2 033 × 8 bytes (~276 KB).
+//! A slice allocates on its first sample and a slice that rotates is
+//! cleared in place, never freed, so memory does not churn.
 //!
 //! A store can cap the bytes of all its window slices together with a
 //! [`WindowBudget`]; see [`LatencyWindows::record_within`].
 //!
-//! Cost: [`LatencyWindows::record`] (all time and the three rings) takes
-//! about 35 ns in release builds on the 2-core EPYC dev box, most of it in
-//! HDR's own bucket update; run the ignored `record_timing` test to measure.
+//! Cost: [`LatencyWindows::record`] computes the bucket once (a table
+//! lookup on the float's mantissa, no logarithm) and bumps four counters;
+//! run the ignored `record_timing` test to measure.
 //!
-//! Slices count in u32: overflowing one bucket of a 60 s slice takes 71 million
-//! samples a second at a single latency, and even then counts saturate rather
-//! than wrap. The all-time histogram counts in u64 because it lives for the
-//! process's whole life.
+//! Exports stay in the HdrHistogram V2 interchange form (see [`Aggregate`]),
+//! exact bucket by bucket. The HDR helpers below (`record_sized`,
+//! `merge_into`, `full_histogram`) remain for the rollout cohorts' latency.
 
 use std::mem::size_of;
 
@@ -116,14 +59,13 @@ use super::error::{CoreError, CoreResult};
 pub use super::exphist::Percentiles;
 use super::exphist::{index_us, rep_us, Acc, ExpHist};
 
-/// Significant decimal digits of the all-time histogram (and of
-/// [`Aggregate::new`]): values within 0.1 %.
+/// Significant decimal digits of the HDR histograms [`Aggregate::export`]
+/// writes (values within 0.1 %, inside every schema-6 bucket).
 pub const SIGFIG: u8 = 3;
-/// Significant decimal digits of window slices: values within 1 % (0.8 %).
-/// See the module docs for why windows give up a digit.
+/// Significant decimal digits of the rollout cohorts' HDR slices (1 %).
 pub const WINDOW_SIGFIG: u8 = 2;
-/// Smallest value tracked, in microseconds; anything below is recorded as this.
-/// Largest value tracked: one hour in microseconds. Larger values are clamped to it.
+/// Smallest value tracked (1 µs; anything below is recorded as this) and
+/// largest (one hour in µs; larger values are clamped to it).
 pub use super::exphist::{MAX_US, MIN_US};
 /// Longest base64 string [`Aggregate::import`] accepts. A full 1 µs .. 1 h
 /// histogram compresses to tens of kilobytes; anything much bigger is not one.
@@ -152,14 +94,6 @@ impl Window {
             Window::OneMinute => "1m",
             Window::FiveMinutes => "5m",
             Window::AllTime => "all",
-        }
-    }
-
-    /// Significant digits the window's latency is kept at.
-    pub fn sigfig(self) -> u8 {
-        match self {
-            Window::AllTime => SIGFIG,
-            _ => WINDOW_SIGFIG,
         }
     }
 
