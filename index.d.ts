@@ -433,6 +433,12 @@ export interface GraphFileService {
   healthCheckTimeout?: number
 }
 
+/**
+ * The exposition format for a scraper's `Accept` header: `'protobuf'`,
+ * `'openmetrics'` or `'text'`.
+ */
+export declare function metricsNegotiate(accept?: string | undefined | null): string
+
 /** `[by, result]` of the applied CLI command `id`, or null. */
 export declare function opsApplied(h: number, id: string): Array<string> | null
 
@@ -718,6 +724,12 @@ export declare function sgMergeExports(encoded: Array<string>): SgMerged
 
 /** Prometheus text exposition (format 0.0.4) of every series. */
 export declare function sgPrometheus(inFlight: number, now: number): string
+
+/**
+ * Prometheus protobuf exposition (delimited `MetricFamily` messages) of
+ * every series: the duration histogram carries native buckets too.
+ */
+export declare function sgPrometheusProtobuf(inFlight: number, now: number): Buffer
 
 export declare function sgRefusalCodes(): SgRefusalCodes
 

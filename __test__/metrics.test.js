@@ -229,9 +229,10 @@ describe('percentiles', () => {
       [0.999, 'p999'],
     ]) {
       const [lo, hi] = rankRange(values, q);
-      near(g.latency[key], lo, hi, 0.001, `golden latency.${key}`);
-      near(e.latency[key], lo, hi, 0.001, `endpoint latency.${key}`);
-      if (e[key] !== undefined) near(e[key], lo, hi, 0.001, `endpoint ${key}`);
+      // Every reported quantile is within 1 % of the exact one (schema-6 buckets, midpoints within 0.55 %).
+      near(g.latency[key], lo, hi, 0.01, `golden latency.${key}`);
+      near(e.latency[key], lo, hi, 0.01, `endpoint latency.${key}`);
+      if (e[key] !== undefined) near(e[key], lo, hi, 0.01, `endpoint ${key}`);
       near(g.latency.windows['1m'][key], lo, hi, 0.01, `golden latency.windows['1m'].${key}`);
       near(e.windows['1m'].latency[key], lo, hi, 0.01, `endpoint windows['1m'].latency.${key}`);
       near(g.latency.windows['10s'][key], lo, hi, 0.01, `golden latency.windows['10s'].${key}`);
@@ -398,12 +399,12 @@ describe('HDR export interop (hdr-histogram-js)', () => {
       assert.equal(h.totalCount, 500);
       assert.equal(h.totalCount, e.count);
       // Exported values are microseconds.
-      near(h.getValueAtPercentile(50) / 1000, e.p50, e.p50, 0.001, 'decoded p50 vs getEndpointMetrics p50');
-      near(h.getValueAtPercentile(99) / 1000, e.p99, e.p99, 0.001, 'decoded p99 vs getEndpointMetrics p99');
+      near(h.getValueAtPercentile(50) / 1000, e.p50, e.p50, 0.01, 'decoded p50 vs getEndpointMetrics p50');
+      near(h.getValueAtPercentile(99) / 1000, e.p99, e.p99, 0.01, 'decoded p99 vs getEndpointMetrics p99');
       const sorted = values.slice().sort((x, y) => x - y);
       const [lo, hi] = rankRange(sorted, 0.5);
-      near(h.getValueAtPercentile(50) / 1000, lo, hi, 0.001, 'decoded p50 vs exact');
-      near(h.maxValue / 1000, sorted[sorted.length - 1], sorted[sorted.length - 1], 0.001, 'decoded max');
+      near(h.getValueAtPercentile(50) / 1000, lo, hi, 0.01, 'decoded p50 vs exact');
+      near(h.maxValue / 1000, sorted[sorted.length - 1], sorted[sorted.length - 1], 0.01, 'decoded max');
     } finally {
       h.destroy?.();
     }
@@ -411,7 +412,7 @@ describe('HDR export interop (hdr-histogram-js)', () => {
     // Pooled (no endpoint) and a window decode too, and hold every request.
     const pooled = hdr.decodeFromCompressedBase64(exportLatencyHistogram());
     assert.equal(pooled.totalCount, 550);
-    near(pooled.maxValue / 1000, 2000, 2000, 0.001, 'pooled max');
+    near(pooled.maxValue / 1000, 2000, 2000, 0.01, 'pooled max');
     pooled.destroy?.();
     const win = hdr.decodeFromCompressedBase64(exportLatencyHistogram('GET /a', '1m'));
     assert.equal(win.totalCount, 500);

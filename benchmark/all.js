@@ -16,6 +16,7 @@ const path = require('node:path');
 const SCRIPTS = [
   ['circuit breakers (vs opossum, cockatiel)', 'run.js', 'breakers.json'],
   ['golden-signal metrics (vs prom-client, hdr-histogram-js)', 'metrics.js', 'metrics-latest.json'],
+  ['latency histograms: wide and narrow shapes, memory (vs prom-client)', 'histograms.js', 'histograms.json'],
   ['startup DAG (vs toposort, dependency-graph)', 'dag.js', 'dag.json'],
   ['rollout decisions (vs original TS rules, unleash-client)', 'rollout.js', 'rollout.json'],
   ['watchdogs (trackAiCall, protectPublish)', 'watchdogs.js', 'watchdogs.json'],

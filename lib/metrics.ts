@@ -514,6 +514,28 @@ export function getPrometheusMetrics(): string {
   return native.sgPrometheus(inFlight, now());
 }
 
+/** Content-Type of the Prometheus protobuf exposition. */
+export const PROTOBUF_CONTENT_TYPE = 'application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited';
+/** Content-Type of the Prometheus text exposition. */
+export const TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/**
+ * The exposition a scraper asked for with its `Accept` header: Prometheus
+ * protobuf (with native histograms) when it prefers it, as Prometheus does
+ * with native histograms enabled; the text format otherwise.
+ *
+ * ```ts
+ * const { contentType, body } = getPrometheusExposition(req.headers.accept);
+ * res.setHeader('Content-Type', contentType).end(body);
+ * ```
+ */
+export function getPrometheusExposition(accept?: string): { contentType: string; body: string | Buffer } {
+  if (typeof accept === 'string' && native.metricsNegotiate(accept) === 'protobuf') {
+    return { contentType: PROTOBUF_CONTENT_TYPE, body: native.sgPrometheusProtobuf(inFlight, now()) };
+  }
+  return { contentType: TEXT_CONTENT_TYPE, body: getPrometheusMetrics() };
+}
+
 /**
  * A latency histogram in HDR's compressed base64 interchange format, for
  * one endpoint (`'GET /route'`) or every request (no endpoint); histograms
@@ -563,13 +585,16 @@ export interface MetricsRouterOptions {
 type Handler = (req: any, res: any) => void;
 
 /**
- * `GET` handler for the Prometheus text.
+ * `GET` handler for the Prometheus exposition (text, or protobuf by `Accept`).
  *
  *   app.get('/metrics', prometheusHandler);
  */
-export const prometheusHandler: Handler = (_req, res) => {
-  res.setHeader('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
-  res.end(getPrometheusMetrics());
+export const prometheusHandler: Handler = (req, res) => {
+  const accept = req?.headers?.accept;
+  const { contentType, body } = getPrometheusExposition(Array.isArray(accept) ? accept.join(',') : accept);
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Vary', 'Accept');
+  res.end(body);
 };
 
 /**

@@ -1,10 +1,11 @@
 //! Latency histograms over sliding time windows (10 s, 1 min, 5 min) and all time.
 //!
-//! Why HDR histograms: they keep a fixed relative error from 1 µs to 1 hour
-//! in bounded memory, and two of them merge by adding counts, which is exact:
-//! the merge of the histograms of several time slices, series or processes is
-//! the histogram of all their samples. Averaging percentiles, the usual
-//! shortcut, is not.
+//! Why exponential histograms (`exphist`, Prometheus native schema 6): a
+//! fixed relative error (every reported quantile within 1 %, 0.55 % in
+//! fact) from 1 µs to 1 hour in a few hundred bytes, and two of them merge
+//! by adding counts bucket by bucket, which is exact: the merge of the
+//! histograms of several time slices, series or processes is the histogram
+//! of all their samples. Averaging percentiles, the usual shortcut, is not.
 //!
 //! Why slices: one histogram cannot forget what has left a sliding window
 //! without remembering every sample. So each window is a ring of time slices
@@ -16,94 +17,36 @@
 //! | 10 s   | 5 × 2 s     | the current slice plus 4 full ones: 8 to 10 s   |
 //! | 1 min  | 6 × 10 s    | 50 to 60 s                                      |
 //! | 5 min  | 5 × 60 s    | 240 to 300 s                                    |
-//! | all    | one u64 HDR | everything since creation or reset              |
+//! | all    | one         | everything since creation or reset              |
 //!
 //! Three rings (16 slices) rather than one ring of 2 s slices: 5 minutes of
 //! 2 s slices would be 150 histograms per series. The read reports the span it
 //! actually covers ([`SliceRing::covered_ms`]) so rates are not skewed by the
 //! partly filled current slice.
 //!
-//! # Precision: windows within 1 %, all time within 0.1 %
-//!
-//! Window slices keep 2 significant digits ([`WINDOW_SIGFIG`]): above 256 µs
-//! a bucket is at most 1/128 of its values wide, so a window percentile is
-//! within 0.8 % of the exact sample (below 256 µs it is exact). The all-time
-//! histogram keeps 3 ([`SIGFIG`]): buckets 1/1024 wide, within 0.1 %.
-//!
-//! Why the split: memory. A series holds 16 slices and one all-time
-//! histogram, so the slices are most of its memory, and one digit less makes a
-//! slice 7 times smaller. The all-time histogram is the one that needs the
-//! precision: it feeds the Prometheus buckets and the exports other processes
-//! merge, and it lives for the whole process. A "p99 over the last minute"
-//! read off a dashboard does not need better than 1 %.
-//!
-//! Merging across the two precisions: every HDR bucket is a power of two wide
-//! and starts at a multiple of its width, so a 3-digit bucket lies inside the
-//! 2-digit bucket of the same values. Merging 3 digits into 2 is therefore
-//! exact (the same as recording the samples at 2 digits). Merging 2 into 3 puts
-//! each count at its bucket's lowest value, as HDR's own `add` does, and keeps
-//! the 1 % error. So window reads use a 2-digit [`Aggregate`]
-//! ([`Aggregate::for_window`]) and report exactly what one 2-digit histogram of
-//! the window's samples would.
-//!
 //! # Memory (bounded, lazy, and counted exactly)
 //!
-//! With d digits HDR keeps 2·h sub-buckets of unit width (h = 128 at 2
-//! digits, 1024 at 3), then h counts per doubling of the range. Covering up
-//! to 1 h (3.6e9 µs) takes 25 doublings of 256 at 2 digits and 22 of 2048 at
-//! 3, that is (25 + 1) × 128 = 3 328 and (22 + 1) × 1024 = 23 552 counts:
-//!
-//! | histogram                   | counts to 1 h | bytes   | counts to 1 s | bytes  |
-//! |-----------------------------|---------------|---------|---------------|--------|
-//! | window slice, 2 digits, u32 | 3 328         | 13 312  | 1 792         | 7 168  |
-//! | all time, 3 digits, u64     | 23 552        | 188 416 | 11 264        | 90 112 |
-//!
-//! Per series, with all 16 slices and the 3 running window sums allocated,
-//! plus 2 048 bytes for 20 histogram headers (`size_of::<Histogram<_>>()`,
-//! 96 bytes on 64-bit) and 16 slot entries:
-//!
-//! - worst case, an hour-long request in every slice: 19 × 13 312 and
-//!   188 416 and the overhead, **443 520 bytes** (≈ 433 KiB; it was 1 697 504
-//!   with 3-digit slices);
-//! - typical, every latency under 1 s: 19 × 7 168 and 90 112 and the
-//!   overhead, **228 480 bytes** (≈ 223 KiB).
-//!
-//! The running sums (one per ring: the sum of its live slices, kept by
-//! adding each sample and subtracting each slice that expires) cost three
-//! more histograms and three more records per sample, and make a window
-//! read one walk over one histogram instead of a merge of 5–6 slices.
-//!
-//! The tests `worst_case_memory_matches_the_documented_figure` and
-//! `typical_memory_matches_the_documented_figure` check both sums.
-//!
-//! Three things keep the usual case below those:
-//! - a slice's histogram is allocated only when a sample lands in it, so an
-//!   idle series costs a few hundred bytes and a series busy for only the last
-//!   10 s holds 4 or 5 histograms, not 17;
-//! - a histogram is allocated at the size its first value needs (1 KB for a
-//!   slice, 16 KB all time) and grows only when a larger value comes, up to
-//!   the 1 h clamp;
-//! - a slice that rotates is reset in place, never freed and reallocated, so
-//!   memory does not churn either.
-//!
-//! Growth rebuilds the histogram at exactly the new size rather than using
-//! HDR's auto-resize. Auto-resize grows the counts with `Vec::resize`, whose
-//! amortised doubling can leave up to twice the needed capacity allocated, and
-//! then the figures above and [`LatencyWindows::heap_bytes`] would undercount
-//! by as much. A rebuild copies the counts, at most once per doubling of the
-//! largest value the slot has ever held (≤ 25 times in its life).
+//! A slice's histogram holds only the range of buckets it has seen (plus 16
+//! on each side, so a spread does not regrow on every new bucket), in u8
+//! counts widened to u16/u32/u64 when one overflows. Latencies spread over
+//! 1–500 ms fill ~575 buckets: a busy series (16 slices and all time) holds
+//! about 11.3 KB, the test `a_busy_series_holds_all_windows_and_all_time_in_16_kb`
+//! checks <= 16 KB at 10, 100 and 1 000 requests a second (the HDR layout
+//! this replaced held ~223 KB). The worst case, every slice spanning
+//! 1 µs .. 1 h with u64 counts, is 17 × 2 033 × 8 bytes (~276 KB).
+//! A slice allocates on its first sample and a slice that rotates is
+//! cleared in place, never freed, so memory does not churn.
 //!
 //! A store can cap the bytes of all its window slices together with a
 //! [`WindowBudget`]; see [`LatencyWindows::record_within`].
 //!
-//! Cost: [`LatencyWindows::record`] (all time and the three rings) takes
-//! about 35 ns in release builds on the 2-core EPYC dev box, most of it in
-//! HDR's own bucket update; run the ignored `record_timing` test to measure.
+//! Cost: [`LatencyWindows::record`] computes the bucket once (a table
+//! lookup on the float's mantissa, no logarithm) and bumps four counters;
+//! run the ignored `record_timing` test to measure.
 //!
-//! Slices count in u32: overflowing one bucket of a 60 s slice takes 71 million
-//! samples a second at a single latency, and even then counts saturate rather
-//! than wrap. The all-time histogram counts in u64 because it lives for the
-//! process's whole life.
+//! Exports stay in the HdrHistogram V2 interchange form (see [`Aggregate`]),
+//! exact bucket by bucket. The HDR helpers below (`record_sized`,
+//! `merge_into`, `full_histogram`) remain for the rollout cohorts' latency.
 
 use std::mem::size_of;
 
@@ -113,17 +56,17 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::{Counter, Histogram};
 
 use super::error::{CoreError, CoreResult};
+pub use super::exphist::Percentiles;
+use super::exphist::{index_us, rep_us, Acc, ExpHist};
 
-/// Significant decimal digits of the all-time histogram (and of
-/// [`Aggregate::new`]): values within 0.1 %.
+/// Significant decimal digits of the HDR histograms [`Aggregate::export`]
+/// writes (values within 0.1 %, inside every schema-6 bucket).
 pub const SIGFIG: u8 = 3;
-/// Significant decimal digits of window slices: values within 1 % (0.8 %).
-/// See the module docs for why windows give up a digit.
+/// Significant decimal digits of the rollout cohorts' HDR slices (1 %).
 pub const WINDOW_SIGFIG: u8 = 2;
-/// Smallest value tracked, in microseconds; anything below is recorded as this.
-pub const MIN_US: u64 = 1;
-/// Largest value tracked: one hour in microseconds. Larger values are clamped to it.
-pub const MAX_US: u64 = 3_600_000_000;
+/// Smallest value tracked (1 µs; anything below is recorded as this) and
+/// largest (one hour in µs; larger values are clamped to it).
+pub use super::exphist::{MAX_US, MIN_US};
 /// Longest base64 string [`Aggregate::import`] accepts. A full 1 µs .. 1 h
 /// histogram compresses to tens of kilobytes; anything much bigger is not one.
 pub const MAX_IMPORT_LEN: usize = 4 << 20;
@@ -151,14 +94,6 @@ impl Window {
             Window::OneMinute => "1m",
             Window::FiveMinutes => "5m",
             Window::AllTime => "all",
-        }
-    }
-
-    /// Significant digits the window's latency is kept at.
-    pub fn sigfig(self) -> u8 {
-        match self {
-            Window::AllTime => SIGFIG,
-            _ => WINDOW_SIGFIG,
         }
     }
 
@@ -378,25 +313,21 @@ impl WindowBudget {
     }
 }
 
-/// One slice's histogram (2 digits, u32 counts), allocated on its first sample.
+/// One slice: its histogram and the exact sum of its samples in µs, so a
+/// mean costs a division instead of a walk.
 #[derive(Debug, Default)]
-/// The second field is the exact sum of the slice's samples in µs, so a
-/// mean costs a division instead of a walk over the histogram.
-struct HistSlot(Option<Box<Histogram<u32>>>, u64);
+struct HistSlot(ExpHist, u64);
 
 impl Slot for HistSlot {
     fn clear(&mut self) {
-        // An empty histogram is already clear; skip the memset (up to 13 KB).
-        if let Some(h) = self.0.as_mut().filter(|h| !h.is_empty()) {
-            h.reset();
-        }
+        self.0.clear();
         self.1 = 0;
     }
 }
 
 impl HistSlot {
     fn heap_bytes(&self) -> usize {
-        self.0.as_deref().map_or(0, histogram_bytes)
+        self.0.heap_bytes()
     }
 }
 
@@ -506,21 +437,16 @@ pub fn quantize(value_us: f64) -> Recorded {
     Recorded::Exact(((value_us + 0.5) as u64).max(MIN_US))
 }
 
-/// The latency histograms of one series: three rings of 2-digit slices and a
-/// 3-digit all-time histogram. Reads go through an [`Aggregate`], which the
-/// caller owns so that one scratch histogram serves every series.
+/// The latency histograms of one series: three rings of exponential
+/// histograms (one per slice) and an all-time one, all at schema 6. Reads
+/// go through an [`Aggregate`], which the caller owns so that one scratch
+/// histogram serves every series.
 #[derive(Debug)]
 pub struct LatencyWindows {
     rings: [SliceRing<HistSlot>; 3],
-    /// Per ring, the sum of its live slices: every sample goes into the head
-    /// slice and into the sum, and a slice that expires is subtracted from
-    /// the sum. A window read is then one walk over one histogram instead
-    /// of merging 5–6 slices first (~40 µs → a few µs per window).
-    sums: [HistSlot; 3],
-    /// Set if a subtraction ever failed (it should not): that ring's sum is
-    /// rebuilt from its slices on the next read.
-    stale_sum: [bool; 3],
-    all_time: Option<Box<Histogram<u64>>>,
+    all_time: ExpHist,
+    /// Exact sum of the all-time samples, µs.
+    all_sum: u64,
     clamped: u64,
     /// False once a [`WindowBudget`] refused this series a slice; until reset.
     windows: bool,
@@ -530,9 +456,8 @@ impl LatencyWindows {
     pub fn new(now: f64) -> Self {
         LatencyWindows {
             rings: new_rings(now),
-            sums: Default::default(),
-            stale_sum: [false; 3],
-            all_time: None,
+            all_time: ExpHist::default(),
+            all_sum: 0,
             clamped: 0,
             windows: true,
         }
@@ -553,6 +478,7 @@ impl LatencyWindows {
     /// complete or visibly absent ([`has_windows`](Self::has_windows)), never
     /// silently missing part of its samples. Draw on one budget for the whole
     /// life of a `LatencyWindows`.
+    #[inline]
     pub fn record_within(
         &mut self,
         value_us: f64,
@@ -564,89 +490,32 @@ impl LatencyWindows {
         if matches!(r, Recorded::Clamped(_)) {
             self.clamped += 1;
         }
-        if self.windows && !self.record_windows(us, now, budget) {
+        // One bucket index for the four histograms the sample goes to.
+        let idx = index_us(us);
+        if self.windows && !self.record_windows(us, idx, now, budget) {
             self.drop_windows(budget);
         }
-        record_sized(&mut self.all_time, us, SIGFIG, |_| true);
+        self.all_time.record(us, idx, |_| true);
+        self.all_sum += us;
         r
     }
 
-    fn record_windows(&mut self, us: u64, now: f64, budget: &mut WindowBudget) -> bool {
-        (0..self.rings.len()).all(|i| {
-            self.sync(i, now);
-            let head = self.rings[i].head(now);
-            if !record_sized(&mut head.0, us, WINDOW_SIGFIG, |bytes| budget.take(bytes)) {
+    #[inline]
+    fn record_windows(&mut self, us: u64, idx: i32, now: f64, budget: &mut WindowBudget) -> bool {
+        for ring in self.rings.iter_mut() {
+            let head = ring.head(now);
+            if !head.0.record(us, idx, |bytes| budget.take(bytes)) {
                 return false;
             }
             head.1 += us;
-            let sum = &mut self.sums[i];
-            if !record_sized(&mut sum.0, us, WINDOW_SIGFIG, |bytes| budget.take(bytes)) {
-                return false;
-            }
-            sum.1 += us;
-            true
-        })
-    }
-
-    /// Rotates ring `i` to `now`, taking every slice that expires out of its sum.
-    fn sync(&mut self, i: usize, now: f64) {
-        let (sum, stale) = (&mut self.sums[i], &mut self.stale_sum[i]);
-        self.rings[i].advance_with(now, |slot| {
-            if let (Some(h), Some(total)) = (slot.0.as_deref(), sum.0.as_deref_mut()) {
-                if !h.is_empty() && total.subtract(h).is_err() {
-                    *stale = true;
-                }
-            }
-            sum.1 = sum.1.saturating_sub(slot.1);
-        });
-        if self.stale_sum[i] {
-            self.rebuild_sum(i);
         }
-    }
-
-    #[cold]
-    fn rebuild_sum(&mut self, i: usize) {
-        let sum = &mut self.sums[i];
-        sum.1 = 0;
-        if let Some(total) = sum.0.as_deref_mut() {
-            total.reset();
-            for slot in self.rings[i].iter() {
-                if let Some(h) = slot.0.as_deref() {
-                    // The sum was sized to cover every value its slices hold.
-                    let _ = total.add(h);
-                }
-                sum.1 += slot.1;
-            }
-        }
-        self.stale_sum[i] = false;
-    }
-
-    /// The sum of ring `i`'s live slices as of `now`.
-    fn window_sum(&mut self, i: usize, now: f64) -> Option<&Histogram<u32>> {
-        self.sync(i, now);
-        self.sums[i].0.as_deref()
-    }
-
-    /// Summary of ring `i`'s window as of `now`, with the exact mean.
-    fn window_summary(&mut self, i: usize, now: f64) -> Percentiles {
-        self.sync(i, now);
-        let sum = &self.sums[i];
-        sum.0
-            .as_deref()
-            .map(|h| Percentiles::of_with_sum(h, sum.1))
-            .unwrap_or_default()
+        true
     }
 
     fn drop_windows(&mut self, budget: &mut WindowBudget) {
-        for slot in self
-            .rings
-            .iter_mut()
-            .flat_map(|r| r.slots.iter_mut())
-            .chain(self.sums.iter_mut())
-        {
+        for slot in self.rings.iter_mut().flat_map(|r| r.slots.iter_mut()) {
             budget.give_back(slot.heap_bytes());
-            slot.0 = None;
-            slot.1 = 0;
+            *slot = HistSlot::default();
         }
         self.windows = false;
     }
@@ -657,9 +526,14 @@ impl LatencyWindows {
         self.windows
     }
 
-    /// The all-time histogram; `None` until the first sample.
-    pub fn all_time(&self) -> Option<&Histogram<u64>> {
-        self.all_time.as_deref()
+    /// The all-time histogram (empty until the first sample).
+    pub fn all_time(&self) -> &ExpHist {
+        &self.all_time
+    }
+
+    /// Exact sum of every sample since creation or reset, µs.
+    pub fn all_time_sum_us(&self) -> u64 {
+        self.all_sum
     }
 
     /// Samples above one hour, recorded as one hour.
@@ -670,109 +544,53 @@ impl LatencyWindows {
     /// Milliseconds the window's slices cover at `now`; `None` for all time,
     /// whose span the owner knows (it is "since creation or reset").
     pub fn covered_ms(&mut self, window: Window, now: f64) -> Option<f64> {
-        window.ring_index().map(|i| {
-            self.sync(i, now);
-            self.rings[i].covered_ms(now)
-        })
+        window.ring_index().map(|i| self.rings[i].covered_ms(now))
     }
 
     /// Empties every histogram, keeping their allocations, and gives a series
     /// that lost its windows to the budget another try.
     pub fn reset(&mut self, now: f64) {
         self.rings.iter_mut().for_each(|r| r.reset(now));
-        self.sums.iter_mut().for_each(Slot::clear);
-        self.stale_sum = [false; 3];
-        if let Some(h) = self.all_time.as_mut() {
-            h.reset();
-        }
+        self.all_time.clear();
+        self.all_sum = 0;
         self.clamped = 0;
         self.windows = true;
     }
 
-    /// Slices that hold an allocated histogram (at most 16).
+    /// Slices whose histogram holds an allocation (at most 16).
     pub fn allocated_slices(&self) -> usize {
         self.rings
             .iter()
             .flat_map(|r| r.iter())
-            .filter(|s| s.0.is_some())
+            .filter(|s| s.heap_bytes() > 0)
             .count()
     }
 
-    /// Bytes of the window slices' histograms: what a [`WindowBudget`] counts.
+    /// Bytes of the window slices' counts: what a [`WindowBudget`] counts.
     pub fn window_bytes(&self) -> usize {
         self.rings
             .iter()
             .flat_map(|r| r.iter())
-            .chain(self.sums.iter())
             .map(HistSlot::heap_bytes)
             .sum()
     }
 
-    /// Bytes this series holds on the heap: slot pointers and histograms.
+    /// Bytes this series holds on the heap: the slots (histogram headers
+    /// and sums) and the counts of every histogram.
     pub fn heap_bytes(&self) -> usize {
         let slots: usize = self
             .rings
             .iter()
             .map(|r| r.slots.len() * size_of::<HistSlot>())
             .sum();
-        slots + self.window_bytes() + self.all_time.as_deref().map_or(0, histogram_bytes)
+        slots + self.window_bytes() + self.all_time.heap_bytes()
     }
-}
-
-/// Summary of a histogram, in microseconds. All zero when it is empty.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Percentiles {
-    pub count: u64,
-    /// Lowest value equivalent to the smallest sample (HDR rounds down here).
-    pub min_us: u64,
-    /// Highest value equivalent to the largest sample (HDR rounds up here).
-    pub max_us: u64,
-    pub mean_us: f64,
-    pub p50_us: u64,
-    pub p90_us: u64,
-    pub p95_us: u64,
-    pub p99_us: u64,
-    pub p999_us: u64,
 }
 
 impl Percentiles {
-    /// As [`Percentiles::of`], with the mean from the exact sum of the
-    /// samples (µs) instead of a second walk over the histogram.
-    pub fn of_with_sum<T: Counter>(h: &Histogram<T>, sum_us: u64) -> Self {
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        Self::with_mean(h, sum_us as f64 / h.len() as f64)
-    }
-
-    pub fn of<T: Counter>(h: &Histogram<T>) -> Self {
-        if h.is_empty() {
-            return Percentiles::default();
-        }
-        Self::with_mean(h, h.mean())
-    }
-
-    /// `h` is not empty.
-    fn with_mean<T: Counter>(h: &Histogram<T>, mean_us: f64) -> Self {
-        // One pass over the counts for all five quantiles.
-        let mut q = [0u64; 5];
-        for (slot, v) in q
-            .iter_mut()
-            .zip(h.value_at_quantiles([0.5, 0.9, 0.95, 0.99, 0.999]))
-        {
-            *slot = v;
-        }
-        Percentiles {
-            count: h.len(),
-            min_us: h.min_nz(),
-            max_us: h.max(),
-            mean_us,
-            p50_us: q[0],
-            p90_us: q[1],
-            p95_us: q[2],
-            p99_us: q[3],
-            p999_us: q[4],
-        }
+    /// Summary of one histogram whose samples sum to `sum_us`.
+    pub fn of_with_sum(h: &ExpHist, sum_us: u64) -> Self {
+        h.percentiles(sum_us as f64)
     }
 }
 
@@ -802,13 +620,15 @@ pub(crate) fn merge_into<T: Counter>(dst: &mut Histogram<u64>, src: &Histogram<T
 /// reused between reads instead of allocated per read. It also owns the
 /// serializer buffers, for the same reason.
 ///
-/// Its digits are fixed at creation: [`Aggregate::new`] keeps 3 (all time,
-/// imports), [`Aggregate::for_window`] as many as the window is stored at, so
-/// a window read reports exactly what one histogram of its samples would.
-/// Any aggregate accepts anything; see [`Window::sigfig`] and the module docs
-/// for what merging across digits costs.
+/// Exports are HdrHistogram V2 (compressed, base64), the interchange form
+/// the Java, Go and JS implementations read, with each schema-6 bucket
+/// carried at its [`rep_us`]: a whole µs that HDR's 3 digits keep within
+/// 0.1 %, well inside the bucket (±0.5 %), so an import puts every count
+/// back in its own bucket. Export, import and merge are exact bucket by
+/// bucket, and strings exported by the older HDR-backed versions import as
+/// before (each value into its bucket).
 pub struct Aggregate {
-    hist: Histogram<u64>,
+    acc: Acc,
     clamped: u64,
     bytes: Vec<u8>,
     serializer: V2DeflateSerializer,
@@ -824,28 +644,16 @@ impl Default for Aggregate {
 impl std::fmt::Debug for Aggregate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Aggregate")
-            .field("sigfig", &self.hist.sigfig())
-            .field("count", &self.hist.len())
+            .field("count", &self.acc.count())
             .field("clamped", &self.clamped)
             .finish()
     }
 }
 
 impl Aggregate {
-    /// A 3-digit aggregate, for all-time reads and imports.
     pub fn new() -> Self {
-        Self::with_sigfig(SIGFIG)
-    }
-
-    /// An aggregate at the digits `window` is stored at (2 for the rings, 3
-    /// for all time).
-    pub fn for_window(window: Window) -> Self {
-        Self::with_sigfig(window.sigfig())
-    }
-
-    fn with_sigfig(sigfig: u8) -> Self {
         Aggregate {
-            hist: full_histogram(sigfig),
+            acc: Acc::new(),
             clamped: 0,
             bytes: Vec::new(),
             serializer: V2DeflateSerializer::new(),
@@ -853,47 +661,41 @@ impl Aggregate {
         }
     }
 
-    pub fn sigfig(&self) -> u8 {
-        self.hist.sigfig()
+    /// The same as [`Aggregate::new`]: every window is kept at schema 6
+    /// now. Kept so that callers may still hold one per window.
+    pub fn for_window(_window: Window) -> Self {
+        Self::new()
     }
 
     /// Bytes of the scratch histogram (the serializer buffers aside).
     pub fn heap_bytes(&self) -> usize {
-        histogram_bytes(&self.hist)
+        self.acc.heap_bytes()
     }
 
     pub fn clear(&mut self) {
-        self.hist.reset();
+        self.acc.clear();
         self.clamped = 0;
     }
 
     /// Adds the window of `src` as of `now`.
     pub fn add_window(&mut self, src: &mut LatencyWindows, window: Window, now: f64) {
         match window.ring_index() {
-            None => {
-                if let Some(h) = src.all_time.as_deref() {
-                    self.clamped += merge_into(&mut self.hist, h);
-                }
-            }
+            None => self.acc.add(&src.all_time, src.all_sum as f64),
             Some(i) => {
-                if let Some(h) = src.window_sum(i, now) {
-                    self.clamped += merge_into(&mut self.hist, h);
+                for slot in src.rings[i].slots(now) {
+                    self.acc.add(&slot.0, slot.1 as f64);
                 }
             }
         }
     }
 
-    /// Adds any HDR histogram (values in microseconds).
-    pub fn add_histogram<T: Counter>(&mut self, h: &Histogram<T>) {
-        self.clamped += merge_into(&mut self.hist, h);
-    }
-
-    pub fn histogram(&self) -> &Histogram<u64> {
-        &self.hist
+    /// The merged histogram.
+    pub fn histogram(&self) -> &Acc {
+        &self.acc
     }
 
     pub fn percentiles(&self) -> Percentiles {
-        Percentiles::of(&self.hist)
+        self.acc.percentiles()
     }
 
     /// Values above one hour met while merging imported histograms.
@@ -901,34 +703,28 @@ impl Aggregate {
         self.clamped
     }
 
-    /// Clears, adds one window of `src` and summarises it. Use an aggregate
-    /// made by [`Aggregate::for_window`] for the window: a 3-digit one reads a
-    /// ring window's 2-digit buckets at their lowest values (still within 1 %).
+    /// Clears, adds one window of `src` and summarises it.
     pub fn window_percentiles(
         &mut self,
         src: &mut LatencyWindows,
         window: Window,
         now: f64,
     ) -> Percentiles {
-        // A ring window of one series is one histogram already (its running
-        // sum, at the window's digits): summarise it in place, no merge.
-        if let Some(i) = window.ring_index() {
-            if self.sigfig() == WINDOW_SIGFIG {
-                return src.window_summary(i, now);
-            }
-        }
         self.clear();
         self.add_window(src, window, now);
         self.percentiles()
     }
 
     /// Appends the histogram to `out` in the HdrHistogram interchange form:
-    /// V2 compressed encoding (zlib), then standard base64, the same string
-    /// the Java, Go and JS implementations read and write.
+    /// V2 compressed encoding (zlib), then standard base64.
     pub fn export(&mut self, out: &mut String) -> CoreResult<()> {
+        let mut h = full_histogram(SIGFIG);
+        self.acc.for_each(|i, c| {
+            let _ = h.record_n(rep_us(i), c);
+        });
         self.bytes.clear();
         self.serializer
-            .serialize(&self.hist, &mut self.bytes)
+            .serialize(&h, &mut self.bytes)
             .map_err(|e| {
                 CoreError::range(
                     "histogram",
@@ -965,7 +761,14 @@ impl Aggregate {
             .deserializer
             .deserialize(&mut self.bytes.as_slice())
             .map_err(|e| CoreError::range("histogram", WHAT, format!("undecodable bytes ({e})")))?;
-        self.add_histogram(&h);
+        for v in h.iter_recorded() {
+            let count = v.count_at_value();
+            let value = h.lowest_equivalent(v.value_iterated_to()).max(MIN_US);
+            if value > MAX_US {
+                self.clamped += count;
+            }
+            self.acc.add_us(value, count);
+        }
         Ok(h.len())
     }
 }
@@ -973,6 +776,7 @@ impl Aggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::exphist::{IDX_MAX, IDX_MIN};
     use crate::core::rng::SplitMix64;
 
     /// A counter slot, to test the ring on its own.
@@ -1057,20 +861,15 @@ mod tests {
         assert_eq!(w.covered_ms(Window::AllTime, 1e9), None);
     }
 
-    /// HDR's quantile: the smallest value with at least `ceil(q * n)` samples at or below it.
+    /// Nearest rank: the smallest value with at least `ceil(q * n)` samples at or below it.
     fn exact_quantile(sorted: &[u64], q: f64) -> u64 {
         let rank = ((q * sorted.len() as f64).ceil() as usize).max(1);
         sorted[rank - 1]
     }
 
-    /// The documented error of a window's digits: 0.1 % at 3, 1 % at 2
-    /// (buckets are at most 1/128 of their values wide, so 0.78 % in fact).
-    fn relative_error(window: Window) -> f64 {
-        match window.sigfig() {
-            3 => 0.001,
-            _ => 1.0 / 128.0,
-        }
-    }
+    /// The stated error of every reported quantile: 1 % (0.55 % in fact,
+    /// the half-width of a schema-6 bucket, plus the rounding to 1 µs).
+    const REL: f64 = 0.01;
 
     fn assert_within(got: u64, exact: u64, rel: f64, what: &str) {
         let err = got.abs_diff(exact) as f64;
@@ -1090,8 +889,7 @@ mod tests {
             values.push(r.micros().unwrap());
         }
         values.sort_unstable();
-        for window in [Window::TenSeconds, Window::OneMinute, Window::AllTime] {
-            let rel = relative_error(window);
+        for window in Window::ALL {
             let name = format!("{name} {}", window.as_str());
             let p = Aggregate::for_window(window).window_percentiles(&mut w, window, 4_000.0);
             assert_eq!(p.count, values.len() as u64, "{name}");
@@ -1105,32 +903,26 @@ mod tests {
                 assert_within(
                     got,
                     exact_quantile(&values, q),
-                    rel,
+                    REL,
                     &format!("{name} q{q}"),
                 );
             }
-            assert_within(p.min_us, values[0], rel, &format!("{name} min"));
-            assert_within(
-                p.max_us,
-                *values.last().unwrap(),
-                rel,
-                &format!("{name} max"),
-            );
+            assert_eq!(p.min_us, values[0], "{name} min is exact");
+            assert_eq!(p.max_us, *values.last().unwrap(), "{name} max is exact");
             let mean = values.iter().sum::<u64>() as f64 / values.len() as f64;
             assert!(
-                (p.mean_us - mean).abs() <= mean * rel,
-                "{name} mean {} vs {mean}",
-                p.mean_us
+                (p.mean_us - mean).abs() <= 1e-6 * mean,
+                "{name} mean is exact"
             );
         }
     }
 
     #[test]
-    fn percentiles_are_within_hdr_relative_error() {
+    fn every_reported_quantile_is_within_1_percent() {
         let mut rng = SplitMix64::new(7);
         check_distribution("uniform 1 µs..1 s", || 1.0 + rng.next_f64() * 1e6);
         let mut rng = SplitMix64::new(8);
-        // Log-uniform across six decades: every HDR bucket size gets used.
+        // Log-uniform across six decades.
         check_distribution("log-uniform", || 10f64.powf(rng.next_f64() * 6.0));
         let mut rng = SplitMix64::new(9);
         // Mostly fast, with a slow tail: the shape p99 exists for.
@@ -1155,8 +947,7 @@ mod tests {
         }
         assert_eq!(w.clamped(), 2);
         let p = Aggregate::new().window_percentiles(&mut w, Window::AllTime, 0.0);
-        assert_eq!((p.count, p.min_us), (4, 1));
-        assert!(w.all_time().unwrap().equivalent(p.max_us, MAX_US));
+        assert_eq!((p.count, p.min_us, p.max_us), (4, 1, MAX_US));
     }
 
     #[test]
@@ -1164,15 +955,16 @@ mod tests {
         let mut w = LatencyWindows::new(0.0);
         assert_eq!(w.allocated_slices(), 0);
         let idle = w.heap_bytes();
-        assert!(
-            idle <= 16 * size_of::<HistSlot>(),
-            "an idle series holds only slot pointers, got {idle}"
+        assert_eq!(
+            idle,
+            16 * size_of::<HistSlot>(),
+            "an idle series holds only its slots"
         );
         w.record(50.0, 0.0);
-        // One slice per ring, plus all time.
+        // One slice per ring.
         assert_eq!(w.allocated_slices(), 3);
         // Twenty minutes at one sample a second: every slot gets used, and
-        // rotation resets slots instead of adding any.
+        // rotation clears slots in place instead of reallocating.
         for s in 0..1_200 {
             w.record(50.0, s as f64 * 1_000.0);
         }
@@ -1182,144 +974,70 @@ mod tests {
             w.record(50.0, s as f64 * 1_000.0);
         }
         assert_eq!(w.heap_bytes(), busy);
-        // Small latencies keep histograms at their smallest size: 256 counts
-        // for a 2-digit slice, 2048 for the 3-digit all-time one.
-        let slice = size_of::<Histogram<u32>>() + 256 * 4;
-        let all = size_of::<Histogram<u64>>() + 2048 * 8;
-        // 16 slices and the 3 running sums.
-        assert_eq!(busy, 19 * slice + all + 16 * size_of::<HistSlot>());
-        assert_eq!(w.window_bytes(), 19 * slice);
+        // One latency: 2 × 16 + 1 buckets of u8 per slice, u16 for all time
+        // (2 400 samples in one bucket).
+        let slice = 2 * 16 + 1;
+        assert_eq!(w.window_bytes(), 16 * slice);
+        assert_eq!(busy, 16 * slice + 2 * slice + 16 * size_of::<HistSlot>());
     }
 
-    /// Headers of 16 slices, 3 running sums and all time, and the 16 slot pointers.
-    fn overhead() -> usize {
-        19 * size_of::<Histogram<u32>>() + size_of::<Histogram<u64>>() + 16 * size_of::<HistSlot>()
-    }
-
-    /// One sample of `us` every second for 5 minutes: every slice of every ring holds it.
-    fn every_slice_sees(us: f64) -> LatencyWindows {
+    /// The target shape: a busy series (100 requests a second),
+    /// latencies log-uniform over 1–500 ms, for 10 minutes so that every
+    /// slice of every ring is full.
+    fn busy_series(seed: u64, per_second: usize) -> LatencyWindows {
+        let mut rng = SplitMix64::new(seed);
         let mut w = LatencyWindows::new(0.0);
-        for s in 0..300 {
-            w.record(us, s as f64 * 1_000.0);
+        for s in 0..600 {
+            for k in 0..per_second {
+                let us = 1_000.0 * 500f64.powf(rng.next_f64());
+                w.record(
+                    us,
+                    s as f64 * 1_000.0 + k as f64 * 1_000.0 / per_second as f64,
+                );
+            }
         }
-        assert_eq!(w.allocated_slices(), 16);
         w
     }
 
     #[test]
-    fn worst_case_memory_matches_the_documented_figure() {
-        // An hour-long request in every slice of every ring.
-        let w = every_slice_sees(4e9);
-        let (slice_counts, all_counts) = (3_328, 23_552);
-        assert_eq!(w.all_time().unwrap().distinct_values(), all_counts);
-        assert_eq!(
-            w.window_bytes(),
-            19 * (size_of::<Histogram<u32>>() + slice_counts * 4)
-        );
-        let documented = 19 * slice_counts * 4 + all_counts * 8;
-        assert_eq!(documented, 441_344);
-        assert_eq!(w.heap_bytes(), documented + overhead());
-        assert!(overhead() < 2_500, "{}", overhead());
-        if size_of::<usize>() == 8 {
-            assert_eq!(w.heap_bytes(), 443_520);
+    fn a_busy_series_holds_all_windows_and_all_time_in_16_kb() {
+        for per_second in [10, 100, 1_000] {
+            let w = busy_series(5, per_second);
+            assert_eq!(w.allocated_slices(), 16);
+            let bytes = w.heap_bytes();
+            assert!(bytes <= 16 * 1024, "{per_second}/s: {bytes} bytes");
+            // What the bytes are: 17 histograms over the ~575 buckets of
+            // 1–500 ms (plus padding), u8 to u32 counts, and the slots.
+            assert_eq!(
+                bytes,
+                w.window_bytes() + w.all_time().heap_bytes() + 16 * size_of::<HistSlot>()
+            );
+            eprintln!("{per_second}/s: {bytes} bytes per series");
         }
-        assert!(w.heap_bytes() < 450_000);
+        // The old HDR layout held 228 480 bytes for the same series.
     }
 
     #[test]
-    fn typical_memory_matches_the_documented_figure() {
-        // Every latency under a second, the largest in every slice.
-        let w = every_slice_sees(999_999.0);
-        let (slice_counts, all_counts) = (1_792, 11_264);
-        assert_eq!(w.all_time().unwrap().distinct_values(), all_counts);
-        let documented = 19 * slice_counts * 4 + all_counts * 8;
-        assert_eq!(documented, 226_304);
-        assert_eq!(w.heap_bytes(), documented + overhead());
-        if size_of::<usize>() == 8 {
-            assert_eq!(w.heap_bytes(), 228_480);
-        }
-        assert!(w.heap_bytes() < 250_000);
-    }
-
-    #[test]
-    fn running_sums_equal_the_merge_of_the_live_slices() {
-        // Random latencies at random gaps (some longer than a whole window),
-        // read at random times: each ring's running sum must hold exactly
-        // what its live slices hold.
-        let mut rng = SplitMix64::new(7);
-        let mut w = LatencyWindows::new(0.0);
-        let mut now = 0.0;
-        for step in 0..20_000 {
-            now += match rng.next_u64() % 100 {
-                0 => 400_000.0 * rng.next_f64(),
-                1..=5 => 20_000.0 * rng.next_f64(),
-                _ => 300.0 * rng.next_f64(),
-            };
-            w.record(1.0 + 2e6 * rng.next_f64().powi(3), now);
-            if step % 97 == 0 {
-                for i in 0..3 {
-                    let sum = w.window_sum(i, now).cloned();
-                    let mut merged: Histogram<u32> =
-                        Histogram::new_with_bounds(1, MAX_US, WINDOW_SIGFIG).unwrap();
-                    for slot in w.rings[i].iter() {
-                        if let Some(h) = slot.0.as_deref() {
-                            merged.add(h).unwrap();
-                        }
-                    }
-                    let sum_len = sum.as_ref().map_or(0, |h| h.len());
-                    assert_eq!(sum_len, merged.len(), "ring {i} at step {step}");
-                    if let Some(sum) = sum {
-                        for v in merged.iter_recorded() {
-                            assert_eq!(
-                                sum.count_at(v.value_iterated_to()),
-                                v.count_at_value(),
-                                "ring {i}"
-                            );
-                        }
-                        assert_eq!(Percentiles::of(&sum), Percentiles::of(&merged));
-                    }
-                }
-            }
-        }
-        assert!(!w.stale_sum.iter().any(|&s| s));
-    }
-
-    #[test]
-    fn growth_allocates_exactly_and_keeps_every_count() {
-        // Latencies that creep up rebuild the histograms many times; the
-        // result must match recording the largest value first (one exact
-        // allocation), in bytes and in content.
+    fn growth_keeps_every_count() {
+        // Latencies that creep up grow the ranges many times; the windows
+        // must hold what recording them in any order would.
         let mut rng = SplitMix64::new(21);
         let values: Vec<f64> = (0..3_000)
             .map(|i| (i as f64 * 1_000.0 + rng.next_f64() * 999.0).min(4e9))
             .collect();
         let mut grown = LatencyWindows::new(0.0);
-        let mut direct = LatencyWindows::new(0.0);
-        direct.record(*values.last().unwrap(), 0.0);
+        let mut reversed = LatencyWindows::new(0.0);
         for &v in &values {
             grown.record(v, 1.0);
         }
-        for &v in &values[..values.len() - 1] {
-            direct.record(v, 1.0);
+        for &v in values.iter().rev() {
+            reversed.record(v, 1.0);
         }
-        assert_eq!(grown.heap_bytes(), direct.heap_bytes());
-        let max = values.last().unwrap().round() as u64;
-        let exact = |sigfig| {
-            Histogram::<u32>::new_with_bounds(1, max, sigfig)
-                .unwrap()
-                .distinct_values()
-        };
-        assert_eq!(grown.all_time().unwrap().distinct_values(), exact(SIGFIG));
-        // Three head slices and three running sums.
-        assert_eq!(
-            grown.window_bytes(),
-            6 * (size_of::<Histogram<u32>>() + exact(WINDOW_SIGFIG) * 4)
-        );
         for window in Window::ALL {
             let mut a = Aggregate::for_window(window);
             let mut b = Aggregate::for_window(window);
             a.add_window(&mut grown, window, 1.0);
-            b.add_window(&mut direct, window, 1.0);
+            b.add_window(&mut reversed, window, 1.0);
             assert_eq!(a.histogram(), b.histogram(), "{}", window.as_str());
             assert_eq!(a.percentiles(), b.percentiles());
             assert_eq!(a.percentiles().count, 3_000);
@@ -1328,20 +1046,20 @@ mod tests {
 
     #[test]
     fn a_refused_budget_takes_the_whole_series_out_of_the_windows() {
-        let slice = size_of::<Histogram<u32>>() + 256 * 4;
-        // Room for one series' first three slices and their three sums, and a bit.
-        let mut budget = WindowBudget::new(6 * slice + 100);
+        // A first sample allocates 2 × 16 + 1 u8 buckets in each ring's head.
+        let slice = 33;
+        let mut budget = WindowBudget::new(3 * slice + 10);
         let (mut a, mut b) = (LatencyWindows::new(0.0), LatencyWindows::new(0.0));
         a.record_within(50.0, 0.0, &mut budget);
         assert_eq!(
             (budget.used(), a.window_bytes(), a.allocated_slices()),
-            (6 * slice, 6 * slice, 3)
+            (3 * slice, 3 * slice, 3)
         );
         // A second series does not fit: it gets no slice at all, only all time.
         assert_eq!(b.record_within(70.0, 0.0, &mut budget), Recorded::Exact(70));
         assert!(!b.has_windows() && a.has_windows());
-        assert_eq!((b.allocated_slices(), budget.used()), (0, 6 * slice));
-        assert_eq!(b.all_time().unwrap().len(), 1);
+        assert_eq!((b.allocated_slices(), budget.used()), (0, 3 * slice));
+        assert_eq!(b.all_time().count(), 1);
         let mut agg = Aggregate::for_window(Window::TenSeconds);
         assert_eq!(
             agg.window_percentiles(&mut b, Window::TenSeconds, 0.0)
@@ -1371,43 +1089,10 @@ mod tests {
         b.record_within(70.0, 3_000.0, &mut budget);
         assert!(b.has_windows());
         assert_eq!(budget.used(), b.window_bytes());
-        // Growth draws on the budget as well: an hour-long sample does not fit.
+        // Growth draws on the budget as well: a far-away sample does not fit.
         b.record_within(4e9, 3_000.0, &mut budget);
         assert_eq!((b.has_windows(), budget.used()), (false, 0));
         assert_eq!(b.clamped(), 1);
-    }
-
-    #[test]
-    fn three_digits_merge_exactly_into_two() {
-        // Buckets nest, so the 3-digit all-time histogram merged into a 2-digit
-        // aggregate equals the 2-digit slices holding the same samples.
-        let mut w = LatencyWindows::new(0.0);
-        let mut rng = SplitMix64::new(13);
-        for i in 0..5_000 {
-            w.record(10f64.powf(rng.next_f64() * 9.6), i as f64 * 0.3);
-        }
-        let mut slices = Aggregate::for_window(Window::TenSeconds);
-        slices.add_window(&mut w, Window::TenSeconds, 1_500.0);
-        let mut all = Aggregate::for_window(Window::TenSeconds);
-        all.add_histogram(w.all_time().unwrap());
-        assert_eq!(slices.sigfig(), WINDOW_SIGFIG);
-        assert_eq!(slices.histogram(), all.histogram());
-        assert_eq!(slices.percentiles(), all.percentiles());
-        // The other way, 2 into 3 digits: each count at its bucket's lowest
-        // value, so within a 2-digit bucket of the exact figure.
-        let mut fine = Aggregate::new();
-        fine.add_window(&mut w, Window::TenSeconds, 1_500.0);
-        let (f, c) = (fine.percentiles(), slices.percentiles());
-        for (got, coarse) in [
-            (f.p50_us, c.p50_us),
-            (f.p99_us, c.p99_us),
-            (f.max_us, c.max_us),
-        ] {
-            assert!(
-                got <= coarse && coarse - got <= coarse / 128,
-                "{got} vs {coarse}"
-            );
-        }
     }
 
     #[test]
@@ -1415,18 +1100,19 @@ mod tests {
     fn record_timing() {
         use std::hint::black_box;
         use std::time::Instant;
+        // Log-uniform over 100 µs .. 2 s, across 100 series.
         let values: Vec<f64> = (0..4_096)
-            .map(|i| 10f64.powf(2.0 + (i as f64 * 0.618_034).fract() * 4.0))
+            .map(|i| 100.0 * 20_000f64.powf((i as f64 * 0.618_034).fract()))
             .collect();
-        let mut w = LatencyWindows::new(0.0);
+        let mut ws: Vec<LatencyWindows> = (0..100).map(|_| LatencyWindows::new(0.0)).collect();
         let n = 20_000_000usize;
         let start = Instant::now();
         for i in 0..n {
             // 20 µs apart: 400 s in all, so every ring rotates many times.
-            black_box(w.record(values[i & 4_095], i as f64 * 0.02));
+            black_box(ws[i % 100].record(values[i & 4_095], i as f64 * 0.02));
         }
         let ns = start.elapsed().as_nanos() as f64 / n as f64;
-        eprintln!("LatencyWindows::record: {ns:.1} ns per sample (all time + 3 rings)");
+        eprintln!("LatencyWindows::record: {ns:.1} ns per sample (all time + 3 rings, 100 series)");
         if !cfg!(debug_assertions) {
             assert!(ns < 100.0, "{ns} ns");
         }
@@ -1437,7 +1123,7 @@ mod tests {
         let mut w = LatencyWindows::new(0.0);
         let mut rng = SplitMix64::new(3);
         for i in 0..5_000 {
-            w.record(10f64.powf(rng.next_f64() * 7.0), i as f64);
+            w.record(10f64.powf(rng.next_f64() * 9.6), i as f64);
         }
         let mut a = Aggregate::new();
         a.add_window(&mut w, Window::OneMinute, 5_000.0);
@@ -1448,8 +1134,33 @@ mod tests {
         assert!(encoded.starts_with("HISTF"), "{}", &encoded[..8]);
         let mut b = Aggregate::new();
         assert_eq!(b.import(encoded).unwrap(), 5_000);
-        assert_eq!(b.histogram(), a.histogram());
-        assert_eq!(b.percentiles(), a.percentiles());
+        // Bucket by bucket (min and max become their buckets' values).
+        let buckets = |x: &Aggregate| {
+            let mut v = vec![];
+            x.histogram().for_each(|i, c| v.push((i, c)));
+            v
+        };
+        assert_eq!(buckets(&b), buckets(&a));
+        let (pa, pb) = (a.percentiles(), b.percentiles());
+        assert_eq!(pa.p50_us, pb.p50_us);
+        assert_eq!(pa.p99_us, pb.p99_us);
+    }
+
+    #[test]
+    fn every_bucket_survives_the_hdr_interchange() {
+        // Each bucket's value, at HDR's 3 digits, lands back in the bucket.
+        let h = full_histogram(SIGFIG);
+        for i in IDX_MIN..=IDX_MAX {
+            let r = rep_us(i);
+            if index_us(r) != i {
+                continue; // a sub-µs bucket no whole µs falls in
+            }
+            assert_eq!(
+                index_us(h.lowest_equivalent(r).max(MIN_US)),
+                i,
+                "bucket {i}"
+            );
+        }
     }
 
     #[test]
@@ -1480,8 +1191,13 @@ mod tests {
         }
         let mut direct = Aggregate::new();
         direct.add_window(&mut both, Window::AllTime, 4_000.0);
-        assert_eq!(merged.histogram(), direct.histogram());
-        assert_eq!(merged.percentiles(), direct.percentiles());
+        let buckets = |x: &Aggregate| {
+            let mut v = vec![];
+            x.histogram().for_each(|i, c| v.push((i, c)));
+            v
+        };
+        assert_eq!(buckets(&merged), buckets(&direct));
+        assert_eq!(merged.percentiles().p99_us, direct.percentiles().p99_us);
         assert_eq!(merged.percentiles().count, 4_000);
     }
 
@@ -1497,17 +1213,15 @@ mod tests {
         let mut agg = Aggregate::new();
         assert_eq!(agg.import(&BASE64.encode(&bytes)).unwrap(), 2);
         assert_eq!(agg.clamped(), 1);
-        assert!(agg.histogram().equivalent(agg.percentiles().max_us, MAX_US));
+        assert_eq!(agg.percentiles().max_us, MAX_US);
     }
 
     #[test]
     fn garbage_imports_are_errors_and_merge_nothing() {
         let mut good = Aggregate::new();
-        good.add_histogram(&{
-            let mut h: Histogram<u64> = full_histogram(SIGFIG);
-            h.record(1234).unwrap();
-            h
-        });
+        let mut w = LatencyWindows::new(0.0);
+        w.record(1234.0, 0.0);
+        good.add_window(&mut w, Window::AllTime, 0.0);
         let mut s = String::new();
         good.export(&mut s).unwrap();
         let truncated = &s[..s.len() / 2];
@@ -1524,6 +1238,6 @@ mod tests {
             let e = agg.import(bad).unwrap_err();
             assert!(e.message.starts_with("histogram must be"), "{}", e.message);
         }
-        assert_eq!(agg.histogram().len(), 0);
+        assert_eq!(agg.histogram().count(), 0);
     }
 }

@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod dag;
 pub mod dlq;
 pub mod error;
+pub mod exphist;
 pub mod exposition;
 pub mod gate;
 pub mod graph_file;

@@ -61,6 +61,9 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::error::{check, CoreError, CoreResult};
+use super::exphist::SCHEMA;
+use super::exposition::model::{Family, HistogramValue, Kind, NativeHistogram, Sample, Value};
+use super::exposition::protobuf;
 use super::histogram::{
     new_rings, Aggregate, LatencyWindows, Percentiles, Recorded, SliceRing, Slot, Window,
     WindowBudget,
@@ -473,11 +476,7 @@ impl Series {
         let span_ms = self.span_ms(window, now, origin);
         let latency = match window {
             // All time is one histogram already: summarise it in place.
-            Window::AllTime => self
-                .latency
-                .all_time()
-                .map(|h| Percentiles::of_with_sum(h, self.sum_us))
-                .unwrap_or_default(),
+            Window::AllTime => Percentiles::of_with_sum(self.latency.all_time(), self.sum_us),
             _ => scratch
                 .for_window(window)
                 .window_percentiles(&mut self.latency, window, now),
@@ -1089,6 +1088,123 @@ impl SignalStore {
     }
 }
 
+impl SignalStore {
+    /// The HTTP families as data, for the renderers of `exposition` (the
+    /// protobuf one here): the same families and series as
+    /// [`render_prometheus`](Self::render_prometheus), and the duration
+    /// histogram carries its native (schema 6) buckets beside the classic ones.
+    pub fn families(&self) -> Vec<Family> {
+        let labels = |s: &Series| {
+            vec![
+                ("method", s.method.to_string()),
+                ("route", s.route.to_string()),
+            ]
+        };
+        let with = |s: &Series, k: &'static str, v: &str| {
+            let mut l = labels(s);
+            l.push((k, v.to_string()));
+            l
+        };
+        let mut requests = Family::new(
+            REQUESTS,
+            Kind::Counter,
+            "Completed HTTP requests by method, route and status class.",
+        );
+        for s in self.exposed() {
+            for (class, &n) in STATUS_CLASSES.iter().zip(&s.all_time.by_class) {
+                requests.samples.push(Sample::new(
+                    with(s, "status_class", class),
+                    Value::Number(n as f64),
+                ));
+            }
+        }
+        let mut aborted = Family::new(
+            ABORTED,
+            Kind::Counter,
+            "HTTP requests that ended before a response was sent.",
+        );
+        for s in self.exposed() {
+            aborted.samples.push(Sample::new(
+                labels(s),
+                Value::Number(s.all_time.aborted as f64),
+            ));
+        }
+        let in_flight = Family::new(
+            IN_FLIGHT,
+            Kind::Gauge,
+            "HTTP requests started and not yet finished or aborted.",
+        )
+        .with(Sample::new(vec![], Value::Number(self.in_flight as f64)));
+        let mut durations = Family::new(
+            DURATION,
+            Kind::Histogram,
+            "HTTP request duration in seconds.",
+        );
+        durations.unit = Some("seconds");
+        for s in &self.series {
+            let count: u64 = s.buckets.iter().sum();
+            if count == 0 {
+                continue;
+            }
+            let mut cumulative = 0u64;
+            let buckets = self
+                .bounds
+                .iter()
+                .zip(s.buckets.iter())
+                .map(|(b, n)| {
+                    cumulative += n;
+                    (b.le.parse::<f64>().unwrap_or(f64::INFINITY), cumulative)
+                })
+                .collect();
+            let (positive_spans, positive_deltas) = s.latency.all_time().native_spans();
+            durations.samples.push(Sample::new(
+                labels(s),
+                Value::Histogram(HistogramValue {
+                    buckets,
+                    count,
+                    sum: s.sum_us as f64 / 1e6,
+                    native: Some(NativeHistogram {
+                        schema: SCHEMA,
+                        // Durations are >= 1 µs: nothing is in a zero bucket.
+                        zero_threshold: 0.0,
+                        zero_count: 0,
+                        positive_spans,
+                        positive_deltas,
+                    }),
+                }),
+            ));
+        }
+        let mut refused = Family::new(REFUSED, Kind::Counter, "HTTP requests refused by safe mode, brownout, quarantine or a rollout, by method, route and reason.");
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            let mut any = false;
+            for s in self.series.iter().filter(|s| s.refused[i] > 0) {
+                any = true;
+                refused.samples.push(Sample::new(
+                    with(s, "reason", r.as_str()),
+                    Value::Number(s.refused[i] as f64),
+                ));
+            }
+            if !any {
+                refused.samples.push(Sample::new(
+                    vec![
+                        ("method", RESERVED_METHOD.to_string()),
+                        ("route", REFUSED_ROUTE.to_string()),
+                        ("reason", r.as_str().to_string()),
+                    ],
+                    Value::Number(0.0),
+                ));
+            }
+        }
+        vec![requests, aborted, in_flight, durations, refused]
+    }
+
+    /// Appends the HTTP families in the Prometheus protobuf exposition
+    /// (delimited `MetricFamily` messages; see `exposition::protobuf`).
+    pub fn render_protobuf(&self, out: &mut Vec<u8>) {
+        protobuf::render(&self.families(), out);
+    }
+}
+
 fn bucket_line(out: &mut String, labels: &str, le: &str, count: u64) {
     let _ = writeln!(out, "{DURATION}_bucket{{{labels},le=\"{le}\"}} {count}");
 }
@@ -1158,7 +1274,6 @@ fn check_now(now: f64) -> CoreResult<()> {
 mod tests {
     use super::*;
     use crate::core::error::ErrorKind;
-    use std::mem::size_of;
 
     use crate::core::rng::SplitMix64;
 
@@ -1253,10 +1368,10 @@ mod tests {
         assert_eq!(st.error_rate, 0.5);
         assert_eq!(st.span_seconds, 9.999);
         assert!((st.requests_per_second - 4.0 / 9.999).abs() < 1e-12);
-        // Windows keep 2 digits: 2000 µs shares a bucket 8 µs wide, reported by its top.
+        // Min and max are exact (the old HDR slices reported 2 007 here).
         assert_eq!(
             (st.latency.count, st.latency.min_us, st.latency.max_us),
-            (4, 1_000, 2_007)
+            (4, 1_000, 2_000)
         );
         // At 10 s the first 2 s slice leaves; the 1 min window keeps all four.
         let st = s.series_stats(id, Window::TenSeconds, 10_000.0).unwrap();
@@ -2047,6 +2162,63 @@ mod tests {
     }
 
     #[test]
+    fn the_duration_family_carries_native_buckets_that_add_up() {
+        use crate::core::exphist::{index_us, upper_seconds};
+        let mut s = store();
+        let a = s.intern("GET", "/a").unwrap();
+        let values = [150.0, 150.0, 2_000.0, 2_010.0, 90_000.0, 1_500_000.0];
+        for (i, &us) in values.iter().enumerate() {
+            s.record(a, 200, us, i as f64).unwrap();
+        }
+        let fams = s.families();
+        let names: Vec<&str> = fams.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, [REQUESTS, ABORTED, IN_FLIGHT, DURATION, REFUSED]);
+        let d = &fams[3];
+        assert_eq!(d.samples.len(), 1);
+        let Value::Histogram(h) = &d.samples[0].value else {
+            panic!("not a histogram")
+        };
+        assert_eq!(h.count, 6);
+        assert!((h.sum - values.iter().sum::<f64>() / 1e6).abs() < 1e-12);
+        assert_eq!(h.buckets.len(), DEFAULT_BUCKETS.len());
+        let n = h.native.as_ref().unwrap();
+        assert_eq!(n.schema, 6);
+        // Rebuild (bucket index, count) from spans and deltas.
+        let (mut idx, mut count, mut k) = (0i32, 0i64, 0usize);
+        let mut buckets = vec![];
+        for (j, &(offset, len)) in n.positive_spans.iter().enumerate() {
+            idx = if j == 0 { offset } else { idx + offset + 1 };
+            for m in 0..len {
+                if m > 0 {
+                    idx += 1;
+                }
+                count += n.positive_deltas[k];
+                k += 1;
+                buckets.push((idx, count as u64));
+            }
+        }
+        let mut expected: Vec<(i32, u64)> = vec![];
+        for &us in &values {
+            let i = index_us(us as u64);
+            match expected.last_mut() {
+                Some((j, c)) if *j == i => *c += 1,
+                _ => expected.push((i, 1)),
+            }
+        }
+        assert_eq!(buckets, expected);
+        // Each value lies in its bucket, in seconds.
+        for (&us, &(i, _)) in values.iter().zip(&[
+            buckets[0], buckets[0], buckets[1], buckets[1], buckets[2], buckets[3],
+        ]) {
+            let sec = us / 1e6;
+            assert!(upper_seconds(i - 1) < sec && sec <= upper_seconds(i));
+        }
+        let mut pb = Vec::new();
+        s.render_protobuf(&mut pb);
+        assert!(pb.windows(DURATION.len()).any(|w| w == DURATION.as_bytes()));
+    }
+
+    #[test]
     fn heap_bytes_counts_every_histogram() {
         let mut s = store();
         let idle = s.heap_bytes();
@@ -2056,16 +2228,17 @@ mod tests {
         for i in 0..1_000 {
             s.record(a, 200, 4e9, i as f64 * 300.0).unwrap();
         }
-        // /a is at its worst; the pooled series keeps no histograms (its
-        // idle slot pointers were already in `idle`).
-        let worst = 443_520;
-        if size_of::<usize>() == 8 {
-            assert_eq!(s.heap_bytes(), idle + worst);
-        }
-        assert_eq!(
-            s.window_bytes(),
-            19 * (size_of::<hdrhistogram::Histogram<u32>>() + 3_328 * 4)
+        // /a holds one clamped latency (one hour) in every slice: 17
+        // buckets each (the top bucket and 16 below it), u8 counts in the
+        // slices (at most 200 per 60 s slice) and u16 all time (1 000). The
+        // pooled series keeps no histograms (its idle slots were in `idle`).
+        assert_eq!(s.window_bytes(), 16 * 17);
+        let series = s.heap_bytes() - idle;
+        assert!(
+            series < 2_000,
+            "{series} bytes (the HDR layout held 443 520)"
         );
+        assert!(series >= 16 * 17 + 17 * 2, "{series}");
     }
 
     #[test]

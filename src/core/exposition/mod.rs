@@ -2,3 +2,5 @@
 //! them. Collectors build a `Vec<Family>`; each format is a renderer beside it.
 
 pub mod model;
+pub mod negotiate;
+pub mod protobuf;
