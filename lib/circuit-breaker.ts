@@ -196,10 +196,10 @@ function toError(value: unknown): Error {
 
 interface Deadline {
   at: number;
-  fire: () => void;
+  fire(): void;
   prev: Deadline | null;
   next: Deadline | null;
-  list: DeadlineList;
+  list: DeadlineList | null;
 }
 interface DeadlineList {
   head: Deadline | null;
@@ -223,22 +223,30 @@ class Deadlines {
   private live = 0;
 
   add(ms: number, fire: () => void): Deadline {
+    const d: Deadline = { at: now() + ms, fire, prev: null, next: null, list: null };
+    this.link(ms, d);
+    return d;
+  }
+
+  /** Links `d` (its `at` set, `ms` after now) at the tail of the list for `ms`. */
+  link(ms: number, d: Deadline): void {
     if (++this.live === 1) this.timer?.ref();
     let list = this.lists.get(ms);
     if (!list) {
       list = { head: null, tail: null };
       this.lists.set(ms, list);
     }
-    const d: Deadline = { at: now() + ms, fire, prev: list.tail, next: null, list };
+    d.list = list;
+    d.prev = list.tail;
     if (list.tail) list.tail.next = d;
     else list.head = d;
     list.tail = d;
     if (d.at < this.timerAt) this.arm(d.at);
-    return d;
   }
 
   remove(d: Deadline): void {
     const list = d.list;
+    if (list === null) return;
     const linked = d.prev !== null || d.next !== null || list.head === d;
     if (d.prev) d.prev.next = d.next;
     else if (list.head === d) list.head = d.next;
@@ -276,6 +284,57 @@ class Deadlines {
 }
 
 const deadlines = new Deadlines();
+
+// A promise's resolve function, taken without a closure per call.
+let captured: (v: unknown) => void = () => {};
+function capture(resolve: (v: unknown) => void): void {
+  captured = resolve;
+}
+
+/**
+ * A call on a closed breaker with a timeout, in flight. It is its own
+ * deadline node (no second object, no `fire` closure) and settles the
+ * promise `execute` returned: with the value, or with what `afterFailure`
+ * makes of the failure or the timeout (retries, fallback, the error).
+ */
+class TimedCall implements Deadline {
+  prev: Deadline | null = null;
+  next: Deadline | null = null;
+  list: DeadlineList | null = null;
+  done = false;
+  constructor(
+    readonly b: CircuitBreaker,
+    readonly fn: (signal?: AbortSignal) => unknown,
+    readonly t0: number,
+    readonly at: number,
+    readonly resolve: (v: unknown) => void,
+    readonly ac: AbortController | null,
+  ) {}
+
+  ok(value: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    deadlines.remove(this);
+    this.b['closedSuccess'](value, this.t0);
+    this.resolve(value);
+  }
+
+  fail(err: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    deadlines.remove(this);
+    this.resolve(this.b['afterFailure'](this.fn, toError(err), now() - this.t0, false));
+  }
+
+  /** The deadline passed first: the call fails with a timeout (the function's late answer is ignored). */
+  fire(): void {
+    if (this.done) return;
+    this.done = true;
+    const e = new CircuitTimeoutError(this.b.name, this.b['timeoutMs']);
+    this.ac?.abort(e);
+    this.resolve(this.b['afterFailure'](this.fn, e, now() - this.t0, false));
+  }
+}
 
 function sleep(ms: number): Promise<void> {
   // A retry sleep is part of a call the user is awaiting, so it keeps the
@@ -418,7 +477,7 @@ export class CircuitBreaker extends EventEmitter {
       return rejectLater(new TypeError(`fn must be a function, got ${fn === null ? 'null' : typeof fn}`));
     }
     const gate = this.page[this.slot];
-    if (gate === 0 && this.timeoutMs === 0) return this.runClosed(fn);
+    if (gate === 0) return this.timeoutMs === 0 ? this.runClosed(fn) : this.runTimed(fn);
     let trial = false;
     if (gate !== 0) {
       // Open and inside its reset timeout (Rust wrote until when): refuse
@@ -445,27 +504,69 @@ export class CircuitBreaker extends EventEmitter {
     return this.execute(fn);
   }
 
-  /** Closed breaker, no timeout: no crossing before the call, none after a plain success. */
-  private async runClosed<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
+  /**
+   * Closed breaker, no timeout: no crossing before the call, none after a
+   * plain success. The user's promise's `.then` is returned directly (no
+   * async frame of ours around it): one promise more than a bare call.
+   */
+  private runClosed<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
     const t0 = now();
-    let value: T;
+    let p: T | Promise<T>;
     try {
-      value = await fn();
+      p = fn();
     } catch (err) {
       return this.afterFailure(fn, toError(err), now() - t0, false);
     }
+    return (p instanceof Promise ? p : Promise.resolve(p)).then(
+      (value: T) => {
+        this.closedSuccess(value, t0);
+        return value;
+      },
+      (err: unknown) => this.afterFailure(fn, toError(err), now() - t0, false),
+    );
+  }
+
+  /** A success on a closed breaker: batched in the ring unless slow (then Rust hears of it now). */
+  private closedSuccess(value: unknown, t0: number): void {
     const t1 = now();
     const latency = t1 - t0;
     if (latency < this.page[this.slot + 1]) {
       pushOutcome(this.id, latency, t1);
       if (this.hotListeners) this.emitSafe('success', value, latency);
     } else {
-      // Slow: it may open the breaker, so Rust hears of it now.
       const tr = record(this.id, OUTCOME_SUCCESS, latency, t1, false);
       if (this.hotListeners) this.emitSafe('success', value, latency);
       this.transitions(tr);
     }
-    return value;
+  }
+
+  /**
+   * Closed breaker with a timeout: one clock read before the call, its
+   * deadline linked in the shared list (no timer of its own), and a plain
+   * success batched in the ring like `runClosed`'s (no crossing). Failures
+   * and timeouts go through `afterFailure` as any other.
+   */
+  private runTimed<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
+    const t0 = now();
+    const ms = this.timeoutMs;
+    const promise = new Promise<T>(capture as (resolve: (v: T | PromiseLike<T>) => void) => void);
+    // An AbortSignal costs ~3 µs to create in Node 20: only functions that
+    // declare a parameter (the signal) get one (see `attempt`).
+    const ac = fn.length > 0 ? new AbortController() : null;
+    const c = new TimedCall(this, fn, t0, t0 + ms, captured, ac);
+    deadlines.link(ms, c);
+    let p: T | Promise<T>;
+    try {
+      p = ac ? fn(ac.signal) : fn();
+    } catch (err) {
+      c.fail(err);
+      return promise;
+    }
+    (p instanceof Promise ? p : Promise.resolve(p)).then(
+      (v) => c.ok(v),
+      (e) => c.fail(e),
+    );
+    return promise;
   }
 
   /** Admitted with a timeout, or as a half-open trial: run with timeout and retries. */
