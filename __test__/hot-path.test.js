@@ -10,6 +10,8 @@ const ts = require('@dreamnet/reliability-core/traffic-shaping');
 const wd = require('@dreamnet/reliability-core/watchdogs');
 
 cb.configureCircuitBreakers({ logger: null });
+// Quiet: the runner reads this process's stdout (Node 20's runner has failed to parse emoji split across chunks).
+ts.configureTrafficShaping({ logger: null });
 const { getCircuitBreakerRegistry, CircuitTimeoutError } = cb;
 let seq = 0;
 const uniq = (p) => `hot-${p}-${++seq}`;
@@ -124,26 +126,34 @@ describe('rollout decision for a new key', () => {
 });
 
 describe('watchdogs', () => {
-  test('trackAiCall passes a function that takes no signal to the breaker as it is; still timed and counted', async () => {
+  test('trackAiCall passes a function that takes no signal to the breaker as it is, and the breaker times it for the tracker', async () => {
     const fn = async () => 'ok';
     const name = uniq('ai');
     await wd.trackAiCall(name, fn);
     const b = getCircuitBreakerRegistry().get(name);
     const seen = [];
-    const exec = b.execute;
-    b.execute = function (f) {
+    const exec = b._executeObserved;
+    b._executeObserved = function (f, obs) {
       seen.push(f);
-      return exec.call(this, f);
+      return exec.call(this, f, obs);
     };
+    const calls = () => wd.getWatchdogsReport().aiCallLatency.totalCalls;
+    const before = calls();
     try {
       assert.equal(await wd.trackAiCall(name, fn), 'ok');
+      await assert.rejects(
+        wd.trackAiCall(name, async () => {
+          throw new Error('model down');
+        }),
+        /model down/,
+      );
     } finally {
-      delete b.execute;
+      delete b._executeObserved;
     }
     assert.equal(seen[0], fn, 'no wrapper per call');
+    assert.equal(calls() - before, 2, 'the success and the failure are both timed');
     assert.equal(b.toJSON().totals.successes, 2);
-    const view = wd.getWatchdogsReport();
-    assert.ok(view.aiCallLatency.totalCalls >= 2);
+    assert.equal(b.toJSON().totals.failures, 1);
     await assert.rejects(wd.trackAiCall(name, 'not a function'), TypeError);
   });
 

@@ -285,6 +285,28 @@ class Deadlines {
 
 const deadlines = new Deadlines();
 
+/**
+ * @internal Told how a call went: its latency in ms and whether the
+ * caller's promise resolved (a watchdog's latency tracker).
+ */
+export interface CallObserver {
+  record(latencyMs: number, ok: boolean): void;
+}
+
+/** Tells `obs` how `p` settles, timed from `t0`; a refusal by an open breaker ran nothing and is not told. */
+function observe<T>(p: Promise<T>, t0: number, obs: CallObserver): Promise<T> {
+  return p.then(
+    (v) => {
+      obs.record(now() - t0, true);
+      return v;
+    },
+    (e: unknown) => {
+      if (!(e instanceof CircuitOpenError)) obs.record(now() - t0, false);
+      throw e;
+    },
+  );
+}
+
 // A promise's resolve function, taken without a closure per call.
 let captured: (v: unknown) => void = () => {};
 function capture(resolve: (v: unknown) => void): void {
@@ -298,6 +320,8 @@ function capture(resolve: (v: unknown) => void): void {
  * makes of the failure or the timeout (retries, fallback, the error).
  */
 class TimedCall implements Deadline {
+  /** Told how the call went, with the breaker's own latency (see `_executeObserved`). */
+  obs: CallObserver | null = null;
   prev: Deadline | null = null;
   next: Deadline | null = null;
   list: DeadlineList | null = null;
@@ -315,7 +339,7 @@ class TimedCall implements Deadline {
     if (this.done) return;
     this.done = true;
     deadlines.remove(this);
-    this.b['closedSuccess'](value, this.t0);
+    this.b['closedSuccess'](value, this.t0, this.obs);
     this.resolve(value);
   }
 
@@ -323,7 +347,8 @@ class TimedCall implements Deadline {
     if (this.done) return;
     this.done = true;
     deadlines.remove(this);
-    this.resolve(this.b['afterFailure'](this.fn, toError(err), now() - this.t0, false));
+    const r = this.b['afterFailure'](this.fn, toError(err), now() - this.t0, false);
+    this.resolve(this.obs === null ? r : observe(r, this.t0, this.obs));
   }
 
   /** The deadline passed first: the call fails with a timeout (the function's late answer is ignored). */
@@ -332,7 +357,8 @@ class TimedCall implements Deadline {
     this.done = true;
     const e = new CircuitTimeoutError(this.b.name, this.b['timeoutMs']);
     this.ac?.abort(e);
-    this.resolve(this.b['afterFailure'](this.fn, e, now() - this.t0, false));
+    const r = this.b['afterFailure'](this.fn, e, now() - this.t0, false);
+    this.resolve(this.obs === null ? r : observe(r, this.t0, this.obs));
   }
 }
 
@@ -499,6 +525,19 @@ export class CircuitBreaker extends EventEmitter {
     return this.runAdmitted(fn, trial);
   }
 
+  /**
+   * @internal `execute(fn)`, and `obs` is told how the call went (the
+   * watchdogs' `trackAiCall`). On a closed breaker with a timeout, a plain
+   * success tells it the latency the breaker measured itself: no wrapper
+   * promise and no clock reads of the caller's. Any other path is observed
+   * as a wrapper would.
+   */
+  _executeObserved<T>(fn: (signal?: AbortSignal) => T | Promise<T>, obs: CallObserver): Promise<T> {
+    if (typeof fn === 'function' && this.timeoutMs !== 0 && this.page[this.slot] === 0) return this.runTimed(fn, obs);
+    const t0 = now();
+    return observe(this.execute(fn), t0, obs);
+  }
+
   /** Alias used by the original docs (opossum's name). */
   fire<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
     return this.execute(fn);
@@ -527,9 +566,10 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   /** A success on a closed breaker: batched in the ring unless slow (then Rust hears of it now). */
-  private closedSuccess(value: unknown, t0: number): void {
+  private closedSuccess(value: unknown, t0: number, obs: CallObserver | null = null): void {
     const t1 = now();
     const latency = t1 - t0;
+    if (obs !== null) obs.record(latency, true);
     if (latency < this.page[this.slot + 1]) {
       pushOutcome(this.id, latency, t1);
       if (this.hotListeners) this.emitSafe('success', value, latency);
@@ -546,7 +586,7 @@ export class CircuitBreaker extends EventEmitter {
    * success batched in the ring like `runClosed`'s (no crossing). Failures
    * and timeouts go through `afterFailure` as any other.
    */
-  private runTimed<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
+  private runTimed<T>(fn: (signal?: AbortSignal) => T | Promise<T>, obs: CallObserver | null = null): Promise<T> {
     const t0 = now();
     const ms = this.timeoutMs;
     const promise = new Promise<T>(capture as (resolve: (v: T | PromiseLike<T>) => void) => void);
@@ -554,6 +594,7 @@ export class CircuitBreaker extends EventEmitter {
     // declare a parameter (the signal) get one (see `attempt`).
     const ac = fn.length > 0 ? new AbortController() : null;
     const c = new TimedCall(this, fn, t0, t0 + ms, captured, ac);
+    c.obs = obs;
     deadlines.link(ms, c);
     let p: T | Promise<T>;
     try {

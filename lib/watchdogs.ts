@@ -508,23 +508,14 @@ export function trackAiCall<T>(name: string, fn: (signal: AbortSignal) => T | Pr
     }
   }
   if (!breaker) return trackUnprotected(tracker, fn);
-  const t0 = performance.now();
   // The breaker passes its AbortSignal only to a function that takes one
   // (see the breaker's `attempt`); one that takes none is passed as it is
   // (no wrapper per call). A breaker without a timeout gives no signal, so
-  // the wrapper supplies one that never fires.
-  const p = breaker.execute(fn.length > 0 ? (signal?: AbortSignal) => fn(signal ?? new AbortController().signal) : (fn as () => T | Promise<T>));
-  return p.then(
-    (r) => {
-      tracker.record(performance.now() - t0, true);
-      return r;
-    },
-    (e: unknown) => {
-      // A refusal by an open breaker made no call: nothing to time.
-      if (!(e instanceof CircuitOpenError)) tracker.record(performance.now() - t0, false);
-      throw e;
-    },
-  );
+  // the wrapper supplies one that never fires. The breaker tells the
+  // tracker how the call went, with the latency it measured itself (no
+  // clock reads and no promise of ours on a plain success); a refusal by an
+  // open breaker made no call and is not timed.
+  return breaker._executeObserved(fn.length > 0 ? (signal?: AbortSignal) => fn(signal ?? new AbortController().signal) : (fn as () => T | Promise<T>), tracker);
 }
 
 /** Unprotected: no breaker, so no timeout either (a per-call timer is not allowed); the signal never fires. */
