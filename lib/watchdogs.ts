@@ -411,29 +411,37 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
   const qd = options.queueDepth ?? {};
   const topicOf = options.topic;
   const agentOf = options.agentOf;
-  const run = async (args: A, pending: { n: number }, agentPending: { n: number } | undefined, tracker: LatencyTracker): Promise<R> => {
+  const done = (pending: { n: number }, agentPending: { n: number } | undefined): void => {
+    pending.n = Math.max(0, pending.n - 1);
+    if (agentPending !== undefined) agentPending.n = Math.max(0, agentPending.n - 1);
+  };
+  // A `.then` on the breaker's promise rather than an async frame: one promise fewer per publish.
+  const run = (args: A, pending: { n: number }, agentPending: { n: number } | undefined, tracker: LatencyTracker): Promise<R> => {
     const t0 = performance.now();
-    let ok = false;
-    let refused = false;
+    let p: Promise<R>;
     try {
       breaker ??= breakerOrNull(breakerName, breakerOptions);
-      let r: R;
-      if (breaker) r = await breaker.execute(() => publish(...args));
+      if (breaker) p = breaker.execute(() => publish(...args));
       else {
         unprotected.publishes++;
-        r = await publish(...args);
+        p = Promise.resolve(publish(...args));
       }
-      ok = true;
-      return r;
     } catch (e) {
-      // Refused by the open breaker: no publish ran, so there is nothing to time.
-      refused = e instanceof CircuitOpenError;
-      throw e;
-    } finally {
-      pending.n = Math.max(0, pending.n - 1);
-      if (agentPending !== undefined) agentPending.n = Math.max(0, agentPending.n - 1);
-      if (!refused) tracker.record(performance.now() - t0, ok);
+      p = Promise.reject(e);
     }
+    return p.then(
+      (r) => {
+        done(pending, agentPending);
+        tracker.record(performance.now() - t0, true);
+        return r;
+      },
+      (e: unknown) => {
+        done(pending, agentPending);
+        // Refused by the open breaker: no publish ran, so there is nothing to time.
+        if (!(e instanceof CircuitOpenError)) tracker.record(performance.now() - t0, false);
+        throw e;
+      },
+    );
   };
   return (...args: A): Promise<R> => {
     try {
