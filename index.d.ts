@@ -814,6 +814,22 @@ export declare function tsAction(h: number, name: string, action: string, reason
  */
 export declare function tsBucket(h: number, id: number, key: string): number
 
+/**
+ * A function of one argument, `(key) => tsBucket(h, id, key)` with the same
+ * answers, for the JS side's decision on a key it has not cached. Why a
+ * function per rollout: each argument of a bound call costs a type check
+ * and a conversion (a call with three arguments costs about three times
+ * one with none); this one carries `h` and `id` in its own data, reads the
+ * key in one engine call and allocates nothing. Legacy hashing and long
+ * keys take `tsBucket`'s path.
+ *
+ * ```js
+ * const bucketOf = native.tsBucketFn(h, id);
+ * bucketOf('user-42') === native.tsBucket(h, id, 'user-42'); // true
+ * ```
+ */
+export declare function tsBucketFn(h: number, id: number): (key: string) => number
+
 export interface TsCohort {
   totalRequests: number
   totalErrors: number

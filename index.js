@@ -930,6 +930,7 @@ module.exports.sgSeries = nativeBinding.sgSeries
 module.exports.sgWindows = nativeBinding.sgWindows
 module.exports.tsAction = nativeBinding.tsAction
 module.exports.tsBucket = nativeBinding.tsBucket
+module.exports.tsBucketFn = nativeBinding.tsBucketFn
 module.exports.tsCreate = nativeBinding.tsCreate
 module.exports.tsDecide = nativeBinding.tsDecide
 module.exports.tsDrain = nativeBinding.tsDrain

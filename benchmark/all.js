@@ -20,6 +20,7 @@ const SCRIPTS = [
   ['startup DAG (vs toposort, dependency-graph)', 'dag.js', 'dag.json'],
   ['rollout decisions (vs original TS rules, unleash-client)', 'rollout.js', 'rollout.json'],
   ['watchdogs (trackAiCall, protectPublish)', 'watchdogs.js', 'watchdogs.json'],
+  ['every hot path of issue 22 against its peers, one interleaved run', 'hotpath.js', 'hotpath.json'],
 ];
 
 const dir = path.join(__dirname, 'results');

@@ -67,6 +67,36 @@ if (mode === 'noop-layers') {
     }
   };
   handler = (req, res, next) => layer(req, res, () => inner(req, res, next));
+} else if (mode === 'floor') {
+  // The floor for the stack (issue 22): an empty app-level layer at the
+  // stack's place, that also observes each request's end through the same
+  // notification the stack uses (lib/express/tracker.ts: the
+  // `http.server.response.finish` diagnostics channel, and a record found
+  // by the request's socket). It records nothing.
+  const dc = require('node:diagnostics_channel');
+  const records = new WeakMap();
+  let ended = 0;
+  dc.subscribe('http.server.response.finish', (m) => {
+    const rec = records.get(m.socket);
+    if (rec !== undefined && rec.req === m.request) {
+      rec.req = null;
+      ended++;
+    }
+  });
+  app.use((req, res, next) => {
+    let rec = records.get(req.socket);
+    if (rec === undefined) records.set(req.socket, (rec = { req: null }));
+    rec.req = req;
+    next();
+  });
+  stateOf = () => `ended ${ended}`;
+  handler = async (req, res) => {
+    try {
+      res.json(await dependency(req.params.id));
+    } catch {
+      res.status(500).json({ error: 'failed' });
+    }
+  };
 } else if (mode === 'noop-layer') {
   // The floor for any middleware: one app-level layer that only calls next().
   app.use((req, res, next) => next());

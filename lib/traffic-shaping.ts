@@ -173,6 +173,8 @@ export class TrafficShaping extends EventEmitter {
    * Bounded: a full cache is dropped and refilled.
    */
   private readonly buckets: Array<Map<string, number>> = [];
+  /** Per rollout id, `native.tsBucketFn`: the bucket of a key not cached, in a one-argument crossing. */
+  private readonly bucketOf: Array<(key: string) => number> = [];
   /** Cache lookups and hits since the cache was last emptied (see `shouldRoute`). */
   private lookups = 0;
   private hits = 0;
@@ -192,6 +194,7 @@ export class TrafficShaping extends EventEmitter {
     this.lists[r.id] = r.hasLists;
     this.judged[r.id] = r.judgedOnRecord;
     this.buckets[r.id] = new Map();
+    this.bucketOf[r.id] = native.tsBucketFn(this.h, r.id);
     this.configs.set(name, { ...config });
     this.emitEvent(r.event);
     // An operator rollback recorded before a restart still applies.
@@ -274,7 +277,7 @@ export class TrafficShaping extends EventEmitter {
     let b = cache.get(key);
     this.lookups++;
     if (b === undefined) {
-      b = native.tsBucket(this.h, id, String(key));
+      b = this.bucketOf[id](typeof key === 'string' ? key : String(key));
       if (this.noCacheFor > 0) this.noCacheFor--;
       else {
         if (cache.size >= BUCKET_CACHE) {

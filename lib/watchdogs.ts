@@ -368,26 +368,27 @@ function series(kind: string, value: string): string {
  * tick and read (a gauge with `read`), so a publish costs two map updates,
  * not four crossings.
  */
-const inFlight = new Map<string, number>();
+const inFlight = new Map<string, { n: number }>();
 /**
- * Adds `by` to the pending count of gauge `name`, registering it on first
- * use; past the watchdog cap the count goes to the shared gauge `other`.
- * Returns the gauge name counted, for the matching decrement.
+ * The pending-count cell of gauge `name`, registering the gauge on first
+ * use; past the watchdog cap the cell of the shared gauge `other`. Callers
+ * keep the cell, so a publish adds and subtracts on it without a lookup.
  */
-function bump(name: string, other: string, by: number, thresholds: Thresholds): string {
-  let key = name;
-  if (!inFlight.has(key)) {
-    const w = getWatchdogs();
-    const t = w._track('gauge', name, other, thresholds);
-    if (t.overflowed) key = other;
-    if (!inFlight.has(key)) {
-      const k = key;
-      inFlight.set(k, 0);
-      w._pull(t.id, () => inFlight.get(k) ?? 0);
-    }
+function gaugeCell(name: string, other: string, thresholds: Thresholds): { n: number } {
+  let c = inFlight.get(name);
+  if (c !== undefined) return c;
+  const w = getWatchdogs();
+  const t = w._track('gauge', name, other, thresholds);
+  const key = t.overflowed ? other : name;
+  c = inFlight.get(key);
+  if (c === undefined) {
+    const cell = { n: 0 };
+    inFlight.set(key, cell);
+    w._pull(t.id, () => cell.n);
+    c = cell;
   }
-  inFlight.set(key, Math.max(0, (inFlight.get(key) ?? 0) + by));
-  return key;
+  // An overflowed name is not remembered under its own key: it keeps asking, so it is counted each time.
+  return c;
 }
 
 /** Calls run without a breaker because the breaker cap was reached (see `breakerOrNull`). */
@@ -435,45 +436,75 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
   // Null while the breaker cap refuses it: publishes then run unprotected (counted).
   let breaker = breakerOrNull(breakerName, breakerOptions);
   const w = getWatchdogs();
-  const trackers = new Map<string, LatencyTracker>();
-  return async (...args: A): Promise<R> => {
-    const t = typeof options.topic === 'function' ? options.topic(...args) : (options.topic ?? (typeof args[0] === 'string' ? args[0] : undefined));
-    const topic = series('topic', String(t ?? 'default'));
-    const agentRaw = options.agentOf ? options.agentOf(...args) : (args[1] as any)?.agentId;
-    const agent = agentRaw === undefined ? undefined : series('agent', String(agentRaw));
-    let tracker = trackers.get(topic);
-    if (!tracker) {
-      const key = `publish:${topic}`;
-      const existing = w.get(key) as LatencyTracker | undefined;
-      const tr = existing ? { handle: existing, overflowed: false } : w._track('latency', key, 'publish:other', options.latency);
-      tracker = tr.handle;
-      // An overflow tracker is not cached: the topic keeps asking, so it is counted each time.
-      if (!tr.overflowed) trackers.set(topic, tracker);
-    }
-    const qd = options.queueDepth ?? {};
-    const topicGauge = bump(`queue:topic:${topic}`, 'queue:topic:other', 1, qd);
-    const agentGauge = agent === undefined ? undefined : bump(`queue:agent:${agent}`, 'queue:agent:other', 1, qd);
+  /** Per topic: its latency tracker and pending-count cell, looked up once (overflowed topics are not cached). */
+  const topics = new Map<string, { tracker: LatencyTracker; pending: { n: number } }>();
+  const agents = new Map<string, { n: number }>();
+  const qd = options.queueDepth ?? {};
+  const topicOf = options.topic;
+  const agentOf = options.agentOf;
+  const done = (pending: { n: number }, agentPending: { n: number } | undefined): void => {
+    pending.n = Math.max(0, pending.n - 1);
+    if (agentPending !== undefined) agentPending.n = Math.max(0, agentPending.n - 1);
+  };
+  // A `.then` on the breaker's promise rather than an async frame: one promise fewer per publish.
+  const run = (args: A, pending: { n: number }, agentPending: { n: number } | undefined, tracker: LatencyTracker): Promise<R> => {
     const t0 = performance.now();
-    let ok = false;
-    let refused = false;
+    let p: Promise<R>;
     try {
       breaker ??= breakerOrNull(breakerName, breakerOptions);
-      let r: R;
-      if (breaker) r = await breaker.execute(() => publish(...args));
+      if (breaker) p = breaker.execute(() => publish(...args));
       else {
         unprotected.publishes++;
-        r = await publish(...args);
+        p = Promise.resolve(publish(...args));
       }
-      ok = true;
-      return r;
     } catch (e) {
-      // Refused by the open breaker: no publish ran, so there is nothing to time.
-      refused = e instanceof CircuitOpenError;
-      throw e;
-    } finally {
-      bump(topicGauge, topicGauge, -1, qd);
-      if (agentGauge !== undefined) bump(agentGauge, agentGauge, -1, qd);
-      if (!refused) tracker.record(performance.now() - t0, ok);
+      p = Promise.reject(e);
+    }
+    return p.then(
+      (r) => {
+        done(pending, agentPending);
+        tracker.record(performance.now() - t0, true);
+        return r;
+      },
+      (e: unknown) => {
+        done(pending, agentPending);
+        // Refused by the open breaker: no publish ran, so there is nothing to time.
+        if (!(e instanceof CircuitOpenError)) tracker.record(performance.now() - t0, false);
+        throw e;
+      },
+    );
+  };
+  return (...args: A): Promise<R> => {
+    try {
+      const t = typeof topicOf === 'function' ? topicOf(...args) : (topicOf ?? (typeof args[0] === 'string' ? args[0] : undefined));
+      const topic = series('topic', String(t ?? 'default'));
+      const agentRaw = agentOf ? agentOf(...args) : (args[1] as any)?.agentId;
+      const agent = agentRaw === undefined ? undefined : series('agent', String(agentRaw));
+      let entry = topics.get(topic);
+      if (entry === undefined) {
+        const key = `publish:${topic}`;
+        const existing = w.get(key) as LatencyTracker | undefined;
+        const tr = existing ? { handle: existing, overflowed: false } : w._track('latency', key, 'publish:other', options.latency);
+        const gauge = `queue:topic:${topic}`;
+        const e = { tracker: tr.handle, pending: gaugeCell(gauge, 'queue:topic:other', qd) };
+        // An overflow tracker or gauge is not cached: the topic keeps asking, so it is counted each time.
+        if (!tr.overflowed && inFlight.get(gauge) === e.pending) topics.set(topic, e);
+        entry = e;
+      }
+      let agentPending: { n: number } | undefined;
+      if (agent !== undefined) {
+        agentPending = agents.get(agent);
+        if (agentPending === undefined) {
+          const gauge = `queue:agent:${agent}`;
+          agentPending = gaugeCell(gauge, 'queue:agent:other', qd);
+          if (inFlight.get(gauge) === agentPending) agents.set(agent, agentPending);
+        }
+        agentPending.n++;
+      }
+      entry.pending.n++;
+      return run(args, entry.pending, agentPending, entry.tracker);
+    } catch (e) {
+      return Promise.reject(e);
     }
   };
 }
@@ -496,39 +527,48 @@ const aiCalls = new Map<string, { tracker: LatencyTracker; breaker: CircuitBreak
  *
  *   const vec = await trackAiCall('openai-embeddings', (signal) => openai.embeddings.create(req, { signal }));
  */
-export async function trackAiCall<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>, options: AiCallOptions = {}): Promise<T> {
-  if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${typeof fn}`);
+export function trackAiCall<T>(name: string, fn: (signal: AbortSignal) => T | Promise<T>, options: AiCallOptions = {}): Promise<T> {
+  if (typeof fn !== 'function') return Promise.reject(new TypeError(`fn must be a function, got ${typeof fn}`));
   let entry = aiCalls.get(name);
   let tracker: LatencyTracker;
   let breaker: CircuitBreaker | null;
   if (entry) ({ tracker, breaker } = entry);
   else {
-    const w = getWatchdogs();
-    const key = `ai:${name}`;
-    const existing = w.get(key) as LatencyTracker | undefined;
-    // Past the watchdog cap the call is timed under the shared `ai:other`
-    // and runs without a breaker; nothing is cached, so memory stays bounded.
-    const t = existing ? { handle: existing, overflowed: false } : w._track('latency', key, 'ai:other', options.latency);
-    tracker = t.handle;
-    breaker = t.overflowed ? null : breakerOrNull(name, options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 30_000, timeout: options.timeoutMs ?? 30_000, retryOptions: { maxRetries: 0 } });
-    if (breaker) aiCalls.set(name, (entry = { tracker, breaker }));
+    try {
+      const w = getWatchdogs();
+      const key = `ai:${name}`;
+      const existing = w.get(key) as LatencyTracker | undefined;
+      // Past the watchdog cap the call is timed under the shared `ai:other`
+      // and runs without a breaker; nothing is cached, so memory stays bounded.
+      const t = existing ? { handle: existing, overflowed: false } : w._track('latency', key, 'ai:other', options.latency);
+      tracker = t.handle;
+      breaker = t.overflowed ? null : breakerOrNull(name, options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 30_000, timeout: options.timeoutMs ?? 30_000, retryOptions: { maxRetries: 0 } });
+      if (breaker) aiCalls.set(name, (entry = { tracker, breaker }));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
+  if (!breaker) return trackUnprotected(tracker, fn);
+  // The breaker passes its AbortSignal only to a function that takes one
+  // (see the breaker's `attempt`); one that takes none is passed as it is
+  // (no wrapper per call). A breaker without a timeout gives no signal, so
+  // the wrapper supplies one that never fires. The breaker tells the
+  // tracker how the call went, with the latency it measured itself (no
+  // clock reads and no promise of ours on a plain success); a refusal by an
+  // open breaker made no call and is not timed.
+  return breaker._executeObserved(fn.length > 0 ? (signal?: AbortSignal) => fn(signal ?? new AbortController().signal) : (fn as () => T | Promise<T>), tracker);
+}
+
+/** Unprotected: no breaker, so no timeout either (a per-call timer is not allowed); the signal never fires. */
+async function trackUnprotected<T>(tracker: LatencyTracker, fn: (signal: AbortSignal) => T | Promise<T>): Promise<T> {
   const t0 = performance.now();
   try {
-    let r: T;
-    if (breaker) {
-      // Pass the signal on only to a function that takes one (see the breaker's `attempt`).
-      r = await breaker.execute(fn.length > 0 ? (signal?: AbortSignal) => fn(signal ?? new AbortController().signal) : () => (fn as () => T | Promise<T>)());
-    } else {
-      // Unprotected: no breaker, so no timeout either (a per-call timer is not allowed); the signal never fires.
-      unprotected.aiCalls++;
-      r = await fn(new AbortController().signal);
-    }
+    unprotected.aiCalls++;
+    const r = await fn(new AbortController().signal);
     tracker.record(performance.now() - t0, true);
     return r;
   } catch (e) {
-    // A refusal by an open breaker made no call: nothing to time.
-    if (!(e instanceof CircuitOpenError)) tracker.record(performance.now() - t0, false);
+    tracker.record(performance.now() - t0, false);
     throw e;
   }
 }

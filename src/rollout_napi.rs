@@ -400,6 +400,133 @@ pub fn ts_bucket(h: u32, id: u32, key: String) -> i32 {
     })
 }
 
+/// Bytes of the stack buffer `ts_bucket_of` joins `<name>:<key>` in.
+const JOIN_BUF: usize = 256;
+
+/// The bucket of `key` in rollout `id` of set `h`, without building a Rust
+/// `String` (two engine calls and an allocation): the rollout's name and
+/// `:` are copied into a stack buffer and Node writes the key's UTF-8 bytes
+/// right after them in one call; the hash runs over the buffer. A key that
+/// may not have fit (Node truncates), a non-string, and legacy hashing take
+/// the `String` path, so every key gets the bucket `tsBucket` gives it.
+/// -1 for an unknown id.
+///
+/// # Safety
+/// `env` and `key` are the environment and a value of the current call.
+unsafe fn bucket_raw(env: napi::sys::napi_env, h: u32, id: u32, key: napi::sys::napi_value) -> i32 {
+    let fast = SETS.with(|s| {
+        let sets = s.try_borrow().ok()?;
+        let r = sets.get(h as usize)?.get(id as usize)?;
+        if r.config.hash != HashMode::Murmur || r.name.len() + 1 + 8 > JOIN_BUF {
+            return Some(None);
+        }
+        let mut buf = [0u8; JOIN_BUF];
+        let p = r.name.len();
+        buf[..p].copy_from_slice(r.name.as_bytes());
+        buf[p] = b':';
+        let room = JOIN_BUF - p - 1;
+        let mut written = 0usize;
+        // SAFETY: `buf[p + 1..]` is `room` bytes long; Node writes at most
+        // `room - 1` bytes and a NUL there, and reports what it wrote.
+        let status = unsafe {
+            napi::sys::napi_get_value_string_utf8(
+                env,
+                key,
+                buf[p + 1..].as_mut_ptr().cast(),
+                room,
+                &mut written,
+            )
+        };
+        // Written up to the last 4 bytes of room: the key may have been cut
+        // (at a character boundary), so hash it from the whole string.
+        if status != napi::sys::Status::napi_ok || written + 4 >= room {
+            return Some(None);
+        }
+        Some(Some(
+            crate::core::hash::murmur_bucket_joined(&buf[..p + 1 + written]) as i32,
+        ))
+    });
+    match fast {
+        None => -1,
+        Some(Some(b)) => b,
+        // SAFETY: as the caller promised; converted as a `String` argument is.
+        Some(None) => match unsafe { String::from_napi_value(env, key) } {
+            Ok(key) => ts_bucket(h, id, key),
+            Err(_) => -1,
+        },
+    }
+}
+
+// The (set, rollout) pair rides in the function's data pointer.
+const _: () = assert!(usize::BITS >= 64);
+
+/// The function `tsBucketFn` returns: `(key: string) => bucket`.
+unsafe extern "C" fn bucket_cb(
+    env: napi::sys::napi_env,
+    info: napi::sys::napi_callback_info,
+) -> napi::sys::napi_value {
+    let mut argc = 1usize;
+    let mut argv = [std::ptr::null_mut(); 1];
+    let mut data = std::ptr::null_mut();
+    let mut out = std::ptr::null_mut();
+    // SAFETY: the arguments of this callback, buffers sized as declared.
+    unsafe {
+        let ok = napi::sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            std::ptr::null_mut(),
+            &mut data,
+        ) == napi::sys::Status::napi_ok;
+        let packed = data as usize as u64;
+        let b = if ok && argc >= 1 {
+            bucket_raw(env, (packed >> 32) as u32, packed as u32, argv[0])
+        } else {
+            -1
+        };
+        napi::sys::napi_create_int32(env, b, &mut out);
+    }
+    out
+}
+
+/// A function of one argument, `(key) => tsBucket(h, id, key)` with the same
+/// answers, for the JS side's decision on a key it has not cached. Why a
+/// function per rollout: each argument of a bound call costs a type check
+/// and a conversion (a call with three arguments costs about three times
+/// one with none); this one carries `h` and `id` in its own data, reads the
+/// key in one engine call and allocates nothing. Legacy hashing and long
+/// keys take `tsBucket`'s path.
+///
+/// ```js
+/// const bucketOf = native.tsBucketFn(h, id);
+/// bucketOf('user-42') === native.tsBucket(h, id, 'user-42'); // true
+/// ```
+#[napi(ts_return_type = "(key: string) => number")]
+pub fn ts_bucket_fn(env: &Env, h: u32, id: u32) -> Result<Unknown<'_>> {
+    let data = ((h as u64) << 32 | id as u64) as usize as *mut std::ffi::c_void;
+    let mut f = std::ptr::null_mut();
+    let name = "bucketOf";
+    // SAFETY: a plain function with a static callback; `data` is a number, not a pointer to memory.
+    let status = unsafe {
+        napi::sys::napi_create_function(
+            env.raw(),
+            name.as_ptr().cast(),
+            name.len() as isize,
+            Some(bucket_cb),
+            data,
+            &mut f,
+        )
+    };
+    if status != napi::sys::Status::napi_ok {
+        return Err(Error::from_reason(
+            "tsBucketFn: could not create the function",
+        ));
+    }
+    // SAFETY: `f` was just created in `env`.
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), f) })
+}
+
 /// Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
 /// every rollout it touched (and every one `tsRecord` left pending), and
 /// returns what they decided. The JS side

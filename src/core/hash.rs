@@ -42,6 +42,17 @@ pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
     h
 }
 
+/// Bucket 0..10_000 of bytes that already hold `<rollout>:<key>` (the
+/// binding has Node write the key straight after the prefix).
+///
+/// ```
+/// use reliability_core::core::hash::{murmur_bucket, murmur_bucket_joined};
+/// assert_eq!(murmur_bucket_joined(b"r:user-1"), murmur_bucket("r", "user-1"));
+/// ```
+pub fn murmur_bucket_joined(joined: &[u8]) -> u32 {
+    murmur3_x86_32(joined, 0) % 10_000
+}
+
 /// Bucket 0..10_000 of `<rollout>:<key>`, hashed without building the string.
 pub fn murmur_bucket(rollout: &str, key: &str) -> u32 {
     // Small keys: join on the stack to hash once.
@@ -101,6 +112,17 @@ mod tests {
             murmur3_x86_32(b"The quick brown fox jumps over the lazy dog", 0x9747_b28c),
             0x2fa8_26cd
         );
+    }
+
+    #[test]
+    fn joined_bucket_is_the_bucket_of_name_colon_key() {
+        for key in ["", "u", "user-1", "ünïcødé-🦀", &"k".repeat(300)] {
+            let joined = format!("checkout:{key}");
+            assert_eq!(
+                murmur_bucket_joined(joined.as_bytes()),
+                murmur_bucket("checkout", key)
+            );
+        }
     }
 
     #[test]
