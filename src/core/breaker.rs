@@ -352,7 +352,23 @@ pub struct Totals {
     pub slow: u64,
     pub rejects: u64,
     pub opened: u64,
+    /// Transitions to closed and to half-open (opens are `opened`).
+    pub closed: u64,
+    pub half_opened: u64,
+    /// Calls whose failure or rejection the wrapper answered with its fallback.
+    pub fallbacks: u64,
+    /// Finished calls by duration bucket ([`CALL_BUCKETS_S`], not
+    /// cumulative, the last one past every bound) and their summed duration,
+    /// for the call-duration histogram.
+    pub duration_buckets: [u64; CALL_BUCKETS_S.len() + 1],
+    pub duration_sum_ms: f64,
 }
+
+/// Upper bounds, in seconds, of the call-duration histogram's buckets
+/// (prom-client's defaults, as the HTTP histogram's).
+pub const CALL_BUCKETS_S: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Debug, Clone)]
 pub struct Breaker {
@@ -426,6 +442,11 @@ impl Breaker {
 
     pub fn totals(&self) -> Totals {
         self.totals
+    }
+
+    /// Counts a call the wrapper answered with its fallback.
+    pub fn count_fallback(&mut self) {
+        self.totals.fallbacks += 1;
     }
 
     pub fn half_open_in_flight(&self) -> u32 {
@@ -532,6 +553,12 @@ impl Breaker {
             Outcome::Timeout => Sample::Timeout,
         };
         self.window.record(at, sample, latency_ms, slow);
+        let b = CALL_BUCKETS_S
+            .iter()
+            .position(|&le| latency_ms <= le * 1000.0)
+            .unwrap_or(CALL_BUCKETS_S.len());
+        self.totals.duration_buckets[b] += 1;
+        self.totals.duration_sum_ms += latency_ms;
         if slow {
             self.totals.slow += 1;
         }
@@ -620,12 +647,14 @@ impl Breaker {
             }
             State::HalfOpen => {
                 self.half_open_in_flight = 0;
+                self.totals.half_opened += 1;
                 tr.add(Transitions::HALF_OPENED);
             }
             State::Closed => {
                 self.isolated = false;
                 self.failure_count = 0;
                 self.half_open_in_flight = 0;
+                self.totals.closed += 1;
                 tr.add(Transitions::CLOSED);
             }
         }
