@@ -331,6 +331,37 @@ export interface ErrorCodes {
   reentrant: string
 }
 
+/**
+ * Every family as JSON in prom-client's `get()` shape (`name`, `help`,
+ * `type`, `values: [{ metricName?, labels, value }]`, histograms as their
+ * `_bucket`/`_sum`/`_count` values), for `registerWith(promClientRegistry)`.
+ */
+export declare function exFamiliesJson(inFlight: number, process: Float64Array | undefined | null, strings: Array<string> | undefined | null, prefix: string, now: number): string
+
+/** The process figures' layout, so JS fills the array without duplicating it. */
+export interface ExLayout {
+  fixed: number
+  gc: number
+  gcStride: number
+  counts: number
+  gcBuckets: Array<number>
+  gcKinds: Array<string>
+}
+
+export declare function exProcessLayout(): ExLayout
+
+/**
+ * Every family in the format negotiated from `accept`. `process` (with
+ * `strings`) holds the Node process figures in `process::layout`; without
+ * it the process families are left out (e.g. prom-client emits them).
+ */
+export declare function exScrape(accept: string, inFlight: number, process: Float64Array | undefined | null, strings: Array<string> | undefined | null, prefix: string, now: number): ExScrape
+
+export interface ExScrape {
+  contentType: string
+  body: string
+}
+
 export declare function gateClear(h: number): void
 
 export declare function gateCreate(): number

@@ -634,3 +634,17 @@ pub fn cb_snapshot_all(env: Env, inst: u32, now: f64) -> Result<Vec<CbSnapshot>>
             .collect())
     })
 }
+
+/// The breaker families for a scrape (see `exposition_napi`), after
+/// applying every batched outcome; nothing while the registry is busy (a
+/// scrape from inside a breaker callback) or not yet initialised.
+pub(crate) fn families(now: f64, out: &mut Vec<crate::core::exposition::model::Family>) {
+    BINDING.with(|cell| {
+        if let Ok(mut b) = cell.try_borrow_mut() {
+            if let Some(b) = b.as_mut() {
+                b.drain();
+                out.extend(crate::core::exposition::breakers::collect(&mut b.reg, now));
+            }
+        }
+    });
+}

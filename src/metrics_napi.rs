@@ -528,3 +528,20 @@ pub fn sg_refused(env: Env, now: f64) -> Result<Vec<SgRefused>> {
         Ok(out)
     })
 }
+
+/// The HTTP families for a scrape, after applying every buffered request.
+pub(crate) fn families(
+    in_flight: f64,
+    now: f64,
+    out: &mut Vec<crate::core::exposition::model::Family>,
+) {
+    BINDING.with(|cell| {
+        if let Ok(mut b) = cell.try_borrow_mut() {
+            if let Some(b) = b.as_mut() {
+                b.drain(now);
+                b.store.set_in_flight(in_flight.max(0.0) as u64);
+                out.extend(b.store.families());
+            }
+        }
+    });
+}

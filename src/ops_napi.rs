@@ -660,3 +660,14 @@ pub fn dlq_views(env: Env, h: u32) -> Result<Vec<DlqView>> {
             .collect())
     })
 }
+
+/// The ops and DLQ families of the process's (first) ops plane, for a scrape.
+pub(crate) fn families(now: f64, out: &mut Vec<crate::core::exposition::model::Family>) {
+    PLANES.with(|cell| {
+        if let Ok(planes) = cell.try_borrow() {
+            if let Some(p) = planes.first() {
+                out.extend(crate::core::exposition::ops::collect(&p.ops, &p.dlq, now));
+            }
+        }
+    });
+}

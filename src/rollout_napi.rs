@@ -614,3 +614,13 @@ pub fn ts_list(env: Env, h: u32) -> Result<Vec<String>> {
 pub fn ts_remove(env: Env, h: u32, name: String) -> Result<bool> {
     with(&env, h, |s| Ok(s.remove(&name)))
 }
+
+/// The rollout families of every set, for a scrape.
+pub(crate) fn families(out: &mut Vec<crate::core::exposition::model::Family>) {
+    SETS.with(|cell| {
+        if let Ok(sets) = cell.try_borrow() {
+            let refs: Vec<&RolloutSet> = sets.iter().collect();
+            out.extend(crate::core::exposition::rollouts::collect(&refs));
+        }
+    });
+}
