@@ -478,9 +478,16 @@ export interface PrometheusOptions {
   processMetrics?: boolean;
   /** Prefix of the process families' names, as prom-client's `prefix` (default none). */
   prefix?: string;
+  /**
+   * Also expose prom-client's `nodejs_active_handles_total` and
+   * `nodejs_active_requests_total` (default false): gauges whose `_total`
+   * suffix `promtool check metrics` warns about. `sum(nodejs_active_handles)`
+   * gives the same figure.
+   */
+  activeTotals?: boolean;
 }
 
-let promOptions: Required<PrometheusOptions> = { processMetrics: true, prefix: '' };
+let promOptions: Required<PrometheusOptions> = { processMetrics: true, prefix: '', activeTotals: false };
 
 /**
  * Settings of the Prometheus exposition; bad values throw naming the field.
@@ -493,15 +500,17 @@ export function configurePrometheus(options: PrometheusOptions = {}): void {
   if (typeof processMetrics !== 'boolean') throw new TypeError(`processMetrics must be a boolean, got ${typeof processMetrics}`);
   const prefix = options.prefix ?? '';
   if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${typeof prefix}`);
+  const activeTotals = options.activeTotals ?? false;
+  if (typeof activeTotals !== 'boolean') throw new TypeError(`activeTotals must be a boolean, got ${typeof activeTotals}`);
   // The rule for a prefix lives in Rust: a trial scrape throws RangeError naming `prefix`.
-  const { values, strings } = gatherProcess();
+  const { values, strings } = gatherProcess(activeTotals);
   native.exFamiliesJson(0, values, strings, prefix, performance.now());
-  promOptions = { processMetrics, prefix };
+  promOptions = { processMetrics, prefix, activeTotals };
 }
 
 function processArgs(processMetrics = promOptions.processMetrics): [Float64Array | null, string[] | null] {
   if (!processMetrics) return [null, null];
-  const { values, strings } = gatherProcess();
+  const { values, strings } = gatherProcess(promOptions.activeTotals);
   return [values, strings];
 }
 

@@ -65,7 +65,7 @@ function countTypes(list: unknown[]): Map<string, number> {
 }
 
 /** The process figures and their strings, for one scrape. */
-export function gatherProcess(): { values: Float64Array; strings: string[] } {
+export function gatherProcess(activeTotals = false): { values: Float64Array; strings: string[] } {
   start();
   const cpu = process.cpuUsage();
   const mem = process.memoryUsage();
@@ -85,8 +85,9 @@ export function gatherProcess(): { values: Float64Array; strings: string[] } {
   const stats = h.count === 0 ? [0, 0, 0, 0, 0, 0, 0] : [h.min, h.max, h.mean, h.stddev, h.percentile(50), h.percentile(90), h.percentile(99)];
   for (let i = 0; i < 7; i++) v[LAG_STATS + i] = stats[i] / 1e9;
   h.reset();
-  v[HANDLES] = p._getActiveHandles ? [...handles.values()].reduce((a, b) => a + b, 0) : NaN;
-  v[REQUESTS] = p._getActiveRequests ? [...requests.values()].reduce((a, b) => a + b, 0) : NaN;
+  // NaN leaves a family out (see process.rs).
+  v[HANDLES] = activeTotals && p._getActiveHandles ? [...handles.values()].reduce((a, b) => a + b, 0) : NaN;
+  v[REQUESTS] = activeTotals && p._getActiveRequests ? [...requests.values()].reduce((a, b) => a + b, 0) : NaN;
   v[HEAP_TOTAL] = mem.heapTotal;
   v[HEAP_USED] = mem.heapUsed;
   v[EXTERNAL] = mem.external;

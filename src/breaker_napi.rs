@@ -444,10 +444,15 @@ pub fn cb_control(env: Env, inst: u32, id: u32, op: u32, now: f64) -> Result<i32
             1 => br.close(now),
             2 => br.open(now),
             3 => br.isolate(now),
+            // Counted for `circuit_breaker_calls_total{outcome="fallback"}`.
+            4 => {
+                br.count_fallback();
+                Transitions::default()
+            }
             _ => {
                 return Err(CoreError::range(
                     "op",
-                    "0 (reset), 1 (close), 2 (open) or 3 (isolate)",
+                    "0 (reset), 1 (close), 2 (open), 3 (isolate) or 4 (count a fallback)",
                     op,
                 ))
             }

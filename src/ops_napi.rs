@@ -661,12 +661,19 @@ pub fn dlq_views(env: Env, h: u32) -> Result<Vec<DlqView>> {
     })
 }
 
-/// The ops and DLQ families of the process's (first) ops plane, for a scrape.
+/// The ops and DLQ families of the process's (first) ops plane, for a
+/// scrape; without a plane, the switches read off (so alerts and
+/// dashboards see 0, not nothing).
 pub(crate) fn families(now: f64, out: &mut Vec<crate::core::exposition::model::Family>) {
     PLANES.with(|cell| {
         if let Ok(planes) = cell.try_borrow() {
-            if let Some(p) = planes.first() {
-                out.extend(crate::core::exposition::ops::collect(&p.ops, &p.dlq, now));
+            match planes.first() {
+                Some(p) => out.extend(crate::core::exposition::ops::collect(&p.ops, &p.dlq, now)),
+                None => out.extend(crate::core::exposition::ops::collect(
+                    &OpsState::new(0),
+                    &DlqSet::new(),
+                    now,
+                )),
             }
         }
     });

@@ -357,11 +357,17 @@ pub struct Totals {
     pub half_opened: u64,
     /// Calls whose failure or rejection the wrapper answered with its fallback.
     pub fallbacks: u64,
-    /// Finished calls by duration bucket ([`CALL_BUCKETS_S`], not
-    /// cumulative, the last one past every bound) and their summed duration,
-    /// for the call-duration histogram.
-    pub duration_buckets: [u64; CALL_BUCKETS_S.len() + 1],
-    pub duration_sum_ms: f64,
+}
+
+/// Finished calls by duration bucket ([`CALL_BUCKETS_S`], not cumulative,
+/// the last one past every bound) and their summed duration, for the
+/// call-duration histogram. Boxed and made on a breaker's first call, so
+/// breakers that never run (and the registry's fixed-size entries) do not
+/// carry it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallDurations {
+    pub buckets: [u64; CALL_BUCKETS_S.len() + 1],
+    pub sum_ms: f64,
 }
 
 /// Upper bounds, in seconds, of the call-duration histogram's buckets
@@ -389,6 +395,7 @@ pub struct Breaker {
     half_open_in_flight: u32,
     window: RollingWindow,
     totals: Totals,
+    durations: Option<Box<CallDurations>>,
 }
 
 impl Breaker {
@@ -409,6 +416,7 @@ impl Breaker {
             half_open_in_flight: 0,
             window,
             totals: Totals::default(),
+            durations: None,
         })
     }
 
@@ -442,6 +450,11 @@ impl Breaker {
 
     pub fn totals(&self) -> Totals {
         self.totals
+    }
+
+    /// The call-duration histogram (None before the first finished call).
+    pub fn durations(&self) -> Option<&CallDurations> {
+        self.durations.as_deref()
     }
 
     /// Counts a call the wrapper answered with its fallback.
@@ -557,8 +570,9 @@ impl Breaker {
             .iter()
             .position(|&le| latency_ms <= le * 1000.0)
             .unwrap_or(CALL_BUCKETS_S.len());
-        self.totals.duration_buckets[b] += 1;
-        self.totals.duration_sum_ms += latency_ms;
+        let d = self.durations.get_or_insert_with(Box::default);
+        d.buckets[b] += 1;
+        d.sum_ms += latency_ms;
         if slow {
             self.totals.slow += 1;
         }
@@ -670,6 +684,7 @@ impl Breaker {
         self.last_failure_at = None;
         self.window.clear(now);
         self.totals = Totals::default();
+        self.durations = None;
         tr
     }
 

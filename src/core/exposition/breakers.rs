@@ -111,10 +111,11 @@ pub fn collect(reg: &mut Registry, now: f64) -> Vec<Family> {
                 .samples
                 .push(Sample::new(n("to", to), Value::Number(v as f64)));
         }
+        let d = b.durations().cloned().unwrap_or_default();
         let mut cumulative = 0;
         let buckets = CALL_BUCKETS_S
             .iter()
-            .zip(t.duration_buckets.iter())
+            .zip(d.buckets.iter())
             .map(|(&le, &c)| {
                 cumulative += c;
                 (le, cumulative)
@@ -124,8 +125,8 @@ pub fn collect(reg: &mut Registry, now: f64) -> Vec<Family> {
             vec![("name", name.clone())],
             Value::Histogram(HistogramValue {
                 buckets,
-                count: t.duration_buckets.iter().sum(),
-                sum: t.duration_sum_ms / 1000.0,
+                count: d.buckets.iter().sum(),
+                sum: d.sum_ms / 1000.0,
                 native: None,
             }),
         ));

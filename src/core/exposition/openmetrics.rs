@@ -21,7 +21,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 /// Appends every family and the closing `# EOF`.
 pub fn render(families: &[Family], out: &mut String) {
-    for f in families {
+    for f in families.iter().filter(|f| !f.samples.is_empty()) {
         let base = match f.kind {
             Kind::Counter => f.name.strip_suffix("_total").unwrap_or(&f.name),
             _ => &f.name,
@@ -69,15 +69,18 @@ mod tests {
             }),
         ));
         f.unit = Some("seconds");
-        let mut g = Family::new("cpu_seconds_total", Kind::Counter, "C.");
+        let mut g = Family::new("cpu_seconds_total", Kind::Counter, "C.")
+            .with(Sample::new(vec![], Value::Number(1.5)));
         g.unit = Some("seconds");
         let mut out = String::new();
-        render(&[f, g], &mut out);
+        let empty = Family::new("nothing_total", Kind::Counter, "No series yet.");
+        render(&[f, empty, g], &mut out);
         assert_eq!(
             out,
             "# TYPE d_seconds histogram\n# HELP d_seconds Say \\\"hi\\\".\n# UNIT d_seconds seconds\n\
              d_seconds_bucket{le=\"1\"} 2\nd_seconds_bucket{le=\"+Inf\"} 2\nd_seconds_sum 0.5\nd_seconds_count 2\n\
-             # TYPE cpu_seconds counter\n# HELP cpu_seconds C.\n# UNIT cpu_seconds seconds\n# EOF\n"
+             # TYPE cpu_seconds counter\n# HELP cpu_seconds C.\n# UNIT cpu_seconds seconds\ncpu_seconds_total 1.5\n\
+             # EOF\n"
         );
     }
 }

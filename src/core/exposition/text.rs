@@ -21,7 +21,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Appends every family to `out` (the caller may reuse the buffer).
 pub fn render(families: &[Family], out: &mut String) {
-    for f in families {
+    // A family with no series is left out, as client_golang's gatherer does.
+    for f in families.iter().filter(|f| !f.samples.is_empty()) {
         out.push_str("# HELP ");
         out.push_str(&f.name);
         out.push(' ');
@@ -126,6 +127,10 @@ pub(crate) fn push_number(out: &mut String, v: f64) {
         out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
+    } else if v.fract() == 0.0 && v.abs() < 9.0e15 {
+        // Counts are whole numbers: integer formatting is several times
+        // faster than float formatting and spells them the same.
+        let _ = write!(out, "{}", v as i64);
     } else {
         let _ = write!(out, "{v}");
     }

@@ -3,7 +3,7 @@
 //! a tracker's watched latency quantile in ms, a counter's rate),
 //! `watchdog_level{level}` (1 for the current alert level ok/warn/critical),
 //! and for latency trackers and counters `watchdog_calls_total` and
-//! `watchdog_errors_total`; trackers also `watchdog_latency_seconds{quantile}`
+//! `watchdog_errors_total`; trackers also `watchdog_latency_seconds{percentile}` (50, 90, 99; a gauge: `quantile` is a summary's label)
 //! over the last minute. Watchdogs are capped by the registry.
 //!
 //! ```
@@ -38,7 +38,7 @@ pub fn collect(regs: &mut [&mut Registry], now: f64) -> Vec<Family> {
     let mut latency = Family::new(
         "watchdog_latency_seconds",
         Kind::Gauge,
-        "Latency of a tracker watchdog's calls over the last minute, by quantile, in seconds.",
+        "Latency of a tracker watchdog's calls over the last minute, by percentile, in seconds.",
     );
     latency.unit = Some("seconds");
     let mut seen = std::collections::HashSet::new();
@@ -91,9 +91,9 @@ pub fn collect(regs: &mut [&mut Registry], now: f64) -> Vec<Family> {
                     .samples
                     .push(Sample::new(n(), Value::Number(st.total_errors as f64)));
                 if let Some(p) = st.latency {
-                    for (q, us) in [("0.5", p.p50_us), ("0.9", p.p90_us), ("0.99", p.p99_us)] {
+                    for (q, us) in [("50", p.p50_us), ("90", p.p90_us), ("99", p.p99_us)] {
                         latency.samples.push(Sample::new(
-                            vec![("watchdog", name.clone()), ("quantile", q.to_string())],
+                            vec![("watchdog", name.clone()), ("percentile", q.to_string())],
                             Value::Number(us as f64 / 1e6),
                         ));
                     }
