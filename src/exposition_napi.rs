@@ -10,6 +10,10 @@ use crate::core::exposition::model::{Family, Kind, Value};
 use crate::core::exposition::{negotiate, process};
 use crate::napi_util::throw;
 
+thread_local! {
+    static LAST_LEN: std::cell::Cell<usize> = const { std::cell::Cell::new(64 * 1024) };
+}
+
 #[napi(object)]
 pub struct ExScrape {
     pub content_type: String,
@@ -54,8 +58,10 @@ pub fn ex_scrape(
     let fams = gather(in_flight, process.as_deref(), &strings, &prefix, now)
         .map_err(|e| throw(&env, e))?;
     let format = negotiate(&accept);
-    let mut body = String::with_capacity(64 * 1024);
+    // Sized from the last scrape, so the body is not regrown and copied each time.
+    let mut body = String::with_capacity(LAST_LEN.with(|c| c.get()) + 4096);
     format.render(&fams, &mut body);
+    LAST_LEN.with(|c| c.set(body.len().min(64 << 20)));
     Ok(ExScrape {
         content_type: format.content_type().to_string(),
         body,

@@ -138,6 +138,11 @@ pub(crate) fn push_number(out: &mut String, v: f64) {
 
 /// Label values escape backslash, double quote and newline.
 pub(crate) fn push_escaped(out: &mut String, value: &str) {
+    // Almost every value (routes, names) has nothing to escape: one copy.
+    if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
