@@ -331,6 +331,40 @@ export interface ErrorCodes {
   reentrant: string
 }
 
+/**
+ * Every family as JSON in prom-client's `get()` shape (`name`, `help`,
+ * `type`, `values: [{ metricName?, labels, value }]`, histograms as their
+ * `_bucket`/`_sum`/`_count` values), for `registerWith(promClientRegistry)`.
+ */
+export declare function exFamiliesJson(inFlight: number, process: Float64Array | undefined | null, strings: Array<string> | undefined | null, prefix: string, now: number): string
+
+/** The process figures' layout, so JS fills the array without duplicating it. */
+export interface ExLayout {
+  fixed: number
+  gc: number
+  gcStride: number
+  counts: number
+  gcBuckets: Array<number>
+  gcKinds: Array<string>
+}
+
+export declare function exProcessLayout(): ExLayout
+
+/**
+ * Every family in the format negotiated from `accept`. `process` (with
+ * `strings`) holds the Node process figures in `process::layout`; without
+ * it the process families are left out (e.g. prom-client emits them).
+ */
+export declare function exScrape(accept: string, inFlight: number, process: Float64Array | undefined | null, strings: Array<string> | undefined | null, prefix: string, now: number): ExScrape
+
+export interface ExScrape {
+  contentType: string
+  /** The body of a text format (Prometheus text, OpenMetrics). */
+  body?: string
+  /** The body of the protobuf format (with native histograms). */
+  bytes?: Buffer
+}
+
 export declare function gateClear(h: number): void
 
 export declare function gateCreate(): number
@@ -432,12 +466,6 @@ export interface GraphFileService {
   timeout?: number
   healthCheckTimeout?: number
 }
-
-/**
- * The exposition format for a scraper's `Accept` header: `'protobuf'`,
- * `'openmetrics'` or `'text'`.
- */
-export declare function metricsNegotiate(accept?: string | undefined | null): string
 
 /** `[by, result]` of the applied CLI command `id`, or null. */
 export declare function opsApplied(h: number, id: string): Array<string> | null
@@ -724,12 +752,6 @@ export declare function sgMergeExports(encoded: Array<string>): SgMerged
 
 /** Prometheus text exposition (format 0.0.4) of every series. */
 export declare function sgPrometheus(inFlight: number, now: number): string
-
-/**
- * Prometheus protobuf exposition (delimited `MetricFamily` messages) of
- * every series: the duration histogram carries native buckets too.
- */
-export declare function sgPrometheusProtobuf(inFlight: number, now: number): Buffer
 
 export declare function sgRefusalCodes(): SgRefusalCodes
 

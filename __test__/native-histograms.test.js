@@ -112,7 +112,7 @@ test('/metrics is protobuf only for a scraper that prefers it', async () => {
   assert.match(text.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
   assert.match(await text.text(), /http_request_duration_seconds_bucket\{method="GET",route="\/warmup",le="0\.005"\} 1/);
   const pb = await fetch(base, { headers: { accept: 'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3' } });
-  assert.equal(pb.headers.get('content-type'), metrics.PROTOBUF_CONTENT_TYPE);
+  assert.equal(pb.headers.get('content-type'), 'application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited');
   const bytes = Buffer.from(await pb.arrayBuffer());
   assert.ok(bytes.includes(Buffer.from('http_request_duration_seconds')));
   const textFirst = await fetch(base, { headers: { accept: 'text/plain;version=0.0.4;q=0.5,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.4' } });

@@ -848,6 +848,7 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private async runFallback<T>(err: Error): Promise<T> {
+    native.cbControl(INST, this.id, 4, now());
     this.emitSafe('fallback', err);
     return (await this.fallback!(err)) as T;
   }

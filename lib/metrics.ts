@@ -12,7 +12,8 @@
  * ids once.
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
-import { setTimeout } from 'node:timers';
+import { setImmediate, setTimeout } from 'node:timers';
+import { gatherProcess } from './process-metrics';
 import { ensureAccessors } from './express/accessors';
 import { looseState, REFUSAL } from './express/route-labels';
 import { endedSlot, liveSlot, track, trackedSockets, type Label, type Owner } from './express/tracker';
@@ -505,35 +506,141 @@ export function resetMetrics(): void {
   native.sgReset(now());
 }
 
+export interface PrometheusOptions {
+  /**
+   * Expose the Node process families with prom-client's
+   * `collectDefaultMetrics` names (default true). Turn off when prom-client
+   * already collects them in the same `/metrics` (see `registerWith`).
+   */
+  processMetrics?: boolean;
+  /** Prefix of the process families' names, as prom-client's `prefix` (default none). */
+  prefix?: string;
+  /**
+   * Also expose prom-client's `nodejs_active_handles_total` and
+   * `nodejs_active_requests_total` (default false): gauges whose `_total`
+   * suffix `promtool check metrics` warns about. `sum(nodejs_active_handles)`
+   * gives the same figure.
+   */
+  activeTotals?: boolean;
+}
+
+let promOptions: Required<PrometheusOptions> = { processMetrics: true, prefix: '', activeTotals: false };
+
 /**
- * Prometheus text exposition format 0.0.4.
+ * Settings of the Prometheus exposition; bad values throw naming the field.
+ *
+ *   configurePrometheus({ prefix: 'app_' });
+ */
+export function configurePrometheus(options: PrometheusOptions = {}): void {
+  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, got ${options === null ? 'null' : typeof options}`);
+  const processMetrics = options.processMetrics ?? true;
+  if (typeof processMetrics !== 'boolean') throw new TypeError(`processMetrics must be a boolean, got ${typeof processMetrics}`);
+  const prefix = options.prefix ?? '';
+  if (typeof prefix !== 'string') throw new TypeError(`prefix must be a string, got ${typeof prefix}`);
+  const activeTotals = options.activeTotals ?? false;
+  if (typeof activeTotals !== 'boolean') throw new TypeError(`activeTotals must be a boolean, got ${typeof activeTotals}`);
+  // The rule for a prefix lives in Rust: a trial scrape throws RangeError naming `prefix`.
+  const { values, strings } = gatherProcess(activeTotals);
+  native.exFamiliesJson(0, values, strings, prefix, now());
+  promOptions = { processMetrics, prefix, activeTotals };
+}
+
+function processArgs(processMetrics = promOptions.processMetrics): [Float64Array | null, string[] | null] {
+  if (!processMetrics) return [null, null];
+  const { values, strings } = gatherProcess(promOptions.activeTotals);
+  return [values, strings];
+}
+
+/**
+ * Every family the package has (HTTP, breakers, rollouts, health gates,
+ * ops, watchdogs, Node process) in the format an `Accept` header asks for:
+ * OpenMetrics 1.0 when it accepts `application/openmetrics-text`, else
+ * Prometheus text 0.0.4. One call into Rust.
+ */
+export function scrapeMetrics(accept = ''): { contentType: string; body: string | Buffer } {
+  const [values, strings] = processArgs();
+  const r = native.exScrape(typeof accept === 'string' ? accept : '', inFlight, values, strings, promOptions.prefix, now());
+  return { contentType: r.contentType, body: r.body ?? (r.bytes as Buffer) };
+}
+
+/**
+ * The exposition a scraper asked for with its `Accept` header (the same as
+ * `scrapeMetrics`): Prometheus protobuf with native histograms when it
+ * prefers it, as Prometheus does with native histograms enabled;
+ * OpenMetrics or Prometheus text otherwise.
+ *
+ *   const { contentType, body } = getPrometheusExposition(req.headers.accept);
+ */
+export function getPrometheusExposition(accept?: string): { contentType: string; body: string | Buffer } {
+  return scrapeMetrics(accept);
+}
+
+/**
+ * Prometheus text exposition format 0.0.4 of every family.
  *
  *   res.type('text/plain').send(getPrometheusMetrics());
  */
 export function getPrometheusMetrics(): string {
-  return native.sgPrometheus(inFlight, now());
+  return scrapeMetrics('').body as string;
 }
 
-/** Content-Type of the Prometheus protobuf exposition. */
-export const PROTOBUF_CONTENT_TYPE = 'application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited';
-/** Content-Type of the Prometheus text exposition. */
-export const TEXT_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+/** The subset of prom-client's `Registry` that `registerWith` uses. */
+export interface PromClientRegistryLike {
+  registerMetric(metric: unknown): void;
+  getSingleMetric(name: string): unknown;
+}
 
 /**
- * The exposition a scraper asked for with its `Accept` header: Prometheus
- * protobuf (with native histograms) when it prefers it, as Prometheus does
- * with native histograms enabled; the text format otherwise.
+ * Adds this package's families to a prom-client `Registry`, so one
+ * `/metrics` (prom-client's `registry.metrics()`) serves both. Each family
+ * becomes one prom-client metric object whose `get()` reads the package's
+ * figures at scrape time (one call into Rust per scrape, shared by all of
+ * them). A family whose name the registry already has is left to the
+ * registry; with `processMetrics: false` (the default here, as a
+ * prom-client user usually runs `collectDefaultMetrics`) the process
+ * families are left out. Returns the names added.
  *
- * ```ts
- * const { contentType, body } = getPrometheusExposition(req.headers.accept);
- * res.setHeader('Content-Type', contentType).end(body);
- * ```
+ *   const client = require('prom-client');
+ *   client.collectDefaultMetrics();
+ *   registerWith(client.register);
  */
-export function getPrometheusExposition(accept?: string): { contentType: string; body: string | Buffer } {
-  if (typeof accept === 'string' && native.metricsNegotiate(accept) === 'protobuf') {
-    return { contentType: PROTOBUF_CONTENT_TYPE, body: native.sgPrometheusProtobuf(inFlight, now()) };
+export function registerWith(registry: PromClientRegistryLike, options: { processMetrics?: boolean } = {}): string[] {
+  if (!registry || typeof registry.registerMetric !== 'function' || typeof registry.getSingleMetric !== 'function') {
+    throw new TypeError('registry must be a prom-client Registry (with registerMetric and getSingleMetric)');
   }
-  return { contentType: TEXT_CONTENT_TYPE, body: getPrometheusMetrics() };
+  const processMetrics = options.processMetrics ?? false;
+  if (typeof processMetrics !== 'boolean') throw new TypeError(`processMetrics must be a boolean, got ${typeof processMetrics}`);
+  type Fam = { name: string; help: string; type: string; values: unknown[] };
+  let cache: { at: number; byName: Map<string, Fam> } | null = null;
+  const read = (): Map<string, Fam> => {
+    // One crossing per scrape: prom-client calls every get() in one tick.
+    const t = now();
+    if (!cache || t - cache.at > 50) {
+      const [values, strings] = processArgs(processMetrics);
+      const fams = JSON.parse(native.exFamiliesJson(inFlight, values, strings, promOptions.prefix, t)) as Fam[];
+      cache = { at: t, byName: new Map(fams.map((f) => [f.name, f])) };
+      setImmediate(() => { cache = null; }).unref();
+    }
+    return cache.byName;
+  };
+  const added: string[] = [];
+  for (const f of read().values()) {
+    if (registry.getSingleMetric(f.name)) continue;
+    const name = f.name;
+    registry.registerMetric({
+      name,
+      help: f.help,
+      type: f.type,
+      aggregator: 'sum',
+      get: async () => {
+        const fam = read().get(name);
+        return { name, help: f.help, type: f.type, aggregator: 'sum', values: fam ? fam.values : [] };
+      },
+      reset: () => {},
+    });
+    added.push(name);
+  }
+  return added;
 }
 
 /**
@@ -585,16 +692,18 @@ export interface MetricsRouterOptions {
 type Handler = (req: any, res: any) => void;
 
 /**
- * `GET` handler for the Prometheus exposition (text, or protobuf by `Accept`).
+ * `GET` handler for the metrics: the format is negotiated from `Accept`
+ * (Prometheus protobuf with native histograms, OpenMetrics 1.0 text or
+ * Prometheus text 0.0.4).
  *
  *   app.get('/metrics', prometheusHandler);
  */
 export const prometheusHandler: Handler = (req, res) => {
-  const accept = req?.headers?.accept;
-  const { contentType, body } = getPrometheusExposition(Array.isArray(accept) ? accept.join(',') : accept);
-  res.setHeader('Content-Type', contentType);
+  const accept: unknown = req && req.headers ? req.headers.accept : '';
+  const out = scrapeMetrics(Array.isArray(accept) ? accept.join(',') : typeof accept === 'string' ? accept : '');
+  res.setHeader('Content-Type', out.contentType);
   res.setHeader('Vary', 'Accept');
-  res.end(body);
+  res.end(out.body);
 };
 
 /**

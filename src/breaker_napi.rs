@@ -459,10 +459,15 @@ pub fn cb_control(env: Env, inst: u32, id: u32, op: u32, now: f64) -> Result<i32
             1 => br.close(now),
             2 => br.open(now),
             3 => br.isolate(now),
+            // Counted for `circuit_breaker_calls_total{outcome="fallback"}`.
+            4 => {
+                br.count_fallback();
+                Transitions::default()
+            }
             _ => {
                 return Err(CoreError::range(
                     "op",
-                    "0 (reset), 1 (close), 2 (open) or 3 (isolate)",
+                    "0 (reset), 1 (close), 2 (open), 3 (isolate) or 4 (count a fallback)",
                     op,
                 ))
             }
@@ -681,4 +686,18 @@ pub(crate) fn reset_all() -> std::result::Result<(), CoreError> {
 /// defaults (`BreakerOptions::under_test()`), or from the production ones.
 pub(crate) fn set_under_test(on: bool) {
     UNDER_TEST.with(|u| u.set(on));
+}
+
+/// The breaker families for a scrape (see `exposition_napi`), after
+/// applying every batched outcome; nothing while the registry is busy (a
+/// scrape from inside a breaker callback) or not yet initialised.
+pub(crate) fn families(now: f64, out: &mut Vec<crate::core::exposition::model::Family>) {
+    BINDING.with(|cell| {
+        if let Ok(mut b) = cell.try_borrow_mut() {
+            if let Some(b) = b.as_mut() {
+                b.drain();
+                out.extend(crate::core::exposition::breakers::collect(&mut b.reg, now));
+            }
+        }
+    });
 }

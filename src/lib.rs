@@ -14,6 +14,8 @@ mod breaker_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod dag_napi;
 #[cfg_attr(test, allow(dead_code))]
+mod exposition_napi;
+#[cfg_attr(test, allow(dead_code))]
 mod gate_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod metrics_napi;

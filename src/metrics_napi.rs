@@ -360,30 +360,6 @@ pub fn sg_prometheus(env: Env, in_flight: f64, now: f64) -> Result<String> {
     })
 }
 
-/// Prometheus protobuf exposition (delimited `MetricFamily` messages) of
-/// every series: the duration histogram carries native buckets too.
-#[napi]
-pub fn sg_prometheus_protobuf(env: Env, in_flight: f64, now: f64) -> Result<Buffer> {
-    with(&env, Some(now), |b| {
-        b.store.set_in_flight(in_flight.max(0.0) as u64);
-        let mut out = Vec::with_capacity(16 * 1024);
-        b.store.render_protobuf(&mut out);
-        Ok(out.into())
-    })
-}
-
-/// The exposition format for a scraper's `Accept` header: `'protobuf'`,
-/// `'openmetrics'` or `'text'`.
-#[napi]
-pub fn metrics_negotiate(accept: Option<String>) -> &'static str {
-    use crate::core::exposition::negotiate::{negotiate, Format};
-    match negotiate(accept.as_deref()) {
-        Format::Protobuf => "protobuf",
-        Format::OpenMetrics => "openmetrics",
-        Format::Text => "text",
-    }
-}
-
 fn parse_window(w: &str) -> std::result::Result<Window, CoreError> {
     Window::ALL
         .iter()
@@ -568,4 +544,21 @@ pub(crate) fn reset_all(now: f64) -> std::result::Result<(), CoreError> {
         b.created_at = now;
         Ok(())
     })
+}
+
+/// The HTTP families for a scrape, after applying every buffered request.
+pub(crate) fn families(
+    in_flight: f64,
+    now: f64,
+    out: &mut Vec<crate::core::exposition::model::Family>,
+) {
+    BINDING.with(|cell| {
+        if let Ok(mut b) = cell.try_borrow_mut() {
+            if let Some(b) = b.as_mut() {
+                b.drain(now);
+                b.store.set_in_flight(in_flight.max(0.0) as u64);
+                out.extend(b.store.families());
+            }
+        }
+    });
 }

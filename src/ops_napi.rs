@@ -680,3 +680,21 @@ pub(crate) fn reset_all() -> std::result::Result<(), CoreError> {
         Ok(())
     })
 }
+
+/// The ops and DLQ families of the process's (first) ops plane, for a
+/// scrape; without a plane, the switches read off (so alerts and
+/// dashboards see 0, not nothing).
+pub(crate) fn families(now: f64, out: &mut Vec<crate::core::exposition::model::Family>) {
+    PLANES.with(|cell| {
+        if let Ok(planes) = cell.try_borrow() {
+            match planes.first() {
+                Some(p) => out.extend(crate::core::exposition::ops::collect(&p.ops, &p.dlq, now)),
+                None => out.extend(crate::core::exposition::ops::collect(
+                    &OpsState::new(0),
+                    &DlqSet::new(),
+                    now,
+                )),
+            }
+        }
+    });
+}

@@ -751,3 +751,13 @@ pub(crate) fn reset_all() -> CoreResult<()> {
         Ok(())
     })
 }
+
+/// The rollout families of every set, for a scrape.
+pub(crate) fn families(out: &mut Vec<crate::core::exposition::model::Family>) {
+    SETS.with(|cell| {
+        if let Ok(sets) = cell.try_borrow() {
+            let refs: Vec<&RolloutSet> = sets.iter().collect();
+            out.extend(crate::core::exposition::rollouts::collect(&refs));
+        }
+    });
+}

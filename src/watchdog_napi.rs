@@ -252,3 +252,13 @@ pub(crate) fn reset_all() -> CoreResult<()> {
         Ok(())
     })
 }
+
+/// The watchdog families of every registry, for a scrape.
+pub(crate) fn families(now: f64, out: &mut Vec<crate::core::exposition::model::Family>) {
+    REGS.with(|cell| {
+        if let Ok(mut regs) = cell.try_borrow_mut() {
+            let mut refs: Vec<&mut Registry> = regs.iter_mut().collect();
+            out.extend(crate::core::exposition::watchdogs::collect(&mut refs, now));
+        }
+    });
+}

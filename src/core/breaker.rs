@@ -377,7 +377,29 @@ pub struct Totals {
     pub slow: u64,
     pub rejects: u64,
     pub opened: u64,
+    /// Transitions to closed and to half-open (opens are `opened`).
+    pub closed: u64,
+    pub half_opened: u64,
+    /// Calls whose failure or rejection the wrapper answered with its fallback.
+    pub fallbacks: u64,
 }
+
+/// Finished calls by duration bucket ([`CALL_BUCKETS_S`], not cumulative,
+/// the last one past every bound) and their summed duration, for the
+/// call-duration histogram. Boxed and made on a breaker's first call, so
+/// breakers that never run (and the registry's fixed-size entries) do not
+/// carry it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallDurations {
+    pub buckets: [u64; CALL_BUCKETS_S.len() + 1],
+    pub sum_ms: f64,
+}
+
+/// Upper bounds, in seconds, of the call-duration histogram's buckets
+/// (prom-client's defaults, as the HTTP histogram's).
+pub const CALL_BUCKETS_S: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Debug, Clone)]
 pub struct Breaker {
@@ -398,6 +420,7 @@ pub struct Breaker {
     half_open_in_flight: u32,
     window: RollingWindow,
     totals: Totals,
+    durations: Option<Box<CallDurations>>,
 }
 
 impl Breaker {
@@ -418,6 +441,7 @@ impl Breaker {
             half_open_in_flight: 0,
             window,
             totals: Totals::default(),
+            durations: None,
         })
     }
 
@@ -451,6 +475,16 @@ impl Breaker {
 
     pub fn totals(&self) -> Totals {
         self.totals
+    }
+
+    /// The call-duration histogram (None before the first finished call).
+    pub fn durations(&self) -> Option<&CallDurations> {
+        self.durations.as_deref()
+    }
+
+    /// Counts a call the wrapper answered with its fallback.
+    pub fn count_fallback(&mut self) {
+        self.totals.fallbacks += 1;
     }
 
     pub fn half_open_in_flight(&self) -> u32 {
@@ -561,6 +595,13 @@ impl Breaker {
             Outcome::Timeout => Sample::Timeout,
         };
         self.window.record(at, sample, latency_ms, slow);
+        let b = CALL_BUCKETS_S
+            .iter()
+            .position(|&le| latency_ms <= le * 1000.0)
+            .unwrap_or(CALL_BUCKETS_S.len());
+        let d = self.durations.get_or_insert_with(Box::default);
+        d.buckets[b] += 1;
+        d.sum_ms += latency_ms;
         if slow {
             self.totals.slow += 1;
         }
@@ -649,12 +690,14 @@ impl Breaker {
             }
             State::HalfOpen => {
                 self.half_open_in_flight = 0;
+                self.totals.half_opened += 1;
                 tr.add(Transitions::HALF_OPENED);
             }
             State::Closed => {
                 self.isolated = false;
                 self.failure_count = 0;
                 self.half_open_in_flight = 0;
+                self.totals.closed += 1;
                 tr.add(Transitions::CLOSED);
             }
         }
@@ -670,6 +713,7 @@ impl Breaker {
         self.last_failure_at = None;
         self.window.clear(now);
         self.totals = Totals::default();
+        self.durations = None;
         tr
     }
 

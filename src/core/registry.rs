@@ -371,8 +371,10 @@ mod tests {
     #[test]
     fn per_breaker_state_stays_small() {
         // The benchmark's memory target is < 1 KB per breaker, JS and Rust together.
+        // (176 + 24 for the transition and fallback counters of the metrics; the
+        // call-duration histogram is boxed, 104 bytes once a breaker has run.)
         assert!(
-            std::mem::size_of::<Entry>() <= 176,
+            std::mem::size_of::<Entry>() <= 208,
             "Entry grew to {}",
             std::mem::size_of::<Entry>()
         );

@@ -58,12 +58,11 @@
 //! ```
 
 use std::collections::HashMap;
-use std::fmt::Write;
 
 use super::error::{check, CoreError, CoreResult};
 use super::exphist::SCHEMA;
 use super::exposition::model::{Family, HistogramValue, Kind, NativeHistogram, Sample, Value};
-use super::exposition::protobuf;
+use super::exposition::{protobuf, text};
 use super::histogram::{
     new_rings, Aggregate, LatencyWindows, Percentiles, Recorded, SliceRing, Slot, Window,
     WindowBudget,
@@ -361,8 +360,6 @@ impl Slot for Tally {
 struct Series {
     method: Box<str>,
     route: Box<str>,
-    /// `method="…",route="…"` with the values escaped, built once at intern time.
-    labels: Box<str>,
     tallies: [SliceRing<Tally>; 3],
     all_time: Tally,
     latency: LatencyWindows,
@@ -379,16 +376,9 @@ struct Series {
 impl Series {
     /// `origin` is the store's: a series made late simply had no traffic before.
     fn new(method: &str, route: &str, origin: f64, bounds: usize) -> Self {
-        let mut labels = String::with_capacity(method.len() + route.len() + 18);
-        labels.push_str("method=\"");
-        push_escaped(&mut labels, method);
-        labels.push_str("\",route=\"");
-        push_escaped(&mut labels, route);
-        labels.push('"');
         Series {
             method: method.into(),
             route: route.into(),
-            labels: labels.into(),
             tallies: new_rings(origin),
             all_time: Tally::default(),
             latency: LatencyWindows::new(origin),
@@ -396,6 +386,14 @@ impl Series {
             buckets: vec![0; bounds + 1].into_boxed_slice(),
             refused: [0; 4],
         }
+    }
+
+    /// `method` and `route` as label pairs.
+    fn label_pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("method", self.method.to_string()),
+            ("route", self.route.to_string()),
+        ]
     }
 
     /// `class` and `duration_us` were validated by the store.
@@ -523,10 +521,10 @@ impl Scratch {
     }
 }
 
-/// A Prometheus bucket bound's label, formatted once.
+/// A Prometheus bucket bound, in seconds.
 #[derive(Debug, Clone)]
 struct Bound {
-    le: Box<str>,
+    seconds: f64,
 }
 
 pub struct SignalStore {
@@ -560,13 +558,7 @@ impl SignalStore {
     pub fn new(opts: SignalsOptions, now: f64) -> CoreResult<Self> {
         opts.validate()?;
         check_now(now)?;
-        let bounds = opts
-            .buckets
-            .iter()
-            .map(|&s| Bound {
-                le: format!("{s}").into(),
-            })
-            .collect();
+        let bounds = opts.buckets.iter().map(|&s| Bound { seconds: s }).collect();
         let bounds_us: Vec<u64> = opts
             .buckets
             .iter()
@@ -962,170 +954,39 @@ impl SignalStore {
         Ok(())
     }
 
-    /// Appends every series in the Prometheus text exposition format 0.0.4.
-    /// Counters and the histogram are all-time (Prometheus computes windows
-    /// itself with `rate()`). Every counter family has a sample from the
-    /// start: each series that exists (the `unmatched` one always, a route
-    /// once it is interned, `other` once it has traffic) shows all five
-    /// status classes and its aborted count, zeros included, so `rate()` of
-    /// a class or of aborts that has not happened yet reads 0 instead of
-    /// nothing. The histogram appears once a series has a duration. The
-    /// caller's `String` can be cleared and reused between scrapes so its
-    /// buffer is allocated once.
-    pub fn render_prometheus(&self, out: &mut String) {
-        self.render_requests(out);
-        self.render_aborted(out);
-        self.render_in_flight(out);
-        self.render_durations(out);
-        self.render_refused(out);
-    }
-
-    /// The series whose counters are exposed: all but `other` until it has
-    /// traffic (it exists from the start but only means "past the cap").
-    fn exposed(&self) -> impl Iterator<Item = &Series> + '_ {
-        self.series
-            .iter()
-            .enumerate()
-            .filter(|(i, s)| *i != OTHER as usize || s.has_traffic())
-            .map(|(_, s)| s)
-    }
-
-    fn render_requests(&self, out: &mut String) {
-        family_header(
-            out,
-            REQUESTS,
-            "counter",
-            "Completed HTTP requests by method, route and status class.",
-        );
-        for s in self.exposed() {
-            for (class, &n) in STATUS_CLASSES.iter().zip(&s.all_time.by_class) {
-                let _ = writeln!(
-                    out,
-                    "{REQUESTS}{{{},status_class=\"{class}\"}} {n}",
-                    s.labels
-                );
-            }
-        }
-    }
-
-    /// Every reason has a sample from the start: while no request was
-    /// refused for a reason, `{method="*",route="refused",reason="…"} 0`.
-    fn render_refused(&self, out: &mut String) {
-        family_header(out, REFUSED, "counter", "HTTP requests refused by safe mode, brownout, quarantine or a rollout, by method, route and reason.");
-        for (i, r) in Refusal::ALL.iter().enumerate() {
-            let mut any = false;
-            for s in self.series.iter().filter(|s| s.refused[i] > 0) {
-                any = true;
-                let _ = writeln!(
-                    out,
-                    "{REFUSED}{{{},reason=\"{}\"}} {}",
-                    s.labels,
-                    r.as_str(),
-                    s.refused[i]
-                );
-            }
-            if !any {
-                let _ = writeln!(out, "{REFUSED}{{method=\"{RESERVED_METHOD}\",route=\"{REFUSED_ROUTE}\",reason=\"{}\"}} 0", r.as_str());
-            }
-        }
-    }
-
-    /// Refused requests of a series by reason (all time).
-    pub fn refused(&self, id: SeriesId) -> Option<[(Refusal, u64); 4]> {
-        self.series
-            .get(id as usize)
-            .map(|s| Refusal::ALL.map(|r| (r, s.refused[r.code() as usize - 1])))
-    }
-
-    fn render_aborted(&self, out: &mut String) {
-        family_header(
-            out,
-            ABORTED,
-            "counter",
-            "HTTP requests that ended before a response was sent.",
-        );
-        for s in self.exposed() {
-            let _ = writeln!(out, "{ABORTED}{{{}}} {}", s.labels, s.all_time.aborted);
-        }
-    }
-
-    fn render_in_flight(&self, out: &mut String) {
-        family_header(
-            out,
-            IN_FLIGHT,
-            "gauge",
-            "HTTP requests started and not yet finished or aborted.",
-        );
-        let _ = writeln!(out, "{IN_FLIGHT} {}", self.in_flight);
-    }
-
-    fn render_durations(&self, out: &mut String) {
-        family_header(
-            out,
-            DURATION,
-            "histogram",
-            "HTTP request duration in seconds.",
-        );
-        for s in &self.series {
-            let count: u64 = s.buckets.iter().sum();
-            if count == 0 {
-                continue;
-            }
-            let mut cumulative = 0u64;
-            for (b, n) in self.bounds.iter().zip(s.buckets.iter()) {
-                cumulative += n;
-                bucket_line(out, &s.labels, &b.le, cumulative);
-            }
-            bucket_line(out, &s.labels, "+Inf", count);
-            let _ = writeln!(
-                out,
-                "{DURATION}_sum{{{}}} {}",
-                s.labels,
-                s.sum_us as f64 / 1e6
-            );
-            let _ = writeln!(out, "{DURATION}_count{{{}}} {count}", s.labels);
-        }
-    }
-}
-
-impl SignalStore {
-    /// The HTTP families as data, for the renderers of `exposition` (the
-    /// protobuf one here): the same families and series as
-    /// [`render_prometheus`](Self::render_prometheus), and the duration
-    /// histogram carries its native (schema 6) buckets beside the classic ones.
+    /// The HTTP families as data (see `exposition::model`), rendered by
+    /// every exposition format. Counters and the histogram are all-time
+    /// (Prometheus computes windows itself with `rate()`). Every counter
+    /// family has a sample from the start: each series that exists (the
+    /// `unmatched` one always, a route once it is interned, `other` once it
+    /// has traffic) shows all five status classes and its aborted count,
+    /// zeros included, so `rate()` of a class or of aborts that has not
+    /// happened yet reads 0 instead of nothing. The histogram appears once a
+    /// series has a duration.
     pub fn families(&self) -> Vec<Family> {
-        let labels = |s: &Series| {
-            vec![
-                ("method", s.method.to_string()),
-                ("route", s.route.to_string()),
-            ]
-        };
-        let with = |s: &Series, k: &'static str, v: &str| {
-            let mut l = labels(s);
-            l.push((k, v.to_string()));
-            l
-        };
         let mut requests = Family::new(
             REQUESTS,
             Kind::Counter,
             "Completed HTTP requests by method, route and status class.",
         );
-        for s in self.exposed() {
-            for (class, &n) in STATUS_CLASSES.iter().zip(&s.all_time.by_class) {
-                requests.samples.push(Sample::new(
-                    with(s, "status_class", class),
-                    Value::Number(n as f64),
-                ));
-            }
-        }
         let mut aborted = Family::new(
             ABORTED,
             Kind::Counter,
             "HTTP requests that ended before a response was sent.",
         );
         for s in self.exposed() {
+            for (class, &n) in STATUS_CLASSES.iter().zip(&s.all_time.by_class) {
+                requests.samples.push(Sample::new(
+                    vec![
+                        ("method", s.method.to_string()),
+                        ("route", s.route.to_string()),
+                        ("status_class", (*class).to_string()),
+                    ],
+                    Value::Number(n as f64),
+                ));
+            }
             aborted.samples.push(Sample::new(
-                labels(s),
+                s.label_pairs(),
                 Value::Number(s.all_time.aborted as f64),
             ));
         }
@@ -1153,12 +1014,12 @@ impl SignalStore {
                 .zip(s.buckets.iter())
                 .map(|(b, n)| {
                     cumulative += n;
-                    (b.le.parse::<f64>().unwrap_or(f64::INFINITY), cumulative)
+                    (b.seconds, cumulative)
                 })
                 .collect();
             let (positive_spans, positive_deltas) = s.latency.all_time().native_spans();
             durations.samples.push(Sample::new(
-                labels(s),
+                s.label_pairs(),
                 Value::Histogram(HistogramValue {
                     buckets,
                     count,
@@ -1175,14 +1036,17 @@ impl SignalStore {
             ));
         }
         let mut refused = Family::new(REFUSED, Kind::Counter, "HTTP requests refused by safe mode, brownout, quarantine or a rollout, by method, route and reason.");
+        // Every reason has a sample from the start: while no request was
+        // refused for a reason, `{method="*",route="refused",reason="…"} 0`.
         for (i, r) in Refusal::ALL.iter().enumerate() {
             let mut any = false;
             for s in self.series.iter().filter(|s| s.refused[i] > 0) {
                 any = true;
-                refused.samples.push(Sample::new(
-                    with(s, "reason", r.as_str()),
-                    Value::Number(s.refused[i] as f64),
-                ));
+                let mut labels = s.label_pairs();
+                labels.push(("reason", r.as_str().to_string()));
+                refused
+                    .samples
+                    .push(Sample::new(labels, Value::Number(s.refused[i] as f64)));
             }
             if !any {
                 refused.samples.push(Sample::new(
@@ -1198,31 +1062,35 @@ impl SignalStore {
         vec![requests, aborted, in_flight, durations, refused]
     }
 
+    /// Appends the HTTP families in the Prometheus text exposition format
+    /// 0.0.4. The caller's `String` can be cleared and reused between
+    /// scrapes so its buffer is allocated once.
+    pub fn render_prometheus(&self, out: &mut String) {
+        text::render(&self.families(), out);
+    }
+
     /// Appends the HTTP families in the Prometheus protobuf exposition
-    /// (delimited `MetricFamily` messages; see `exposition::protobuf`).
+    /// (delimited `MetricFamily` messages; see `exposition::protobuf`), the
+    /// duration histogram with its native (schema 6) buckets.
     pub fn render_protobuf(&self, out: &mut Vec<u8>) {
         protobuf::render(&self.families(), out);
     }
-}
 
-fn bucket_line(out: &mut String, labels: &str, le: &str, count: u64) {
-    let _ = writeln!(out, "{DURATION}_bucket{{{labels},le=\"{le}\"}} {count}");
-}
+    /// The series whose counters are exposed: all but `other` until it has
+    /// traffic (it exists from the start but only means "past the cap").
+    fn exposed(&self) -> impl Iterator<Item = &Series> + '_ {
+        self.series
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i != OTHER as usize || s.has_traffic())
+            .map(|(_, s)| s)
+    }
 
-fn family_header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Label values escape backslash, double quote and newline; nothing else
-/// needs it in format 0.0.4.
-fn push_escaped(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+    /// Refused requests of a series by reason (all time).
+    pub fn refused(&self, id: SeriesId) -> Option<[(Refusal, u64); 4]> {
+        self.series
+            .get(id as usize)
+            .map(|s| Refusal::ALL.map(|r| (r, s.refused[r.code() as usize - 1])))
     }
 }
 
