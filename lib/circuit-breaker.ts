@@ -16,6 +16,11 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
+// The binding's protocol codes (const enums in index.d.ts: tsc inlines them, so reading one costs nothing).
+import { BreakerAdmission, BreakerControl, BreakerGate, BreakerOutcome, BreakerTransition } from '../index';
+
+const SHIFT = native.BREAKER_TRANSITION_SHIFT;
+const ADMISSION = native.BREAKER_ADMISSION_MASK;
 
 // ---- shared buffers with the Rust core -------------------------------------
 
@@ -28,19 +33,6 @@ const ring = new Float64Array(1 + 3 * RING_CAP);
 const INST = native.cbInit(io, ring, performance.timeOrigin);
 const pages: Float64Array[] = [];
 const now = (): number => performance.now();
-
-// Admission codes and transition bits, as `src/breaker_napi.rs` packs them.
-const ADMIT_TRIAL = 1;
-const REJECT_OPEN = 2;
-const REJECT_ISOLATED = 3;
-const REJECT_HALF_OPEN_FULL = 4;
-const OPENED = 1;
-const CLOSED = 2;
-const HALF_OPENED = 4;
-const FROM_HALF_OPEN = 8;
-const OUTCOME_SUCCESS = 0;
-const OUTCOME_FAILURE = 1;
-const OUTCOME_TIMEOUT = 2;
 
 /** When the last `acquire` ran; a rejection reuses it instead of reading the clock again. */
 let acquiredAt = 0;
@@ -351,9 +343,14 @@ export interface BreakerStateView {
 
 export type BreakerSnapshot = ReturnType<typeof native.cbSnapshot>;
 
-// Mirror gate values: 0 closed, 2 open, 3 half-open, 4 isolated.
-const STATES: CircuitState[] = ['closed', 'open', 'half-open', 'open'];
-const GATE_ISOLATED = 4;
+// Mirror gate values (BreakerGate) to the state getState() names.
+const STATES: Record<number, CircuitState> = {
+  [BreakerGate.Closed]: 'closed',
+  [BreakerGate.Ask]: 'closed',
+  [BreakerGate.Open]: 'open',
+  [BreakerGate.HalfOpen]: 'half-open',
+  [BreakerGate.Isolated]: 'open',
+};
 
 function checkFn(field: string, v: unknown): void {
   if (v !== undefined && typeof v !== 'function') {
@@ -405,7 +402,7 @@ export class CircuitBreaker extends EventEmitter {
   /** Current state, read from the mirror without crossing into Rust. */
   get state(): CircuitState {
     const gate = this.page[this.slot];
-    return gate === 0 ? 'closed' : STATES[gate - 1];
+    return STATES[gate];
   }
 
   /**
@@ -427,15 +424,15 @@ export class CircuitBreaker extends EventEmitter {
       const until = this.page[this.slot + 2];
       if (t < until) {
         pushOutcome(this.id, -1, t);
-        const isolated = gate === GATE_ISOLATED;
-        return this.rejected<T>(isolated ? REJECT_ISOLATED : REJECT_OPEN, null, isolated ? null : until - t);
+        const isolated = gate === BreakerGate.Isolated;
+        return this.rejected<T>(isolated ? BreakerAdmission.RejectIsolated : BreakerAdmission.RejectOpen, null, isolated ? null : until - t);
       }
       // Otherwise Rust decides (and may turn open into half-open here).
       const code = acquire(this.id);
-      if (code >> 4) this.transitions(code >> 4);
-      const admission = code & 15;
-      if (admission >= REJECT_OPEN) return this.rejected<T>(admission, null, this.retryAfter());
-      trial = admission === ADMIT_TRIAL;
+      if (code >> SHIFT) this.transitions(code >> SHIFT);
+      const admission = code & ADMISSION;
+      if (admission >= BreakerAdmission.RejectOpen) return this.rejected<T>(admission, null, this.retryAfter());
+      trial = admission === BreakerAdmission.Trial;
     }
     return this.runAdmitted(fn, trial);
   }
@@ -461,7 +458,7 @@ export class CircuitBreaker extends EventEmitter {
       if (this.hotListeners) this.emitSafe('success', value, latency);
     } else {
       // Slow: it may open the breaker, so Rust hears of it now.
-      const tr = record(this.id, OUTCOME_SUCCESS, latency, t1, false);
+      const tr = record(this.id, BreakerOutcome.Success, latency, t1, false);
       if (this.hotListeners) this.emitSafe('success', value, latency);
       this.transitions(tr);
     }
@@ -482,7 +479,7 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private succeeded(latency: number, trial: boolean, value: unknown): void {
-    const tr = record(this.id, OUTCOME_SUCCESS, latency, now(), trial);
+    const tr = record(this.id, BreakerOutcome.Success, latency, now(), trial);
     if (this.hotListeners) this.emitSafe('success', value, latency);
     this.transitions(tr);
   }
@@ -549,14 +546,14 @@ export class CircuitBreaker extends EventEmitter {
       // half-open trial keeps its slot for its own retries.
       if (!trial && this.page[this.slot] !== 0) {
         const code = acquire(this.id);
-        this.transitions(code >> 4);
-        const admission = code & 15;
-        if (admission >= REJECT_OPEN) {
+        this.transitions(code >> SHIFT);
+        const admission = code & ADMISSION;
+        if (admission >= BreakerAdmission.RejectOpen) {
           const retryAfterMs = this.retryAfter();
           this.failed(err, now() - t0, false);
           return this.rejected<T>(admission, err, retryAfterMs);
         }
-        trial = admission === ADMIT_TRIAL;
+        trial = admission === BreakerAdmission.Trial;
       }
       try {
         const value = await this.attempt(fn);
@@ -572,7 +569,7 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private failed(err: Error, latency: number, trial: boolean): void {
-    const outcome = err instanceof CircuitTimeoutError && err.breaker === this.name ? OUTCOME_TIMEOUT : OUTCOME_FAILURE;
+    const outcome = err instanceof CircuitTimeoutError && err.breaker === this.name ? BreakerOutcome.Timeout : BreakerOutcome.Failure;
     const tr = record(this.id, outcome, latency, now(), trial);
     this.emitSafe('failure', err, latency);
     this.transitions(tr);
@@ -594,8 +591,8 @@ export class CircuitBreaker extends EventEmitter {
 
   private rejected<T>(admission: number, cause: Error | null, retryAfterMs: number | null): Promise<T> {
     const message = this.message(admission);
-    const state: CircuitState = admission === REJECT_HALF_OPEN_FULL ? 'half-open' : 'open';
-    const e = CircuitOpenError.create(message, this.name, state, retryAfterMs, admission === REJECT_ISOLATED);
+    const state: CircuitState = admission === BreakerAdmission.RejectHalfOpenFull ? 'half-open' : 'open';
+    const e = CircuitOpenError.create(message, this.name, state, retryAfterMs, admission === BreakerAdmission.RejectIsolated);
     if (cause) (e as { cause?: unknown }).cause = cause;
     this.emitSafe('reject', e);
     if (this.fallback) return this.runFallback<T>(e);
@@ -614,7 +611,7 @@ export class CircuitBreaker extends EventEmitter {
         `Circuit breaker ${n} is HALF-OPEN (trial calls in progress)`,
       ];
     }
-    return m[admission === REJECT_ISOLATED ? 1 : admission === REJECT_HALF_OPEN_FULL ? 2 : 0];
+    return m[admission === BreakerAdmission.RejectIsolated ? 1 : admission === BreakerAdmission.RejectHalfOpenFull ? 2 : 0];
   }
 
   // Listening to `success` switches on its emission in the hot path; these
@@ -647,16 +644,16 @@ export class CircuitBreaker extends EventEmitter {
   /** Emits one event per transition bit Rust returned, in the order they happen. */
   private transitions(bits: number, why?: string): void {
     if (bits === 0) return;
-    if (bits & HALF_OPENED) {
+    if (bits & BreakerTransition.HalfOpened) {
       logger?.log(`🔄 [CircuitBreaker:${this.name}] Transitioning to half-open state`);
       this.emitSafe('halfOpen');
     }
-    if (bits & CLOSED) {
+    if (bits & BreakerTransition.Closed) {
       logger?.log(`✅ [CircuitBreaker:${this.name}] Circuit CLOSED (recovered)`);
       this.emitSafe('close');
     }
-    if (bits & OPENED) {
-      why ??= bits & FROM_HALF_OPEN ? 'half-open failures' : 'failure threshold reached';
+    if (bits & BreakerTransition.Opened) {
+      why ??= bits & BreakerTransition.FromHalfOpen ? 'half-open failures' : 'failure threshold reached';
       logger?.error(`❌ [CircuitBreaker:${this.name}] Circuit OPENED (${why})`);
       this.emitSafe('open');
     }
@@ -682,24 +679,24 @@ export class CircuitBreaker extends EventEmitter {
 
   /** Forces the breaker closed and zeroes every counter. */
   reset(): void {
-    const tr = native.cbControl(INST, this.id, 0, now());
+    const tr = native.cbControl(INST, this.id, BreakerControl.Reset, now());
     logger?.log(`🔄 [CircuitBreaker:${this.name}] Circuit RESET`);
-    if (tr & CLOSED) this.emitSafe('close');
+    if (tr & BreakerTransition.Closed) this.emitSafe('close');
   }
 
   /** Closes the breaker by hand (ends an isolation), keeping its statistics. */
   close(): void {
-    this.transitions(native.cbControl(INST, this.id, 1, now()));
+    this.transitions(native.cbControl(INST, this.id, BreakerControl.Close, now()));
   }
 
   /** Opens the breaker by hand; it half-opens after `resetTimeout` as usual. */
   open(): void {
-    this.transitions(native.cbControl(INST, this.id, 2, now()), 'opened by hand');
+    this.transitions(native.cbControl(INST, this.id, BreakerControl.Open, now()), 'opened by hand');
   }
 
   /** Opens the breaker and holds it open until `close()` or `reset()` (incidents). */
   isolate(): void {
-    this.transitions(native.cbControl(INST, this.id, 3, now()), 'isolated');
+    this.transitions(native.cbControl(INST, this.id, BreakerControl.Isolate, now()), 'isolated');
     // Isolating an already-open breaker changes no state, so `open` may not
     // fire; `isolate` always does.
     this.emitSafe('isolate');

@@ -30,6 +30,7 @@
  * and retries.
  */
 import { setTimeout, clearTimeout } from 'node:timers';
+import { native } from './native';
 import {
   CircuitBreakerOptions,
   CircuitTimeoutError,
@@ -423,8 +424,10 @@ async function withRetries<T>(d: ResolvedDatabase, attempt: () => T | Promise<T>
       return await attempt();
     } catch (err) {
       if (i >= d.retries || signal?.aborted || !d.retryOn(err)) throw err;
-      const base = Math.min(d.retryDelayMs * 2 ** i, d.maxRetryDelayMs);
-      await sleep(base / 2 + Math.random() * (base / 2), signal);
+      // The breaker's backoff family (core::backoff): doubling, capped, equal
+      // jitter. A cap below the first delay caps the first delay too (as before).
+      const first = Math.min(d.retryDelayMs, d.maxRetryDelayMs);
+      await sleep(native.backoffDelay(i, first, d.maxRetryDelayMs, 2, 'equal', 0, Math.random()), signal);
       if (signal?.aborted) throw err;
     }
   }

@@ -22,6 +22,7 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
+import { GateTransition } from '../index';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
 import { assertDatabaseHealthy, checkDatabaseHealth, getLogger, getStartupDAG, reasonOf, type StartupDAG } from './startup-dag';
 
@@ -209,7 +210,7 @@ export class HealthGates extends EventEmitter {
 
   private answer(i: number, entry: Pending, pass: boolean, reason: string | null): void {
     const tr = native.gateRecord(this.h, i, entry.token, pass, reason, Date.now());
-    if (tr === -1) return; // timed out or replaced: already answered
+    if (tr === GateTransition.Stale) return; // timed out or replaced: already answered
     if (this.pending.get(i) === entry) this.pending.delete(i);
     this.transition(i, tr);
     this.emit('check', this.ids[i], pass, reason);
@@ -218,10 +219,10 @@ export class HealthGates extends EventEmitter {
   }
 
   private transition(i: number, tr: number): void {
-    if (tr === 1) {
+    if (tr === GateTransition.BecameReady) {
       getLogger()?.log(`✅ [HealthGates] ${this.ids[i]} is ready`);
       this.emit('ready', this.ids[i]);
-    } else if (tr === 2) {
+    } else if (tr === GateTransition.BecameNotReady) {
       const reason = native.gateReadiness(this.h).gates[i]?.reason ?? 'check failed';
       getLogger()?.warn(`⚠️  [HealthGates] ${this.ids[i]} is not ready: ${reason}`);
       this.emit('notReady', this.ids[i], reason);

@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { native } from './native';
+import { OpsCriticality, OpsDecision } from '../index';
 import {
   claimCommands,
   moveAside,
@@ -194,7 +195,7 @@ export class OpsControls extends EventEmitter {
 
   isAgentQuarantined(agentId: string): boolean {
     if (this.current()[3] === 0) return false;
-    return native.opsDecide(this.h, true, 0, String(agentId), Date.now()) === 3;
+    return native.opsDecide(this.h, true, OpsCriticality.Critical, String(agentId), Date.now()) === OpsDecision.Quarantined;
   }
 
   /** True when any control is on (the middleware then asks Rust per request). */
@@ -208,7 +209,7 @@ export class OpsControls extends EventEmitter {
    * quarantined. Costs nothing while no control is on.
    */
   decide(essential: boolean, criticality: 0 | 1 | 2, agentId?: string): number {
-    if (!this.anyActive()) return 0;
+    if (!this.anyActive()) return OpsDecision.Serve;
     return native.opsDecide(this.h, essential, criticality, agentId, Date.now());
   }
 
@@ -446,8 +447,7 @@ export class OpsControls extends EventEmitter {
    * `decide`), looked up directly: O(1) in the number of quarantines.
    */
   refusal(decision: number, agentId?: string): { reason: string; level?: number; until?: number } {
-    if (decision !== 1 && decision !== 2 && decision !== 3) throw new RangeError(`decision must be 1, 2 or 3, got ${String(decision)}`);
-    return native.opsRefusal(this.h, decision, agentId === undefined ? undefined : text('agentId', agentId, ''), Date.now());
+    return native.opsRefusal(this.h, Number(decision), agentId === undefined ? undefined : text('agentId', agentId, ''), Date.now());
   }
 
   // ---- the state file ------------------------------------------------------------

@@ -19,6 +19,8 @@ use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
 
+use crate::codes_napi::RolloutOutcomeFlag;
+
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::rollout::{
     self, percent_to_bp, BurnWindow, Config, Event, Figures, HashMode, RollbackTarget, RolloutSet,
@@ -29,6 +31,9 @@ use crate::napi_util::{borrow_mut, throw, Opts};
 thread_local! {
     static SETS: RefCell<Vec<RolloutSet>> = const { RefCell::new(Vec::new()) };
 }
+
+const OK: u32 = RolloutOutcomeFlag::Ok as u32;
+const NEW: u32 = RolloutOutcomeFlag::NewCohort as u32;
 
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut RolloutSet) -> CoreResult<T>) -> Result<T> {
     SETS.with(|cell| {
@@ -243,6 +248,17 @@ pub struct TsEvent {
     pub to_percentage: f64,
     pub reason: String,
     pub figures: Option<TsFigures>,
+    /// After the event: 1 when every key is in the new cohort, 0 when none
+    /// is, -1 when it depends on the key (the JS side then asks `tsDecide`).
+    pub uniform: i32,
+}
+
+fn uniform(set: &RolloutSet, id: usize) -> i32 {
+    match set.get(id).and_then(|r| r.config.uniform_decision()) {
+        Some(true) => 1,
+        Some(false) => 0,
+        None => -1,
+    }
 }
 
 fn event(set: &RolloutSet, e: &Event) -> TsEvent {
@@ -258,6 +274,7 @@ fn event(set: &RolloutSet, e: &Event) -> TsEvent {
         to_percentage: e.entry.to_bp as f64 / 100.0,
         reason: e.entry.reason.clone(),
         figures: e.entry.figures.as_ref().map(figures),
+        uniform: uniform(set, e.rollout),
     }
 }
 
@@ -419,7 +436,7 @@ pub fn ts_drain(env: Env, h: u32, ring: Float64Array, now: f64) -> Result<Vec<Ts
             }
             let id = id as usize;
             let flags = flags as u32;
-            if s.record(id, flags & 2 != 0, flags & 1 != 0, latency, now) {
+            if s.record(id, flags & NEW != 0, flags & OK != 0, latency, now) {
                 touched.insert(id);
             }
         }
@@ -451,7 +468,13 @@ pub fn ts_record(
 ) -> Result<Option<Vec<TsEvent>>> {
     with(&env, h, |s| {
         let events = s
-            .record_checked(id as usize, flags & 2 != 0, flags & 1 != 0, latency_ms, now)
+            .record_checked(
+                id as usize,
+                flags & NEW != 0,
+                flags & OK != 0,
+                latency_ms,
+                now,
+            )
             .unwrap_or_default();
         Ok(if events.is_empty() {
             None
@@ -614,3 +637,32 @@ pub fn ts_list(env: Env, h: u32) -> Result<Vec<String>> {
 pub fn ts_remove(env: Env, h: u32, name: String) -> Result<bool> {
     with(&env, h, |s| Ok(s.remove(&name)))
 }
+
+/// The cluster-wide SLO check of the Redis backend: `requests` and `errors`
+/// are rollout `id`'s new cohort summed over every instance's analysis
+/// window. Returns the error-rate limit they break, or null: the rule
+/// (`Config::cluster_breach`) is the one each instance applies to itself.
+#[napi]
+pub fn ts_cluster_breach(
+    env: Env,
+    h: u32,
+    id: u32,
+    requests: f64,
+    errors: f64,
+) -> Result<Option<f64>> {
+    let count = |v: f64| {
+        if v.is_finite() && v > 0.0 {
+            v as u64
+        } else {
+            0
+        }
+    };
+    with(&env, h, |s| {
+        Ok(s.get(id as usize)
+            .and_then(|r| r.config.cluster_breach(count(requests), count(errors))))
+    })
+}
+
+/// `minSamples` when a rollout config leaves it out (`core::rollout::DEFAULT_MIN_SAMPLES`).
+#[napi]
+pub const ROLLOUT_DEFAULT_MIN_SAMPLES: u32 = crate::core::rollout::DEFAULT_MIN_SAMPLES as u32;

@@ -4,6 +4,7 @@
  * and the `/api/ops` router (status, actions, audit), token-protected.
  */
 import { getOps, type Criticality, type OpsControls } from '../ops';
+import { OpsCriticality, OpsDecision } from '../../index';
 import { ensureAccessors } from './accessors';
 import { expressOf } from './express-of';
 import type { ExpressModule, ExpressRouter } from './types';
@@ -47,7 +48,7 @@ export interface ReliabilityMiddlewareOptions {
   retryAfterSeconds?: number;
 }
 
-const CRIT_CODE: Record<Criticality, 0 | 1 | 2> = { critical: 0, default: 1, sheddable: 2 };
+const CRIT_CODE: Record<Criticality, OpsCriticality> = { critical: OpsCriticality.Critical, default: OpsCriticality.Default, sheddable: OpsCriticality.Sheddable };
 
 /**
  * Applies safe mode, brownout and agent quarantine. While no control is on,
@@ -91,7 +92,7 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
     if (v === undefined) {
       const ess = essential.some((m) => m.test(path)) ? 4 : 0;
       const hit = table.find(([m]) => m.test(path));
-      v = ess | (hit ? hit[1] : 1);
+      v = ess | (hit ? hit[1] : OpsCriticality.Default);
       if (cache.size < 10_000) cache.set(path, v);
     }
     return v;
@@ -104,7 +105,7 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
     if (isPackageRequest(req)) return false;
     const path: string = req.path ?? req.url ?? '/';
     const cls = classifyPath(path);
-    let crit = (cls & 3) as 0 | 1 | 2;
+    let crit = (cls & 3) as OpsCriticality;
     if (options.classify) {
       const c = options.classify(req);
       if (c !== undefined) crit = CRIT_CODE[c] ?? crit;
@@ -118,17 +119,17 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
     }
     const d = ops.decide((cls & 4) !== 0, crit, agent === undefined ? undefined : String(agent));
     req.reliability = { dimmer: ops.getDimmer(), safeMode: ops.isSafeMode() };
-    if (d === 0) return false;
+    if (d === OpsDecision.Serve) return false;
     // Counted in http_requests_refused_total: the decision codes are the binding's refusal codes.
     markRefused(req, d);
     // The answer's fields are looked up directly: nothing is rebuilt per refusal.
     const r = ops.refusal(d, agent === undefined ? undefined : String(agent));
-    if (d === 3) {
+    if (d === OpsDecision.Quarantined) {
       res.status(423).json({ error: 'Locked', message: `Agent ${agent} is quarantined`, agentId: agent, reason: r.reason, until: r.until ?? null });
       return true;
     }
     res.setHeader('Retry-After', String(retryAfter));
-    if (d === 1) {
+    if (d === OpsDecision.SafeMode) {
       res.status(503).json({ error: 'Service Unavailable', message: 'Safe mode: only essential routes are served', reason: r.reason, retryAfter });
     } else {
       res.status(503).json({ error: 'Service Unavailable', message: 'Brownout: request shed to protect critical traffic', level: r.level ?? 0, reason: r.reason, retryAfter });
