@@ -22,6 +22,7 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
+import { notFound } from './errors';
 import { GateTransition } from '../index';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
 import { assertDatabaseHealthy, checkDatabaseHealth, getLogger, getStartupDAG, reasonOf, type StartupDAG } from './startup-dag';
@@ -246,7 +247,7 @@ export class HealthGates extends EventEmitter {
 
   private indexOf(serviceId: string): number {
     const i = this.ids.indexOf(serviceId);
-    if (i < 0) throw new Error(`Health gate not found: ${serviceId}`);
+    if (i < 0) throw notFound(`Health gate not found: ${serviceId}`);
     return i;
   }
 

@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { native } from './native';
+import { codedError, notFound, NO_ROLLOUTS } from './errors';
 import { OpsCriticality, OpsDecision } from '../index';
 import {
   claimCommands,
@@ -331,12 +332,10 @@ export class OpsControls extends EventEmitter {
   rollback(name?: string, opts: Who & { reason?: string } = {}): ActionResult & { rolledBack: string[] } {
     if (name !== undefined && typeof name !== 'string') throw new TypeError(`name must be a string, got ${typeof name}`);
     if (!this.rollouts) {
-      const err = new Error('No rollouts to roll back: the traffic-shaping module is not in use');
-      (err as NodeJS.ErrnoException).code = 'ERR_NO_ROLLOUTS';
-      throw err;
+      throw codedError(NO_ROLLOUTS, 'No rollouts to roll back: the traffic-shaping module is not in use');
     }
     const all = this.rollouts.names();
-    if (name !== undefined && !all.includes(name)) throw new Error(`Rollout not found: ${name}`);
+    if (name !== undefined && !all.includes(name)) throw notFound(`Rollout not found: ${name}`);
     const names = name === undefined ? all : [name];
     const reason = text('reason', opts.reason, 'operator rollback');
     const r = this.act('rollback', opts, (a, s) => {
@@ -387,7 +386,7 @@ export class OpsControls extends EventEmitter {
    */
   async drainDeadLetterQueue(name?: string, opts: Who & { limit?: number; batchSize?: number } = {}): Promise<Array<{ queue: string } & DlqRun>> {
     const names = name === undefined ? [...this.queues.keys()] : [String(name)];
-    if (name !== undefined && !this.queues.has(name)) throw new Error(`Dead-letter queue not found: ${name}`);
+    if (name !== undefined && !this.queues.has(name)) throw notFound(`Dead-letter queue not found: ${name}`);
     const limit = opts.limit ?? 1000;
     const batch = opts.batchSize ?? 100;
     if (!Number.isInteger(batch) || batch < 1 || batch > 100_000) throw new RangeError(`batchSize must be an integer from 1 to 100000, got ${String(batch)}`);

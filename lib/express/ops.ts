@@ -4,6 +4,7 @@
  * and the `/api/ops` router (status, actions, audit), token-protected.
  */
 import { getOps, type Criticality, type OpsControls } from '../ops';
+import { errorKind, HTTP_STATUS, type ErrorKind } from '../errors';
 import { OpsCriticality, OpsDecision } from '../../index';
 import { ensureAccessors } from './accessors';
 import { expressOf } from './express-of';
@@ -140,6 +141,8 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
 
 // ---- the /api/ops router -----------------------------------------------------------
 
+const ERROR_TITLE: Record<ErrorKind, string> = { 'bad-request': 'Bad Request', 'not-found': 'Not Found', conflict: 'Conflict', internal: 'Failed' };
+
 /**
  * Options of the ops router: the ops token (default env
  * `RELIABILITY_OPS_TOKEN`, at least 128 bits), the limiter's figures, and
@@ -194,11 +197,10 @@ export function createOpsRouter(options: OpsRouterOptions = {}): ExpressRouter {
     try {
       res.json(await fn(req));
     } catch (e) {
-      const err = e as Error & { code?: string };
-      if (e instanceof BadRequest || e instanceof TypeError || e instanceof RangeError) return res.status(400).json({ error: 'Bad Request', message: err.message });
-      if (/not found/i.test(err.message ?? '') || err.code === 'ERR_NOT_FOUND') return res.status(404).json({ error: 'Not Found', message: err.message });
-      if (err.code === 'ERR_INVALID_STATE' || err.code === 'ERR_NO_ROLLOUTS') return res.status(409).json({ error: 'Conflict', message: err.message });
-      res.status(500).json({ error: 'Failed', message: err.message });
+      const err = e as Error;
+      // By class and code (lib/errors.ts), never by message text.
+      const kind = e instanceof BadRequest ? 'bad-request' : errorKind(e);
+      res.status(HTTP_STATUS[kind]).json({ error: ERROR_TITLE[kind], message: err.message });
     }
   };
 
