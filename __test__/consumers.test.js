@@ -174,8 +174,8 @@ test('the built .d.ts name the binding\'s types by a path that holds from dist/ 
 test('the `express` option: every router factory builds with the module given; a wrong one is a TypeError naming it', () => {
   const express4 = require('express4');
   const { createMetricsRouter } = require('../dist/metrics');
-  const { createHealthRouter } = require('../dist/health-gates');
-  const { createOpsRouter } = require('../dist/ops');
+  const { createHealthRouter } = require('../dist/entries/health-gates');
+  const { createOpsRouter } = require('../dist/entries/ops');
   const { createObservabilityRouter } = require('../dist/observability');
   const { createDashboardRouter } = require('../dist/dashboard');
   const calls = [];

@@ -17,7 +17,7 @@ const os = require('node:os');
 const path = require('node:path');
 const express4 = require('express4');
 const express5 = require('express');
-const { OpsControls, createOpsRouter } = require('../dist/ops.js');
+const { OpsControls, createOpsRouter } = require('../dist/entries/ops.js');
 const { startServer, stop, cli, killAll } = require('./helpers/ops-child');
 
 const TOKEN = `t-${crypto.randomBytes(12).toString('hex')}`;

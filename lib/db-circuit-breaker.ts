@@ -31,6 +31,7 @@
  */
 import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
+import { setDatabaseProbe } from './startup-dag';
 import {
   CircuitBreakerOptions,
   CircuitTimeoutError,
@@ -558,3 +559,6 @@ export async function checkDatabase(timeoutMs = 2000): Promise<boolean> {
     clearTimeout(timer);
   }
 }
+
+// The startup DAG's database check (`assertDatabaseHealthy`) asks this module through a probe.
+setDatabaseProbe({ isDatabaseConfigured, executeDirect: (sql: string) => executeDirect(sql) });

@@ -396,6 +396,3 @@ export async function assertDAGReady(dag: StartupDAG = getStartupDAG()): Promise
   throw new Error(`startup in progress: ${r.ready}/${r.total} services ready`);
 }
 
-// The Express probes, observability handlers and graceful shutdown live in
-// `express/health.ts`; exported here so `/health-gates` is one import.
-export * from './express/health';

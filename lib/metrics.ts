@@ -346,14 +346,21 @@ export function getGoldenSignals(): LocalGoldenSignals;
 export function getGoldenSignals(options: { scope: 'cluster' }): Promise<unknown>;
 export function getGoldenSignals(options?: { scope?: 'local' | 'cluster' }): LocalGoldenSignals | Promise<unknown> {
   if (options?.scope === 'cluster') {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const b = (require('./redis') as typeof import('./redis')).getRedisBackend();
-    return b ? b.clusterGoldenSignals() : Promise.reject(new Error("scope 'cluster' needs a Redis backend (createRedisBackend)"));
+    const p = clusterSignals();
+    return p ?? Promise.reject(new Error("scope 'cluster' needs a Redis backend (createRedisBackend)"));
   }
   return localGoldenSignals();
 }
 
 export type LocalGoldenSignals = ReturnType<typeof localGoldenSignals>;
+
+/** Every instance's figures, or null without a cluster backend. Installed by `redis.ts` when it loads (integrations sit above this module). */
+let clusterSignals: () => Promise<unknown> | null = () => null;
+
+/** @internal Called by `redis.ts` at load. */
+export function setClusterSignalsSource(f: () => Promise<unknown> | null): void {
+  clusterSignals = f;
+}
 
 function localGoldenSignals() {
   const t = performance.now();

@@ -12,6 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { native } from './native';
+import { setOpsSource } from './ops-peek';
+import { rolloutController } from './traffic-shaping';
 import { codedError, notFound, NO_ROLLOUTS } from './errors';
 import { OpsCriticality, OpsDecision } from '../index';
 import {
@@ -162,8 +164,7 @@ export class OpsControls extends EventEmitter {
     }
     this.refresh();
     // Rollbacks act on the package's traffic shaping unless told otherwise.
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    this.rollouts = (require('./traffic-shaping') as typeof import('./traffic-shaping')).rolloutController();
+    this.rollouts = rolloutController();
   }
 
   /** The state file in use, or null. */
@@ -727,6 +728,8 @@ export function getOps(): OpsControls {
 export function peekOps(): OpsControls | null {
   return ops;
 }
+// The modules below this one (traffic shaping, watchdogs) see the ops plane through ops-peek.
+setOpsSource(peekOps);
 
 /** Replaces the process-wide ops plane (e.g. with other options, before serving). */
 export function configureOps(options: OpsOptions): OpsControls {
@@ -756,9 +759,3 @@ export function localActor(): string {
   }
 }
 
-// The Express middleware, the combined stack and the /api/ops router live in
-// `express/`; exported here so `/ops` is one import.
-export * from './express/ops';
-export * from './express/stack';
-export { AUTH_DEFAULTS, checkToken, configureReadAccess, createAccess, type Access, type AccessOptions, type ReadAccess } from './express/auth';
-export { ENDPOINTS, ROUTER_MOUNTS, isPackageRequest, type Endpoint } from './express/endpoints';

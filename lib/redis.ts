@@ -31,7 +31,7 @@ import { setInterval, clearInterval } from 'node:timers';
 import { native, type Binding } from './native';
 import { QuorumAction } from '../index';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
-import { exportLatencyHistogram, getGoldenSignals } from './metrics';
+import { exportLatencyHistogram, getGoldenSignals, setClusterSignalsSource } from './metrics';
 import { getOps, type OpsControls } from './ops';
 import { getTrafficShaping } from './traffic-shaping';
 import { parseMetricsDoc, parseNotice, parseRolloutChange, parseVote, type MetricsDoc, type Vote } from './redis-values';
@@ -567,3 +567,5 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
 export function getRedisBackend(): RedisBackend | null {
   return current;
 }
+// getGoldenSignals({ scope: 'cluster' }) asks the backend through this.
+setClusterSignalsSource(() => current?.clusterGoldenSignals() ?? null);

@@ -28,6 +28,7 @@ import { markRefused, REFUSAL } from './express/route-labels';
 import { liveSlot, track, type Owner, type RolloutRecorder } from './express/tracker';
 // `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
+import { peekOps } from './ops-peek';
 import { RolloutOutcomeFlag } from '../index';
 
 export interface RolloutSlo {
@@ -442,11 +443,6 @@ export function rolloutController() {
   };
 }
 
-function peekOps(): { status(): { rolledBack: Array<{ name: string }> } } | null {
-  // Lazy: the ops module is optional, and must not be created just for this.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  return (require('./ops') as typeof import('./ops')).peekOps();
-}
 
 // ---- middleware ----------------------------------------------------------------
 
