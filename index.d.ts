@@ -616,6 +616,20 @@ export declare const enum OpsDecision {
   Quarantined = 3,
 }
 
+/** Slots of `opsFlags`' answer, the summary the JS middleware caches. */
+export declare const enum OpsFlag {
+  /** Bumped by every change of the ops state. */
+  Version = 0,
+  /** 1 while safe mode is on, else 0. */
+  SafeMode = 1,
+  /** The brownout dimmer level, or -1 while brownout is off. */
+  Dimmer = 2,
+  /** How many agents are quarantined. */
+  Quarantines = 3,
+  /** When the next quarantine expires (epoch ms), or -1. */
+  NextExpiry = 4,
+}
+
 /** `[version, safeMode 0/1, brownout level or -1, quarantined count, next expiry or -1]`. */
 export declare function opsFlags(h: number, now: number): Array<number>
 

@@ -905,6 +905,7 @@ module.exports.opsCreate = nativeBinding.opsCreate
 module.exports.OpsCriticality = nativeBinding.OpsCriticality
 module.exports.opsDecide = nativeBinding.opsDecide
 module.exports.OpsDecision = nativeBinding.OpsDecision
+module.exports.OpsFlag = nativeBinding.OpsFlag
 module.exports.opsFlags = nativeBinding.opsFlags
 module.exports.opsLoadJson = nativeBinding.opsLoadJson
 module.exports.opsMarkApplied = nativeBinding.opsMarkApplied

@@ -100,7 +100,7 @@ function scan(root) {
 test('the binding exports the protocol codes and thresholds (index.d.ts carries them)', () => {
   const { enums, consts } = exported();
   const names = enums.map((e) => e.name);
-  for (const n of ['BreakerAdmission', 'BreakerTransition', 'BreakerOutcome', 'BreakerGate', 'BreakerControl', 'OpsDecision', 'OpsCriticality', 'GateTransition', 'RolloutOutcomeFlag', 'QuorumAction']) {
+  for (const n of ['BreakerAdmission', 'BreakerTransition', 'BreakerOutcome', 'BreakerGate', 'BreakerControl', 'OpsDecision', 'OpsCriticality', 'GateTransition', 'RolloutOutcomeFlag', 'QuorumAction', 'OpsFlag']) {
     assert.ok(names.includes(n), `${n} is exported`);
   }
   for (const n of ['BREAKER_TRANSITION_SHIFT', 'BREAKER_ADMISSION_MASK', 'ERROR_STATUS_FROM', 'ROLLOUT_DEFAULT_MIN_SAMPLES']) {

@@ -8,10 +8,11 @@
  *   throw notFound(`Rollout not found: ${name}`); // code ERR_NOT_FOUND
  *   res.status(httpStatusOf(err)); // 404
  */
-import { native } from './native';
+// `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
+import { native, type Binding } from './native';
 
 /** The binding's error codes (`ERR_NOT_FOUND`, `ERR_LIMIT_REACHED`, ...). */
-export const ERROR_CODES = Object.freeze(native.errorCodes());
+export const ERROR_CODES: Readonly<Binding.ErrorCodes> = Object.freeze(native.errorCodes());
 
 /** How a router answers an error. */
 export type ErrorKind = 'bad-request' | 'not-found' | 'conflict' | 'internal';

@@ -15,7 +15,7 @@ import { native } from './native';
 import { setOpsSource } from './ops-peek';
 import { rolloutController } from './traffic-shaping';
 import { codedError, notFound, NO_ROLLOUTS } from './errors';
-import { OpsCriticality, OpsDecision } from '../index';
+import { OpsCriticality, OpsDecision, OpsFlag } from '../index';
 import {
   claimCommands,
   moveAside,
@@ -180,30 +180,30 @@ export class OpsControls extends EventEmitter {
 
   /** Flags for the hot path, refreshed when a quarantine expires. */
   private current(): number[] {
-    const exp = this.flags[4];
+    const exp = this.flags[OpsFlag.NextExpiry];
     if (exp >= 0 && Date.now() >= exp) this.refresh();
     return this.flags;
   }
 
   isSafeMode(): boolean {
-    return this.current()[1] === 1;
+    return this.current()[OpsFlag.SafeMode] === 1;
   }
 
   /** The brownout dimmer: the share of non-critical traffic served (1 when brownout is off). */
   getDimmer(): number {
-    const l = this.current()[2];
+    const l = this.current()[OpsFlag.Dimmer];
     return l < 0 ? 1 : l;
   }
 
   isAgentQuarantined(agentId: string): boolean {
-    if (this.current()[3] === 0) return false;
+    if (this.current()[OpsFlag.Quarantines] === 0) return false;
     return native.opsDecide(this.h, true, OpsCriticality.Critical, String(agentId), Date.now()) === OpsDecision.Quarantined;
   }
 
   /** True when any control is on (the middleware then asks Rust per request). */
   anyActive(): boolean {
     const f = this.current();
-    return f[1] === 1 || f[2] >= 0 || f[3] > 0;
+    return f[OpsFlag.SafeMode] === 1 || f[OpsFlag.Dimmer] >= 0 || f[OpsFlag.Quarantines] > 0;
   }
 
   /**
@@ -616,7 +616,7 @@ export class OpsControls extends EventEmitter {
 
   /** Bumped on every change (local or applied): cheap to compare. */
   get version(): number {
-    return this.current()[0];
+    return this.current()[OpsFlag.Version];
   }
 
   /**

@@ -89,6 +89,21 @@ pub enum OpsDecision {
     Quarantined = 3,
 }
 
+/// Slots of `opsFlags`' answer, the summary the JS middleware caches.
+#[napi]
+pub enum OpsFlag {
+    /// Bumped by every change of the ops state.
+    Version = 0,
+    /// 1 while safe mode is on, else 0.
+    SafeMode = 1,
+    /// The brownout dimmer level, or -1 while brownout is off.
+    Dimmer = 2,
+    /// How many agents are quarantined.
+    Quarantines = 3,
+    /// When the next quarantine expires (epoch ms), or -1.
+    NextExpiry = 4,
+}
+
 /// `opsDecide`'s `criticality`.
 #[napi]
 pub enum OpsCriticality {

@@ -16,7 +16,7 @@ use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::codes_napi::{OpsCriticality, OpsDecision};
+use crate::codes_napi::{OpsCriticality, OpsDecision, OpsFlag};
 
 use crate::core::dlq::{DlqSet, Run};
 use crate::core::error::{CoreError, CoreResult};
@@ -92,13 +92,13 @@ pub fn ops_flags(env: Env, h: u32, now: f64) -> Result<Vec<f64>> {
     with(&env, h, |p| {
         p.ops.expire(now);
         let o = &p.ops;
-        Ok(vec![
-            o.version as f64,
-            if o.safe_mode.is_some() { 1.0 } else { 0.0 },
-            o.brownout.as_ref().map_or(-1.0, |b| b.level),
-            o.quarantine_list(now).count() as f64,
-            o.next_expiry().unwrap_or(-1.0),
-        ])
+        let mut f = vec![0.0; OpsFlag::NextExpiry as usize + 1];
+        f[OpsFlag::Version as usize] = o.version as f64;
+        f[OpsFlag::SafeMode as usize] = if o.safe_mode.is_some() { 1.0 } else { 0.0 };
+        f[OpsFlag::Dimmer as usize] = o.brownout.as_ref().map_or(-1.0, |b| b.level);
+        f[OpsFlag::Quarantines as usize] = o.quarantine_list(now).count() as f64;
+        f[OpsFlag::NextExpiry as usize] = o.next_expiry().unwrap_or(-1.0);
+        Ok(f)
     })
 }
 
