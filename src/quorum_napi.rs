@@ -32,7 +32,16 @@ impl QuorumRule {
         let q = match quorum.get_type()? {
             // SAFETY: the value was just checked to be a number.
             ValueType::Number => unsafe { quorum.cast::<f64>() }?,
-            _ => f64::NAN,
+            other => {
+                return Err(throw(
+                    &env,
+                    CoreError::range(
+                        "quorum",
+                        "an integer >= 1 or a share in (0, 1]",
+                        format!("{other:?}").to_lowercase(),
+                    ),
+                ))
+            }
         };
         Quorum::new(q)
             .map(|inner| QuorumRule { inner })
