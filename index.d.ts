@@ -9,6 +9,33 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * One quorum breaker's rule (see `core::quorum`); the Redis backend counts
+ * the votes and asks it what to do.
+ *
+ * ```ts
+ * const q = new native.QuorumRule(2);
+ * if (q.decide(failing, voters, breaker.isOpen()) === QuorumAction.Open) breaker.open();
+ * ```
+ */
+export declare class QuorumRule {
+  /**
+   * `quorum`: an integer >= 1 (instances) or a share in (0, 1]; anything
+   * else is a RangeError naming `quorum`.
+   */
+  constructor(quorum: unknown)
+  /**
+   * What to do with the local breaker given `failing` "open" votes among
+   * `voters` fresh ones and whether it is open now.
+   */
+  decide(failing: number, voters: number, isOpen: boolean): QuorumAction
+  /** This instance's vote: false for a breaker the quorum opened. */
+  votesOpen(isOpen: boolean): boolean
+  /** True while the quorum holds the local breaker open. */
+  get forced(): boolean
+  get quorum(): number
+}
+
 /** Throws a RangeError naming the option when the limiter figures are out of range. */
 export declare function authCheckLimits(maxFailures: number, windowMs: number, maxGlobal: number): void
 
@@ -36,6 +63,79 @@ export declare function authRetryAfter(source: string, now: number, maxFailures:
 
 /** A right token from `source`: its own failure count starts again. */
 export declare function authSuccess(source: string): void
+
+/**
+ * The sleep before retry `attempt + 1` (0-based `attempt`, the sleep
+ * `previousMs` before it, a uniform `u` in [0, 1)) under an exponential
+ * policy: `min(initialMs * factor^attempt, maxMs)`, then `jitter`
+ * ('none', 'proportional', 'full', 'equal' or 'decorrelated').
+ *
+ * ```ts
+ * native.backoffDelay(1, 100, 1000, 2, 'equal', 100, Math.random()); // in [100, 200)
+ * ```
+ */
+export declare function backoffDelay(attempt: number, initialMs: number, maxMs: number, factor: number, jitter: string, previousMs: number, u: number): number
+
+/** Mask of the admission bits in `cbAcquire`'s answer. */
+export declare const BREAKER_ADMISSION_MASK: number
+
+/** `cbAcquire` packs `admission | transitions << BREAKER_TRANSITION_SHIFT`. */
+export declare const BREAKER_TRANSITION_SHIFT: number
+
+/** What `cbAcquire` answers in its low 4 bits (`core::breaker::Admission`). */
+export declare const enum BreakerAdmission {
+  /** Closed: run it. */
+  Admit = 0,
+  /** Half-open: run it as a trial, report it with `trial = 1`. */
+  Trial = 1,
+  /** Open and still inside `resetTimeout`. */
+  RejectOpen = 2,
+  /** Isolated by an operator. */
+  RejectIsolated = 3,
+  /** Half-open, every trial slot taken. */
+  RejectHalfOpenFull = 4,
+}
+
+/** `cbControl`'s `op`. */
+export declare const enum BreakerControl {
+  Reset = 0,
+  Close = 1,
+  Open = 2,
+  Isolate = 3,
+  /** Counts a fallback served (for `circuit_breaker_calls_total{outcome="fallback"}`). */
+  Fallback = 4,
+}
+
+/** The gate slot of a breaker's mirror page. */
+export declare const enum BreakerGate {
+  /** Closed: run without asking. */
+  Closed = 0,
+  /** Closed, but the call must ask Rust (slow-call tracking and the like). */
+  Ask = 1,
+  Open = 2,
+  HalfOpen = 3,
+  /** Open by hand until closed by hand. */
+  Isolated = 4,
+}
+
+/** The outcome slot of `cbRecord`'s I/O block (`core::breaker::Outcome`). */
+export declare const enum BreakerOutcome {
+  Success = 0,
+  Failure = 1,
+  Timeout = 2,
+}
+
+/**
+ * Transition bits (`core::breaker::Transitions`): what `cbRecord` and
+ * `cbControl` return, and `cbAcquire` above [`BREAKER_TRANSITION_SHIFT`].
+ */
+export declare const enum BreakerTransition {
+  Opened = 1,
+  Closed = 2,
+  HalfOpened = 4,
+  /** Set with `Opened` when failed trials re-opened it. */
+  FromHalfOpen = 8,
+}
 
 /**
  * io: [id, now] → admission | transitions << 4. On return io[1] holds when
@@ -316,6 +416,12 @@ export interface DlqView {
 export declare function dlqViews(h: number): Array<DlqView>
 
 /**
+ * Statuses from this one on are errors (`core::signals::ERROR_STATUS_FROM`):
+ * what `errorRate` counts and what a rollout's default `isSuccess` refuses.
+ */
+export declare const ERROR_STATUS_FROM: number
+
+/**
  * The error codes (`ERR_LIMIT_REACHED`, …), so JS compares against the
  * binding's strings instead of copies.
  */
@@ -424,6 +530,15 @@ export interface GateTick {
   nextWake: number
 }
 
+/** What `gateResult` answers (`core::gate::Transition`). */
+export declare const enum GateTransition {
+  None = 0,
+  BecameReady = 1,
+  BecameNotReady = 2,
+  /** The answer came for a check that had timed out or been replaced. */
+  Stale = -1,
+}
+
 export interface GateView {
   index: number
   serviceId: string
@@ -513,11 +628,43 @@ export declare function opsClearRollback(h: number, name: string, now: number): 
 
 export declare function opsCreate(seed: number): number
 
+/** `opsDecide`'s `criticality`. */
+export declare const enum OpsCriticality {
+  Critical = 0,
+  Default = 1,
+  Sheddable = 2,
+}
+
 /**
  * The decision for one request: 0 serve, 1 safe mode (503), 2 shed (503),
  * 3 quarantined (423). `criticality`: 0 critical, 1 default, 2 sheddable.
  */
 export declare function opsDecide(h: number, essential: boolean, criticality: number, agent: string | undefined | null, now: number): number
+
+/**
+ * `opsDecide`'s answer (`core::ops::Decision::code`): 0 serves, the others
+ * are the refusal codes metrics count refused requests under.
+ */
+export declare const enum OpsDecision {
+  Serve = 0,
+  SafeMode = 1,
+  Shed = 2,
+  Quarantined = 3,
+}
+
+/** Slots of `opsFlags`' answer, the summary the JS middleware caches. */
+export declare const enum OpsFlag {
+  /** Bumped by every change of the ops state. */
+  Version = 0,
+  /** 1 while safe mode is on, else 0. */
+  SafeMode = 1,
+  /** The brownout dimmer level, or -1 while brownout is off. */
+  Dimmer = 2,
+  /** How many agents are quarantined. */
+  Quarantines = 3,
+  /** When the next quarantine expires (epoch ms), or -1. */
+  NextExpiry = 4,
+}
 
 /** `[version, safeMode 0/1, brownout level or -1, quarantined count, next expiry or -1]`. */
 export declare function opsFlags(h: number, now: number): Array<number>
@@ -646,6 +793,13 @@ export interface OpsSwitch {
 /** The state file's text: the ops state with the replica's clocks. */
 export declare function opsToJson(h: number, now: number): string
 
+/** What `quorumBreaker.decide` tells the caller to do (`core::quorum::QuorumAction`). */
+export declare const enum QuorumAction {
+  None = 0,
+  Open = 1,
+  Close = 2,
+}
+
 /**
  * Attaches one load's shared buffer (at least 2 elements: `[epoch, loads]`)
  * and records whether this load runs under a test runner (breakers created
@@ -662,6 +816,17 @@ export declare function rcAttach(shared: Float64Array, underTest: boolean): numb
  * epoch every load reads. Returns the new epoch.
  */
 export declare function rcResetAll(now: number): number
+
+/** `minSamples` when a rollout config leaves it out (`core::rollout::DEFAULT_MIN_SAMPLES`). */
+export declare const ROLLOUT_DEFAULT_MIN_SAMPLES: number
+
+/** Bits of a rollout outcome's flags (`tsRecord`, the rollout ring). */
+export declare const enum RolloutOutcomeFlag {
+  /** The request succeeded. */
+  Ok = 1,
+  /** The request was in the new cohort. */
+  NewCohort = 2,
+}
 
 /**
  * Replaces the store with one built from `options` (maxSeries, buckets,
@@ -689,6 +854,17 @@ export interface SgDiagnostics {
 
 /** Applies buffered requests now. */
 export declare function sgDrain(now: number): void
+
+/**
+ * The package's one "error rate" (`core::signals::error_rate`): the share
+ * of `requests` answered 4xx or 5xx, 0 with none. For figures summed
+ * outside the store (the Redis backend's cluster view).
+ *
+ * ```ts
+ * native.sgErrorRate(1, 2, 4); // 0.75
+ * ```
+ */
+export declare function sgErrorRate(status4Xx: number, status5Xx: number, requests: number): number
 
 /**
  * A latency histogram in HDR's compressed base64 interchange format (V2 +
@@ -837,20 +1013,12 @@ export declare function tsAction(h: number, name: string, action: string, reason
 export declare function tsBucket(h: number, id: number, key: string): number
 
 /**
- * A function of one argument, `(key) => tsBucket(h, id, key)` with the same
- * answers, for the JS side's decision on a key it has not cached. Why a
- * function per rollout: each argument of a bound call costs a type check
- * and a conversion (a call with three arguments costs about three times
- * one with none); this one carries `h` and `id` in its own data, reads the
- * key in one engine call and allocates nothing. Legacy hashing and long
- * keys take `tsBucket`'s path.
- *
- * ```js
- * const bucketOf = native.tsBucketFn(h, id);
- * bucketOf('user-42') === native.tsBucket(h, id, 'user-42'); // true
- * ```
+ * The cluster-wide SLO check of the Redis backend: `requests` and `errors`
+ * are rollout `id`'s new cohort summed over every instance's analysis
+ * window. Returns the error-rate limit they break, or null: the rule
+ * (`Config::cluster_breach`) is the one each instance applies to itself.
  */
-export declare function tsBucketFn(h: number, id: number): (key: string) => number
+export declare function tsClusterBreach(h: number, id: number, requests: number, errors: number): number | null
 
 export interface TsCohort {
   totalRequests: number
@@ -873,6 +1041,22 @@ export declare function tsCreate(): number
 export declare function tsDecide(h: number, id: number, key: string): boolean
 
 /**
+ * A function of one argument, `(key) => tsDecide(h, id, key)` with the same
+ * answers, for the JS side's decision on a key it has not cached. Why a
+ * function per rollout: each argument of a bound call costs a type check
+ * and a conversion (a call with three arguments costs about three times
+ * one with none); this one carries `h` and `id` in its own data, reads the
+ * key in one engine call and allocates nothing. Legacy hashing and long
+ * keys take `tsDecide`'s path.
+ *
+ * ```js
+ * const decide = native.tsDecideFn(h, id);
+ * decide('user-42') === native.tsDecide(h, id, 'user-42'); // true
+ * ```
+ */
+export declare function tsDecideFn(h: number, id: number): (key: string) => boolean
+
+/**
  * Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
  * every rollout it touched (and every one `tsRecord` left pending), and
  * returns what they decided. The JS side
@@ -892,6 +1076,11 @@ export interface TsEvent {
   toPercentage: number
   reason: string
   figures?: TsFigures
+  /**
+   * After the event: 1 when every key is in the new cohort, 0 when none
+   * is, -1 when it depends on the key (the JS side then asks `tsDecide`).
+   */
+  uniform: number
 }
 
 export interface TsFigures {

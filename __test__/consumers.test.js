@@ -178,8 +178,8 @@ test('the built .d.ts name the binding\'s types by a path that holds from dist/ 
 test('the `express` option: every router factory builds with the module given; a wrong one is a TypeError naming it', () => {
   const express4 = require('express4');
   const { createMetricsRouter } = require('../dist/metrics');
-  const { createHealthRouter } = require('../dist/health-gates');
-  const { createOpsRouter } = require('../dist/ops');
+  const { createHealthRouter } = require('../dist/entries/health-gates');
+  const { createOpsRouter } = require('../dist/entries/ops');
   const { createObservabilityRouter } = require('../dist/observability');
   const { createDashboardRouter } = require('../dist/dashboard');
   const calls = [];
@@ -393,7 +393,8 @@ test('Jest 27 (no `exports` support): every subpath resolves through its folder,
       `  const m = require('${PKG.name}/' + sub);\n` +
       `  expect(Object.keys(m).length).toBeGreaterThan(0);\n` +
       `  const real = require('${PKG.name}/' + sub);\n` +
-      `  const file = sub === 'native' ? 'index.js' : 'dist/' + sub + '.js';\n` +
+      // The file the exports map names for the subpath: the folder must lead to the same module.
+      `  const file = ${JSON.stringify(Object.fromEntries(SUBPATHS.map((s) => [s, PKG.exports['./' + s].default])))}[sub];\n` +
       `  expect(real).toBe(require(path.join(path.dirname(require.resolve('${PKG.name}/package.json')), file)));\n` +
       `});\n` +
       `test('react', () => expect(typeof require('${PKG.name}/react').OpsDashboard).toBe('function'));\n`,

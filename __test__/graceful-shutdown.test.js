@@ -1,5 +1,5 @@
 'use strict';
-// createGracefulShutdown (dist/health-gates.js) in a child process
+// createGracefulShutdown (dist/entries/health-gates.js) in a child process
 // (fixtures/shutdown-server.js, Express 5): SIGTERM turns readiness 503
 // first, in-flight requests finish, new connections are refused once the
 // listener closes, and the process exits by itself (0 when drained, 1 when

@@ -3,7 +3,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
 
-const H = require('../dist/health-gates.js');
+const H = require('../dist/entries/health-gates.js');
 const { HealthGates, getHealthGates, fromBreaker, createHealthRouter, checkDatabaseGate, checkDAGGate } = H;
 const { getCircuitBreakerRegistry } = require('../dist/circuit-breaker.js');
 const { configureStartupLogging, getStartupDAG, StartupDAG, checkDatabaseHealth } = require('../dist/dag-loader.js');
@@ -109,7 +109,7 @@ test('the scheduler: one shared unref timer runs due checks periodically; stop()
   assert.equal(n, m, 'no checks after stop()');
   // The timer never keeps a process alive: the child exits while gates are started.
   const { execFileSync } = require('node:child_process');
-  const code = `const {HealthGates}=require(${JSON.stringify(require.resolve('../dist/health-gates.js'))});` +
+  const code = `const {HealthGates}=require(${JSON.stringify(require.resolve('../dist/entries/health-gates.js'))});` +
     `const g=new HealthGates();g.registerGate({serviceId:'x',checkIntervalMs:50,check:()=>true});g.start();`;
   const t0 = Date.now();
   execFileSync(process.execPath, ['-e', code], { timeout: 5000 });

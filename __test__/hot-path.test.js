@@ -88,35 +88,39 @@ describe('breaker with a timeout, closed', () => {
 });
 
 describe('rollout decision for a new key', () => {
-  test('tsBucketFn gives the bucket tsBucket gives, for every kind of key and both hash modes', () => {
+  test('tsDecideFn decides as tsDecide, for every kind of key, both hash modes and with lists', () => {
     const h = native.tsCreate();
     const long = 'n'.repeat(240); // names are at most 256 characters: the prefix fills most of the buffer
     const names = ['checkout-v2', long];
     const keys = ['', 'u', 'user-42', 'ünïcødé-🦀-ключ', 'k'.repeat(240), 'k'.repeat(300), `a${'é'.repeat(130)}`];
     for (const hash of ['murmur3', 'legacy']) {
       for (const name of names) {
-        const { id } = native.tsStart(h, `${name}-${hash.slice(0, 3)}`, { percentage: 50, hash }, Date.now());
-        const of = native.tsBucketFn(h, id);
-        for (const k of keys) assert.equal(of(k), native.tsBucket(h, id, k), `${hash} ${name.length} ${JSON.stringify(k.slice(0, 20))} (${k.length})`);
+        for (const extra of [{}, { allowList: ['u'], denyList: ['user-42'] }]) {
+          const { id } = native.tsStart(h, `${name}-${hash.slice(0, 3)}-${Object.keys(extra).length}`, { percentage: 50, hash, ...extra }, Date.now());
+          const decide = native.tsDecideFn(h, id);
+          for (const k of keys) assert.equal(decide(k), native.tsDecide(h, id, k), `${hash} ${name.length} ${JSON.stringify(k.slice(0, 20))} (${k.length})`);
+          // The answer follows the bucket rule of the core: it agrees with tsBucket where no list applies.
+          if (!extra.allowList) for (const k of keys) assert.equal(decide(k), native.tsBucket(h, id, k) < 5000);
+        }
       }
     }
-    assert.equal(native.tsBucketFn(h, 9999)('x'), -1, 'unknown rollout');
-    assert.doesNotThrow(() => native.tsBucketFn(h, 0)(), 'no argument does not throw');
+    assert.equal(native.tsDecideFn(h, 9999)('x'), true, 'unknown rollout: routed, as shouldRoute answers');
+    assert.doesNotThrow(() => native.tsDecideFn(h, 0)(), 'no argument does not throw');
   });
 
-  test('shouldRoute on a key never seen makes no three-argument tsBucket crossing, and decides as before', () => {
+  test('shouldRoute on a key never seen makes no three-argument tsDecide crossing, and decides as before', () => {
     const s = ts.getTrafficShaping();
     const name = uniq('rollout');
     s.startRollout(name, { percentage: 37.5 });
     const keys = Array.from({ length: 500 }, (_, i) => `fresh-${i}-${seq}`);
     let routed = 0;
-    const orig = native.tsBucket;
+    const orig = native.tsDecide;
     let n = 0;
-    native.tsBucket = (...a) => (n++, orig(...a));
+    native.tsDecide = (...a) => (n++, orig(...a));
     try {
       for (const k of keys) if (s.shouldRoute(name, k)) routed++;
     } finally {
-      native.tsBucket = orig;
+      native.tsDecide = orig;
     }
     assert.equal(n, 0);
     const id = s.ids.get(name);

@@ -593,3 +593,27 @@ describe('process lifetime', () => {
   });
 });
 
+
+describe('saturation', () => {
+  const spin = (ms) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  test('reading the golden signals does not move the CPU baseline: two reads see the same cpuPercent and utilisation', async () => {
+    getGoldenSignals(); // starts the sampler if nothing has yet
+    // Let at least one sampling period close, with some CPU work in it.
+    const until = performance.now() + 1_500;
+    while (performance.now() < until) {
+      spin(20);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const a = getGoldenSignals().saturation;
+    spin(50); // CPU spent between the reads: a read that reset the baseline would report it next
+    const b = getGoldenSignals().saturation;
+    assert.ok(a.cpuPercent > 0, `cpuPercent ${a.cpuPercent}`);
+    assert.equal(b.cpuPercent, a.cpuPercent);
+    assert.equal(b.eventLoopUtilization, a.eventLoopUtilization);
+    // Cumulative usage is still read live.
+    assert.ok(b.cpu.user + b.cpu.system >= a.cpu.user + a.cpu.system);
+  });
+});

@@ -374,7 +374,7 @@ test('a single pg.Client works too: it is its own migration session', async () =
 
 test('initializeReliabilitySystem() runs registered migrations first; the database gate runs SELECT 1', async () => {
   const L = require('../dist/dag-loader.js');
-  const { HealthGates } = require('../dist/health-gates.js');
+  const { HealthGates } = require('../dist/entries/health-gates.js');
   L.configureStartupLogging({ logger: null });
   useDb();
   mig.clearMigrations();

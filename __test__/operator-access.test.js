@@ -10,10 +10,10 @@ const path = require('node:path');
 
 const express5 = require('express');
 const express4 = require('express4');
-const { OpsControls, reliabilityStack, reliabilityMiddleware, createOpsRouter, configureReadAccess, ENDPOINTS } = require('../dist/ops.js');
+const { OpsControls, reliabilityStack, reliabilityMiddleware, createOpsRouter, configureReadAccess, ENDPOINTS } = require('../dist/entries/ops.js');
 const { createObservabilityRouter } = require('../dist/observability.js');
 const { createMetricsRouter } = require('../dist/metrics.js');
-const { createHealthRouter, HealthGates } = require('../dist/health-gates.js');
+const { createHealthRouter, HealthGates } = require('../dist/entries/health-gates.js');
 const { StartupDAG } = require('../dist/startup-dag.js');
 const { TrafficShaping, withTrafficShaping } = require('../dist/traffic-shaping.js');
 

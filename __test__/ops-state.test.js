@@ -17,7 +17,7 @@ const os = require('node:os');
 const path = require('node:path');
 const express4 = require('express4');
 const express5 = require('express');
-const { OpsControls, createOpsRouter } = require('../dist/ops.js');
+const { OpsControls, createOpsRouter } = require('../dist/entries/ops.js');
 const { startServer, stop, cli, killAll } = require('./helpers/ops-child');
 
 const TOKEN = `t-${crypto.randomBytes(12).toString('hex')}`;
@@ -389,6 +389,38 @@ test('agent ids with invisible or bidirectional-control characters are refused w
     assert.throws(() => ops.quarantineAgent('x\u200dy'), RangeError);
     assert.equal(ops.status().quarantined.length, 0);
   } finally {
+    server.close();
+  }
+});
+
+test('the ops router answers 404 by error code, not by message text: a failure that says "not found" is a 500', { timeout: 30_000 }, async () => {
+  const ops = new OpsControls({ stateFile: fresh(), logger: null, watch: false });
+  const app = express5();
+  app.use('/api/ops', createOpsRouter({ ops, token: TOKEN }));
+  const { server, url } = await listen(app);
+  try {
+    ops.setRolloutController({
+      names: () => ['search-v2'],
+      rollback() {
+        throw new Error('upstream config service: key not found');
+      },
+    });
+    const failed = await authed(url, '/api/ops/rollback', { name: 'search-v2' });
+    assert.equal(failed.status, 500, JSON.stringify(failed.body));
+    assert.equal(failed.body.message, 'upstream config service: key not found');
+    // Names nothing is registered under carry ERR_NOT_FOUND, and only those are 404s.
+    const unknown = await authed(url, '/api/ops/rollback', { name: 'nope' });
+    assert.equal(unknown.status, 404, JSON.stringify(unknown.body));
+    assert.match(unknown.body.message, /Rollout not found: nope/);
+    let thrown;
+    try {
+      ops.rollback('nope');
+    } catch (e) {
+      thrown = e;
+    }
+    assert.equal(thrown.code, 'ERR_NOT_FOUND');
+  } finally {
+    ops.close();
     server.close();
   }
 });

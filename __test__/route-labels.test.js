@@ -17,7 +17,7 @@ const { once } = require('node:events');
 const parsePrometheus = require('parse-prometheus-text-format');
 
 const { metricsMiddleware, createMetricsRouter, resetMetrics, getRefusedRequests } = require('../dist/metrics.js');
-const { reliabilityStack, OpsControls } = require('../dist/ops.js');
+const { reliabilityStack, OpsControls } = require('../dist/entries/ops.js');
 const { TrafficShaping, configureTrafficShaping } = require('../dist/traffic-shaping.js');
 // The rollouts' log lines are not what these tests look at.
 configureTrafficShaping({ logger: null });
@@ -258,7 +258,7 @@ for (const [fw, express] of frameworks) {
 test('a refusal inside the route (per-route shaping, reliabilityMiddleware in a router) has the route it was in', async () => {
   const express = require('express');
   const { withTrafficShaping } = require('../dist/traffic-shaping.js');
-  const { reliabilityMiddleware } = require('../dist/ops.js');
+  const { reliabilityMiddleware } = require('../dist/entries/ops.js');
   resetMetrics();
   const ops = new OpsControls({ stateFile: false, logger: null });
   const shaping = new TrafficShaping();

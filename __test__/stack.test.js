@@ -5,7 +5,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const express = require('express');
 
-const { reliabilityStack, OpsControls } = require('../dist/ops.js');
+const { reliabilityStack, OpsControls } = require('../dist/entries/ops.js');
 const { TrafficShaping } = require('../dist/traffic-shaping.js');
 const { getEndpointMetrics } = require('../dist/metrics.js');
 

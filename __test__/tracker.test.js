@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const net = require('node:net');
 const { EventEmitter } = require('node:events');
 
-const { reliabilityStack, OpsControls } = require('../dist/ops.js');
+const { reliabilityStack, OpsControls } = require('../dist/entries/ops.js');
 const { TrafficShaping } = require('../dist/traffic-shaping.js');
 const { getEndpointMetrics, getGoldenSignals, metricsMiddleware } = require('../dist/metrics.js');
 
@@ -182,7 +182,7 @@ test('cohortHeader: none by default, the named header when asked; bad names are 
 
 test('req.reliability: the normal state with no control on, the dimmer during a brownout (stack and reliabilityMiddleware)', { timeout: 20_000 }, async () => {
   const express = require('express');
-  const { reliabilityMiddleware } = require('../dist/ops.js');
+  const { reliabilityMiddleware } = require('../dist/entries/ops.js');
   const ops = new OpsControls({ stateFile: false, logger: null });
   const app = express();
   app.use('/s', reliabilityStack({ ops, criticality: { '/x': 'critical' } }));
@@ -213,7 +213,7 @@ test('TypeScript: req.rollout and req.reliability are typed on Express requests'
   const check = (text) => {
     const dir = fs.mkdtempSync(path.join(__dirname, 'fixtures', '.types-'));
     const file = path.join(dir, 'consumer.ts');
-    fs.writeFileSync(file, text.replace("'../../dist/ops'", `'${path.join(__dirname, '..', 'dist', 'ops')}'`));
+    fs.writeFileSync(file, text.replace("'../../dist/entries/ops'", `'${path.join(__dirname, '..', 'dist', 'entries', 'ops')}'`));
     return new Promise((resolve) =>
       execFile(process.execPath, [tsc, '--noEmit', '--strict', '--esModuleInterop', '--skipLibCheck', '--types', 'node', file], (error, stdout) => {
         fs.rmSync(dir, { recursive: true, force: true });
@@ -264,7 +264,7 @@ test('connection churn: 400 one-request connections leave no request in flight a
 test('the three separate middlewares share the record too: withTrafficShaping after metricsMiddleware stores nothing on req', { timeout: 20_000 }, async () => {
   const express = require('express');
   const { withTrafficShaping } = require('../dist/traffic-shaping.js');
-  const { reliabilityMiddleware } = require('../dist/ops.js');
+  const { reliabilityMiddleware } = require('../dist/entries/ops.js');
   const shaping = new TrafficShaping();
   shaping.startRollout('three', { percentage: 50 });
   const app = express();

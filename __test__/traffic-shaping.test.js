@@ -329,7 +329,7 @@ test('Express: a healthy new version advances through its steps', { timeout: 20_
 });
 
 test('ops rollback reaches the rollouts (and is remembered for a restart)', () => {
-  const { OpsControls } = require('../dist/ops.js');
+  const { OpsControls } = require('../dist/entries/ops.js');
   const ops = new OpsControls({ stateFile: false, logger: null });
   ops.setRolloutController(T.rolloutController());
   getTrafficShaping().startRollout('ops-target', { percentage: 40 });

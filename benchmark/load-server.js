@@ -118,7 +118,7 @@ if (mode === 'noop-layers') {
 } else if (mode === 'ours') {
   const dist = path.join(__dirname, '..', 'dist');
   const { metricsMiddleware } = require(path.join(dist, 'metrics.js'));
-  const { reliabilityMiddleware, OpsControls } = require(path.join(dist, 'ops.js'));
+  const { reliabilityMiddleware, OpsControls } = require(path.join(dist, 'entries', 'ops.js'));
   const { getTrafficShaping, withTrafficShaping } = require(path.join(dist, 'traffic-shaping.js'));
   const { getCircuitBreakerRegistry, configureCircuitBreakers, CircuitOpenError } = require(path.join(dist, 'circuit-breaker.js'));
   configureCircuitBreakers({ logger: null });
@@ -145,7 +145,7 @@ if (mode === 'noop-layers') {
 } else if (mode === 'ours-stack') {
   // The same work as `ours`, through reliabilityStack(): one layer, one listener.
   const dist = path.join(__dirname, '..', 'dist');
-  const { reliabilityStack, OpsControls } = require(path.join(dist, 'ops.js'));
+  const { reliabilityStack, OpsControls } = require(path.join(dist, 'entries', 'ops.js'));
   const { getTrafficShaping } = require(path.join(dist, 'traffic-shaping.js'));
   const { getCircuitBreakerRegistry, configureCircuitBreakers, CircuitOpenError } = require(path.join(dist, 'circuit-breaker.js'));
   configureCircuitBreakers({ logger: null });

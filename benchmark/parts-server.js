@@ -24,7 +24,7 @@ dc.subscribe = (name, fn) => {
 
 const express = require('express4');
 const dist = path.join(__dirname, '..', 'dist');
-const { reliabilityStack, OpsControls } = require(path.join(dist, 'ops.js'));
+const { reliabilityStack, OpsControls } = require(path.join(dist, 'entries', 'ops.js'));
 const { getTrafficShaping } = require(path.join(dist, 'traffic-shaping.js'));
 const { getCircuitBreakerRegistry, configureCircuitBreakers } = require(path.join(dist, 'circuit-breaker.js'));
 

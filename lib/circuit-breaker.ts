@@ -16,6 +16,11 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { native } from './native';
 import { callTimers, checkFile, epoch, onClock, underTestRunner, watchFiles } from './test-runner';
+// The binding's protocol codes (const enums in index.d.ts: tsc inlines them, so reading one costs nothing).
+import { BreakerAdmission, BreakerControl, BreakerGate, BreakerOutcome, BreakerTransition } from '../index';
+
+const SHIFT = native.BREAKER_TRANSITION_SHIFT;
+const ADMISSION = native.BREAKER_ADMISSION_MASK;
 
 // ---- shared buffers with the Rust core -------------------------------------
 
@@ -33,19 +38,6 @@ let now: () => number = () => performance.now();
 onClock((c) => (now = c));
 // Set by Rust on resetAll(): a breaker made before re-creates itself by name.
 const EPOCH_SLOT = layout.ioLen - 1;
-
-// Admission codes and transition bits, as `src/breaker_napi.rs` packs them.
-const ADMIT_TRIAL = 1;
-const REJECT_OPEN = 2;
-const REJECT_ISOLATED = 3;
-const REJECT_HALF_OPEN_FULL = 4;
-const OPENED = 1;
-const CLOSED = 2;
-const HALF_OPENED = 4;
-const FROM_HALF_OPEN = 8;
-const OUTCOME_SUCCESS = 0;
-const OUTCOME_FAILURE = 1;
-const OUTCOME_TIMEOUT = 2;
 
 /** When the last `acquire` ran; a rejection reuses it instead of reading the clock again. */
 let acquiredAt = 0;
@@ -454,9 +446,14 @@ export interface BreakerStateView {
 
 export type BreakerSnapshot = ReturnType<typeof native.cbSnapshot>;
 
-// Mirror gate values: 0 closed, 2 open, 3 half-open, 4 isolated.
-const STATES: CircuitState[] = ['closed', 'open', 'half-open', 'open'];
-const GATE_ISOLATED = 4;
+// Mirror gate values (BreakerGate) to the state getState() names.
+const STATES: Record<number, CircuitState> = {
+  [BreakerGate.Closed]: 'closed',
+  [BreakerGate.Ask]: 'closed',
+  [BreakerGate.Open]: 'open',
+  [BreakerGate.HalfOpen]: 'half-open',
+  [BreakerGate.Isolated]: 'open',
+};
 
 function checkFn(field: string, v: unknown): void {
   if (v !== undefined && typeof v !== 'function') {
@@ -547,7 +544,7 @@ export class CircuitBreaker extends EventEmitter {
   get state(): CircuitState {
     this.bound();
     const gate = this.page[this.slot];
-    return gate === 0 ? 'closed' : STATES[gate - 1];
+    return STATES[gate];
   }
 
   /**
@@ -570,15 +567,15 @@ export class CircuitBreaker extends EventEmitter {
       const until = this.page[this.slot + 2];
       if (t < until) {
         pushOutcome(this.id, -1, t);
-        const isolated = gate === GATE_ISOLATED;
-        return this.rejected<T>(isolated ? REJECT_ISOLATED : REJECT_OPEN, null, isolated ? null : until - t);
+        const isolated = gate === BreakerGate.Isolated;
+        return this.rejected<T>(isolated ? BreakerAdmission.RejectIsolated : BreakerAdmission.RejectOpen, null, isolated ? null : until - t);
       }
       // Otherwise Rust decides (and may turn open into half-open here).
       const code = acquire(this.id);
-      if (code >> 4) this.transitions(code >> 4);
-      const admission = code & 15;
-      if (admission >= REJECT_OPEN) return this.rejected<T>(admission, null, this.retryAfter());
-      trial = admission === ADMIT_TRIAL;
+      if (code >> SHIFT) this.transitions(code >> SHIFT);
+      const admission = code & ADMISSION;
+      if (admission >= BreakerAdmission.RejectOpen) return this.rejected<T>(admission, null, this.retryAfter());
+      trial = admission === BreakerAdmission.Trial;
     }
     return this.runAdmitted(fn, trial);
   }
@@ -633,7 +630,8 @@ export class CircuitBreaker extends EventEmitter {
       pushOutcome(this.id, latency, t1);
       if (this.hotListeners) this.emitSafe('success', value, latency);
     } else {
-      const tr = record(this.id, OUTCOME_SUCCESS, latency, t1, false);
+      // Slow: it may open the breaker, so Rust hears of it now.
+      const tr = record(this.id, BreakerOutcome.Success, latency, t1, false);
       if (this.hotListeners) this.emitSafe('success', value, latency);
       this.transitions(tr);
     }
@@ -684,7 +682,7 @@ export class CircuitBreaker extends EventEmitter {
 
   private succeeded(latency: number, trial: boolean, value: unknown): void {
     if (this.stale()) return;
-    const tr = record(this.id, OUTCOME_SUCCESS, latency, now(), trial);
+    const tr = record(this.id, BreakerOutcome.Success, latency, now(), trial);
     if (this.hotListeners) this.emitSafe('success', value, latency);
     this.transitions(tr);
   }
@@ -753,14 +751,14 @@ export class CircuitBreaker extends EventEmitter {
       // half-open trial keeps its slot for its own retries.
       if (!trial && this.page[this.slot] !== 0) {
         const code = acquire(this.id);
-        this.transitions(code >> 4);
-        const admission = code & 15;
-        if (admission >= REJECT_OPEN) {
+        this.transitions(code >> SHIFT);
+        const admission = code & ADMISSION;
+        if (admission >= BreakerAdmission.RejectOpen) {
           const retryAfterMs = this.retryAfter();
           this.failed(err, now() - t0, false);
           return this.rejected<T>(admission, err, retryAfterMs);
         }
-        trial = admission === ADMIT_TRIAL;
+        trial = admission === BreakerAdmission.Trial;
       }
       try {
         const value = await this.attempt(fn);
@@ -780,7 +778,7 @@ export class CircuitBreaker extends EventEmitter {
       this.emitSafe('failure', err, latency);
       return;
     }
-    const outcome = err instanceof CircuitTimeoutError && err.breaker === this.name ? OUTCOME_TIMEOUT : OUTCOME_FAILURE;
+    const outcome = err instanceof CircuitTimeoutError && err.breaker === this.name ? BreakerOutcome.Timeout : BreakerOutcome.Failure;
     const tr = record(this.id, outcome, latency, now(), trial);
     this.emitSafe('failure', err, latency);
     this.transitions(tr);
@@ -802,8 +800,8 @@ export class CircuitBreaker extends EventEmitter {
 
   private rejected<T>(admission: number, cause: Error | null, retryAfterMs: number | null): Promise<T> {
     const message = this.message(admission);
-    const state: CircuitState = admission === REJECT_HALF_OPEN_FULL ? 'half-open' : 'open';
-    const e = CircuitOpenError.create(message, this.name, state, retryAfterMs, admission === REJECT_ISOLATED);
+    const state: CircuitState = admission === BreakerAdmission.RejectHalfOpenFull ? 'half-open' : 'open';
+    const e = CircuitOpenError.create(message, this.name, state, retryAfterMs, admission === BreakerAdmission.RejectIsolated);
     if (cause) (e as { cause?: unknown }).cause = cause;
     this.emitSafe('reject', e);
     if (this.fallback) return this.runFallback<T>(e);
@@ -822,7 +820,7 @@ export class CircuitBreaker extends EventEmitter {
         `Circuit breaker ${n} is HALF-OPEN (trial calls in progress)`,
       ];
     }
-    return m[admission === REJECT_ISOLATED ? 1 : admission === REJECT_HALF_OPEN_FULL ? 2 : 0];
+    return m[admission === BreakerAdmission.RejectIsolated ? 1 : admission === BreakerAdmission.RejectHalfOpenFull ? 2 : 0];
   }
 
   // Listening to `success` switches on its emission in the hot path; these
@@ -848,7 +846,7 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private async runFallback<T>(err: Error): Promise<T> {
-    native.cbControl(INST, this.id, 4, now());
+    native.cbControl(INST, this.id, BreakerControl.Fallback, now());
     this.emitSafe('fallback', err);
     return (await this.fallback!(err)) as T;
   }
@@ -856,16 +854,16 @@ export class CircuitBreaker extends EventEmitter {
   /** Emits one event per transition bit Rust returned, in the order they happen. */
   private transitions(bits: number, why?: string): void {
     if (bits === 0) return;
-    if (bits & HALF_OPENED) {
+    if (bits & BreakerTransition.HalfOpened) {
       logger?.log(`🔄 [CircuitBreaker:${this.name}] Transitioning to half-open state`);
       this.emitSafe('halfOpen');
     }
-    if (bits & CLOSED) {
+    if (bits & BreakerTransition.Closed) {
       logger?.log(`✅ [CircuitBreaker:${this.name}] Circuit CLOSED (recovered)`);
       this.emitSafe('close');
     }
-    if (bits & OPENED) {
-      why ??= bits & FROM_HALF_OPEN ? 'half-open failures' : 'failure threshold reached';
+    if (bits & BreakerTransition.Opened) {
+      why ??= bits & BreakerTransition.FromHalfOpen ? 'half-open failures' : 'failure threshold reached';
       logger?.error(`❌ [CircuitBreaker:${this.name}] Circuit OPENED (${why})`);
       this.emitSafe('open');
     }
@@ -893,27 +891,27 @@ export class CircuitBreaker extends EventEmitter {
   /** Forces the breaker closed and zeroes every counter. */
   reset(): void {
     this.bound();
-    const tr = native.cbControl(INST, this.id, 0, now());
+    const tr = native.cbControl(INST, this.id, BreakerControl.Reset, now());
     logger?.log(`🔄 [CircuitBreaker:${this.name}] Circuit RESET`);
-    if (tr & CLOSED) this.emitSafe('close');
+    if (tr & BreakerTransition.Closed) this.emitSafe('close');
   }
 
   /** Closes the breaker by hand (ends an isolation), keeping its statistics. */
   close(): void {
     this.bound();
-    this.transitions(native.cbControl(INST, this.id, 1, now()));
+    this.transitions(native.cbControl(INST, this.id, BreakerControl.Close, now()));
   }
 
   /** Opens the breaker by hand; it half-opens after `resetTimeout` as usual. */
   open(): void {
     this.bound();
-    this.transitions(native.cbControl(INST, this.id, 2, now()), 'opened by hand');
+    this.transitions(native.cbControl(INST, this.id, BreakerControl.Open, now()), 'opened by hand');
   }
 
   /** Opens the breaker and holds it open until `close()` or `reset()` (incidents). */
   isolate(): void {
     this.bound();
-    this.transitions(native.cbControl(INST, this.id, 3, now()), 'isolated');
+    this.transitions(native.cbControl(INST, this.id, BreakerControl.Isolate, now()), 'isolated');
     // Isolating an already-open breaker changes no state, so `open` may not
     // fire; `isolate` always does.
     this.emitSafe('isolate');

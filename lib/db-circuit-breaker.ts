@@ -30,6 +30,8 @@
  * and retries.
  */
 import { setTimeout, clearTimeout } from 'node:timers';
+import { native } from './native';
+import { setDatabaseProbe } from './startup-dag';
 import {
   CircuitBreakerOptions,
   CircuitTimeoutError,
@@ -442,8 +444,10 @@ async function withRetries<T>(d: ResolvedDatabase, attempt: () => T | Promise<T>
       return await attempt();
     } catch (err) {
       if (i >= d.retries || signal?.aborted || !d.retryOn(err)) throw err;
-      const base = Math.min(d.retryDelayMs * 2 ** i, d.maxRetryDelayMs);
-      await sleep(base / 2 + Math.random() * (base / 2), signal);
+      // The breaker's backoff family (core::backoff): doubling, capped, equal
+      // jitter. A cap below the first delay caps the first delay too (as before).
+      const first = Math.min(d.retryDelayMs, d.maxRetryDelayMs);
+      await sleep(native.backoffDelay(i, first, d.maxRetryDelayMs, 2, 'equal', 0, Math.random()), signal);
       if (signal?.aborted) throw err;
     }
   }
@@ -584,3 +588,6 @@ export async function checkDatabase(timeoutMs = 2000): Promise<boolean> {
     clearTimeout(timer);
   }
 }
+
+// The startup DAG's database check (`assertDatabaseHealthy`) asks this module through a probe.
+setDatabaseProbe({ isDatabaseConfigured, executeDirect: (sql: string) => executeDirect(sql) });

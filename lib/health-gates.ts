@@ -23,6 +23,8 @@ import { EventEmitter } from 'node:events';
 import { setTimeout, clearTimeout } from 'node:timers';
 import { native } from './native';
 import { epoch } from './test-runner';
+import { notFound } from './errors';
+import { GateTransition } from '../index';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
 import { assertDatabaseHealthy, checkDatabaseHealth, getLogger, getStartupDAG, reasonOf, type StartupDAG } from './startup-dag';
 
@@ -212,7 +214,7 @@ export class HealthGates extends EventEmitter {
 
   private answer(i: number, entry: Pending, pass: boolean, reason: string | null): void {
     const tr = native.gateRecord(this.h, i, entry.token, pass, reason, Date.now());
-    if (tr === -1) return; // timed out or replaced: already answered
+    if (tr === GateTransition.Stale) return; // timed out or replaced: already answered
     if (this.pending.get(i) === entry) this.pending.delete(i);
     this.transition(i, tr);
     this.emit('check', this.ids[i], pass, reason);
@@ -221,10 +223,10 @@ export class HealthGates extends EventEmitter {
   }
 
   private transition(i: number, tr: number): void {
-    if (tr === 1) {
+    if (tr === GateTransition.BecameReady) {
       getLogger()?.log(`✅ [HealthGates] ${this.ids[i]} is ready`);
       this.emit('ready', this.ids[i]);
-    } else if (tr === 2) {
+    } else if (tr === GateTransition.BecameNotReady) {
       const reason = native.gateReadiness(this.h).gates[i]?.reason ?? 'check failed';
       getLogger()?.warn(`⚠️  [HealthGates] ${this.ids[i]} is not ready: ${reason}`);
       this.emit('notReady', this.ids[i], reason);
@@ -248,7 +250,7 @@ export class HealthGates extends EventEmitter {
 
   private indexOf(serviceId: string): number {
     const i = this.ids.indexOf(serviceId);
-    if (i < 0) throw new Error(`Health gate not found: ${serviceId}`);
+    if (i < 0) throw notFound(`Health gate not found: ${serviceId}`);
     return i;
   }
 
@@ -422,6 +424,3 @@ export async function assertDAGReady(dag: StartupDAG = getStartupDAG()): Promise
   throw new Error(`startup in progress: ${r.ready}/${r.total} services ready`);
 }
 
-// The Express probes, observability handlers and graceful shutdown live in
-// `express/health.ts`; exported here so `/health-gates` is one import.
-export * from './express/health';

@@ -12,7 +12,7 @@
  * ids once.
  */
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
-import { setImmediate, setTimeout } from 'node:timers';
+import { setImmediate, setInterval, setTimeout } from 'node:timers';
 import { gatherProcess } from './process-metrics';
 import { ensureAccessors } from './express/accessors';
 import { looseState, REFUSAL } from './express/route-labels';
@@ -319,9 +319,35 @@ function queueDepth(): { total: number; queues: Record<string, number> } {
   return { total, queues };
 }
 
-let lastCpu = process.cpuUsage();
-let lastCpuAt = now();
-let lastElu = performance.eventLoopUtilization();
+/**
+ * CPU percent and event-loop utilisation are rates over a period. One shared
+ * unref'd timer closes a period every SAMPLE_MS, and a read reports the last
+ * closed one (or, before the first closes, the time since this module
+ * loaded), so reading never moves the baseline: two readers (a dashboard and
+ * a scraper) see the same figures, whatever their order or rate.
+ */
+const SAMPLE_MS = 1000;
+let cpuBase = { at: performance.now(), usage: process.cpuUsage(), elu: performance.eventLoopUtilization() };
+let cpuClosed: { cpuPercent: number; elu: number } | null = null;
+let cpuSampler: NodeJS.Timeout | null = null;
+
+function cpuSince(base: typeof cpuBase, t: number): { cpuPercent: number; elu: number } {
+  const d = process.cpuUsage(base.usage);
+  const wall = (t - base.at) * 1000;
+  return { cpuPercent: wall > 0 ? ((d.user + d.system) / wall) * 100 : 0, elu: performance.eventLoopUtilization(base.elu).utilization };
+}
+
+function closeCpuPeriod(): void {
+  const t = performance.now();
+  cpuClosed = cpuSince(cpuBase, t);
+  cpuBase = { at: t, usage: process.cpuUsage(), elu: performance.eventLoopUtilization() };
+}
+
+function startCpuSampler(): void {
+  if (cpuSampler !== null) return;
+  cpuSampler = setInterval(closeCpuPeriod, SAMPLE_MS);
+  cpuSampler.unref();
+}
 
 function byWindow<T>(ws: NativeWindow[], f: (w: NativeWindow) => T): Record<WindowName, T> {
   const out = {} as Record<WindowName, T>;
@@ -344,14 +370,21 @@ export function getGoldenSignals(): LocalGoldenSignals;
 export function getGoldenSignals(options: { scope: 'cluster' }): Promise<unknown>;
 export function getGoldenSignals(options?: { scope?: 'local' | 'cluster' }): LocalGoldenSignals | Promise<unknown> {
   if (options?.scope === 'cluster') {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const b = (require('./redis') as typeof import('./redis')).getRedisBackend();
-    return b ? b.clusterGoldenSignals() : Promise.reject(new Error("scope 'cluster' needs a Redis backend (createRedisBackend)"));
+    const p = clusterSignals();
+    return p ?? Promise.reject(new Error("scope 'cluster' needs a Redis backend (createRedisBackend)"));
   }
   return localGoldenSignals();
 }
 
 export type LocalGoldenSignals = ReturnType<typeof localGoldenSignals>;
+
+/** Every instance's figures, or null without a cluster backend. Installed by `redis.ts` when it loads (integrations sit above this module). */
+let clusterSignals: () => Promise<unknown> | null = () => null;
+
+/** @internal Called by `redis.ts` at load. */
+export function setClusterSignalsSource(f: () => Promise<unknown> | null): void {
+  clusterSignals = f;
+}
 
 function localGoldenSignals() {
   const t = now();
@@ -359,13 +392,9 @@ function localGoldenSignals() {
   const ws = native.sgWindows(null, t);
   const [, oneMin, , all] = ws;
   const cpu = process.cpuUsage();
-  const cpuDelta = process.cpuUsage(lastCpu);
-  const wall = (t - lastCpuAt) * 1000;
-  const cpuPercent = wall > 0 ? ((cpuDelta.user + cpuDelta.system) / wall) * 100 : 0;
-  lastCpu = cpu;
-  lastCpuAt = t;
-  const elu = performance.eventLoopUtilization(lastElu);
-  lastElu = performance.eventLoopUtilization();
+  startCpuSampler();
+  // CPU is real time, whatever clock the figures run on (a test may inject one).
+  const { cpuPercent, elu } = cpuClosed ?? cpuSince(cpuBase, performance.now());
   const q = queueDepth();
   if (!eld) startEventLoopMonitor();
   const delay = eld!;
@@ -410,7 +439,7 @@ function localGoldenSignals() {
       eventLoopDelay: delay.count === 0
         ? { mean: 0, p50: 0, p99: 0, max: 0 }
         : { mean: nsToMs(delay.mean), p50: nsToMs(delay.percentile(50)), p99: nsToMs(delay.percentile(99)), max: nsToMs(delay.max) },
-      eventLoopUtilization: elu.utilization,
+      eventLoopUtilization: elu,
       timestamp,
     },
   };

@@ -11,6 +11,9 @@ import { getGoldenSignals } from './metrics';
 import { getHealthGates, type HealthGates } from './health-gates';
 import { getStartupDAG, type StartupDAG } from './startup-dag';
 import { getOps, type OpsControls } from './ops';
+import { getRedisBackend } from './redis';
+import { getWatchdogsReport } from './watchdogs';
+import { getRolloutsReport } from './traffic-shaping';
 import { createDashboardRouter, type DashboardOptions } from './dashboard';
 // `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import type { Binding } from './native';
@@ -78,13 +81,11 @@ export async function opsReport(ops: OpsControls = getOps()) {
 
 type Part = { path: string; key: string; thing: string; get: (o: Required<Pick<ObservabilityOptions, 'gates' | 'dag' | 'ops'>>, req?: Req) => unknown };
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const redis = () => require('./redis') as typeof import('./redis');
 
 /** `?scope=cluster` (with a Redis backend): every instance's figures, merged exactly. */
 function goldenSignals(req?: Req) {
   if (req?.query?.scope !== 'cluster') return getGoldenSignals();
-  const b = redis().getRedisBackend();
+  const b = getRedisBackend();
   if (!b) throw new Error('scope=cluster needs a Redis backend (createRedisBackend)');
   return b.clusterGoldenSignals();
 }
@@ -92,15 +93,13 @@ function goldenSignals(req?: Req) {
 /** The parts, in the order `/summary` lists them. Other modules add theirs with `addObservabilityPart`. */
 const parts: Part[] = [
   { path: '/golden-signals', key: 'goldenSignals', thing: 'golden signals', get: (_o, req) => goldenSignals(req) },
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  { path: '/watchdogs', key: 'watchdogs', thing: 'watchdogs', get: () => (require('./watchdogs') as typeof import('./watchdogs')).getWatchdogsReport() },
+  { path: '/watchdogs', key: 'watchdogs', thing: 'watchdogs', get: () => getWatchdogsReport() },
   { path: '/circuit-breakers', key: 'circuitBreakers', thing: 'circuit breakers', get: () => circuitBreakersReport() },
   { path: '/health-gates', key: 'healthGates', thing: 'health gates', get: (o) => healthGatesReport(o.gates) },
   { path: '/startup-dag', key: 'startupDAG', thing: 'startup DAG', get: (o) => startupDagReport(o.dag) },
   { path: '/ops', key: 'ops', thing: 'ops state', get: (o) => opsReport(o.ops) },
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  { path: '/cluster', key: 'cluster', thing: 'cluster state', get: () => redis().getRedisBackend()?.status() ?? { backend: 'none', state: 'single-instance' } },
-  { path: '/rollouts', key: 'rollouts', thing: 'rollouts', get: () => (require('./traffic-shaping') as typeof import('./traffic-shaping')).getRolloutsReport() },
+  { path: '/cluster', key: 'cluster', thing: 'cluster state', get: () => getRedisBackend()?.status() ?? { backend: 'none', state: 'single-instance' } },
+  { path: '/rollouts', key: 'rollouts', thing: 'rollouts', get: () => getRolloutsReport() },
 ];
 
 /**

@@ -13,6 +13,10 @@ import * as path from 'node:path';
 import { clearInterval, setInterval, setTimeout } from 'node:timers';
 import { native } from './native';
 import { epoch, underTestRunner } from './test-runner';
+import { setOpsSource } from './ops-peek';
+import { rolloutController } from './traffic-shaping';
+import { codedError, notFound, NO_ROLLOUTS } from './errors';
+import { OpsCriticality, OpsDecision, OpsFlag } from '../index';
 import {
   claimCommands,
   moveAside,
@@ -166,8 +170,7 @@ export class OpsControls extends EventEmitter {
     }
     this.refresh();
     // Rollbacks act on the package's traffic shaping unless told otherwise.
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    this.rollouts = (require('./traffic-shaping') as typeof import('./traffic-shaping')).rolloutController();
+    this.rollouts = rolloutController();
   }
 
   /** The state file in use, or null. */
@@ -183,30 +186,30 @@ export class OpsControls extends EventEmitter {
 
   /** Flags for the hot path, refreshed when a quarantine expires. */
   private current(): number[] {
-    const exp = this.flags[4];
+    const exp = this.flags[OpsFlag.NextExpiry];
     if (exp >= 0 && Date.now() >= exp) this.refresh();
     return this.flags;
   }
 
   isSafeMode(): boolean {
-    return this.current()[1] === 1;
+    return this.current()[OpsFlag.SafeMode] === 1;
   }
 
   /** The brownout dimmer: the share of non-critical traffic served (1 when brownout is off). */
   getDimmer(): number {
-    const l = this.current()[2];
+    const l = this.current()[OpsFlag.Dimmer];
     return l < 0 ? 1 : l;
   }
 
   isAgentQuarantined(agentId: string): boolean {
-    if (this.current()[3] === 0) return false;
-    return native.opsDecide(this.h, true, 0, String(agentId), Date.now()) === 3;
+    if (this.current()[OpsFlag.Quarantines] === 0) return false;
+    return native.opsDecide(this.h, true, OpsCriticality.Critical, String(agentId), Date.now()) === OpsDecision.Quarantined;
   }
 
   /** True when any control is on (the middleware then asks Rust per request). */
   anyActive(): boolean {
     const f = this.current();
-    return f[1] === 1 || f[2] >= 0 || f[3] > 0;
+    return f[OpsFlag.SafeMode] === 1 || f[OpsFlag.Dimmer] >= 0 || f[OpsFlag.Quarantines] > 0;
   }
 
   /**
@@ -214,7 +217,7 @@ export class OpsControls extends EventEmitter {
    * quarantined. Costs nothing while no control is on.
    */
   decide(essential: boolean, criticality: 0 | 1 | 2, agentId?: string): number {
-    if (!this.anyActive()) return 0;
+    if (!this.anyActive()) return OpsDecision.Serve;
     return native.opsDecide(this.h, essential, criticality, agentId, Date.now());
   }
 
@@ -336,12 +339,10 @@ export class OpsControls extends EventEmitter {
   rollback(name?: string, opts: Who & { reason?: string } = {}): ActionResult & { rolledBack: string[] } {
     if (name !== undefined && typeof name !== 'string') throw new TypeError(`name must be a string, got ${typeof name}`);
     if (!this.rollouts) {
-      const err = new Error('No rollouts to roll back: the traffic-shaping module is not in use');
-      (err as NodeJS.ErrnoException).code = 'ERR_NO_ROLLOUTS';
-      throw err;
+      throw codedError(NO_ROLLOUTS, 'No rollouts to roll back: the traffic-shaping module is not in use');
     }
     const all = this.rollouts.names();
-    if (name !== undefined && !all.includes(name)) throw new Error(`Rollout not found: ${name}`);
+    if (name !== undefined && !all.includes(name)) throw notFound(`Rollout not found: ${name}`);
     const names = name === undefined ? all : [name];
     const reason = text('reason', opts.reason, 'operator rollback');
     const r = this.act('rollback', opts, (a, s) => {
@@ -392,7 +393,7 @@ export class OpsControls extends EventEmitter {
    */
   async drainDeadLetterQueue(name?: string, opts: Who & { limit?: number; batchSize?: number } = {}): Promise<Array<{ queue: string } & DlqRun>> {
     const names = name === undefined ? [...this.queues.keys()] : [String(name)];
-    if (name !== undefined && !this.queues.has(name)) throw new Error(`Dead-letter queue not found: ${name}`);
+    if (name !== undefined && !this.queues.has(name)) throw notFound(`Dead-letter queue not found: ${name}`);
     const limit = opts.limit ?? 1000;
     const batch = opts.batchSize ?? 100;
     if (!Number.isInteger(batch) || batch < 1 || batch > 100_000) throw new RangeError(`batchSize must be an integer from 1 to 100000, got ${String(batch)}`);
@@ -452,8 +453,7 @@ export class OpsControls extends EventEmitter {
    * `decide`), looked up directly: O(1) in the number of quarantines.
    */
   refusal(decision: number, agentId?: string): { reason: string; level?: number; until?: number } {
-    if (decision !== 1 && decision !== 2 && decision !== 3) throw new RangeError(`decision must be 1, 2 or 3, got ${String(decision)}`);
-    return native.opsRefusal(this.h, decision, agentId === undefined ? undefined : text('agentId', agentId, ''), Date.now());
+    return native.opsRefusal(this.h, Number(decision), agentId === undefined ? undefined : text('agentId', agentId, ''), Date.now());
   }
 
   // ---- the state file ------------------------------------------------------------
@@ -622,7 +622,7 @@ export class OpsControls extends EventEmitter {
 
   /** Bumped on every change (local or applied): cheap to compare. */
   get version(): number {
-    return this.current()[0];
+    return this.current()[OpsFlag.Version];
   }
 
   /**
@@ -754,6 +754,8 @@ export function getOps(): OpsControls {
 export function peekOps(): OpsControls | null {
   return ops && opsEpoch === epoch() ? ops : null;
 }
+// The modules below this one (traffic shaping, watchdogs) see the ops plane through ops-peek.
+setOpsSource(peekOps);
 
 /**
  * Replaces the process-wide ops plane (e.g. with other options, before serving).
@@ -808,9 +810,3 @@ export function localActor(): string {
   }
 }
 
-// The Express middleware, the combined stack and the /api/ops router live in
-// `express/`; exported here so `/ops` is one import.
-export * from './express/ops';
-export * from './express/stack';
-export { AUTH_DEFAULTS, checkToken, configureReadAccess, createAccess, type Access, type AccessOptions, type ReadAccess } from './express/auth';
-export { ENDPOINTS, ROUTER_MOUNTS, isPackageRequest, type Endpoint } from './express/endpoints';

@@ -29,8 +29,9 @@ import * as os from 'node:os';
 import { setInterval, clearInterval } from 'node:timers';
 // `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
+import { QuorumAction } from '../index';
 import { getCircuitBreakerRegistry } from './circuit-breaker';
-import { exportLatencyHistogram, getGoldenSignals } from './metrics';
+import { exportLatencyHistogram, getGoldenSignals, setClusterSignalsSource } from './metrics';
 import { getOps, type OpsControls } from './ops';
 import { getTrafficShaping } from './traffic-shaping';
 import { parseMetricsDoc, parseNotice, parseRolloutChange, parseVote, type MetricsDoc, type Vote } from './redis-values';
@@ -105,7 +106,8 @@ export class RedisBackend {
   private malformedTotal = 0;
   private malformedLogged = 0;
   private malformedLoggedAt = 0;
-  private readonly quorums = new Map<string, { quorum: number; forced: boolean }>();
+  /** Quorum breakers by name: the rule and whether the quorum opened the local breaker live in Rust (`core::quorum`). */
+  private readonly quorums = new Map<string, Binding.QuorumRule>();
   state: BackendState = 'connecting';
   lastError: string | null = null;
   lastSyncAt: number | null = null;
@@ -361,12 +363,11 @@ export class RedisBackend {
     }
     const latencyAll = native.sgMergeExports(docs.map((d) => d.histograms.all));
     const latency1m = native.sgMergeExports(docs.map((d) => d.histograms['1m']));
-    const errs = total.status4xx + total.status5xx;
     return {
       scope: 'cluster' as const,
       instances: docs.map((d) => ({ instance: d.instance, at: d.at, requests: d.counts.requests })),
       traffic: { totalRequests: total.requests, aborted: total.aborted, lastMinute: minute.requests, requestsPerSecond: minute.requests / 60 },
-      errors: { errorRate: total.requests ? errs / total.requests : 0, status4xx: total.status4xx, status5xx: total.status5xx, lastMinute: { status4xx: minute.status4xx, status5xx: minute.status5xx } },
+      errors: { errorRate: native.sgErrorRate(total.status4xx, total.status5xx, total.requests), status4xx: total.status4xx, status5xx: total.status5xx, lastMinute: { status4xx: minute.status4xx, status5xx: minute.status5xx } },
       latency: { ...latency1m, allTime: latencyAll },
       timestamp: Date.now(),
     };
@@ -381,9 +382,8 @@ export class RedisBackend {
    */
   quorumBreaker(name: string, options: QuorumOptions): void {
     if (typeof name !== 'string' || !name) throw new TypeError('name must be a non-empty string');
-    const q = options?.quorum;
-    if (typeof q !== 'number' || !Number.isFinite(q) || q <= 0 || (q > 1 && !Number.isInteger(q))) throw new RangeError(`quorum must be an integer >= 1 or a share in (0, 1], got ${String(q)}`);
-    this.quorums.set(name, { quorum: q, forced: false });
+    // Validated by the binding: a RangeError naming `quorum`.
+    this.quorums.set(name, new native.QuorumRule(options?.quorum));
     const b = getCircuitBreakerRegistry().get(name);
     const publish = () => this.guard(() => this.pushBreaker(name));
     for (const ev of ['open', 'close', 'halfOpen']) b.on(ev, publish);
@@ -392,8 +392,9 @@ export class RedisBackend {
   private localState(name: string): string {
     const q = this.quorums.get(name);
     const s = getCircuitBreakerRegistry().get(name).getState().state;
-    // A breaker opened by the quorum does not count as a vote of its own.
-    return q?.forced ? 'closed' : s;
+    // A breaker opened by the quorum does not count as a vote of its own (Rust says which).
+    if (s !== 'open' || !q) return s;
+    return q.votesOpen(true) ? 'open' : 'closed';
   }
 
   private async pushBreaker(name: string): Promise<void> {
@@ -423,15 +424,10 @@ export class RedisBackend {
         else if (Date.now() - v.at < this.syncMs * 4) fresh.push(v);
       }
       const failing = fresh.filter((v) => v.state === 'open').length;
-      const need = q.quorum <= 1 && q.quorum > 0 && !Number.isInteger(q.quorum) ? Math.ceil(q.quorum * Math.max(fresh.length, 1)) : q.quorum;
       const b = getCircuitBreakerRegistry().get(name);
-      if (failing >= need && b.getState().state !== 'open') {
-        q.forced = true;
-        b.open();
-      } else if (failing < need && q.forced) {
-        q.forced = false;
-        b.close();
-      }
+      const action = q.decide(failing, fresh.length, b.getState().state === 'open');
+      if (action === QuorumAction.Open) b.open();
+      else if (action === QuorumAction.Close) b.close();
     }
   }
 
@@ -498,17 +494,15 @@ export class RedisBackend {
     if (names.length === 0) return;
     const docs = await this.instanceDocs();
     for (const name of names) {
-      const cfg = ts.getConfig(name);
-      const max = cfg?.slo?.errorRate;
-      if (max === undefined || cfg?.autoRollback !== true) continue;
-      if ((ts.getStatus(name)?.percentage ?? 0) === 0) continue;
       let requests = 0;
       let errors = 0;
       for (const d of docs) {
         requests += d.rollouts?.[name]?.requests ?? 0;
         errors += d.rollouts?.[name]?.errors ?? 0;
       }
-      if (requests >= (cfg?.minSamples ?? 11) && errors / requests > max) {
+      // The rule (autoRollback, traffic, minSamples, the limit) is the one each instance applies to itself, in Rust.
+      const max = ts.clusterBreach(name, requests, errors);
+      if (max !== null) {
         this.ops.rollback(name, { actor: `cluster:${this.instanceId}`, source: 'redis', reason: `cluster error rate ${(errors / requests).toFixed(4)} > ${max} over ${requests} requests on ${docs.length} instances` });
       }
     }
@@ -588,3 +582,5 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
 export function getRedisBackend(): RedisBackend | null {
   return current;
 }
+// getGoldenSignals({ scope: 'cluster' }) asks the backend through this.
+setClusterSignalsSource(() => current?.clusterGoldenSignals() ?? null);

@@ -405,6 +405,19 @@ export function checkDatabaseHealth(): Promise<boolean> {
   );
 }
 
+/** What `assertDatabaseHealthy` needs of the database module. */
+export interface DatabaseProbe {
+  isDatabaseConfigured(): boolean;
+  executeDirect(sql: string): Promise<unknown>;
+}
+
+let databaseProbe: DatabaseProbe | null = null;
+
+/** @internal Called by `db-circuit-breaker.ts` at load. */
+export function setDatabaseProbe(p: DatabaseProbe): void {
+  databaseProbe = p;
+}
+
 /**
  * The same probe as `checkDatabaseHealth`, rejecting with the reason (the
  * driver's error, the timeout, or a `DATABASE_URL` set with nothing
@@ -416,10 +429,10 @@ export function checkDatabaseHealth(): Promise<boolean> {
  * ```
  */
 export async function assertDatabaseHealthy(): Promise<true> {
-  // Loaded lazily: the database module is optional for users of the DAG alone.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const db = require('./db-circuit-breaker') as typeof import('./db-circuit-breaker');
-  if (db.isDatabaseConfigured()) {
+  // The database module (an integration, above this one) installs itself
+  // when it loads; without it no database can be configured.
+  const db = databaseProbe;
+  if (db?.isDatabaseConfigured()) {
     const r = await withTimeout(db.executeDirect('SELECT 1'), 2000);
     if (r === TIMED_OUT) throw new Error('SELECT 1 did not answer within 2000 ms');
     return true;

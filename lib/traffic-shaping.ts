@@ -34,6 +34,8 @@ import { epoch, onClock, underTestRunner } from './test-runner';
 // request on, or an injected/fake clock would give negative durations.
 let now: () => number = () => performance.now();
 onClock((c) => (now = c));
+import { peekOps } from './ops-peek';
+import { RolloutOutcomeFlag } from '../index';
 
 export interface RolloutSlo {
   /** Error-rate ceiling for the new cohort, 0..1 (a strict `>` breaches). */
@@ -160,21 +162,21 @@ export class TrafficShaping extends EventEmitter {
   private readonly h = native.tsCreate();
   private readonly ring = new Float64Array(1 + 3 * RING_CAP);
   private readonly ids = new Map<string, number>();
-  /** Per id: basis points, and whether allow/deny lists exist (then Rust must decide). */
-  private readonly bp: number[] = [];
-  private readonly lists: boolean[] = [];
+  /** Per id, Rust's answer for every key (1 new, 0 stable) or -1 when it depends on the key. */
+  private readonly uniform: number[] = [];
   /** Per id: new-cohort outcomes are recorded at once and judged by Rust (it says which rollouts). */
   private readonly judged: boolean[] = [];
   private readonly configs = new Map<string, RolloutConfig>();
   /**
-   * Per rollout id, key → bucket. A bucket depends only on the rollout's
-   * name and hash mode and the key, so it stays valid while the percentage
-   * moves; repeat users then cost a map lookup instead of a crossing.
-   * Bounded: a full cache is dropped and refilled.
+   * Per rollout id, key → Rust's decision (`tsDecide`), valid until the
+   * rollout's percentage or config changes (then dropped): repeat users
+   * cost a map lookup instead of a crossing, and the rule itself (lists,
+   * buckets, percentage) stays in Rust. Bounded: a full cache is dropped
+   * and refilled.
    */
-  private readonly buckets: Array<Map<string, number>> = [];
-  /** Per rollout id, `native.tsBucketFn`: the bucket of a key not cached, in a one-argument crossing. */
-  private readonly bucketOf: Array<(key: string) => number> = [];
+  private readonly buckets: Array<Map<string, boolean>> = [];
+  /** Per rollout id, `native.tsDecideFn`: Rust's decision for a key not cached, in a one-argument crossing. */
+  private readonly decideOf: Array<(key: string) => boolean> = [];
   /** Cache lookups and hits since the cache was last emptied (see `shouldRoute`). */
   private lookups = 0;
   private hits = 0;
@@ -190,11 +192,10 @@ export class TrafficShaping extends EventEmitter {
     this.flush();
     const r = native.tsStart(this.h, name, config, Date.now());
     this.ids.set(name, r.id);
-    this.bp[r.id] = r.bp;
-    this.lists[r.id] = r.hasLists;
+    this.uniform[r.id] = r.event.uniform;
     this.judged[r.id] = r.judgedOnRecord;
     this.buckets[r.id] = new Map();
-    this.bucketOf[r.id] = native.tsBucketFn(this.h, r.id);
+    this.decideOf[r.id] = native.tsDecideFn(this.h, r.id);
     this.configs.set(name, { ...config });
     this.emitEvent(r.event);
     // An operator rollback recorded before a restart still applies.
@@ -223,10 +224,9 @@ export class TrafficShaping extends EventEmitter {
     if (!current) return this.startRollout(name, update);
     const merged = { ...current, ...update };
     const r = native.tsReconfigure(this.h, name, merged, Date.now());
-    this.bp[r.id] = r.bp;
-    this.lists[r.id] = r.hasLists;
+    this.uniform[r.id] = r.event.uniform;
     this.judged[r.id] = r.judgedOnRecord;
-    this.buckets[r.id] = new Map(); // the hash mode may have changed
+    this.buckets[r.id] = new Map(); // the hash mode or the lists may have changed
     this.configs.set(name, merged);
     this.emitEvent(r.event);
   }
@@ -268,16 +268,13 @@ export class TrafficShaping extends EventEmitter {
   shouldRoute(name: string, key = 'anonymous'): boolean {
     const id = this.ids.get(name);
     if (id === undefined) return true;
-    // Allow/deny lists live in Rust: ask it.
-    if (this.lists[id]) return native.tsDecide(this.h, id, String(key));
-    const bp = this.bp[id];
-    if (bp === 0) return false;
-    if (bp === 10_000) return true;
+    const u = this.uniform[id];
+    if (u >= 0) return u === 1;
     const cache = this.buckets[id];
     let b = cache.get(key);
     this.lookups++;
     if (b === undefined) {
-      b = this.bucketOf[id](typeof key === 'string' ? key : String(key));
+      b = this.decideOf[id](typeof key === 'string' ? key : String(key));
       if (this.noCacheFor > 0) this.noCacheFor--;
       else {
         if (cache.size >= BUCKET_CACHE) {
@@ -290,14 +287,14 @@ export class TrafficShaping extends EventEmitter {
         cache.set(key, b);
       }
     } else this.hits++;
-    return b < bp;
+    return b;
   }
 
   /** Records one outcome (unknown names are ignored, as the original). */
   recordRequest(name: string, success: boolean, latencyMs: number, cohort: 'new' | 'stable' = 'new'): void {
     const id = this.ids.get(name);
     if (id === undefined) return;
-    const flags = (cohort === 'stable' ? 0 : 2) | (success ? 1 : 0);
+    const flags = (cohort === 'stable' ? 0 : RolloutOutcomeFlag.NewCohort) | (success ? RolloutOutcomeFlag.Ok : 0);
     if (cohort !== 'stable' && this.judged[id]) {
       // Judged now: a breach must act within a few requests, not after the ring's delay.
       const events = native.tsRecord(this.h, id, flags, latencyMs, Date.now());
@@ -343,7 +340,8 @@ export class TrafficShaping extends EventEmitter {
   }
 
   private applyEvent(e: RolloutEvent): void {
-    this.bp[e.id] = Math.round(e.toPercentage * 100);
+    if (e.fromPercentage !== e.toPercentage || this.uniform[e.id] !== e.uniform) this.buckets[e.id]?.clear();
+    this.uniform[e.id] = e.uniform;
     this.emitEvent(e);
   }
 
@@ -351,6 +349,16 @@ export class TrafficShaping extends EventEmitter {
     logEvent(e);
     this.emit(e.kind, e);
     this.emit('change', e);
+  }
+
+  /**
+   * @internal The Redis backend's cluster-wide check: `requests`/`errors`
+   * are the new cohort of `name` summed over every instance. The error-rate
+   * limit broken, or null (also for unknown names); the rule is Rust's.
+   */
+  clusterBreach(name: string, requests: number, errors: number): number | null {
+    const id = this.ids.get(name);
+    return id === undefined ? null : native.tsClusterBreach(this.h, id, Number(requests), Number(errors));
   }
 
   /** The original's `getStatus`: `{ percentage, requestCount, errorRate, p99Latency }` plus more; null for unknown names. */
@@ -493,11 +501,6 @@ export function rolloutController() {
   };
 }
 
-function peekOps(): { status(): { rolledBack: Array<{ name: string }> } } | null {
-  // Lazy: the ops module is optional, and must not be created just for this.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
-  return (require('./ops') as typeof import('./ops')).peekOps();
-}
 
 // ---- middleware ----------------------------------------------------------------
 
@@ -594,7 +597,7 @@ export function pickCohort(
 
 function shape(options: TrafficShapingOptions) {
   const header = (options.stickinessHeader ?? 'x-user-id').toLowerCase();
-  const isSuccess = options.isSuccess ?? ((s: number) => s < 400);
+  const isSuccess = options.isSuccess ?? ((s: number) => s < native.ERROR_STATUS_FROM);
   const cohortHeader = cohortHeaderOf(options.cohortHeader, 'x-rollout-cohort');
   checkOnBlocked(options.onBlocked);
   const recorder: RolloutRecorder = {

@@ -15,6 +15,7 @@ import { setTimeout, setInterval, clearInterval } from 'node:timers';
 // `Binding` names the binding's types in the emitted .d.ts (why: lib/native.ts).
 import { native, type Binding } from './native';
 import { epoch } from './test-runner';
+import { peekOps } from './ops-peek';
 import { CircuitOpenError, getCircuitBreakerRegistry, type CircuitBreaker, type CircuitBreakerOptions } from './circuit-breaker';
 import { getGoldenSignals, registerQueueDepth } from './metrics';
 
@@ -293,8 +294,7 @@ export class Watchdogs extends EventEmitter {
 
   /** Dead letters arriving, seen as depth increases of the ops plane's queues. */
   private async sampleDeadLetters(): Promise<void> {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const ops = (require('./ops') as typeof import('./ops')).peekOps();
+    const ops = peekOps();
     if (!ops) return;
     for (const q of await ops.deadLetterQueues()) {
       if (q.depth === null) continue;

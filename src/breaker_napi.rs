@@ -31,8 +31,9 @@ use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
 
+use crate::codes_napi::{BreakerControl, BreakerGate, BREAKER_TRANSITION_SHIFT};
 use crate::core::backoff::Jitter;
-use crate::core::breaker::{Admission, Breaker, Outcome, RawBreakerOptions, Transitions};
+use crate::core::breaker::{Admission, Breaker, Outcome, RawBreakerOptions, State, Transitions};
 use crate::core::error::CoreError;
 use crate::core::registry::Registry;
 use crate::napi_util::{borrow_mut, either::Either, throw, Opts};
@@ -159,12 +160,16 @@ impl Binding {
         let Some(b) = self.reg.get(id) else { return };
         // gate: 0 closed, 2 open, 3 half-open, 4 isolated (open by hand).
         let gate = if b.admits_without_asking() {
-            0.0
+            BreakerGate::Closed
         } else if b.is_isolated() {
-            4.0
+            BreakerGate::Isolated
         } else {
-            1.0 + b.state() as u8 as f64
-        };
+            match b.state() {
+                State::Closed => BreakerGate::Ask,
+                State::Open => BreakerGate::Open,
+                State::HalfOpen => BreakerGate::HalfOpen,
+            }
+        } as i32 as f64;
         let slow = b.options().slow_call_duration_ms.unwrap_or(f64::INFINITY);
         let until = b.rejects_until().unwrap_or(0.0);
         for inst in &self.instances {
@@ -182,7 +187,7 @@ impl Binding {
 }
 
 fn pack(admission: Admission, tr: Transitions) -> i32 {
-    admission as i32 | (tr.0 as i32) << 4
+    admission as i32 | (tr.0 as i32) << BREAKER_TRANSITION_SHIFT
 }
 
 /// Attaches one wrapper copy's buffers; returns its instance id.
@@ -411,8 +416,8 @@ pub fn cb_record(inst: u32) -> Result<i32> {
     with(None, inst, |b| {
         let id = b.id()?;
         let outcome = match b.io(1) as i32 {
-            0 => Outcome::Success,
-            2 => Outcome::Timeout,
+            x if x == Outcome::Success as i32 => Outcome::Success,
+            x if x == Outcome::Timeout as i32 => Outcome::Timeout,
             _ => Outcome::Failure,
         };
         let tr = b
@@ -455,12 +460,12 @@ pub fn cb_control(env: Env, inst: u32, id: u32, op: u32, now: f64) -> Result<i32
             .get_mut(id)
             .ok_or_else(|| CoreError::not_found("circuit breaker id", id))?;
         let tr = match op {
-            0 => br.reset(now),
-            1 => br.close(now),
-            2 => br.open(now),
-            3 => br.isolate(now),
+            x if x == BreakerControl::Reset as u32 => br.reset(now),
+            x if x == BreakerControl::Close as u32 => br.close(now),
+            x if x == BreakerControl::Open as u32 => br.open(now),
+            x if x == BreakerControl::Isolate as u32 => br.isolate(now),
             // Counted for `circuit_breaker_calls_total{outcome="fallback"}`.
-            4 => {
+            x if x == BreakerControl::Fallback as u32 => {
                 br.count_fallback();
                 Transitions::default()
             }

@@ -83,7 +83,7 @@ pub fn gate_register(env: Env, h: u32, gate: Unknown, now: f64) -> Result<u32> {
     with(&env, h, |s| s.register(spec, now).map(|i| i as u32))
 }
 
-fn transition_code(t: Transition) -> i32 {
+pub(crate) fn transition_code(t: Transition) -> i32 {
     match t {
         Transition::None => 0,
         Transition::BecameReady => 1,

@@ -12,6 +12,8 @@ mod auth_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod breaker_napi;
 #[cfg_attr(test, allow(dead_code))]
+mod codes_napi;
+#[cfg_attr(test, allow(dead_code))]
 mod dag_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod exposition_napi;
@@ -24,6 +26,7 @@ mod napi_util;
 #[cfg_attr(test, allow(dead_code))]
 mod ops_napi;
 #[cfg_attr(test, allow(dead_code))]
+mod quorum_napi;
 mod reset_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod rollout_napi;

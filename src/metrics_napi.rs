@@ -248,7 +248,6 @@ fn windows_of(
                 None => b.store.pooled_stats(w, now)?,
                 Some(ids) => b.store.stats_for(ids, w, now)?,
             };
-            let errors = (s.status_4xx + s.status_5xx) as f64;
             let n = s.requests as f64;
             Ok(SgWindow {
                 window: w.as_str().to_string(),
@@ -256,12 +255,8 @@ fn windows_of(
                 status4xx: s.status_4xx as f64,
                 status5xx: s.status_5xx as f64,
                 aborted: s.aborted as f64,
-                error_rate: if n > 0.0 { errors / n } else { 0.0 },
-                server_error_rate: if n > 0.0 {
-                    s.status_5xx as f64 / n
-                } else {
-                    0.0
-                },
+                error_rate: s.error_rate,
+                server_error_rate: s.server_error_rate,
                 requests_per_second: s.requests_per_second,
                 span_seconds: s.span_seconds,
                 latency: latency(&s.latency),
@@ -562,3 +557,27 @@ pub(crate) fn families(
         }
     });
 }
+
+/// The package's one "error rate" (`core::signals::error_rate`): the share
+/// of `requests` answered 4xx or 5xx, 0 with none. For figures summed
+/// outside the store (the Redis backend's cluster view).
+///
+/// ```ts
+/// native.sgErrorRate(1, 2, 4); // 0.75
+/// ```
+#[napi]
+pub fn sg_error_rate(status4xx: f64, status5xx: f64, requests: f64) -> f64 {
+    let count = |v: f64| {
+        if v.is_finite() && v > 0.0 {
+            v as u64
+        } else {
+            0
+        }
+    };
+    crate::core::signals::error_rate(count(status4xx), count(status5xx), count(requests))
+}
+
+/// Statuses from this one on are errors (`core::signals::ERROR_STATUS_FROM`):
+/// what `errorRate` counts and what a rollout's default `isSuccess` refuses.
+#[napi]
+pub const ERROR_STATUS_FROM: u32 = crate::core::signals::ERROR_STATUS_FROM as u32;

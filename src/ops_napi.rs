@@ -16,6 +16,8 @@ use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
 
+use crate::codes_napi::{OpsCriticality, OpsDecision, OpsFlag};
+
 use crate::core::dlq::{DlqSet, Run};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::ops::{refusal_json, Actor, Criticality, LoadReport, OpsState};
@@ -90,13 +92,13 @@ pub fn ops_flags(env: Env, h: u32, now: f64) -> Result<Vec<f64>> {
     with(&env, h, |p| {
         p.ops.expire(now);
         let o = &p.ops;
-        Ok(vec![
-            o.version as f64,
-            if o.safe_mode.is_some() { 1.0 } else { 0.0 },
-            o.brownout.as_ref().map_or(-1.0, |b| b.level),
-            o.quarantine_list(now).count() as f64,
-            o.next_expiry().unwrap_or(-1.0),
-        ])
+        let mut f = vec![0.0; OpsFlag::NextExpiry as usize + 1];
+        f[OpsFlag::Version as usize] = o.version as f64;
+        f[OpsFlag::SafeMode as usize] = if o.safe_mode.is_some() { 1.0 } else { 0.0 };
+        f[OpsFlag::Dimmer as usize] = o.brownout.as_ref().map_or(-1.0, |b| b.level);
+        f[OpsFlag::Quarantines as usize] = o.quarantine_list(now).count() as f64;
+        f[OpsFlag::NextExpiry as usize] = o.next_expiry().unwrap_or(-1.0);
+        Ok(f)
     })
 }
 
@@ -112,8 +114,8 @@ pub fn ops_decide(
     now: f64,
 ) -> Result<u32> {
     let c = match criticality {
-        0 => Criticality::Critical,
-        1 => Criticality::Default,
+        x if x == OpsCriticality::Critical as u32 => Criticality::Critical,
+        x if x == OpsCriticality::Default as u32 => Criticality::Default,
         _ => Criticality::Sheddable,
     };
     with(&env, h, |p| {
@@ -529,14 +531,32 @@ pub struct OpsRefusalAnswer {
 pub fn ops_refusal(
     env: Env,
     h: u32,
-    code: u32,
+    code: f64,
     agent: Option<String>,
     now: f64,
 ) -> Result<OpsRefusalAnswer> {
+    let (safe, shed, quarantined) = (
+        OpsDecision::SafeMode as u32,
+        OpsDecision::Shed as u32,
+        OpsDecision::Quarantined as u32,
+    );
+    let Some(code) = [safe, shed, quarantined]
+        .into_iter()
+        .find(|&c| c as f64 == code)
+    else {
+        return Err(throw(
+            &env,
+            CoreError::range(
+                "decision",
+                &format!("{safe}, {shed} or {quarantined}"),
+                crate::core::error::check::fmt_num(code),
+            ),
+        ));
+    };
     with(&env, h, |p| {
         let o = &p.ops;
         Ok(match code {
-            1 => OpsRefusalAnswer {
+            x if x == safe => OpsRefusalAnswer {
                 reason: o
                     .safe_mode
                     .as_ref()
@@ -544,7 +564,7 @@ pub fn ops_refusal(
                 level: None,
                 until: None,
             },
-            2 => OpsRefusalAnswer {
+            x if x == shed => OpsRefusalAnswer {
                 reason: o
                     .brownout
                     .as_ref()

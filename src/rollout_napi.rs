@@ -19,6 +19,8 @@ use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
 
+use crate::codes_napi::RolloutOutcomeFlag;
+
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::rollout::{
     self, percent_to_bp, BurnWindow, Config, Event, Figures, HashMode, RollbackTarget, RolloutSet,
@@ -29,6 +31,9 @@ use crate::napi_util::{borrow_mut, throw, Opts};
 thread_local! {
     static SETS: RefCell<Vec<RolloutSet>> = const { RefCell::new(Vec::new()) };
 }
+
+const OK: u32 = RolloutOutcomeFlag::Ok as u32;
+const NEW: u32 = RolloutOutcomeFlag::NewCohort as u32;
 
 fn with<T>(env: &Env, h: u32, f: impl FnOnce(&mut RolloutSet) -> CoreResult<T>) -> Result<T> {
     SETS.with(|cell| {
@@ -243,6 +248,17 @@ pub struct TsEvent {
     pub to_percentage: f64,
     pub reason: String,
     pub figures: Option<TsFigures>,
+    /// After the event: 1 when every key is in the new cohort, 0 when none
+    /// is, -1 when it depends on the key (the JS side then asks `tsDecide`).
+    pub uniform: i32,
+}
+
+fn uniform(set: &RolloutSet, id: usize) -> i32 {
+    match set.get(id).and_then(|r| r.config.uniform_decision()) {
+        Some(true) => 1,
+        Some(false) => 0,
+        None => -1,
+    }
 }
 
 fn event(set: &RolloutSet, e: &Event) -> TsEvent {
@@ -258,6 +274,7 @@ fn event(set: &RolloutSet, e: &Event) -> TsEvent {
         to_percentage: e.entry.to_bp as f64 / 100.0,
         reason: e.entry.reason.clone(),
         figures: e.entry.figures.as_ref().map(figures),
+        uniform: uniform(set, e.rollout),
     }
 }
 
@@ -400,24 +417,28 @@ pub fn ts_bucket(h: u32, id: u32, key: String) -> i32 {
     })
 }
 
-/// Bytes of the stack buffer `ts_bucket_of` joins `<name>:<key>` in.
+/// Bytes of the stack buffer `decide_raw` joins `<name>:<key>` in.
 const JOIN_BUF: usize = 256;
 
-/// The bucket of `key` in rollout `id` of set `h`, without building a Rust
-/// `String` (two engine calls and an allocation): the rollout's name and
-/// `:` are copied into a stack buffer and Node writes the key's UTF-8 bytes
-/// right after them in one call; the hash runs over the buffer. A key that
-/// may not have fit (Node truncates), a non-string, and legacy hashing take
-/// the `String` path, so every key gets the bucket `tsBucket` gives it.
-/// -1 for an unknown id.
+/// Rollout `id` of set `h`'s decision for `key` (1 new cohort, 0 stable),
+/// without building a Rust `String` (two engine calls and an allocation):
+/// the rollout's name and `:` are copied into a stack buffer and Node writes
+/// the key's UTF-8 bytes right after them in one call; the hash runs over
+/// the buffer and `Rollout::decide_bucket` decides. A key that may not have
+/// fit (Node truncates), a non-string, legacy hashing and a rollout with
+/// allow/deny lists take the `String` path (`Rollout::decide`), so every key
+/// gets the answer `tsDecide` gives it. 1 for an unknown id.
 ///
 /// # Safety
 /// `env` and `key` are the environment and a value of the current call.
-unsafe fn bucket_raw(env: napi::sys::napi_env, h: u32, id: u32, key: napi::sys::napi_value) -> i32 {
+unsafe fn decide_raw(env: napi::sys::napi_env, h: u32, id: u32, key: napi::sys::napi_value) -> i32 {
     let fast = SETS.with(|s| {
         let sets = s.try_borrow().ok()?;
         let r = sets.get(h as usize)?.get(id as usize)?;
-        if r.config.hash != HashMode::Murmur || r.name.len() + 1 + 8 > JOIN_BUF {
+        if r.config.hash != HashMode::Murmur
+            || r.name.len() + 1 + 8 > JOIN_BUF
+            || r.decide_bucket(0).is_none()
+        {
             return Some(None);
         }
         let mut buf = [0u8; JOIN_BUF];
@@ -442,25 +463,38 @@ unsafe fn bucket_raw(env: napi::sys::napi_env, h: u32, id: u32, key: napi::sys::
         if status != napi::sys::Status::napi_ok || written + 4 >= room {
             return Some(None);
         }
-        Some(Some(
-            crate::core::hash::murmur_bucket_joined(&buf[..p + 1 + written]) as i32,
-        ))
+        let b = crate::core::hash::murmur_bucket_joined(&buf[..p + 1 + written]);
+        Some(r.decide_bucket(b))
     });
     match fast {
-        None => -1,
-        Some(Some(b)) => b,
+        None => 1,
+        Some(Some(d)) => d as i32,
         // SAFETY: as the caller promised; converted as a `String` argument is.
         Some(None) => match unsafe { String::from_napi_value(env, key) } {
-            Ok(key) => ts_bucket(h, id, key),
-            Err(_) => -1,
+            Ok(key) => decide_str(h, id, &key) as i32,
+            Err(_) => 1,
         },
     }
+}
+
+/// `tsDecide` without an `Env` (for the one-argument function): true for an
+/// unknown rollout, as `shouldRoute` answers; true too if the table is busy
+/// (re-entered), which only a callback inside the binding could cause.
+fn decide_str(h: u32, id: u32, key: &str) -> bool {
+    SETS.with(|s| {
+        s.try_borrow()
+            .ok()
+            .as_ref()
+            .and_then(|s| s.get(h as usize))
+            .and_then(|set| set.get(id as usize))
+            .is_none_or(|r| r.decide(key))
+    })
 }
 
 // The (set, rollout) pair rides in the function's data pointer.
 const _: () = assert!(usize::BITS >= 64);
 
-/// The function `tsBucketFn` returns: `(key: string) => bucket`.
+/// The function `tsDecideFn` returns: `(key: string) => boolean`.
 unsafe extern "C" fn bucket_cb(
     env: napi::sys::napi_env,
     info: napi::sys::napi_callback_info,
@@ -480,33 +514,33 @@ unsafe extern "C" fn bucket_cb(
             &mut data,
         ) == napi::sys::Status::napi_ok;
         let packed = data as usize as u64;
-        let b = if ok && argc >= 1 {
-            bucket_raw(env, (packed >> 32) as u32, packed as u32, argv[0])
+        let d = if ok && argc >= 1 {
+            decide_raw(env, (packed >> 32) as u32, packed as u32, argv[0])
         } else {
-            -1
+            1
         };
-        napi::sys::napi_create_int32(env, b, &mut out);
+        napi::sys::napi_get_boolean(env, d != 0, &mut out);
     }
     out
 }
 
-/// A function of one argument, `(key) => tsBucket(h, id, key)` with the same
+/// A function of one argument, `(key) => tsDecide(h, id, key)` with the same
 /// answers, for the JS side's decision on a key it has not cached. Why a
 /// function per rollout: each argument of a bound call costs a type check
 /// and a conversion (a call with three arguments costs about three times
 /// one with none); this one carries `h` and `id` in its own data, reads the
 /// key in one engine call and allocates nothing. Legacy hashing and long
-/// keys take `tsBucket`'s path.
+/// keys take `tsDecide`'s path.
 ///
 /// ```js
-/// const bucketOf = native.tsBucketFn(h, id);
-/// bucketOf('user-42') === native.tsBucket(h, id, 'user-42'); // true
+/// const decide = native.tsDecideFn(h, id);
+/// decide('user-42') === native.tsDecide(h, id, 'user-42'); // true
 /// ```
-#[napi(ts_return_type = "(key: string) => number")]
-pub fn ts_bucket_fn(env: &Env, h: u32, id: u32) -> Result<Unknown<'_>> {
+#[napi(ts_return_type = "(key: string) => boolean")]
+pub fn ts_decide_fn(env: &Env, h: u32, id: u32) -> Result<Unknown<'_>> {
     let data = ((h as u64) << 32 | id as u64) as usize as *mut std::ffi::c_void;
     let mut f = std::ptr::null_mut();
-    let name = "bucketOf";
+    let name = "decide";
     // SAFETY: a plain function with a static callback; `data` is a number, not a pointer to memory.
     let status = unsafe {
         napi::sys::napi_create_function(
@@ -520,7 +554,7 @@ pub fn ts_bucket_fn(env: &Env, h: u32, id: u32) -> Result<Unknown<'_>> {
     };
     if status != napi::sys::Status::napi_ok {
         return Err(Error::from_reason(
-            "tsBucketFn: could not create the function",
+            "tsDecideFn: could not create the function",
         ));
     }
     // SAFETY: `f` was just created in `env`.
@@ -546,7 +580,7 @@ pub fn ts_drain(env: Env, h: u32, ring: Float64Array, now: f64) -> Result<Vec<Ts
             }
             let id = id as usize;
             let flags = flags as u32;
-            if s.record(id, flags & 2 != 0, flags & 1 != 0, latency, now) {
+            if s.record(id, flags & NEW != 0, flags & OK != 0, latency, now) {
                 touched.insert(id);
             }
         }
@@ -578,7 +612,13 @@ pub fn ts_record(
 ) -> Result<Option<Vec<TsEvent>>> {
     with(&env, h, |s| {
         let events = s
-            .record_checked(id as usize, flags & 2 != 0, flags & 1 != 0, latency_ms, now)
+            .record_checked(
+                id as usize,
+                flags & NEW != 0,
+                flags & OK != 0,
+                latency_ms,
+                now,
+            )
             .unwrap_or_default();
         Ok(if events.is_empty() {
             None
@@ -761,3 +801,32 @@ pub(crate) fn families(out: &mut Vec<crate::core::exposition::model::Family>) {
         }
     });
 }
+
+/// The cluster-wide SLO check of the Redis backend: `requests` and `errors`
+/// are rollout `id`'s new cohort summed over every instance's analysis
+/// window. Returns the error-rate limit they break, or null: the rule
+/// (`Config::cluster_breach`) is the one each instance applies to itself.
+#[napi]
+pub fn ts_cluster_breach(
+    env: Env,
+    h: u32,
+    id: u32,
+    requests: f64,
+    errors: f64,
+) -> Result<Option<f64>> {
+    let count = |v: f64| {
+        if v.is_finite() && v > 0.0 {
+            v as u64
+        } else {
+            0
+        }
+    };
+    with(&env, h, |s| {
+        Ok(s.get(id as usize)
+            .and_then(|r| r.config.cluster_breach(count(requests), count(errors))))
+    })
+}
+
+/// `minSamples` when a rollout config leaves it out (`core::rollout::DEFAULT_MIN_SAMPLES`).
+#[napi]
+pub const ROLLOUT_DEFAULT_MIN_SAMPLES: u32 = crate::core::rollout::DEFAULT_MIN_SAMPLES as u32;

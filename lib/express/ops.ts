@@ -4,6 +4,8 @@
  * and the `/api/ops` router (status, actions, audit), token-protected.
  */
 import { getOps, type Criticality, type OpsControls } from '../ops';
+import { errorKind, HTTP_STATUS, type ErrorKind } from '../errors';
+import { OpsCriticality, OpsDecision } from '../../index';
 import { ensureAccessors } from './accessors';
 import { expressOf } from './express-of';
 import type { ExpressModule, ExpressRouter } from './types';
@@ -47,7 +49,7 @@ export interface ReliabilityMiddlewareOptions {
   retryAfterSeconds?: number;
 }
 
-const CRIT_CODE: Record<Criticality, 0 | 1 | 2> = { critical: 0, default: 1, sheddable: 2 };
+const CRIT_CODE: Record<Criticality, OpsCriticality> = { critical: OpsCriticality.Critical, default: OpsCriticality.Default, sheddable: OpsCriticality.Sheddable };
 
 /**
  * Applies safe mode, brownout and agent quarantine. While no control is on,
@@ -95,7 +97,7 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
     if (v === undefined) {
       const ess = essential.some((m) => m.test(path)) ? 4 : 0;
       const hit = table.find(([m]) => m.test(path));
-      v = ess | (hit ? hit[1] : 1);
+      v = ess | (hit ? hit[1] : OpsCriticality.Default);
       if (cache.size < 10_000) cache.set(path, v);
     }
     return v;
@@ -108,7 +110,7 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
     if (isPackageRequest(req)) return false;
     const path: string = req.path ?? req.url ?? '/';
     const cls = classifyPath(path);
-    let crit = (cls & 3) as 0 | 1 | 2;
+    let crit = (cls & 3) as OpsCriticality;
     if (options.classify) {
       const c = options.classify(req);
       if (c !== undefined) crit = CRIT_CODE[c] ?? crit;
@@ -122,17 +124,17 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
     }
     const d = ops.decide((cls & 4) !== 0, crit, agent === undefined ? undefined : String(agent));
     req.reliability = { dimmer: ops.getDimmer(), safeMode: ops.isSafeMode() };
-    if (d === 0) return false;
+    if (d === OpsDecision.Serve) return false;
     // Counted in http_requests_refused_total: the decision codes are the binding's refusal codes.
     markRefused(req, d);
     // The answer's fields are looked up directly: nothing is rebuilt per refusal.
     const r = ops.refusal(d, agent === undefined ? undefined : String(agent));
-    if (d === 3) {
+    if (d === OpsDecision.Quarantined) {
       res.status(423).json({ error: 'Locked', message: `Agent ${agent} is quarantined`, agentId: agent, reason: r.reason, until: r.until ?? null });
       return true;
     }
     res.setHeader('Retry-After', String(retryAfter));
-    if (d === 1) {
+    if (d === OpsDecision.SafeMode) {
       res.status(503).json({ error: 'Service Unavailable', message: 'Safe mode: only essential routes are served', reason: r.reason, retryAfter });
     } else {
       res.status(503).json({ error: 'Service Unavailable', message: 'Brownout: request shed to protect critical traffic', level: r.level ?? 0, reason: r.reason, retryAfter });
@@ -142,6 +144,8 @@ export function createOpsGate(options: ReliabilityMiddlewareOptions = {}): (req:
 }
 
 // ---- the /api/ops router -----------------------------------------------------------
+
+const ERROR_TITLE: Record<ErrorKind, string> = { 'bad-request': 'Bad Request', 'not-found': 'Not Found', conflict: 'Conflict', internal: 'Failed' };
 
 /**
  * Options of the ops router: the ops token (default env
@@ -199,11 +203,10 @@ export function createOpsRouter(options: OpsRouterOptions = {}): ExpressRouter {
     try {
       res.json(await fn(req));
     } catch (e) {
-      const err = e as Error & { code?: string };
-      if (e instanceof BadRequest || e instanceof TypeError || e instanceof RangeError) return res.status(400).json({ error: 'Bad Request', message: err.message });
-      if (/not found/i.test(err.message ?? '') || err.code === 'ERR_NOT_FOUND') return res.status(404).json({ error: 'Not Found', message: err.message });
-      if (err.code === 'ERR_INVALID_STATE' || err.code === 'ERR_NO_ROLLOUTS') return res.status(409).json({ error: 'Conflict', message: err.message });
-      res.status(500).json({ error: 'Failed', message: err.message });
+      const err = e as Error;
+      // By class and code (lib/errors.ts), never by message text.
+      const kind = e instanceof BadRequest ? 'bad-request' : errorKind(e);
+      res.status(HTTP_STATUS[kind]).json({ error: ERROR_TITLE[kind], message: err.message });
     }
   };
 

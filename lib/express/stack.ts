@@ -15,6 +15,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { onClock } from '../test-runner';
+import { native } from '../native';
 import { beginRequest, finishRequest } from '../metrics';
 import { getOps, type OpsControls } from '../ops';
 import { cohortHeaderOf, getTrafficShaping, pickCohort, type TrafficShaping } from '../traffic-shaping';
@@ -65,7 +66,7 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
     throw new RangeError(`onBlocked must be '503' or 'next', got ${JSON.stringify(options.onBlocked)}`);
   }
   const header = (options.stickinessHeader ?? 'x-user-id').toLowerCase();
-  const isSuccess = options.isSuccess ?? ((s: number) => s < 400);
+  const isSuccess = options.isSuccess ?? ((s: number) => s < native.ERROR_STATUS_FROM);
   const cohortHeader = cohortHeaderOf(options.cohortHeader, null);
   // A few patterns are tested on the raw URL directly (a prefix compare
   // each); past that, paths are cached (bounded like the ops gate's cache).

@@ -20,6 +20,7 @@ pub mod hash;
 pub mod histogram;
 pub mod ops;
 pub mod ops_merge;
+pub mod quorum;
 pub mod registry;
 pub mod rng;
 pub mod rollout;

@@ -32,6 +32,9 @@ use super::histogram::{
 };
 
 pub const BUCKETS: u32 = 10_000;
+/// `minSamples` when not given: the original judged from the 11th request
+/// (`requestCount > 10`).
+pub const DEFAULT_MIN_SAMPLES: u64 = 11;
 pub const MAX_ROLLOUTS: usize = 1000;
 pub const MAX_LIST: usize = 100_000;
 pub const MAX_STEPS: usize = 100;
@@ -115,8 +118,60 @@ impl Default for Config {
             auto_advance: true,
             rollback_to: RollbackTarget::Zero,
             window_ms: 60_000.0,
-            // The original judged from the 11th request (`requestCount > 10`).
-            min_samples: 11,
+            min_samples: DEFAULT_MIN_SAMPLES,
+        }
+    }
+}
+
+impl Config {
+    /// The error-rate SLO rule, in one place for every caller (this
+    /// instance's analysis, and the Redis backend's check over every
+    /// instance's new cohort summed): with at least `min_samples` requests,
+    /// a rate above `slo.errorRate` is a breach. Returns the limit broken.
+    ///
+    /// ```
+    /// use reliability_core::core::rollout::{Config, Slo};
+    /// let c = Config { slo: Some(Slo { error_rate: Some(0.05), ..Slo::default() }), ..Config::default() };
+    /// assert_eq!(c.error_rate_breach(11, 0.1), Some(0.05));
+    /// assert_eq!(c.error_rate_breach(10, 0.1), None); // too few samples
+    /// assert_eq!(c.error_rate_breach(100, 0.05), None); // at the limit is not above it
+    /// ```
+    pub fn error_rate_breach(&self, requests: u64, rate: f64) -> Option<f64> {
+        let max = self.slo.as_ref()?.error_rate?;
+        (requests >= self.min_samples && rate > max).then_some(max)
+    }
+
+    /// The cluster-wide check of the Redis backend: only rollouts that roll
+    /// back on their own (`autoRollback`) and send the new cohort traffic
+    /// are judged, by [`Config::error_rate_breach`] over the summed counts.
+    ///
+    /// ```
+    /// use reliability_core::core::rollout::{Config, Slo};
+    /// let c = Config { slo: Some(Slo { error_rate: Some(0.05), ..Slo::default() }), auto_rollback: true, ..Config::default() };
+    /// assert_eq!(c.cluster_breach(100, 10), Some(0.05));
+    /// assert_eq!(Config { auto_rollback: false, ..c }.cluster_breach(100, 10), None);
+    /// ```
+    pub fn cluster_breach(&self, requests: u64, errors: u64) -> Option<f64> {
+        if !self.auto_rollback || self.bp == 0 {
+            return None;
+        }
+        self.error_rate_breach(requests, super::signals::rate_of(errors, requests))
+    }
+
+    /// The answer every key gets, when the configuration leaves no choice
+    /// (0 % or 100 % and no list that says otherwise), so that callers may
+    /// skip hashing; `None` when it depends on the key.
+    ///
+    /// ```
+    /// use reliability_core::core::rollout::Config;
+    /// assert_eq!(Config { bp: 0, ..Config::default() }.uniform_decision(), Some(false));
+    /// assert_eq!(Config { bp: 5_000, ..Config::default() }.uniform_decision(), None);
+    /// ```
+    pub fn uniform_decision(&self) -> Option<bool> {
+        match self.bp {
+            0 if self.allow.is_empty() => Some(false),
+            BUCKETS if self.deny.is_empty() => Some(true),
+            _ => None,
         }
     }
 }
@@ -487,6 +542,20 @@ impl Rollout {
         }
     }
 
+    /// [`decide`](Self::decide) for a key whose bucket the caller hashed
+    /// already; only for a rollout with no allow or deny list (`None` when
+    /// it has one: the key itself decides then).
+    pub fn decide_bucket(&self, bucket: u32) -> Option<bool> {
+        if !self.config.deny.is_empty() || !self.config.allow.is_empty() {
+            return None;
+        }
+        Some(match self.config.bp {
+            0 => false,
+            BUCKETS => true,
+            bp => bucket < bp,
+        })
+    }
+
     /// The key's bucket in 0..10_000 (legacy buckets 0..99 scaled by 100, so
     /// `bucket < bp` is the rule for both modes).
     pub fn bucket(&self, key: &str) -> u32 {
@@ -538,13 +607,7 @@ impl Rollout {
         let w = self.config.window_ms;
         let n = self.new.window(w, now);
         let s = self.stable.window(w, now);
-        let rate = |c: Counts| {
-            if c.requests == 0 {
-                0.0
-            } else {
-                c.errors as f64 / c.requests as f64
-            }
-        };
+        let rate = |c: Counts| super::signals::rate_of(c.errors, c.requests);
         let q = self
             .config
             .slo
@@ -595,16 +658,14 @@ impl Rollout {
                 f,
             );
         }
-        if let Some(max) = slo.error_rate {
-            if f.error_rate > max {
-                return (
-                    Verdict::Breach(format!(
-                        "error rate {:.4} > {max} over the last {} ms",
-                        f.error_rate, self.config.window_ms
-                    )),
-                    f,
-                );
-            }
+        if let Some(max) = self.config.error_rate_breach(f.requests, f.error_rate) {
+            return (
+                Verdict::Breach(format!(
+                    "error rate {:.4} > {max} over the last {} ms",
+                    f.error_rate, self.config.window_ms
+                )),
+                f,
+            );
         }
         if let (Some((q, ceiling)), Some(v)) = (slo.latency, f.latency_ms) {
             if v > ceiling {

@@ -51,7 +51,7 @@
 //! s.record(id, 200, 1_500.0, 10.0).unwrap();
 //! s.record(id, 503, 80_000.0, 20.0).unwrap();
 //! let st = s.series_stats(id, Window::TenSeconds, 1_000.0).unwrap();
-//! assert_eq!((st.requests, st.status_5xx, st.error_rate), (2, 1, 0.5));
+//! assert_eq!((st.requests, st.status_5xx, st.server_error_rate), (2, 1, 0.5));
 //! let mut text = String::new();
 //! s.render_prometheus(&mut text);
 //! assert!(text.contains(r#"http_requests_total{method="GET",route="/users/:id",status_class="5xx"} 1"#));
@@ -303,10 +303,58 @@ pub struct WindowStats {
     pub span_seconds: f64,
     /// `requests / span_seconds`, the span floored at [`MIN_RATE_SPAN_S`].
     pub requests_per_second: f64,
-    /// Share of requests answered 5xx, in [0, 1]; 0 with no requests. 4xx are
-    /// left out: they are the client's errors and often expected (404, 401).
+    /// [`error_rate`]: share of requests answered 4xx or 5xx, in [0, 1].
     pub error_rate: f64,
+    /// Share of requests answered 5xx, in [0, 1]: the server's own failures
+    /// (4xx are the client's and often expected: 404, 401).
+    pub server_error_rate: f64,
     pub latency: Percentiles,
+}
+
+/// The lowest status that counts as an error (4xx and 5xx), for
+/// [`error_rate`] and for the default success rule of rollouts.
+pub const ERROR_STATUS_FROM: u16 = 400;
+
+/// The package's one definition of "error rate": the share of completed
+/// requests answered with a status of 400 or more (the original's rule;
+/// rollouts count a request as failed by the same rule unless `isSuccess`
+/// says otherwise), 0 with no requests. Every figure called `errorRate`
+/// (golden signals, endpoints, the Redis cluster view, rollout SLOs) is
+/// this, computed here; [`server_error_rate`] is the 5xx-only share.
+///
+/// ```
+/// use reliability_core::core::signals::error_rate;
+/// assert_eq!(error_rate(1, 2, 4), 0.75);
+/// assert_eq!(error_rate(0, 0, 0), 0.0);
+/// ```
+pub fn error_rate(status_4xx: u64, status_5xx: u64, requests: u64) -> f64 {
+    // 4xx and 5xx are exactly the statuses from ERROR_STATUS_FROM on.
+    const _: () = assert!(ERROR_STATUS_FROM == 400);
+    rate_of(status_4xx + status_5xx, requests)
+}
+
+/// The share of requests answered 5xx, 0 with no requests.
+///
+/// ```
+/// use reliability_core::core::signals::server_error_rate;
+/// assert_eq!(server_error_rate(1, 4), 0.25);
+/// ```
+pub fn server_error_rate(status_5xx: u64, requests: u64) -> f64 {
+    rate_of(status_5xx, requests)
+}
+
+/// `errors / requests`, 0 with no requests (a rate over nothing is no errors).
+///
+/// ```
+/// use reliability_core::core::signals::rate_of;
+/// assert_eq!(rate_of(3, 0), 0.0);
+/// ```
+pub fn rate_of(errors: u64, requests: u64) -> f64 {
+    if requests == 0 {
+        0.0
+    } else {
+        errors as f64 / requests as f64
+    }
 }
 
 impl WindowStats {
@@ -320,11 +368,8 @@ impl WindowStats {
             aborted: t.aborted,
             span_seconds,
             requests_per_second: requests as f64 / span_seconds.max(MIN_RATE_SPAN_S),
-            error_rate: if requests == 0 {
-                0.0
-            } else {
-                t.by_class[4] as f64 / requests as f64
-            },
+            error_rate: error_rate(t.by_class[3], t.by_class[4], requests),
+            server_error_rate: server_error_rate(t.by_class[4], requests),
             latency,
         }
     }
@@ -1233,7 +1278,7 @@ mod tests {
         s.record(id, 503, 2_000.0, 9_500.0).unwrap();
         let st = s.series_stats(id, Window::TenSeconds, 9_999.0).unwrap();
         assert_eq!((st.requests, st.status_4xx, st.status_5xx), (4, 1, 2));
-        assert_eq!(st.error_rate, 0.5);
+        assert_eq!((st.error_rate, st.server_error_rate), (0.75, 0.5));
         assert_eq!(st.span_seconds, 9.999);
         assert!((st.requests_per_second - 4.0 / 9.999).abs() < 1e-12);
         // Min and max are exact (the old HDR slices reported 2 007 here).
