@@ -13,6 +13,8 @@ pub mod dag;
 pub mod dlq;
 pub mod error;
 pub mod exposition;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod gate;
 pub mod graph_file;
 pub mod hash;
