@@ -961,13 +961,65 @@ impl Aggregate {
         BASE64
             .decode_vec(encoded, &mut self.bytes)
             .map_err(|e| CoreError::range("histogram", WHAT, format!("invalid base64 ({e})")))?;
+        let plain = checked_v2(&self.bytes)
+            .map_err(|why| CoreError::range("histogram", WHAT, why.to_string()))?;
         let h: Histogram<u64> = self
             .deserializer
-            .deserialize(&mut self.bytes.as_slice())
+            .deserialize(&mut plain.as_ref())
             .map_err(|e| CoreError::range("histogram", WHAT, format!("undecodable bytes ({e})")))?;
         self.add_histogram(&h);
         Ok(h.len())
     }
+}
+
+// As the hdrhistogram crate and the Java original spell them (base | 0x10).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+/// Bytes of a V2 header after the cookie: payload length, normalizing
+/// offset, significant digits, lowest, highest, int-to-double ratio.
+const V2_HEADER: usize = 4 + 4 + 4 + 8 + 8 + 8;
+/// Most bytes a compressed import may inflate to (a full 1 µs .. 1 h
+/// histogram is well under 1 MiB uncompressed).
+pub const MAX_INFLATED: usize = 16 << 20;
+
+fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The uncompressed V2 form of `bytes` (cookie included), once its header is
+/// known to describe no more than the bytes that are really there. The
+/// hdrhistogram decoder trusts the header's payload length and allocates it
+/// before reading (4 GiB for a 40-byte input), and a compressed payload may
+/// inflate without bound; both are refused here, before anything is allocated.
+fn checked_v2(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, &'static str> {
+    use std::io::Read as _;
+    let plain: std::borrow::Cow<'_, [u8]> = match be_u32(bytes, 0) {
+        Some(V2_COOKIE) => bytes.into(),
+        Some(V2_COMPRESSED_COOKIE) => {
+            let len = be_u32(bytes, 4).ok_or("a truncated header")? as usize;
+            let deflated = bytes
+                .get(8..8usize.saturating_add(len))
+                .ok_or("a compressed payload longer than the input")?;
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(deflated)
+                .take(MAX_INFLATED as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|_| "an undecodable compressed payload")?;
+            if out.len() > MAX_INFLATED {
+                return Err("a compressed payload that inflates past 16 MiB");
+            }
+            out.into()
+        }
+        _ => return Err("no V2 cookie"),
+    };
+    if be_u32(&plain, 0) != Some(V2_COOKIE) {
+        return Err("no V2 cookie inside the compressed payload");
+    }
+    let payload = be_u32(&plain, 4).ok_or("a truncated header")? as usize;
+    if plain.len() < 4 + V2_HEADER || payload > plain.len() - 4 - V2_HEADER {
+        return Err("a header whose payload length exceeds the input");
+    }
+    Ok(plain)
 }
 
 #[cfg(test)]
@@ -1483,6 +1535,56 @@ mod tests {
         assert_eq!(merged.histogram(), direct.histogram());
         assert_eq!(merged.percentiles(), direct.percentiles());
         assert_eq!(merged.percentiles().count, 4_000);
+    }
+
+    #[test]
+    fn imports_refuse_headers_that_claim_more_than_the_input_holds() {
+        // A 40-byte V2 histogram whose header claims a 4 GiB payload: the
+        // decoder would allocate it before reading (issue 19, found by the fuzzer's
+        // malloc limit); refused, nothing merged.
+        let mut raw = V2_COOKIE.to_be_bytes().to_vec();
+        raw.extend(u32::MAX.to_be_bytes()); // payload length
+        raw.extend(0u32.to_be_bytes()); // normalizing offset
+        raw.extend(2u32.to_be_bytes()); // significant digits
+        raw.extend(1u64.to_be_bytes());
+        raw.extend(3_600_000_000u64.to_be_bytes());
+        raw.extend(1f64.to_be_bytes());
+        let mut a = Aggregate::new();
+        let e = a.import(&BASE64.encode(&raw)).unwrap_err();
+        assert!(
+            e.message.contains("payload length exceeds"),
+            "{}",
+            e.message
+        );
+        // The same inside a compressed envelope, and a zlib bomb.
+        let deflate = |plain: &[u8]| {
+            use std::io::Write as _;
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            z.write_all(plain).unwrap();
+            let z = z.finish().unwrap();
+            let mut out = V2_COMPRESSED_COOKIE.to_be_bytes().to_vec();
+            out.extend((z.len() as u32).to_be_bytes());
+            out.extend(z);
+            BASE64.encode(out)
+        };
+        assert!(a.import(&deflate(&raw)).is_err());
+        let mut bomb = raw.clone();
+        bomb[4..8].copy_from_slice(&(17u32 << 20).to_be_bytes());
+        bomb.resize(40 + (17 << 20), 0);
+        let e = a.import(&deflate(&bomb)).unwrap_err();
+        assert!(e.message.contains("inflates past"), "{}", e.message);
+        assert_eq!(a.percentiles().count, 0, "nothing was merged");
+        // A real export still imports.
+        let mut b = Aggregate::new();
+        let mut w = Aggregate::new();
+        let mut h = Histogram::<u64>::new_with_bounds(MIN_US, MAX_US, 3).unwrap();
+        for v in [10u64, 200, 3_000] {
+            h.record(v).unwrap();
+        }
+        w.add_histogram(&h);
+        let mut out = String::new();
+        w.export(&mut out).unwrap();
+        assert_eq!(b.import(&out).unwrap(), 3);
     }
 
     #[test]
