@@ -1540,8 +1540,8 @@ mod tests {
     #[test]
     fn imports_refuse_headers_that_claim_more_than_the_input_holds() {
         // A 40-byte V2 histogram whose header claims a 4 GiB payload: the
-        // decoder would allocate it before reading (issue 19, found by the fuzzer's
-        // malloc limit); refused, nothing merged.
+        // decoder would allocate it before reading (issue 19: found while writing the
+        // fuzz target); refused, nothing merged.
         let mut raw = V2_COOKIE.to_be_bytes().to_vec();
         raw.extend(u32::MAX.to_be_bytes()); // payload length
         raw.extend(0u32.to_be_bytes()); // normalizing offset
