@@ -967,6 +967,22 @@ impl Aggregate {
             .deserializer
             .deserialize(&mut plain.as_ref())
             .map_err(|e| CoreError::range("histogram", WHAT, format!("undecodable bytes ({e})")))?;
+        // V2 stores each count as an i64: past i64::MAX samples in all, a
+        // bucket of the merge (values above an hour share one) could hold a
+        // count the aggregate can no longer export (found by `npm run fuzz`).
+        let total = h
+            .iter_recorded()
+            .try_fold(0u64, |t, v| t.checked_add(v.count_at_value()));
+        let room = (i64::MAX as u64).saturating_sub(self.hist.len());
+        if total.is_none_or(|t| t > room) {
+            return Err(CoreError::range(
+                "histogram",
+                &format!(
+                    "{WHAT} whose samples, with those already merged, number at most 2^63 - 1"
+                ),
+                "more",
+            ));
+        }
         self.add_histogram(&h);
         Ok(h.len())
     }
@@ -1585,6 +1601,32 @@ mod tests {
         let mut out = String::new();
         w.export(&mut out).unwrap();
         assert_eq!(b.import(&out).unwrap(), 3);
+    }
+
+    #[test]
+    fn imports_never_hold_more_samples_than_an_export_can_count() {
+        use hdrhistogram::serialization::V2Serializer;
+        let encode = |h: &Histogram<u64>| {
+            let mut b = Vec::new();
+            V2Serializer::new().serialize(h, &mut b).unwrap();
+            BASE64.encode(b)
+        };
+        // Two values above an hour with more than half of i64::MAX each:
+        // clamped into one bucket, their sum is past what V2 can count.
+        let half = (i64::MAX as u64) / 2 + 1;
+        let mut h = Histogram::<u64>::new_with_bounds(1, 1_000_000_000_000, 2).unwrap();
+        h.record_n(5_000_000_000, half).unwrap();
+        h.record_n(9_000_000_000, half).unwrap();
+        let mut a = Aggregate::new();
+        let e = a.import(&encode(&h)).unwrap_err();
+        assert!(e.message.contains("at most 2^63 - 1"), "{}", e.message);
+        // The same across two imports: the second is refused.
+        let mut one = Histogram::<u64>::new_with_bounds(1, MAX_US, 2).unwrap();
+        one.record_n(1_000, half).unwrap();
+        assert_eq!(a.import(&encode(&one)).unwrap(), half);
+        assert!(a.import(&encode(&one)).is_err());
+        let mut out = String::new();
+        a.export(&mut out).expect("what was merged still exports");
     }
 
     #[test]
