@@ -20,6 +20,7 @@
  * binding, checked against index.d.ts: only numbers, strings, booleans and
  * typed arrays, which run no user code when read).
  */
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -292,7 +293,7 @@ const PUBLIC_CASES = {
     setup: (m) => ({ ops: m.configureOps({ stateFile: false, logger: null }) }),
     call: (m, c, dress) => m.registerDeadLetterQueue('dlq', dress({ depth: () => 3, drain: () => ({ processed: 0, failed: 0 }) })),
     reenter: (m, c) => { c.ops.status(); },
-    check: () => {},
+    check: async (m, c) => assert.ok((await c.ops.deadLetterQueues()).some((q) => q.name === 'dlq')),
     after: async (m, c) => { await c.ops.deadLetterQueues(); c.ops.close(); },
   },
   configureTrafficShaping: {
@@ -389,6 +390,13 @@ const PUBLIC_CASES = {
     check: (m, c, r) => r.add(2),
     after: (m, c) => { c.w.gauge('after').set(1); c.w.report(); c.w.close(); },
   },
+  createAccess: {
+    setup: () => ({ token: crypto.randomBytes(32).toString('hex') }),
+    call: (m, c, dress) => m.createAccess(dress({ token: c.token, maxTokenFailures: 5 })),
+    reenter: (m) => { m.createAccess({ token: crypto.randomBytes(32).toString('hex') }); },
+    check: (m, c, a) => assert.ok(a && typeof a === 'object'),
+    after: (m) => assert.throws(() => m.createAccess({ token: 'short' }), RangeError),
+  },
   TrafficShaping: {
     setup: (m) => ({ t: new m.TrafficShaping(), k: 0 }),
     call: (m, c, dress) => c.t.startRollout(`outer-${++c.k}`, dress({ percentage: 20 })),
@@ -405,7 +413,9 @@ const PUBLIC_CASES = {
 const PUBLIC_NO_OPTIONS = {
   'error classes (a message and primitives)': ['CircuitOpenError', 'CircuitTimeoutError', 'GraphFileError', 'StartupDAGError', 'DatabaseNotConfiguredError', 'MigrationError', 'MigrationChecksumError', 'MigrationLockTimeoutError'],
   'no arguments, or numbers and strings only': ['CircuitBreakerRegistry', 'recordRequest', 'seriesIdFor', 'getEndpointMetrics', 'getAllEndpointMetrics', 'getLatencyPercentiles', 'getRefusedRequests', 'resetMetrics', 'getPrometheusMetrics', 'exportLatencyHistogram', 'getMetricsDiagnostics', 'getLogger', 'alwaysHealthy', 'checkDatabaseHealth', 'assertDatabaseHealthy', 'checkDatabaseGate', 'assertDatabaseGate', 'healthGatesReport', 'startupDagReport', 'isDatabaseConfigured', 'getDatabase', '_databaseInternals', 'databaseGate', 'checkDatabase', 'migrationChecksum', 'getRegisteredMigrations', 'clearMigrations', 'rollbackLastMigration', 'initializeAllQueues', 'ensureQueue', 'canInitializeQueues', 'peekOps', 'isSafeMode', 'isAgentQuarantined', 'localActor', 'tokenMatches', 'checkToken', 'compilePattern', 'compileUrlTest', 'isPackageRequest', 'circuitBreakersReport', 'opsReport', 'shouldRouteToNewVersion', 'recordRequestMetrics', 'getRolloutStatus', 'getRolloutsReport', 'cohortHeaderOf', 'recordDeadLetter', 'getWatchdogsReport', 'getRedisBackend', 'reasonOf', 'registerQueueDepth', 'resolveServiceModule', 'OpsControls', 'Gauge', 'LatencyTracker', 'RateCounter', 'executeDirect', 'executeWithCircuitBreaker', 'classifyDatabaseError', 'isRetryableDatabaseError', 'checkDAGGate', 'assertDAGReady'],
-  'Express handlers and routers: req/res are read in JS only, no native table is borrowed meanwhile': ['prometheusHandler', 'goldenSignalsHandler', 'metricsMiddleware', 'beginRequest', 'endRequest', 'finishRequest', 'createMetricsRouter', 'liveHandler', 'readyHandler', 'healthGatesHandler', 'startupDagHandler', 'createHealthRouter', 'createGracefulShutdown', 'reliabilityMiddleware', 'createOpsGate', 'createOpsRouter', 'reliabilityStack', 'createObservabilityRouter', 'observabilityRouter', 'addObservabilityPart', 'trafficShapingMiddleware', 'rolloutsHandler', 'rolloutController', 'pickCohort', 'withTrafficShaping', 'watchdogsHandler', 'createDashboardRouter', 'dashboardRouter', 'configureReadAccess', 'createAccess'],
+  // Only the binding can abort on re-entrancy (a getter run inside a native call while it holds
+  // a borrow); these read their arguments in JS and hand the binding numbers and strings at most.
+  'Express handlers, routers and their options: read in JS, never handed to the binding': ['prometheusHandler', 'goldenSignalsHandler', 'metricsMiddleware', 'beginRequest', 'endRequest', 'finishRequest', 'createMetricsRouter', 'liveHandler', 'readyHandler', 'healthGatesHandler', 'startupDagHandler', 'createHealthRouter', 'createGracefulShutdown', 'reliabilityMiddleware', 'createOpsGate', 'createOpsRouter', 'reliabilityStack', 'createObservabilityRouter', 'observabilityRouter', 'addObservabilityPart', 'trafficShapingMiddleware', 'rolloutsHandler', 'rolloutController', 'pickCohort', 'withTrafficShaping', 'watchdogsHandler', 'createDashboardRouter', 'dashboardRouter', 'configureReadAccess'],
   'need a database, Redis or files (their options are read in JS; the calls they make are covered above)': ['configureDatabase', 'setDatabase', 'registerMigration', 'runMigrations', 'rollbackMigration', 'getMigrationStatus', 'loadServicesFromGraph', 'initializeHealthGates', 'initializeReliabilitySystem', 'initializeReliabilitySystemFromEnv', 'RedisBackend', 'createRedisBackend'],
 };
 
