@@ -1035,7 +1035,34 @@ fn checked_v2(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, &'static str> 
     if plain.len() < 4 + V2_HEADER || payload > plain.len() - 4 - V2_HEADER {
         return Err("a header whose payload length exceeds the input");
     }
+    // The payload is zig-zag varints: a count, or minus a run of zeros. The
+    // decoder negates the run, which overflows for -2^63 (a panic where
+    // overflow checks are on: found by `npm run fuzz`).
+    let mut rest = &plain[4 + V2_HEADER..4 + V2_HEADER + payload];
+    while let Some(v) = varint(&mut rest) {
+        if v == u64::MAX {
+            return Err("a run of 2^63 zeros");
+        }
+    }
     Ok(plain)
+}
+
+/// The next varint of an HDR V2 payload (LEB128, the ninth byte all 8
+/// bits, as the decoder reads it), or None at the end.
+fn varint(rest: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for k in 0..9 {
+        let (&b, tail) = rest.split_first()?;
+        *rest = tail;
+        if k == 8 {
+            return Some(v | u64::from(b) << 56);
+        }
+        v |= u64::from(b & 0x7f) << (7 * k);
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -1589,6 +1616,12 @@ mod tests {
         bomb.resize(40 + (17 << 20), 0);
         let e = a.import(&deflate(&bomb)).unwrap_err();
         assert!(e.message.contains("inflates past"), "{}", e.message);
+        // A run of 2^63 zeros (zig-zag of u64::MAX): the decoder's negation overflows.
+        let mut zeros = raw.clone();
+        zeros[4..8].copy_from_slice(&9u32.to_be_bytes());
+        zeros.extend([0xff; 9]);
+        let e = a.import(&BASE64.encode(&zeros)).unwrap_err();
+        assert!(e.message.contains("2^63 zeros"), "{}", e.message);
         assert_eq!(a.percentiles().count, 0, "nothing was merged");
         // A real export still imports.
         let mut b = Aggregate::new();
