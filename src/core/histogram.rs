@@ -757,10 +757,28 @@ impl Aggregate {
         BASE64
             .decode_vec(encoded, &mut self.bytes)
             .map_err(|e| CoreError::range("histogram", WHAT, format!("invalid base64 ({e})")))?;
+        let plain = checked_v2(&self.bytes)
+            .map_err(|why| CoreError::range("histogram", WHAT, why.to_string()))?;
         let h: Histogram<u64> = self
             .deserializer
-            .deserialize(&mut self.bytes.as_slice())
+            .deserialize(&mut plain.as_ref())
             .map_err(|e| CoreError::range("histogram", WHAT, format!("undecodable bytes ({e})")))?;
+        // V2 stores each count as an i64: past i64::MAX samples in all, a
+        // bucket of the merge (values above an hour share one) could hold a
+        // count the aggregate can no longer export (found by `npm run fuzz`).
+        let total = h
+            .iter_recorded()
+            .try_fold(0u64, |t, v| t.checked_add(v.count_at_value()));
+        let room = (i64::MAX as u64).saturating_sub(self.acc.count());
+        if total.is_none_or(|t| t > room) {
+            return Err(CoreError::range(
+                "histogram",
+                &format!(
+                    "{WHAT} whose samples, with those already merged, number at most 2^63 - 1"
+                ),
+                "more",
+            ));
+        }
         for v in h.iter_recorded() {
             let count = v.count_at_value();
             let value = h.lowest_equivalent(v.value_iterated_to()).max(MIN_US);
@@ -771,6 +789,83 @@ impl Aggregate {
         }
         Ok(h.len())
     }
+}
+
+// As the hdrhistogram crate and the Java original spell them (base | 0x10).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+/// Bytes of a V2 header after the cookie: payload length, normalizing
+/// offset, significant digits, lowest, highest, int-to-double ratio.
+const V2_HEADER: usize = 4 + 4 + 4 + 8 + 8 + 8;
+/// Most bytes a compressed import may inflate to (a full 1 µs .. 1 h
+/// histogram is well under 1 MiB uncompressed).
+pub const MAX_INFLATED: usize = 16 << 20;
+
+fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// The uncompressed V2 form of `bytes` (cookie included), once its header is
+/// known to describe no more than the bytes that are really there. The
+/// hdrhistogram decoder trusts the header's payload length and allocates it
+/// before reading (4 GiB for a 40-byte input), and a compressed payload may
+/// inflate without bound; both are refused here, before anything is allocated.
+fn checked_v2(bytes: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, &'static str> {
+    use std::io::Read as _;
+    let plain: std::borrow::Cow<'_, [u8]> = match be_u32(bytes, 0) {
+        Some(V2_COOKIE) => bytes.into(),
+        Some(V2_COMPRESSED_COOKIE) => {
+            let len = be_u32(bytes, 4).ok_or("a truncated header")? as usize;
+            let deflated = bytes
+                .get(8..8usize.saturating_add(len))
+                .ok_or("a compressed payload longer than the input")?;
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(deflated)
+                .take(MAX_INFLATED as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|_| "an undecodable compressed payload")?;
+            if out.len() > MAX_INFLATED {
+                return Err("a compressed payload that inflates past 16 MiB");
+            }
+            out.into()
+        }
+        _ => return Err("no V2 cookie"),
+    };
+    if be_u32(&plain, 0) != Some(V2_COOKIE) {
+        return Err("no V2 cookie inside the compressed payload");
+    }
+    let payload = be_u32(&plain, 4).ok_or("a truncated header")? as usize;
+    if plain.len() < 4 + V2_HEADER || payload > plain.len() - 4 - V2_HEADER {
+        return Err("a header whose payload length exceeds the input");
+    }
+    // The payload is zig-zag varints: a count, or minus a run of zeros. The
+    // decoder negates the run, which overflows for -2^63 (a panic where
+    // overflow checks are on: found by `npm run fuzz`).
+    let mut rest = &plain[4 + V2_HEADER..4 + V2_HEADER + payload];
+    while let Some(v) = varint(&mut rest) {
+        if v == u64::MAX {
+            return Err("a run of 2^63 zeros");
+        }
+    }
+    Ok(plain)
+}
+
+/// The next varint of an HDR V2 payload (LEB128, the ninth byte all 8
+/// bits, as the decoder reads it), or None at the end.
+fn varint(rest: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for k in 0..9 {
+        let (&b, tail) = rest.split_first()?;
+        *rest = tail;
+        if k == 8 {
+            return Some(v | u64::from(b) << 56);
+        }
+        v |= u64::from(b & 0x7f) << (7 * k);
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -1199,6 +1294,88 @@ mod tests {
         assert_eq!(buckets(&merged), buckets(&direct));
         assert_eq!(merged.percentiles().p99_us, direct.percentiles().p99_us);
         assert_eq!(merged.percentiles().count, 4_000);
+    }
+
+    #[test]
+    fn imports_refuse_headers_that_claim_more_than_the_input_holds() {
+        // A 40-byte V2 histogram whose header claims a 4 GiB payload: the
+        // decoder would allocate it before reading (issue 19: found while writing the
+        // fuzz target); refused, nothing merged.
+        let mut raw = V2_COOKIE.to_be_bytes().to_vec();
+        raw.extend(u32::MAX.to_be_bytes()); // payload length
+        raw.extend(0u32.to_be_bytes()); // normalizing offset
+        raw.extend(2u32.to_be_bytes()); // significant digits
+        raw.extend(1u64.to_be_bytes());
+        raw.extend(3_600_000_000u64.to_be_bytes());
+        raw.extend(1f64.to_be_bytes());
+        let mut a = Aggregate::new();
+        let e = a.import(&BASE64.encode(&raw)).unwrap_err();
+        assert!(
+            e.message.contains("payload length exceeds"),
+            "{}",
+            e.message
+        );
+        // The same inside a compressed envelope, and a zlib bomb.
+        let deflate = |plain: &[u8]| {
+            use std::io::Write as _;
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            z.write_all(plain).unwrap();
+            let z = z.finish().unwrap();
+            let mut out = V2_COMPRESSED_COOKIE.to_be_bytes().to_vec();
+            out.extend((z.len() as u32).to_be_bytes());
+            out.extend(z);
+            BASE64.encode(out)
+        };
+        assert!(a.import(&deflate(&raw)).is_err());
+        let mut bomb = raw.clone();
+        bomb[4..8].copy_from_slice(&(17u32 << 20).to_be_bytes());
+        bomb.resize(40 + (17 << 20), 0);
+        let e = a.import(&deflate(&bomb)).unwrap_err();
+        assert!(e.message.contains("inflates past"), "{}", e.message);
+        // A run of 2^63 zeros (zig-zag of u64::MAX): the decoder's negation overflows.
+        let mut zeros = raw.clone();
+        zeros[4..8].copy_from_slice(&9u32.to_be_bytes());
+        zeros.extend([0xff; 9]);
+        let e = a.import(&BASE64.encode(&zeros)).unwrap_err();
+        assert!(e.message.contains("2^63 zeros"), "{}", e.message);
+        assert_eq!(a.percentiles().count, 0, "nothing was merged");
+        // A real export still imports.
+        let mut b = Aggregate::new();
+        let mut w = Aggregate::new();
+        let mut h = Histogram::<u64>::new_with_bounds(MIN_US, MAX_US, 3).unwrap();
+        for v in [10u64, 200, 3_000] {
+            h.record(v).unwrap();
+        }
+        w.add_histogram(&h);
+        let mut out = String::new();
+        w.export(&mut out).unwrap();
+        assert_eq!(b.import(&out).unwrap(), 3);
+    }
+
+    #[test]
+    fn imports_never_hold_more_samples_than_an_export_can_count() {
+        use hdrhistogram::serialization::V2Serializer;
+        let encode = |h: &Histogram<u64>| {
+            let mut b = Vec::new();
+            V2Serializer::new().serialize(h, &mut b).unwrap();
+            BASE64.encode(b)
+        };
+        // Two values above an hour with more than half of i64::MAX each:
+        // clamped into one bucket, their sum is past what V2 can count.
+        let half = (i64::MAX as u64) / 2 + 1;
+        let mut h = Histogram::<u64>::new_with_bounds(1, 1_000_000_000_000, 2).unwrap();
+        h.record_n(5_000_000_000, half).unwrap();
+        h.record_n(9_000_000_000, half).unwrap();
+        let mut a = Aggregate::new();
+        let e = a.import(&encode(&h)).unwrap_err();
+        assert!(e.message.contains("at most 2^63 - 1"), "{}", e.message);
+        // The same across two imports: the second is refused.
+        let mut one = Histogram::<u64>::new_with_bounds(1, MAX_US, 2).unwrap();
+        one.record_n(1_000, half).unwrap();
+        assert_eq!(a.import(&encode(&one)).unwrap(), half);
+        assert!(a.import(&encode(&one)).is_err());
+        let mut out = String::new();
+        a.export(&mut out).expect("what was merged still exports");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod dlq;
 pub mod error;
 pub mod exphist;
 pub mod exposition;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod gate;
 pub mod graph_file;
 pub mod hash;
