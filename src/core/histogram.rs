@@ -1341,15 +1341,15 @@ mod tests {
         assert_eq!(a.percentiles().count, 0, "nothing was merged");
         // A real export still imports.
         let mut b = Aggregate::new();
-        let mut w = Aggregate::new();
         let mut h = Histogram::<u64>::new_with_bounds(MIN_US, MAX_US, 3).unwrap();
         for v in [10u64, 200, 3_000] {
             h.record(v).unwrap();
         }
-        w.add_histogram(&h);
-        let mut out = String::new();
-        w.export(&mut out).unwrap();
-        assert_eq!(b.import(&out).unwrap(), 3);
+        let mut v2 = Vec::new();
+        hdrhistogram::serialization::V2Serializer::new()
+            .serialize(&h, &mut v2)
+            .unwrap();
+        assert_eq!(b.import(&BASE64.encode(v2)).unwrap(), 3);
     }
 
     #[test]
