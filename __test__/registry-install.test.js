@@ -170,7 +170,19 @@ test('publish the platform package and the main package to the local registry', 
   r = await run('npm', ['pack', '--ignore-scripts', '--pack-destination', scratch], { cwd: ROOT, timeout: 120_000, env: publishEnv() });
   assert.equal(r.code, 0, describe(r));
   const tarball = path.join(scratch, r.stdout.trim().split('\n').pop());
-  r = await run('npm', ['publish', tarball, '--registry', registry, '--access', 'public', '--ignore-scripts'], { cwd: scratch, timeout: 60_000, env: publishEnv() });
+  // What `napi prepublish` (the package's prepublishOnly) does to the manifest:
+  // one optional dependency per napi target, at the main version. The repo's
+  // package.json has none, so `npm ci` works before they are on the registry.
+  const { parseTriple } = await import('@napi-rs/cli');
+  const staged = path.join(scratch, 'main');
+  fs.mkdirSync(staged);
+  r = await run('tar', ['-xzf', tarball, '-C', staged], { cwd: scratch, timeout: 30_000 });
+  assert.equal(r.code, 0, describe(r));
+  const manifestPath = path.join(staged, 'package', 'package.json');
+  const manifest = JSON.parse(fs.readFileSync(manifestPath, 'utf8'));
+  manifest.optionalDependencies = Object.fromEntries(PKG.napi.targets.map((t) => [`${PKG.name}-${parseTriple(t).platformArchABI}`, PKG.version]));
+  fs.writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + '\n');
+  r = await run('npm', ['publish', '--registry', registry, '--access', 'public', '--ignore-scripts'], { cwd: path.join(staged, 'package'), timeout: 60_000, env: publishEnv() });
   assert.equal(r.code, 0, describe(r));
 
   const meta = await (await fetch(`${registry}${encodeURIComponent(PKG.name).replace('%40', '@')}`)).json();

@@ -43,7 +43,20 @@ interface PackageJson {
   name: string;
   version: string;
   optionalDependencies?: Record<string, string>;
-  napi?: { binaryName?: string };
+  napi?: { binaryName?: string; targets?: string[] };
+}
+
+/**
+ * napi-rs's platform name for a Rust target triple, for the targets this
+ * package builds: `x86_64-unknown-linux-musl` -> `linux-x64-musl`,
+ * `aarch64-apple-darwin` -> `darwin-arm64`, `x86_64-pc-windows-msvc` -> `win32-x64-msvc`.
+ */
+export function tripleToPlatform(triple: string): string {
+  const [archPart, , sys = '', abi] = triple.split('-');
+  const arch = ({ x86_64: 'x64', aarch64: 'arm64', i686: 'ia32', armv7: 'arm' } as Record<string, string>)[archPart] ?? archPart;
+  if (triple.includes('apple-darwin')) return `darwin-${arch}`;
+  if (sys === 'windows') return `win32-${arch}-${abi ?? 'msvc'}`;
+  return `${sys}-${arch}${abi ? `-${abi.split('.')[0]}` : ''}`;
 }
 
 function ownPackage(): PackageJson {
@@ -71,7 +84,11 @@ export function missingBindingError(cause: unknown, triple: string = platformTri
   const pkg = ownPackage();
   const binaryName = pkg.napi?.binaryName ?? 'reliability-core';
   const platformPackage = `${pkg.name}-${triple}`;
-  const published = Object.prototype.hasOwnProperty.call(pkg.optionalDependencies ?? {}, platformPackage);
+  // A published package lists its platform packages in optionalDependencies
+  // (`napi prepublish` writes them from napi.targets); a checkout has only napi.targets.
+  const published =
+    Object.prototype.hasOwnProperty.call(pkg.optionalDependencies ?? {}, platformPackage) ||
+    (pkg.napi?.targets ?? []).some((t) => tripleToPlatform(t) === triple);
   const file = `${binaryName}.${triple}.node`;
   const lines = [
     `${pkg.name}@${pkg.version}: no native binary loads on ${triple} (Node ${process.versions.node}).`,

@@ -10,8 +10,9 @@
 # glibc 2.17 symbol set (`.2.17` suffix), which the host toolchain cannot. The
 # binaries are stripped (`--strip`). Release builds are reused: each target
 # keeps its own directory under target/, so a second run with unchanged
-# sources is a cargo no-op per target (seconds). `BUILD_ALL_TARGETS="a b"`
-# limits the run to some of the targets.
+# sources skips every target whose binary is newer than the Rust sources
+# (seconds). `BUILD_ALL_TARGETS="a b"` limits the run to some of the targets;
+# `BUILD_ALL_FORCE=1` rebuilds even when up to date.
 #
 # A target whose tools are missing (no cargo-zigbuild, no zig, `rustup target
 # add` could not download) is skipped with a message, not failed:
@@ -49,6 +50,17 @@ for t in $TARGETS; do
       continue
       ;;
   esac
+  # Up to date: the platform package's binary is newer than every input of
+  # the Rust build, so the (cross-)compile is skipped. napi re-runs the crate's
+  # compile and the LTO link on every build even when nothing changed
+  # (~2 min a target here), so this check is what makes a second run fast.
+  platform=$(node -e "import('@napi-rs/cli').then((m) => console.log(m.parseTriple(process.argv[1]).platformArchABI))" "$base")
+  artefact="npm/$platform/reliability-core.$platform.node"
+  if [ -z "${BUILD_ALL_FORCE:-}" ] && [ -f "$artefact" ] &&
+    [ -z "$(find src build.rs Cargo.toml Cargo.lock -newer "$artefact" 2>/dev/null | head -n 1)" ]; then
+    say "$t up to date ($artefact newer than src/, Cargo.*, build.rs; BUILD_ALL_FORCE=1 rebuilds)"
+    continue
+  fi
   start=$(date +%s)
   # --no-js: the root index.js is the loader `npm run build` generates; the
   # declarations go to the artefact directory, not over the root's.
