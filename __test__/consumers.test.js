@@ -217,6 +217,19 @@ test('npm pack (once), and the consumer projects install from the tarball and th
     for (const f of INDEX_FOLDERS.has(sub) ? ['index.js', 'index.d.ts'] : ['package.json']) assert.ok(packed.includes(`${sub}/${f}`), `${sub}/${f} packed`);
   }
   assert.ok(!packed.includes('dist/dashboard/package.json'), 'the dashboard assets hold no package.json');
+  // The main tarball carries no binary (it comes from the platform package,
+  // an optional dependency that is not on the registry for this version):
+  // these consumers get the local build at the package root, where napi's
+  // loader looks first (__test__/registry-install.test.js covers the
+  // platform package itself).
+  const staged = path.join(packDir, 'staged');
+  fs.mkdirSync(staged);
+  let x = await run('tar', ['-xzf', tarball, '-C', staged], { cwd: packDir, timeout: 30_000 });
+  assert.equal(x.code, 0, describe(x));
+  for (const f of fs.readdirSync(ROOT).filter((n) => n.endsWith('.node'))) fs.copyFileSync(path.join(ROOT, f), path.join(staged, 'package', f));
+  tarball = path.join(packDir, `with-binary-${info.filename}`);
+  x = await run('tar', ['-czf', tarball, '-C', staged, 'package'], { cwd: packDir, timeout: 30_000 });
+  assert.equal(x.code, 0, describe(x));
 
   const dev = PKG.devDependencies;
   write(path.join(dirs.base, 'package.json'), {

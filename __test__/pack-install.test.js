@@ -22,7 +22,19 @@ const nodeFiles = () => fs.readdirSync(ROOT).filter((f) => f.endsWith('.node'));
 
 let scratch;
 let tarball;
+let platformTarball;
 let packed;
+
+/** napi-rs's name for this machine's platform package suffix (linux-x64-gnu, darwin-arm64, ...). */
+function hostTriple() {
+  if (process.platform === 'linux') {
+    let musl = false;
+    try { musl = fs.readFileSync('/usr/bin/ldd', 'utf8').includes('musl'); } catch { /* glibc */ }
+    return `linux-${process.arch}-${musl ? 'musl' : 'gnu'}`;
+  }
+  return process.platform === 'win32' ? `win32-${process.arch}-msvc` : `${process.platform}-${process.arch}`;
+}
+const PLATFORM_PKG = `${PKG.name}-${hostTriple()}`;
 
 /**
  * The environment for child npm/node processes. Under `npm test` npm exports
@@ -87,7 +99,7 @@ test('build outputs exist (so the pack below need not rebuild them)', () => {
   assert.ok(nodeFiles().length > 0, 'a native .node file exists at the repo root (run npm run build first)');
 });
 
-test('npm pack produces a tarball with dist/, the loader and the .node file, without sources', { timeout: 330_000 }, async () => {
+test('npm pack produces a tarball with dist/ and the loader, without sources or a binary; the platform package carries the binary', { timeout: 330_000 }, async () => {
   const dest = path.join(scratch, 'pack');
   fs.mkdirSync(dest);
   // With the build outputs present, scripts are ignored: `prepack` would only
@@ -112,7 +124,7 @@ test('npm pack produces a tarball with dist/, the loader and the .node file, wit
   assert.equal(t.code, 0, describe(t));
   const inTar = t.stdout.split('\n').filter(Boolean).map((p) => p.replace(/^package\//, ''));
   for (const files of [listed, inTar]) {
-    for (const f of ['package.json', 'dist/circuit-breaker.js', 'dist/circuit-breaker.d.ts', 'dist/metrics.js', 'dist/metrics.d.ts', 'dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'index.js', 'index.d.ts', ...nodeFiles()]) {
+    for (const f of ['package.json', 'dist/circuit-breaker.js', 'dist/circuit-breaker.d.ts', 'dist/metrics.js', 'dist/metrics.d.ts', 'dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'index.js', 'index.d.ts']) {
       assert.ok(files.includes(f), `${f} in the tarball (has: ${files.join(', ')})`);
     }
     for (const f of files) {
@@ -120,8 +132,22 @@ test('npm pack produces a tarball with dist/, the loader and the .node file, wit
       assert.ok(!/^(Cargo\.(toml|lock)|build\.rs|tsconfig\.json)$/.test(f), `${f} must not be packed`);
     }
   }
-  assert.ok(inTar.some((f) => /^[^/]+\.node$/.test(f)), 'a native addon at the package root');
+  // The binary comes from the platform package (an optional dependency), not the main tarball.
+  assert.deepEqual(inTar.filter((f) => f.endsWith('.node')), [], 'no native addon in the main tarball');
+  assert.equal(JSON.parse(fs.readFileSync(path.join(ROOT, 'npm', hostTriple(), 'package.json'), 'utf8')).version, PKG.version, `${PLATFORM_PKG} at the main version`);
   packed = inTar;
+
+  // This machine's platform package, as `napi prepublish` publishes it: npm/<triple>/ plus the binary built here.
+  const dir = path.join(scratch, 'platform-pkg');
+  fs.cpSync(path.join(ROOT, 'npm', hostTriple()), dir, { recursive: true });
+  const binary = `reliability-core.${hostTriple()}.node`;
+  fs.copyFileSync(path.join(ROOT, binary), path.join(dir, binary));
+  const p = await run('npm', ['pack', '--json', '--pack-destination', dest], { cwd: dir, timeout: 60_000 });
+  assert.equal(p.code, 0, describe(p));
+  const [pinfo] = parsePackJson(p.stdout);
+  assert.equal(pinfo.name, PLATFORM_PKG);
+  assert.ok(pinfo.files.some((f) => f.path === binary), `${binary} in the platform tarball`);
+  platformTarball = path.join(dest, pinfo.filename);
 });
 
 test('the tarball installs into a fresh project and works from CommonJS and ESM', { timeout: 240_000 }, async (t) => {
@@ -133,7 +159,7 @@ test('the tarball installs into a fresh project and works from CommonJS and ESM'
     JSON.stringify({ name: 'rc-consumer', version: '1.0.0', private: true, license: 'MIT' }, null, 2) + '\n',
   );
 
-  const installArgs = ['install', tarball, 'express@5', '--no-audit', '--no-fund', '--prefix', app];
+  const installArgs = ['install', platformTarball, tarball, 'express@5', '--no-audit', '--no-fund', '--prefix', app];
   let r = await run('npm', [...installArgs, '--offline'], { cwd: app, timeout: 100_000 });
   if (r.code !== 0) {
     t.diagnostic(`offline install failed, retrying online:\n${describe(r)}`);
@@ -143,7 +169,9 @@ test('the tarball installs into a fresh project and works from CommonJS and ESM'
 
   const installed = fs.realpathSync(path.join(app, 'node_modules', ...PKG.name.split('/')));
   assert.ok(fs.existsSync(path.join(installed, 'dist', 'circuit-breaker.js')));
-  for (const f of nodeFiles()) assert.ok(fs.existsSync(path.join(installed, f)), `${f} installed`);
+  const platformDir = path.join(app, 'node_modules', ...PLATFORM_PKG.split('/'));
+  assert.ok(fs.existsSync(path.join(platformDir, `reliability-core.${hostTriple()}.node`)), `${PLATFORM_PKG} installed with its binary`);
+  assert.deepEqual(fs.readdirSync(installed).filter((f) => f.endsWith('.node')), [], 'the main package has no binary of its own');
   assert.equal(JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8')).version, PKG.version);
   const consumerPkg = JSON.parse(fs.readFileSync(path.join(app, 'package.json'), 'utf8'));
   assert.ok(consumerPkg.dependencies?.[PKG.name], 'the dependency was saved in the consumer, not elsewhere');

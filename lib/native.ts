@@ -17,8 +17,11 @@
  *   const s: Binding.CbSnapshot = native.cbSnapshot(id);
  */
 import type * as Binding from '../index';
+import { loadBinding } from './load-binding';
 
 export type { Binding };
 
+// A platform with no binary gets an error naming the platform package and the
+// build-from-source command (lib/load-binding.ts), not napi's generic one.
 // eslint-disable-next-line @typescript-eslint/no-var-requires
-export const native: typeof Binding = require('../index.js');
+export const native: typeof Binding = loadBinding(() => require('../index.js'));
