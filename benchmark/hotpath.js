@@ -80,7 +80,7 @@ const freshKeys = () => {
   return ks;
 };
 
-const publish = async (topic, payload) => true;
+const publish = async (_topic, _payload) => true;
 const tracked = W.protectPublish(publish, { breaker: 'hot-bus' });
 const payload = { agentId: 'a' };
 
