@@ -27,6 +27,7 @@ mod napi_util;
 mod ops_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod quorum_napi;
+#[cfg_attr(test, allow(dead_code))]
 mod reset_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod rollout_napi;
