@@ -61,9 +61,11 @@ test('the CloudFormation template passes cfn-lint and wires App Runner, Secrets 
   const unwrap = (x) => (x['Fn::If'] ? x['Fn::If'][1] : x);
   const secrets = image.RuntimeEnvironmentSecrets.map(unwrap);
   // The package's variables from the manifest that a running service reads
-  // (RELIABILITY_OPS_URL is the CLI's; graph conditionals are the app's own).
+  // (RELIABILITY_OPS_URL is the CLI's; the test-mode switches are for test
+  // runners, never a deployed service; graph conditionals are the app's own).
   const manifest = fs.readFileSync(path.join(ROOT, 'docs', 'ENVIRONMENT_MANIFEST.md'), 'utf8').split('## The demo server')[0];
-  const vars = [...manifest.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]).filter((v) => v !== 'RELIABILITY_OPS_URL');
+  const notForService = new Set(['RELIABILITY_OPS_URL', 'RELIABILITY_TEST_MODE', 'RELIABILITY_AUTO_RESET']);
+  const vars = [...manifest.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]).filter((v) => !notForService.has(v));
   assert.ok(vars.length >= 7, `manifest lists ${vars}`);
   for (const v of vars) assert.ok(plain.includes(v) || secrets.some((s) => s.Name === v), `${v} is passed to the service`);
 

@@ -198,7 +198,23 @@ const NATIVE_CASES = {
     check: (n, c) => assert.ok(JSON.stringify(n.opsStatus(c.h, 0)).includes('second'), 'the rollback is recorded'),
     after: (n, c) => { n.opsSetSafeMode(c.h, true, 'r', 'a', 's', 1); assert.ok(n.opsToJson(c.h, 1).includes('safeMode')); },
   },
+  exScrape: {
+    // The strings array is converted before the scrape borrows any registry.
+    call: (n, c, dress) => n.exScrape('application/openmetrics-text', 0, null, dress(['a', 'b']), '', 0),
+    reenter: (n) => { n.sgErrorRate(1, 1, 4); n.exScrape('', 0, null, null, '', 0); },
+    check: (n, c, r) => assert.ok(typeof r.body === 'string' && r.contentType.startsWith('application/openmetrics-text'), 'an OpenMetrics body'),
+    after: (n) => assert.equal(typeof n.exScrape('', 0, null, null, '', 0).body, 'string'),
+  },
+  exFamiliesJson: {
+    call: (n, c, dress) => n.exFamiliesJson(0, null, dress(['a']), '', 0),
+    reenter: (n) => { n.exFamiliesJson(0, null, null, '', 0); },
+    check: (n, c, r) => assert.ok(Array.isArray(JSON.parse(r)), 'a JSON array of families'),
+    after: (n) => assert.ok(Array.isArray(JSON.parse(n.exFamiliesJson(0, null, null, '', 0)))),
+  },
 };
+
+/** Exports whose `unknown` parameter is read only when it is a primitive (no coercion). */
+const UNKNOWN_READ_AS_PRIMITIVE = ['QuorumRule'];
 
 /** Binding exports that take no object: only numbers, strings, booleans, typed arrays. */
 const NATIVE_NO_OBJECT = [
@@ -218,6 +234,7 @@ const NATIVE_NO_OBJECT = [
   'tsAction', 'tsBucket', 'tsCreate', 'tsDecide', 'tsDrain', 'tsEvaluate', 'tsId', 'tsList', 'tsRecord',
   'tsRemove', 'tsSetPercentage', 'tsStatus',
   'wdCount', 'wdCreate', 'wdDrain', 'wdOverflowed', 'wdRecord', 'wdReport', 'wdSet',
+  'QuorumRule', 'rcAttach', 'rcResetAll', 'sgErrorRate', 'exProcessLayout', 'backoffDelay', 'tsDecideFn', 'tsClusterBreach',
 ];
 
 // ---- package cases ---------------------------------------------------------------
@@ -412,10 +429,12 @@ const PUBLIC_CASES = {
  */
 const PUBLIC_NO_OPTIONS = {
   'error classes (a message and primitives)': ['CircuitOpenError', 'CircuitTimeoutError', 'GraphFileError', 'StartupDAGError', 'DatabaseNotConfiguredError', 'MigrationError', 'MigrationChecksumError', 'MigrationLockTimeoutError'],
-  'no arguments, or numbers and strings only': ['CircuitBreakerRegistry', 'recordRequest', 'seriesIdFor', 'getEndpointMetrics', 'getAllEndpointMetrics', 'getLatencyPercentiles', 'getRefusedRequests', 'resetMetrics', 'getPrometheusMetrics', 'exportLatencyHistogram', 'getMetricsDiagnostics', 'getLogger', 'alwaysHealthy', 'checkDatabaseHealth', 'assertDatabaseHealthy', 'checkDatabaseGate', 'assertDatabaseGate', 'healthGatesReport', 'startupDagReport', 'isDatabaseConfigured', 'getDatabase', '_databaseInternals', 'databaseGate', 'checkDatabase', 'migrationChecksum', 'getRegisteredMigrations', 'clearMigrations', 'rollbackLastMigration', 'initializeAllQueues', 'ensureQueue', 'canInitializeQueues', 'peekOps', 'isSafeMode', 'isAgentQuarantined', 'localActor', 'tokenMatches', 'checkToken', 'compilePattern', 'compileUrlTest', 'isPackageRequest', 'circuitBreakersReport', 'opsReport', 'shouldRouteToNewVersion', 'recordRequestMetrics', 'getRolloutStatus', 'getRolloutsReport', 'cohortHeaderOf', 'recordDeadLetter', 'getWatchdogsReport', 'getRedisBackend', 'reasonOf', 'registerQueueDepth', 'resolveServiceModule', 'OpsControls', 'Gauge', 'LatencyTracker', 'RateCounter', 'executeDirect', 'executeWithCircuitBreaker', 'classifyDatabaseError', 'isRetryableDatabaseError', 'checkDAGGate', 'assertDAGReady'],
+  'no arguments, or numbers and strings only': ['scrapeMetrics', 'getPrometheusExposition', 'requestsInFlight', 'flushMetrics', 'CircuitBreakerRegistry', 'recordRequest', 'seriesIdFor', 'getEndpointMetrics', 'getAllEndpointMetrics', 'getLatencyPercentiles', 'getRefusedRequests', 'resetMetrics', 'getPrometheusMetrics', 'exportLatencyHistogram', 'getMetricsDiagnostics', 'getLogger', 'alwaysHealthy', 'checkDatabaseHealth', 'assertDatabaseHealthy', 'checkDatabaseGate', 'assertDatabaseGate', 'healthGatesReport', 'startupDagReport', 'isDatabaseConfigured', 'getDatabase', '_databaseInternals', 'databaseGate', 'checkDatabase', 'migrationChecksum', 'getRegisteredMigrations', 'clearMigrations', 'rollbackLastMigration', 'initializeAllQueues', 'ensureQueue', 'canInitializeQueues', 'peekOps', 'isSafeMode', 'isAgentQuarantined', 'localActor', 'tokenMatches', 'checkToken', 'compilePattern', 'compileUrlTest', 'isPackageRequest', 'circuitBreakersReport', 'opsReport', 'shouldRouteToNewVersion', 'recordRequestMetrics', 'getRolloutStatus', 'getRolloutsReport', 'cohortHeaderOf', 'recordDeadLetter', 'getWatchdogsReport', 'getRedisBackend', 'reasonOf', 'registerQueueDepth', 'resolveServiceModule', 'OpsControls', 'Gauge', 'LatencyTracker', 'RateCounter', 'executeDirect', 'executeWithCircuitBreaker', 'classifyDatabaseError', 'isRetryableDatabaseError', 'checkDAGGate', 'assertDAGReady'],
   // Only the binding can abort on re-entrancy (a getter run inside a native call while it holds
   // a borrow); these read their arguments in JS and hand the binding numbers and strings at most.
   'Express handlers, routers and their options: read in JS, never handed to the binding': ['prometheusHandler', 'goldenSignalsHandler', 'metricsMiddleware', 'beginRequest', 'endRequest', 'finishRequest', 'createMetricsRouter', 'liveHandler', 'readyHandler', 'healthGatesHandler', 'startupDagHandler', 'createHealthRouter', 'createGracefulShutdown', 'reliabilityMiddleware', 'createOpsGate', 'createOpsRouter', 'reliabilityStack', 'createObservabilityRouter', 'observabilityRouter', 'addObservabilityPart', 'trafficShapingMiddleware', 'rolloutsHandler', 'rolloutController', 'pickCohort', 'withTrafficShaping', 'watchdogsHandler', 'createDashboardRouter', 'dashboardRouter', 'configureReadAccess'],
+  'wiring between modules: take a function, read in JS': ['setClusterSignalsSource', 'setDatabaseProbe'],
+  'read their options in JS and hand the binding strings and typed arrays (exScrape, exFamiliesJson have cases)': ['configurePrometheus', 'registerWith'],
   'need a database, Redis or files (their options are read in JS; the calls they make are covered above)': ['configureDatabase', 'setDatabase', 'registerMigration', 'runMigrations', 'rollbackMigration', 'getMigrationStatus', 'loadServicesFromGraph', 'initializeHealthGates', 'initializeReliabilitySystem', 'initializeReliabilitySystemFromEnv', 'RedisBackend', 'createRedisBackend'],
 };
 
@@ -507,12 +526,24 @@ if (process.env.REENTRANCY_CASE) {
     const dts = fs.readFileSync(path.join(ROOT, 'index.d.ts'), 'utf8');
     const PRIMITIVE = /^(number|string|boolean|Float64Array|Uint32Array)( \| undefined)?( \| null)?$/;
     for (const e of exports) {
-      const m = dts.match(new RegExp(`export declare function ${e}\\(([^)]*)\\)`));
+      // A class is checked by its constructor's parameters.
+      const m = dts.match(new RegExp(`export declare function ${e}\\(([^)]*)\\)`)) ?? dts.match(new RegExp(`export declare class ${e} \\{[\\s\\S]*?constructor\\(([^)]*)\\)`));
       assert.ok(m, `${e} declared in index.d.ts`);
       const params = m[1].trim() === '' ? [] : m[1].split(', ').map((p) => p.replace(/^\w+\??: /, ''));
-      const takesObject = params.some((t) => !PRIMITIVE.test(t));
+      // QuorumRule's `quorum` is typed unknown but read only when it is a number: an object is
+      // refused without running any of its code (tested below).
+      const takesObject = params.some((t) => !PRIMITIVE.test(t) && !(t === 'unknown' && UNKNOWN_READ_AS_PRIMITIVE.includes(e)));
       assert.equal(takesObject, cased.includes(e), `${e}(${m[1]}): ${takesObject ? 'takes an object, needs a case' : 'takes no object, belongs in NATIVE_NO_OBJECT'}`);
     }
+  });
+
+  test('QuorumRule refuses an object without running its code (valueOf, getters)', () => {
+    const binding = require(path.join(ROOT, 'index.js'));
+    let ran = 0;
+    const hostileQuorum = { valueOf() { ran++; return 2; }, get quorum() { ran++; return 2; } };
+    assert.throws(() => new binding.QuorumRule(hostileQuorum), RangeError);
+    assert.equal(ran, 0);
+    assert.equal(typeof new binding.QuorumRule(2).votesOpen(false), 'boolean');
   });
 
   test('every public function of the package has a re-entrancy case or a reason it needs none', () => {

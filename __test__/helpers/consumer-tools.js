@@ -51,7 +51,7 @@ async function npmInstall(dir, t) {
   return r;
 }
 
-/** `npm pack` of the repo (scripts ignored: the build outputs must exist) into `dir`; returns the tarball's path. */
+/** `npm pack` of the repo (scripts ignored: the build outputs must exist) into `dir`, with the local binary added; returns the tarball's path. */
 async function pack(dir) {
   for (const f of ['dist/index.js', 'dist/testing.js', 'index.js']) {
     if (!fs.existsSync(path.join(ROOT, f))) throw new Error(`${f} is missing: run npm run build first`);
@@ -60,7 +60,23 @@ async function pack(dir) {
   const p = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: ROOT, timeout: 110_000, env: { npm_config_ignore_scripts: 'true' } });
   if (p.code !== 0) throw new Error(`npm pack failed: ${describe(p)}`);
   const [info] = JSON.parse(p.stdout.slice(p.stdout.search(/^\[/m)));
-  return path.join(dir, info.filename);
+  const tarball = path.join(dir, info.filename);
+  // The main tarball carries no binary (it comes from the platform package,
+  // an optional dependency not on the registry for this version): the
+  // consumers get the local build at the package root, where napi's loader
+  // looks first (registry-install.test.js covers the platform package).
+  const staged = path.join(dir, 'staged');
+  fs.rmSync(staged, { recursive: true, force: true });
+  fs.mkdirSync(staged);
+  let x = await run('tar', ['-xzf', tarball, '-C', staged], { cwd: dir, timeout: 30_000 });
+  if (x.code !== 0) throw new Error(`untar failed: ${describe(x)}`);
+  const binaries = fs.readdirSync(ROOT).filter((n) => n.endsWith('.node'));
+  if (binaries.length === 0) throw new Error('no native .node file at the repo root: run npm run build first');
+  for (const f of binaries) fs.copyFileSync(path.join(ROOT, f), path.join(staged, 'package', f));
+  const withBinary = path.join(dir, `with-binary-${info.filename}`);
+  x = await run('tar', ['-czf', withBinary, '-C', staged, 'package'], { cwd: dir, timeout: 30_000 });
+  if (x.code !== 0) throw new Error(`tar failed: ${describe(x)}`);
+  return withBinary;
 }
 
 module.exports = { ROOT, childEnv, run, describe, write, npmInstall, pack };
