@@ -584,7 +584,11 @@ function processArgs(processMetrics = promOptions.processMetrics): [Float64Array
  * Every family the package has (HTTP, breakers, rollouts, health gates,
  * ops, watchdogs, Node process) in the format an `Accept` header asks for:
  * OpenMetrics 1.0 when it accepts `application/openmetrics-text`, else
- * Prometheus text 0.0.4. One call into Rust.
+ * Prometheus text 0.0.4 (protobuf with native histograms when preferred).
+ * One call into Rust.
+ *
+ *   const { contentType, body } = scrapeMetrics(req.headers.accept);
+ *   res.setHeader('Content-Type', contentType).end(body);
  */
 export function scrapeMetrics(accept = ''): { contentType: string; body: string | Buffer } {
   const [values, strings] = processArgs();

@@ -75,6 +75,9 @@ export function onClock(use: (now: () => number) => void): void {
  * Injects the clock every breaker, metric window and timeout reads: a
  * function returning milliseconds on `performance.now()`'s scale
  * (monotonic, from `performance.timeOrigin`). `null` restores the default.
+ *
+ *   let t = 0;
+ *   setClock(() => t); // then move `t` forward in the test
  */
 export function setClock(clock: (() => number) | null): void {
   if (clock !== null && typeof clock !== 'function') throw new TypeError(`clock must be a function or null, got ${typeof clock}`);

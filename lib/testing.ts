@@ -63,7 +63,11 @@ export function openBreaker(name: string, options?: CircuitBreakerOptions): Circ
   return b;
 }
 
-/** Closes breaker `name` by hand (creating it if needed), keeping its statistics. Returns it. */
+/**
+ * Closes breaker `name` by hand (creating it if needed), keeping its statistics. Returns it.
+ *
+ *   closeBreaker('payments'); // a test that opened it puts it back
+ */
 export function closeBreaker(name: string, options?: CircuitBreakerOptions): CircuitBreaker {
   const b = getCircuitBreakerRegistry().get(name, options);
   b.close();
@@ -114,6 +118,9 @@ export function useManualClock(start: number = currentClock()()): ManualClock {
  * Moves the package's time forward by `ms`: the manual clock if one is in
  * force, otherwise installs one (see `useManualClock`) and moves it. With
  * Jest's or vitest's fake timers, `advanceTimersByTime` works as well.
+ *
+ *   openBreaker('payments', { resetTimeout: 30_000 });
+ *   advanceClock(30_000); // the next call is the half-open trial
  */
 export function advanceClock(ms: number): void {
   if (!manual || currentClock() !== manual.read) useManualClock();

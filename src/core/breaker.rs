@@ -379,6 +379,7 @@ pub struct Totals {
     pub opened: u64,
     /// Transitions to closed and to half-open (opens are `opened`).
     pub closed: u64,
+    /// Times the breaker went half-open.
     pub half_opened: u64,
     /// Calls whose failure or rejection the wrapper answered with its fallback.
     pub fallbacks: u64,
@@ -391,7 +392,9 @@ pub struct Totals {
 /// carry it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallDurations {
+    /// Calls per duration bucket (`CALL_BUCKETS_S`, then one past the last bound).
     pub buckets: [u64; CALL_BUCKETS_S.len() + 1],
+    /// Sum of the call durations, in milliseconds.
     pub sum_ms: f64,
 }
 

@@ -361,6 +361,7 @@ impl ExpHist {
         self.total
     }
 
+    /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.total == 0
     }
@@ -467,6 +468,7 @@ impl PartialEq for Acc {
 }
 
 impl Acc {
+    /// An empty histogram.
     pub fn new() -> Self {
         Acc {
             counts: vec![0; IDX_RANGE].into_boxed_slice(),
@@ -479,10 +481,12 @@ impl Acc {
         }
     }
 
+    /// Bytes this histogram holds on the heap (its bucket counts).
     pub fn heap_bytes(&self) -> usize {
         self.counts.len() * size_of::<u64>()
     }
 
+    /// Empties the histogram (keeps its allocation).
     pub fn clear(&mut self) {
         if self.occ_lo < self.occ_hi {
             self.counts[self.occ_lo..self.occ_hi].fill(0);
@@ -532,6 +536,7 @@ impl Acc {
         self.sum_us += us as f64 * n as f64;
     }
 
+    /// Samples recorded.
     pub fn count(&self) -> u64 {
         self.total
     }
@@ -606,16 +611,23 @@ fn summarize(
 /// Summary of a histogram, in microseconds. All zero when it is empty.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Percentiles {
+    /// Samples in the histogram.
     pub count: u64,
     /// The smallest sample (exact).
     pub min_us: u64,
     /// The largest sample (exact).
     pub max_us: u64,
+    /// Exact mean, in microseconds.
     pub mean_us: f64,
+    /// Median, in microseconds (bucket midpoint, within 0.55 %).
     pub p50_us: u64,
+    /// 90th percentile, in microseconds.
     pub p90_us: u64,
+    /// 95th percentile, in microseconds.
     pub p95_us: u64,
+    /// 99th percentile, in microseconds.
     pub p99_us: u64,
+    /// 99.9th percentile, in microseconds.
     pub p999_us: u64,
 }
 

@@ -651,6 +651,7 @@ impl std::fmt::Debug for Aggregate {
 }
 
 impl Aggregate {
+    /// An empty aggregate.
     pub fn new() -> Self {
         Aggregate {
             acc: Acc::new(),

@@ -1,7 +1,7 @@
 //! Exposition: the families as data (`model`), the collectors that fill it
 //! (one per domain, each reading its registry) and the formats that render
 //! it (`text`, `openmetrics`, `protobuf`). The format of a scrape is chosen once, by
-//! [`negotiate`] from the scraper's `Accept` header.
+//! [`negotiate()`] from the scraper's `Accept` header.
 //!
 //! ```
 //! use reliability_core::core::exposition::{negotiate, Format};

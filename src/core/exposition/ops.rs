@@ -22,6 +22,7 @@ fn one(name: &str, kind: Kind, help: &str, v: f64) -> Family {
     Family::new(name, kind, help).with(Sample::new(vec![], Value::Number(v)))
 }
 
+/// The ops families of one plane: switches, quarantines, rollbacks, audit and DLQ drains.
 pub fn collect(ops: &OpsState, dlq: &DlqSet, now: f64) -> Vec<Family> {
     let mut out = vec![
         one(

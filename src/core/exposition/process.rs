@@ -19,22 +19,33 @@ use crate::core::error::{CoreError, CoreResult};
 
 /// Indexes into the values array.
 pub mod layout {
+    /// Slot: user CPU seconds.
     pub const CPU_USER: usize = 0;
+    /// Slot: system CPU seconds.
     pub const CPU_SYSTEM: usize = 1;
+    /// Slot: process start time, Unix seconds.
     pub const START_TIME: usize = 2;
+    /// Slot: resident memory, bytes.
     pub const RSS: usize = 3;
+    /// First slot of the event-loop lag figures (seconds).
     pub const LAG: usize = 4;
     /// min, max, mean, stddev, p50, p90, p99 of the event-loop delay, seconds.
     pub const LAG_STATS: usize = 5;
+    /// Slot: active handles.
     pub const HANDLES: usize = 12;
+    /// Slot: active requests.
     pub const REQUESTS: usize = 13;
+    /// Slot: V8 heap total, bytes.
     pub const HEAP_TOTAL: usize = 14;
+    /// Slot: V8 heap used, bytes.
     pub const HEAP_USED: usize = 15;
+    /// Slot: V8 external memory, bytes.
     pub const EXTERNAL: usize = 16;
     /// Per GC kind (major, minor, incremental, weakcb): the cumulative
     /// count of each bucket of [`super::GC_BUCKETS`] (not cumulative over
     /// buckets), then the count and the sum in seconds.
     pub const GC: usize = 17;
+    /// Slots per GC kind: its bucket counts, then count and sum.
     pub const GC_STRIDE: usize = super::GC_BUCKETS.len() + 2;
     /// How many heap spaces, handle types and request types follow.
     pub const COUNTS: usize = GC + 4 * GC_STRIDE;
@@ -46,6 +57,7 @@ pub mod layout {
 
 /// prom-client's default GC duration buckets, seconds.
 pub const GC_BUCKETS: [f64; 6] = [0.001, 0.01, 0.1, 1.0, 2.0, 5.0];
+/// The `kind` label values of the GC histogram, prom-client's.
 pub const GC_KINDS: [&str; 4] = ["major", "minor", "incremental", "weakcb"];
 
 /// Longest prefix accepted (`prefix` option).

@@ -24,6 +24,7 @@ const PHASES: [Phase; 5] = [
     Phase::Aborted,
 ];
 
+/// The rollout families of every set: percentage, step, phase, verdict, cohorts, rollbacks.
 pub fn collect(sets: &[&RolloutSet]) -> Vec<Family> {
     let mut pct = Family::new(
         "rollout_percentage",

@@ -18,6 +18,7 @@
 use super::model::{Family, Kind, Sample, Value};
 use crate::core::watchdog::{Kind as WdKind, Level, Registry};
 
+/// The watchdog families of every registry: values, alert levels, calls, errors, latency quantiles.
 pub fn collect(regs: &mut [&mut Registry], now: f64) -> Vec<Family> {
     let mut value = Family::new("watchdog_value", Kind::Gauge, "The value the watchdog last judged (gauge value, watched latency quantile in ms, or counter rate).");
     let mut level = Family::new(
