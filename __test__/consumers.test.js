@@ -23,7 +23,6 @@
  */
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -42,48 +41,12 @@ let tarball;
 const dirs = {};
 const installed = {};
 
-// ---- child processes (as pack-install.test.js: npm's own variables dropped) ----------
+// ---- child processes (npm's own variables dropped; shared with the testing-kit test) ----
 
-function childEnv(extra = {}) {
-  const keep = /^npm_config_(cache|userconfig|globalconfig|registry|cafile|ca|strict_ssl|proxy|https_proxy|noproxy|offline|prefer_offline)$/i;
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (/^npm_/i.test(k) && !keep.test(k)) continue;
-    if (k === 'NODE_OPTIONS' || k === 'NODE_TEST_CONTEXT' || k === 'NODE_PATH') continue;
-    env[k] = v;
-  }
-  Object.assign(env, { npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false', CI: 'true', NO_COLOR: '1', FORCE_COLOR: '0' });
-  return { ...env, ...extra };
-}
-
-function run(cmd, args, { cwd, timeout = 120_000, env = {} }) {
-  return new Promise((resolve) => {
-    const t0 = Date.now();
-    execFile(cmd, args, { cwd, timeout, env: childEnv(env), maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-      resolve({ code: error ? (error.code ?? 1) : 0, killed: !!error?.killed, stdout, stderr, ms: Date.now() - t0 });
-    });
-  });
-}
-
-const describe = (r) => `exit ${r.code}${r.killed ? ' (killed: timeout)' : ''}\n--- stdout ---\n${r.stdout.slice(-6000)}\n--- stderr ---\n${r.stderr.slice(-6000)}`;
+const { run, describe, write, npmInstall } = require('./helpers/consumer-tools');
 const node = (args, opts) => run(process.execPath, args, opts);
-const write = (file, text) => {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, typeof text === 'string' ? text : JSON.stringify(text, null, 2) + '\n');
-};
 const fixture = (name) => fs.readFileSync(path.join(FIXTURES, name), 'utf8');
 const lastJson = (stdout) => JSON.parse(stdout.trim().split('\n').pop());
-
-/** npm install with the cache first (a warm cache needs no network), then online. */
-async function npmInstall(dir, t) {
-  const args = ['install', '--no-audit', '--no-fund', '--no-package-lock', '--prefix', dir];
-  let r = await run('npm', [...args, '--prefer-offline'], { cwd: dir, timeout: 240_000 });
-  if (r.code !== 0) {
-    t.diagnostic(`install in ${path.basename(dir)} failed with the cache first, retrying:\n${describe(r)}`);
-    r = await run('npm', args, { cwd: dir, timeout: 240_000 });
-  }
-  return r;
-}
 
 before(() => {
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'rc-consumers-'));
