@@ -11,38 +11,18 @@
  */
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
-const net = require('node:net');
 
 const metrics = require('../dist/metrics.js');
+const { until, startPrometheus } = require('./helpers/prometheus');
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rc-native-'));
 let server;
 let target;
 let prom;
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function until(what, pred, ms) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await pred().catch(() => null);
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function query(q) {
   const r = await fetch(`${prom.url}/api/v1/query?query=${encodeURIComponent(q)}`, { signal: AbortSignal.timeout(5000) });
@@ -67,29 +47,7 @@ before(async () => {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   target = `127.0.0.1:${server.address().port}`;
-  const port = await freePort();
-  const config = path.join(dir, 'prometheus.yml');
-  fs.writeFileSync(config, [
-    'global:',
-    '  scrape_interval: 1s',
-    '  scrape_timeout: 1s',
-    'scrape_configs:',
-    '  - job_name: native',
-    '    static_configs:',
-    `      - targets: ['${target}']`,
-    '',
-  ].join('\n'));
-  const child = spawn('prometheus', [
-    `--config.file=${config}`,
-    `--storage.tsdb.path=${path.join(dir, 'tsdb')}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    '--enable-feature=native-histograms',
-    '--log.level=warn',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
-  prom = { child, url: `http://127.0.0.1:${port}` };
-  await until(`prometheus ready (${err})`, async () => (await fetch(`${prom.url}/-/ready`)).status === 200, 15_000);
+  prom = await startPrometheus({ dir, target, job: 'native', flags: ['--enable-feature=native-histograms'] });
 });
 
 after(async () => {

@@ -16,10 +16,10 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const parsePrometheus = require('parse-prometheus-text-format');
+const { until, startPrometheus: startPrometheusAt } = require('./helpers/prometheus');
 
 const FILE_STARTED = performance.now();
 const ROOT = path.join(__dirname, '..');
@@ -29,29 +29,10 @@ let demo; // { child, url, port }
 let prom; // { child, url }
 let freshMetrics = '';
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
 function track(child) {
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
-}
-
-async function until(what, pred, ms) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await pred().catch(() => null);
-    if (v) return v;
-    if (Date.now() > end) assert.fail(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const get = async (url, init) => {
@@ -85,30 +66,9 @@ function startDemo() {
 }
 
 async function startPrometheus(target) {
-  const port = await freePort();
-  const config = path.join(dir, 'prometheus.yml');
-  fs.writeFileSync(config, [
-    'global:',
-    '  scrape_interval: 1s',
-    '  scrape_timeout: 1s',
-    'scrape_configs:',
-    '  - job_name: demo',
-    '    metrics_path: /metrics',
-    '    static_configs:',
-    `      - targets: ['${target}']`,
-    '',
-  ].join('\n'));
-  const child = track(spawn('prometheus', [
-    `--config.file=${config}`,
-    `--storage.tsdb.path=${path.join(dir, 'tsdb')}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    '--log.level=warn',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] }));
-  let err = '';
-  child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
-  const url = `http://127.0.0.1:${port}`;
-  await until(`prometheus ready (${err})`, async () => (await get(`${url}/-/ready`)).status === 200, 15_000);
-  return { child, url };
+  const p = await startPrometheusAt({ dir, target, job: 'demo' });
+  track(p.child);
+  return p;
 }
 
 /** An instant PromQL query; the result vector. */
