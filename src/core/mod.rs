@@ -20,6 +20,7 @@ pub mod gate;
 pub mod graph_file;
 pub mod hash;
 pub mod histogram;
+pub mod named;
 pub mod ops;
 pub mod ops_merge;
 pub mod quorum;
