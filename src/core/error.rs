@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+/// What went wrong, which picks the JS error class and `code` (see [`ErrorKind::code`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// The value has the wrong type (a string where a number is needed).
@@ -44,13 +45,25 @@ impl ErrorKind {
     }
 }
 
+/// An error of the core: a kind and a message that names the field and what
+/// it allows, ready to show to the user as it is.
+///
+/// ```
+/// use reliability_core::core::error::{CoreError, ErrorKind};
+/// let e = CoreError::range("failureThreshold", "an integer from 1 to 1000", 0);
+/// assert_eq!(e.kind, ErrorKind::Range);
+/// assert_eq!(e.message, "failureThreshold must be an integer from 1 to 1000, got 0");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreError {
+    /// Which JS error class and `code` the binding throws.
     pub kind: ErrorKind,
+    /// The whole message, naming the field and the allowed range.
     pub message: String,
 }
 
 impl CoreError {
+    /// `field` has the right type but a value outside `allowed` (a RangeError).
     pub fn range(field: &str, allowed: &str, got: impl fmt::Display) -> Self {
         CoreError {
             kind: ErrorKind::Range,
@@ -58,6 +71,13 @@ impl CoreError {
         }
     }
 
+    /// `field` has the wrong type (a TypeError).
+    ///
+    /// ```
+    /// use reliability_core::core::error::CoreError;
+    /// let e = CoreError::type_error("timeout", "a number", "a string");
+    /// assert_eq!(e.message, "timeout must be a number, got a string");
+    /// ```
     pub fn type_error(field: &str, allowed: &str, got: impl fmt::Display) -> Self {
         CoreError {
             kind: ErrorKind::Type,
@@ -65,6 +85,7 @@ impl CoreError {
         }
     }
 
+    /// Nothing is registered as `name` (a plain Error with `ERR_NOT_FOUND`).
     pub fn not_found(what: &str, name: impl fmt::Display) -> Self {
         CoreError {
             kind: ErrorKind::NotFound,
@@ -74,6 +95,7 @@ impl CoreError {
 }
 
 impl CoreError {
+    /// A call not allowed in the current state (a plain Error with `ERR_INVALID_STATE`).
     pub fn state(message: impl Into<String>) -> Self {
         CoreError {
             kind: ErrorKind::State,
@@ -106,6 +128,7 @@ impl fmt::Display for CoreError {
 
 impl std::error::Error for CoreError {}
 
+/// The result type of every fallible core function.
 pub type CoreResult<T> = Result<T, CoreError>;
 
 /// Checks shared by every options struct, so each field is validated the same
@@ -161,6 +184,13 @@ pub mod check {
         Ok(v)
     }
 
+    /// A number as error messages show it (`NaN` spelled out).
+    ///
+    /// ```
+    /// use reliability_core::core::error::check::fmt_num;
+    /// assert_eq!(fmt_num(f64::NAN), "NaN");
+    /// assert_eq!(fmt_num(2.5), "2.5");
+    /// ```
     pub fn fmt_num(v: f64) -> String {
         if v.is_nan() {
             "NaN".to_string()
