@@ -212,17 +212,32 @@ function planOf(stack: any[]): AppPlan {
 const CACHE_CAP = 10_000;
 const byApp = new WeakMap<object, AppPlan>();
 
+// The last app seen and its outermost app. `app.parent` is missing on a
+// top-level app, and a missing property costs a walk of its prototype chain
+// (about 0.2 µs per request here); the answer changes only when an app is
+// mounted into another, so it is looked up again every 1024 requests.
+let lastApp: unknown = null;
+let lastRoot: unknown = null;
+let rootChecks = 0;
+
 /** The outermost app a request runs in (sub-apps know their parent). */
 function rootApp(req: any): any {
   let app = req.app;
+  if (app === lastApp && app != null && (++rootChecks & 1023) !== 0) return lastRoot;
+  lastApp = app;
   for (let i = 0; i < 16 && app?.parent; i++) app = app.parent;
+  lastRoot = app;
   return app;
 }
 
 /** The default mount points, without a loop over matchers: the first character after `/` rules most paths out. */
 function atDefaultMount(path: string): boolean {
   const c = path.charCodeAt(1);
-  if (c !== 97 /* a */ && c !== 104 /* h */ && c !== 109 /* m */) return false;
+  if (c === 97 /* a */) {
+    // `/api/health`, `/api/observability`, `/api/ops`.
+    const d = path.charCodeAt(5);
+    if ((d !== 104 && d !== 111) || !path.startsWith('/api/')) return false; // h, o
+  } else if (c !== 104 /* h */ && c !== 109 /* m */) return false;
   for (let i = 0; i < DEFAULT_OWN.length; i++) if (DEFAULT_OWN[i].test(path)) return true;
   return false;
 }
