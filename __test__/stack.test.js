@@ -87,5 +87,13 @@ test('isPackageRequest: package routers at the root, at a custom mount, nested, 
     assert.equal(ask('/nested/ctl/status'), true, `${name}: nested below an app router`);
     assert.equal(ask('/nested/other'), false, `${name}: the app router's own paths`);
     assert.equal(ask('/api/items/1'), false, `${name}: still an app route`);
+    // A request inside a sub-app (req.app is the sub-app) is judged from the outermost app's layers.
+    const sub = ex();
+    app.use('/sub', sub);
+    for (let i = 0; i < 3; i++) {
+      assert.equal(isPackageRequest({ app: sub, url: '/probe/live', originalUrl: '/probe/live' }), true, `${name}: the outer app's root router, from a sub-app`);
+      assert.equal(isPackageRequest({ app: sub, url: '/x', originalUrl: '/sub/x' }), false, `${name}: a sub-app's own path`);
+      assert.equal(ask('/internal/ops/status'), true, `${name}: the outer app again`);
+    }
   }
 });
