@@ -59,3 +59,41 @@ test('one layer: golden signals, rollout cohorts and their outcomes, safe mode, 
     await new Promise((r) => server.close(r));
   }
 });
+
+test('isPackageRequest: package routers at the root, at a custom mount, nested, and mounted after the first request', () => {
+  const { isPackageRequest, tagRouter, ownsPaths } = require('../dist/express/endpoints.js');
+  for (const [name, ex] of [
+    ['express5', express],
+    ['express4', require('express4')],
+  ]) {
+    const app = ex();
+    const ask = (url) => isPackageRequest({ app, url, originalUrl: url });
+    app.use(tagRouter(ex.Router(), ownsPaths(['/probe/live', '/things/:id'])));
+    app.get('/api/items/:id', () => {});
+    assert.equal(ask('/api/items/1'), false, `${name}: an app route`);
+    assert.equal(ask('/probe/live'), true, `${name}: a root-mounted router's exact path`);
+    assert.equal(ask('/probe/live?x=1'), true, `${name}: with a query`);
+    assert.equal(ask('/things/7'), true, `${name}: a root-mounted router's pattern`);
+    assert.equal(ask('/probe/liveness'), false, `${name}: not a prefix of a name`);
+    assert.equal(ask('/metrics'), true, `${name}: a default mount point`);
+    assert.equal(ask('/internal/ops/status'), false, `${name}: nothing mounted there yet`);
+    // Mounted after requests were answered: the plan follows the app's layers.
+    app.use('/internal/ops', tagRouter(ex.Router()));
+    assert.equal(ask('/internal/ops/status'), true, `${name}: a custom mount`);
+    assert.equal(ask('/internal/opsx'), false, `${name}: beside the custom mount`);
+    const outer = ex.Router();
+    outer.use('/ctl', tagRouter(ex.Router()));
+    app.use('/nested', outer);
+    assert.equal(ask('/nested/ctl/status'), true, `${name}: nested below an app router`);
+    assert.equal(ask('/nested/other'), false, `${name}: the app router's own paths`);
+    assert.equal(ask('/api/items/1'), false, `${name}: still an app route`);
+    // A request inside a sub-app (req.app is the sub-app) is judged from the outermost app's layers.
+    const sub = ex();
+    app.use('/sub', sub);
+    for (let i = 0; i < 3; i++) {
+      assert.equal(isPackageRequest({ app: sub, url: '/probe/live', originalUrl: '/probe/live' }), true, `${name}: the outer app's root router, from a sub-app`);
+      assert.equal(isPackageRequest({ app: sub, url: '/x', originalUrl: '/sub/x' }), false, `${name}: a sub-app's own path`);
+      assert.equal(ask('/internal/ops/status'), true, `${name}: the outer app again`);
+    }
+  }
+});

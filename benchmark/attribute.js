@@ -17,6 +17,7 @@
  *
  *   node benchmark/attribute.js [seconds] [mode ...]   (default 12 s; bare ours-stack)
  *   node benchmark/attribute.js --smoke                 (checks the stack parser; a 1 s run if perf is there)
+ *   BASE_DIST=/tmp/base/dist node benchmark/attribute.js 12 bare ours-stack ours-stack-base   (before/after)
  *
  * Needs `perf` (Debian: apt-get install -y linux-perf) and permission to
  * sample (root, or kernel.perf_event_paranoid <= 1).
@@ -83,7 +84,9 @@ function hasPerf() {
 async function profile(mode, seconds) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `attr-${mode}-`));
   // V8 writes its JIT dump into the working directory: run the server there.
-  const { child: server, port } = await startServer(mode, {}, { cwd: dir, execArgv: ['--perf-prof', '--perf-prof-unwinding-info'] });
+  // `ours-stack-base`: the stack from another build (BASE_DIST), as in paired.js.
+  const env = mode === 'ours-stack-base' ? { OURS_DIST: path.resolve(String(process.env.BASE_DIST)) } : {};
+  const { child: server, port } = await startServer(mode === 'ours-stack-base' ? 'ours-stack' : mode, env, { cwd: dir, execArgv: ['--perf-prof', '--perf-prof-unwinding-info'] });
   const ask = () => askServer(server, 'cpu');
   const client = nodeChild(path.join(__dirname, 'load-client.js'), [String(port), String(seconds + WARMUP_MS / 1000 + 3), '50'], '0', { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
@@ -148,6 +151,7 @@ async function main() {
   }
   const runs = [];
   try {
+    if (MODES.includes('ours-stack-base') && !process.env.BASE_DIST) throw new Error('ours-stack-base needs BASE_DIST (the dist directory of the build to compare with)');
     for (const m of MODES) runs.push(await profile(m, SECONDS));
   } catch (e) {
     // A machine can have perf and still refuse to sample (containers,

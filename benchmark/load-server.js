@@ -144,7 +144,8 @@ if (mode === 'noop-layers') {
   handler = (req, res, next) => shaping(req, res, () => inner(req, res, next));
 } else if (mode === 'ours-stack') {
   // The same work as `ours`, through reliabilityStack(): one layer, one listener.
-  const dist = path.join(__dirname, '..', 'dist');
+  // OURS_DIST: another build of the package (paired.js's `ours-stack-base`, a before/after in one run).
+  const dist = process.env.OURS_DIST || path.join(__dirname, '..', 'dist');
   const { reliabilityStack, OpsControls } = require(path.join(dist, 'entries', 'ops.js'));
   const { getTrafficShaping } = require(path.join(dist, 'traffic-shaping.js'));
   const { getCircuitBreakerRegistry, configureCircuitBreakers, CircuitOpenError } = require(path.join(dist, 'circuit-breaker.js'));

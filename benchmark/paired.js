@@ -12,6 +12,10 @@
  *
  *   node benchmark/paired.js [seconds] [mode ...]   (default 90 s; bare floor ours-stack js bare-control)
  *   node benchmark/paired.js --smoke                 (a few seconds: run by the tests)
+ *   BASE_DIST=/tmp/base/dist node benchmark/paired.js 60 floor ours-stack ours-stack-base
+ *       (`ours-stack-base`: the stack from another build of the package, for a
+ *       before/after measured in the same windows; its `dist` needs the
+ *       package root's index.js and .node file one directory up)
  *
  * Prints, per mode, the median over windows of (mode - bare) in CPU µs per
  * request with the interquartile range, and writes
@@ -42,7 +46,13 @@ async function main() {
   const servers = [];
   const clients = [];
   try {
-    for (const m of MODES) servers.push({ mode: m, ...(await startServer(m === 'bare-control' ? 'bare' : m)) });
+    if (MODES.includes('ours-stack-base') && !process.env.BASE_DIST) throw new Error('ours-stack-base needs BASE_DIST (the dist directory of the build to compare with)');
+    const serverOf = (m) => {
+      if (m === 'bare-control') return startServer('bare');
+      if (m === 'ours-stack-base') return startServer('ours-stack', { OURS_DIST: path.resolve(String(process.env.BASE_DIST)) });
+      return startServer(m);
+    };
+    for (const m of MODES) servers.push({ mode: m, ...(await serverOf(m)) });
     for (const s of servers) {
       clients.push(nodeChild(path.join(__dirname, 'load-client.js'), [String(s.port), String(SECONDS + WARMUP_MS / 1000 + 5), String(CONNECTIONS)], '0', { stdio: ['ignore', 'ignore', 'inherit'] }));
     }
@@ -103,6 +113,12 @@ async function main() {
       out.jsOverStack = r;
       console.log(`  the JS stack / the stack: ${r.toFixed(2)}x (per window: ${perWindow('js', 'ours-stack').toFixed(2)}x); target >= 5x: ${r >= 5 ? 'MEETS' : 'MISSES'}`);
       out.meetsTarget = r >= 5 && (!floor || stack.addedUs / floor.addedUs <= 2);
+    }
+    const base = out.modes['ours-stack-base'];
+    if (stack && base) {
+      out.stackOverBase = stack.addedUs / base.addedUs;
+      console.log(`  the stack / the base build's stack: ${out.stackOverBase.toFixed(2)}x (per window: ${perWindow('ours-stack', 'ours-stack-base').toFixed(2)}x)`);
+      if (floor) console.log(`  the base build's stack / the floor: ${(base.addedUs / floor.addedUs).toFixed(2)}x (per window: ${perWindow('ours-stack-base', 'floor').toFixed(2)}x)`);
     }
     if (!SMOKE) {
       const dir = path.join(__dirname, 'results');

@@ -89,6 +89,12 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
           return n;
         };
   const owner = new StackOwner(options, metrics, isSuccess);
+  // Read once: an option read per request is a property load on an object
+  // the engine sees in many shapes.
+  const fixedOps = options.ops;
+  const fixedShaping = options.shaping;
+  const onBlocked = options.onBlocked;
+  const anyRollout = rollouts.length > 0;
 
   return function reliabilityStackMiddleware(req: any, res: any, next: (e?: unknown) => void) {
     const t0 = now();
@@ -103,15 +109,15 @@ export function reliabilityStack(options: ReliabilityStackOptions = {}) {
     // Otherwise tracked already (metricsMiddleware, or another stack, mounted
     // first): the stack rides on that record, whose owner counts the request,
     // rather than counting it twice.
-    const ops = options.ops ?? getOps();
+    const ops = fixedOps ?? getOps();
     if (ops.anyActive() && gate(req, res)) return;
-    if (rollouts.length > 0 && slot.rollout === null) {
+    if (anyRollout && slot.rollout === null) {
       const name = rolloutOf(req.url ?? '/');
       // An own `req.rollout` set by earlier code wins; the package's own
       // endpoints are never part of a rollout (nor refused by one).
       if (name && !Object.prototype.hasOwnProperty.call(req, 'rollout') && !isPackageRequest(req)) {
-        const ts = options.shaping ?? getTrafficShaping();
-        const cohort = pickCohort(ts, name, req, res, header, options.onBlocked, false, cohortHeader);
+        const ts = fixedShaping ?? getTrafficShaping();
+        const cohort = pickCohort(ts, name, req, res, header, onBlocked, false, cohortHeader);
         if (cohort === null) return;
         slot.rollout = cohortOf(name, cohort);
         slot.recorder = owner;
