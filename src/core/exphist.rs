@@ -188,6 +188,8 @@ trait Count: Copy + Default {
     const MAX: Self;
     fn inc(&mut self);
     fn get(self) -> u64;
+    /// Adds `n` if the sum fits this width (u64 saturates); false otherwise.
+    fn try_add(&mut self, n: u64) -> bool;
 }
 
 macro_rules! count {
@@ -201,6 +203,15 @@ macro_rules! count {
             #[inline]
             fn get(self) -> u64 {
                 self as u64
+            }
+            #[inline]
+            fn try_add(&mut self, n: u64) -> bool {
+                let sum = (*self as u64).saturating_add(n);
+                if sum > <$t>::MAX as u64 {
+                    return false;
+                }
+                *self = sum as $t;
+                true
             }
         }
     };
@@ -299,6 +310,85 @@ impl ExpHist {
     #[cold]
     fn make_room(&mut self, idx: i32, grant: &mut impl FnMut(usize) -> bool) -> bool {
         let idx = idx.clamp(IDX_MIN, IDX_MAX);
+        if !self.cover(idx, grant) {
+            return false;
+        }
+        let off = (idx - self.lo) as usize;
+        loop {
+            if each!(&mut self.counts, v => bump(v, off)) {
+                return true;
+            }
+            // Full at this width: widen everything (at most three times in a life).
+            match self.widen_counts(grant) {
+                Some(true) => {}
+                // 2^64 samples in one bucket: saturate.
+                None => return true,
+                Some(false) => return false,
+            }
+        }
+    }
+
+    /// Adds every count of `src` (a histogram of the same schema), as if
+    /// its samples had been recorded here one by one: the range and counter
+    /// width end up the same, and growth is asked of `grant` the same way.
+    /// Used to fold a finished short slice into the longer windows' slices
+    /// once, instead of writing every sample to all of them. On a refusal
+    /// this returns false with part of `src` added: the caller drops the
+    /// histogram.
+    pub fn merge_from(&mut self, src: &ExpHist, mut grant: impl FnMut(usize) -> bool) -> bool {
+        if src.total == 0 {
+            return true;
+        }
+        let mut ok = true;
+        src.for_each(|idx, c| {
+            ok = ok && self.add_n(idx, c, &mut grant);
+        });
+        if ok {
+            self.total += src.total;
+            self.min_us = self.min_us.min(src.min_us);
+            self.max_us = self.max_us.max(src.max_us);
+        }
+        ok
+    }
+
+    /// Adds `n` to bucket `idx`, growing the range and the width as needed.
+    fn add_n(&mut self, idx: i32, n: u64, grant: &mut impl FnMut(usize) -> bool) -> bool {
+        let idx = idx.clamp(IDX_MIN, IDX_MAX);
+        if !self.cover(idx, grant) {
+            return false;
+        }
+        let off = (idx - self.lo) as usize;
+        loop {
+            if each!(&mut self.counts, v => v[off].try_add(n)) {
+                return true;
+            }
+            // u64 saturates in try_add, so None cannot happen here.
+            if self.widen_counts(grant) != Some(true) {
+                return false;
+            }
+        }
+    }
+
+    /// Widens every counter one step: `Some(true)` done, `Some(false)`
+    /// refused by `grant`, `None` already at u64.
+    fn widen_counts(&mut self, grant: &mut impl FnMut(usize) -> bool) -> Option<bool> {
+        let len = self.len();
+        let next = match &self.counts {
+            Counts::U8(v) => Counts::U16(widen(v)),
+            Counts::U16(v) => Counts::U32(widen(v)),
+            Counts::U32(v) => Counts::U64(widen(v)),
+            Counts::U64(_) => return None,
+        };
+        if !grant(len * self.width()) {
+            return Some(false);
+        }
+        self.counts = next;
+        Some(true)
+    }
+
+    /// Grows the range (with its padding) to hold bucket `idx`, already
+    /// clamped; false if `grant` refuses the bytes.
+    fn cover(&mut self, idx: i32, grant: &mut impl FnMut(usize) -> bool) -> bool {
         let len = self.len() as i32;
         if len == 0 || idx < self.lo || idx >= self.lo + len {
             let (lo, hi) = if len == 0 {
@@ -321,25 +411,7 @@ impl ExpHist {
             };
             self.lo = lo;
         }
-        let off = (idx - self.lo) as usize;
-        loop {
-            if each!(&mut self.counts, v => bump(v, off)) {
-                return true;
-            }
-            // Full at this width: widen everything (at most three times in a life).
-            let len = self.len();
-            let next = match &self.counts {
-                Counts::U8(v) => Counts::U16(widen(v)),
-                Counts::U16(v) => Counts::U32(widen(v)),
-                Counts::U32(v) => Counts::U64(widen(v)),
-                // 2^64 samples in one bucket: saturate.
-                Counts::U64(_) => return true,
-            };
-            if !grant(len * self.width()) {
-                return false;
-            }
-            self.counts = next;
-        }
+        true
     }
 
     fn width(&self) -> usize {

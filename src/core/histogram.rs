@@ -10,7 +10,8 @@
 //! Why slices: one histogram cannot forget what has left a sliding window
 //! without remembering every sample. So each window is a ring of time slices
 //! and a read merges the live ones. Rings rotate lazily when they are recorded
-//! to or read, with `now` in milliseconds from the caller, never from a timer.
+//! to (reads see the slices live at their `now` without moving the ring), with
+//! `now` in milliseconds from the caller, never from a timer.
 //!
 //! | window | ring        | what a read covers                              |
 //! |--------|-------------|-------------------------------------------------|
@@ -23,6 +24,17 @@
 //! 2 s slices would be 150 histograms per series. The read reports the span it
 //! actually covers ([`SliceRing::covered_ms`]) so rates are not skewed by the
 //! partly filled current slice.
+//!
+//! Why one write per sample: recording is the hot path, and writing every
+//! sample to three rings cost three histogram updates. A sample goes to the
+//! 2 s head (and all time) only; when the 2 s ring moves on, the finished
+//! slice is merged once into the 10 s and 60 s slices that hold its time
+//! (one origin for all rings, and 2 s divides both, so it lies in exactly
+//! one of each). Reads add the 2 s head that is not folded yet, and never
+//! move the rings (only records do), so a longer ring cannot move past a
+//! slice still to be folded into it. The merge gives the same counts, range
+//! and width as writing each sample, so memory is unchanged; the longer
+//! rings' slices are just allocated one 2 s slice later.
 //!
 //! # Memory (bounded, lazy, and counted exactly)
 //!
@@ -228,7 +240,36 @@ impl<T: Slot> SliceRing<T> {
     /// the elapsed part of the current one, and never before the origin.
     pub fn covered_ms(&mut self, now: f64) -> f64 {
         self.advance(now);
-        let oldest = self.head_start - self.slice_ms * (self.slots.len() - 1) as f64;
+        self.covered_ms_at(now)
+    }
+
+    /// Whole slices `now` lies past the head (0 for the head itself, for
+    /// time that goes backwards and for a bad clock reading).
+    #[inline]
+    fn steps_to(&self, now: f64) -> usize {
+        let elapsed = now - self.head_start;
+        if elapsed.is_finite() && elapsed >= self.slice_ms {
+            (elapsed / self.slice_ms).floor().min(usize::MAX as f64) as usize
+        } else {
+            0
+        }
+    }
+
+    /// The slots still live at `now`, without moving the ring: what
+    /// [`slots`](Self::slots) would show after advancing, minus the cleared
+    /// ones. Reads use it where moving the ring must wait for a writer
+    /// (the longer windows are filled by folding finished short slices).
+    pub fn live(&self, now: f64) -> impl Iterator<Item = &T> {
+        let n = self.slots.len();
+        let live = n.saturating_sub(self.steps_to(now));
+        let head = self.head;
+        (0..live).map(move |j| &self.slots[(head + n - j) % n])
+    }
+
+    /// As [`covered_ms`](Self::covered_ms), without moving the ring.
+    pub fn covered_ms_at(&self, now: f64) -> f64 {
+        let head_start = self.head_start + self.steps_to(now) as f64 * self.slice_ms;
+        let oldest = head_start - self.slice_ms * (self.slots.len() - 1) as f64;
         let covered = now - oldest.max(self.origin);
         if covered.is_finite() {
             covered.clamp(0.0, self.window_ms())
@@ -500,16 +541,53 @@ impl LatencyWindows {
         r
     }
 
+    /// One write per sample: into the 2 s head only. The 1 min and 5 min
+    /// rings get a finished 2 s slice in one merge when the 2 s ring moves
+    /// on ([`fold_head`](Self::fold_head)); reads add the 2 s head that is
+    /// not folded yet. Slice boundaries share one origin and 2 s divides
+    /// 10 s and 60 s, so a 2 s slice lies in exactly one slice of each.
     #[inline]
     fn record_windows(&mut self, us: u64, idx: i32, now: f64, budget: &mut WindowBudget) -> bool {
-        for ring in self.rings.iter_mut() {
-            let head = ring.head(now);
-            if !head.0.record(us, idx, |bytes| budget.take(bytes)) {
+        if self.rings[0].steps_to(now) > 0 && !self.fold_head(budget) {
+            return false;
+        }
+        let head = self.rings[0].head(now);
+        if !head.0.record(us, idx, |bytes| budget.take(bytes)) {
+            return false;
+        }
+        head.1 += us;
+        true
+    }
+
+    /// Merges the 2 s head into the slices of the longer rings that hold
+    /// its time, before the 2 s ring moves past it.
+    #[cold]
+    fn fold_head(&mut self, budget: &mut WindowBudget) -> bool {
+        let [short, rest @ ..] = &mut self.rings;
+        let at = short.head_start;
+        let src = &short.slots[short.head];
+        if src.0.is_empty() {
+            return true;
+        }
+        for ring in rest.iter_mut() {
+            let dst = ring.head(at);
+            if !dst.0.merge_from(&src.0, |bytes| budget.take(bytes)) {
                 return false;
             }
-            head.1 += us;
+            dst.1 += src.1;
         }
         true
+    }
+
+    /// The 2 s head not yet folded into ring `i` (1 or 2), when the slice of
+    /// ring `i` that it belongs to is still live at `now`.
+    fn unfolded(&self, i: usize, now: f64) -> Option<&HistSlot> {
+        let short = &self.rings[0];
+        let ring = &self.rings[i];
+        let at = short.head_start;
+        // A clock that went back reads as the newest slice, as `head` would take it.
+        let age = ring.steps_to(now).saturating_sub(ring.steps_to(at));
+        (age < ring.slots.len()).then(|| &short.slots[short.head])
     }
 
     fn drop_windows(&mut self, budget: &mut WindowBudget) {
@@ -544,7 +622,10 @@ impl LatencyWindows {
     /// Milliseconds the window's slices cover at `now`; `None` for all time,
     /// whose span the owner knows (it is "since creation or reset").
     pub fn covered_ms(&mut self, window: Window, now: f64) -> Option<f64> {
-        window.ring_index().map(|i| self.rings[i].covered_ms(now))
+        // Without moving the rings: only records move them (see `record_windows`).
+        window
+            .ring_index()
+            .map(|i| self.rings[i].covered_ms_at(now))
     }
 
     /// Empties every histogram, keeping their allocations, and gives a series
@@ -683,8 +764,15 @@ impl Aggregate {
         match window.ring_index() {
             None => self.acc.add(&src.all_time, src.all_sum as f64),
             Some(i) => {
-                for slot in src.rings[i].slots(now) {
+                // Reads never move the rings (a longer ring moved ahead of
+                // an unfolded 2 s slice would take the fold in the wrong slice).
+                for slot in src.rings[i].live(now) {
                     self.acc.add(&slot.0, slot.1 as f64);
+                }
+                if i > 0 {
+                    if let Some(slot) = src.unfolded(i, now) {
+                        self.acc.add(&slot.0, slot.1 as f64);
+                    }
                 }
             }
         }
@@ -924,6 +1012,57 @@ mod tests {
         assert_eq!(r.covered_ms(5_000.0), 4_000.0);
     }
 
+    /// The longer windows are filled by folding finished 2 s slices; reads
+    /// in between (which never move the rings) and idle gaps must give the
+    /// same samples as writing each one to every ring.
+    #[test]
+    fn folded_windows_hold_exactly_the_samples_of_their_slices() {
+        let mut rng = SplitMix64::new(7);
+        let mut w = LatencyWindows::new(0.0);
+        let mut seen: Vec<(f64, u64)> = Vec::new();
+        let mut t = 0.0;
+        let mut agg = Aggregate::new();
+        for step in 0..4_000 {
+            // Mostly small steps, sometimes a gap longer than a slice or a window.
+            let r = rng.next_u64() % 100;
+            t += match r {
+                0 => 400_000.0,
+                1..=5 => 15_000.0,
+                _ => (rng.next_u64() % 700) as f64,
+            };
+            let us = 100 + rng.next_u64() % 2_000_000;
+            w.record(us as f64, t);
+            seen.push((t, us));
+            if step % 7 == 0 {
+                let now = t + (rng.next_u64() % 3_000) as f64;
+                for (window, spec) in [Window::TenSeconds, Window::OneMinute, Window::FiveMinutes]
+                    .into_iter()
+                    .zip(RINGS)
+                {
+                    let live = |at: f64| {
+                        (now / spec.slice_ms).floor() - (at / spec.slice_ms).floor()
+                            < spec.slices as f64
+                    };
+                    let (n, sum) = seen
+                        .iter()
+                        .filter(|(at, _)| live(*at))
+                        .fold((0u64, 0u64), |(n, s), (_, us)| (n + 1, s + us));
+                    let p = agg.window_percentiles(&mut w, window, now);
+                    assert_eq!(p.count, n, "{window:?} at {now}");
+                    assert_eq!(
+                        p.mean_us.round() as u64,
+                        if n == 0 {
+                            0
+                        } else {
+                            (sum as f64 / n as f64).round() as u64
+                        },
+                        "{window:?} at {now}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn windows_rotate_with_injected_time() {
         let mut w = LatencyWindows::new(0.0);
@@ -1057,8 +1196,11 @@ mod tests {
             "an idle series holds only its slots"
         );
         w.record(50.0, 0.0);
-        // One slice per ring.
-        assert_eq!(w.allocated_slices(), 3);
+        // One slice: the 2 s head. The longer rings get theirs when it is
+        // folded into them, as the 2 s ring moves on.
+        assert_eq!(w.allocated_slices(), 1);
+        w.record(50.0, 2_000.0);
+        assert_eq!(w.allocated_slices(), 4);
         // Twenty minutes at one sample a second: every slot gets used, and
         // rotation clears slots in place instead of reallocating.
         for s in 0..1_200 {
@@ -1142,19 +1284,27 @@ mod tests {
 
     #[test]
     fn a_refused_budget_takes_the_whole_series_out_of_the_windows() {
-        // A first sample allocates 2 × 16 + 1 u8 buckets in each ring's head.
+        // A first sample allocates 2 × 16 + 1 u8 buckets in the 2 s head;
+        // when the 2 s ring moves on, the slice is folded into a new slice
+        // of the same size in each longer ring, and the next 2 s slice takes
+        // one more.
         let slice = 33;
-        let mut budget = WindowBudget::new(3 * slice + 10);
+        let mut budget = WindowBudget::new(4 * slice + 10);
         let (mut a, mut b) = (LatencyWindows::new(0.0), LatencyWindows::new(0.0));
         a.record_within(50.0, 0.0, &mut budget);
         assert_eq!(
             (budget.used(), a.window_bytes(), a.allocated_slices()),
-            (3 * slice, 3 * slice, 3)
+            (slice, slice, 1)
+        );
+        a.record_within(50.0, 2_000.0, &mut budget);
+        assert_eq!(
+            (budget.used(), a.window_bytes(), a.allocated_slices()),
+            (4 * slice, 4 * slice, 4)
         );
         // A second series does not fit: it gets no slice at all, only all time.
         assert_eq!(b.record_within(70.0, 0.0, &mut budget), Recorded::Exact(70));
         assert!(!b.has_windows() && a.has_windows());
-        assert_eq!((b.allocated_slices(), budget.used()), (0, 3 * slice));
+        assert_eq!((b.allocated_slices(), budget.used()), (0, 4 * slice));
         assert_eq!(b.all_time().count(), 1);
         let mut agg = Aggregate::for_window(Window::TenSeconds);
         assert_eq!(
@@ -1164,19 +1314,19 @@ mod tests {
         );
         // The first series rotates into a new 2 s slice: refused too, and its
         // slices go back to the budget.
-        a.record_within(50.0, 2_000.0, &mut budget);
+        a.record_within(50.0, 4_000.0, &mut budget);
         assert!(!a.has_windows());
         assert_eq!((a.allocated_slices(), budget.used()), (0, 0));
         assert_eq!(
-            agg.window_percentiles(&mut a, Window::OneMinute, 2_000.0)
+            agg.window_percentiles(&mut a, Window::OneMinute, 4_000.0)
                 .count,
             0
         );
         assert_eq!(
             Aggregate::new()
-                .window_percentiles(&mut a, Window::AllTime, 2_000.0)
+                .window_percentiles(&mut a, Window::AllTime, 4_000.0)
                 .count,
-            2
+            3
         );
         // Until reset, later samples stay out of the windows even with room.
         b.record_within(70.0, 2_500.0, &mut budget);
@@ -1208,7 +1358,7 @@ mod tests {
             black_box(ws[i % 100].record(values[i & 4_095], i as f64 * 0.02));
         }
         let ns = start.elapsed().as_nanos() as f64 / n as f64;
-        eprintln!("LatencyWindows::record: {ns:.1} ns per sample (all time + 3 rings, 100 series)");
+        eprintln!("LatencyWindows::record: {ns:.1} ns per sample (all time + the 2 s ring, folds included, 100 series)");
         if !cfg!(debug_assertions) {
             assert!(ns < 100.0, "{ns} ns");
         }

@@ -2182,7 +2182,7 @@ mod tests {
             black_box(s.record_batch(&batch, 400_000.0 + r as f64));
         }
         let batch_ns = start.elapsed().as_nanos() as f64 / (rounds * 1_024) as f64;
-        eprintln!("SignalStore::record: {ns:.1} ns, record_batch: {batch_ns:.1} ns per request (series and pooled: 2 × (all time + 3 rings + counters))");
+        eprintln!("SignalStore::record: {ns:.1} ns, record_batch: {batch_ns:.1} ns per request (series and pooled: 2 × (all time + the 2 s ring + counters))");
     }
 
     #[test]
