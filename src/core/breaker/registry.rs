@@ -1,17 +1,24 @@
 //! Named breakers, interned to small integer ids so the hot path passes a
 //! number, not a string. Like the original registry, asking for an existing
 //! name returns the existing breaker and ignores the new options.
+//!
+//! Names follow the one name rule of the crate ([`check_name`]: 1 to 256
+//! characters, no control, invisible or bidi character), since they end up
+//! in logs, metric labels and JSON. The storage is not a
+//! [`crate::core::named::Named`]: that keeps its entries in one doubling
+//! `Vec`, which at the 10 000-breaker default would carry up to as many
+//! spare ~200-byte entries again and move every entry on growth; the
+//! fixed-size chunks below keep the per-breaker memory target (< 1 KB, JS
+//! and Rust together) and never move an entry.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::breaker::{Admission, Breaker, BreakerOptions, Outcome, Transitions};
-use super::error::{CoreError, CoreResult};
-use super::rng::SplitMix64;
-
-/// Longest breaker name accepted; names end up in logs, metrics labels and
-/// JSON, so an unbounded one is a memory and cardinality hazard.
-pub const MAX_NAME_LEN: usize = 200;
+use super::machine::{Admission, Breaker, BreakerOutcome, Transitions};
+use super::options::BreakerOptions;
+use crate::core::error::{CoreError, CoreResult};
+use crate::core::named::check_name;
+use crate::core::rng::SplitMix64;
 
 /// Default cap on breakers per registry: ids are dense and never reused, so
 /// a caller creating breakers per request (opossum #404) hits a clear error
@@ -65,18 +72,18 @@ impl Entries {
     }
 }
 
-pub struct Registry {
+pub struct BreakerRegistry {
     entries: Entries,
     by_name: HashMap<Rc<str>, u32>,
     seeder: SplitMix64,
     max_breakers: usize,
 }
 
-impl Registry {
+impl BreakerRegistry {
     /// `seed` drives the per-breaker jitter generators of breakers created
     /// without their own seed.
     pub fn new(seed: u64) -> Self {
-        Registry {
+        BreakerRegistry {
             entries: Entries::default(),
             by_name: HashMap::new(),
             seeder: SplitMix64::new(seed),
@@ -88,9 +95,9 @@ impl Registry {
     /// seeder stay. Ids handed out before are invalid afterwards.
     ///
     /// ```
-    /// use reliability_core::core::registry::Registry;
+    /// use reliability_core::core::breaker::BreakerRegistry;
     /// use reliability_core::core::breaker::BreakerOptions;
-    /// let mut r = Registry::new(1);
+    /// let mut r = BreakerRegistry::new(1);
     /// r.get_or_create("a", BreakerOptions::default(), None, 0.0).unwrap();
     /// r.clear();
     /// assert_eq!(r.len(), 0);
@@ -110,15 +117,15 @@ impl Registry {
     /// Breakers that already exist stay; past the cap, creating one fails.
     ///
     /// ```
-    /// use reliability_core::core::registry::Registry;
-    /// let mut r = Registry::new(1);
+    /// use reliability_core::core::breaker::BreakerRegistry;
+    /// let mut r = BreakerRegistry::new(1);
     /// r.set_max_breakers(50_000.0).unwrap();
     /// assert_eq!(r.max_breakers(), 50_000);
     /// assert!(r.set_max_breakers(0.0).is_err());
     /// ```
     pub fn set_max_breakers(&mut self, max: f64) -> CoreResult<()> {
         self.max_breakers =
-            super::error::check::int_in("maxBreakers", max, 1, MAX_BREAKERS as u32)? as usize;
+            crate::core::error::check::int_in("maxBreakers", max, 1, MAX_BREAKERS as u32)? as usize;
         Ok(())
     }
 
@@ -146,7 +153,7 @@ impl Registry {
         if let Some(id) = self.id_of(name) {
             return Ok((id, false));
         }
-        validate_name(name)?;
+        check_name("name", name)?;
         if self.entries.len >= self.max_breakers {
             return Err(CoreError::limit(
                 &format!("circuit breaker \"{name}\" not created: the registry holds {} breakers", self.entries.len),
@@ -200,7 +207,7 @@ impl Registry {
     pub fn on_outcome(
         &mut self,
         id: u32,
-        outcome: Outcome,
+        outcome: BreakerOutcome,
         latency_ms: f64,
         at: f64,
         trial: bool,
@@ -228,7 +235,9 @@ impl Registry {
                     e.breaker.count_reject(at);
                     continue;
                 }
-                let tr = e.breaker.on_outcome(Outcome::Success, latency, at, false);
+                let tr = e
+                    .breaker
+                    .on_outcome(BreakerOutcome::Success, latency, at, false);
                 if tr.0 != 0 {
                     changed.push((id, tr));
                 }
@@ -255,18 +264,6 @@ impl Registry {
     }
 }
 
-pub fn validate_name(name: &str) -> CoreResult<()> {
-    let n = name.chars().count();
-    if n == 0 || n > MAX_NAME_LEN {
-        return Err(CoreError::range(
-            "name",
-            &format!("a string of 1 to {MAX_NAME_LEN} characters"),
-            format!("{n} characters"),
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,7 +272,7 @@ mod tests {
 
     #[test]
     fn same_name_same_id_and_first_options_win() {
-        let mut r = Registry::new(1);
+        let mut r = BreakerRegistry::new(1);
         let (a, created) = r
             .get_or_create(
                 "db",
@@ -323,15 +320,24 @@ mod tests {
 
     #[test]
     fn bad_names_and_ids_are_errors_not_panics() {
-        let mut r = Registry::new(1);
+        let mut r = BreakerRegistry::new(1);
         assert!(r
             .get_or_create("", BreakerOptions::default(), None, 0.0)
             .is_err());
         assert!(r
-            .get_or_create(&"x".repeat(201), BreakerOptions::default(), None, 0.0)
+            .get_or_create(&"x".repeat(257), BreakerOptions::default(), None, 0.0)
             .is_err());
+        assert!(r
+            .get_or_create("a\u{202e}b", BreakerOptions::default(), None, 0.0)
+            .is_err());
+        assert!(r
+            .get_or_create(&"x".repeat(256), BreakerOptions::default(), None, 0.0)
+            .is_ok());
+        r.clear();
         assert!(r.try_acquire(99, 0.0).is_err());
-        assert!(r.on_outcome(99, Outcome::Success, 1.0, 0.0, false).is_err());
+        assert!(r
+            .on_outcome(99, BreakerOutcome::Success, 1.0, 0.0, false)
+            .is_err());
         // A failed creation leaves nothing behind.
         assert!(r
             .get_or_create(
@@ -349,12 +355,12 @@ mod tests {
 
     #[test]
     fn batched_successes_reset_consecutive_failures_and_skip_unknown_ids() {
-        let mut r = Registry::new(1);
+        let mut r = BreakerRegistry::new(1);
         let (id, _) = r
             .get_or_create("x", BreakerOptions::default(), None, 0.0)
             .unwrap();
         for t in 0..4 {
-            r.on_outcome(id, Outcome::Failure, 1.0, t as f64, false)
+            r.on_outcome(id, BreakerOutcome::Failure, 1.0, t as f64, false)
                 .unwrap();
         }
         let mut changed = Vec::new();
@@ -379,7 +385,7 @@ mod tests {
             std::mem::size_of::<Entry>()
         );
         // Ids past a chunk boundary still resolve.
-        let mut r = Registry::new(3);
+        let mut r = BreakerRegistry::new(3);
         for i in 0..(CHUNK + 5) {
             let (id, _) = r
                 .get_or_create(&format!("b{i}"), BreakerOptions::default(), None, 0.0)
@@ -393,7 +399,7 @@ mod tests {
 
     #[test]
     fn the_breaker_cap_refuses_new_names_with_a_limit_error() {
-        let mut r = Registry::new(1);
+        let mut r = BreakerRegistry::new(1);
         assert_eq!(r.max_breakers(), DEFAULT_MAX_BREAKERS);
         r.set_max_breakers(3.0).unwrap();
         for i in 0..3 {
@@ -430,7 +436,7 @@ mod tests {
     #[test]
     fn seeded_jitter_is_reproducible() {
         let mk = || {
-            let mut r = Registry::new(7);
+            let mut r = BreakerRegistry::new(7);
             let mut o = BreakerOptions::default();
             o.retry.jitter = Jitter::Full;
             let (id, _) = r.get_or_create("j", o, Some(1234), 0.0).unwrap();
@@ -439,7 +445,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(mk(), mk());
-        let mut r = Registry::new(7);
+        let mut r = BreakerRegistry::new(7);
         let (id, _) = r
             .get_or_create("k", BreakerOptions::default(), None, 0.0)
             .unwrap();
