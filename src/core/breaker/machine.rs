@@ -25,9 +25,13 @@ use crate::core::error::CoreResult;
 use crate::core::window::{Counts, RollingWindow, Sample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a breaker is in its cycle; `getState()` returns [`State::as_str`].
 pub enum State {
+    /// Calls run; failures are counted.
     Closed,
+    /// Calls are refused until `resetTimeout` has passed.
     Open,
+    /// A few trial calls run; their outcomes close or re-open it.
     HalfOpen,
 }
 
@@ -60,8 +64,11 @@ pub enum Admission {
 /// What a finished call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerOutcome {
+    /// The call returned.
     Success = 0,
+    /// The call threw or rejected.
     Failure = 1,
+    /// The call outlived `timeout` (counts as a failure).
     Timeout = 2,
 }
 
@@ -71,8 +78,11 @@ pub enum BreakerOutcome {
 pub struct Transitions(pub u32);
 
 impl Transitions {
+    /// The breaker opened.
     pub const OPENED: u32 = 1;
+    /// The breaker closed.
     pub const CLOSED: u32 = 2;
+    /// The breaker went half-open.
     pub const HALF_OPENED: u32 = 4;
     /// Set with `OPENED` when the breaker re-opened from half-open (failed trials).
     pub const FROM_HALF_OPEN: u32 = 8;
@@ -81,6 +91,9 @@ impl Transitions {
         self.0 |= bit;
     }
 
+    /// Whether `bit` (one of the constants above) is set.
+    ///
+    /// Example: `Transitions(Transitions::OPENED).has(Transitions::OPENED)`
     pub fn has(self, bit: u32) -> bool {
         self.0 & bit != 0
     }
@@ -89,11 +102,17 @@ impl Transitions {
 /// Lifetime counters (never reset except by `reset()`), for snapshots.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Totals {
+    /// Calls that succeeded.
     pub successes: u64,
+    /// Calls that failed (timeouts not included).
     pub failures: u64,
+    /// Calls that timed out.
     pub timeouts: u64,
+    /// Calls slower than `slowCallDurationMs`.
     pub slow: u64,
+    /// Calls refused without running.
     pub rejects: u64,
+    /// Transitions to open.
     pub opened: u64,
     /// Transitions to closed and to half-open (opens are `opened`).
     pub closed: u64,
@@ -123,6 +142,7 @@ pub const CALL_BUCKETS_S: [f64; 11] = [
 ];
 
 #[derive(Debug, Clone)]
+/// One circuit breaker: state, counters and rolling window. See the module example.
 pub struct Breaker {
     /// Shared between breakers created with equal options (most are), so
     /// 10 000 breakers do not hold 10 000 copies.
@@ -145,6 +165,7 @@ pub struct Breaker {
 }
 
 impl Breaker {
+    /// A closed breaker with these options (validated; the error names the field), created at `now`.
     pub fn new(opts: impl Into<Rc<BreakerOptions>>, now: f64) -> CoreResult<Self> {
         let opts = opts.into();
         opts.validate()?;
@@ -166,34 +187,42 @@ impl Breaker {
         })
     }
 
+    /// Its options.
     pub fn options(&self) -> &BreakerOptions {
         &self.opts
     }
 
+    /// Its options as shared with other breakers of equal configuration.
     pub fn shared_options(&self) -> &Rc<BreakerOptions> {
         &self.opts
     }
 
+    /// Its state, as of its last call (open → half-open happens lazily on the next acquire).
     pub fn state(&self) -> State {
         self.state
     }
 
+    /// Whether an operator isolated it (open until closed by hand).
     pub fn is_isolated(&self) -> bool {
         self.isolated
     }
 
+    /// Failures in a row since the last success (the consecutive rule).
     pub fn failure_count(&self) -> u32 {
         self.failure_count
     }
 
+    /// When the last failure of the current run of failures happened (ms), if any.
     pub fn last_failure_at(&self) -> Option<f64> {
         self.last_failure_at
     }
 
+    /// When the state last changed (ms).
     pub fn last_transition_at(&self) -> f64 {
         self.last_transition_at
     }
 
+    /// Its lifetime counters.
     pub fn totals(&self) -> Totals {
         self.totals
     }
@@ -208,6 +237,7 @@ impl Breaker {
         self.totals.fallbacks += 1;
     }
 
+    /// Trial calls running now (half-open only).
     pub fn half_open_in_flight(&self) -> u32 {
         self.half_open_in_flight
     }
@@ -230,6 +260,7 @@ impl Breaker {
         self.window.totals(now)
     }
 
+    /// The length of its rolling window (ms).
     pub fn window_ms(&self) -> f64 {
         self.window.window_ms()
     }

@@ -20,10 +20,18 @@ use crate::core::error::{check, CoreError, CoreResult};
 #[derive(Debug, Clone, PartialEq)]
 pub enum OpeningRule {
     /// `threshold` failed calls in a row (the original's rule).
-    ConsecutiveFailures { threshold: u32 },
+    ConsecutiveFailures {
+        /// Failures in a row that open the breaker.
+        threshold: u32,
+    },
     /// Failure rate over the rolling window at or above `percentage`, once
     /// the window holds at least `volume` calls (opossum, resilience4j).
-    FailureRate { percentage: f64, volume: u32 },
+    FailureRate {
+        /// Failure rate (percent) that opens the breaker.
+        percentage: f64,
+        /// Calls the window must hold before the rate counts.
+        volume: u32,
+    },
 }
 
 /// Everything a breaker can be configured with. `Default` gives the
@@ -36,7 +44,9 @@ pub struct BreakerOptions {
     pub error_threshold_percentage: Option<f64>,
     /// Minimum calls in the window before a rate (failure or slow) can open the breaker.
     pub volume_threshold: u32,
+    /// Length of the rolling window the rate rules read, in ms.
     pub rolling_window_ms: f64,
+    /// Buckets of the rolling window (its resolution).
     pub rolling_buckets: u32,
     /// Time an open breaker waits before letting a trial call through.
     pub reset_timeout_ms: f64,
@@ -53,6 +63,7 @@ pub struct BreakerOptions {
     /// Per-call timeout; enforced by the JS wrapper (it owns the promise),
     /// validated and stored here so there is one source of truth.
     pub timeout_ms: Option<f64>,
+    /// The retry policy the JS wrapper composes around the breaker (`retryOptions`).
     pub retry: RetryPolicy,
 }
 
@@ -152,6 +163,9 @@ impl BreakerOptions {
         self.retry.validate()
     }
 
+    /// The rule that opens a closed breaker: the rate rule when `errorThresholdPercentage` is set, else consecutive failures.
+    ///
+    /// Example: `BreakerOptions::default().opening_rule() == OpeningRule::ConsecutiveFailures { threshold: 5 }`
     pub fn opening_rule(&self) -> OpeningRule {
         match self.error_threshold_percentage {
             Some(percentage) => OpeningRule::FailureRate {
@@ -170,25 +184,42 @@ impl BreakerOptions {
 /// error names the field the caller wrote.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawBreakerOptions {
+    /// `failureThreshold`: an integer from 1.
     pub failure_threshold: Option<f64>,
+    /// `errorThresholdPercentage`: a percentage in (0, 100].
     pub error_threshold_percentage: Option<f64>,
+    /// `volumeThreshold`: an integer from 0.
     pub volume_threshold: Option<f64>,
+    /// `rollingWindowMs`: > 0, at least 1 ms per bucket.
     pub rolling_window_ms: Option<f64>,
+    /// `rollingBuckets`: an integer from 1 to 1000.
     pub rolling_buckets: Option<f64>,
+    /// `resetTimeout` in ms, >= 0.
     pub reset_timeout_ms: Option<f64>,
+    /// `halfOpenMaxAttempts`: an integer from 1.
     pub half_open_max_attempts: Option<f64>,
+    /// `halfOpenMaxCalls`: an integer from 1.
     pub half_open_max_calls: Option<f64>,
+    /// `halfOpenSuccessThreshold`: an integer from 1.
     pub half_open_success_threshold: Option<f64>,
+    /// `slowCallDurationMs` in ms, > 0.
     pub slow_call_duration_ms: Option<f64>,
+    /// `slowCallRateThreshold`: a percentage in (0, 100].
     pub slow_call_rate_threshold: Option<f64>,
+    /// `timeout` in ms, > 0.
     pub timeout_ms: Option<f64>,
     /// Version B's name for `timeout`: honoured, and 0 turns the timeout
     /// off as it did there. Giving both with different values is an error.
     pub request_timeout_ms: Option<f64>,
+    /// `retryOptions.maxRetries`: an integer from 0 to 100.
     pub max_retries: Option<f64>,
+    /// `retryOptions.initialDelay` in ms, >= 0.
     pub initial_delay_ms: Option<f64>,
+    /// `retryOptions.maxDelay` in ms, >= initialDelay.
     pub max_delay_ms: Option<f64>,
+    /// `retryOptions.factor`: growth per attempt, 1 to 10.
     pub factor: Option<f64>,
+    /// `retryOptions.jitter`, already parsed.
     pub jitter: Option<crate::core::backoff::Jitter>,
 }
 

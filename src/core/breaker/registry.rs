@@ -72,6 +72,15 @@ impl Entries {
     }
 }
 
+/// The breakers of one thread, by name and by dense id, capped at `maxBreakers`.
+///
+/// ```
+/// use reliability_core::core::breaker::{BreakerOptions, BreakerRegistry};
+/// let mut r = BreakerRegistry::new(1);
+/// let (id, created) = r.get_or_create("db", BreakerOptions::default(), None, 0.0).unwrap();
+/// assert!(created);
+/// assert_eq!(r.id_of("db"), Some(id));
+/// ```
 pub struct BreakerRegistry {
     entries: Entries,
     by_name: HashMap<Rc<str>, u32>,
@@ -129,14 +138,17 @@ impl BreakerRegistry {
         Ok(())
     }
 
+    /// How many breakers exist.
     pub fn len(&self) -> usize {
         self.entries.len
     }
 
+    /// True when there is no breaker.
     pub fn is_empty(&self) -> bool {
         self.entries.len == 0
     }
 
+    /// The id of the breaker named `name`, if it exists.
     pub fn id_of(&self, name: &str) -> Option<u32> {
         self.by_name.get(name).copied()
     }
@@ -182,14 +194,17 @@ impl BreakerRegistry {
         Ok((id, true))
     }
 
+    /// The name of the breaker with this id.
     pub fn name(&self, id: u32) -> Option<&str> {
         self.entries.get(id as usize).map(|e| &*e.name)
     }
 
+    /// The breaker with this id.
     pub fn get(&self, id: u32) -> Option<&Breaker> {
         self.entries.get(id as usize).map(|e| &e.breaker)
     }
 
+    /// The breaker with this id, mutably.
     pub fn get_mut(&mut self, id: u32) -> Option<&mut Breaker> {
         self.entries.get_mut(id as usize).map(|e| &mut e.breaker)
     }
@@ -200,10 +215,12 @@ impl BreakerRegistry {
             .ok_or_else(|| CoreError::not_found("circuit breaker id", id))
     }
 
+    /// May a call run on breaker `id` now? A NotFound error for an unknown id.
     pub fn try_acquire(&mut self, id: u32, now: f64) -> CoreResult<(Admission, Transitions)> {
         Ok(self.entry(id)?.breaker.try_acquire(now))
     }
 
+    /// Reports the outcome of a call admitted by [`BreakerRegistry::try_acquire`] (`trial` when it was admitted half-open).
     pub fn on_outcome(
         &mut self,
         id: u32,
@@ -259,6 +276,7 @@ impl BreakerRegistry {
         Ok(e.breaker.options().retry.delay(attempt, previous_ms, u))
     }
 
+    /// Every id, in creation order.
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.entries.len).map(|i| i as u32)
     }
