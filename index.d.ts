@@ -10,7 +10,7 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * One quorum breaker's rule (see `core::quorum`); the Redis backend counts
+ * One quorum breaker's rule (see `core::breaker::quorum`); the Redis backend counts
  * the votes and asks it what to do.
  *
  * ```ts
@@ -118,7 +118,7 @@ export declare const enum BreakerGate {
   Isolated = 4,
 }
 
-/** The outcome slot of `cbRecord`'s I/O block (`core::breaker::Outcome`). */
+/** The outcome slot of `cbRecord`'s I/O block (`core::breaker::BreakerOutcome`). */
 export declare const enum BreakerOutcome {
   Success = 0,
   Failure = 1,
@@ -793,7 +793,7 @@ export interface OpsSwitch {
 /** The state file's text: the ops state with the replica's clocks. */
 export declare function opsToJson(h: number, now: number): string
 
-/** What `quorumBreaker.decide` tells the caller to do (`core::quorum::QuorumAction`). */
+/** What `quorumBreaker.decide` tells the caller to do (`core::breaker::quorum::QuorumAction`). */
 export declare const enum QuorumAction {
   None = 0,
   Open = 1,

@@ -482,7 +482,8 @@ describe('bad input', () => {
 
   test('names: empty, oversize or not a string', () => {
     assert.throws(() => r().get('', {}), RangeError);
-    assert.throws(() => r().get('x'.repeat(201), {}), /^RangeError: name must be a string of 1 to 200/);
+    assert.throws(() => r().get('x'.repeat(257), {}), /^RangeError: name must be a non-empty string of at most 256 characters/);
+    assert.throws(() => r().get('a\u202eb', {}), RangeError);
     assert.throws(() => r().get(42, {}), TypeError);
   });
 

@@ -33,9 +33,10 @@ use napi_derive::napi;
 
 use crate::codes_napi::{BreakerControl, BreakerGate, BREAKER_TRANSITION_SHIFT};
 use crate::core::backoff::Jitter;
-use crate::core::breaker::{Admission, Breaker, Outcome, RawBreakerOptions, State, Transitions};
+use crate::core::breaker::{
+    Admission, Breaker, BreakerOutcome, BreakerRegistry, RawBreakerOptions, State, Transitions,
+};
 use crate::core::error::CoreError;
-use crate::core::registry::Registry;
 use crate::napi_util::{borrow_mut, either::Either, throw, Opts};
 
 /// Breakers per mirror page; a page is `PAGE * STRIDE` f64s (24 KiB).
@@ -57,7 +58,7 @@ struct Instance {
 }
 
 struct Binding {
-    reg: Registry,
+    reg: BreakerRegistry,
     instances: Vec<Instance>,
     /// The instance of the current call.
     cur: usize,
@@ -220,7 +221,7 @@ pub fn cb_init(
                 t ^ (std::process::id() as u64) << 32
             });
             Binding {
-                reg: Registry::new(seed),
+                reg: BreakerRegistry::new(seed),
                 instances: Vec::new(),
                 cur: 0,
                 time_origin,
@@ -416,9 +417,9 @@ pub fn cb_record(inst: u32) -> Result<i32> {
     with(None, inst, |b| {
         let id = b.id()?;
         let outcome = match b.io(1) as i32 {
-            x if x == Outcome::Success as i32 => Outcome::Success,
-            x if x == Outcome::Timeout as i32 => Outcome::Timeout,
-            _ => Outcome::Failure,
+            x if x == BreakerOutcome::Success as i32 => BreakerOutcome::Success,
+            x if x == BreakerOutcome::Timeout as i32 => BreakerOutcome::Timeout,
+            _ => BreakerOutcome::Failure,
         };
         let tr = b
             .reg

@@ -49,7 +49,7 @@ pub const BREAKER_TRANSITION_SHIFT: u32 = 4;
 #[napi]
 pub const BREAKER_ADMISSION_MASK: u32 = (1 << BREAKER_TRANSITION_SHIFT) - 1;
 
-/// The outcome slot of `cbRecord`'s I/O block (`core::breaker::Outcome`).
+/// The outcome slot of `cbRecord`'s I/O block (`core::breaker::BreakerOutcome`).
 #[napi]
 pub enum BreakerOutcome {
     Success = 0,
@@ -133,7 +133,7 @@ pub enum RolloutOutcomeFlag {
     NewCohort = 2,
 }
 
-/// What `quorumBreaker.decide` tells the caller to do (`core::quorum::QuorumAction`).
+/// What `quorumBreaker.decide` tells the caller to do (`core::breaker::quorum::QuorumAction`).
 #[napi]
 pub enum QuorumAction {
     None = 0,
@@ -144,10 +144,10 @@ pub enum QuorumAction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::breaker::{Admission, Outcome, Transitions};
+    use crate::core::breaker::quorum;
+    use crate::core::breaker::{Admission, BreakerOutcome as Outcome, Transitions};
     use crate::core::gate::Transition;
     use crate::core::ops::Decision;
-    use crate::core::quorum;
     use crate::core::signals::Refusal;
 
     #[test]

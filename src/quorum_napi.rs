@@ -1,4 +1,4 @@
-//! Bindings for quorum breakers (`core::quorum`) and retry delays
+//! Bindings for quorum breakers (`core::breaker::quorum`) and retry delays
 //! (`core::backoff`) that JS-side loops use.
 
 use napi::bindgen_prelude::*;
@@ -7,11 +7,11 @@ use napi_derive::napi;
 
 use crate::codes_napi::QuorumAction;
 use crate::core::backoff::{Jitter, RetryPolicy};
+use crate::core::breaker::quorum::{self, Quorum};
 use crate::core::error::CoreError;
-use crate::core::quorum::{self, Quorum};
 use crate::napi_util::throw;
 
-/// One quorum breaker's rule (see `core::quorum`); the Redis backend counts
+/// One quorum breaker's rule (see `core::breaker::quorum`); the Redis backend counts
 /// the votes and asks it what to do.
 ///
 /// ```ts

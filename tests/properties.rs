@@ -10,7 +10,7 @@
 //!   options).
 
 use proptest::prelude::*;
-use reliability_core::core::breaker::{Admission, Breaker, BreakerOptions, Outcome};
+use reliability_core::core::breaker::{Admission, Breaker, BreakerOptions, BreakerOutcome};
 use reliability_core::core::dag::plan_of;
 use reliability_core::core::gate::{GateSet, GateSpec};
 use reliability_core::core::graph_file::parse_graph;
@@ -59,7 +59,7 @@ proptest! {
                     }
                 }
                 Op::Finish(ok) => {
-                    let outcome = if ok { Outcome::Success } else { Outcome::Failure };
+                    let outcome = if ok { BreakerOutcome::Success } else { BreakerOutcome::Failure };
                     if trials.pop().is_some() {
                         b.on_outcome(outcome, 1.0, now, true);
                     } else if closed_calls > 0 {

@@ -21,6 +21,7 @@
 //! ```
 
 use super::backoff::Jitter;
+use super::breaker::BreakerRegistry;
 use super::breaker::RawBreakerOptions;
 use super::dag::{Dag, ServiceSpec};
 use super::gate::{GateSet, GateSpec};
@@ -28,7 +29,6 @@ use super::graph_file::parse_graph;
 use super::histogram::Aggregate;
 use super::ops::OpsState;
 use super::ops_merge::{Replica, Replication};
-use super::registry::Registry;
 use super::rollout::{Config, RolloutSet, Slo, Step};
 use super::signals::{SignalStore, SignalsOptions};
 use super::watchdog::{Registry as Watchdogs, Thresholds};
@@ -233,7 +233,7 @@ pub fn options(data: &[u8]) {
         jitter,
     };
     if let Ok(o) = raw.build() {
-        let mut reg = Registry::new(7);
+        let mut reg = BreakerRegistry::new(7);
         reg.get_or_create("b", o, Some(1), 0.0)
             .expect("validated options create a breaker");
     }

@@ -23,8 +23,6 @@ pub mod histogram;
 pub mod named;
 pub mod ops;
 pub mod ops_merge;
-pub mod quorum;
-pub mod registry;
 pub mod rng;
 pub mod rollout;
 pub mod signals;

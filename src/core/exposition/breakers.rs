@@ -1,4 +1,4 @@
-//! The breaker families, read from a breaker [`Registry`]:
+//! The breaker families, read from a breaker [`BreakerRegistry`]:
 //!
 //! | family | type | labels |
 //! |---|---|---|
@@ -16,8 +16,8 @@
 //! ```
 //! use reliability_core::core::breaker::BreakerOptions;
 //! use reliability_core::core::exposition::breakers;
-//! use reliability_core::core::registry::Registry;
-//! let mut r = Registry::new(1);
+//! use reliability_core::core::breaker::BreakerRegistry;
+//! let mut r = BreakerRegistry::new(1);
 //! r.get_or_create("db", BreakerOptions::default(), None, 0.0).unwrap();
 //! let fams = breakers::collect(&mut r, 0.0);
 //! assert_eq!(fams[0].name, "circuit_breaker_state");
@@ -25,12 +25,12 @@
 //! ```
 
 use super::model::{Family, HistogramValue, Kind, Sample, Value};
+use crate::core::breaker::BreakerRegistry;
 use crate::core::breaker::{State, CALL_BUCKETS_S};
-use crate::core::registry::Registry;
 
 /// The families of every breaker in `reg`, as of `now` (the window rates
 /// rotate to `now`).
-pub fn collect(reg: &mut Registry, now: f64) -> Vec<Family> {
+pub fn collect(reg: &mut BreakerRegistry, now: f64) -> Vec<Family> {
     let mut state = Family::new(
         "circuit_breaker_state",
         Kind::Gauge,
@@ -154,7 +154,7 @@ pub fn collect(reg: &mut Registry, now: f64) -> Vec<Family> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::breaker::{BreakerOptions, Outcome};
+    use crate::core::breaker::{BreakerOptions, BreakerOutcome};
 
     fn value(f: &Family, labels: &[(&str, &str)]) -> f64 {
         let s = f
@@ -174,17 +174,18 @@ mod tests {
 
     #[test]
     fn states_outcomes_transitions_durations_and_rates() {
-        let mut r = Registry::new(7);
+        let mut r = BreakerRegistry::new(7);
         let o = BreakerOptions {
             failure_threshold: 2,
             ..BreakerOptions::default()
         };
         let (id, _) = r.get_or_create("pay", o, None, 0.0).unwrap();
-        r.on_outcome(id, Outcome::Success, 30.0, 1.0, false)
+        r.on_outcome(id, BreakerOutcome::Success, 30.0, 1.0, false)
             .unwrap();
-        r.on_outcome(id, Outcome::Timeout, 2_000.0, 2.0, false)
+        r.on_outcome(id, BreakerOutcome::Timeout, 2_000.0, 2.0, false)
             .unwrap();
-        r.on_outcome(id, Outcome::Failure, 4.0, 3.0, false).unwrap();
+        r.on_outcome(id, BreakerOutcome::Failure, 4.0, 3.0, false)
+            .unwrap();
         r.get_mut(id).unwrap().count_fallback();
         let (adm, _) = r.try_acquire(id, 4.0).unwrap();
         assert!(matches!(adm, crate::core::breaker::Admission::RejectOpen));

@@ -1,4 +1,6 @@
-//! One circuit breaker: its options, its state machine and its counters.
+//! One circuit breaker's state machine and its counters (its options live in
+//! [`super::options`]; the breaker knows nothing of retries, which compose
+//! with it from outside).
 //!
 //! The breaker never reads a clock: every method takes `now` in milliseconds
 //! from a monotonic source, so tests move time by passing numbers and the
@@ -7,25 +9,29 @@
 //! [`Transitions`] it made, which the JS wrapper turns into events.
 //!
 //! ```
-//! use reliability_core::core::breaker::{Breaker, BreakerOptions, Admission, Outcome};
+//! use reliability_core::core::breaker::{Breaker, BreakerOptions, Admission, BreakerOutcome};
 //! let mut b = Breaker::new(BreakerOptions { failure_threshold: 2, ..Default::default() }, 0.0).unwrap();
 //! for t in [1.0, 2.0] {
 //!     assert_eq!(b.try_acquire(t).0, Admission::Admit);
-//!     b.on_outcome(Outcome::Failure, 5.0, t, false);
+//!     b.on_outcome(BreakerOutcome::Failure, 5.0, t, false);
 //! }
 //! assert_eq!(b.try_acquire(3.0).0, Admission::RejectOpen);
 //! ```
 
 use std::rc::Rc;
 
-use super::backoff::RetryPolicy;
-use super::error::{check, CoreError, CoreResult};
-use super::window::{Counts, RollingWindow, Sample};
+use super::options::{BreakerOptions, OpeningRule};
+use crate::core::error::CoreResult;
+use crate::core::window::{Counts, RollingWindow, Sample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a breaker is in its cycle; `getState()` returns [`State::as_str`].
 pub enum State {
+    /// Calls run; failures are counted.
     Closed,
+    /// Calls are refused until `resetTimeout` has passed.
     Open,
+    /// A few trial calls run; their outcomes close or re-open it.
     HalfOpen,
 }
 
@@ -37,290 +43,6 @@ impl State {
             State::Open => "open",
             State::HalfOpen => "half-open",
         }
-    }
-}
-
-/// When a closed breaker opens. Two rules behind one method (cockatiel keeps
-/// them as separate strategy classes; an enum does the same without a heap
-/// allocation per breaker, which matters with 10 000 breakers).
-#[derive(Debug, Clone, PartialEq)]
-pub enum OpeningRule {
-    /// `threshold` failed calls in a row (the original's rule).
-    ConsecutiveFailures { threshold: u32 },
-    /// Failure rate over the rolling window at or above `percentage`, once
-    /// the window holds at least `volume` calls (opossum, resilience4j).
-    FailureRate { percentage: f64, volume: u32 },
-}
-
-/// Everything a breaker can be configured with. `Default` gives the
-/// original's defaults (spec §2.1) with its bugs fixed (see README).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BreakerOptions {
-    /// Failures in a row before opening, when no `errorThresholdPercentage` is set.
-    pub failure_threshold: u32,
-    /// Optional rate rule; replaces the consecutive rule when set.
-    pub error_threshold_percentage: Option<f64>,
-    /// Minimum calls in the window before a rate (failure or slow) can open the breaker.
-    pub volume_threshold: u32,
-    pub rolling_window_ms: f64,
-    pub rolling_buckets: u32,
-    /// Time an open breaker waits before letting a trial call through.
-    pub reset_timeout_ms: f64,
-    /// Failed trials in one half-open period before it re-opens.
-    pub half_open_max_attempts: u32,
-    /// Trial calls allowed in flight at once while half-open; the rest are rejected.
-    pub half_open_max_calls: u32,
-    /// Successful trials in one half-open period before it closes.
-    pub half_open_success_threshold: u32,
-    /// Calls slower than this count as slow.
-    pub slow_call_duration_ms: Option<f64>,
-    /// Share of slow calls in the window (percent) that opens the breaker.
-    pub slow_call_rate_threshold: f64,
-    /// Per-call timeout; enforced by the JS wrapper (it owns the promise),
-    /// validated and stored here so there is one source of truth.
-    pub timeout_ms: Option<f64>,
-    pub retry: RetryPolicy,
-}
-
-impl Default for BreakerOptions {
-    fn default() -> Self {
-        BreakerOptions {
-            failure_threshold: 5,
-            error_threshold_percentage: None,
-            volume_threshold: 10,
-            rolling_window_ms: 10_000.0,
-            rolling_buckets: 10,
-            reset_timeout_ms: 60_000.0,
-            half_open_max_attempts: 3,
-            half_open_max_calls: 1,
-            half_open_success_threshold: 2,
-            slow_call_duration_ms: None,
-            slow_call_rate_threshold: 100.0,
-            timeout_ms: None,
-            retry: RetryPolicy::default(),
-        }
-    }
-}
-
-impl BreakerOptions {
-    /// The defaults under a test runner (`JEST_WORKER_ID`, `VITEST`,
-    /// `NODE_ENV=test`): the same options except that retries do not wait
-    /// (`retryOptions.initialDelay` 0), so a call that keeps failing still
-    /// makes its 1 + 5 attempts (tests that count calls to a dependency see
-    /// the production count) but settles at once instead of after ~3 s, and
-    /// does not depend on timers, real or fake. An `initialDelay` given
-    /// explicitly is honoured (its sleeps follow fake timers).
-    ///
-    /// ```
-    /// use reliability_core::core::breaker::BreakerOptions;
-    /// let t = BreakerOptions::under_test();
-    /// assert_eq!(t.retry.initial_delay_ms, 0.0);
-    /// assert_eq!(t.retry.max_retries, BreakerOptions::default().retry.max_retries);
-    /// ```
-    pub fn under_test() -> Self {
-        let mut o = BreakerOptions::default();
-        o.retry.initial_delay_ms = 0.0;
-        o
-    }
-
-    /// Checks every field; the error names the field and its allowed range.
-    pub fn validate(&self) -> CoreResult<()> {
-        check::int_in(
-            "failureThreshold",
-            self.failure_threshold as f64,
-            1,
-            1_000_000,
-        )?;
-        if let Some(p) = self.error_threshold_percentage {
-            check::percentage("errorThresholdPercentage", p)?;
-        }
-        check::int_in(
-            "volumeThreshold",
-            self.volume_threshold as f64,
-            0,
-            1_000_000_000,
-        )?;
-        check::above("rollingWindowMs", self.rolling_window_ms, 0.0)?;
-        check::int_in("rollingBuckets", self.rolling_buckets as f64, 1, 1000)?;
-        if self.rolling_window_ms / (self.rolling_buckets as f64) < 1.0 {
-            return Err(super::error::CoreError::range(
-                "rollingWindowMs",
-                "at least 1 ms per bucket (rollingWindowMs >= rollingBuckets)",
-                self.rolling_window_ms,
-            ));
-        }
-        check::at_least("resetTimeout", self.reset_timeout_ms, 0.0)?;
-        check::int_in(
-            "halfOpenMaxAttempts",
-            self.half_open_max_attempts as f64,
-            1,
-            1_000_000,
-        )?;
-        check::int_in(
-            "halfOpenMaxCalls",
-            self.half_open_max_calls as f64,
-            1,
-            1_000_000,
-        )?;
-        check::int_in(
-            "halfOpenSuccessThreshold",
-            self.half_open_success_threshold as f64,
-            1,
-            1_000_000,
-        )?;
-        if let Some(v) = self.slow_call_duration_ms {
-            check::above("slowCallDurationMs", v, 0.0)?;
-        }
-        check::percentage("slowCallRateThreshold", self.slow_call_rate_threshold)?;
-        if let Some(v) = self.timeout_ms {
-            check::above("timeout", v, 0.0)?;
-        }
-        self.retry.validate()
-    }
-
-    pub fn opening_rule(&self) -> OpeningRule {
-        match self.error_threshold_percentage {
-            Some(percentage) => OpeningRule::FailureRate {
-                percentage,
-                volume: self.volume_threshold,
-            },
-            None => OpeningRule::ConsecutiveFailures {
-                threshold: self.failure_threshold,
-            },
-        }
-    }
-}
-
-/// Options as they arrive from a caller: every field optional and still a
-/// plain number, so integer-ness and ranges are checked here, once, and the
-/// error names the field the caller wrote.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RawBreakerOptions {
-    pub failure_threshold: Option<f64>,
-    pub error_threshold_percentage: Option<f64>,
-    pub volume_threshold: Option<f64>,
-    pub rolling_window_ms: Option<f64>,
-    pub rolling_buckets: Option<f64>,
-    pub reset_timeout_ms: Option<f64>,
-    pub half_open_max_attempts: Option<f64>,
-    pub half_open_max_calls: Option<f64>,
-    pub half_open_success_threshold: Option<f64>,
-    pub slow_call_duration_ms: Option<f64>,
-    pub slow_call_rate_threshold: Option<f64>,
-    pub timeout_ms: Option<f64>,
-    /// Version B's name for `timeout`: honoured, and 0 turns the timeout
-    /// off as it did there. Giving both with different values is an error.
-    pub request_timeout_ms: Option<f64>,
-    pub max_retries: Option<f64>,
-    pub initial_delay_ms: Option<f64>,
-    pub max_delay_ms: Option<f64>,
-    pub factor: Option<f64>,
-    pub jitter: Option<super::backoff::Jitter>,
-}
-
-impl RawBreakerOptions {
-    /// Fills defaults for absent fields and validates the result. Unlike the
-    /// original (`||`), an explicit 0 is taken as 0: `maxRetries: 0` means
-    /// no retries, and `failureThreshold: 0` is a RangeError, not 5.
-    pub fn build(&self) -> CoreResult<BreakerOptions> {
-        self.build_over(&BreakerOptions::default())
-    }
-
-    /// As `build`, filling what the user left out from `d` (the production
-    /// defaults, or `BreakerOptions::under_test()`).
-    pub fn build_over(&self, d: &BreakerOptions) -> CoreResult<BreakerOptions> {
-        let timeout_ms = match (self.timeout_ms, self.request_timeout_ms) {
-            (t, None) => t,
-            (None, Some(r)) => {
-                check::at_least("requestTimeout", r, 0.0)?;
-                (r > 0.0).then_some(r)
-            }
-            (Some(t), Some(r)) if t == r => Some(t),
-            (Some(t), Some(r)) => {
-                return Err(CoreError::range(
-                    "requestTimeout",
-                    &format!("absent or equal to timeout ({})", check::fmt_num(t)),
-                    check::fmt_num(r),
-                ));
-            }
-        };
-        let int = |field: &str, v: Option<f64>, dflt: u32, min: u32, max: u32| -> CoreResult<u32> {
-            match v {
-                None => Ok(dflt),
-                Some(v) => check::int_in(field, v, min, max),
-            }
-        };
-        let o = BreakerOptions {
-            failure_threshold: int(
-                "failureThreshold",
-                self.failure_threshold,
-                d.failure_threshold,
-                1,
-                1_000_000,
-            )?,
-            error_threshold_percentage: self.error_threshold_percentage,
-            volume_threshold: int(
-                "volumeThreshold",
-                self.volume_threshold,
-                d.volume_threshold,
-                0,
-                1_000_000_000,
-            )?,
-            rolling_window_ms: self.rolling_window_ms.unwrap_or(d.rolling_window_ms),
-            rolling_buckets: int(
-                "rollingBuckets",
-                self.rolling_buckets,
-                d.rolling_buckets,
-                1,
-                1000,
-            )?,
-            reset_timeout_ms: self.reset_timeout_ms.unwrap_or(d.reset_timeout_ms),
-            half_open_max_attempts: int(
-                "halfOpenMaxAttempts",
-                self.half_open_max_attempts,
-                d.half_open_max_attempts,
-                1,
-                1_000_000,
-            )?,
-            half_open_max_calls: int(
-                "halfOpenMaxCalls",
-                self.half_open_max_calls,
-                d.half_open_max_calls,
-                1,
-                1_000_000,
-            )?,
-            half_open_success_threshold: int(
-                "halfOpenSuccessThreshold",
-                self.half_open_success_threshold,
-                d.half_open_success_threshold,
-                1,
-                1_000_000,
-            )?,
-            slow_call_duration_ms: self.slow_call_duration_ms,
-            slow_call_rate_threshold: self
-                .slow_call_rate_threshold
-                .unwrap_or(d.slow_call_rate_threshold),
-            timeout_ms,
-            retry: RetryPolicy {
-                max_retries: int(
-                    "retryOptions.maxRetries",
-                    self.max_retries,
-                    d.retry.max_retries,
-                    0,
-                    100,
-                )?,
-                initial_delay_ms: self.initial_delay_ms.unwrap_or(d.retry.initial_delay_ms),
-                max_delay_ms: self.max_delay_ms.unwrap_or(
-                    d.retry
-                        .max_delay_ms
-                        .max(self.initial_delay_ms.unwrap_or(0.0)),
-                ),
-                factor: self.factor.unwrap_or(d.retry.factor),
-                jitter: self.jitter.unwrap_or(d.retry.jitter),
-            },
-        };
-        o.validate()?;
-        Ok(o)
     }
 }
 
@@ -341,9 +63,12 @@ pub enum Admission {
 
 /// What a finished call did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum BreakerOutcome {
+    /// The call returned.
     Success = 0,
+    /// The call threw or rejected.
     Failure = 1,
+    /// The call outlived `timeout` (counts as a failure).
     Timeout = 2,
 }
 
@@ -353,8 +78,11 @@ pub enum Outcome {
 pub struct Transitions(pub u32);
 
 impl Transitions {
+    /// The breaker opened.
     pub const OPENED: u32 = 1;
+    /// The breaker closed.
     pub const CLOSED: u32 = 2;
+    /// The breaker went half-open.
     pub const HALF_OPENED: u32 = 4;
     /// Set with `OPENED` when the breaker re-opened from half-open (failed trials).
     pub const FROM_HALF_OPEN: u32 = 8;
@@ -363,6 +91,9 @@ impl Transitions {
         self.0 |= bit;
     }
 
+    /// Whether `bit` (one of the constants above) is set.
+    ///
+    /// Example: `Transitions(Transitions::OPENED).has(Transitions::OPENED)`
     pub fn has(self, bit: u32) -> bool {
         self.0 & bit != 0
     }
@@ -371,11 +102,17 @@ impl Transitions {
 /// Lifetime counters (never reset except by `reset()`), for snapshots.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Totals {
+    /// Calls that succeeded.
     pub successes: u64,
+    /// Calls that failed (timeouts not included).
     pub failures: u64,
+    /// Calls that timed out.
     pub timeouts: u64,
+    /// Calls slower than `slowCallDurationMs`.
     pub slow: u64,
+    /// Calls refused without running.
     pub rejects: u64,
+    /// Transitions to open.
     pub opened: u64,
     /// Transitions to closed and to half-open (opens are `opened`).
     pub closed: u64,
@@ -405,6 +142,7 @@ pub const CALL_BUCKETS_S: [f64; 11] = [
 ];
 
 #[derive(Debug, Clone)]
+/// One circuit breaker: state, counters and rolling window. See the module example.
 pub struct Breaker {
     /// Shared between breakers created with equal options (most are), so
     /// 10 000 breakers do not hold 10 000 copies.
@@ -427,6 +165,7 @@ pub struct Breaker {
 }
 
 impl Breaker {
+    /// A closed breaker with these options (validated; the error names the field), created at `now`.
     pub fn new(opts: impl Into<Rc<BreakerOptions>>, now: f64) -> CoreResult<Self> {
         let opts = opts.into();
         opts.validate()?;
@@ -448,34 +187,42 @@ impl Breaker {
         })
     }
 
+    /// Its options.
     pub fn options(&self) -> &BreakerOptions {
         &self.opts
     }
 
+    /// Its options as shared with other breakers of equal configuration.
     pub fn shared_options(&self) -> &Rc<BreakerOptions> {
         &self.opts
     }
 
+    /// Its state, as of its last call (open → half-open happens lazily on the next acquire).
     pub fn state(&self) -> State {
         self.state
     }
 
+    /// Whether an operator isolated it (open until closed by hand).
     pub fn is_isolated(&self) -> bool {
         self.isolated
     }
 
+    /// Failures in a row since the last success (the consecutive rule).
     pub fn failure_count(&self) -> u32 {
         self.failure_count
     }
 
+    /// When the last failure of the current run of failures happened (ms), if any.
     pub fn last_failure_at(&self) -> Option<f64> {
         self.last_failure_at
     }
 
+    /// When the state last changed (ms).
     pub fn last_transition_at(&self) -> f64 {
         self.last_transition_at
     }
 
+    /// Its lifetime counters.
     pub fn totals(&self) -> Totals {
         self.totals
     }
@@ -490,6 +237,7 @@ impl Breaker {
         self.totals.fallbacks += 1;
     }
 
+    /// Trial calls running now (half-open only).
     pub fn half_open_in_flight(&self) -> u32 {
         self.half_open_in_flight
     }
@@ -512,6 +260,7 @@ impl Breaker {
         self.window.totals(now)
     }
 
+    /// The length of its rolling window (ms).
     pub fn window_ms(&self) -> f64 {
         self.window.window_ms()
     }
@@ -577,7 +326,7 @@ impl Breaker {
     /// the binding batched.
     pub fn on_outcome(
         &mut self,
-        outcome: Outcome,
+        outcome: BreakerOutcome,
         latency_ms: f64,
         at: f64,
         trial: bool,
@@ -593,9 +342,9 @@ impl Breaker {
             .slow_call_duration_ms
             .is_some_and(|s| latency_ms >= s);
         let sample = match outcome {
-            Outcome::Success => Sample::Success,
-            Outcome::Failure => Sample::Failure,
-            Outcome::Timeout => Sample::Timeout,
+            BreakerOutcome::Success => Sample::Success,
+            BreakerOutcome::Failure => Sample::Failure,
+            BreakerOutcome::Timeout => Sample::Timeout,
         };
         self.window.record(at, sample, latency_ms, slow);
         let b = CALL_BUCKETS_S
@@ -612,7 +361,7 @@ impl Breaker {
             self.half_open_in_flight = self.half_open_in_flight.saturating_sub(1);
         }
         match outcome {
-            Outcome::Success => {
+            BreakerOutcome::Success => {
                 self.totals.successes += 1;
                 self.failure_count = 0;
                 self.last_failure_at = None;
@@ -627,9 +376,9 @@ impl Breaker {
                     self.enter(State::Open, at, &mut tr);
                 }
             }
-            Outcome::Failure | Outcome::Timeout => {
+            BreakerOutcome::Failure | BreakerOutcome::Timeout => {
                 self.totals.failures += 1;
-                if outcome == Outcome::Timeout {
+                if outcome == BreakerOutcome::Timeout {
                     self.totals.timeouts += 1;
                 }
                 self.failure_count = self.failure_count.saturating_add(1);
@@ -753,7 +502,7 @@ mod tests {
         BreakerOptions::default()
     }
 
-    fn run(b: &mut Breaker, now: f64, outcome: Outcome) -> (Admission, Transitions) {
+    fn run(b: &mut Breaker, now: f64, outcome: BreakerOutcome) -> (Admission, Transitions) {
         let (a, mut tr) = b.try_acquire(now);
         if matches!(a, Admission::Admit | Admission::AdmitTrial) {
             tr.0 |= b
@@ -767,11 +516,11 @@ mod tests {
     fn opens_after_threshold_failures_in_a_row() {
         let mut b = Breaker::new(opts(), 0.0).unwrap();
         for i in 0..4 {
-            let (_, tr) = run(&mut b, i as f64, Outcome::Failure);
+            let (_, tr) = run(&mut b, i as f64, BreakerOutcome::Failure);
             assert_eq!(tr.0, 0);
         }
         assert_eq!(b.failure_count(), 4);
-        let (_, tr) = run(&mut b, 4.0, Outcome::Failure);
+        let (_, tr) = run(&mut b, 4.0, BreakerOutcome::Failure);
         assert!(tr.has(Transitions::OPENED));
         assert_eq!(b.state(), State::Open);
         assert_eq!(b.last_failure_at(), Some(4.0));
@@ -781,13 +530,13 @@ mod tests {
     fn a_success_resets_the_count() {
         let mut b = Breaker::new(opts(), 0.0).unwrap();
         for i in 0..4 {
-            run(&mut b, i as f64, Outcome::Failure);
+            run(&mut b, i as f64, BreakerOutcome::Failure);
         }
-        run(&mut b, 5.0, Outcome::Success);
+        run(&mut b, 5.0, BreakerOutcome::Success);
         assert_eq!(b.failure_count(), 0);
         assert_eq!(b.last_failure_at(), None);
         for i in 0..4 {
-            run(&mut b, 6.0 + i as f64, Outcome::Failure);
+            run(&mut b, 6.0 + i as f64, BreakerOutcome::Failure);
         }
         assert_eq!(b.state(), State::Closed);
     }
@@ -803,7 +552,7 @@ mod tests {
             0.0,
         )
         .unwrap();
-        run(&mut b, 10.0, Outcome::Failure);
+        run(&mut b, 10.0, BreakerOutcome::Failure);
         assert_eq!(b.try_acquire(109.9).0, Admission::RejectOpen);
         assert_eq!(b.next_attempt_at(), Some(110.0));
         let (a, tr) = b.try_acquire(110.0);
@@ -848,7 +597,7 @@ mod tests {
             0.0,
         )
         .unwrap();
-        run(&mut b, 0.0, Outcome::Failure);
+        run(&mut b, 0.0, BreakerOutcome::Failure);
         let admitted: Vec<Admission> = (0..100).map(|_| b.try_acquire(1.0).0).collect();
         assert_eq!(
             admitted
@@ -865,7 +614,7 @@ mod tests {
             97
         );
         // Releasing a slot lets exactly one more in.
-        b.on_outcome(Outcome::Success, 1.0, 2.0, true);
+        b.on_outcome(BreakerOutcome::Success, 1.0, 2.0, true);
         assert_eq!(b.try_acquire(2.0).0, Admission::AdmitTrial);
         assert_eq!(b.try_acquire(2.0).0, Admission::RejectHalfOpenFull);
     }
@@ -878,18 +627,18 @@ mod tests {
             ..opts()
         };
         let mut b = Breaker::new(o, 0.0).unwrap();
-        run(&mut b, 0.0, Outcome::Failure);
+        run(&mut b, 0.0, BreakerOutcome::Failure);
         // Half-open: two successes close it.
-        let (_, tr) = run(&mut b, 60.0, Outcome::Success);
+        let (_, tr) = run(&mut b, 60.0, BreakerOutcome::Success);
         assert!(tr.has(Transitions::HALF_OPENED) && !tr.has(Transitions::CLOSED));
-        let (_, tr) = run(&mut b, 61.0, Outcome::Success);
+        let (_, tr) = run(&mut b, 61.0, BreakerOutcome::Success);
         assert!(tr.has(Transitions::CLOSED));
         assert_eq!(b.state(), State::Closed);
         // Open again, then three failed trials re-open and restart the timer.
-        run(&mut b, 100.0, Outcome::Failure);
-        run(&mut b, 150.0, Outcome::Failure);
-        run(&mut b, 151.0, Outcome::Failure);
-        let (_, tr) = run(&mut b, 152.0, Outcome::Failure);
+        run(&mut b, 100.0, BreakerOutcome::Failure);
+        run(&mut b, 150.0, BreakerOutcome::Failure);
+        run(&mut b, 151.0, BreakerOutcome::Failure);
+        let (_, tr) = run(&mut b, 152.0, BreakerOutcome::Failure);
         assert!(tr.has(Transitions::OPENED) && tr.has(Transitions::FROM_HALF_OPEN));
         assert_eq!(b.try_acquire(201.9).0, Admission::RejectOpen);
         assert_eq!(b.try_acquire(202.0).0, Admission::AdmitTrial);
@@ -905,23 +654,26 @@ mod tests {
             ..opts()
         };
         let mut b = Breaker::new(o, 0.0).unwrap();
-        run(&mut b, 0.0, Outcome::Failure);
-        run(&mut b, 1.0, Outcome::Failure);
+        run(&mut b, 0.0, BreakerOutcome::Failure);
+        run(&mut b, 1.0, BreakerOutcome::Failure);
         assert_eq!(b.state(), State::Open);
-        assert_eq!(run(&mut b, 2.0, Outcome::Success).0, Admission::RejectOpen);
-        run(&mut b, 61.0, Outcome::Success);
+        assert_eq!(
+            run(&mut b, 2.0, BreakerOutcome::Success).0,
+            Admission::RejectOpen
+        );
+        run(&mut b, 61.0, BreakerOutcome::Success);
         assert_eq!(b.state(), State::HalfOpen);
         for t in [62.0, 63.0, 64.0] {
-            run(&mut b, t, Outcome::Failure);
+            run(&mut b, t, BreakerOutcome::Failure);
         }
         assert_eq!(b.state(), State::Open);
-        run(&mut b, 124.0, Outcome::Success);
+        run(&mut b, 124.0, BreakerOutcome::Success);
         assert_eq!(
             b.state(),
             State::HalfOpen,
             "one success is not enough after a re-open"
         );
-        run(&mut b, 125.0, Outcome::Success);
+        run(&mut b, 125.0, BreakerOutcome::Success);
         assert_eq!(b.state(), State::Closed);
     }
 
@@ -933,13 +685,13 @@ mod tests {
             ..opts()
         };
         let mut b = Breaker::new(o, 0.0).unwrap();
-        run(&mut b, 0.0, Outcome::Failure);
+        run(&mut b, 0.0, BreakerOutcome::Failure);
         assert_eq!(b.try_acquire(20.0).0, Admission::AdmitTrial);
         // Two calls admitted back when it was closed finish now.
-        b.on_outcome(Outcome::Success, 1.0, 21.0, false);
-        b.on_outcome(Outcome::Success, 1.0, 21.0, false);
+        b.on_outcome(BreakerOutcome::Success, 1.0, 21.0, false);
+        b.on_outcome(BreakerOutcome::Success, 1.0, 21.0, false);
         assert_eq!(b.state(), State::HalfOpen);
-        b.on_outcome(Outcome::Failure, 1.0, 21.0, false);
+        b.on_outcome(BreakerOutcome::Failure, 1.0, 21.0, false);
         assert_eq!(b.state(), State::HalfOpen);
     }
 
@@ -953,15 +705,15 @@ mod tests {
         };
         let mut b = Breaker::new(o, 0.0).unwrap();
         for i in 0..5 {
-            run(&mut b, i as f64, Outcome::Failure);
+            run(&mut b, i as f64, BreakerOutcome::Failure);
         }
         assert_eq!(b.state(), State::Closed, "5 calls < volume 10");
         for i in 5..9 {
-            run(&mut b, i as f64, Outcome::Success);
+            run(&mut b, i as f64, BreakerOutcome::Success);
         }
         assert_eq!(b.state(), State::Closed);
         // 10th call: 5 failures + this one = 6/10 >= 50 %.
-        let (_, tr) = run(&mut b, 9.0, Outcome::Failure);
+        let (_, tr) = run(&mut b, 9.0, BreakerOutcome::Failure);
         assert!(tr.has(Transitions::OPENED));
     }
 
@@ -975,10 +727,10 @@ mod tests {
         };
         let mut b = Breaker::new(o, 0.0).unwrap();
         for i in 0..3 {
-            run(&mut b, i as f64, Outcome::Failure);
+            run(&mut b, i as f64, BreakerOutcome::Failure);
         }
         // 2 s later the window is empty: one failure is 1 call < volume.
-        run(&mut b, 2_000.0, Outcome::Failure);
+        run(&mut b, 2_000.0, BreakerOutcome::Failure);
         assert_eq!(b.state(), State::Closed);
     }
 
@@ -991,11 +743,11 @@ mod tests {
             ..opts()
         };
         let mut b = Breaker::new(o, 0.0).unwrap();
-        b.on_outcome(Outcome::Success, 10.0, 1.0, false);
-        b.on_outcome(Outcome::Success, 10.0, 2.0, false);
-        b.on_outcome(Outcome::Success, 150.0, 3.0, false);
+        b.on_outcome(BreakerOutcome::Success, 10.0, 1.0, false);
+        b.on_outcome(BreakerOutcome::Success, 10.0, 2.0, false);
+        b.on_outcome(BreakerOutcome::Success, 150.0, 3.0, false);
         assert_eq!(b.state(), State::Closed);
-        let tr = b.on_outcome(Outcome::Success, 150.0, 4.0, false);
+        let tr = b.on_outcome(BreakerOutcome::Success, 150.0, 4.0, false);
         assert!(tr.has(Transitions::OPENED));
         assert_eq!(b.totals().slow, 2);
     }
@@ -1010,8 +762,8 @@ mod tests {
             0.0,
         )
         .unwrap();
-        run(&mut b, 1.0, Outcome::Timeout);
-        run(&mut b, 2.0, Outcome::Timeout);
+        run(&mut b, 1.0, BreakerOutcome::Timeout);
+        run(&mut b, 2.0, BreakerOutcome::Timeout);
         assert_eq!(b.state(), State::Open);
         assert_eq!(b.totals().timeouts, 2);
         assert_eq!(b.window_counts(3.0).timeouts, 2);
@@ -1038,7 +790,7 @@ mod tests {
         b.open(3.0);
         assert_eq!(b.try_acquire(12.9).0, Admission::RejectOpen);
         assert_eq!(b.try_acquire(13.0).0, Admission::AdmitTrial);
-        run(&mut b, 14.0, Outcome::Failure);
+        run(&mut b, 14.0, BreakerOutcome::Failure);
         let tr = b.reset(15.0);
         assert!(tr.has(Transitions::CLOSED));
         assert_eq!(
@@ -1046,170 +798,5 @@ mod tests {
             (0, None, Totals::default())
         );
         assert_eq!(b.window_counts(15.0).calls(), 0);
-    }
-
-    #[test]
-    fn raw_options_take_explicit_zero_and_reject_non_integers() {
-        // Version B's requestTimeout is honoured; 0 turns it off, as there.
-        let o = RawBreakerOptions {
-            request_timeout_ms: Some(5000.0),
-            ..Default::default()
-        }
-        .build()
-        .unwrap();
-        assert_eq!(o.timeout_ms, Some(5000.0));
-        assert_eq!(
-            RawBreakerOptions {
-                request_timeout_ms: Some(0.0),
-                ..Default::default()
-            }
-            .build()
-            .unwrap()
-            .timeout_ms,
-            None
-        );
-        let e = RawBreakerOptions {
-            timeout_ms: Some(100.0),
-            request_timeout_ms: Some(200.0),
-            ..Default::default()
-        }
-        .build()
-        .unwrap_err();
-        assert!(
-            e.message
-                .starts_with("requestTimeout must be absent or equal to timeout (100)"),
-            "{}",
-            e.message
-        );
-        assert!(RawBreakerOptions {
-            request_timeout_ms: Some(-1.0),
-            ..Default::default()
-        }
-        .build()
-        .unwrap_err()
-        .message
-        .starts_with("requestTimeout"));
-        let o = RawBreakerOptions {
-            max_retries: Some(0.0),
-            ..Default::default()
-        }
-        .build()
-        .unwrap();
-        assert_eq!(o.retry.max_retries, 0);
-        assert_eq!(
-            RawBreakerOptions::default().build().unwrap(),
-            BreakerOptions::default()
-        );
-        let e = RawBreakerOptions {
-            failure_threshold: Some(2.5),
-            ..Default::default()
-        }
-        .build()
-        .unwrap_err();
-        assert_eq!(
-            e.message,
-            "failureThreshold must be an integer from 1 to 1000000, got 2.5"
-        );
-        let e = RawBreakerOptions {
-            max_retries: Some(-1.0),
-            ..Default::default()
-        }
-        .build()
-        .unwrap_err();
-        assert!(e.message.starts_with("retryOptions.maxRetries"));
-        // maxDelay defaults up to initialDelay when only initialDelay is raised.
-        let o = RawBreakerOptions {
-            initial_delay_ms: Some(5000.0),
-            ..Default::default()
-        }
-        .build()
-        .unwrap();
-        assert_eq!(o.retry.max_delay_ms, 5000.0);
-    }
-
-    #[test]
-    fn validation_rejects_bad_values_with_field_names() {
-        let cases: Vec<(BreakerOptions, &str)> = vec![
-            (
-                BreakerOptions {
-                    failure_threshold: 0,
-                    ..opts()
-                },
-                "failureThreshold",
-            ),
-            (
-                BreakerOptions {
-                    error_threshold_percentage: Some(0.0),
-                    ..opts()
-                },
-                "errorThresholdPercentage",
-            ),
-            (
-                BreakerOptions {
-                    error_threshold_percentage: Some(100.5),
-                    ..opts()
-                },
-                "errorThresholdPercentage",
-            ),
-            (
-                BreakerOptions {
-                    error_threshold_percentage: Some(f64::NAN),
-                    ..opts()
-                },
-                "errorThresholdPercentage",
-            ),
-            (
-                BreakerOptions {
-                    reset_timeout_ms: -1.0,
-                    ..opts()
-                },
-                "resetTimeout",
-            ),
-            (
-                BreakerOptions {
-                    reset_timeout_ms: f64::INFINITY,
-                    ..opts()
-                },
-                "resetTimeout",
-            ),
-            (
-                BreakerOptions {
-                    rolling_window_ms: 5.0,
-                    rolling_buckets: 10,
-                    ..opts()
-                },
-                "rollingWindowMs",
-            ),
-            (
-                BreakerOptions {
-                    half_open_max_calls: 0,
-                    ..opts()
-                },
-                "halfOpenMaxCalls",
-            ),
-            (
-                BreakerOptions {
-                    slow_call_duration_ms: Some(0.0),
-                    ..opts()
-                },
-                "slowCallDurationMs",
-            ),
-            (
-                BreakerOptions {
-                    timeout_ms: Some(-5.0),
-                    ..opts()
-                },
-                "timeout",
-            ),
-        ];
-        for (o, field) in cases {
-            let e = Breaker::new(o, 0.0).unwrap_err();
-            assert!(
-                e.message.starts_with(field),
-                "{} should name {field}",
-                e.message
-            );
-            assert_eq!(e.kind, super::super::error::ErrorKind::Range);
-        }
     }
 }

@@ -7,7 +7,7 @@
 //! instance votes while the quorum holds its breaker open.
 //!
 //! ```
-//! use reliability_core::core::quorum::{Quorum, QuorumAction};
+//! use reliability_core::core::breaker::quorum::{Quorum, QuorumAction};
 //! let mut q = Quorum::new(0.5).unwrap(); // half of the instances that voted
 //! assert_eq!(q.decide(1, 4, false), QuorumAction::None); // 1 of 4 is not half
 //! assert_eq!(q.decide(2, 4, false), QuorumAction::Open);
@@ -15,7 +15,7 @@
 //! assert_eq!(q.decide(0, 4, true), QuorumAction::Close);
 //! ```
 
-use super::error::{check, CoreError, CoreResult};
+use crate::core::error::{check, CoreError, CoreResult};
 
 /// What the caller should do to its local breaker after counting votes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,7 @@ impl Quorum {
     /// instances that voted, in (0, 1].
     ///
     /// ```
-    /// use reliability_core::core::quorum::Quorum;
+    /// use reliability_core::core::breaker::quorum::Quorum;
     /// assert!(Quorum::new(2.0).is_ok());
     /// assert!(Quorum::new(1.5).is_err());
     /// assert!(Quorum::new(0.0).is_err());
@@ -74,7 +74,7 @@ impl Quorum {
     /// share, that share of the voters rounded up (of at least one voter).
     ///
     /// ```
-    /// use reliability_core::core::quorum::Quorum;
+    /// use reliability_core::core::breaker::quorum::Quorum;
     /// assert_eq!(Quorum::new(0.5).unwrap().needed(5), 3);
     /// assert_eq!(Quorum::new(0.5).unwrap().needed(0), 1);
     /// assert_eq!(Quorum::new(1.0).unwrap().needed(5), 1); // 1 is a count
@@ -107,7 +107,7 @@ impl Quorum {
     /// breaker the quorum opened is no vote of its own, so it votes closed.
     ///
     /// ```
-    /// use reliability_core::core::quorum::Quorum;
+    /// use reliability_core::core::breaker::quorum::Quorum;
     /// let mut q = Quorum::new(1.0).unwrap();
     /// assert!(q.votes_open(true));
     /// q.decide(1, 2, false); // opened by the quorum

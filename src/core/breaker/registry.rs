@@ -1,17 +1,24 @@
 //! Named breakers, interned to small integer ids so the hot path passes a
 //! number, not a string. Like the original registry, asking for an existing
 //! name returns the existing breaker and ignores the new options.
+//!
+//! Names follow the one name rule of the crate ([`check_name`]: 1 to 256
+//! characters, no control, invisible or bidi character), since they end up
+//! in logs, metric labels and JSON. The storage is not a
+//! [`crate::core::named::Named`]: that keeps its entries in one doubling
+//! `Vec`, which at the 10 000-breaker default would carry up to as many
+//! spare ~200-byte entries again and move every entry on growth; the
+//! fixed-size chunks below keep the per-breaker memory target (< 1 KB, JS
+//! and Rust together) and never move an entry.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::breaker::{Admission, Breaker, BreakerOptions, Outcome, Transitions};
-use super::error::{CoreError, CoreResult};
-use super::rng::SplitMix64;
-
-/// Longest breaker name accepted; names end up in logs, metrics labels and
-/// JSON, so an unbounded one is a memory and cardinality hazard.
-pub const MAX_NAME_LEN: usize = 200;
+use super::machine::{Admission, Breaker, BreakerOutcome, Transitions};
+use super::options::BreakerOptions;
+use crate::core::error::{CoreError, CoreResult};
+use crate::core::named::check_name;
+use crate::core::rng::SplitMix64;
 
 /// Default cap on breakers per registry: ids are dense and never reused, so
 /// a caller creating breakers per request (opossum #404) hits a clear error
@@ -65,18 +72,27 @@ impl Entries {
     }
 }
 
-pub struct Registry {
+/// The breakers of one thread, by name and by dense id, capped at `maxBreakers`.
+///
+/// ```
+/// use reliability_core::core::breaker::{BreakerOptions, BreakerRegistry};
+/// let mut r = BreakerRegistry::new(1);
+/// let (id, created) = r.get_or_create("db", BreakerOptions::default(), None, 0.0).unwrap();
+/// assert!(created);
+/// assert_eq!(r.id_of("db"), Some(id));
+/// ```
+pub struct BreakerRegistry {
     entries: Entries,
     by_name: HashMap<Rc<str>, u32>,
     seeder: SplitMix64,
     max_breakers: usize,
 }
 
-impl Registry {
+impl BreakerRegistry {
     /// `seed` drives the per-breaker jitter generators of breakers created
     /// without their own seed.
     pub fn new(seed: u64) -> Self {
-        Registry {
+        BreakerRegistry {
             entries: Entries::default(),
             by_name: HashMap::new(),
             seeder: SplitMix64::new(seed),
@@ -88,9 +104,9 @@ impl Registry {
     /// seeder stay. Ids handed out before are invalid afterwards.
     ///
     /// ```
-    /// use reliability_core::core::registry::Registry;
+    /// use reliability_core::core::breaker::BreakerRegistry;
     /// use reliability_core::core::breaker::BreakerOptions;
-    /// let mut r = Registry::new(1);
+    /// let mut r = BreakerRegistry::new(1);
     /// r.get_or_create("a", BreakerOptions::default(), None, 0.0).unwrap();
     /// r.clear();
     /// assert_eq!(r.len(), 0);
@@ -110,26 +126,29 @@ impl Registry {
     /// Breakers that already exist stay; past the cap, creating one fails.
     ///
     /// ```
-    /// use reliability_core::core::registry::Registry;
-    /// let mut r = Registry::new(1);
+    /// use reliability_core::core::breaker::BreakerRegistry;
+    /// let mut r = BreakerRegistry::new(1);
     /// r.set_max_breakers(50_000.0).unwrap();
     /// assert_eq!(r.max_breakers(), 50_000);
     /// assert!(r.set_max_breakers(0.0).is_err());
     /// ```
     pub fn set_max_breakers(&mut self, max: f64) -> CoreResult<()> {
         self.max_breakers =
-            super::error::check::int_in("maxBreakers", max, 1, MAX_BREAKERS as u32)? as usize;
+            crate::core::error::check::int_in("maxBreakers", max, 1, MAX_BREAKERS as u32)? as usize;
         Ok(())
     }
 
+    /// How many breakers exist.
     pub fn len(&self) -> usize {
         self.entries.len
     }
 
+    /// True when there is no breaker.
     pub fn is_empty(&self) -> bool {
         self.entries.len == 0
     }
 
+    /// The id of the breaker named `name`, if it exists.
     pub fn id_of(&self, name: &str) -> Option<u32> {
         self.by_name.get(name).copied()
     }
@@ -146,7 +165,7 @@ impl Registry {
         if let Some(id) = self.id_of(name) {
             return Ok((id, false));
         }
-        validate_name(name)?;
+        check_name("name", name)?;
         if self.entries.len >= self.max_breakers {
             return Err(CoreError::limit(
                 &format!("circuit breaker \"{name}\" not created: the registry holds {} breakers", self.entries.len),
@@ -175,14 +194,17 @@ impl Registry {
         Ok((id, true))
     }
 
+    /// The name of the breaker with this id.
     pub fn name(&self, id: u32) -> Option<&str> {
         self.entries.get(id as usize).map(|e| &*e.name)
     }
 
+    /// The breaker with this id.
     pub fn get(&self, id: u32) -> Option<&Breaker> {
         self.entries.get(id as usize).map(|e| &e.breaker)
     }
 
+    /// The breaker with this id, mutably.
     pub fn get_mut(&mut self, id: u32) -> Option<&mut Breaker> {
         self.entries.get_mut(id as usize).map(|e| &mut e.breaker)
     }
@@ -193,14 +215,16 @@ impl Registry {
             .ok_or_else(|| CoreError::not_found("circuit breaker id", id))
     }
 
+    /// May a call run on breaker `id` now? A NotFound error for an unknown id.
     pub fn try_acquire(&mut self, id: u32, now: f64) -> CoreResult<(Admission, Transitions)> {
         Ok(self.entry(id)?.breaker.try_acquire(now))
     }
 
+    /// Reports the outcome of a call admitted by [`BreakerRegistry::try_acquire`] (`trial` when it was admitted half-open).
     pub fn on_outcome(
         &mut self,
         id: u32,
-        outcome: Outcome,
+        outcome: BreakerOutcome,
         latency_ms: f64,
         at: f64,
         trial: bool,
@@ -228,7 +252,9 @@ impl Registry {
                     e.breaker.count_reject(at);
                     continue;
                 }
-                let tr = e.breaker.on_outcome(Outcome::Success, latency, at, false);
+                let tr = e
+                    .breaker
+                    .on_outcome(BreakerOutcome::Success, latency, at, false);
                 if tr.0 != 0 {
                     changed.push((id, tr));
                 }
@@ -250,21 +276,10 @@ impl Registry {
         Ok(e.breaker.options().retry.delay(attempt, previous_ms, u))
     }
 
+    /// Every id, in creation order.
     pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
         (0..self.entries.len).map(|i| i as u32)
     }
-}
-
-pub fn validate_name(name: &str) -> CoreResult<()> {
-    let n = name.chars().count();
-    if n == 0 || n > MAX_NAME_LEN {
-        return Err(CoreError::range(
-            "name",
-            &format!("a string of 1 to {MAX_NAME_LEN} characters"),
-            format!("{n} characters"),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -275,7 +290,7 @@ mod tests {
 
     #[test]
     fn same_name_same_id_and_first_options_win() {
-        let mut r = Registry::new(1);
+        let mut r = BreakerRegistry::new(1);
         let (a, created) = r
             .get_or_create(
                 "db",
@@ -323,15 +338,24 @@ mod tests {
 
     #[test]
     fn bad_names_and_ids_are_errors_not_panics() {
-        let mut r = Registry::new(1);
+        let mut r = BreakerRegistry::new(1);
         assert!(r
             .get_or_create("", BreakerOptions::default(), None, 0.0)
             .is_err());
         assert!(r
-            .get_or_create(&"x".repeat(201), BreakerOptions::default(), None, 0.0)
+            .get_or_create(&"x".repeat(257), BreakerOptions::default(), None, 0.0)
             .is_err());
+        assert!(r
+            .get_or_create("a\u{202e}b", BreakerOptions::default(), None, 0.0)
+            .is_err());
+        assert!(r
+            .get_or_create(&"x".repeat(256), BreakerOptions::default(), None, 0.0)
+            .is_ok());
+        r.clear();
         assert!(r.try_acquire(99, 0.0).is_err());
-        assert!(r.on_outcome(99, Outcome::Success, 1.0, 0.0, false).is_err());
+        assert!(r
+            .on_outcome(99, BreakerOutcome::Success, 1.0, 0.0, false)
+            .is_err());
         // A failed creation leaves nothing behind.
         assert!(r
             .get_or_create(
@@ -349,12 +373,12 @@ mod tests {
 
     #[test]
     fn batched_successes_reset_consecutive_failures_and_skip_unknown_ids() {
-        let mut r = Registry::new(1);
+        let mut r = BreakerRegistry::new(1);
         let (id, _) = r
             .get_or_create("x", BreakerOptions::default(), None, 0.0)
             .unwrap();
         for t in 0..4 {
-            r.on_outcome(id, Outcome::Failure, 1.0, t as f64, false)
+            r.on_outcome(id, BreakerOutcome::Failure, 1.0, t as f64, false)
                 .unwrap();
         }
         let mut changed = Vec::new();
@@ -379,7 +403,7 @@ mod tests {
             std::mem::size_of::<Entry>()
         );
         // Ids past a chunk boundary still resolve.
-        let mut r = Registry::new(3);
+        let mut r = BreakerRegistry::new(3);
         for i in 0..(CHUNK + 5) {
             let (id, _) = r
                 .get_or_create(&format!("b{i}"), BreakerOptions::default(), None, 0.0)
@@ -393,7 +417,7 @@ mod tests {
 
     #[test]
     fn the_breaker_cap_refuses_new_names_with_a_limit_error() {
-        let mut r = Registry::new(1);
+        let mut r = BreakerRegistry::new(1);
         assert_eq!(r.max_breakers(), DEFAULT_MAX_BREAKERS);
         r.set_max_breakers(3.0).unwrap();
         for i in 0..3 {
@@ -430,7 +454,7 @@ mod tests {
     #[test]
     fn seeded_jitter_is_reproducible() {
         let mk = || {
-            let mut r = Registry::new(7);
+            let mut r = BreakerRegistry::new(7);
             let mut o = BreakerOptions::default();
             o.retry.jitter = Jitter::Full;
             let (id, _) = r.get_or_create("j", o, Some(1234), 0.0).unwrap();
@@ -439,7 +463,7 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(mk(), mk());
-        let mut r = Registry::new(7);
+        let mut r = BreakerRegistry::new(7);
         let (id, _) = r
             .get_or_create("k", BreakerOptions::default(), None, 0.0)
             .unwrap();
