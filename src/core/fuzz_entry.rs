@@ -29,8 +29,8 @@ use super::histogram::Aggregate;
 use super::ops::OpsState;
 use super::ops_merge::{Replica, Replication};
 use super::registry::Registry;
-use super::rollout::{Config, RolloutSet, Slo, Step};
 use super::signals::{SignalStore, SignalsOptions};
+use super::traffic_shaping::{Config, RolloutSet, Slo, Step};
 use super::watchdog::{Registry as Watchdogs, Thresholds};
 
 /// A target's body: any bytes in, a panic if a property breaks.
