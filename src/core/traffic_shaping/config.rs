@@ -8,38 +8,61 @@ use super::slo::{BurnWindow, Slo};
 use super::{BUCKETS, DEFAULT_MIN_SAMPLES, MAX_COUNT_SLICES, MAX_LIST, MAX_STEPS};
 use crate::core::error::{check, CoreError, CoreResult};
 
+/// How a key maps to a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashMode {
+    /// MurmurHash3 of `<rollout>:<key>` into [`BUCKETS`](super::BUCKETS) buckets (the default).
     Murmur,
+    /// The original's Java string hash `% 100` (kept for parity).
     Legacy,
 }
 
+/// Where a breach rolls the percentage back to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RollbackTarget {
+    /// To 0 %: nobody in the new cohort.
     Zero,
+    /// To the highest step judged healthy (0 when none was).
     LastGoodStep,
 }
 
+/// One step of a rollout plan: its percentage and what it needs to advance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     /// Basis points (1 = 0.01 %).
     pub bp: u32,
+    /// The step lasts at least this long before it may advance.
     pub min_duration_ms: f64,
+    /// New-cohort requests the step needs before it may advance.
     pub min_requests: u64,
 }
 
+/// Everything a rollout is started with; [`Config::validate`] is the one check.
+///
+/// ```
+/// use reliability_core::core::traffic_shaping::Config;
+/// assert!(Config::default().validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The percentage, in basis points (10,000 = 100 %).
     pub bp: u32,
+    /// Keys always in the new cohort (unless denied).
     pub allow: HashSet<String>,
+    /// Keys never in the new cohort (wins over `allow`).
     pub deny: HashSet<String>,
+    /// The bucketing rule.
     pub hash: HashMode,
+    /// The plan; empty for a fixed percentage.
     pub steps: Vec<Step>,
+    /// What the new cohort is judged against; `None`: never judged.
     pub slo: Option<Slo>,
     /// Roll back on a breach. Off by default, as in the original, which
     /// rolled back only when `autoRollback` was truthy and an SLO was set.
     pub auto_rollback: bool,
+    /// Advance a healthy step by itself (on by default).
     pub auto_advance: bool,
+    /// Where a breach rolls back to.
     pub rollback_to: RollbackTarget,
     /// The analysis window in ms.
     pub window_ms: f64,
@@ -264,6 +287,7 @@ impl Config {
         Ok(())
     }
 
+    /// The SLO's burn windows (none without an SLO).
     pub fn burn_windows(&self) -> &[BurnWindow] {
         self.slo.as_ref().map_or(&[], |s| &s.burn_windows)
     }

@@ -9,16 +9,28 @@ use super::config::{Config, HashMode};
 use super::slo::{Figures, Verdict};
 use super::{BUCKETS, HISTORY_CAP};
 
+/// Where a rollout is in its life (`status.phase`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RolloutPhase {
+    /// Serving its percentage and being judged.
     Running,
+    /// Serving its percentage; no advance, no rollback.
     Paused,
+    /// Rolled back after a breach.
     RolledBack,
+    /// Reached 100 % (the last step, or promoted).
     Completed,
+    /// Stopped by hand at 0 %.
     Aborted,
 }
 
 impl RolloutPhase {
+    /// The phase as the JSON shapes spell it.
+    ///
+    /// ```
+    /// use reliability_core::core::traffic_shaping::RolloutPhase;
+    /// assert_eq!(RolloutPhase::RolledBack.as_str(), "rolled-back");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             RolloutPhase::Running => "running",
@@ -30,28 +42,40 @@ impl RolloutPhase {
     }
 }
 
+/// One decision in a rollout's history, with its reason and figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryEntry {
+    /// When (ms, the caller's clock).
     pub at: f64,
     /// `start`, `update`, `advance`, `breach`, `rollback`, `pause`, `resume`, `promote`, `abort`.
     pub kind: &'static str,
+    /// Percentage before, in basis points.
     pub from_bp: u32,
+    /// Percentage after, in basis points.
     pub to_bp: u32,
+    /// Why (empty for a plain start).
     pub reason: String,
+    /// The figures the decision used, when an analysis made it.
     pub figures: Option<Figures>,
 }
 
 /// What an evaluation or a manual action did, for the JS side's events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The rollout's id in its set.
     pub rollout: usize,
+    /// The decision, as it landed in the history.
     pub entry: HistoryEntry,
 }
 
+/// One rollout: its configuration, phase, step, cohorts and history.
 #[derive(Debug)]
 pub struct Rollout {
+    /// Its name in the set.
     pub name: String,
+    /// Its configuration; `config.bp` is the current percentage.
     pub config: Config,
+    /// Its phase.
     pub phase: RolloutPhase,
     /// Index of the current step (when the config has steps).
     pub step: Option<usize>,
@@ -60,9 +84,13 @@ pub struct Rollout {
     pub(crate) last_good_bp: u32,
     pub(crate) new: Cohort,
     pub(crate) stable: Cohort,
+    /// The last [`HISTORY_CAP`] decisions, oldest first.
     pub history: VecDeque<HistoryEntry>,
+    /// The verdict of the last analysis.
     pub last_verdict: Verdict,
+    /// The figures of the last analysis.
     pub last_figures: Figures,
+    /// When it was (re)started (ms).
     pub started_at: f64,
     /// Outcomes were recorded by [`RolloutSet::record_checked`] without an
     /// analysis: the next [`RolloutSet::evaluate_pending`] runs one (steps
@@ -111,6 +139,7 @@ impl Rollout {
         }
     }
 
+    /// The current percentage (0..=100).
     pub fn percentage(&self) -> f64 {
         self.config.bp as f64 / 100.0
     }

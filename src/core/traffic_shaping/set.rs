@@ -2,51 +2,106 @@
 //! the actions on it (start, percentage, record, evaluate, pause/resume,
 //! promote, abort, remove).
 
-use std::collections::HashMap;
-
 use super::cohort::Cohort;
 use super::config::{Config, RollbackTarget};
 use super::rollout::{Event, HistoryEntry, Rollout, RolloutPhase};
 use super::slo::{Figures, Verdict};
 use super::{BUCKETS, MAX_ROLLOUTS};
 use crate::core::error::{CoreError, CoreResult};
-#[derive(Debug, Default)]
+use crate::core::named::{check_name, Named};
+
+/// The id of the rollout named `""`: past every id [`Named`] hands out (its
+/// cap is [`MAX_ROLLOUTS`]).
+const ANONYMOUS: usize = MAX_ROLLOUTS;
+
+/// The rollouts of one traffic-shaping instance. Names follow the one name
+/// rule ([`check_name`], via [`Named`]) with one exception kept for the
+/// original's parity: the empty name is a rollout (the original hashed
+/// `:<user>` for it), held in its own slot. A removed rollout keeps its id
+/// (and its place under the cap): restarting the name reuses it, so an id
+/// handed to JavaScript never names another rollout.
+///
+/// ```
+/// use reliability_core::core::traffic_shaping::{Config, RolloutSet};
+/// let mut s = RolloutSet::new();
+/// let (id, _) = s.start("search-v2", Config::default(), 0.0).unwrap();
+/// assert_eq!(s.id_of("search-v2"), Some(id));
+/// assert!(s.start("a\u{202e}b", Config::default(), 0.0).is_err());
+/// assert!(s.remove("search-v2"));
+/// assert_eq!(s.id_of("search-v2"), None);
+/// ```
+#[derive(Debug)]
 pub struct RolloutSet {
-    rollouts: Vec<Option<Rollout>>,
-    index: HashMap<String, usize>,
+    named: Named<Option<Rollout>>,
+    anonymous: Option<Rollout>,
+}
+
+impl Default for RolloutSet {
+    fn default() -> Self {
+        RolloutSet {
+            named: Named::new("Rollout", MAX_ROLLOUTS, "remove rollouts no longer needed"),
+            anonymous: None,
+        }
+    }
 }
 
 impl RolloutSet {
+    /// An empty set.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The id of the live rollout `name`.
     pub fn id_of(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
+        let id = if name.is_empty() {
+            ANONYMOUS
+        } else {
+            self.named.id_of(name)? as usize
+        };
+        self.get(id).map(|_| id)
     }
 
+    /// The live rollout with this id.
     pub fn get(&self, id: usize) -> Option<&Rollout> {
-        self.rollouts.get(id).and_then(|r| r.as_ref())
+        if id == ANONYMOUS {
+            return self.anonymous.as_ref();
+        }
+        self.named.get(u32::try_from(id).ok()?)?.as_ref()
     }
 
+    /// The live rollout with this id, mutably.
     pub fn get_mut(&mut self, id: usize) -> Option<&mut Rollout> {
-        self.rollouts.get_mut(id).and_then(|r| r.as_mut())
+        if id == ANONYMOUS {
+            return self.anonymous.as_mut();
+        }
+        self.named.get_mut(u32::try_from(id).ok()?)?.as_mut()
     }
 
     fn by_name(&mut self, name: &str) -> CoreResult<&mut Rollout> {
-        let id = *self
-            .index
-            .get(name)
+        let id = self
+            .id_of(name)
             .ok_or_else(|| CoreError::not_found("Rollout", name))?;
-        Ok(self.rollouts[id].as_mut().expect("indexed rollouts exist"))
+        Ok(self.get_mut(id).expect("id_of names live rollouts"))
     }
 
+    /// The ids of the live rollouts, in creation order (the empty name last).
     pub fn ids(&self) -> impl Iterator<Item = usize> + '_ {
-        self.rollouts
+        self.named
             .iter()
-            .enumerate()
-            .filter(|(_, r)| r.is_some())
-            .map(|(i, _)| i)
+            .filter(|(_, _, r)| r.is_some())
+            .map(|(i, _, _)| i as usize)
+            .chain(self.anonymous.as_ref().map(|_| ANONYMOUS))
+    }
+
+    /// The slot of `name`, created (empty) when the name is new: the name
+    /// rule and the cap apply to new names only.
+    fn slot(&mut self, name: &str) -> CoreResult<(usize, &mut Option<Rollout>)> {
+        if name.is_empty() {
+            return Ok((ANONYMOUS, &mut self.anonymous));
+        }
+        let (id, _) = self.named.get_or_insert("name", name, || Ok(None))?;
+        let slot = self.named.get_mut(id).expect("just looked up");
+        Ok((id as usize, slot))
     }
 
     /// Starts (or restarts, zeroing its figures) rollout `name`. With steps,
@@ -57,39 +112,15 @@ impl RolloutSet {
         mut config: Config,
         now: f64,
     ) -> CoreResult<(usize, Event)> {
-        // An empty name is a name (the original hashed `:<user>` for it).
-        let n = name.chars().count();
-        if n > 256 {
-            return Err(CoreError::range(
-                "name",
-                "a string of at most 256 characters",
-                format!("{n} characters"),
-            ));
+        if !name.is_empty() && self.named.id_of(name).is_none() {
+            check_name("name", name)?;
         }
         config.validate()?;
         if let Some(first) = config.steps.first() {
             config.bp = first.bp;
         }
-        let id = match self.index.get(name) {
-            Some(&id) => id,
-            None => {
-                if self.index.len() >= MAX_ROLLOUTS {
-                    return Err(CoreError::range(
-                        "name",
-                        &format!("one of at most {MAX_ROLLOUTS} rollouts"),
-                        "one more",
-                    ));
-                }
-                self.rollouts.push(None);
-                let id = self.rollouts.len() - 1;
-                self.index.insert(name.to_string(), id);
-                id
-            }
-        };
-        let history = self.rollouts[id]
-            .take()
-            .map(|r| r.history)
-            .unwrap_or_default();
+        let (id, slot) = self.slot(name)?;
+        let history = slot.take().map(|r| r.history).unwrap_or_default();
         let step = if config.steps.is_empty() {
             None
         } else {
@@ -119,7 +150,7 @@ impl RolloutSet {
             figures: None,
         };
         r.push(entry.clone());
-        self.rollouts[id] = Some(r);
+        *self.slot(name)?.1 = Some(r);
         Ok((id, Event { rollout: id, entry }))
     }
 
@@ -266,11 +297,8 @@ impl RolloutSet {
     /// ```
     pub fn evaluate_pending(&mut self, now: f64) -> Vec<Event> {
         let ids: Vec<usize> = self
-            .rollouts
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.as_ref().is_some_and(|r| r.pending_eval))
-            .map(|(i, _)| i)
+            .ids()
+            .filter(|&id| self.get(id).is_some_and(|r| r.pending_eval))
             .collect();
         ids.into_iter()
             .flat_map(|id| self.evaluate(id, now))
@@ -464,12 +492,15 @@ impl RolloutSet {
         Some((c.total.requests, c.total.errors))
     }
 
+    /// Removes rollout `name`; false when there is none. Its id stays
+    /// reserved for the name (see [`RolloutSet`]).
     pub fn remove(&mut self, name: &str) -> bool {
-        match self.index.remove(name) {
-            Some(id) => {
-                self.rollouts[id] = None;
-                true
-            }
+        match self.id_of(name) {
+            Some(ANONYMOUS) => self.anonymous.take().is_some(),
+            Some(id) => self
+                .named
+                .get_mut(id as u32)
+                .is_some_and(|r| r.take().is_some()),
             None => false,
         }
     }

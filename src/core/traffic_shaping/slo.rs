@@ -6,13 +6,20 @@
 use super::cohort::CohortCounts;
 use super::rollout::{Rollout, RolloutPhase};
 
+/// A multi-window burn-rate rule (SRE workbook): breach when both the long
+/// and the short window burn the error budget at least `factor` times too fast.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BurnWindow {
+    /// The long window (ms).
     pub long_ms: f64,
+    /// The short window (ms), confirming the long one is still burning.
     pub short_ms: f64,
+    /// The burn rate (error rate / budget) that breaches.
     pub factor: f64,
 }
 
+/// What the new cohort is judged against: absolute ceilings, burn rates of
+/// an availability target, and margins over the stable cohort.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Slo {
     /// Error-rate ceiling for the new cohort (0..=1, strict `>` breaches).
@@ -21,6 +28,7 @@ pub struct Slo {
     pub latency: Option<(f64, f64)>,
     /// Availability target (e.g. 0.999): burn-rate alerting on its error budget.
     pub availability: Option<f64>,
+    /// Burn-rate rules on the availability target's budget.
     pub burn_windows: Vec<BurnWindow>,
     /// Judge the new cohort against the stable one: breach when its error
     /// rate exceeds stable's by more than this (absolute, 0..=1)...
@@ -29,21 +37,39 @@ pub struct Slo {
     pub max_latency_ratio: Option<f64>,
 }
 
+/// The outcome of one analysis of the new cohort.
+///
+/// ```
+/// use reliability_core::core::traffic_shaping::{Config, RolloutSet, Verdict};
+/// let mut s = RolloutSet::new();
+/// let (id, _) = s.start("r", Config::default(), 0.0).unwrap();
+/// let (v, _) = s.get_mut(id).unwrap().analyse(1.0);
+/// assert!(matches!(v, Verdict::Inconclusive(_)));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
+    /// Not enough to judge (no SLO, or too few samples): why.
     Inconclusive(String),
+    /// Every rule holds.
     Healthy,
+    /// A rule broke: which, with its figures.
     Breach(String),
 }
 
 /// The figures an evaluation used, kept with each history entry.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
+    /// New-cohort requests in the analysis window.
     pub requests: u64,
+    /// New-cohort error rate in the window.
     pub error_rate: f64,
+    /// New-cohort latency quantile (ms), `None` without samples.
     pub latency_ms: Option<f64>,
+    /// Stable-cohort requests in the window.
     pub stable_requests: u64,
+    /// Stable-cohort error rate in the window.
     pub stable_error_rate: f64,
+    /// Stable-cohort latency quantile (ms).
     pub stable_latency_ms: Option<f64>,
     /// `(long, short)` burn rates per configured window.
     pub burn_rates: Vec<(f64, f64)>,
