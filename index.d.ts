@@ -817,7 +817,7 @@ export declare function rcAttach(shared: Float64Array, underTest: boolean): numb
  */
 export declare function rcResetAll(now: number): number
 
-/** `minSamples` when a rollout config leaves it out (`core::rollout::DEFAULT_MIN_SAMPLES`). */
+/** `minSamples` when a rollout config leaves it out (`core::traffic_shaping::DEFAULT_MIN_SAMPLES`). */
 export declare const ROLLOUT_DEFAULT_MIN_SAMPLES: number
 
 /** Bits of a rollout outcome's flags (`tsRecord`, the rollout ring). */

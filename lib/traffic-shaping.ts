@@ -2,7 +2,7 @@
  * Traffic shaping: a drop-in replacement for the original
  * `server/core/traffic-shaping.ts` and `server/middleware/traffic-shaping.ts`
  * (spec §2.6–§2.8), with the decisions and the SLO analysis in Rust
- * (`src/core/rollout.rs`, `src/core/hash.rs`).
+ * (`src/core/traffic_shaping/`: config, bucket, cohort, slo, rollout, set).
  *
  * - Sticky bucketing: MurmurHash3 of `<rollout>:<key>` into 10,000 buckets
  *   (0.01 % steps); raising a percentage only adds users. `hash: 'legacy'`

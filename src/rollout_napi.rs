@@ -1,4 +1,4 @@
-//! Bindings for traffic shaping (`core::rollout`).
+//! Bindings for traffic shaping (`core::traffic_shaping`).
 //!
 //! Hot path:
 //! * a decision is one call with the rollout's id and the stickiness key
@@ -22,7 +22,7 @@ use napi_derive::napi;
 use crate::codes_napi::RolloutOutcomeFlag;
 
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::rollout::{
+use crate::core::traffic_shaping::{
     self, percent_to_bp, BurnWindow, Config, Event, Figures, HashMode, RollbackTarget, RolloutSet,
     Slo, Step, Verdict, BUCKETS,
 };
@@ -63,10 +63,10 @@ fn read_config(o: &Opts) -> CoreResult<Config> {
     }
     for (key, set) in [("allowList", &mut c.allow), ("denyList", &mut c.deny)] {
         if let Some(list) = o.string_array(key, "an array of strings")? {
-            if list.len() > rollout::MAX_LIST {
+            if list.len() > traffic_shaping::MAX_LIST {
                 return Err(CoreError::range(
                     key,
-                    &format!("at most {} entries", rollout::MAX_LIST),
+                    &format!("at most {} entries", traffic_shaping::MAX_LIST),
                     list.len(),
                 ));
             }
@@ -463,7 +463,7 @@ unsafe fn decide_raw(env: napi::sys::napi_env, h: u32, id: u32, key: napi::sys::
         if status != napi::sys::Status::napi_ok || written + 4 >= room {
             return Some(None);
         }
-        let b = crate::core::hash::murmur_bucket_joined(&buf[..p + 1 + written]);
+        let b = crate::core::traffic_shaping::bucket::murmur_bucket_joined(&buf[..p + 1 + written]);
         Some(r.decide_bucket(b))
     });
     match fast {
@@ -827,6 +827,7 @@ pub fn ts_cluster_breach(
     })
 }
 
-/// `minSamples` when a rollout config leaves it out (`core::rollout::DEFAULT_MIN_SAMPLES`).
+/// `minSamples` when a rollout config leaves it out (`core::traffic_shaping::DEFAULT_MIN_SAMPLES`).
 #[napi]
-pub const ROLLOUT_DEFAULT_MIN_SAMPLES: u32 = crate::core::rollout::DEFAULT_MIN_SAMPLES as u32;
+pub const ROLLOUT_DEFAULT_MIN_SAMPLES: u32 =
+    crate::core::traffic_shaping::DEFAULT_MIN_SAMPLES as u32;

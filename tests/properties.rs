@@ -16,7 +16,7 @@ use reliability_core::core::gate::{GateSet, GateSpec};
 use reliability_core::core::graph_file::parse_graph;
 use reliability_core::core::histogram::Aggregate;
 use reliability_core::core::ops::{Actor, OpsState};
-use reliability_core::core::rollout::{Config, RolloutSet};
+use reliability_core::core::traffic_shaping::{Config, RolloutSet};
 use serde_json::json;
 
 fn config() -> ProptestConfig {

@@ -29,8 +29,8 @@ use super::graph_file::parse_graph;
 use super::histogram::Aggregate;
 use super::ops::OpsState;
 use super::ops_merge::{Replica, Replication};
-use super::rollout::{Config, RolloutSet, Slo, Step};
 use super::signals::{SignalStore, SignalsOptions};
+use super::traffic_shaping::{Config, RolloutSet, Slo, Step};
 use super::watchdog::{Registry as Watchdogs, Thresholds};
 
 /// A target's body: any bytes in, a panic if a property breaks.

@@ -57,15 +57,14 @@
 //! run the ignored `record_timing` test to measure.
 //!
 //! Exports stay in the HdrHistogram V2 interchange form (see [`Aggregate`]),
-//! exact bucket by bucket. The HDR helpers below (`record_sized`,
-//! `merge_into`, `full_histogram`) remain for the rollout cohorts' latency.
+//! exact bucket by bucket (`full_histogram` is the HDR side of that form).
 
 use std::mem::size_of;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
-use hdrhistogram::{Counter, Histogram};
+use hdrhistogram::Histogram;
 
 use super::error::{CoreError, CoreResult};
 pub use super::exphist::Percentiles;
@@ -372,74 +371,11 @@ impl HistSlot {
     }
 }
 
-/// Records `us` in the histogram in `slot`, first allocating it, or
-/// rebuilding it larger, at exactly the size `us` needs if it does not cover
-/// `us` yet. `grant` is asked for the extra bytes before anything changes; if
-/// it refuses, nothing is recorded and this returns false.
-#[inline]
-pub(crate) fn record_sized<T: Counter>(
-    slot: &mut Option<Box<Histogram<T>>>,
-    us: u64,
-    sigfig: u8,
-    grant: impl FnOnce(usize) -> bool,
-) -> bool {
-    // The hot path. Auto-resize is off, so a value the histogram does not
-    // cover is an error here rather than an amortised (oversized) regrowth.
-    if let Some(h) = slot.as_mut() {
-        if h.record(us).is_ok() {
-            return true;
-        }
-    }
-    allocate_and_record(slot, us, sigfig, grant)
-}
-
-/// The rare part of [`record_sized`]: at most once per doubling of the
-/// largest value a slot has held.
-#[cold]
-fn allocate_and_record<T: Counter>(
-    slot: &mut Option<Box<Histogram<T>>>,
-    us: u64,
-    sigfig: u8,
-    grant: impl FnOnce(usize) -> bool,
-) -> bool {
-    let old_bytes = slot.as_deref().map_or(0, histogram_bytes);
-    let mut h = sized_histogram::<T>(us, sigfig);
-    if !grant(histogram_bytes(&h).saturating_sub(old_bytes)) {
-        return false;
-    }
-    if let Some(old) = slot.as_deref() {
-        // Cannot fail: `h` covers `us`, which is above everything `old` holds,
-        // and it has the same digits, so every count keeps its bucket.
-        let _ = h.add(old);
-    }
-    let _ = h.record(us); // cannot fail: `h` was sized for `us`
-    match slot.as_mut() {
-        // Reuse the box: only the counts are reallocated.
-        Some(b) => **b = h,
-        None => *slot = Some(Box::new(h)),
-    }
-    true
-}
-
-/// A histogram of `sigfig` digits just large enough for `us`, auto-resize off
-/// (see "Memory" in the module docs for why growth is done by hand).
-fn sized_histogram<T: Counter>(us: u64, sigfig: u8) -> Histogram<T> {
-    Histogram::new_with_bounds(MIN_US, us.clamp(2 * MIN_US, MAX_US), sigfig)
-        .expect("1 µs .. 1 h at 2 or 3 digits is a valid HDR configuration")
-}
-
 /// A histogram covering the whole 1 µs .. 1 h range from the start, for
 /// merging into: anything recorded anywhere here fits it.
 pub(crate) fn full_histogram(sigfig: u8) -> Histogram<u64> {
     Histogram::new_with_bounds(MIN_US, MAX_US, sigfig)
         .expect("1 µs .. 1 h at 2 or 3 digits is a valid HDR configuration")
-}
-
-/// Heap bytes of a boxed histogram: the box and the counts. Exact because
-/// every counts `Vec` here is allocated at its final length (`new_with_bounds`
-/// reserves exactly; nothing resizes it afterwards).
-pub(crate) fn histogram_bytes<T: Counter>(h: &Histogram<T>) -> usize {
-    size_of::<Histogram<T>>() + h.distinct_values() * size_of::<T>()
 }
 
 /// What [`LatencyWindows::record`] did with a value.
@@ -673,27 +609,6 @@ impl Percentiles {
     pub fn of_with_sum(h: &ExpHist, sum_us: u64) -> Self {
         h.percentiles(sum_us as f64)
     }
-}
-
-/// Adds `src` into `dst` value by value. Works across counter types, sizes
-/// and digits (slices are u32, 2 digits and grown to need; aggregates u64 and
-/// full size). Each count goes in at its bucket's lowest value: into as many
-/// digits or fewer that is exact, since buckets nest (see the module docs);
-/// into more, it keeps `src`'s coarser error. Values beyond one hour (only a
-/// foreign histogram can hold them) are clamped as recording them would have
-/// been; returns how many were.
-pub(crate) fn merge_into<T: Counter>(dst: &mut Histogram<u64>, src: &Histogram<T>) -> u64 {
-    let mut clamped = 0;
-    for v in src.iter_recorded() {
-        let count = v.count_at_value().as_u64();
-        let mut value = src.lowest_equivalent(v.value_iterated_to()).max(MIN_US);
-        if value > MAX_US {
-            value = MAX_US;
-            clamped += count;
-        }
-        dst.saturating_record_n(value, count);
-    }
-    clamped
 }
 
 /// A scratch histogram for reads: it sums the slices of a window, several

@@ -8,20 +8,20 @@
 //!
 //! ```
 //! use reliability_core::core::exposition::rollouts;
-//! use reliability_core::core::rollout::RolloutSet;
+//! use reliability_core::core::traffic_shaping::RolloutSet;
 //! let f = rollouts::collect(&[&RolloutSet::new()]);
 //! assert_eq!(f[0].name, "rollout_percentage");
 //! ```
 
 use super::model::{Family, Kind, Sample, Value};
-use crate::core::rollout::{Phase, RolloutSet, Verdict};
+use crate::core::traffic_shaping::{RolloutPhase, RolloutSet, Verdict};
 
-const PHASES: [Phase; 5] = [
-    Phase::Running,
-    Phase::Paused,
-    Phase::RolledBack,
-    Phase::Completed,
-    Phase::Aborted,
+const PHASES: [RolloutPhase; 5] = [
+    RolloutPhase::Running,
+    RolloutPhase::Paused,
+    RolloutPhase::RolledBack,
+    RolloutPhase::Completed,
+    RolloutPhase::Aborted,
 ];
 
 /// The rollout families of every set: percentage, step, phase, verdict, cohorts, rollbacks.

@@ -46,7 +46,7 @@ pub fn murmur3_x86_32(data: &[u8], seed: u32) -> u32 {
 /// binding has Node write the key straight after the prefix).
 ///
 /// ```
-/// use reliability_core::core::hash::{murmur_bucket, murmur_bucket_joined};
+/// use reliability_core::core::traffic_shaping::bucket::{murmur_bucket, murmur_bucket_joined};
 /// assert_eq!(murmur_bucket_joined(b"r:user-1"), murmur_bucket("r", "user-1"));
 /// ```
 pub fn murmur_bucket_joined(joined: &[u8]) -> u32 {
