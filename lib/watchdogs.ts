@@ -435,9 +435,16 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
   const breakerOptions = options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 10_000, timeout: 5000, retryOptions: { maxRetries: 0 } };
   // Null while the breaker cap refuses it: publishes then run unprotected (counted).
   let breaker = breakerOrNull(breakerName, breakerOptions);
+  // Without retries the breaker calls `publish` at most once per call and
+  // tells the observer of every call it ran (never of a refusal): the pending
+  // count goes up inside the call and down in the observer, so a publish
+  // adds no promise, closure pair or clock read of ours (issue 22). With
+  // retries a call may run, then be refused on a retry (the observer is not
+  // told), so those publishes keep the `.then` below.
+  const observed = (breakerOptions.retryOptions?.maxRetries ?? 5) === 0;
   const w = getWatchdogs();
   /** Per topic: its latency tracker and pending-count cell, looked up once (overflowed topics are not cached). */
-  const topics = new Map<string, { tracker: LatencyTracker; pending: { n: number } }>();
+  const topics = new Map<string, TopicEntry>();
   const agents = new Map<string, { n: number }>();
   const qd = options.queueDepth ?? {};
   const topicOf = options.topic;
@@ -448,6 +455,8 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
   };
   // A `.then` on the breaker's promise rather than an async frame: one promise fewer per publish.
   const run = (args: A, pending: { n: number }, agentPending: { n: number } | undefined, tracker: LatencyTracker): Promise<R> => {
+    pending.n++;
+    if (agentPending !== undefined) agentPending.n++;
     const t0 = performance.now();
     let p: Promise<R>;
     try {
@@ -474,39 +483,81 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
       },
     );
   };
+  const lookup = (t: string | undefined): TopicEntry => {
+    const topic = series('topic', String(t ?? 'default'));
+    let entry = topics.get(topic);
+    if (entry !== undefined) return entry;
+    const key = `publish:${topic}`;
+    const existing = w.get(key) as LatencyTracker | undefined;
+    const tr = existing ? { handle: existing, overflowed: false } : w._track('latency', key, 'publish:other', options.latency);
+    const gauge = `queue:topic:${topic}`;
+    entry = { tracker: tr.handle, pending: gaugeCell(gauge, 'queue:topic:other', qd) };
+    // An overflow tracker or gauge is not cached: the topic keeps asking, so it is counted each time.
+    if (!tr.overflowed && inFlight.get(gauge) === entry.pending) topics.set(topic, entry);
+    return entry;
+  };
+  const agentCell = (raw: any): { n: number } => {
+    const agent = series('agent', String(raw));
+    let cell = agents.get(agent);
+    if (cell !== undefined) return cell;
+    const gauge = `queue:agent:${agent}`;
+    cell = gaugeCell(gauge, 'queue:agent:other', qd);
+    if (inFlight.get(gauge) === cell) agents.set(agent, cell);
+    return cell;
+  };
   return (...args: A): Promise<R> => {
     try {
       const t = typeof topicOf === 'function' ? topicOf(...args) : (topicOf ?? (typeof args[0] === 'string' ? args[0] : undefined));
-      const topic = series('topic', String(t ?? 'default'));
+      // A topic (agent) seen before is found by its own string, without the series bound's two lookups.
+      const entry = (typeof t === 'string' ? topics.get(t) : undefined) ?? lookup(t);
       const agentRaw = agentOf ? agentOf(...args) : (args[1] as any)?.agentId;
-      const agent = agentRaw === undefined ? undefined : series('agent', String(agentRaw));
-      let entry = topics.get(topic);
-      if (entry === undefined) {
-        const key = `publish:${topic}`;
-        const existing = w.get(key) as LatencyTracker | undefined;
-        const tr = existing ? { handle: existing, overflowed: false } : w._track('latency', key, 'publish:other', options.latency);
-        const gauge = `queue:topic:${topic}`;
-        const e = { tracker: tr.handle, pending: gaugeCell(gauge, 'queue:topic:other', qd) };
-        // An overflow tracker or gauge is not cached: the topic keeps asking, so it is counted each time.
-        if (!tr.overflowed && inFlight.get(gauge) === e.pending) topics.set(topic, e);
-        entry = e;
-      }
-      let agentPending: { n: number } | undefined;
-      if (agent !== undefined) {
-        agentPending = agents.get(agent);
-        if (agentPending === undefined) {
-          const gauge = `queue:agent:${agent}`;
-          agentPending = gaugeCell(gauge, 'queue:agent:other', qd);
-          if (inFlight.get(gauge) === agentPending) agents.set(agent, agentPending);
-        }
-        agentPending.n++;
-      }
-      entry.pending.n++;
-      return run(args, entry.pending, agentPending, entry.tracker);
+      const agentPending = agentRaw === undefined ? undefined : ((typeof agentRaw === 'string' ? agents.get(agentRaw) : undefined) ?? agentCell(agentRaw));
+      if (!observed) return run(args, entry.pending, agentPending, entry.tracker);
+      breaker ??= breakerOrNull(breakerName, breakerOptions);
+      if (breaker === null) return run(args, entry.pending, agentPending, entry.tracker);
+      const obs = new PublishObserver(entry, agentPending);
+      return breaker._executeObserved(() => {
+        obs.start();
+        return publish(...args);
+      }, obs);
     } catch (e) {
       return Promise.reject(e);
     }
   };
+}
+
+interface TopicEntry {
+  tracker: LatencyTracker;
+  pending: { n: number };
+}
+
+/**
+ * One observed publish: counted pending when the breaker runs it, uncounted
+ * and timed when the breaker tells how it went (one small object per call,
+ * instead of a promise and two closures).
+ */
+class PublishObserver {
+  private started = false;
+  constructor(
+    private readonly entry: TopicEntry,
+    private readonly agentPending: { n: number } | undefined,
+  ) {}
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.entry.pending.n++;
+    if (this.agentPending !== undefined) this.agentPending.n++;
+  }
+
+  record(latencyMs: number, ok: boolean): void {
+    if (this.started) {
+      this.started = false;
+      this.entry.pending.n = Math.max(0, this.entry.pending.n - 1);
+      if (this.agentPending !== undefined) this.agentPending.n = Math.max(0, this.agentPending.n - 1);
+    }
+    this.entry.tracker.record(latencyMs, ok);
+  }
 }
 
 export interface AiCallOptions {
