@@ -16,10 +16,9 @@
 //! stepped when values arrive and when the JS side's one shared timer ticks;
 //! time is injected.
 
-use std::collections::HashMap;
-
 use super::error::{check, CoreError, CoreResult};
 use super::histogram::{Aggregate, LatencyWindows, Percentiles, RingSpec, SliceRing, Slot, Window};
+use super::named::{check_name, Named};
 
 pub const MAX_WATCHDOGS: usize = 1000;
 
@@ -233,9 +232,16 @@ fn quantile_ms(p: &Percentiles, q: f64) -> f64 {
     us as f64 / 1000.0
 }
 
+/// The watchdog `id`, mutably (a free function so the scratch histograms can
+/// be borrowed beside it; ids are `u32`s in `Named`, a larger one is absent).
+fn at(dogs: &mut Named<Watchdog>, id: usize) -> Option<&mut Watchdog> {
+    dogs.get_mut(u32::try_from(id).ok()?)
+}
+
 pub struct Registry {
-    dogs: Vec<Watchdog>,
-    index: HashMap<String, usize>,
+    /// The watchdogs by name (the one name rule and a hard cap of
+    /// `MAX_WATCHDOGS + OVERFLOW_SLOTS`; the user's cap is checked here).
+    dogs: Named<Watchdog>,
     /// Scratch histograms for reads (reused, not allocated per read).
     minute: Aggregate,
     all: Aggregate,
@@ -246,8 +252,11 @@ pub struct Registry {
 impl Default for Registry {
     fn default() -> Self {
         Registry {
-            dogs: Vec::new(),
-            index: HashMap::new(),
+            dogs: Named::new(
+                "watchdog",
+                MAX_WATCHDOGS + OVERFLOW_SLOTS,
+                "reuse names; the package's own wrappers fall back to shared `other` watchdogs",
+            ),
             minute: Aggregate::for_window(Window::OneMinute),
             all: Aggregate::new(),
             overflowed: 0,
@@ -277,15 +286,15 @@ impl Registry {
     }
 
     pub fn get(&self, id: usize) -> Option<&Watchdog> {
-        self.dogs.get(id)
+        self.dogs.get(u32::try_from(id).ok()?)
     }
 
     pub fn id_of(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
+        self.dogs.id_of(name).map(|id| id as usize)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Watchdog)> {
-        self.dogs.iter().enumerate()
+        self.dogs.values().enumerate()
     }
 
     fn add(
@@ -306,18 +315,10 @@ impl Registry {
         now: f64,
         cap: usize,
     ) -> CoreResult<usize> {
-        let n = name.chars().count();
-        if n == 0 || n > 256 {
-            return Err(CoreError::range(
-                "name",
-                "a non-empty string of at most 256 characters",
-                format!("{n} characters"),
-            ));
-        }
         thresholds.validate("")?;
-        if let Some(&id) = self.index.get(name) {
+        if let Some(id) = self.dogs.id_of(name) {
             // Same name again: keep the figures, take the new thresholds.
-            let d = &mut self.dogs[id];
+            let d = self.dogs.get_mut(id).expect("an id from id_of");
             if std::mem::discriminant(&d.kind) != std::mem::discriminant(&kind) {
                 return Err(CoreError::range(
                     "name",
@@ -326,8 +327,9 @@ impl Registry {
                 ));
             }
             d.thresholds = thresholds;
-            return Ok(id);
+            return Ok(id as usize);
         }
+        check_name("name", name)?;
         if self.dogs.len() >= cap {
             return Err(CoreError::limit(
                 &format!("watchdog \"{name}\" not registered"),
@@ -335,16 +337,16 @@ impl Registry {
                 "reuse names; the package's own wrappers fall back to shared `other` watchdogs",
             ));
         }
-        let id = self.dogs.len();
-        self.index.insert(name.to_string(), id);
-        self.dogs.push(Watchdog {
-            name: name.to_string(),
-            kind,
-            thresholds,
-            state: State::new(now),
-            last_value: 0.0,
-        });
-        Ok(id)
+        let (id, _) = self.dogs.get_or_insert("name", name, || {
+            Ok(Watchdog {
+                name: name.to_string(),
+                kind,
+                thresholds,
+                state: State::new(now),
+                last_value: 0.0,
+            })
+        })?;
+        Ok(id as usize)
     }
 
     /// Registers a watchdog of `kind` (`gauge`, `latency` or `counter`;
@@ -437,7 +439,7 @@ impl Registry {
                     )
                 };
                 let id = match self.id_of(overflow) {
-                    Some(id) if same_kind(&self.dogs[id]) => id,
+                    Some(id) if self.get(id).is_some_and(same_kind) => id,
                     _ => self.register_capped(
                         kind,
                         overflow,
@@ -505,8 +507,7 @@ impl Registry {
 
     fn dog(&mut self, id: usize) -> CoreResult<&mut Watchdog> {
         let n = self.dogs.len();
-        self.dogs
-            .get_mut(id)
+        at(&mut self.dogs, id)
             .ok_or_else(|| CoreError::range("watchdog", &format!("an id below {n}"), id))
     }
 
@@ -594,7 +595,7 @@ impl Registry {
     /// The value a watchdog's thresholds apply to: a gauge's value, a
     /// tracker's quantile (ms) over the last minute, a counter's rate per minute.
     pub fn value(&mut self, id: usize, now: f64) -> f64 {
-        let Some(d) = self.dogs.get_mut(id) else {
+        let Some(d) = at(&mut self.dogs, id) else {
             return 0.0;
         };
         match &mut d.kind {
@@ -621,7 +622,7 @@ impl Registry {
     /// Steps watchdog `id`'s state machine with its current value.
     pub fn step(&mut self, id: usize, now: f64) -> Option<Transition> {
         let v = self.value(id, now);
-        let d = self.dogs.get_mut(id)?;
+        let d = at(&mut self.dogs, id)?;
         d.last_value = v;
         let t = d.thresholds;
         d.state.step(&t, v, now).map(|(from, to)| Transition {
@@ -641,7 +642,7 @@ impl Registry {
     }
 
     pub fn stats(&mut self, id: usize, now: f64) -> Stats {
-        let Some(d) = self.dogs.get_mut(id) else {
+        let Some(d) = at(&mut self.dogs, id) else {
             return Stats::default();
         };
         match &mut d.kind {
@@ -684,7 +685,7 @@ impl Registry {
 
     /// Latency over all time of a tracker (for averages since start).
     pub fn all_time(&mut self, id: usize, now: f64) -> Option<Percentiles> {
-        match &mut self.dogs.get_mut(id)?.kind {
+        match &mut at(&mut self.dogs, id)?.kind {
             Kind::Latency { windows, .. } => {
                 let p = self.all.window_percentiles(windows, Window::AllTime, now);
                 (p.count > 0).then_some(p)
@@ -704,6 +705,22 @@ mod tests {
             critical: Some(critical),
             hold_ms: hold,
         }
+    }
+
+    #[test]
+    fn names_follow_the_one_name_rule() {
+        let mut r = Registry::new();
+        for bad in ["", "a\u{202e}b", "a\u{0}", &"x".repeat(257)] {
+            let e = r
+                .register("gauge", bad, Thresholds::none(), 0.99, 0.0)
+                .unwrap_err();
+            assert!(e.message.starts_with("name must be"), "{}", e.message);
+        }
+        assert!(r.is_empty());
+        let id = r
+            .register("gauge", &"x".repeat(256), Thresholds::none(), 0.99, 0.0)
+            .unwrap();
+        assert_eq!(r.id_of(&"x".repeat(256)), Some(id));
     }
 
     #[test]
