@@ -26,8 +26,8 @@ export interface Thresholds {
   holdMs?: number;
 }
 
-export type WatchdogView = ReturnType<typeof native.wdReport>[number];
-export type Alert = ReturnType<typeof native.wdDrain>[number];
+export type WatchdogView = Binding.WdView;
+export type Alert = Binding.WdTransition;
 
 const RING_CAP = 1024;
 const TICK_MS = 1000;
@@ -87,7 +87,8 @@ export interface AlertOptions {
  *   getWatchdogs().gauge('queue:emails', { warn: 100, critical: 1000, read: () => queue.length });
  */
 export class Watchdogs extends EventEmitter {
-  private readonly h = native.wdCreate();
+  /** The native registry: this object owns it, and it is freed when this object is collected. */
+  private readonly h = new native.Watchdogs();
   private readonly ring = new Float64Array(1 + 3 * RING_CAP);
   private readonly byName = new Map<string, { id: number; kind: string; handle: Gauge | LatencyTracker | RateCounter }>();
   private readonly pulls = new Map<number, () => number>();
@@ -97,7 +98,7 @@ export class Watchdogs extends EventEmitter {
 
   private register(kind: 'gauge' | 'latency' | 'counter', name: string, opts: (Thresholds & { quantile?: number }) | undefined) {
     if (typeof name !== 'string') throw new TypeError(`name must be a string, got ${typeof name}`);
-    const id = native.wdRegister(this.h, kind, name, opts, Date.now());
+    const id = this.h.register(kind, name, opts, Date.now());
     this.startTicking();
     return id;
   }
@@ -111,7 +112,7 @@ export class Watchdogs extends EventEmitter {
    * full for ever in another copy).
    */
   _track<K extends 'gauge' | 'latency' | 'counter'>(kind: K, name: string, overflow: string, opts: Thresholds & { quantile?: number } = {}): { handle: K extends 'gauge' ? Gauge : K extends 'latency' ? LatencyTracker : RateCounter; id: number; overflowed: boolean } {
-    const t = native.wdTrack(this.h, kind, name, overflow, opts, Date.now());
+    const t = this.h.track(kind, name, overflow, opts, Date.now());
     this.startTicking();
     const actual = t.overflowed ? overflow : name;
     let had = this.byName.get(actual);
@@ -130,7 +131,7 @@ export class Watchdogs extends EventEmitter {
 
   /** How many wrapped calls were counted under a shared overflow watchdog because the registry was full. */
   overflowed(): number {
-    return native.wdOverflowed(this.h);
+    return this.h.overflowed();
   }
 
   /** A gauge; with `read`, its value is pulled on every tick and read. */
@@ -170,7 +171,7 @@ export class Watchdogs extends EventEmitter {
   /** @internal */
   _set(id: number, value: number): void {
     if (typeof value !== 'number') throw new TypeError(`value must be a finite number >= 0, got ${value === null ? 'null' : typeof value}`);
-    const t = native.wdSet(this.h, id, value, Date.now());
+    const t = this.h.set(id, value, Date.now());
     if (t) this.alert(t);
   }
 
@@ -179,7 +180,7 @@ export class Watchdogs extends EventEmitter {
     if (typeof latencyMs !== 'number') throw new TypeError(`latencyMs must be a finite number >= 0, got ${latencyMs === null ? 'null' : typeof latencyMs}`);
     if (!(latencyMs >= 0 && latencyMs < Infinity)) {
       // The core's own check and message (RangeError naming latencyMs).
-      native.wdRecord(this.h, id, latencyMs, ok, Date.now());
+      this.h.record(id, latencyMs, ok, Date.now());
       return;
     }
     let n = this.ring[0];
@@ -197,7 +198,7 @@ export class Watchdogs extends EventEmitter {
   /** @internal */
   _count(id: number, n: number): void {
     if (typeof n !== 'number') throw new TypeError(`n must be a whole number >= 0, got ${n === null ? 'null' : typeof n}`);
-    native.wdCount(this.h, id, n, Date.now());
+    this.h.count(id, n, Date.now());
   }
 
   /** Applies buffered calls, pulls gauges, steps every watchdog; emits alerts. */
@@ -211,11 +212,11 @@ export class Watchdogs extends EventEmitter {
         continue;
       }
       if (v >= 0 && v < Infinity) {
-        const t = native.wdSet(this.h, id, v, now);
+        const t = this.h.set(id, v, now);
         if (t) this.alert(t);
       }
     }
-    const ts = native.wdDrain(this.h, this.ring, now);
+    const ts = this.h.drain(this.ring, now);
     this.ring[0] = 0;
     for (const t of ts) this.alert(t);
   }
@@ -233,13 +234,13 @@ export class Watchdogs extends EventEmitter {
 
   /** Every watchdog as it stands, without applying buffered calls first. */
   views(): WatchdogView[] {
-    return native.wdReport(this.h, Date.now());
+    return this.h.report(Date.now());
   }
 
   /** Every watchdog with its state and figures. */
   report(): WatchdogView[] {
     this.drain();
-    return native.wdReport(this.h, Date.now());
+    return this.h.report(Date.now());
   }
 
   configureAlerts(opts: AlertOptions): void {
