@@ -36,6 +36,47 @@ export declare class QuorumRule {
   get quorum(): number
 }
 
+/**
+ * A watchdog registry (see `core::watchdog::Registry`).
+ *
+ * ```ts
+ * const w = new native.Watchdogs();
+ * const id = w.register('gauge', 'queue:emails', { warn: 100, critical: 1000 }, Date.now());
+ * const change = w.set(id, 1500, Date.now()); // { name: 'queue:emails', from: 'ok', to: 'critical', … }
+ * ```
+ */
+export declare class Watchdogs {
+  /** An empty registry, owned by the JS object. */
+  constructor()
+  /**
+   * Registers (or re-thresholds) a watchdog: `kind` is `gauge`, `latency`
+   * or `counter`; `opts` has `warn`, `critical`, `holdMs`, `quantile`.
+   */
+  register(kind: string, name: string, opts: unknown | undefined | null, now: number): number
+  /**
+   * Registers a watchdog for a name the package derives from user data
+   * (AI call names, topics). Once the registry is full a new name gets the
+   * shared watchdog `overflow` instead and the fallback is counted
+   * (`overflowed`), so a wrapped call never fails because of the cap.
+   */
+  track(kind: string, name: string, overflow: string, opts: unknown | undefined | null, now: number): WdTracked
+  /** How many `track` calls fell back to an overflow watchdog. */
+  overflowed(): number
+  /** Sets a gauge; returns the state change it caused, if any. */
+  set(id: number, value: number, now: number): WdTransition | null
+  /** Records one call directly (the ring's slow path; throws on bad input). */
+  record(id: number, latencyMs: number, ok: boolean, now: number): void
+  /** Counts `n` events on a counter (a whole number >= 0). */
+  count(id: number, n: number, now: number): void
+  /**
+   * Applies the ring `[count, (id, latencyMs, ok)…]` (the JS side resets
+   * the count), then steps every watchdog; returns the state changes.
+   */
+  drain(ring: Float64Array, now: number): Array<WdTransition>
+  /** Every watchdog with its state and figures (steps them first). */
+  report(now: number): Array<WdView>
+}
+
 /** Throws a RangeError naming the option when the limiter figures are out of range. */
 export declare function authCheckLimits(maxFailures: number, windowMs: number, maxGlobal: number): void
 
@@ -1159,75 +1200,71 @@ export interface TsStatus {
   startedAt: number
 }
 
-export declare function wdCount(h: number, id: number, n: number, now: number): void
-
-export declare function wdCreate(): number
-
-/**
- * Applies the ring `[count, (id, latencyMs, ok)…]` (the JS side resets the
- * count), then steps every watchdog; returns the state changes.
- */
-export declare function wdDrain(h: number, ring: Float64Array, now: number): Array<WdTransition>
-
+/** Latency figures of a tracker, in ms. */
 export interface WdLatency {
+  /** Calls in the window. */
   count: number
+  /** Median. */
   p50: number
+  /** 95th percentile. */
   p95: number
+  /** 99th percentile. */
   p99: number
+  /** Largest. */
   max: number
+  /** Mean. */
   mean: number
 }
 
-/** How many `wd_track` calls fell back to an overflow watchdog. */
-export declare function wdOverflowed(h: number): number
-
-/** Records one call directly (the ring's slow path; throws on bad input). */
-export declare function wdRecord(h: number, id: number, latencyMs: number, ok: boolean, now: number): void
-
-/** Registers (or re-thresholds) a watchdog: `kind` is `gauge`, `latency` or `counter`. */
-export declare function wdRegister(h: number, kind: string, name: string, opts: unknown | undefined | null, now: number): number
-
-/** Every watchdog with its state and figures (steps them first). */
-export declare function wdReport(h: number, now: number): Array<WdView>
-
-/** Sets a gauge; returns the state change it caused, if any. */
-export declare function wdSet(h: number, id: number, value: number, now: number): WdTransition | null
-
-/**
- * Registers a watchdog for a name the package derives from user data (AI
- * call names, topics). Once the registry is full a new name gets the shared
- * watchdog `overflow` instead and the fallback is counted (`wd_overflowed`),
- * so a wrapped call never fails because of the cap.
- */
-export declare function wdTrack(h: number, kind: string, name: string, overflow: string, opts: unknown | undefined | null, now: number): WdTracked
-
+/** A watchdog id from `track`. */
 export interface WdTracked {
+  /** The watchdog's id (an index in the ring and in `set`/`record`/`count`). */
   id: number
   /** True when the registry was full and `id` is the shared overflow watchdog. */
   overflowed: boolean
 }
 
+/** A state change of one watchdog. */
 export interface WdTransition {
+  /** The watchdog's id. */
   id: number
+  /** The watchdog's name. */
   name: string
+  /** The state before: `ok`, `warn` or `critical`. */
   from: string
+  /** The state after. */
   to: string
+  /** The value that caused it. */
   value: number
+  /** When (ms since the epoch, the caller's clock). */
   at: number
 }
 
+/** One watchdog as it stands. */
 export interface WdView {
+  /** Its name. */
   name: string
+  /** `gauge`, `latency` or `counter`. */
   kind: string
+  /** `ok`, `warn` or `critical`. */
   state: string
+  /** Since when it is in that state (ms since the epoch). */
   since: number
+  /** The watched value (gauge value, latency quantile in ms, rate per minute). */
   value: number
+  /** Warn threshold. */
   warn?: number
+  /** Critical threshold. */
   critical?: number
+  /** Hold time before a state change (ms). */
   holdMs: number
+  /** Calls in the last minute (trackers and counters). */
   callsPerMinute?: number
+  /** Errors in the last minute (trackers and counters). */
   errorsPerMinute?: number
+  /** Calls since start (trackers and counters). */
   totalCalls?: number
+  /** Errors since start (trackers and counters). */
   totalErrors?: number
   /** Last minute (latency trackers). */
   latency?: WdLatency

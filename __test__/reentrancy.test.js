@@ -177,19 +177,20 @@ const NATIVE_CASES = {
     check: (n, c, r) => assert.equal(r.bp, 4000),
     after: (n, c) => { const r = n.tsReconfigure(c.h, 'r', { percentage: 50 }, 0); assert.equal(r.bp, 5000); },
   },
-  wdRegister: {
-    setup: (n) => ({ h: n.wdCreate(), k: 0 }),
-    call: (n, c, dress) => n.wdRegister(c.h, 'gauge', `outer-${++c.k}`, dress({ warn: 1, critical: 2, holdMs: 0 }), 0),
-    reenter: (n, c) => { n.wdRegister(c.h, 'gauge', `inner-${++c.k}`, { warn: 5 }, 0); n.wdReport(c.h, 0); },
-    check: (n, c, id) => { const t = n.wdSet(c.h, id, 3, 1); assert.ok(t, 'a value over critical is a transition'); },
-    after: (n, c) => { const id = n.wdRegister(c.h, 'counter', 'after', {}, 0); n.wdCount(c.h, id, 1, 1); n.wdReport(c.h, 1); },
+  // A class method that takes an object: `Class#method`, called on an instance made in setup.
+  'Watchdogs#register': {
+    setup: (n) => ({ w: new n.Watchdogs(), k: 0 }),
+    call: (n, c, dress) => c.w.register('gauge', `outer-${++c.k}`, dress({ warn: 1, critical: 2, holdMs: 0 }), 0),
+    reenter: (n, c) => { c.w.register('gauge', `inner-${++c.k}`, { warn: 5 }, 0); c.w.report(0); },
+    check: (n, c, id) => { const t = c.w.set(id, 3, 1); assert.ok(t, 'a value over critical is a transition'); },
+    after: (n, c) => { const id = c.w.register('counter', 'after', {}, 0); c.w.count(id, 1, 1); c.w.report(1); },
   },
-  wdTrack: {
-    setup: (n) => ({ h: n.wdCreate(), k: 0 }),
-    call: (n, c, dress) => n.wdTrack(c.h, 'latency', `outer-${++c.k}`, 'overflow', dress({ warn: 100, critical: 200, quantile: 0.99 }), 0),
-    reenter: (n, c) => { n.wdTrack(c.h, 'latency', `inner-${++c.k}`, 'overflow', {}, 0); n.wdReport(c.h, 0); },
+  'Watchdogs#track': {
+    setup: (n) => ({ w: new n.Watchdogs(), k: 0 }),
+    call: (n, c, dress) => c.w.track('latency', `outer-${++c.k}`, 'overflow', dress({ warn: 100, critical: 200, quantile: 0.99 }), 0),
+    reenter: (n, c) => { c.w.track('latency', `inner-${++c.k}`, 'overflow', {}, 0); c.w.report(0); },
     check: (n, c, r) => assert.equal(r.overflowed, false),
-    after: (n, c) => { const r = n.wdTrack(c.h, 'latency', 'after', 'overflow', {}, 0); n.wdRecord(c.h, r.id, 5, true, 1); },
+    after: (n, c) => { const r = c.w.track('latency', 'after', 'overflow', {}, 0); c.w.record(r.id, 5, true, 1); },
   },
   opsRecordRollback: {
     setup: (n) => ({ h: n.opsCreate(1), k: 0 }),
@@ -233,8 +234,7 @@ const NATIVE_NO_OBJECT = [
   'sgPrometheus', 'sgRefusalCodes', 'sgRefused', 'sgReset', 'sgRingCap', 'sgSeries',
   'tsAction', 'tsBucket', 'tsCreate', 'tsDecide', 'tsDrain', 'tsEvaluate', 'tsId', 'tsList', 'tsRecord',
   'tsRemove', 'tsSetPercentage', 'tsStatus',
-  'wdCount', 'wdCreate', 'wdDrain', 'wdOverflowed', 'wdRecord', 'wdReport', 'wdSet',
-  'QuorumRule', 'rcAttach', 'rcResetAll', 'sgErrorRate', 'exProcessLayout', 'backoffDelay', 'tsDecideFn', 'tsClusterBreach',
+  'Watchdogs', 'QuorumRule', 'rcAttach', 'rcResetAll', 'sgErrorRate', 'exProcessLayout', 'backoffDelay', 'tsDecideFn', 'tsClusterBreach',
 ];
 
 // ---- package cases ---------------------------------------------------------------
@@ -518,22 +518,36 @@ if (process.env.REENTRANCY_CASE) {
     const binding = require(path.join(ROOT, 'index.js'));
     // `__napiBindingTarget` and the like are the loader's, not functions of the binding.
     const exports = Object.keys(binding).filter((k) => typeof binding[k] === 'function');
-    const cased = Object.keys(NATIVE_CASES);
+    // `Class#method` keys are cases of class methods; the rest name exports.
+    const cased = Object.keys(NATIVE_CASES).filter((k) => !k.includes('#'));
+    const methodCases = Object.keys(NATIVE_CASES).filter((k) => k.includes('#'));
     for (const e of exports) {
       assert.ok(cased.includes(e) !== NATIVE_NO_OBJECT.includes(e), `${e}: give it a case in NATIVE_CASES, or list it in NATIVE_NO_OBJECT if it takes no object`);
     }
     for (const e of [...cased, ...NATIVE_NO_OBJECT]) assert.ok(exports.includes(e), `${e} is listed but no longer exported`);
+    for (const k of methodCases) {
+      const [cls, method] = k.split('#');
+      assert.ok(exports.includes(cls) && typeof binding[cls].prototype[method] === 'function', `${k} is listed but ${cls} has no method ${method}`);
+    }
     const dts = fs.readFileSync(path.join(ROOT, 'index.d.ts'), 'utf8');
     const PRIMITIVE = /^(number|string|boolean|Float64Array|Uint32Array)( \| undefined)?( \| null)?$/;
+    const paramsOf = (list) => (list.trim() === '' ? [] : list.split(', ').map((p) => p.replace(/^\w+\??: /, '')));
     for (const e of exports) {
-      // A class is checked by its constructor's parameters.
+      // A class is checked by its constructor's parameters, and each of its methods below.
       const m = dts.match(new RegExp(`export declare function ${e}\\(([^)]*)\\)`)) ?? dts.match(new RegExp(`export declare class ${e} \\{[\\s\\S]*?constructor\\(([^)]*)\\)`));
       assert.ok(m, `${e} declared in index.d.ts`);
-      const params = m[1].trim() === '' ? [] : m[1].split(', ').map((p) => p.replace(/^\w+\??: /, ''));
+      const params = paramsOf(m[1]);
       // QuorumRule's `quorum` is typed unknown but read only when it is a number: an object is
       // refused without running any of its code (tested below).
       const takesObject = params.some((t) => !PRIMITIVE.test(t) && !(t === 'unknown' && UNKNOWN_READ_AS_PRIMITIVE.includes(e)));
       assert.equal(takesObject, cased.includes(e), `${e}(${m[1]}): ${takesObject ? 'takes an object, needs a case' : 'takes no object, belongs in NATIVE_NO_OBJECT'}`);
+      // Every method of a class that takes an object needs a `Class#method` case.
+      const body = dts.match(new RegExp(`export declare class ${e} \\{([\\s\\S]*?)\\n\\}`));
+      for (const [, method, list] of body ? body[1].matchAll(/^ {2}(\w+)\(([^)]*)\)/gm) : []) {
+        if (method === 'constructor') continue;
+        const objectParam = paramsOf(list).some((t) => !PRIMITIVE.test(t));
+        assert.equal(objectParam, methodCases.includes(`${e}#${method}`), `${e}#${method}(${list}): ${objectParam ? 'takes an object, needs a case' : 'takes no object, needs none'}`);
+      }
     }
   });
 

@@ -26,8 +26,8 @@ export interface Thresholds {
   holdMs?: number;
 }
 
-export type WatchdogView = ReturnType<typeof native.wdReport>[number];
-export type Alert = ReturnType<typeof native.wdDrain>[number];
+export type WatchdogView = Binding.WdView;
+export type Alert = Binding.WdTransition;
 
 const RING_CAP = 1024;
 const TICK_MS = 1000;
@@ -87,7 +87,8 @@ export interface AlertOptions {
  *   getWatchdogs().gauge('queue:emails', { warn: 100, critical: 1000, read: () => queue.length });
  */
 export class Watchdogs extends EventEmitter {
-  private readonly h = native.wdCreate();
+  /** The native registry: this object owns it, and it is freed when this object is collected. */
+  private readonly h = new native.Watchdogs();
   private readonly ring = new Float64Array(1 + 3 * RING_CAP);
   private readonly byName = new Map<string, { id: number; kind: string; handle: Gauge | LatencyTracker | RateCounter }>();
   private readonly pulls = new Map<number, () => number>();
@@ -97,7 +98,7 @@ export class Watchdogs extends EventEmitter {
 
   private register(kind: 'gauge' | 'latency' | 'counter', name: string, opts: (Thresholds & { quantile?: number }) | undefined) {
     if (typeof name !== 'string') throw new TypeError(`name must be a string, got ${typeof name}`);
-    const id = native.wdRegister(this.h, kind, name, opts, Date.now());
+    const id = this.h.register(kind, name, opts, Date.now());
     this.startTicking();
     return id;
   }
@@ -111,7 +112,7 @@ export class Watchdogs extends EventEmitter {
    * full for ever in another copy).
    */
   _track<K extends 'gauge' | 'latency' | 'counter'>(kind: K, name: string, overflow: string, opts: Thresholds & { quantile?: number } = {}): { handle: K extends 'gauge' ? Gauge : K extends 'latency' ? LatencyTracker : RateCounter; id: number; overflowed: boolean } {
-    const t = native.wdTrack(this.h, kind, name, overflow, opts, Date.now());
+    const t = this.h.track(kind, name, overflow, opts, Date.now());
     this.startTicking();
     const actual = t.overflowed ? overflow : name;
     let had = this.byName.get(actual);
@@ -130,7 +131,7 @@ export class Watchdogs extends EventEmitter {
 
   /** How many wrapped calls were counted under a shared overflow watchdog because the registry was full. */
   overflowed(): number {
-    return native.wdOverflowed(this.h);
+    return this.h.overflowed();
   }
 
   /** A gauge; with `read`, its value is pulled on every tick and read. */
@@ -170,7 +171,7 @@ export class Watchdogs extends EventEmitter {
   /** @internal */
   _set(id: number, value: number): void {
     if (typeof value !== 'number') throw new TypeError(`value must be a finite number >= 0, got ${value === null ? 'null' : typeof value}`);
-    const t = native.wdSet(this.h, id, value, Date.now());
+    const t = this.h.set(id, value, Date.now());
     if (t) this.alert(t);
   }
 
@@ -179,7 +180,7 @@ export class Watchdogs extends EventEmitter {
     if (typeof latencyMs !== 'number') throw new TypeError(`latencyMs must be a finite number >= 0, got ${latencyMs === null ? 'null' : typeof latencyMs}`);
     if (!(latencyMs >= 0 && latencyMs < Infinity)) {
       // The core's own check and message (RangeError naming latencyMs).
-      native.wdRecord(this.h, id, latencyMs, ok, Date.now());
+      this.h.record(id, latencyMs, ok, Date.now());
       return;
     }
     let n = this.ring[0];
@@ -197,7 +198,7 @@ export class Watchdogs extends EventEmitter {
   /** @internal */
   _count(id: number, n: number): void {
     if (typeof n !== 'number') throw new TypeError(`n must be a whole number >= 0, got ${n === null ? 'null' : typeof n}`);
-    native.wdCount(this.h, id, n, Date.now());
+    this.h.count(id, n, Date.now());
   }
 
   /** Applies buffered calls, pulls gauges, steps every watchdog; emits alerts. */
@@ -211,11 +212,11 @@ export class Watchdogs extends EventEmitter {
         continue;
       }
       if (v >= 0 && v < Infinity) {
-        const t = native.wdSet(this.h, id, v, now);
+        const t = this.h.set(id, v, now);
         if (t) this.alert(t);
       }
     }
-    const ts = native.wdDrain(this.h, this.ring, now);
+    const ts = this.h.drain(this.ring, now);
     this.ring[0] = 0;
     for (const t of ts) this.alert(t);
   }
@@ -233,13 +234,13 @@ export class Watchdogs extends EventEmitter {
 
   /** Every watchdog as it stands, without applying buffered calls first. */
   views(): WatchdogView[] {
-    return native.wdReport(this.h, Date.now());
+    return this.h.report(Date.now());
   }
 
   /** Every watchdog with its state and figures. */
   report(): WatchdogView[] {
     this.drain();
-    return native.wdReport(this.h, Date.now());
+    return this.h.report(Date.now());
   }
 
   configureAlerts(opts: AlertOptions): void {
@@ -435,9 +436,16 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
   const breakerOptions = options.breakerOptions ?? { failureThreshold: 5, resetTimeout: 10_000, timeout: 5000, retryOptions: { maxRetries: 0 } };
   // Null while the breaker cap refuses it: publishes then run unprotected (counted).
   let breaker = breakerOrNull(breakerName, breakerOptions);
+  // Without retries the breaker calls `publish` at most once per call and
+  // tells the observer of every call it ran (never of a refusal): the pending
+  // count goes up inside the call and down in the observer, so a publish
+  // adds no promise, closure pair or clock read of ours (issue 22). With
+  // retries a call may run, then be refused on a retry (the observer is not
+  // told), so those publishes keep the `.then` below.
+  const observed = (breakerOptions.retryOptions?.maxRetries ?? 5) === 0;
   const w = getWatchdogs();
   /** Per topic: its latency tracker and pending-count cell, looked up once (overflowed topics are not cached). */
-  const topics = new Map<string, { tracker: LatencyTracker; pending: { n: number } }>();
+  const topics = new Map<string, TopicEntry>();
   const agents = new Map<string, { n: number }>();
   const qd = options.queueDepth ?? {};
   const topicOf = options.topic;
@@ -448,6 +456,8 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
   };
   // A `.then` on the breaker's promise rather than an async frame: one promise fewer per publish.
   const run = (args: A, pending: { n: number }, agentPending: { n: number } | undefined, tracker: LatencyTracker): Promise<R> => {
+    pending.n++;
+    if (agentPending !== undefined) agentPending.n++;
     const t0 = performance.now();
     let p: Promise<R>;
     try {
@@ -474,39 +484,81 @@ export function protectPublish<A extends any[], R>(publish: (...args: A) => R | 
       },
     );
   };
+  const lookup = (t: string | undefined): TopicEntry => {
+    const topic = series('topic', String(t ?? 'default'));
+    let entry = topics.get(topic);
+    if (entry !== undefined) return entry;
+    const key = `publish:${topic}`;
+    const existing = w.get(key) as LatencyTracker | undefined;
+    const tr = existing ? { handle: existing, overflowed: false } : w._track('latency', key, 'publish:other', options.latency);
+    const gauge = `queue:topic:${topic}`;
+    entry = { tracker: tr.handle, pending: gaugeCell(gauge, 'queue:topic:other', qd) };
+    // An overflow tracker or gauge is not cached: the topic keeps asking, so it is counted each time.
+    if (!tr.overflowed && inFlight.get(gauge) === entry.pending) topics.set(topic, entry);
+    return entry;
+  };
+  const agentCell = (raw: any): { n: number } => {
+    const agent = series('agent', String(raw));
+    let cell = agents.get(agent);
+    if (cell !== undefined) return cell;
+    const gauge = `queue:agent:${agent}`;
+    cell = gaugeCell(gauge, 'queue:agent:other', qd);
+    if (inFlight.get(gauge) === cell) agents.set(agent, cell);
+    return cell;
+  };
   return (...args: A): Promise<R> => {
     try {
       const t = typeof topicOf === 'function' ? topicOf(...args) : (topicOf ?? (typeof args[0] === 'string' ? args[0] : undefined));
-      const topic = series('topic', String(t ?? 'default'));
+      // A topic (agent) seen before is found by its own string, without the series bound's two lookups.
+      const entry = (typeof t === 'string' ? topics.get(t) : undefined) ?? lookup(t);
       const agentRaw = agentOf ? agentOf(...args) : (args[1] as any)?.agentId;
-      const agent = agentRaw === undefined ? undefined : series('agent', String(agentRaw));
-      let entry = topics.get(topic);
-      if (entry === undefined) {
-        const key = `publish:${topic}`;
-        const existing = w.get(key) as LatencyTracker | undefined;
-        const tr = existing ? { handle: existing, overflowed: false } : w._track('latency', key, 'publish:other', options.latency);
-        const gauge = `queue:topic:${topic}`;
-        const e = { tracker: tr.handle, pending: gaugeCell(gauge, 'queue:topic:other', qd) };
-        // An overflow tracker or gauge is not cached: the topic keeps asking, so it is counted each time.
-        if (!tr.overflowed && inFlight.get(gauge) === e.pending) topics.set(topic, e);
-        entry = e;
-      }
-      let agentPending: { n: number } | undefined;
-      if (agent !== undefined) {
-        agentPending = agents.get(agent);
-        if (agentPending === undefined) {
-          const gauge = `queue:agent:${agent}`;
-          agentPending = gaugeCell(gauge, 'queue:agent:other', qd);
-          if (inFlight.get(gauge) === agentPending) agents.set(agent, agentPending);
-        }
-        agentPending.n++;
-      }
-      entry.pending.n++;
-      return run(args, entry.pending, agentPending, entry.tracker);
+      const agentPending = agentRaw === undefined ? undefined : ((typeof agentRaw === 'string' ? agents.get(agentRaw) : undefined) ?? agentCell(agentRaw));
+      if (!observed) return run(args, entry.pending, agentPending, entry.tracker);
+      breaker ??= breakerOrNull(breakerName, breakerOptions);
+      if (breaker === null) return run(args, entry.pending, agentPending, entry.tracker);
+      const obs = new PublishObserver(entry, agentPending);
+      return breaker._executeObserved(() => {
+        obs.start();
+        return publish(...args);
+      }, obs);
     } catch (e) {
       return Promise.reject(e);
     }
   };
+}
+
+interface TopicEntry {
+  tracker: LatencyTracker;
+  pending: { n: number };
+}
+
+/**
+ * One observed publish: counted pending when the breaker runs it, uncounted
+ * and timed when the breaker tells how it went (one small object per call,
+ * instead of a promise and two closures).
+ */
+class PublishObserver {
+  private started = false;
+  constructor(
+    private readonly entry: TopicEntry,
+    private readonly agentPending: { n: number } | undefined,
+  ) {}
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.entry.pending.n++;
+    if (this.agentPending !== undefined) this.agentPending.n++;
+  }
+
+  record(latencyMs: number, ok: boolean): void {
+    if (this.started) {
+      this.started = false;
+      this.entry.pending.n = Math.max(0, this.entry.pending.n - 1);
+      if (this.agentPending !== undefined) this.agentPending.n = Math.max(0, this.agentPending.n - 1);
+    }
+    this.entry.tracker.record(latencyMs, ok);
+  }
 }
 
 export interface AiCallOptions {

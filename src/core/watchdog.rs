@@ -16,11 +16,12 @@
 //! stepped when values arrive and when the JS side's one shared timer ticks;
 //! time is injected.
 
-use std::collections::HashMap;
-
 use super::error::{check, CoreError, CoreResult};
 use super::histogram::{Aggregate, LatencyWindows, Percentiles, RingSpec, SliceRing, Slot, Window};
+use super::named::{check_name, Named};
 
+/// The most watchdogs a registry holds (names past it are refused, or
+/// fall back to a shared overflow watchdog through [`Registry::track`]).
 pub const MAX_WATCHDOGS: usize = 1000;
 
 /// Slots past `MAX_WATCHDOGS` kept for the shared overflow watchdogs
@@ -29,13 +30,23 @@ pub const MAX_WATCHDOGS: usize = 1000;
 pub const OVERFLOW_SLOTS: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A watchdog's alert state, ordered by severity.
 pub enum Level {
+    /// Below every threshold.
     Ok,
+    /// At or past `warn`, below `critical`.
     Warn,
+    /// At or past `critical`.
     Critical,
 }
 
 impl Level {
+    /// The name the binding and the exposition use (`ok`, `warn`, `critical`).
+    ///
+    /// ```
+    /// use reliability_core::core::watchdog::Level;
+    /// assert_eq!(Level::Critical.as_str(), "critical");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Ok => "ok",
@@ -46,14 +57,18 @@ impl Level {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
+/// When a watchdog's value changes its state.
 pub struct Thresholds {
+    /// `warn` from this value up (none: never).
     pub warn: Option<f64>,
+    /// `critical` from this value up (none: never).
     pub critical: Option<f64>,
     /// How long a value must stay past (or back over) a threshold before the state changes.
     pub hold_ms: f64,
 }
 
 impl Thresholds {
+    /// No thresholds: the watchdog stays `ok` (a watched figure only).
     pub fn none() -> Self {
         Thresholds {
             warn: None,
@@ -62,6 +77,14 @@ impl Thresholds {
         }
     }
 
+    /// Checks the thresholds (finite, >= 0, warn <= critical, hold within a
+    /// day); errors name the field with `prefix` in front.
+    ///
+    /// ```
+    /// use reliability_core::core::watchdog::Thresholds;
+    /// let t = Thresholds { warn: Some(5.0), critical: Some(1.0), hold_ms: 0.0 };
+    /// assert!(t.validate("latency.").unwrap_err().message.starts_with("latency.warn"));
+    /// ```
     pub fn validate(&self, prefix: &str) -> CoreResult<()> {
         for (k, v) in [("warn", self.warn), ("critical", self.critical)] {
             if let Some(v) = v {
@@ -107,19 +130,28 @@ impl Thresholds {
 /// The state machine: `level` since `since`, and a candidate level the
 /// value has pointed at since `pending.1`.
 #[derive(Debug, Clone, PartialEq)]
+/// A watchdog's state machine.
 pub struct State {
+    /// The current level.
     pub level: Level,
+    /// Since when (ms, the caller's clock).
     pub since: f64,
     pending: Option<(Level, f64)>,
 }
 
 /// A change of state, for alerts.
 #[derive(Debug, Clone, PartialEq)]
+/// A state change of watchdog `id`.
 pub struct Transition {
+    /// The watchdog's id.
     pub id: usize,
+    /// The level before.
     pub from: Level,
+    /// The level after.
     pub to: Level,
+    /// The value that caused it.
     pub value: f64,
+    /// When (ms, the caller's clock).
     pub at: f64,
 }
 
@@ -158,8 +190,11 @@ impl State {
 }
 
 #[derive(Debug, Default, Clone, Copy)]
+/// Calls and errors in one time slice (or in total).
 pub struct Counts {
+    /// Calls.
     pub calls: u64,
+    /// Of which failed.
     pub errors: u64,
 }
 
@@ -173,27 +208,43 @@ impl Slot for Counts {
 // would add an indirection on every record.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
+/// What a watchdog watches, with the figures it keeps.
 pub enum Kind {
+    /// A value set from outside (a queue depth).
     Gauge {
+        /// The last value set.
         value: f64,
     },
+    /// A latency quantile over the last minute.
     Latency {
+        /// Latency histograms (last minute and since start).
         windows: LatencyWindows,
+        /// Calls and errors per slice of the last minute.
         counts: SliceRing<Counts>,
+        /// Calls and errors since start.
         total: Counts,
+        /// The watched quantile (one of [`QUANTILES`]).
         quantile: f64,
     },
+    /// An event rate per minute.
     Counter {
+        /// Events per slice of the last minute.
         ring: SliceRing<Counts>,
+        /// Events since start.
         total: u64,
     },
 }
 
 #[derive(Debug)]
+/// One watchdog: a watched figure with thresholds and a state machine.
 pub struct Watchdog {
+    /// Its name (the one name rule, `core::named`).
     pub name: String,
+    /// What it watches.
     pub kind: Kind,
+    /// When its state changes.
     pub thresholds: Thresholds,
+    /// Its state machine.
     pub state: State,
     /// The value the state machine last saw.
     pub last_value: f64,
@@ -207,9 +258,13 @@ const MINUTE: RingSpec = RingSpec {
 /// Figures of a latency tracker or a counter.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stats {
+    /// Calls (events) in the last minute.
     pub calls_per_minute: f64,
+    /// Errors in the last minute.
     pub errors_per_minute: f64,
+    /// Calls (events) since start.
     pub total_calls: u64,
+    /// Errors since start.
     pub total_errors: u64,
     /// Over the last minute (latency trackers only).
     pub latency: Option<Percentiles>,
@@ -233,9 +288,26 @@ fn quantile_ms(p: &Percentiles, q: f64) -> f64 {
     us as f64 / 1000.0
 }
 
+/// The watchdog `id`, mutably (a free function so the scratch histograms can
+/// be borrowed beside it; ids are `u32`s in `Named`, a larger one is absent).
+fn at(dogs: &mut Named<Watchdog>, id: usize) -> Option<&mut Watchdog> {
+    dogs.get_mut(u32::try_from(id).ok()?)
+}
+
+/// The watchdogs of one JS registry, by name, with stable ids.
+///
+/// ```
+/// use reliability_core::core::watchdog::{Registry, Thresholds};
+/// let mut r = Registry::new();
+/// let t = Thresholds { warn: Some(10.0), critical: Some(100.0), hold_ms: 0.0 };
+/// let id = r.gauge("queue:emails", t, 0.0).unwrap();
+/// let change = r.set(id, 500.0, 1.0).unwrap().unwrap();
+/// assert_eq!(change.to.as_str(), "critical");
+/// ```
 pub struct Registry {
-    dogs: Vec<Watchdog>,
-    index: HashMap<String, usize>,
+    /// The watchdogs by name (the one name rule and a hard cap of
+    /// `MAX_WATCHDOGS + OVERFLOW_SLOTS`; the user's cap is checked here).
+    dogs: Named<Watchdog>,
     /// Scratch histograms for reads (reused, not allocated per read).
     minute: Aggregate,
     all: Aggregate,
@@ -246,8 +318,11 @@ pub struct Registry {
 impl Default for Registry {
     fn default() -> Self {
         Registry {
-            dogs: Vec::new(),
-            index: HashMap::new(),
+            dogs: Named::new(
+                "watchdog",
+                MAX_WATCHDOGS + OVERFLOW_SLOTS,
+                "reuse names; the package's own wrappers fall back to shared `other` watchdogs",
+            ),
             minute: Aggregate::for_window(Window::OneMinute),
             all: Aggregate::new(),
             overflowed: 0,
@@ -264,28 +339,34 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// An empty registry.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// How many watchdogs there are (ids are `0..len`).
     pub fn len(&self) -> usize {
         self.dogs.len()
     }
 
+    /// True when there is none.
     pub fn is_empty(&self) -> bool {
         self.dogs.is_empty()
     }
 
+    /// The watchdog `id`.
     pub fn get(&self, id: usize) -> Option<&Watchdog> {
-        self.dogs.get(id)
+        self.dogs.get(u32::try_from(id).ok()?)
     }
 
+    /// The id of the watchdog `name`.
     pub fn id_of(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
+        self.dogs.id_of(name).map(|id| id as usize)
     }
 
+    /// Every watchdog with its id, in creation order.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &Watchdog)> {
-        self.dogs.iter().enumerate()
+        self.dogs.values().enumerate()
     }
 
     fn add(
@@ -306,18 +387,10 @@ impl Registry {
         now: f64,
         cap: usize,
     ) -> CoreResult<usize> {
-        let n = name.chars().count();
-        if n == 0 || n > 256 {
-            return Err(CoreError::range(
-                "name",
-                "a non-empty string of at most 256 characters",
-                format!("{n} characters"),
-            ));
-        }
         thresholds.validate("")?;
-        if let Some(&id) = self.index.get(name) {
+        if let Some(id) = self.dogs.id_of(name) {
             // Same name again: keep the figures, take the new thresholds.
-            let d = &mut self.dogs[id];
+            let d = self.dogs.get_mut(id).expect("an id from id_of");
             if std::mem::discriminant(&d.kind) != std::mem::discriminant(&kind) {
                 return Err(CoreError::range(
                     "name",
@@ -326,8 +399,9 @@ impl Registry {
                 ));
             }
             d.thresholds = thresholds;
-            return Ok(id);
+            return Ok(id as usize);
         }
+        check_name("name", name)?;
         if self.dogs.len() >= cap {
             return Err(CoreError::limit(
                 &format!("watchdog \"{name}\" not registered"),
@@ -335,16 +409,16 @@ impl Registry {
                 "reuse names; the package's own wrappers fall back to shared `other` watchdogs",
             ));
         }
-        let id = self.dogs.len();
-        self.index.insert(name.to_string(), id);
-        self.dogs.push(Watchdog {
-            name: name.to_string(),
-            kind,
-            thresholds,
-            state: State::new(now),
-            last_value: 0.0,
-        });
-        Ok(id)
+        let (id, _) = self.dogs.get_or_insert("name", name, || {
+            Ok(Watchdog {
+                name: name.to_string(),
+                kind,
+                thresholds,
+                state: State::new(now),
+                last_value: 0.0,
+            })
+        })?;
+        Ok(id as usize)
     }
 
     /// Registers a watchdog of `kind` (`gauge`, `latency` or `counter`;
@@ -437,7 +511,7 @@ impl Registry {
                     )
                 };
                 let id = match self.id_of(overflow) {
-                    Some(id) if same_kind(&self.dogs[id]) => id,
+                    Some(id) if self.get(id).is_some_and(same_kind) => id,
                     _ => self.register_capped(
                         kind,
                         overflow,
@@ -459,6 +533,7 @@ impl Registry {
         self.overflowed
     }
 
+    /// Registers (or re-thresholds) the gauge `name`.
     pub fn gauge(&mut self, name: &str, t: Thresholds, now: f64) -> CoreResult<usize> {
         self.add(name, Kind::Gauge { value: 0.0 }, t, now)
     }
@@ -491,6 +566,7 @@ impl Registry {
         )
     }
 
+    /// Registers (or re-thresholds) the counter `name` (its rate per minute is watched).
     pub fn counter(&mut self, name: &str, t: Thresholds, now: f64) -> CoreResult<usize> {
         self.add(
             name,
@@ -505,8 +581,7 @@ impl Registry {
 
     fn dog(&mut self, id: usize) -> CoreResult<&mut Watchdog> {
         let n = self.dogs.len();
-        self.dogs
-            .get_mut(id)
+        at(&mut self.dogs, id)
             .ok_or_else(|| CoreError::range("watchdog", &format!("an id below {n}"), id))
     }
 
@@ -594,7 +669,7 @@ impl Registry {
     /// The value a watchdog's thresholds apply to: a gauge's value, a
     /// tracker's quantile (ms) over the last minute, a counter's rate per minute.
     pub fn value(&mut self, id: usize, now: f64) -> f64 {
-        let Some(d) = self.dogs.get_mut(id) else {
+        let Some(d) = at(&mut self.dogs, id) else {
             return 0.0;
         };
         match &mut d.kind {
@@ -621,7 +696,7 @@ impl Registry {
     /// Steps watchdog `id`'s state machine with its current value.
     pub fn step(&mut self, id: usize, now: f64) -> Option<Transition> {
         let v = self.value(id, now);
-        let d = self.dogs.get_mut(id)?;
+        let d = at(&mut self.dogs, id)?;
         d.last_value = v;
         let t = d.thresholds;
         d.state.step(&t, v, now).map(|(from, to)| Transition {
@@ -640,8 +715,9 @@ impl Registry {
             .collect()
     }
 
+    /// The figures of a latency tracker or counter `id` (zeros for a gauge or an unknown id).
     pub fn stats(&mut self, id: usize, now: f64) -> Stats {
-        let Some(d) = self.dogs.get_mut(id) else {
+        let Some(d) = at(&mut self.dogs, id) else {
             return Stats::default();
         };
         match &mut d.kind {
@@ -684,7 +760,7 @@ impl Registry {
 
     /// Latency over all time of a tracker (for averages since start).
     pub fn all_time(&mut self, id: usize, now: f64) -> Option<Percentiles> {
-        match &mut self.dogs.get_mut(id)?.kind {
+        match &mut at(&mut self.dogs, id)?.kind {
             Kind::Latency { windows, .. } => {
                 let p = self.all.window_percentiles(windows, Window::AllTime, now);
                 (p.count > 0).then_some(p)
@@ -704,6 +780,22 @@ mod tests {
             critical: Some(critical),
             hold_ms: hold,
         }
+    }
+
+    #[test]
+    fn names_follow_the_one_name_rule() {
+        let mut r = Registry::new();
+        for bad in ["", "a\u{202e}b", "a\u{0}", &"x".repeat(257)] {
+            let e = r
+                .register("gauge", bad, Thresholds::none(), 0.99, 0.0)
+                .unwrap_err();
+            assert!(e.message.starts_with("name must be"), "{}", e.message);
+        }
+        assert!(r.is_empty());
+        let id = r
+            .register("gauge", &"x".repeat(256), Thresholds::none(), 0.99, 0.0)
+            .unwrap();
+        assert_eq!(r.id_of(&"x".repeat(256)), Some(id));
     }
 
     #[test]
