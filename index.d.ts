@@ -403,6 +403,9 @@ export interface DlqRun {
   status: string
 }
 
+/** Records the depth a queue's `depth()` reported, exported as `dlq_depth{queue}`. */
+export declare function dlqSetDepth(h: number, name: string, depth: number): void
+
 export interface DlqView {
   name: string
   ratePerSecond: number

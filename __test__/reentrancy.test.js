@@ -235,7 +235,7 @@ const NATIVE_NO_OBJECT = [
   'cbSnapshot', 'cbSnapshotAll', 'cbState',
   'dagBegin', 'dagClear', 'dagCreate', 'dagCriticalReady', 'dagFailed', 'dagFinished', 'dagNext',
   'dagParseGraph', 'dagPlan', 'dagReady', 'dagReport', 'dagSkip', 'dagSortJson',
-  'dlqAllowance', 'dlqBegin', 'dlqEnd', 'dlqProgress', 'dlqRegister', 'dlqViews', 'errorCodes',
+  'dlqAllowance', 'dlqBegin', 'dlqEnd', 'dlqProgress', 'dlqRegister', 'dlqSetDepth', 'dlqViews', 'errorCodes',
   'gateClear', 'gateCreate', 'gateNextWake', 'gateReadiness', 'gateReady', 'gateRecord', 'gateSetShuttingDown',
   'gateStart', 'gateTick',
   'opsApplied', 'opsAudit', 'opsAuditPush', 'opsCheckState', 'opsClearRollback', 'opsCreate', 'opsDecide',

@@ -425,7 +425,10 @@ export class OpsControls extends EventEmitter {
     return Promise.all(
       views.map(async (v) => {
         try {
-          return { ...v, depth: Number(await this.queues.get(v.name)!.depth()) };
+          const depth = Number(await this.queues.get(v.name)!.depth());
+          // The core exports the last depth seen (dlq_depth); it cannot ask the queue itself.
+          if (Number.isFinite(depth) && depth >= 0) native.dlqSetDepth(this.h, v.name, depth);
+          return { ...v, depth };
         } catch (e) {
           return { ...v, depth: null, depthError: (e as Error)?.message ?? String(e) };
         }

@@ -678,6 +678,12 @@ pub struct DlqView {
     pub runs: f64,
 }
 
+/// Records the depth a queue's `depth()` reported, exported as `dlq_depth{queue}`.
+#[napi]
+pub fn dlq_set_depth(env: Env, h: u32, name: String, depth: f64) -> Result<()> {
+    with(&env, h, |p| p.dlq.set_depth(&name, depth))
+}
+
 #[napi]
 pub fn dlq_views(env: Env, h: u32) -> Result<Vec<DlqView>> {
     with(&env, h, |p| {
