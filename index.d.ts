@@ -444,6 +444,9 @@ export interface DlqRun {
   status: string
 }
 
+/** Records the depth a queue's `depth()` reported, exported as `dlq_depth{queue}`. */
+export declare function dlqSetDepth(h: number, name: string, depth: number): void
+
 export interface DlqView {
   name: string
   ratePerSecond: number
@@ -810,7 +813,13 @@ export declare function opsSetBrownout(h: number, level: number | undefined | nu
 
 export declare function opsSetSafeMode(h: number, on: boolean, reason: string, who: string, source: string, now: number): boolean
 
-export declare function opsStatus(h: number, now: number): OpsStatus
+/**
+ * The controls. `only` limits `quarantined` to the agents named (each looked
+ * up directly, O(log n)): an action's caller patches its cached list with
+ * the one entry it touched instead of rebuilding thousands of JS objects per
+ * action (which made creating n quarantines O(n²)).
+ */
+export declare function opsStatus(h: number, now: number, only?: Array<string> | undefined | null): OpsStatus
 
 export interface OpsStatus {
   version: number

@@ -883,6 +883,7 @@ module.exports.dlqBegin = nativeBinding.dlqBegin
 module.exports.dlqEnd = nativeBinding.dlqEnd
 module.exports.dlqProgress = nativeBinding.dlqProgress
 module.exports.dlqRegister = nativeBinding.dlqRegister
+module.exports.dlqSetDepth = nativeBinding.dlqSetDepth
 module.exports.dlqViews = nativeBinding.dlqViews
 module.exports.ERROR_STATUS_FROM = nativeBinding.ERROR_STATUS_FROM
 module.exports.errorCodes = nativeBinding.errorCodes

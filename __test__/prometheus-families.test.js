@@ -48,6 +48,9 @@ before(async () => {
   ts.startRollout('fam-rollout', { percentage: 10 });
   const w = rc.getWatchdogs();
   w.gauge('fam-queue', { warn: 10, critical: 20 }).set(3);
+  // The core cannot ask a queue its depth: the status read forwards it (dlq_depth).
+  rc.getOps().registerDeadLetterQueue('fam-dlq', { depth: async () => 7, drain: async () => 0 });
+  assert.equal((await rc.getOps().deadLetterQueues()).find((q) => q.name === 'fam-dlq').depth, 7);
   // Start the gc observer (first scrape), then make garbage so a minor GC happens.
   rc.getPrometheusMetrics();
   let keep = 0;
@@ -80,6 +83,10 @@ const EXPECTED = {
   health_ready: 'gauge',
   ops_safe_mode: 'gauge',
   ops_brownout_level: 'gauge',
+  dlq_depth: 'gauge',
+  dlq_drain_running: 'gauge',
+  dlq_drain_progress: 'gauge',
+  dlq_drained_total: 'counter',
   watchdog_value: 'gauge',
   watchdog_level: 'gauge',
   process_cpu_user_seconds_total: 'counter',
@@ -107,6 +114,8 @@ test('/metrics has every family, each with its type', async () => {
   assert.match(text, /health_gate_ready\{service="fam-db",critical="true"\} [01]\n/);
   assert.match(text, /rollout_percentage\{rollout="fam-rollout"\} 10\n/);
   assert.match(text, /watchdog_value\{watchdog="fam-queue"\} 3\n/);
+  assert.match(text, /dlq_depth\{queue="fam-dlq"\} 7\n/);
+  assert.match(text, /dlq_drain_running\{queue="fam-dlq"\} 0\n/);
   assert.match(text, new RegExp(`nodejs_version_info\\{version="${process.version}",major="\\d+",minor="\\d+",patch="\\d+"\\} 1\\n`));
   assert.match(text, /nodejs_heap_space_size_used_bytes\{space="old"\} \d+/);
 });

@@ -199,6 +199,18 @@ const NATIVE_CASES = {
     check: (n, c) => assert.ok(JSON.stringify(n.opsStatus(c.h, 0)).includes('second'), 'the rollback is recorded'),
     after: (n, c) => { n.opsSetSafeMode(c.h, true, 'r', 'a', 's', 1); assert.ok(n.opsToJson(c.h, 1).includes('safeMode')); },
   },
+  opsStatus: {
+    // The `only` array is converted before the plane is borrowed.
+    setup: (n) => {
+      const h = n.opsCreate(1);
+      n.opsQuarantine(h, 'q-1', 'why', null, 'alice', 'test', 0);
+      return { h, k: 0 };
+    },
+    call: (n, c, dress) => assert.equal(n.opsStatus(c.h, 0, dress(['q-1'])).quarantined[0].agentId, 'q-1'),
+    reenter: (n, c) => { n.opsQuarantine(c.h, `agent-${++c.k}`, 'r', null, 'bob', 'test', 0); n.opsStatus(c.h, 0); },
+    check: (n, c) => assert.ok(n.opsStatus(c.h, 0).quarantined.some((q) => q.agentId === 'q-1'), 'the quarantine is listed'),
+    after: (n, c) => { n.opsSetSafeMode(c.h, true, 'r', 'a', 's', 1); assert.ok(n.opsToJson(c.h, 1).includes('safeMode')); },
+  },
   exScrape: {
     // The strings array is converted before the scrape borrows any registry.
     call: (n, c, dress) => n.exScrape('application/openmetrics-text', 0, null, dress(['a', 'b']), '', 0),
@@ -224,12 +236,12 @@ const NATIVE_NO_OBJECT = [
   'cbSnapshot', 'cbSnapshotAll', 'cbState',
   'dagBegin', 'dagClear', 'dagCreate', 'dagCriticalReady', 'dagFailed', 'dagFinished', 'dagNext',
   'dagParseGraph', 'dagPlan', 'dagReady', 'dagReport', 'dagSkip', 'dagSortJson',
-  'dlqAllowance', 'dlqBegin', 'dlqEnd', 'dlqProgress', 'dlqRegister', 'dlqViews', 'errorCodes',
+  'dlqAllowance', 'dlqBegin', 'dlqEnd', 'dlqProgress', 'dlqRegister', 'dlqSetDepth', 'dlqViews', 'errorCodes',
   'gateClear', 'gateCreate', 'gateNextWake', 'gateReadiness', 'gateReady', 'gateRecord', 'gateSetShuttingDown',
   'gateStart', 'gateTick',
   'opsApplied', 'opsAudit', 'opsAuditPush', 'opsCheckState', 'opsClearRollback', 'opsCreate', 'opsDecide',
   'opsFlags', 'opsLoadJson', 'opsMarkApplied', 'opsQuarantine', 'opsRecordRefusal', 'opsRefusal', 'opsRelease',
-  'opsReplicaExport', 'opsReplicaMerge', 'opsReplicaSetNode', 'opsSetBrownout', 'opsSetSafeMode', 'opsStatus', 'opsToJson',
+  'opsReplicaExport', 'opsReplicaMerge', 'opsReplicaSetNode', 'opsSetBrownout', 'opsSetSafeMode', 'opsToJson',
   'sgDiagnostics', 'sgDrain', 'sgExport', 'sgIdsForRoute', 'sgInit', 'sgIntern', 'sgLatencyAll', 'sgLookup',
   'sgPrometheus', 'sgRefusalCodes', 'sgRefused', 'sgReset', 'sgRingCap', 'sgSeries',
   'tsAction', 'tsBucket', 'tsCreate', 'tsDecide', 'tsDrain', 'tsEvaluate', 'tsId', 'tsList', 'tsRecord',

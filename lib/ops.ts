@@ -49,6 +49,28 @@ export interface ActionResult<T = OpsStatus> {
 }
 
 export type OpsStatus = ReturnType<typeof native.opsStatus>;
+type Quarantined = OpsStatus['quarantined'][number];
+
+/**
+ * `list` (sorted as the core's map: by UTF-8 bytes of the agent id) with
+ * `agentId`'s entry replaced by `entry`, or removed when there is none.
+ * O(log n) comparisons plus one array copy.
+ */
+function patchQuarantined(list: Quarantined[], agentId: string, entry: Quarantined | undefined): Quarantined[] {
+  const key = Buffer.from(agentId);
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (Buffer.compare(Buffer.from(list[mid].agentId), key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  const out = list.slice();
+  const found = lo < out.length && out[lo].agentId === agentId;
+  if (entry) out.splice(lo, found ? 1 : 0, Object.freeze(entry));
+  else if (found) out.splice(lo, 1);
+  return out;
+}
 export type OpsLoadReport = ReturnType<typeof native.opsLoadJson>;
 export type DlqRun = ReturnType<typeof native.dlqEnd>;
 
@@ -129,6 +151,7 @@ function defaultLogger(): OpsLogger {
 export class OpsControls extends EventEmitter {
   private readonly h = native.opsCreate(Math.random() * 2 ** 52);
   private flags: number[] = [0, 0, -1, 0, -1];
+  private quarantineCache: { version: number; list: Quarantined[] } | null = null;
   private readonly file: string | null;
   private readonly logger: OpsLogger | null;
   private readonly queues = new Map<string, DeadLetterQueue>();
@@ -237,20 +260,43 @@ export class OpsControls extends EventEmitter {
 
   // ---- actions ---------------------------------------------------------------
 
-  /** The controls, with `null` for a switch that is off (JSON keeps the key). */
-  private controls(): OpsStatus {
-    const s = native.opsStatus(this.h, Date.now());
-    return { ...s, safeMode: s.safeMode ?? null, brownout: s.brownout ?? null } as OpsStatus;
+  /**
+   * The controls, with `null` for a switch that is off (JSON keeps the key).
+   *
+   * The quarantine list (up to thousands of entries, each a JS object built
+   * by the binding) is cached by plane version: it is rebuilt only when the
+   * version moved, and an action on one agent (`touched`, see `act`) patches
+   * the cached list with that agent's entry instead. Rebuilding it twice per
+   * action made creating n quarantines O(n²). Entries are frozen because
+   * successive snapshots share them; each snapshot gets its own array.
+   */
+  private controls(now = Date.now(), touched?: { agentId: string; fromVersion: number }): OpsStatus {
+    const c = this.quarantineCache;
+    const head = native.opsStatus(this.h, now, touched ? [touched.agentId] : []);
+    let list: Quarantined[];
+    if (c && c.version === head.version) {
+      list = c.list;
+    } else if (c && touched && c.version === touched.fromVersion && head.version === touched.fromVersion + 1) {
+      // Same `now` as the action: no expiry moved the version, the action did.
+      list = patchQuarantined(c.list, touched.agentId, head.quarantined[0]);
+    } else {
+      list = native.opsStatus(this.h, now).quarantined.map((q) => Object.freeze(q));
+    }
+    this.quarantineCache = { version: head.version, list };
+    return { ...head, quarantined: list.slice(), safeMode: head.safeMode ?? null, brownout: head.brownout ?? null } as OpsStatus;
   }
 
-  private act(action: string, who: Who | undefined, run: (actor: string, source: string) => boolean): ActionResult {
+  private act(action: string, who: Who | undefined, run: (actor: string, source: string, now: number) => boolean, agentId?: string): ActionResult {
     if (who !== undefined && (who === null || typeof who !== 'object')) throw new TypeError(`options must be an object, got ${who === null ? 'null' : typeof who}`);
     const actor = text('actor', who?.actor, 'api');
     const source = text('source', who?.source, 'process');
-    const before = this.controls();
-    const changed = run(actor, source);
+    // One `now` for the whole action: `before` expires what is due, so only
+    // the action itself can move the version before `after` is read.
+    const now = Date.now();
+    const before = this.controls(now);
+    const changed = run(actor, source, now);
     this.refresh();
-    const after = this.controls();
+    const after = this.controls(now, agentId === undefined ? undefined : { agentId, fromVersion: before.version });
     this.afterAction(changed);
     return { action, changed, before, after };
   }
@@ -296,12 +342,12 @@ export class OpsControls extends EventEmitter {
     if (typeof agentId !== 'string') throw new TypeError(`agentId must be a string, got ${typeof agentId}`);
     if (opts.ttlMs !== undefined && typeof opts.ttlMs !== 'number') throw new TypeError(`ttlMs must be a number of ms, got ${typeof opts.ttlMs}`);
     const reason = text('reason', opts.reason, '');
-    return this.act('quarantine-agent', opts, (a, s) => native.opsQuarantine(this.h, agentId, reason, opts.ttlMs, a, s, Date.now()));
+    return this.act('quarantine-agent', opts, (a, s, now) => native.opsQuarantine(this.h, agentId, reason, opts.ttlMs, a, s, now), agentId);
   }
 
   releaseAgent(agentId: string, who: Who = {}): ActionResult {
     if (typeof agentId !== 'string') throw new TypeError(`agentId must be a string, got ${typeof agentId}`);
-    return this.act('release-agent', who, (a, s) => native.opsRelease(this.h, agentId, a, s, Date.now()));
+    return this.act('release-agent', who, (a, s, now) => native.opsRelease(this.h, agentId, a, s, now), agentId);
   }
 
   /** Lets rollbacks act on other rollouts than the package's traffic shaping (the default). */
@@ -379,7 +425,10 @@ export class OpsControls extends EventEmitter {
     return Promise.all(
       views.map(async (v) => {
         try {
-          return { ...v, depth: Number(await this.queues.get(v.name)!.depth()) };
+          const depth = Number(await this.queues.get(v.name)!.depth());
+          // The core exports the last depth seen (dlq_depth); it cannot ask the queue itself.
+          if (Number.isFinite(depth) && depth >= 0) native.dlqSetDepth(this.h, v.name, depth);
+          return { ...v, depth };
         } catch (e) {
           return { ...v, depth: null, depthError: (e as Error)?.message ?? String(e) };
         }

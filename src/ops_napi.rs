@@ -56,7 +56,13 @@ fn with_local<T>(
     f: impl FnOnce(&mut Plane) -> CoreResult<T>,
 ) -> Result<T> {
     with(env, h, |p| {
+        // In sync before: only the action's own fields can differ after it.
+        let synced = p.repl.synced_with(&p.ops);
         let r = f(p);
+        if synced && r.is_ok() {
+            p.repl.record_targets(&p.ops, &targets, now);
+            return r;
+        }
         p.repl.record_local(&p.ops, now);
         if r.is_ok() {
             for t in &targets {
@@ -96,7 +102,8 @@ pub fn ops_flags(env: Env, h: u32, now: f64) -> Result<Vec<f64>> {
         f[OpsFlag::Version as usize] = o.version as f64;
         f[OpsFlag::SafeMode as usize] = if o.safe_mode.is_some() { 1.0 } else { 0.0 };
         f[OpsFlag::Dimmer as usize] = o.brownout.as_ref().map_or(-1.0, |b| b.level);
-        f[OpsFlag::Quarantines as usize] = o.quarantine_list(now).count() as f64;
+        // expire(now) just ran: every entry left is live.
+        f[OpsFlag::Quarantines as usize] = o.quarantine_len() as f64;
         f[OpsFlag::NextExpiry as usize] = o.next_expiry().unwrap_or(-1.0);
         Ok(f)
     })
@@ -285,11 +292,29 @@ pub struct OpsStatus {
     pub refusals_dropped: f64,
 }
 
+/// The controls. `only` limits `quarantined` to the agents named (each looked
+/// up directly, O(log n)): an action's caller patches its cached list with
+/// the one entry it touched instead of rebuilding thousands of JS objects per
+/// action (which made creating n quarantines O(n²)).
 #[napi]
-pub fn ops_status(env: Env, h: u32, now: f64) -> Result<OpsStatus> {
+pub fn ops_status(env: Env, h: u32, now: f64, only: Option<Vec<String>>) -> Result<OpsStatus> {
     with(&env, h, |p| {
         p.ops.expire(now);
         let o = &p.ops;
+        let entry = |(k, q): (&String, &crate::core::ops::Quarantine)| OpsQuarantine {
+            agent_id: k.clone(),
+            since: q.since,
+            reason: q.reason.clone(),
+            actor: q.actor.clone(),
+            expires_at: q.expires_at,
+        };
+        let quarantined = match &only {
+            Some(agents) => agents
+                .iter()
+                .filter_map(|a| o.quarantined(a, now).map(|q| entry((a, q))))
+                .collect(),
+            None => o.quarantine_list(now).map(entry).collect(),
+        };
         Ok(OpsStatus {
             version: o.version as f64,
             safe_mode: o.safe_mode.as_ref().map(|s| OpsSwitch {
@@ -303,16 +328,7 @@ pub fn ops_status(env: Env, h: u32, now: f64) -> Result<OpsStatus> {
                 reason: b.reason.clone(),
                 actor: b.actor.clone(),
             }),
-            quarantined: o
-                .quarantine_list(now)
-                .map(|(k, q)| OpsQuarantine {
-                    agent_id: k.clone(),
-                    since: q.since,
-                    reason: q.reason.clone(),
-                    actor: q.actor.clone(),
-                    expires_at: q.expires_at,
-                })
-                .collect(),
+            quarantined,
             rolled_back: o
                 .rolled_back
                 .iter()
@@ -660,6 +676,12 @@ pub struct DlqView {
     pub total_processed: f64,
     pub total_failed: f64,
     pub runs: f64,
+}
+
+/// Records the depth a queue's `depth()` reported, exported as `dlq_depth{queue}`.
+#[napi]
+pub fn dlq_set_depth(env: Env, h: u32, name: String, depth: f64) -> Result<()> {
+    with(&env, h, |p| p.dlq.set_depth(&name, depth))
 }
 
 #[napi]

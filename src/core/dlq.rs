@@ -67,6 +67,8 @@ struct Queue {
     total_processed: u64,
     total_failed: u64,
     runs: u64,
+    /// The depth the queue's own `depth()` last reported (the core cannot ask it).
+    depth: Option<f64>,
 }
 
 /// The process's dead-letter queues by name, each with its token bucket and runs.
@@ -109,6 +111,8 @@ pub struct QueueView {
     ///
     /// Example: `view.runs`
     pub runs: u64,
+    /// The depth last reported by the queue (`None` before its first report).
+    pub depth: Option<f64>,
 }
 
 impl DlqSet {
@@ -159,6 +163,7 @@ impl DlqSet {
             total_processed: 0,
             total_failed: 0,
             runs: 0,
+            depth: None,
         });
         Ok(i)
     }
@@ -269,6 +274,29 @@ impl DlqSet {
         Ok(run)
     }
 
+    /// Records the depth the queue's `depth()` reported (the JS side asks
+    /// the queue and forwards the answer; the core exports it as `dlq_depth`).
+    ///
+    /// Example: `set.set_depth("dead-letter", 12.0)?;`
+    pub fn set_depth(&mut self, name: &str, depth: f64) -> CoreResult<()> {
+        if !depth.is_finite() || depth < 0.0 {
+            return Err(CoreError::range(
+                "depth",
+                "a finite number >= 0",
+                crate::core::error::check::fmt_num(depth),
+            ));
+        }
+        let Some(&i) = self.index.get(name) else {
+            return Err(CoreError::range(
+                "name",
+                "a registered dead-letter queue",
+                name.chars().take(80).collect::<String>(),
+            ));
+        };
+        self.queues[i].depth = Some(depth);
+        Ok(())
+    }
+
     /// Every queue's figures, in registration order.
     ///
     /// Example: `for v in set.views() { println!("{} {}", v.name, v.total_processed); }`
@@ -283,6 +311,7 @@ impl DlqSet {
                 total_processed: q.total_processed,
                 total_failed: q.total_failed,
                 runs: q.runs,
+                depth: q.depth,
             })
             .collect()
     }

@@ -643,6 +643,12 @@ impl OpsState {
         &mut self.quarantine
     }
 
+    /// How many agents the map holds, expired or not: after [`Self::expire`]
+    /// at `now` the same as `quarantine_list(now).count()`, without the O(n) walk.
+    pub fn quarantine_len(&self) -> usize {
+        self.quarantine.len()
+    }
+
     pub fn quarantined(&self, agent: &str, now: f64) -> Option<&Quarantine> {
         self.quarantine
             .get(agent)

@@ -418,6 +418,8 @@ pub struct Replication {
     node: String,
     clock: (u64, u32),
     pub replica: Replica,
+    /// The ops version the replica last matched in full (see [`Self::synced_with`]).
+    synced: Option<u64>,
 }
 
 impl Replication {
@@ -426,7 +428,29 @@ impl Replication {
             node: node.chars().take(MAX_ID_CHARS).collect(),
             clock: (0, 0),
             replica: Replica::default(),
+            synced: None,
         }
+    }
+
+    /// Whether the replica matched `ops` at its current version: then a
+    /// local action needs only its own fields stamped ([`Self::record_targets`]),
+    /// not the full comparison of [`Self::record_local`], which costs O(n log n)
+    /// in the quarantines and made creating n quarantines O(n² log n). Every
+    /// change of the ops fields moves `ops.version`, so a stale mark is never
+    /// trusted.
+    pub fn synced_with(&self, ops: &OpsState) -> bool {
+        self.synced == Some(ops.version)
+    }
+
+    /// After a local action on a replica that was [`Self::synced_with`] `ops`
+    /// before it: stamps `targets` (the only fields the action can have
+    /// changed; expiry is no difference, replicas read quarantines as live or
+    /// not at `now`) and marks the replica in sync again.
+    pub fn record_targets(&mut self, ops: &OpsState, targets: &[Field], now: f64) {
+        for t in targets {
+            self.touch(ops, t, now);
+        }
+        self.synced = Some(ops.version);
     }
 
     /// Names this node in its stamps (an instance id); it only breaks ties.
@@ -576,11 +600,19 @@ impl Replication {
             self.replica.rolled_back.insert(k, Reg { at, value });
         }
         self.gc(now);
+        self.synced = Some(ops.version);
         n
     }
 
     /// Forgets the oldest tombstones (and expired quarantines) past the caps.
     fn gc(&mut self, now: f64) {
+        // Under the caps there is nothing to forget: skip the O(n) scan that
+        // every action would otherwise pay.
+        if self.replica.quarantine.len() <= MAX_TOMBSTONES
+            && self.replica.rolled_back.len() <= MAX_ROLLBACKS
+        {
+            return;
+        }
         let dead: Vec<(Stamp, String)> = self
             .replica
             .quarantine

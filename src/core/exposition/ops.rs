@@ -4,7 +4,8 @@
 //! `ops_audit_entries_total`; per DLQ (label `queue`, capped by the set):
 //! `dlq_drain_running` (1/0), `dlq_drain_progress` (processed share of the
 //! running drain's limit, 0–1), `dlq_drained_total` and
-//! `dlq_drain_failures_total` (messages), `dlq_drain_runs_total`.
+//! `dlq_drain_failures_total` (messages), `dlq_drain_runs_total`, and
+//! `dlq_depth` (the depth the queue last reported, for queues that did).
 //!
 //! ```
 //! use reliability_core::core::dlq::DlqSet;
@@ -81,7 +82,18 @@ pub fn collect(ops: &OpsState, dlq: &DlqSet, now: f64) -> Vec<Family> {
         Kind::Counter,
         "Drains of the dead-letter queue started.",
     );
+    let mut depth = Family::new(
+        "dlq_depth",
+        Kind::Gauge,
+        "Messages in the dead-letter queue, as the queue last reported.",
+    );
     for q in dlq.views() {
+        if let Some(d) = q.depth {
+            depth.samples.push(Sample::new(
+                vec![("queue", q.name.clone())],
+                Value::Number(d),
+            ));
+        }
         let l = || vec![("queue", q.name.clone())];
         let cur = q.current.as_ref().filter(|r| r.status == "running");
         running.samples.push(Sample::new(
@@ -105,6 +117,6 @@ pub fn collect(ops: &OpsState, dlq: &DlqSet, now: f64) -> Vec<Family> {
         runs.samples
             .push(Sample::new(l(), Value::Number(q.runs as f64)));
     }
-    out.extend([running, progress, drained, failed, runs]);
+    out.extend([running, progress, drained, failed, runs, depth]);
     out
 }
