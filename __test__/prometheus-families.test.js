@@ -2,7 +2,7 @@
 /**
  * Every signal in Prometheus (issue 21 part A), in one process on 127.0.0.1:
  *   - /metrics holds the HTTP, breaker, rollout, health-gate, ops, DLQ,
- *     watchdog and Node process families (prom-client's names);
+ *     watchdog, startup DAG and Node process families (prom-client's names);
  *   - `promtool check metrics` accepts it with no warning;
  *   - `Accept: application/openmetrics-text` gets OpenMetrics 1.0 (# EOF,
  *     counters' TYPE without _total, its Content-Type);
@@ -48,6 +48,10 @@ before(async () => {
   ts.startRollout('fam-rollout', { percentage: 10 });
   const w = rc.getWatchdogs();
   w.gauge('fam-queue', { warn: 10, critical: 20 }).set(3);
+  const dag = new rc.StartupDAG();
+  dag.register({ id: 'fam-store', critical: true, init: async () => {}, healthCheck: async () => true });
+  dag.register({ id: 'fam-mailer', dependencies: ['fam-store'], init: async () => {}, healthCheck: async () => true });
+  await dag.initialize();
   // Start the gc observer (first scrape), then make garbage so a minor GC happens.
   rc.getPrometheusMetrics();
   let keep = 0;
@@ -81,6 +85,10 @@ const EXPECTED = {
   ops_safe_mode: 'gauge',
   ops_brownout_level: 'gauge',
   watchdog_value: 'gauge',
+  startup_service_duration_seconds: 'gauge',
+  startup_service_state: 'gauge',
+  startup_complete: 'gauge',
+  startup_critical_ready: 'gauge',
   watchdog_level: 'gauge',
   process_cpu_user_seconds_total: 'counter',
   process_cpu_system_seconds_total: 'counter',
@@ -107,6 +115,11 @@ test('/metrics has every family, each with its type', async () => {
   assert.match(text, /health_gate_ready\{service="fam-db",critical="true"\} [01]\n/);
   assert.match(text, /rollout_percentage\{rollout="fam-rollout"\} 10\n/);
   assert.match(text, /watchdog_value\{watchdog="fam-queue"\} 3\n/);
+  assert.match(text, /startup_service_state\{service="fam-store",state="ready"\} 1\n/);
+  assert.match(text, /startup_service_state\{service="fam-mailer",state="pending"\} 0\n/);
+  assert.match(text, /startup_service_duration_seconds\{service="fam-mailer"\} \d/);
+  assert.match(text, /^startup_complete 1$/m);
+  assert.match(text, /^startup_critical_ready 1$/m);
   assert.match(text, new RegExp(`nodejs_version_info\\{version="${process.version}",major="\\d+",minor="\\d+",patch="\\d+"\\} 1\\n`));
   assert.match(text, /nodejs_heap_space_size_used_bytes\{space="old"\} \d+/);
 });

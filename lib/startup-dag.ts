@@ -2,7 +2,7 @@
  * Startup DAG: a drop-in replacement for the original
  * `server/core/startup-dag.ts` (`getStartupDAG`, `alwaysHealthy`,
  * `checkDatabaseHealth`), with the graph and the run's state in Rust
- * (`src/core/dag.rs`, petgraph).
+ * (`src/core/startup/`, petgraph).
  *
  * This file only runs the user's callbacks: it asks Rust which services may
  * start, runs their `init` and `healthCheck` with timeouts, and reports each

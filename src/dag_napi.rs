@@ -1,5 +1,5 @@
-//! Bindings for the startup DAG (`core::dag`) and the graph file reader
-//! (`core::graph_file`).
+//! Bindings for the startup DAG (`core::startup`) and the graph file reader
+//! (`core::startup::graph_file`).
 //!
 //! Nothing here is on a request path: startup runs once. Each DAG is a
 //! handle (a small integer) into a thread-local table, so every copy of the
@@ -12,9 +12,9 @@ use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::core::dag::{self, Dag, Outcome, Phase, Problem, ServiceSpec, Status};
 use crate::core::error::{CoreError, CoreResult};
-use crate::core::graph_file;
+use crate::core::startup::graph_file;
+use crate::core::startup::{self as dag, Dag, Outcome, Phase, Problem, ServiceSpec, Status};
 use crate::napi_util::{borrow_mut, throw, Opts};
 
 thread_local! {
@@ -450,4 +450,14 @@ pub(crate) fn reset_all() -> CoreResult<()> {
         d.iter_mut().for_each(|g| *g = Dag::new());
         Ok(())
     })
+}
+
+/// The startup families of every DAG of this thread, for a scrape.
+pub(crate) fn families(out: &mut Vec<crate::core::exposition::model::Family>) {
+    DAGS.with(|cell| {
+        if let Ok(dags) = cell.try_borrow() {
+            let refs: Vec<&Dag> = dags.iter().collect();
+            out.extend(crate::core::exposition::startup::collect(&refs));
+        }
+    });
 }

@@ -11,12 +11,12 @@
 
 use proptest::prelude::*;
 use reliability_core::core::breaker::{Admission, Breaker, BreakerOptions, Outcome};
-use reliability_core::core::dag::plan_of;
 use reliability_core::core::gate::{GateSet, GateSpec};
-use reliability_core::core::graph_file::parse_graph;
 use reliability_core::core::histogram::Aggregate;
 use reliability_core::core::ops::{Actor, OpsState};
 use reliability_core::core::rollout::{Config, RolloutSet};
+use reliability_core::core::startup::graph_file::parse_graph;
+use reliability_core::core::startup::plan_of;
 use serde_json::json;
 
 fn config() -> ProptestConfig {

@@ -22,15 +22,15 @@
 
 use super::backoff::Jitter;
 use super::breaker::RawBreakerOptions;
-use super::dag::{Dag, ServiceSpec};
 use super::gate::{GateSet, GateSpec};
-use super::graph_file::parse_graph;
 use super::histogram::Aggregate;
 use super::ops::OpsState;
 use super::ops_merge::{Replica, Replication};
 use super::registry::Registry;
 use super::rollout::{Config, RolloutSet, Slo, Step};
 use super::signals::{SignalStore, SignalsOptions};
+use super::startup::graph_file::parse_graph;
+use super::startup::{Dag, ServiceSpec};
 use super::watchdog::{Registry as Watchdogs, Thresholds};
 
 /// A target's body: any bytes in, a panic if a property breaks.

@@ -9,7 +9,6 @@
 pub mod auth;
 pub mod backoff;
 pub mod breaker;
-pub mod dag;
 pub mod dlq;
 pub mod error;
 pub mod exphist;
@@ -17,7 +16,6 @@ pub mod exposition;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod gate;
-pub mod graph_file;
 pub mod hash;
 pub mod histogram;
 pub mod named;
@@ -28,6 +26,7 @@ pub mod registry;
 pub mod rng;
 pub mod rollout;
 pub mod signals;
+pub mod startup;
 pub mod text;
 pub mod watchdog;
 pub mod window;

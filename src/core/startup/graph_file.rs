@@ -9,7 +9,8 @@
 
 use serde_json::{Map, Value};
 
-use super::dag::{MAX_ID_LEN, MAX_NAME_LEN, MAX_TIMEOUT_MS};
+use super::{MAX_NAME_LEN, MAX_TIMEOUT_MS};
+use crate::core::named::check_name;
 
 /// Largest graph file accepted, in bytes: far above any real service graph,
 /// low enough that a wrong path (a log file, a dump) fails fast.
@@ -86,11 +87,14 @@ impl Collector {
 
     fn id_string(&mut self, path: &str, v: &Value) -> Option<String> {
         match v {
-            Value::String(s) if !s.is_empty() && s.chars().count() <= MAX_ID_LEN => Some(s.clone()),
-            Value::String(s) => {
-                self.add(path, format!("must be a non-empty string of at most {MAX_ID_LEN} characters, got {} characters", s.chars().count()));
-                None
-            }
+            // The one name rule; the message is the rule's, after the path.
+            Value::String(s) => match check_name("", s) {
+                Ok(()) => Some(s.clone()),
+                Err(e) => {
+                    self.add(path, e.message.trim_start());
+                    None
+                }
+            },
             other => {
                 self.add(path, format!("must be a string, got {}", type_of(other)));
                 None
@@ -348,7 +352,7 @@ fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<GraphServic
 mod tests {
     use super::*;
 
-    const ORIGINAL: &str = include_str!("../../__test__/fixtures/graph.json");
+    const ORIGINAL: &str = include_str!("../../../__test__/fixtures/graph.json");
 
     #[test]
     fn the_original_file_parses() {
