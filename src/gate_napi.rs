@@ -213,7 +213,6 @@ pub fn gate_readiness(env: Env, h: u32) -> Result<GateReadiness> {
         let r = s.readiness();
         let gates = s
             .gates()
-            .iter()
             .enumerate()
             .map(|(i, g)| GateView {
                 index: i as u32,
