@@ -22,6 +22,8 @@ const rc = require('..');
 
 let server;
 let url;
+// Held for the whole file: a DAG's families go with its JS object.
+let dag;
 
 function families(text) {
   const out = new Map();
@@ -48,7 +50,7 @@ before(async () => {
   ts.startRollout('fam-rollout', { percentage: 10 });
   const w = rc.getWatchdogs();
   w.gauge('fam-queue', { warn: 10, critical: 20 }).set(3);
-  const dag = new rc.StartupDAG();
+  dag = new rc.StartupDAG();
   dag.register({ id: 'fam-store', critical: true, init: async () => {}, healthCheck: async () => true });
   dag.register({ id: 'fam-mailer', dependencies: ['fam-store'], init: async () => {}, healthCheck: async () => true });
   await dag.initialize();
