@@ -22,12 +22,17 @@ use super::error::{check, CoreError, CoreResult};
 use super::named::{check_name, Named};
 use super::text;
 
+/// Passes in a row that make a gate ready (the original's 3).
 pub const DEFAULT_REQUIRED_PASSES: u32 = 3;
+/// Failures in a row that make a ready gate not ready (the original's 1).
 pub const DEFAULT_REQUIRED_FAILURES: u32 = 1;
+/// Time between checks of a gate.
 pub const DEFAULT_INTERVAL_MS: f64 = 5_000.0;
+/// How long a check may take before it counts as failed.
 pub const DEFAULT_TIMEOUT_MS: f64 = 5_000.0;
 /// Shortest check interval: a check loop faster than this is a busy loop.
 pub const MIN_INTERVAL_MS: f64 = 10.0;
+/// Upper bound of every interval and timeout: one day.
 pub const MAX_MS: f64 = 86_400_000.0;
 /// Most gates one set holds (one per service; a gate made per request
 /// would otherwise grow memory and every readiness probe without bound).
@@ -37,18 +42,34 @@ pub const MAX_GATE_NAME_CHARS: usize = 1024;
 /// Longest failure reason kept (a check may throw a huge message).
 pub const MAX_REASON_BYTES: usize = 512;
 
+/// One gate as registered.
+///
+/// ```
+/// use reliability_core::core::gate::GateSpec;
+/// let mut s = GateSpec::new("db", "Database", true);
+/// s.required_passes = 1;
+/// assert!(s.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateSpec {
+    /// The service the gate watches (the one name rule).
     pub service_id: String,
+    /// Display name.
     pub name: String,
+    /// Only critical gates decide readiness.
     pub critical: bool,
+    /// Passes in a row that make the gate ready.
     pub required_passes: u32,
+    /// Failures in a row that make a ready gate not ready.
     pub required_failures: u32,
+    /// Time between checks, in ms.
     pub interval_ms: f64,
+    /// How long a check may take, in ms.
     pub timeout_ms: f64,
 }
 
 impl GateSpec {
+    /// A spec with the default thresholds and timings.
     pub fn new(service_id: &str, name: &str, critical: bool) -> Self {
         GateSpec {
             service_id: service_id.to_string(),
@@ -97,18 +118,27 @@ fn in_ms(field: &str, v: f64, min: f64) -> CoreResult<f64> {
 /// One gate's state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gate {
+    /// What was registered.
     pub spec: GateSpec,
+    /// The gate passes (with hysteresis).
     pub ready: bool,
+    /// Passes in a row so far.
     pub consecutive_passes: u32,
+    /// Failures in a row so far.
     pub consecutive_failures: u32,
+    /// When the last check answered (epoch ms).
     pub last_check: Option<f64>,
+    /// The last check's answer.
     pub last_result: Option<bool>,
     /// Why the last check failed (None after a pass).
     pub reason: Option<String>,
+    /// How long the last check took, in ms.
     pub last_duration_ms: Option<f64>,
     /// When `ready` last changed.
     pub since: Option<f64>,
+    /// Checks answered.
     pub checks: u64,
+    /// Checks that failed or timed out.
     pub failures: u64,
     next_due: f64,
     /// `(token, started_at, deadline)` of the check in flight.
@@ -118,8 +148,11 @@ pub struct Gate {
 /// A change of one gate's readiness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
+    /// Readiness did not change.
     None,
+    /// The gate became ready.
     BecameReady,
+    /// The gate stopped being ready.
     BecameNotReady,
     /// The answer came for a check that had already timed out or been replaced.
     Stale,
@@ -130,10 +163,13 @@ pub enum Transition {
 pub struct Readiness {
     /// Every critical gate ready, and not shutting down.
     pub ready: bool,
+    /// Every critical gate is ready (whatever the shutdown).
     pub critical_ready: bool,
+    /// Every gate is ready.
     pub all_ready: bool,
     /// Some non-critical gate is not ready.
     pub degraded: bool,
+    /// The process is shutting down.
     pub shutting_down: bool,
 }
 
@@ -162,10 +198,12 @@ impl GateSet {
         Self::default()
     }
 
+    /// How many gates there are.
     pub fn len(&self) -> usize {
         self.gates.len()
     }
 
+    /// True with no gate.
     pub fn is_empty(&self) -> bool {
         self.gates.is_empty()
     }
@@ -175,12 +213,14 @@ impl GateSet {
         self.gates.values()
     }
 
+    /// Gate `i`, or a RangeError.
     pub fn gate(&self, i: usize) -> CoreResult<&Gate> {
         self.gates.get(i as u32).ok_or_else(|| {
             CoreError::range("gate", &format!("an index below {}", self.gates.len()), i)
         })
     }
 
+    /// The index of the gate of `service_id`.
     pub fn index_of(&self, service_id: &str) -> Option<usize> {
         self.gates.id_of(service_id).map(|i| i as usize)
     }
@@ -346,6 +386,7 @@ impl GateSet {
             .min_by(|a, b| a.total_cmp(b))
     }
 
+    /// True while a check of gate `i` runs.
     pub fn is_checking(&self, i: usize) -> bool {
         self.gates
             .get(i as u32)
@@ -371,6 +412,7 @@ impl GateSet {
         }
     }
 
+    /// Forgets every gate.
     pub fn clear(&mut self) {
         *self = GateSet::new();
     }

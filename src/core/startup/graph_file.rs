@@ -35,25 +35,36 @@ const SERVICE_FIELDS: &[&str] = &[
 /// One service as written in the file.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GraphService {
+    /// The service id (the one name rule).
     pub id: String,
+    /// Display name (the id when absent).
     pub name: String,
+    /// Ids of the services that must be ready first.
     pub dependencies: Vec<String>,
+    /// A critical failure aborts startup.
     pub critical: bool,
+    /// Module whose export initialises the service.
     pub init_module: Option<String>,
+    /// Name of that export.
     pub init_function: Option<String>,
+    /// Module whose export checks the service.
     pub health_check_module: Option<String>,
+    /// Name of that export.
     pub health_check_function: Option<String>,
     /// An environment variable name; the service exists only when it is exactly `"true"`.
     pub conditional: Option<String>,
     /// Init timeout in ms (an extension: the original format had none).
     pub timeout_ms: Option<f64>,
+    /// Health-check timeout in ms, when set.
     pub health_check_timeout_ms: Option<f64>,
 }
 
 /// A problem at a JSON path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileProblem {
+    /// Where in the file, as a JSON path (`$.services[2].id`).
     pub path: String,
+    /// What is wrong there.
     pub message: String,
 }
 

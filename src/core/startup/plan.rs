@@ -12,7 +12,9 @@ use super::{Dag, NodeState};
 use crate::core::error::{check, CoreError, CoreResult};
 use crate::core::named::check_name;
 
+/// Init timeout when a service gives none: 30 s, as the original.
 pub const DEFAULT_INIT_TIMEOUT_MS: f64 = 30_000.0;
+/// Health-check timeout when a service gives none: 5 s.
 pub const DEFAULT_HEALTH_TIMEOUT_MS: f64 = 5_000.0;
 /// Longest display name accepted.
 pub const MAX_NAME_LEN: usize = 1024;
@@ -22,11 +24,17 @@ pub const MAX_TIMEOUT_MS: f64 = 86_400_000.0;
 /// One service as registered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceSpec {
+    /// Unique id; dependencies name it.
     pub id: String,
+    /// Display name, for logs and the report.
     pub name: String,
+    /// Ids of the services that must be ready first, in the order listed.
     pub dependencies: Vec<String>,
+    /// A critical failure aborts startup and blocks readiness.
     pub critical: bool,
+    /// How long init may take, in ms.
     pub init_timeout_ms: f64,
+    /// How long the health check may take, in ms.
     pub health_timeout_ms: f64,
 }
 
@@ -98,23 +106,30 @@ fn check_timeout(field: impl Fn() -> String, v: f64) -> CoreResult<()> {
 /// original's wording where it had one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
+    /// A dependency names no registered service.
     MissingDependency {
+        /// The service with the dependency.
         service: String,
+        /// The id it names.
         missing: String,
         /// Why the missing service is absent, when it was skipped on purpose
         /// (e.g. "INIT_SUBSYSTEMS is not 'true'").
         skipped_because: Option<String>,
     },
+    /// A service lists itself.
     SelfDependency {
+        /// The service.
         service: String,
     },
-    /// `path` starts and ends with the same id; each step is "depends on".
+    /// A dependency cycle.
     Cycle {
+        /// Starts and ends with the same id; each step is "depends on".
         path: Vec<String>,
     },
 }
 
 impl Problem {
+    /// The kind, as JS sees it: `missing-dependency`, `self-dependency` or `cycle`.
     pub fn kind(&self) -> &'static str {
         match self {
             Problem::MissingDependency { .. } => "missing-dependency",
@@ -123,6 +138,7 @@ impl Problem {
         }
     }
 
+    /// The message a user reads (the original's wording where it had one).
     pub fn message(&self) -> String {
         match self {
             Problem::MissingDependency {
@@ -150,6 +166,7 @@ impl Problem {
 /// Start order and parallel levels, as indices into registration order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// Services in start order, dependencies first.
     pub order: Vec<usize>,
     /// `level_of[i]`: 0 for a service with no dependencies, else 1 + the
     /// highest level among its dependencies.
@@ -200,22 +217,35 @@ impl std::hash::Hasher for Fnv {
 pub(super) type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
 impl Dag {
+    /// An empty DAG.
+    ///
+    /// ```
+    /// use reliability_core::core::startup::{Dag, ServiceSpec};
+    /// let mut d = Dag::new();
+    /// d.register(ServiceSpec::new("db", "Database", &[], true)).unwrap();
+    /// d.register(ServiceSpec::new("api", "API", &["db"], false)).unwrap();
+    /// assert_eq!(d.plan().unwrap().order, [0, 1]);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// How many services are registered.
     pub fn len(&self) -> usize {
         self.specs.len()
     }
 
+    /// True with no service registered.
     pub fn is_empty(&self) -> bool {
         self.specs.is_empty()
     }
 
+    /// The spec of service `i` (registration order); panics past `len()`, an index the DAG handed out.
     pub fn spec(&self, i: usize) -> &ServiceSpec {
         &self.specs[i]
     }
 
+    /// The index of the service `id`.
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.index.get(id).copied()
     }

@@ -5,11 +5,16 @@
 use super::{Dag, Plan, Problem};
 use crate::core::error::{CoreError, CoreResult};
 
+/// Where a service has got to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Waiting for its dependencies or a free slot.
     Pending,
+    /// Its init or health check is running.
     Initializing,
+    /// Initialised and healthy.
     Ready,
+    /// Its init or health check failed.
     Failed,
     /// Not started because a dependency failed (a non-critical one).
     Degraded,
@@ -25,6 +30,7 @@ impl Status {
         Status::Degraded,
     ];
 
+    /// The name JS and the metrics use.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
@@ -39,13 +45,16 @@ impl Status {
 /// The step of a service's start that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// The init callback.
     Init,
+    /// The health check after init.
     HealthCheck,
     /// A dependency failed, so the service never started.
     Dependency,
 }
 
 impl Phase {
+    /// The name JS uses (`init`, `health-check`, `dependency`).
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Init => "init",
@@ -54,6 +63,7 @@ impl Phase {
         }
     }
 
+    /// Parses a phase JS reports (`init` or `health-check`); a RangeError naming `field` otherwise.
     pub fn parse(field: &str, s: &str) -> CoreResult<Phase> {
         match s {
             "init" => Ok(Phase::Init),
@@ -70,15 +80,22 @@ impl Phase {
 /// Where one service has got to, with the times the report shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeState {
+    /// Where the service has got to.
     pub status: Status,
+    /// When it started (epoch ms).
     pub started_at: Option<f64>,
+    /// When it became ready or failed (epoch ms).
     pub finished_at: Option<f64>,
     /// Time between the run starting (or the last dependency becoming ready)
     /// and this service starting: queueing behind the concurrency limit.
     pub wait_ms: Option<f64>,
+    /// How long init took, in ms.
     pub init_ms: Option<f64>,
+    /// How long the health check took, in ms.
     pub health_ms: Option<f64>,
+    /// Why it failed or was not started.
     pub error: Option<String>,
+    /// The step that failed.
     pub failed_phase: Option<Phase>,
 }
 
@@ -105,7 +122,9 @@ impl NodeState {
 /// How a run ended (or that it has not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// `begin` was not called.
     NotStarted,
+    /// Services are still starting.
     Running,
     /// Every service is ready.
     Ready,
@@ -116,6 +135,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The name JS uses (`not-started`, `running`, `ready`, `degraded`, `failed`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::NotStarted => "not-started",
@@ -137,14 +157,17 @@ pub struct FailureEffect {
 }
 
 impl Dag {
+    /// The run state of service `i`; panics past `len()`, an index the DAG handed out.
     pub fn state(&self, i: usize) -> &NodeState {
         &self.state[i]
     }
 
+    /// True once the run has begun (registration is closed).
     pub fn started(&self) -> bool {
         self.run_started_at.is_some()
     }
 
+    /// The plan the run follows, once it has begun.
     pub fn current_plan(&self) -> Option<&Plan> {
         self.plan.as_ref()
     }
@@ -326,10 +349,12 @@ impl Dag {
         self.run_finished_at.is_some()
     }
 
+    /// How many services are starting now.
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
 
+    /// How the run ended, or that it has not.
     pub fn outcome(&self) -> Outcome {
         if self.run_started_at.is_none() {
             return Outcome::NotStarted;
