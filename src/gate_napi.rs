@@ -3,7 +3,7 @@
 //! The JS side owns the check functions and one shared, unref'd timer; it
 //! asks `tick` what to run, runs it, and reports each answer with the
 //! check's token. `/health/ready` calls `readiness`, which only reads. Each
-//! gate set is a [`HealthGates`] object owned by one JS `HealthGateManager`;
+//! gate set is a [`HealthGates`] object owned by one JS `HealthGates` (lib/health-gates.ts);
 //! when the JS object is collected, its set is dropped.
 
 use std::cell::RefCell;
