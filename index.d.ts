@@ -10,6 +10,52 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * One set of health gates (see `core::gate`).
+ *
+ * Methods take `&self` and borrow the set only after every user object is
+ * read, so a getter that calls back in gets ERR_REENTRANT.
+ *
+ * ```ts
+ * const g = new native.HealthGates();
+ * g.register({ serviceId: 'db', critical: true }, Date.now());
+ * g.ready(); // false until its checks pass
+ * ```
+ */
+export declare class HealthGates {
+  /** A new, empty set. */
+  constructor()
+  /**
+   * Registers (or replaces) a gate from the user's object. Reads
+   * `serviceId`, `name`, `critical`, `requiredConsecutivePasses` (or the
+   * original's `requiredPasses`), `requiredConsecutiveFailures`,
+   * `checkIntervalMs`, `timeoutMs`. Returns the gate's index.
+   */
+  register(gate: unknown, now: number): number
+  /**
+   * One scheduler step: time out overdue checks and, when `start` (the
+   * periodic checks are on), start the due ones.
+   */
+  tick(now: number, start: boolean): GateTick
+  /** When the scheduler should next wake (epoch ms), or -1 with no gates. */
+  nextWake(): number
+  /** Starts an explicit check of gate `i` (or joins the one running); returns its token. */
+  start(i: number, now: number): number
+  /**
+   * Records a check's answer. Returns 0 no change, 1 became ready,
+   * 2 became not ready, -1 stale (the check had timed out or been replaced).
+   */
+  record(i: number, token: number, pass: boolean, reason: string | undefined | null, now: number): number
+  /** While shutting down the set reports not-ready (the load balancer drains it). */
+  setShuttingDown(on: boolean): void
+  /** Readiness and every gate, from state only (never runs a check). */
+  readiness(): GateReadiness
+  /** Just the verdict, for a probe that only needs the status code. */
+  ready(): boolean
+  /** Forgets every gate. */
+  clear(): void
+}
+
+/**
  * One quorum breaker's rule (see `core::breaker::quorum`); the Redis backend counts
  * the votes and asks it what to do.
  *
@@ -34,6 +80,56 @@ export declare class QuorumRule {
   /** True while the quorum holds the local breaker open. */
   get forced(): boolean
   get quorum(): number
+}
+
+/**
+ * One startup DAG and its run (see `core::startup`).
+ *
+ * Methods take `&self` and borrow the DAG only after every user object is
+ * read, so a getter that calls back in gets ERR_REENTRANT, never a second
+ * mutable borrow.
+ *
+ * ```ts
+ * const d = new native.StartupDag();
+ * d.register({ id: 'db', critical: true });
+ * d.plan().order; // ['db']
+ * ```
+ */
+export declare class StartupDag {
+  /** A new, empty DAG. */
+  constructor()
+  /**
+   * Registers (or replaces) a service from the user's node object; reads
+   * `id`, `name`, `dependencies`, `critical`, `timeout`, `healthCheckTimeout`.
+   * Returns its index.
+   */
+  register(node: unknown): number
+  /** Records a service left out on purpose, with the reason. */
+  skip(id: string, reason: string): void
+  /** The order and levels of the registered services, or their problems. */
+  plan(): DagPlan
+  /**
+   * Begins the run. Returns the problems that prevent it (empty when it
+   * began, or had already begun).
+   */
+  begin(now: number): Array<DagProblem>
+  /** Indices of the services to start now (marked initializing). */
+  next(now: number, maxInFlight: number): Array<number>
+  /** Records that service `i` initialised and passed its health check. */
+  reportReady(i: number, now: number, initMs: number, healthMs: number): void
+  /** Records a failure in `phase` (`'init'` or `'health-check'`). */
+  reportFailed(i: number, now: number, reason: string, phase: string, initMs?: number | undefined | null): DagFailure
+  /**
+   * Everything about the DAG and its run, for `getStatus()`,
+   * `getStartupReport()` and `/api/observability/startup-dag`.
+   */
+  report(): DagReport
+  /** Every critical service is ready (vacuously true with none). */
+  criticalReady(): boolean
+  /** True once nothing runs and nothing more can start. */
+  finished(): boolean
+  /** Forgets every service and the run. */
+  clear(): void
 }
 
 /**
@@ -301,22 +397,6 @@ export interface CbWindow {
   meanLatencyMs: number
 }
 
-/**
- * Begins the run. Returns the problems that prevent it (empty when it
- * began, or had already begun).
- */
-export declare function dagBegin(h: number, now: number): Array<DagProblem>
-
-export declare function dagClear(h: number): void
-
-/** A new, empty DAG; returns its handle. */
-export declare function dagCreate(): number
-
-export declare function dagCriticalReady(h: number): boolean
-
-/** Records a failure in `phase` (`'init'` or `'health-check'`). */
-export declare function dagFailed(h: number, i: number, now: number, reason: string, phase: string, initMs?: number | undefined | null): DagFailure
-
 export interface DagFailure {
   /** Ids of the pending dependents now degraded. */
   degraded: Array<string>
@@ -324,16 +404,8 @@ export interface DagFailure {
   abort?: string
 }
 
-export declare function dagFinished(h: number): boolean
-
-/** Indices of the services to start now (marked initializing). */
-export declare function dagNext(h: number, now: number, maxInFlight: number): Array<number>
-
 /** Parses and checks the text of a `graph.json`. */
 export declare function dagParseGraph(text: string): GraphFile
-
-/** The order and levels of the registered services, or their problems. */
-export declare function dagPlan(h: number): DagPlan
 
 export interface DagPlan {
   /** Service ids in start order (dependencies first). */
@@ -351,21 +423,6 @@ export interface DagProblem {
   missing?: string
   path?: Array<string>
 }
-
-export declare function dagReady(h: number, i: number, now: number, initMs: number, healthMs: number): void
-
-/**
- * Registers (or replaces) a service from the user's node object; reads
- * `id`, `name`, `dependencies`, `critical`, `timeout`, `healthCheckTimeout`.
- * Returns its index.
- */
-export declare function dagRegister(h: number, node: unknown): number
-
-/**
- * Everything about the DAG and its run, for `getStatus()`,
- * `getStartupReport()` and `/api/observability/startup-dag`.
- */
-export declare function dagReport(h: number): DagReport
 
 export interface DagReport {
   /** `not-started`, `running`, `ready`, `degraded` or `failed`. */
@@ -410,9 +467,6 @@ export interface DagService {
   error?: string
   failedPhase?: string
 }
-
-/** Records a service left out on purpose, with the reason. */
-export declare function dagSkip(h: number, id: string, reason: string): void
 
 /**
  * Standalone sort: `json` is `[[id, [dep, …]], …]`. Returns the start order
@@ -515,16 +569,6 @@ export interface ExScrape {
   bytes?: Buffer
 }
 
-export declare function gateClear(h: number): void
-
-export declare function gateCreate(): number
-
-/** When the scheduler should next wake (epoch ms), or -1 with no gates. */
-export declare function gateNextWake(h: number): number
-
-/** Readiness and every gate, from state only (never runs a check). */
-export declare function gateReadiness(h: number): GateReadiness
-
 export interface GateReadiness {
   ready: boolean
   criticalReady: boolean
@@ -533,34 +577,6 @@ export interface GateReadiness {
   shuttingDown: boolean
   gates: Array<GateView>
 }
-
-/** Just the verdict, for a probe that only needs the status code. */
-export declare function gateReady(h: number): boolean
-
-/**
- * Records a check's answer. Returns 0 no change, 1 became ready,
- * 2 became not ready, -1 stale (the check had timed out or been replaced).
- */
-export declare function gateRecord(h: number, i: number, token: number, pass: boolean, reason: string | undefined | null, now: number): number
-
-/**
- * Registers (or replaces) a gate from the user's object. Reads
- * `serviceId`, `name`, `critical`, `requiredConsecutivePasses` (or the
- * original's `requiredPasses`), `requiredConsecutiveFailures`,
- * `checkIntervalMs`, `timeoutMs`. Returns the gate's index.
- */
-export declare function gateRegister(h: number, gate: unknown, now: number): number
-
-export declare function gateSetShuttingDown(h: number, on: boolean): void
-
-/** Starts an explicit check of gate `i` (or joins the one running); returns its token. */
-export declare function gateStart(h: number, i: number, now: number): number
-
-/**
- * One scheduler step: time out overdue checks and, when `start` (the
- * periodic checks are on), start the due ones.
- */
-export declare function gateTick(h: number, now: number, start: boolean): GateTick
 
 export interface GateTick {
   /** Flattened `(gate, token)` pairs of the checks to run now. */

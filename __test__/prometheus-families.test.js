@@ -2,7 +2,7 @@
 /**
  * Every signal in Prometheus (issue 21 part A), in one process on 127.0.0.1:
  *   - /metrics holds the HTTP, breaker, rollout, health-gate, ops, DLQ,
- *     watchdog and Node process families (prom-client's names);
+ *     watchdog, startup DAG and Node process families (prom-client's names);
  *   - `promtool check metrics` accepts it with no warning;
  *   - `Accept: application/openmetrics-text` gets OpenMetrics 1.0 (# EOF,
  *     counters' TYPE without _total, its Content-Type);
@@ -22,6 +22,8 @@ const rc = require('..');
 
 let server;
 let url;
+// Held for the whole file: a DAG's families go with its JS object.
+let dag;
 
 function families(text) {
   const out = new Map();
@@ -51,6 +53,10 @@ before(async () => {
   // The core cannot ask a queue its depth: the status read forwards it (dlq_depth).
   rc.getOps().registerDeadLetterQueue('fam-dlq', { depth: async () => 7, drain: async () => 0 });
   assert.equal((await rc.getOps().deadLetterQueues()).find((q) => q.name === 'fam-dlq').depth, 7);
+  dag = new rc.StartupDAG();
+  dag.register({ id: 'fam-store', critical: true, init: async () => {}, healthCheck: async () => true });
+  dag.register({ id: 'fam-mailer', dependencies: ['fam-store'], init: async () => {}, healthCheck: async () => true });
+  await dag.initialize();
   // Start the gc observer (first scrape), then make garbage so a minor GC happens.
   rc.getPrometheusMetrics();
   let keep = 0;
@@ -88,6 +94,10 @@ const EXPECTED = {
   dlq_drain_progress: 'gauge',
   dlq_drained_total: 'counter',
   watchdog_value: 'gauge',
+  startup_service_duration_seconds: 'gauge',
+  startup_service_state: 'gauge',
+  startup_complete: 'gauge',
+  startup_critical_ready: 'gauge',
   watchdog_level: 'gauge',
   process_cpu_user_seconds_total: 'counter',
   process_cpu_system_seconds_total: 'counter',
@@ -116,6 +126,11 @@ test('/metrics has every family, each with its type', async () => {
   assert.match(text, /watchdog_value\{watchdog="fam-queue"\} 3\n/);
   assert.match(text, /dlq_depth\{queue="fam-dlq"\} 7\n/);
   assert.match(text, /dlq_drain_running\{queue="fam-dlq"\} 0\n/);
+  assert.match(text, /startup_service_state\{service="fam-store",state="ready"\} 1\n/);
+  assert.match(text, /startup_service_state\{service="fam-mailer",state="pending"\} 0\n/);
+  assert.match(text, /startup_service_duration_seconds\{service="fam-mailer"\} \d/);
+  assert.match(text, /^startup_complete 1$/m);
+  assert.match(text, /^startup_critical_ready 1$/m);
   assert.match(text, new RegExp(`nodejs_version_info\\{version="${process.version}",major="\\d+",minor="\\d+",patch="\\d+"\\} 1\\n`));
   assert.match(text, /nodejs_heap_space_size_used_bytes\{space="old"\} \d+/);
 });

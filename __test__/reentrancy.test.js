@@ -121,22 +121,22 @@ const NATIVE_CASES = {
     after: cbAfter,
     init: (c) => { c.k = 0; },
   },
-  dagRegister: {
-    setup: (n) => ({ h: n.dagCreate(), k: 0 }),
-    call: (n, c, dress) => n.dagRegister(c.h, dress({ id: `outer-${++c.k}`, dependencies: ['db'], critical: true, timeout: 1000 })),
-    reenter: (n, c) => { n.dagRegister(c.h, { id: `inner-${++c.k}` }); n.dagPlan(c.h); },
+  'StartupDag#register': {
+    setup: (n) => ({ d: new n.StartupDag(), k: 0 }),
+    call: (n, c, dress) => c.d.register(dress({ id: `outer-${++c.k}`, dependencies: ['db'], critical: true, timeout: 1000 })),
+    reenter: (n, c) => { c.d.register({ id: `inner-${++c.k}` }); c.d.plan(); },
     check: (n, c, i) => {
       assert.equal(typeof i, 'number');
-      assert.ok(JSON.stringify(n.dagPlan(c.h)).includes(`"outer-${c.k0}"`), 'the outer node is registered');
+      assert.ok(JSON.stringify(c.d.plan()).includes(`"outer-${c.k0}"`), 'the outer node is registered');
     },
-    after: (n, c) => { n.dagRegister(c.h, { id: 'db' }); assert.ok(JSON.stringify(n.dagPlan(c.h)).includes('"db"')); },
+    after: (n, c) => { c.d.register({ id: 'db' }); assert.ok(JSON.stringify(c.d.plan()).includes('"db"')); },
   },
-  gateRegister: {
-    setup: (n) => ({ h: n.gateCreate(), k: 0 }),
-    call: (n, c, dress) => n.gateRegister(c.h, dress({ serviceId: `outer-${++c.k}`, requiredConsecutivePasses: 2, critical: true }), 0),
-    reenter: (n, c) => { n.gateRegister(c.h, { serviceId: `inner-${++c.k}` }, 0); n.gateReadiness(c.h); },
-    check: (n, c) => assert.ok(JSON.stringify(n.gateReadiness(c.h)).includes('outer-'), 'the outer gate is registered'),
-    after: (n, c) => { n.gateRegister(c.h, { serviceId: 'after' }, 0); n.gateTick(c.h, 1, true); },
+  'HealthGates#register': {
+    setup: (n) => ({ g: new n.HealthGates(), k: 0 }),
+    call: (n, c, dress) => c.g.register(dress({ serviceId: `outer-${++c.k}`, requiredConsecutivePasses: 2, critical: true }), 0),
+    reenter: (n, c) => { c.g.register({ serviceId: `inner-${++c.k}` }, 0); c.g.readiness(); },
+    check: (n, c) => assert.ok(JSON.stringify(c.g.readiness()).includes('outer-'), 'the outer gate is registered'),
+    after: (n, c) => { c.g.register({ serviceId: 'after' }, 0); c.g.tick(1, true); },
   },
   sgConfigure: {
     setup: sgSetup,
@@ -234,11 +234,8 @@ const NATIVE_NO_OBJECT = [
   'authCheckLimits', 'authCheckToken', 'authDefaults', 'authFailure', 'authRetryAfter', 'authSuccess',
   'cbAcquire', 'cbAttachPage', 'cbControl', 'cbDrain', 'cbInit', 'cbLayout', 'cbRecord', 'cbRetryDelay',
   'cbSnapshot', 'cbSnapshotAll', 'cbState',
-  'dagBegin', 'dagClear', 'dagCreate', 'dagCriticalReady', 'dagFailed', 'dagFinished', 'dagNext',
-  'dagParseGraph', 'dagPlan', 'dagReady', 'dagReport', 'dagSkip', 'dagSortJson',
+  'dagParseGraph', 'dagSortJson', 'StartupDag', 'HealthGates',
   'dlqAllowance', 'dlqBegin', 'dlqEnd', 'dlqProgress', 'dlqRegister', 'dlqSetDepth', 'dlqViews', 'errorCodes',
-  'gateClear', 'gateCreate', 'gateNextWake', 'gateReadiness', 'gateReady', 'gateRecord', 'gateSetShuttingDown',
-  'gateStart', 'gateTick',
   'opsApplied', 'opsAudit', 'opsAuditPush', 'opsCheckState', 'opsClearRollback', 'opsCreate', 'opsDecide',
   'opsFlags', 'opsLoadJson', 'opsMarkApplied', 'opsQuarantine', 'opsRecordRefusal', 'opsRefusal', 'opsRelease',
   'opsReplicaExport', 'opsReplicaMerge', 'opsReplicaSetNode', 'opsSetBrownout', 'opsSetSafeMode', 'opsToJson',
@@ -553,14 +550,19 @@ if (process.env.REENTRANCY_CASE) {
       // refused without running any of its code (tested below).
       const takesObject = params.some((t) => !PRIMITIVE.test(t) && !(t === 'unknown' && UNKNOWN_READ_AS_PRIMITIVE.includes(e)));
       assert.equal(takesObject, cased.includes(e), `${e}(${m[1]}): ${takesObject ? 'takes an object, needs a case' : 'takes no object, belongs in NATIVE_NO_OBJECT'}`);
-      // Every method of a class that takes an object needs a `Class#method` case.
-      const body = dts.match(new RegExp(`export declare class ${e} \\{([\\s\\S]*?)\\n\\}`));
-      for (const [, method, list] of body ? body[1].matchAll(/^ {2}(\w+)\(([^)]*)\)/gm) : []) {
-        if (method === 'constructor') continue;
-        const objectParam = paramsOf(list).some((t) => !PRIMITIVE.test(t));
-        assert.equal(objectParam, methodCases.includes(`${e}#${method}`), `${e}#${method}(${list}): ${objectParam ? 'takes an object, needs a case' : 'takes no object, needs none'}`);
+    }
+    // Every method of a class that takes an object has a `Class#method` case, and every such case names one.
+    const seen = [];
+    for (const [, cls, body] of dts.matchAll(/export declare class (\w+) \{([\s\S]*?)\n\}/g)) {
+      for (const [, meth, params] of body.matchAll(/^ {2}(?!constructor)(\w+)\(([^)]*)\)/gm)) {
+        const key = `${cls}#${meth}`;
+        seen.push(key);
+        const types = params.trim() === '' ? [] : params.split(', ').map((p) => p.replace(/^\w+\??: /, ''));
+        const takesObject = types.some((t) => !PRIMITIVE.test(t));
+        assert.equal(takesObject, methodCases.includes(key), `${key}(${params}): ${takesObject ? 'takes an object, needs a case' : 'takes no object, needs none'}`);
       }
     }
+    for (const k of methodCases) assert.ok(seen.includes(k), `${k} is listed but no such class method is declared`);
   });
 
   test('QuorumRule refuses an object without running its code (valueOf, getters)', () => {

@@ -49,7 +49,8 @@ export interface HealthGateOptions {
   breaker?: string;
 }
 
-export type GateView = ReturnType<typeof native.gateReadiness>['gates'][number];
+type NativeGates = InstanceType<typeof native.HealthGates>;
+export type GateView = ReturnType<NativeGates['readiness']>['gates'][number];
 
 /** The original's per-gate shape plus this package's fields. */
 export interface GateStatus extends GateView {
@@ -88,7 +89,8 @@ interface Pending {
  *   getHealthGates().registerGate({ serviceId: 'cache', name: 'Cache', critical: false, check: async () => cache.ping() });
  */
 export class HealthGates extends EventEmitter {
-  private readonly h: number = native.gateCreate();
+  /** This set's native half: owned here, freed with this object. */
+  private readonly g: NativeGates = new native.HealthGates();
   private checks: Array<HealthGateOptions['check']> = [];
   private ids: string[] = [];
   private breakers: Array<string | undefined> = [];
@@ -108,7 +110,7 @@ export class HealthGates extends EventEmitter {
     if (typeof gate.check !== 'function') {
       throw new TypeError(`gate.check must be a function, got ${gate.check === null ? 'null' : typeof gate.check}`);
     }
-    const i = native.gateRegister(this.h, gate, Date.now());
+    const i = this.g.register(gate, Date.now());
     this.checks[i] = gate.check;
     this.ids[i] = gate.serviceId;
     this.breakers[i] = typeof gate.breaker === 'string' ? gate.breaker : undefined;
@@ -152,7 +154,7 @@ export class HealthGates extends EventEmitter {
   /** Arms the one timer for the next due check or deadline. */
   private schedule(): void {
     if (!this.started && this.pending.size === 0) return this.disarm();
-    const at = native.gateNextWake(this.h);
+    const at = this.g.nextWake();
     if (at < 0) return this.disarm();
     if (this.timer && this.timerAt <= at) return this.holdOpen();
     this.disarm();
@@ -178,7 +180,7 @@ export class HealthGates extends EventEmitter {
 
   private tick(): void {
     const now = Date.now();
-    const t = native.gateTick(this.h, now, this.started);
+    const t = this.g.tick(now, this.started);
     for (let k = 0; k < t.expired.length; k += 2) {
       const i = t.expired[k];
       const p = this.pending.get(i);
@@ -213,7 +215,7 @@ export class HealthGates extends EventEmitter {
   }
 
   private answer(i: number, entry: Pending, pass: boolean, reason: string | null): void {
-    const tr = native.gateRecord(this.h, i, entry.token, pass, reason, Date.now());
+    const tr = this.g.record(i, entry.token, pass, reason, Date.now());
     if (tr === GateTransition.Stale) return; // timed out or replaced: already answered
     if (this.pending.get(i) === entry) this.pending.delete(i);
     this.transition(i, tr);
@@ -227,7 +229,7 @@ export class HealthGates extends EventEmitter {
       getLogger()?.log(`✅ [HealthGates] ${this.ids[i]} is ready`);
       this.emit('ready', this.ids[i]);
     } else if (tr === GateTransition.BecameNotReady) {
-      const reason = native.gateReadiness(this.h).gates[i]?.reason ?? 'check failed';
+      const reason = this.g.readiness().gates[i]?.reason ?? 'check failed';
       getLogger()?.warn(`⚠️  [HealthGates] ${this.ids[i]} is not ready: ${reason}`);
       this.emit('notReady', this.ids[i], reason);
     }
@@ -257,7 +259,7 @@ export class HealthGates extends EventEmitter {
   /** Runs gate `serviceId`'s check now (or joins the one running) and returns its state. */
   async checkGate(serviceId: string): Promise<GateStatus> {
     const i = this.indexOf(serviceId);
-    const token = native.gateStart(this.h, i, Date.now());
+    const token = this.g.start(i, Date.now());
     const p = this.run(i, token);
     this.awaited++;
     this.schedule();
@@ -267,7 +269,7 @@ export class HealthGates extends EventEmitter {
       this.awaited--;
       this.holdOpen();
     }
-    return view(native.gateReadiness(this.h).gates[i]);
+    return view(this.g.readiness().gates[i]);
   }
 
   /**
@@ -276,7 +278,7 @@ export class HealthGates extends EventEmitter {
    */
   async checkAllGates(): Promise<{ allReady: boolean; criticalReady: boolean; gates: GateStatus[] }> {
     await Promise.all(this.ids.map((id) => this.checkGate(id)));
-    const r = native.gateReadiness(this.h);
+    const r = this.g.readiness();
     return { allReady: r.allReady, criticalReady: r.criticalReady, gates: r.gates.map(view) };
   }
 
@@ -287,7 +289,7 @@ export class HealthGates extends EventEmitter {
 
   /** Readiness from state; never runs a check. */
   getReadinessSnapshot(): Readiness {
-    const r = native.gateReadiness(this.h);
+    const r = this.g.readiness();
     return { ...r, gates: r.gates.map(view) };
   }
 
@@ -298,12 +300,12 @@ export class HealthGates extends EventEmitter {
 
   /** The verdict alone (cheapest: for probes). */
   isReady(): boolean {
-    return native.gateReady(this.h);
+    return this.g.ready();
   }
 
   /** While shutting down, readiness is false whatever the gates say. */
   setShuttingDown(on: boolean): void {
-    native.gateSetShuttingDown(this.h, !!on);
+    this.g.setShuttingDown(!!on);
   }
 
   /** Stops checks and forgets every gate (tests). */
@@ -312,7 +314,7 @@ export class HealthGates extends EventEmitter {
     this.disarm();
     for (const p of this.pending.values()) p.resolve(false);
     this.pending.clear();
-    native.gateClear(this.h);
+    this.g.clear();
     this.checks = [];
     this.ids = [];
     this.breakers = [];

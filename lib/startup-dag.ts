@@ -2,7 +2,7 @@
  * Startup DAG: a drop-in replacement for the original
  * `server/core/startup-dag.ts` (`getStartupDAG`, `alwaysHealthy`,
  * `checkDatabaseHealth`), with the graph and the run's state in Rust
- * (`src/core/dag.rs`, petgraph).
+ * (`src/core/startup/`, petgraph).
  *
  * This file only runs the user's callbacks: it asks Rust which services may
  * start, runs their `init` and `healthCheck` with timeouts, and reports each
@@ -51,8 +51,9 @@ export interface DagLogger {
   error(...args: unknown[]): void;
 }
 
-export type DagProblem = ReturnType<typeof native.dagPlan>['problems'][number];
-export type StartupReport = ReturnType<typeof native.dagReport>;
+type NativeDag = InstanceType<typeof native.StartupDag>;
+export type DagProblem = ReturnType<NativeDag['plan']>['problems'][number];
+export type StartupReport = ReturnType<NativeDag['report']>;
 
 /**
  * Thrown when the graph cannot be ordered; `problems` lists every one.
@@ -161,7 +162,8 @@ export interface InitializeOptions {
  *   getStartupDAG().register({ id: 'db', dependencies: [], init: connect, healthCheck: ping, critical: true });
  */
 export class StartupDAG extends EventEmitter {
-  private readonly h: number = native.dagCreate();
+  /** This DAG's native half: owned here, freed with this object. */
+  private readonly d: NativeDag = new native.StartupDag();
   private readonly nodes = new Map<string, ServiceNode>();
   private byIndex: string[] = [];
   private running: Promise<StartupReport> | null = null;
@@ -173,7 +175,7 @@ export class StartupDAG extends EventEmitter {
     }
     checkFn('node.init', node.init);
     checkFn('node.healthCheck', node.healthCheck);
-    const i = native.dagRegister(this.h, node);
+    const i = this.d.register(node);
     this.byIndex[i] = node.id;
     this.nodes.set(node.id, { ...node });
   }
@@ -185,24 +187,24 @@ export class StartupDAG extends EventEmitter {
 
   /** Records a service left out on purpose, so dependencies on it name the reason. */
   skip(id: string, reason: string): void {
-    native.dagSkip(this.h, String(id), String(reason));
+    this.d.skip(String(id), String(reason));
   }
 
   /** Every problem that prevents a start order (empty when there is none). */
   validate(): DagProblem[] {
-    return native.dagPlan(this.h).problems;
+    return this.d.plan().problems;
   }
 
   /** Service ids in start order, dependencies first. Throws `StartupDAGError`. */
   topologicalSort(): string[] {
-    const p = native.dagPlan(this.h);
+    const p = this.d.plan();
     if (p.problems.length) throw new StartupDAGError(p.problems);
     return p.order;
   }
 
   /** Service ids per level: a level's services can start together. Throws `StartupDAGError`. */
   getLevels(): string[][] {
-    const p = native.dagPlan(this.h);
+    const p = this.d.plan();
     if (p.problems.length) throw new StartupDAGError(p.problems);
     return p.levels;
   }
@@ -224,20 +226,20 @@ export class StartupDAG extends EventEmitter {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 10_000) {
       return Promise.reject(new RangeError(`concurrency must be an integer from 1 to 10000, got ${String(concurrency)}`));
     }
-    const problems = native.dagBegin(this.h, now());
+    const problems = this.d.begin(now());
     if (problems.length) {
       const err = new StartupDAGError(problems);
       logger?.error(`❌ [StartupDAG] ${err.message}`);
       return Promise.reject(err);
     }
-    const services = native.dagReport(this.h).services;
+    const services = this.d.report().services;
     logger?.log(`🚀 [StartupDAG] Initializing ${services.length} services in dependency order...`);
     this.running = new Promise<StartupReport>((resolve, reject) => {
       let settled = false;
       const finish = () => {
-        if (settled || !native.dagFinished(this.h)) return;
+        if (settled || !this.d.finished()) return;
         settled = true;
-        const report = native.dagReport(this.h);
+        const report = this.d.report();
         this.emit('done', report);
         if (report.outcome === 'failed') return reject(new Error(report.error ?? 'startup failed'));
         logger?.log(
@@ -248,12 +250,12 @@ export class StartupDAG extends EventEmitter {
         resolve(report);
       };
       const pump = () => {
-        for (const i of native.dagNext(this.h, now(), concurrency)) {
+        for (const i of this.d.next(now(), concurrency)) {
           void this.startOne(i, services[i].timeout, services[i].healthCheckTimeout).then((abort) => {
             if (abort && !settled) {
               settled = true;
               logger?.error(`❌ [StartupDAG] ${abort}`);
-              this.emit('done', native.dagReport(this.h));
+              this.emit('done', this.d.report());
               reject(new Error(abort));
             }
             pump();
@@ -284,7 +286,7 @@ export class StartupDAG extends EventEmitter {
       const ok = await withTimeout(call(node.healthCheck), healthTimeout);
       const healthMs = performance.now() - t0 - initMs;
       if (ok === true) {
-        native.dagReady(this.h, i, now(), initMs, healthMs);
+        this.d.reportReady(i, now(), initMs, healthMs);
         logger?.log(`✅ [StartupDAG] ${id} ready (${Math.round(initMs + healthMs)}ms)`);
         this.emit('serviceReady', id, initMs + healthMs);
         return null;
@@ -298,7 +300,7 @@ export class StartupDAG extends EventEmitter {
     } catch (e) {
       reason = phase === 'init' ? reasonOf(e) : `Health check failed for ${id}: ${reasonOf(e)}`;
     }
-    const effect = native.dagFailed(this.h, i, now(), reason, phase, initMs);
+    const effect = this.d.reportFailed(i, now(), reason, phase, initMs);
     logger?.error(`❌ [StartupDAG] ${id} failed:`, reason);
     if (!effect.abort) {
       logger?.warn(
@@ -324,7 +326,7 @@ export class StartupDAG extends EventEmitter {
     degraded: number;
     services: Array<{ id: string; name: string; status: ServiceStatus; critical: boolean; duration?: number; error?: string }>;
   } {
-    const r = native.dagReport(this.h);
+    const r = this.d.report();
     return {
       total: r.total,
       ready: r.ready,
@@ -344,17 +346,17 @@ export class StartupDAG extends EventEmitter {
 
   /** Order, levels, outcome, problems and per-service timings. */
   getStartupReport(): StartupReport {
-    return native.dagReport(this.h);
+    return this.d.report();
   }
 
   /** True when every critical service is ready (vacuously true with none). */
   areCriticalServicesReady(): boolean {
-    return native.dagCriticalReady(this.h);
+    return this.d.criticalReady();
   }
 
   /** Forgets every service and the run (tests; or rebuilding the graph). */
   reset(): void {
-    native.dagClear(this.h);
+    this.d.clear();
     this.nodes.clear();
     this.byIndex = [];
     this.running = null;

@@ -35,6 +35,7 @@ fn gather(
     crate::breaker_napi::families(now, &mut fams);
     crate::rollout_napi::families(&mut fams);
     crate::gate_napi::families(&mut fams);
+    crate::dag_napi::families(&mut fams);
     crate::ops_napi::families(now, &mut fams);
     crate::watchdog_napi::families(now, &mut fams);
     if let Some(v) = process_values {

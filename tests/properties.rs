@@ -11,11 +11,11 @@
 
 use proptest::prelude::*;
 use reliability_core::core::breaker::{Admission, Breaker, BreakerOptions, BreakerOutcome};
-use reliability_core::core::dag::plan_of;
 use reliability_core::core::gate::{GateSet, GateSpec};
-use reliability_core::core::graph_file::parse_graph;
 use reliability_core::core::histogram::Aggregate;
 use reliability_core::core::ops::{Actor, OpsState};
+use reliability_core::core::startup::graph_file::parse_graph;
+use reliability_core::core::startup::plan_of;
 use reliability_core::core::traffic_shaping::{Config, RolloutSet};
 use serde_json::json;
 
@@ -134,11 +134,11 @@ proptest! {
         }
         set.set_shutting_down(shutting);
         let r = set.readiness();
-        let critical_ready = set.gates().iter().all(|g| !g.spec.critical || g.ready);
+        let critical_ready = set.gates().all(|g| !g.spec.critical || g.ready);
         prop_assert_eq!(r.critical_ready, critical_ready);
         prop_assert_eq!(r.ready, critical_ready && !shutting);
-        prop_assert_eq!(r.all_ready, set.gates().iter().all(|g| g.ready));
-        prop_assert_eq!(r.degraded, set.gates().iter().any(|g| !g.spec.critical && !g.ready));
+        prop_assert_eq!(r.all_ready, set.gates().all(|g| g.ready));
+        prop_assert_eq!(r.degraded, set.gates().any(|g| !g.spec.critical && !g.ready));
         // Reading twice changes nothing.
         prop_assert_eq!(set.readiness(), r);
     }

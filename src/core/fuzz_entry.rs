@@ -23,13 +23,13 @@
 use super::backoff::Jitter;
 use super::breaker::BreakerRegistry;
 use super::breaker::RawBreakerOptions;
-use super::dag::{Dag, ServiceSpec};
 use super::gate::{GateSet, GateSpec};
-use super::graph_file::parse_graph;
 use super::histogram::Aggregate;
 use super::ops::OpsState;
 use super::ops_merge::{Replica, Replication};
 use super::signals::{SignalStore, SignalsOptions};
+use super::startup::graph_file::parse_graph;
+use super::startup::{Dag, ServiceSpec};
 use super::traffic_shaping::{Config, RolloutSet, Slo, Step};
 use super::watchdog::{Registry as Watchdogs, Thresholds};
 

@@ -18,32 +18,58 @@
 //! as a timestamp); a clock that steps backwards only delays checks by at
 //! most one interval.
 
-use std::collections::HashMap;
-
 use super::error::{check, CoreError, CoreResult};
+use super::named::{check_name, Named};
+use super::text;
 
+/// Passes in a row that make a gate ready (the original's 3).
 pub const DEFAULT_REQUIRED_PASSES: u32 = 3;
+/// Failures in a row that make a ready gate not ready (the original's 1).
 pub const DEFAULT_REQUIRED_FAILURES: u32 = 1;
+/// Time between checks of a gate.
 pub const DEFAULT_INTERVAL_MS: f64 = 5_000.0;
+/// How long a check may take before it counts as failed.
 pub const DEFAULT_TIMEOUT_MS: f64 = 5_000.0;
 /// Shortest check interval: a check loop faster than this is a busy loop.
 pub const MIN_INTERVAL_MS: f64 = 10.0;
+/// Upper bound of every interval and timeout: one day.
 pub const MAX_MS: f64 = 86_400_000.0;
+/// Most gates one set holds (one per service; a gate made per request
+/// would otherwise grow memory and every readiness probe without bound).
+pub const MAX_GATES: usize = 1024;
+/// Longest display name of a gate.
+pub const MAX_GATE_NAME_CHARS: usize = 1024;
 /// Longest failure reason kept (a check may throw a huge message).
 pub const MAX_REASON_BYTES: usize = 512;
 
+/// One gate as registered.
+///
+/// ```
+/// use reliability_core::core::gate::GateSpec;
+/// let mut s = GateSpec::new("db", "Database", true);
+/// s.required_passes = 1;
+/// assert!(s.validate().is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateSpec {
+    /// The service the gate watches (the one name rule).
     pub service_id: String,
+    /// Display name.
     pub name: String,
+    /// Only critical gates decide readiness.
     pub critical: bool,
+    /// Passes in a row that make the gate ready.
     pub required_passes: u32,
+    /// Failures in a row that make a ready gate not ready.
     pub required_failures: u32,
+    /// Time between checks, in ms.
     pub interval_ms: f64,
+    /// How long a check may take, in ms.
     pub timeout_ms: f64,
 }
 
 impl GateSpec {
+    /// A spec with the default thresholds and timings.
     pub fn new(service_id: &str, name: &str, critical: bool) -> Self {
         GateSpec {
             service_id: service_id.to_string(),
@@ -58,21 +84,8 @@ impl GateSpec {
 
     /// Checks every field; messages name them as the JS options do.
     pub fn validate(&self) -> CoreResult<()> {
-        let n = self.service_id.chars().count();
-        if n == 0 || n > 256 {
-            return Err(CoreError::range(
-                "gate.serviceId",
-                "a non-empty string of at most 256 characters",
-                format!("{n} characters"),
-            ));
-        }
-        if self.name.chars().count() > 1024 {
-            return Err(CoreError::range(
-                "gate.name",
-                "a string of at most 1024 characters",
-                format!("{} characters", self.name.chars().count()),
-            ));
-        }
+        check_name("gate.serviceId", &self.service_id)?;
+        text::check("gate.name", &self.name, MAX_GATE_NAME_CHARS, true)?;
         check::int_in(
             "gate.requiredConsecutivePasses",
             self.required_passes as f64,
@@ -105,18 +118,27 @@ fn in_ms(field: &str, v: f64, min: f64) -> CoreResult<f64> {
 /// One gate's state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gate {
+    /// What was registered.
     pub spec: GateSpec,
+    /// The gate passes (with hysteresis).
     pub ready: bool,
+    /// Passes in a row so far.
     pub consecutive_passes: u32,
+    /// Failures in a row so far.
     pub consecutive_failures: u32,
+    /// When the last check answered (epoch ms).
     pub last_check: Option<f64>,
+    /// The last check's answer.
     pub last_result: Option<bool>,
     /// Why the last check failed (None after a pass).
     pub reason: Option<String>,
+    /// How long the last check took, in ms.
     pub last_duration_ms: Option<f64>,
     /// When `ready` last changed.
     pub since: Option<f64>,
+    /// Checks answered.
     pub checks: u64,
+    /// Checks that failed or timed out.
     pub failures: u64,
     next_due: f64,
     /// `(token, started_at, deadline)` of the check in flight.
@@ -126,8 +148,11 @@ pub struct Gate {
 /// A change of one gate's readiness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
+    /// Readiness did not change.
     None,
+    /// The gate became ready.
     BecameReady,
+    /// The gate stopped being ready.
     BecameNotReady,
     /// The answer came for a check that had already timed out or been replaced.
     Stale,
@@ -138,46 +163,66 @@ pub enum Transition {
 pub struct Readiness {
     /// Every critical gate ready, and not shutting down.
     pub ready: bool,
+    /// Every critical gate is ready (whatever the shutdown).
     pub critical_ready: bool,
+    /// Every gate is ready.
     pub all_ready: bool,
     /// Some non-critical gate is not ready.
     pub degraded: bool,
+    /// The process is shutting down.
     pub shutting_down: bool,
 }
 
-#[derive(Debug, Default)]
+/// The gates of a process, keyed by service id (a [`Named`] set, capped at
+/// [`MAX_GATES`]), with the check tokens and the shutting-down flag.
+#[derive(Debug)]
 pub struct GateSet {
-    gates: Vec<Gate>,
-    index: HashMap<String, usize>,
+    gates: Named<Gate>,
     next_token: u64,
     shutting_down: bool,
 }
 
+impl Default for GateSet {
+    fn default() -> Self {
+        GateSet {
+            gates: Named::new("health gate", MAX_GATES, "gates are one per service"),
+            next_token: 0,
+            shutting_down: false,
+        }
+    }
+}
+
 impl GateSet {
+    /// An empty set.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// How many gates there are.
     pub fn len(&self) -> usize {
         self.gates.len()
     }
 
+    /// True with no gate.
     pub fn is_empty(&self) -> bool {
         self.gates.is_empty()
     }
 
-    pub fn gates(&self) -> &[Gate] {
-        &self.gates
+    /// Every gate, in registration order (its index is its position).
+    pub fn gates(&self) -> impl Iterator<Item = &Gate> {
+        self.gates.values()
     }
 
+    /// Gate `i`, or a RangeError.
     pub fn gate(&self, i: usize) -> CoreResult<&Gate> {
-        self.gates.get(i).ok_or_else(|| {
+        self.gates.get(i as u32).ok_or_else(|| {
             CoreError::range("gate", &format!("an index below {}", self.gates.len()), i)
         })
     }
 
+    /// The index of the gate of `service_id`.
     pub fn index_of(&self, service_id: &str) -> Option<usize> {
-        self.index.get(service_id).copied()
+        self.gates.id_of(service_id).map(|i| i as usize)
     }
 
     /// Adds a gate, or replaces the one with the same service id (its counts
@@ -199,14 +244,17 @@ impl GateSet {
             next_due: now,
             in_flight: None,
         };
-        if let Some(&i) = self.index.get(&gate.spec.service_id) {
-            self.gates[i] = gate;
-            return Ok(i);
+        let id = gate.spec.service_id.clone();
+        let mut new = Some(gate);
+        let (i, _) = self.gates.get_or_insert("gate.serviceId", &id, || {
+            new.take()
+                .ok_or_else(|| CoreError::state("health gate made twice"))
+        })?;
+        // Not taken: the id exists, and its gate is replaced.
+        if let (Some(g), Some(slot)) = (new, self.gates.get_mut(i)) {
+            *slot = g;
         }
-        let i = self.gates.len();
-        self.index.insert(gate.spec.service_id.clone(), i);
-        self.gates.push(gate);
-        Ok(i)
+        Ok(i as usize)
     }
 
     fn token(&mut self) -> u64 {
@@ -219,7 +267,9 @@ impl GateSet {
     pub fn start_due(&mut self, now: f64) -> Vec<(usize, u64)> {
         let mut out = Vec::new();
         for i in 0..self.gates.len() {
-            let g = &self.gates[i];
+            let Some(g) = self.gates.get(i as u32) else {
+                continue;
+            };
             // A clock step backwards must not postpone a check by more than one interval.
             let due = g.next_due <= now || g.next_due - now > g.spec.interval_ms;
             if g.in_flight.is_none() && due {
@@ -232,8 +282,7 @@ impl GateSet {
     /// Starts a check of gate `i` now (an explicit `checkGate`), or returns
     /// the token of the one already running, so callers share one answer.
     pub fn start_now(&mut self, i: usize, now: f64) -> CoreResult<u64> {
-        self.gate(i)?;
-        if let Some((t, _, _)) = self.gates[i].in_flight {
+        if let Some((t, _, _)) = self.gate(i)?.in_flight {
             return Ok(t);
         }
         Ok(self.begin(i, now))
@@ -241,9 +290,10 @@ impl GateSet {
 
     fn begin(&mut self, i: usize, now: f64) -> u64 {
         let t = self.token();
-        let g = &mut self.gates[i];
-        g.in_flight = Some((t, now, now + g.spec.timeout_ms));
-        g.next_due = now + g.spec.interval_ms;
+        if let Some(g) = self.gates.get_mut(i as u32) {
+            g.in_flight = Some((t, now, now + g.spec.timeout_ms));
+            g.next_due = now + g.spec.interval_ms;
+        }
         t
     }
 
@@ -252,9 +302,12 @@ impl GateSet {
     pub fn expire(&mut self, now: f64) -> Vec<(usize, Transition)> {
         let mut out = Vec::new();
         for i in 0..self.gates.len() {
-            if let Some((t, _, deadline)) = self.gates[i].in_flight {
+            let Some(g) = self.gates.get(i as u32) else {
+                continue;
+            };
+            if let Some((t, _, deadline)) = g.in_flight {
                 if now >= deadline {
-                    let ms = self.gates[i].spec.timeout_ms;
+                    let ms = g.spec.timeout_ms;
                     let tr = self.record(
                         i,
                         t,
@@ -278,7 +331,7 @@ impl GateSet {
         reason: Option<&str>,
         now: f64,
     ) -> Transition {
-        let Some(g) = self.gates.get_mut(i) else {
+        let Some(g) = self.gates.get_mut(i as u32) else {
             return Transition::Stale;
         };
         let Some((t, started, _)) = g.in_flight else {
@@ -325,7 +378,7 @@ impl GateSet {
     /// deadline, or None with no gates.
     pub fn next_wake(&self) -> Option<f64> {
         self.gates
-            .iter()
+            .values()
             .map(|g| match g.in_flight {
                 Some((_, _, deadline)) => deadline,
                 None => g.next_due,
@@ -333,8 +386,11 @@ impl GateSet {
             .min_by(|a, b| a.total_cmp(b))
     }
 
+    /// True while a check of gate `i` runs.
     pub fn is_checking(&self, i: usize) -> bool {
-        self.gates.get(i).is_some_and(|g| g.in_flight.is_some())
+        self.gates
+            .get(i as u32)
+            .is_some_and(|g| g.in_flight.is_some())
     }
 
     /// While shutting down the process reports not-ready whatever its gates
@@ -346,16 +402,17 @@ impl GateSet {
     /// Readiness from state alone. Only critical gates decide `ready`; with
     /// no critical gates the process is ready (as the original).
     pub fn readiness(&self) -> Readiness {
-        let critical_ready = self.gates.iter().all(|g| !g.spec.critical || g.ready);
+        let critical_ready = self.gates.values().all(|g| !g.spec.critical || g.ready);
         Readiness {
             ready: critical_ready && !self.shutting_down,
             critical_ready,
-            all_ready: self.gates.iter().all(|g| g.ready),
-            degraded: self.gates.iter().any(|g| !g.spec.critical && !g.ready),
+            all_ready: self.gates.values().all(|g| g.ready),
+            degraded: self.gates.values().any(|g| !g.spec.critical && !g.ready),
             shutting_down: self.shutting_down,
         }
     }
 
+    /// Forgets every gate.
     pub fn clear(&mut self) {
         *self = GateSet::new();
     }
@@ -407,7 +464,7 @@ mod tests {
         assert_eq!(round(&mut s, 10000.0, true), Transition::BecameReady);
         assert!(s.readiness().ready);
         assert_eq!(round(&mut s, 15000.0, false), Transition::BecameNotReady);
-        let g = &s.gates()[0];
+        let g = &s.gate(0).unwrap();
         assert_eq!(
             (
                 g.consecutive_passes,
@@ -439,7 +496,7 @@ mod tests {
         for _ in 0..100 {
             let _ = s.readiness();
         }
-        assert_eq!(s.gates()[0].consecutive_passes, 1);
+        assert_eq!(s.gate(0).unwrap().consecutive_passes, 1);
     }
 
     #[test]
@@ -462,11 +519,11 @@ mod tests {
         assert!(s.expire(4999.0).is_empty());
         assert_eq!(s.expire(5000.0), vec![(i, Transition::None)]);
         assert_eq!(
-            s.gates()[0].reason.as_deref(),
+            s.gate(0).unwrap().reason.as_deref(),
             Some("check timed out after 5000 ms")
         );
         assert_eq!(s.record(i, t, true, None, 6000.0), Transition::Stale);
-        assert_eq!(s.gates()[0].checks, 1);
+        assert_eq!(s.gate(0).unwrap().checks, 1);
     }
 
     #[test]
@@ -511,7 +568,7 @@ mod tests {
         s.register(GateSpec::new("db", "Database", true), 1_000_010.0)
             .unwrap();
         assert_eq!(s.len(), 1);
-        assert!(!s.gates()[i].ready);
+        assert!(!s.gate(i).unwrap().ready);
         // next_due is 1_000_010; the clock jumps back an hour.
         let t = s.start_due(1_000_010.0)[0].1;
         s.record(i, t, true, None, 1_000_011.0);
@@ -544,6 +601,34 @@ mod tests {
         let (mut s, i) = one(true, 1, 1);
         let t = s.start_due(0.0)[0].1;
         s.record(i, t, false, Some(&"é".repeat(1000)), 1.0);
-        assert!(s.gates()[0].reason.as_ref().unwrap().len() <= MAX_REASON_BYTES + 3);
+        assert!(s.gate(0).unwrap().reason.as_ref().unwrap().len() <= MAX_REASON_BYTES + 3);
+    }
+
+    #[test]
+    fn gates_follow_the_one_name_rule_and_the_cap() {
+        let mut s = GateSet::new();
+        let e = s
+            .register(GateSpec::new("db\u{202e}", "Database", true), 0.0)
+            .unwrap_err();
+        assert!(
+            e.message.starts_with("gate.serviceId must be"),
+            "{}",
+            e.message
+        );
+        for k in 0..MAX_GATES {
+            s.register(GateSpec::new(&format!("svc-{k}"), "", false), 0.0)
+                .unwrap();
+        }
+        let e = s
+            .register(GateSpec::new("one-more", "", false), 0.0)
+            .unwrap_err();
+        assert_eq!(e.kind, crate::core::error::ErrorKind::Limit);
+        // Replacing an existing gate is not a new name.
+        assert_eq!(
+            s.register(GateSpec::new("svc-0", "Zero", true), 0.0)
+                .unwrap(),
+            0
+        );
+        assert!(s.gate(0).unwrap().spec.critical);
     }
 }

@@ -9,7 +9,6 @@
 pub mod auth;
 pub mod backoff;
 pub mod breaker;
-pub mod dag;
 pub mod dlq;
 pub mod error;
 pub mod exphist;
@@ -17,13 +16,13 @@ pub mod exposition;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod gate;
-pub mod graph_file;
 pub mod histogram;
 pub mod named;
 pub mod ops;
 pub mod ops_merge;
 pub mod rng;
 pub mod signals;
+pub mod startup;
 pub mod text;
 pub mod traffic_shaping;
 pub mod watchdog;

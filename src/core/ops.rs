@@ -30,9 +30,9 @@ use std::collections::{BTreeMap, VecDeque};
 use serde_json::{json, Map, Value};
 
 use super::error::{check, CoreError, CoreResult};
-use super::graph_file::type_of as kind;
 use super::rng::SplitMix64;
 use super::signals::Refusal as RefusalCode;
+use super::startup::graph_file::type_of as kind;
 use super::text::{self, clean};
 
 /// Audit entries kept (oldest dropped first, counted in `audit_dropped`).

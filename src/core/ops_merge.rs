@@ -42,11 +42,11 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::error::{CoreError, CoreResult};
-use super::graph_file::type_of as kind;
 use super::ops::{
     check_text, Actor, Brownout, OpsState, Quarantine, Switch, MAX_ID_CHARS, MAX_QUARANTINED,
     MAX_REASON_CHARS,
 };
+use super::startup::graph_file::type_of as kind;
 
 /// The replica document's format number.
 pub const REPLICA_FORMAT: u64 = 1;

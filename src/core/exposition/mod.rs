@@ -18,6 +18,7 @@ pub mod ops;
 pub mod process;
 pub mod protobuf;
 pub mod rollouts;
+pub mod startup;
 pub mod text;
 pub mod watchdogs;
 

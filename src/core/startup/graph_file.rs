@@ -9,7 +9,8 @@
 
 use serde_json::{Map, Value};
 
-use super::dag::{MAX_ID_LEN, MAX_NAME_LEN, MAX_TIMEOUT_MS};
+use super::{MAX_NAME_LEN, MAX_TIMEOUT_MS};
+use crate::core::named::check_name;
 
 /// Largest graph file accepted, in bytes: far above any real service graph,
 /// low enough that a wrong path (a log file, a dump) fails fast.
@@ -34,25 +35,36 @@ const SERVICE_FIELDS: &[&str] = &[
 /// One service as written in the file.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GraphService {
+    /// The service id (the one name rule).
     pub id: String,
+    /// Display name (the id when absent).
     pub name: String,
+    /// Ids of the services that must be ready first.
     pub dependencies: Vec<String>,
+    /// A critical failure aborts startup.
     pub critical: bool,
+    /// Module whose export initialises the service.
     pub init_module: Option<String>,
+    /// Name of that export.
     pub init_function: Option<String>,
+    /// Module whose export checks the service.
     pub health_check_module: Option<String>,
+    /// Name of that export.
     pub health_check_function: Option<String>,
     /// An environment variable name; the service exists only when it is exactly `"true"`.
     pub conditional: Option<String>,
     /// Init timeout in ms (an extension: the original format had none).
     pub timeout_ms: Option<f64>,
+    /// Health-check timeout in ms, when set.
     pub health_check_timeout_ms: Option<f64>,
 }
 
 /// A problem at a JSON path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileProblem {
+    /// Where in the file, as a JSON path (`$.services[2].id`).
     pub path: String,
+    /// What is wrong there.
     pub message: String,
 }
 
@@ -86,11 +98,14 @@ impl Collector {
 
     fn id_string(&mut self, path: &str, v: &Value) -> Option<String> {
         match v {
-            Value::String(s) if !s.is_empty() && s.chars().count() <= MAX_ID_LEN => Some(s.clone()),
-            Value::String(s) => {
-                self.add(path, format!("must be a non-empty string of at most {MAX_ID_LEN} characters, got {} characters", s.chars().count()));
-                None
-            }
+            // The one name rule; the message is the rule's, after the path.
+            Value::String(s) => match check_name("", s) {
+                Ok(()) => Some(s.clone()),
+                Err(e) => {
+                    self.add(path, e.message.trim_start());
+                    None
+                }
+            },
             other => {
                 self.add(path, format!("must be a string, got {}", type_of(other)));
                 None
@@ -348,7 +363,7 @@ fn parse_service(c: &mut Collector, path: &str, v: &Value) -> Option<GraphServic
 mod tests {
     use super::*;
 
-    const ORIGINAL: &str = include_str!("../../__test__/fixtures/graph.json");
+    const ORIGINAL: &str = include_str!("../../../__test__/fixtures/graph.json");
 
     #[test]
     fn the_original_file_parses() {
