@@ -27,4 +27,3 @@ pub mod signals;
 pub mod text;
 pub mod traffic_shaping;
 pub mod watchdog;
-pub mod window;
