@@ -11,46 +11,26 @@ use std::collections::HashMap;
 use super::error::{check, CoreError, CoreResult};
 
 /// Messages per second a drain takes when the queue was registered without a rate.
-///
-/// Example: `set.register("dead-letter", DEFAULT_RATE)?;`
 pub const DEFAULT_RATE: f64 = 100.0;
 /// The highest rate `register` accepts, in messages per second.
-///
-/// Example: `assert!(set.register("q", MAX_RATE + 1.0).is_err());`
 pub const MAX_RATE: f64 = 100_000.0;
 /// How many queues one set holds at most (a cap on a name-keyed set).
-///
-/// Example: `assert!(set.names().len() <= MAX_QUEUES);`
 pub const MAX_QUEUES: usize = 1000;
 
 /// One drain of one queue: its limit and what it did.
-///
-/// Example: `let run = set.end("dead-letter", now, None)?; run.processed`
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     /// When the drain began (the caller's clock, milliseconds).
-    ///
-    /// Example: `run.started_at <= now`
     pub started_at: f64,
     /// When it ended; `None` while it runs.
-    ///
-    /// Example: `run.finished_at.is_none() == (run.status == "running")`
     pub finished_at: Option<f64>,
     /// The most messages it may take.
-    ///
-    /// Example: `set.begin("dead-letter", 500.0, now)?; // limit 500`
     pub limit: u64,
     /// Messages handled successfully so far.
-    ///
-    /// Example: `run.processed + run.failed <= run.limit`
     pub processed: u64,
     /// Messages whose handling failed so far.
-    ///
-    /// Example: `run.failed`
     pub failed: u64,
     /// Why the drain stopped early, if it did.
-    ///
-    /// Example: `set.end("dead-letter", now, Some("broker down"))?.error`
     pub error: Option<String>,
     /// `running`, `done` (queue empty or limit reached) or `failed`.
     pub status: &'static str,
@@ -71,9 +51,25 @@ struct Queue {
     depth: Option<f64>,
 }
 
-/// The process's dead-letter queues by name, each with its token bucket and runs.
+/// The process's dead-letter queues by name, each with its token bucket and
+/// runs. One drain per queue at a time, paced by the bucket, so a redrive
+/// never floods the service that failed the messages in the first place.
 ///
-/// Example: `let mut set = DlqSet::new(); set.register("dead-letter", 50.0)?;`
+/// ```
+/// use reliability_core::core::dlq::DlqSet;
+/// let mut set = DlqSet::new();
+/// set.register("dead-letter", 10.0).unwrap(); // 10 messages per second
+/// set.begin("dead-letter", 5.0, 0.0).unwrap(); // at most 5 messages
+/// // A fresh bucket holds one message: the first batch starts at once.
+/// assert_eq!(set.allowance("dead-letter", 0.0, 100).unwrap(), (1, 0.0));
+/// assert!(!set.progress("dead-letter", 1.0, 0.0, 0.0).unwrap());
+/// // The bucket is empty: wait 100 ms for the next message.
+/// assert_eq!(set.allowance("dead-letter", 0.0, 100).unwrap(), (0, 100.0));
+/// assert_eq!(set.allowance("dead-letter", 100.0, 100).unwrap(), (1, 0.0));
+/// let run = set.end("dead-letter", 150.0, None).unwrap();
+/// assert_eq!((run.processed, run.status), (1, "done"));
+/// assert!(set.begin("dead-letter", 5.0, 200.0).is_ok(), "the next drain may start");
+/// ```
 #[derive(Debug, Default)]
 pub struct DlqSet {
     queues: Vec<Queue>,
@@ -84,32 +80,18 @@ pub struct DlqSet {
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueView {
     /// The queue's name.
-    ///
-    /// Example: `view.name == "dead-letter"`
     pub name: String,
     /// Its drain rate, in messages per second.
-    ///
-    /// Example: `view.rate`
     pub rate: f64,
     /// The drain that runs now, if any.
-    ///
-    /// Example: `view.current.is_some()`
     pub current: Option<Run>,
     /// The last drain that ended.
-    ///
-    /// Example: `view.last.map(|r| r.processed)`
     pub last: Option<Run>,
     /// Messages handled over every run.
-    ///
-    /// Example: `view.total_processed`
     pub total_processed: u64,
     /// Messages that failed over every run.
-    ///
-    /// Example: `view.total_failed`
     pub total_failed: u64,
     /// How many drains have run.
-    ///
-    /// Example: `view.runs`
     pub runs: u64,
     /// The depth last reported by the queue (`None` before its first report).
     pub depth: Option<f64>,
@@ -117,13 +99,13 @@ pub struct QueueView {
 
 impl DlqSet {
     /// An empty set.
-    ///
-    /// Example: `let set = DlqSet::new(); assert!(set.names().is_empty());`
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds (or re-configures) a queue; `rate` in messages per second.
+    /// Adds (or re-configures) a queue; `rate` in messages per second, in
+    /// (0, [`MAX_RATE`]]. Returns the queue's index (registration order, the
+    /// order of [`Self::views`]); past [`MAX_QUEUES`] a new name is refused.
     pub fn register(&mut self, name: &str, rate: f64) -> CoreResult<usize> {
         let n = name.chars().count();
         if n == 0 || n > 256 {
@@ -276,8 +258,6 @@ impl DlqSet {
 
     /// Records the depth the queue's `depth()` reported (the JS side asks
     /// the queue and forwards the answer; the core exports it as `dlq_depth`).
-    ///
-    /// Example: `set.set_depth("dead-letter", 12.0)?;`
     pub fn set_depth(&mut self, name: &str, depth: f64) -> CoreResult<()> {
         if !depth.is_finite() || depth < 0.0 {
             return Err(CoreError::range(
@@ -298,8 +278,6 @@ impl DlqSet {
     }
 
     /// Every queue's figures, in registration order.
-    ///
-    /// Example: `for v in set.views() { println!("{} {}", v.name, v.total_processed); }`
     pub fn views(&self) -> Vec<QueueView> {
         self.queues
             .iter()
@@ -317,8 +295,6 @@ impl DlqSet {
     }
 
     /// The registered queues' names, in registration order.
-    ///
-    /// Example: `set.names() == vec!["dead-letter".to_string()]`
     pub fn names(&self) -> Vec<String> {
         self.queues.iter().map(|q| q.name.clone()).collect()
     }

@@ -26,4 +26,3 @@ pub mod startup;
 pub mod text;
 pub mod traffic_shaping;
 pub mod watchdog;
-pub mod window;

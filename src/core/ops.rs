@@ -41,7 +41,11 @@ pub const AUDIT_CAP: usize = 1000;
 pub const AUDIT_PERSISTED: usize = 200;
 /// Quarantined agents at most (a bound on memory and on the state file).
 pub const MAX_QUARANTINED: usize = 10_000;
+/// A reason an operator gives (safe mode, brownout, quarantine, rollback), in
+/// characters: long enough for a sentence and a ticket link, short enough to
+/// keep the audit ring and the state file small.
 pub const MAX_REASON_CHARS: usize = 500;
+/// An agent id, actor name or source, in characters (the crate's usual name bound).
 pub const MAX_ID_CHARS: usize = 256;
 /// An audit result (`error: <message>`, `refused: <why>`).
 pub const MAX_RESULT_CHARS: usize = MAX_REASON_CHARS + 100;
@@ -59,16 +63,33 @@ pub const APPLIED_CAP: usize = 256;
 pub const REPORT_CAP: usize = 50;
 /// Sources the failed-token limiter remembers; past it the oldest window is dropped.
 pub const AUTH_SOURCES_CAP: usize = 4096;
+/// The `format` field of the state file this code writes and loads; a file of
+/// another format is refused whole rather than half understood.
 pub const STATE_FORMAT: u64 = 1;
 
+/// How much a route matters under brownout: the dimmer sheds `Sheddable`
+/// routes first, then `Default` ones, never `Critical` ones (see the module docs
+/// for the probabilities).
+///
+/// ```
+/// use reliability_core::core::ops::Criticality;
+/// let c = Criticality::parse("criticality", "sheddable").unwrap();
+/// assert_eq!(c.as_str(), "sheddable");
+/// assert!(Criticality::parse("criticality", "low").is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Criticality {
+    /// Always served under brownout (safe mode still applies).
     Critical,
+    /// Served with probability `min(1, 2·level)`: shed only below half.
     Default,
+    /// Served with probability `max(0, 2·level − 1)`: the first to go.
     Sheddable,
 }
 
 impl Criticality {
+    /// Reads a route's `criticality` option; anything but the three names is a
+    /// RangeError naming `field`, so a typo never silently means `default`.
     pub fn parse(field: &str, s: &str) -> CoreResult<Self> {
         match s {
             "critical" => Ok(Criticality::Critical),
@@ -82,6 +103,7 @@ impl Criticality {
         }
     }
 
+    /// The option's spelling, the inverse of [`Self::parse`].
     pub fn as_str(self) -> &'static str {
         match self {
             Criticality::Critical => "critical",
@@ -94,6 +116,7 @@ impl Criticality {
 /// What the middleware does with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
+    /// The request runs (refusal code 0).
     Serve,
     /// 503: safe mode, not an essential route.
     SafeMode,
@@ -116,37 +139,62 @@ impl Decision {
     }
 }
 
+/// An on/off switch that is on (safe mode, a rolled-back rollout): who turned
+/// it on, when and why, so the status and the state file can say so.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Switch {
+    /// When it was turned on (ms since the epoch); kept when only the reason changes.
     pub since: f64,
+    /// The operator's reason (held to the one text rule, `core::text`).
     pub reason: String,
+    /// The actor's name who turned it on.
     pub actor: String,
 }
 
+/// The brownout dimmer while it is on: its level and who set it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Brownout {
+    /// Share of non-critical traffic served, in [0, 1].
     pub level: f64,
+    /// When brownout was turned on (ms since the epoch); a level change keeps it.
     pub since: f64,
+    /// The operator's reason (held to the one text rule, `core::text`).
     pub reason: String,
+    /// The actor's name who last set it.
     pub actor: String,
 }
 
+/// One quarantined agent: why, by whom, and until when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quarantine {
+    /// When the agent was first quarantined (ms since the epoch); a new reason or
+    /// ttl keeps it.
     pub since: f64,
+    /// The operator's reason (held to the one text rule, `core::text`).
     pub reason: String,
+    /// The actor's name who last quarantined it.
     pub actor: String,
+    /// When the quarantine lapses (ms since the epoch), checked lazily against
+    /// "now"; `None` holds until released.
     pub expires_at: Option<f64>,
 }
 
+/// One operator action in the audit ring, changed or not (actions are
+/// idempotent, and a no-op is still worth knowing about in an incident).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
+    /// Sequence number, unique and increasing across the audit and the
+    /// refusals, so the two merge into one ordered view.
     pub seq: u64,
+    /// When the action ran (ms since the epoch).
     pub at: f64,
+    /// The action's name (`safe-mode`, `brownout`, `quarantine-agent`, ...).
     pub action: String,
     /// The action's arguments as a JSON object (never a token).
     pub args: Value,
+    /// Who asked (the actor's name).
     pub actor: String,
+    /// Where the request came from (an address, or `local` for the CLI).
     pub source: String,
     /// `changed`, `unchanged` or `error: <message>`.
     pub result: String,
@@ -157,20 +205,28 @@ pub struct AuditEntry {
 /// refusal, so the merged audit view shows the entry at its latest time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RefusedAttempts {
+    /// Sequence number of the latest refusal counted here (shared with the audit).
     pub seq: u64,
+    /// When the first refusal of this entry came (ms since the epoch).
     pub first_at: f64,
+    /// When the latest one came.
     pub at: f64,
+    /// The action that was asked for.
     pub action: String,
+    /// Where the refused requests came from.
     pub source: String,
     /// `refused: <why>`.
     pub result: String,
+    /// Refusals counted into this entry.
     pub count: u64,
 }
 
 /// A CLI command (local mode) this state has applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Applied {
+    /// The command id the CLI wrote (see [`check_command_id`]).
     pub id: String,
+    /// When this state applied it (ms since the epoch).
     pub at: f64,
     /// Who applied it (e.g. `pid 1234 on host`).
     pub by: String,
@@ -181,7 +237,9 @@ pub struct Applied {
 /// Who asked, for the audit trail.
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
+    /// Who the operator says they are (recorded, not authenticated: the token is).
     pub name: String,
+    /// Where the request came from (an address, or `local` for the CLI).
     pub source: String,
 }
 
@@ -199,12 +257,18 @@ impl Actor {
 /// (at most [`REPORT_CAP`] lines; `more` counts the rest).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LoadReport {
+    /// Entries left out because they could not be repaired, each with its
+    /// JSON path and why.
     pub dropped: Vec<String>,
+    /// Entries kept after their text was sanitised, each with its JSON path.
     pub repaired: Vec<String>,
+    /// Problems past [`REPORT_CAP`], counted only, so a hostile file cannot
+    /// make the report itself unbounded.
     pub more: u64,
 }
 
 impl LoadReport {
+    /// True when the file loaded as written: nothing dropped or repaired.
     pub fn is_empty(&self) -> bool {
         self.dropped.is_empty() && self.repaired.is_empty() && self.more == 0
     }
@@ -226,17 +290,40 @@ impl LoadReport {
     }
 }
 
+/// Everything the ops plane knows on one instance: the switches, the
+/// quarantine, the rollbacks, the bounded audit and refusal rings and the
+/// applied CLI commands. The one place their rules live; the binding and the
+/// TS wrappers only forward to it.
+///
+/// ```
+/// use reliability_core::core::ops::{Actor, Criticality, Decision, OpsState};
+/// let mut s = OpsState::new(7);
+/// let who = Actor { name: "alice".into(), source: "cli".into() };
+/// assert!(s.set_safe_mode(true, "db failover", &who, 1_000.0).unwrap());
+/// // Setting it again is recorded but changes nothing.
+/// assert!(!s.set_safe_mode(true, "db failover", &who, 2_000.0).unwrap());
+/// assert_eq!(s.decide(false, Criticality::Default, None, 3_000.0), Decision::SafeMode);
+/// assert_eq!(s.decide(true, Criticality::Default, None, 3_000.0), Decision::Serve);
+/// assert!(s.quarantine("agent-7", "loops", Some(60_000.0), &who, 3_000.0).unwrap());
+/// assert_eq!(s.decide(true, Criticality::Critical, Some("agent-7"), 4_000.0), Decision::Quarantined);
+/// assert_eq!(s.audit().count(), 3);
+/// ```
 #[derive(Debug)]
 pub struct OpsState {
+    /// Safe mode, when on: only essential routes are served.
     pub safe_mode: Option<Switch>,
+    /// The brownout dimmer, when on.
     pub brownout: Option<Brownout>,
     quarantine: BTreeMap<String, Quarantine>,
     /// Rollouts rolled back by an operator (name → when, reason), so a
     /// restart does not bring them back at their configured percentage.
     pub rolled_back: BTreeMap<String, Switch>,
     audit: VecDeque<AuditEntry>,
+    /// Audit entries evicted from the full ring (past [`AUDIT_CAP`]), so a
+    /// reader knows the trail has a gap.
     pub audit_dropped: u64,
     refusals: VecDeque<RefusedAttempts>,
+    /// Aggregated refusals evicted from their full ring (past [`REFUSALS_CAP`]).
     pub refusals_dropped: u64,
     applied: VecDeque<Applied>,
     next_seq: u64,
@@ -296,6 +383,8 @@ pub fn clean_args(v: &Value) -> Value {
 }
 
 impl OpsState {
+    /// An empty state: every switch off, nothing quarantined, empty rings.
+    /// `seed` drives the brownout dimmer's coin, so tests can replay it.
     pub fn new(seed: u64) -> Self {
         OpsState {
             safe_mode: None,
@@ -546,6 +635,11 @@ impl OpsState {
         Ok(self.record(now, "brownout", args, who, changed))
     }
 
+    /// Quarantines `agent` (its requests get [`Decision::Quarantined`]) for
+    /// `ttl_ms` (> 0, at most a year) or until released. Quarantining it again
+    /// updates the reason and expiry and keeps `since`. At most
+    /// [`MAX_QUARANTINED`] agents: one more is a RangeError. Returns whether
+    /// anything changed; the action is audited either way.
     pub fn quarantine(
         &mut self,
         agent: &str,
@@ -611,6 +705,8 @@ impl OpsState {
         Ok(self.record(now, "quarantine-agent", args, who, changed))
     }
 
+    /// Lifts `agent`'s quarantine. Returns whether it was quarantined (an
+    /// expired one counts as already released); audited either way.
     pub fn release(&mut self, agent: &str, who: &Actor, now: f64) -> CoreResult<bool> {
         let who = &who.cleaned();
         check::at_least("now", now, f64::MIN)?;
@@ -649,12 +745,16 @@ impl OpsState {
         self.quarantine.len()
     }
 
+    /// `agent`'s quarantine if it holds at `now`; an expired entry reads as
+    /// none even before [`Self::expire`] drops it (no timers).
     pub fn quarantined(&self, agent: &str, now: f64) -> Option<&Quarantine> {
         self.quarantine
             .get(agent)
             .filter(|q| q.expires_at.is_none_or(|t| t > now))
     }
 
+    /// The quarantines that hold at `now`, by agent id in order (for the
+    /// status view).
     pub fn quarantine_list(&self, now: f64) -> impl Iterator<Item = (&String, &Quarantine)> {
         self.quarantine
             .iter()
@@ -1129,6 +1229,7 @@ fn num(o: &Map<String, Value>, path: &str, key: &str) -> CoreResult<f64> {
     }
 }
 
+/// An audit entry as the status view and the state file show it.
 pub fn audit_json(e: &AuditEntry) -> Value {
     json!({ "seq": e.seq, "at": e.at, "action": e.action, "args": e.args, "actor": e.actor, "source": e.source, "result": e.result })
 }

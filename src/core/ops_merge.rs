@@ -61,16 +61,32 @@ pub const MAX_FUTURE_MS: f64 = 86_400_000.0;
 
 /// A hybrid-logical-clock stamp. Ordered by `ms`, then `counter`, then `node`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// ```
+/// use reliability_core::core::ops_merge::Stamp;
+/// let a = Stamp { ms: 1_000, counter: 0, node: "b".into() };
+/// let b = Stamp { ms: 1_000, counter: 1, node: "a".into() };
+/// // Same millisecond: the counter orders them before the node id does.
+/// assert!(a < b);
+/// ```
 pub struct Stamp {
+    /// Physical time (ms since the epoch), or the highest stamp seen so far
+    /// when this node's clock lags it (so stamps never go backwards).
     pub ms: u64,
+    /// Orders changes within one `ms` (a burst of actions, or a change made
+    /// right after seeing a remote stamp of the same ms).
     pub counter: u32,
+    /// The node that made the change; compared last, only to break ties.
     pub node: String,
 }
 
 /// A last-writer-wins register: `None` is "off" / "removed".
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reg<T> {
+    /// When the value was set; the higher stamp wins a merge.
     pub at: Stamp,
+    /// The value, or `None` for off / removed (a tombstone, so a removal
+    /// wins over an older add on every instance).
     pub value: Option<T>,
 }
 
@@ -87,7 +103,10 @@ impl<T> Default for Reg<T> {
 /// ties between equal stamps (which only a node id reused by two processes,
 /// or two old state files loaded with stamp 0, can produce).
 pub trait Entry: Clone + PartialEq {
+    /// The value as it travels in a replica document.
     fn to_value(&self) -> Value;
+    /// Reads a value from a remote document; `None` for anything malformed
+    /// or breaking the text rule, so a bad register is dropped, never applied.
     fn parse(v: &Value) -> Option<Self>;
 }
 
@@ -201,18 +220,28 @@ fn merge_map<T: Entry>(
 /// One register of the ops state, as named in a merge's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field {
+    /// The safe-mode switch.
     SafeMode,
+    /// The brownout dimmer.
     Brownout,
+    /// One agent's quarantine, by agent id.
     Quarantine(String),
+    /// One rollout's rollback, by rollout name.
     RolledBack(String),
 }
 
 /// The ops controls as a CRDT: what every instance exchanges.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Replica {
+    /// Safe mode as a register (`None` = off).
     pub safe_mode: Reg<Switch>,
+    /// The brownout dimmer as a register (`None` = off).
     pub brownout: Reg<Brownout>,
+    /// One register per agent quarantined here or remotely, tombstones
+    /// included (live ones bounded by `MAX_QUARANTINED`, tombstones by
+    /// [`MAX_TOMBSTONES`]).
     pub quarantine: BTreeMap<String, Reg<Quarantine>>,
+    /// One register per rollout rolled back or cleared (bounded by [`MAX_ROLLBACKS`]).
     pub rolled_back: BTreeMap<String, Reg<Switch>>,
 }
 
@@ -405,8 +434,10 @@ pub struct Applied {
     pub node: String,
 }
 
+/// What merging one remote document did, for the audit and the metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MergeReport {
+    /// The remote changes that won and were applied to the ops state.
     pub applied: Vec<Applied>,
     /// Registers of the remote document dropped as invalid or past a cap.
     pub dropped: u32,
@@ -417,12 +448,15 @@ pub struct MergeReport {
 pub struct Replication {
     node: String,
     clock: (u64, u32),
+    /// The CRDT this node exchanges with the others.
     pub replica: Replica,
     /// The ops version the replica last matched in full (see [`Self::synced_with`]).
     synced: Option<u64>,
 }
 
 impl Replication {
+    /// An empty replica for node `node` (cut to [`MAX_ID_CHARS`] characters;
+    /// [`Self::set_node`] validates a configured id), its clock at zero.
     pub fn new(node: &str) -> Self {
         Replication {
             node: node.chars().take(MAX_ID_CHARS).collect(),
@@ -460,6 +494,7 @@ impl Replication {
         Ok(())
     }
 
+    /// The node id this replica stamps its changes with.
     pub fn node(&self) -> &str {
         &self.node
     }

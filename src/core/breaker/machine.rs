@@ -21,8 +21,8 @@
 use std::rc::Rc;
 
 use super::options::{BreakerOptions, OpeningRule};
+use super::window::{BreakerCounts, RollingWindow, Sample};
 use crate::core::error::CoreResult;
-use crate::core::window::{Counts, RollingWindow, Sample};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 /// Where a breaker is in its cycle; `getState()` returns [`State::as_str`].
@@ -256,7 +256,7 @@ impl Breaker {
     }
 
     /// Window figures as of `now`.
-    pub fn window_counts(&mut self, now: f64) -> Counts {
+    pub fn window_counts(&mut self, now: f64) -> BreakerCounts {
         self.window.totals(now)
     }
 

@@ -3,6 +3,8 @@
 //! - [`machine`]: one breaker's state machine (closed → open → half-open) and
 //!   its counters;
 //! - [`options`]: its options and their one validation;
+//! - [`window`]: the rolling window of call outcomes a breaker's opening rule
+//!   reads (a fixed ring of buckets);
 //! - [`registry`]: the named, capped set of breakers of a thread, interned to
 //!   small ids so the hot path passes a number, not a string;
 //! - [`quorum`]: the cluster rule that opens a breaker when enough instances
@@ -23,9 +25,11 @@ pub mod machine;
 pub mod options;
 pub mod quorum;
 pub mod registry;
+pub mod window;
 
 pub use machine::{
     Admission, Breaker, BreakerOutcome, CallDurations, State, Totals, Transitions, CALL_BUCKETS_S,
 };
 pub use options::{BreakerOptions, OpeningRule, RawBreakerOptions};
 pub use registry::BreakerRegistry;
+pub use window::{BreakerCounts, RollingWindow, Sample};

@@ -412,7 +412,7 @@ mod tests {
         }
         assert_eq!(r.name(CHUNK as u32 + 4), Some("b1028"));
         assert_eq!(r.id_of("b1028"), Some(CHUNK as u32 + 4));
-        assert!(std::mem::size_of::<crate::core::window::Counts>() <= 24);
+        assert!(std::mem::size_of::<crate::core::breaker::window::BreakerCounts>() <= 24);
     }
 
     #[test]

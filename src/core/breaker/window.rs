@@ -4,11 +4,29 @@
 //! the call rate, and a read sums at most `buckets` small structs instead of
 //! walking every call (opossum concatenates and sorts every latency on each
 //! failure). Buckets rotate when the window is touched, never from a timer.
+//!
+//! ```
+//! use reliability_core::core::breaker::window::{RollingWindow, Sample};
+//! // 10 s split into 10 buckets of 1 s, starting at t = 0.
+//! let mut w = RollingWindow::new(10_000.0, 10, 0.0);
+//! w.record(100.0, Sample::Success, 4.0, false);
+//! w.record(200.0, Sample::Failure, 6.0, false);
+//! let t = w.totals(500.0);
+//! assert_eq!((t.calls(), t.failure_pct(), t.mean_latency_ms()), (2, 50.0, 5.0));
+//! // Ten seconds later both samples have left the window.
+//! assert_eq!(w.totals(10_500.0).calls(), 0);
+//! ```
 
-/// Counts for one slice of time (or, summed, for the whole window).
+/// Outcome counts for one bucket of a breaker's window (or, summed by
+/// [`RollingWindow::totals`], for the whole window): what the opening rule and
+/// the snapshots read. Kept `Copy` and at 24 bytes because every breaker holds
+/// one per bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Counts {
+pub struct BreakerCounts {
+    /// Calls that ran and succeeded.
     pub successes: u32,
+    /// Calls that ran and failed, timeouts included: the numerator of the
+    /// failure rate.
     pub failures: u32,
     /// Calls that failed because they ran past their timeout (also counted in `failures`).
     pub timeouts: u32,
@@ -22,7 +40,7 @@ pub struct Counts {
     pub latency_sum_ms: f32,
 }
 
-impl Counts {
+impl BreakerCounts {
     /// Calls that ran to an outcome (rejections are not calls that ran).
     pub fn calls(&self) -> u32 {
         self.successes + self.failures
@@ -33,10 +51,14 @@ impl Counts {
         pct(self.failures, self.calls())
     }
 
+    /// Slow calls in percent of the calls that ran, 0 when none ran: what
+    /// `slowCallRateThreshold` is compared with.
     pub fn slow_pct(&self) -> f64 {
         pct(self.slow, self.calls())
     }
 
+    /// Mean latency (ms) of the calls that ran, 0 when none ran; shown in
+    /// snapshots, never used to decide a transition.
     pub fn mean_latency_ms(&self) -> f64 {
         let n = self.calls();
         if n == 0 {
@@ -46,7 +68,7 @@ impl Counts {
         }
     }
 
-    fn add(&mut self, o: &Counts) {
+    fn add(&mut self, o: &BreakerCounts) {
         self.successes += o.successes;
         self.failures += o.failures;
         self.timeouts += o.timeouts;
@@ -67,16 +89,24 @@ fn pct(part: u32, whole: u32) -> f64 {
 /// What happened to one call, as the window counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sample {
+    /// The call ran and succeeded.
     Success,
+    /// The call ran and failed.
     Failure,
+    /// The call ran past its timeout: counted as a failure and as a timeout.
     Timeout,
+    /// The call was refused without running; counted apart, since a refusal
+    /// says nothing about the dependency's health.
     Reject,
 }
 
+/// The last `window_ms` of one breaker's outcomes, as a ring of equal
+/// buckets of [`BreakerCounts`]: memory is fixed when the breaker is made and a
+/// read sums `buckets` structs, whatever the call rate.
 #[derive(Debug, Clone)]
 pub struct RollingWindow {
     bucket_ms: f64,
-    buckets: Box<[Counts]>,
+    buckets: Box<[BreakerCounts]>,
     /// Index of the bucket that holds `head_start`.
     head: usize,
     /// Start time of the head bucket.
@@ -89,12 +119,14 @@ impl RollingWindow {
         let n = buckets.max(1) as usize;
         RollingWindow {
             bucket_ms: window_ms / n as f64,
-            buckets: vec![Counts::default(); n].into_boxed_slice(),
+            buckets: vec![BreakerCounts::default(); n].into_boxed_slice(),
             head: 0,
             head_start: now,
         }
     }
 
+    /// The window's length (ms): bucket length times bucket count, as
+    /// snapshots report it.
     pub fn window_ms(&self) -> f64 {
         self.bucket_ms * self.buckets.len() as f64
     }
@@ -109,11 +141,13 @@ impl RollingWindow {
         let n = self.buckets.len();
         let steps = (elapsed / self.bucket_ms).floor();
         if steps >= n as f64 {
-            self.buckets.iter_mut().for_each(|b| *b = Counts::default());
+            self.buckets
+                .iter_mut()
+                .for_each(|b| *b = BreakerCounts::default());
         } else {
             for _ in 0..steps as usize {
                 self.head = (self.head + 1) % n;
-                self.buckets[self.head] = Counts::default();
+                self.buckets[self.head] = BreakerCounts::default();
             }
         }
         self.head_start += steps * self.bucket_ms;
@@ -154,17 +188,21 @@ impl RollingWindow {
     }
 
     /// Sum over the window as of `now`.
-    pub fn totals(&mut self, now: f64) -> Counts {
+    pub fn totals(&mut self, now: f64) -> BreakerCounts {
         self.rotate(now);
-        let mut t = Counts::default();
+        let mut t = BreakerCounts::default();
         for b in self.buckets.iter() {
             t.add(b);
         }
         t
     }
 
+    /// Forgets every sample and restarts the ring at `now`, for a breaker's
+    /// `reset()` (which zeroes all its counters).
     pub fn clear(&mut self, now: f64) {
-        self.buckets.iter_mut().for_each(|b| *b = Counts::default());
+        self.buckets
+            .iter_mut()
+            .for_each(|b| *b = BreakerCounts::default());
         self.head_start = now;
     }
 }
