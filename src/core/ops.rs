@@ -61,8 +61,6 @@ pub const REFUSAL_WINDOW_MS: f64 = 60_000.0;
 pub const APPLIED_CAP: usize = 256;
 /// Problems one load reports in detail (the rest are counted).
 pub const REPORT_CAP: usize = 50;
-/// Sources the failed-token limiter remembers; past it the oldest window is dropped.
-pub const AUTH_SOURCES_CAP: usize = 4096;
 /// The `format` field of the state file this code writes and loads; a file of
 /// another format is refused whole rather than half understood.
 pub const STATE_FORMAT: u64 = 1;
