@@ -89,6 +89,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * The policy `retry()` returns: runs a call and, while it fails with an
  * error `retryOn` accepts, sleeps and runs it again, at most `maxRetries`
  * more times. The last error is rethrown.
+ *
+ *   const policy = new RetryPolicy({ maxRetries: 2, jitter: 'equal' }); // same as retry({ ... })
  */
 export class RetryPolicy implements Policy {
   /** Extra attempts after the first. */
