@@ -619,6 +619,13 @@ describe('retry() and wrap(): retry as a policy composed with the breaker', () =
     assert.throws(() => retry({ retryOn: 5 }), { name: 'TypeError', message: /retryOn/ });
   });
 
+  test('wrap(breaker, retry): the attempts run inside one breaker call, counted once', async () => {
+    const b = new CircuitBreaker(uniq('wrap-inside'), quick({ failureThreshold: 10 }));
+    let n = 0;
+    await assert.rejects(wrap(b, retry({ maxRetries: 2, baseDelay: 0, maxDelay: 0 })).execute(fail('x')).finally(() => (n = b.toJSON().totals.failures)), { message: 'x' });
+    assert.equal(n, 1, 'three attempts, one failure');
+  });
+
   test('retryOn: an error it refuses is thrown at once', async () => {
     let n = 0;
     const p = retry({ maxRetries: 4, baseDelay: 0, maxDelay: 0, retryOn: (e) => e.message !== 'fatal' });
