@@ -551,3 +551,88 @@ test('per-call timeouts: a hung call ends in CircuitTimeoutError even with nothi
   assert.equal(quick.stdout.trim(), 'done 1');
   assert.ok(Date.now() - t0 < 5000, 'no 30 s timer left behind');
 });
+
+describe('retry() and wrap(): retry as a policy composed with the breaker', () => {
+  const { retry, wrap, CircuitBreaker } = require('../dist/index.js');
+  const native = require('../index.js');
+
+  test('wrap runs the first policy around the second around the call', async () => {
+    const order = [];
+    const tag = (name) => ({
+      execute: async (fn, signal) => {
+        order.push(`${name}>`);
+        try {
+          return await fn(signal);
+        } finally {
+          order.push(`<${name}`);
+        }
+      },
+    });
+    assert.equal(await wrap(tag('a'), tag('b'), tag('c')).execute(async () => (order.push('fn'), 7)), 7);
+    assert.deepEqual(order, ['a>', 'b>', 'c>', 'fn', '<c', '<b', '<a']);
+    assert.throws(() => wrap({}), { name: 'TypeError', message: /policies\[0\]/ });
+  });
+
+  test('wrap(retry, breaker): each attempt is a call the breaker counts', async () => {
+    const b = new CircuitBreaker(uniq('wrap-count'), quick({ failureThreshold: 10 }));
+    let n = 0;
+    const v = await wrap(retry({ maxRetries: 3, baseDelay: 0, maxDelay: 0 }), b).execute(async () => {
+      if (++n < 3) throw new Error('flaky');
+      return 'ok';
+    });
+    assert.equal(v, 'ok');
+    assert.equal(n, 3);
+    const t = b.toJSON().totals;
+    assert.equal(t.failures, 2, 'two failed attempts, two failures');
+    assert.equal(t.successes, 1);
+  });
+
+  test('wrap(retry, breaker) does not retry CircuitOpenError: the retries stop when the breaker opens', async () => {
+    const b = new CircuitBreaker(uniq('wrap-open'), quick({ failureThreshold: 2, resetTimeout: 60_000 }));
+    let n = 0;
+    const retries = [];
+    const p = wrap(retry({ maxRetries: 5, baseDelay: 0, maxDelay: 0, onRetry: (i) => retries.push(i.attempt) }), b);
+    await assert.rejects(p.execute(async () => {
+      n++;
+      throw new Error('down');
+    }), CircuitOpenError);
+    assert.equal(n, 2, 'two attempts opened the breaker; the third was refused, not run');
+    assert.deepEqual(retries, [1, 2]);
+    assert.equal(b.getState().state, 'open');
+    // retryOn cannot make a refusal retryable.
+    await assert.rejects(wrap(retry({ maxRetries: 3, baseDelay: 0, maxDelay: 0, retryOn: () => true }), b).execute(ok()), CircuitOpenError);
+  });
+
+  test('the backoff delays are the binding\'s backoffDelay', async () => {
+    const us = [0.25, 0.5, 0.75];
+    let k = 0;
+    const delays = [];
+    const opts = { maxRetries: 3, baseDelay: 1, maxDelay: 3, factor: 2, jitter: 'full' };
+    const p = retry({ ...opts, random: () => us[k++], onRetry: (i) => delays.push(i.delay) });
+    await assert.rejects(p.execute(fail('x')), { message: 'x' });
+    let prev = 0;
+    const want = us.map((u, a) => (prev = native.backoffDelay(a, 1, 3, 2, 'full', prev, u)));
+    assert.deepEqual(delays, want);
+    assert.deepEqual(want, [0.25, 1, 2.25]);
+    assert.throws(() => retry({ jitter: 'sometimes' }), RangeError);
+    assert.throws(() => retry({ maxRetries: -1 }), { name: 'RangeError', message: /maxRetries/ });
+    assert.throws(() => retry({ retryOn: 5 }), { name: 'TypeError', message: /retryOn/ });
+  });
+
+  test('wrap(breaker, retry): the attempts run inside one breaker call, counted once', async () => {
+    const b = new CircuitBreaker(uniq('wrap-inside'), quick({ failureThreshold: 10 }));
+    let n = 0;
+    await assert.rejects(wrap(b, retry({ maxRetries: 2, baseDelay: 0, maxDelay: 0 })).execute(fail('x')).finally(() => (n = b.toJSON().totals.failures)), { message: 'x' });
+    assert.equal(n, 1, 'three attempts, one failure');
+  });
+
+  test('retryOn: an error it refuses is thrown at once', async () => {
+    let n = 0;
+    const p = retry({ maxRetries: 4, baseDelay: 0, maxDelay: 0, retryOn: (e) => e.message !== 'fatal' });
+    await assert.rejects(p.execute(async () => {
+      n++;
+      throw new Error('fatal');
+    }), { message: 'fatal' });
+    assert.equal(n, 1);
+  });
+});

@@ -15,7 +15,7 @@ const LAYERS = [
   ['binding', ['load-binding.ts', 'native.ts']],
   // Shared utilities: request bookkeeping, auth, patterns and text helpers that know no domain module.
   ['shared', ['test-runner.ts', 'process-metrics.ts', 'errors.ts', 'ops-peek.ts', 'ops-state-file.ts', 'redis-values.ts', 'express/tracker.ts', 'express/route-labels.ts', 'express/accessors.ts', 'express/endpoints.ts', 'express/patterns.ts', 'express/requests.ts', 'express/express-of.ts', 'express/types.ts', 'express/auth.ts']],
-  ['domain', ['circuit-breaker.ts', 'metrics.ts', 'startup-dag.ts', 'health-gates.ts', 'traffic-shaping.ts', 'watchdogs.ts', 'ops.ts']],
+  ['domain', ['retry.ts', 'circuit-breaker.ts', 'metrics.ts', 'startup-dag.ts', 'health-gates.ts', 'traffic-shaping.ts', 'watchdogs.ts', 'ops.ts']],
   ['integrations', ['redis.ts', 'db-circuit-breaker.ts', 'migrations.ts', 'queue-init.ts', 'dag-loader.ts']],
   ['express', ['express/ops.ts', 'express/stack.ts', 'express/health.ts', 'express/index.ts', 'observability.ts', 'dashboard.ts']],
   // The testing kit reads every domain module, as a tool does.

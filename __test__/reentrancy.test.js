@@ -280,6 +280,22 @@ const PUBLIC_CASES = {
     check: async (m, c, p) => assert.equal(await p, 42),
     after: breakerAfter,
   },
+  retry: {
+    call: (m, c, dress) => m.retry(dress({ maxRetries: 2, baseDelay: 0, maxDelay: 0, jitter: 'equal' })),
+    reenter: (m) => { m.retry({ maxRetries: 1 }); m.getCircuitBreakerRegistry().get('inner-retry'); },
+    check: async (m, c, p) => {
+      assert.equal(p.maxRetries, 2);
+      let n = 0;
+      assert.equal(await p.execute(() => { if (++n < 3) throw new Error('x'); return n; }), 3);
+    },
+    after: breakerAfter,
+  },
+  RetryPolicy: {
+    call: (m, c, dress) => new m.RetryPolicy(dress({ maxRetries: 4, baseDelay: 1, maxDelay: 2 })),
+    reenter: (m) => { m.retry({ maxRetries: 1 }); m.getCircuitBreakerRegistry().get('inner-retry'); },
+    check: (m, c, p) => assert.equal(p.maxRetries, 4),
+    after: breakerAfter,
+  },
   configureCircuitBreakers: {
     call: (m, c, dress) => m.configureCircuitBreakers(dress({ maxBreakers: 20_000, logger: null })),
     reenter: (m) => { m.getCircuitBreakerRegistry().get('inner'); m.configureCircuitBreakers({ captureStacks: false }); },
@@ -443,6 +459,7 @@ const PUBLIC_NO_OPTIONS = {
   // a borrow); these read their arguments in JS and hand the binding numbers and strings at most.
   'Express handlers, routers and their options: read in JS, never handed to the binding': ['prometheusHandler', 'goldenSignalsHandler', 'metricsMiddleware', 'beginRequest', 'endRequest', 'finishRequest', 'createMetricsRouter', 'liveHandler', 'readyHandler', 'healthGatesHandler', 'startupDagHandler', 'createHealthRouter', 'createGracefulShutdown', 'reliabilityMiddleware', 'createOpsGate', 'createOpsRouter', 'reliabilityStack', 'createObservabilityRouter', 'observabilityRouter', 'addObservabilityPart', 'trafficShapingMiddleware', 'rolloutsHandler', 'rolloutController', 'pickCohort', 'withTrafficShaping', 'watchdogsHandler', 'createDashboardRouter', 'dashboardRouter', 'configureReadAccess'],
   'wiring between modules: take a function, read in JS': ['setClusterSignalsSource', 'setDatabaseProbe'],
+  'compose policies (objects with an execute function), read in JS': ['wrap'],
   'read their options in JS and hand the binding strings and typed arrays (exScrape, exFamiliesJson have cases)': ['configurePrometheus', 'registerWith'],
   'need a database, Redis or files (their options are read in JS; the calls they make are covered above)': ['configureDatabase', 'setDatabase', 'registerMigration', 'runMigrations', 'rollbackMigration', 'getMigrationStatus', 'loadServicesFromGraph', 'initializeHealthGates', 'initializeReliabilitySystem', 'initializeReliabilitySystemFromEnv', 'RedisBackend', 'createRedisBackend'],
 };

@@ -30,7 +30,7 @@
  * and retries.
  */
 import { setTimeout, clearTimeout } from 'node:timers';
-import { native } from './native';
+import { retry, wrap, type RetryPolicy } from './retry';
 import { setDatabaseProbe } from './startup-dag';
 import {
   CircuitBreakerOptions,
@@ -271,6 +271,8 @@ interface ResolvedDatabase {
   retries: number;
   retryDelayMs: number;
   maxRetryDelayMs: number;
+  /** `retries`, `retryDelayMs`, `maxRetryDelayMs` and `retryOn` as a policy (see `retriesOf`). */
+  retry: RetryPolicy;
   breaker: CircuitBreakerOptions;
   logger: DatabaseLogger | null;
 }
@@ -325,7 +327,7 @@ export function configureDatabase(config: DatabaseConfig | null): void {
       }
     : classifyDatabaseError;
   const execute: ExecuteFn = config.execute ? config.execute : config.query!;
-  current = {
+  const resolved: Omit<ResolvedDatabase, 'retry'> = {
     execute,
     db: config.db !== undefined ? config.db : { execute, query: execute },
     connect: config.connect ?? null,
@@ -337,6 +339,9 @@ export function configureDatabase(config: DatabaseConfig | null): void {
     breaker: { ...DEFAULT_DATABASE_BREAKER_OPTIONS, ...(config.breaker ?? {}) },
     logger: config.logger === undefined ? (underTestRunner ? null : console) : config.logger,
   };
+  const d = resolved as ResolvedDatabase;
+  d.retry = retriesOf(d);
+  current = d;
 }
 
 function isPool(c: Record<string, unknown>): boolean {
@@ -425,32 +430,22 @@ export function _databaseInternals(): {
 
 // ---- execution -----------------------------------------------------------------
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
+/**
+ * The configured retries as a policy, placed inside the breaker
+ * (`wrap(breaker, retries)`): one statement's attempts count as one breaker
+ * call, as before, so a few failing statements still open it at
+ * `failureThreshold` and the breaker's timeout bounds the whole call.
+ */
+function retriesOf(d: ResolvedDatabase): RetryPolicy {
+  // The breaker's backoff family (core::backoff): doubling, capped, equal
+  // jitter. A cap below the first delay caps the first delay too (as before).
+  return retry({
+    maxRetries: d.retries,
+    baseDelay: Math.min(d.retryDelayMs, d.maxRetryDelayMs),
+    maxDelay: d.maxRetryDelayMs,
+    jitter: 'equal',
+    retryOn: (err) => d.retryOn(err),
   });
-}
-
-async function withRetries<T>(d: ResolvedDatabase, attempt: () => T | Promise<T>, signal?: AbortSignal): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await attempt();
-    } catch (err) {
-      if (i >= d.retries || signal?.aborted || !d.retryOn(err)) throw err;
-      // The breaker's backoff family (core::backoff): doubling, capped, equal
-      // jitter. A cap below the first delay caps the first delay too (as before).
-      const first = Math.min(d.retryDelayMs, d.maxRetryDelayMs);
-      await sleep(native.backoffDelay(i, first, d.maxRetryDelayMs, 2, 'equal', 0, Math.random()), signal);
-      if (signal?.aborted) throw err;
-    }
-  }
 }
 
 function breakerFor(d: ResolvedDatabase, name: string) {
@@ -495,11 +490,13 @@ export async function executeWithCircuitBreaker<T = any>(first: string, second?:
     checkName(first);
     const d = need();
     const op = second;
-    return breakerFor(d, `db-${first}`).execute((signal) => withRetries(d, () => op(d.db, signal), signal)) as Promise<T>;
+    return wrap(breakerFor(d, `db-${first}`), d.retry).execute((signal) => op(d.db, signal)) as Promise<T>;
   }
   const args = checkSql(first, second);
   const d = need();
-  return breakerFor(d, DEFAULT_DATABASE_BREAKER).execute((signal) => withRetries(d, () => d.execute(first, args), signal)) as Promise<T>;
+  // The parameter makes the breaker pass its timeout's signal, which stops the retries.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  return wrap(breakerFor(d, DEFAULT_DATABASE_BREAKER), d.retry).execute((_signal) => d.execute(first, args)) as Promise<T>;
 }
 
 /**

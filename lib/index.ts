@@ -1,4 +1,5 @@
 export * from './circuit-breaker';
+export * from './retry';
 export * from './metrics';
 export * from './dag-loader';
 export * from './entries/health-gates';
