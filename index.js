@@ -912,6 +912,7 @@ module.exports.rcAttach = nativeBinding.rcAttach
 module.exports.rcResetAll = nativeBinding.rcResetAll
 module.exports.ROLLOUT_DEFAULT_MIN_SAMPLES = nativeBinding.ROLLOUT_DEFAULT_MIN_SAMPLES
 module.exports.RolloutOutcomeFlag = nativeBinding.RolloutOutcomeFlag
+module.exports.sgDrain = nativeBinding.sgDrain
 module.exports.sgErrorRate = nativeBinding.sgErrorRate
 module.exports.sgMergeExports = nativeBinding.sgMergeExports
 module.exports.sgRefusalCodes = nativeBinding.sgRefusalCodes

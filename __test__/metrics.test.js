@@ -629,7 +629,7 @@ describe('MetricsBinding (one per wrapper copy, sharing the thread store)', () =
           const r = new Float64Array(len);
           const m = new n.MetricsBinding(r, 0);
           r[1] = m.intern('GET', '/gone'); r[2] = 200; r[3] = 1000; r[0] = 1;
-          m.drain(0);
+          n.sgDrain(0);
         }
       })();
       (async () => {

@@ -238,7 +238,7 @@ const NATIVE_NO_OBJECT = [
   'opsApplied', 'opsAudit', 'opsAuditPush', 'opsCheckState', 'opsClearRollback', 'opsCreate', 'opsDecide',
   'opsFlags', 'opsLoadJson', 'opsMarkApplied', 'opsQuarantine', 'opsRecordRefusal', 'opsRefusal', 'opsRelease',
   'opsReplicaExport', 'opsReplicaMerge', 'opsReplicaSetNode', 'opsSetBrownout', 'opsSetSafeMode', 'opsToJson',
-  'MetricsBinding', 'sgRefusalCodes', 'sgRingCap',
+  'MetricsBinding', 'sgDrain', 'sgRefusalCodes', 'sgRingCap',
   'tsAction', 'tsBucket', 'tsCreate', 'tsDecide', 'tsDrain', 'tsEvaluate', 'tsId', 'tsList', 'tsRecord',
   'tsRemove', 'tsSetPercentage', 'tsStatus',
   'Watchdogs', 'QuorumRule', 'rcAttach', 'rcResetAll', 'sgErrorRate', 'exProcessLayout', 'backoffDelay', 'tsDecideFn', 'tsClusterBreach',

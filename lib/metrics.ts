@@ -72,7 +72,7 @@ export function recordRequest(seriesId: number, status: number, durationMs: numb
 function push(id: number, status: number, durationUs: number): void {
   let n = ring[0];
   if (n >= RING_CAP) {
-    binding.drain(now());
+    native.sgDrain(now());
     n = 0;
   }
   const o = 1 + 3 * n;
@@ -88,7 +88,7 @@ function push(id: number, status: number, durationUs: number): void {
 
 function flush(): void {
   flushTimer = null;
-  if (ring[0] > 0) binding.drain(now());
+  if (ring[0] > 0) native.sgDrain(now());
 }
 
 /** Minimal shapes of Express's request and response, so the types need no Express install. */
