@@ -617,3 +617,40 @@ describe('saturation', () => {
     assert.ok(b.cpu.user + b.cpu.system >= a.cpu.user + a.cpu.system);
   });
 });
+
+describe('MetricsBinding (one per wrapper copy, sharing the thread store)', () => {
+  test('collected bindings leave the shared store and the live rings intact', () => {
+    const script = `
+      const n = require('./index.js');
+      const len = 1 + 3 * n.sgRingCap();
+      const live = new n.MetricsBinding(new Float64Array(len), 0);
+      (() => {
+        for (let i = 0; i < 300; i++) {
+          const r = new Float64Array(len);
+          const m = new n.MetricsBinding(r, 0);
+          r[1] = m.intern('GET', '/gone'); r[2] = 200; r[3] = 1000; r[0] = 1;
+          n.sgDrain(0);
+        }
+      })();
+      (async () => {
+        for (let k = 0; k < 5; k++) { global.gc(); await new Promise((res) => setImmediate(res)); }
+        const ring = new Float64Array(len);
+        const live2 = new n.MetricsBinding(ring, 0);
+        const id = live.intern('GET', '/live');
+        for (let i = 0; i < 5; i++) { ring[1 + 3 * i] = id; ring[2 + 3 * i] = 200; ring[3 + 3 * i] = 2000; }
+        ring[0] = 5;
+        const mine = live.windows([id], 1)[3].requests;
+        const gone = live2.windows([live.lookup('GET', '/gone')], 1)[3].requests;
+        console.log(JSON.stringify({ mine, gone, unknownId: live.diagnostics(1).unknownId }));
+      })();`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { cwd: PKG_ROOT, timeout: CHILD_TIMEOUT_MS, encoding: 'utf8' });
+    assert.equal(r.status, 0, `child exited with ${r.status} (signal ${r.signal})\n${r.stderr}`);
+    // Another binding's ring is drained by any binding's read; figures of collected ones stay.
+    assert.deepEqual(JSON.parse(r.stdout), { mine: 5, gone: 300, unknownId: 0 });
+  });
+
+  test('a ring shorter than 1 + 3 * sgRingCap() is refused naming it', () => {
+    const n = require(path.join(PKG_ROOT, 'index.js'));
+    assert.throws(() => new n.MetricsBinding(new Float64Array(4), 0), (e) => e instanceof RangeError && /metrics ring/.test(e.message));
+  });
+});

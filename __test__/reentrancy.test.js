@@ -96,8 +96,7 @@ const cbAfter = (n, ctx) => {
 };
 
 function sgSetup(n) {
-  n.sgInit(new Float64Array(n.sgRingCap() * 4 + 64), 0);
-  return {};
+  return { m: new n.MetricsBinding(new Float64Array(n.sgRingCap() * 4 + 64), 0) };
 }
 
 const NATIVE_CASES = {
@@ -138,31 +137,31 @@ const NATIVE_CASES = {
     check: (n, c) => assert.ok(JSON.stringify(c.g.readiness()).includes('outer-'), 'the outer gate is registered'),
     after: (n, c) => { c.g.register({ serviceId: 'after' }, 0); c.g.tick(1, true); },
   },
-  sgConfigure: {
+  'MetricsBinding#configure': {
     setup: sgSetup,
-    call: (n, c, dress) => n.sgConfigure(dress({ maxSeries: 3, buckets: [0.1, 1, 10] }), 0),
-    reenter: (n) => { n.sgConfigure({ maxSeries: 60 }, 0); n.sgDiagnostics(0); },
-    check: (n) => {
-      for (let i = 0; i < 6; i++) n.sgIntern('GET', `/r${i}`);
-      assert.ok(n.sgDiagnostics(0).seriesOverflow > 0, 'the outer maxSeries is in force');
+    call: (n, c, dress) => c.m.configure(dress({ maxSeries: 3, buckets: [0.1, 1, 10] }), 0),
+    reenter: (n, c) => { c.m.configure({ maxSeries: 60 }, 0); c.m.diagnostics(0); },
+    check: (n, c) => {
+      for (let i = 0; i < 6; i++) c.m.intern('GET', `/r${i}`);
+      assert.ok(c.m.diagnostics(0).seriesOverflow > 0, 'the outer maxSeries is in force');
     },
-    // `/after` may be past the cap (then it is the `other` series): any id, and the store answers.
-    after: (n) => { assert.ok(Number.isInteger(n.sgIntern('GET', '/after'))); assert.ok(n.sgDiagnostics(0).series >= 3); },
+    after: (n, c) => { assert.ok(Number.isInteger(c.m.intern('GET', '/after'))); assert.ok(c.m.diagnostics(0).series >= 3); },
   },
   sgMergeExports: {
-    setup: (n) => { sgSetup(n); const id = n.sgIntern('GET', '/x'); return { e: n.sgExport(id, 'all', 0) }; },
+    setup: (n) => { const c = sgSetup(n); const id = c.m.intern('GET', '/x'); return { ...c, e: c.m.export(id, 'all', 0) }; },
     call: (n, c, dress) => n.sgMergeExports(dress([c.e, c.e])),
-    reenter: (n, c) => { n.sgMergeExports([c.e]); n.sgDiagnostics(0); },
+    reenter: (n, c) => { n.sgMergeExports([c.e]); c.m.diagnostics(0); },
     check: (n, c, r) => assert.equal(typeof r, 'object'),
-    after: (n, c) => { n.sgMergeExports([c.e]); n.sgIntern('GET', '/after'); },
+    after: (n, c) => { n.sgMergeExports([c.e]); c.m.intern('GET', '/after'); },
   },
-  sgWindows: {
-    setup: (n) => { sgSetup(n); return { id: n.sgIntern('GET', '/w') }; },
-    call: (n, c, dress) => n.sgWindows(dress([c.id]), 0),
-    reenter: (n) => { n.sgWindows(null, 0); n.sgIntern('GET', '/inner'); },
-    check: (n, c, r) => assert.deepEqual(r, n.sgWindows([c.id], 0)),
-    after: (n) => assert.ok(n.sgWindows(null, 0).length >= 1),
+  'MetricsBinding#windows': {
+    setup: (n) => { const c = sgSetup(n); return { ...c, id: c.m.intern('GET', '/w') }; },
+    call: (n, c, dress) => c.m.windows(dress([c.id]), 0),
+    reenter: (n, c) => { c.m.windows(null, 0); c.m.intern('GET', '/inner'); },
+    check: (n, c, r) => assert.deepEqual(r, c.m.windows([c.id], 0)),
+    after: (n, c) => assert.ok(c.m.windows(null, 0).length >= 1),
   },
+
   tsStart: {
     setup: (n) => ({ h: n.tsCreate(), k: 0 }),
     call: (n, c, dress) => n.tsStart(c.h, `outer-${++c.k}`, dress({ percentage: 25, allowList: ['a', 'b'] }), 0),
@@ -239,8 +238,7 @@ const NATIVE_NO_OBJECT = [
   'opsApplied', 'opsAudit', 'opsAuditPush', 'opsCheckState', 'opsClearRollback', 'opsCreate', 'opsDecide',
   'opsFlags', 'opsLoadJson', 'opsMarkApplied', 'opsQuarantine', 'opsRecordRefusal', 'opsRefusal', 'opsRelease',
   'opsReplicaExport', 'opsReplicaMerge', 'opsReplicaSetNode', 'opsSetBrownout', 'opsSetSafeMode', 'opsToJson',
-  'sgDiagnostics', 'sgDrain', 'sgExport', 'sgIdsForRoute', 'sgInit', 'sgIntern', 'sgLatencyAll', 'sgLookup',
-  'sgPrometheus', 'sgRefusalCodes', 'sgRefused', 'sgReset', 'sgRingCap', 'sgSeries',
+  'MetricsBinding', 'sgDrain', 'sgRefusalCodes', 'sgRingCap',
   'tsAction', 'tsBucket', 'tsCreate', 'tsDecide', 'tsDrain', 'tsEvaluate', 'tsId', 'tsList', 'tsRecord',
   'tsRemove', 'tsSetPercentage', 'tsStatus',
   'Watchdogs', 'QuorumRule', 'rcAttach', 'rcResetAll', 'sgErrorRate', 'exProcessLayout', 'backoffDelay', 'tsDecideFn', 'tsClusterBreach',

@@ -31,8 +31,10 @@ import { ownsPaths, tagRouter } from './express/endpoints';
 
 const RING_CAP = native.sgRingCap();
 const ring = new Float64Array(1 + 3 * RING_CAP);
-// Attaches this copy's ring (a thread may load this module more than once).
-native.sgInit(ring, now());
+// This copy's binding, owning its ring (a thread may load this module more
+// than once; every copy reads the thread's one store). Held for the module's
+// life: when the module is collected, the binding's Drop detaches the ring.
+const binding = new native.MetricsBinding(ring, now());
 /**
  * Buffered entries are applied at the latest this long after the first of
  * them, by one shared unref'd timer armed when the ring goes from empty to
@@ -114,7 +116,7 @@ export function seriesIdFor(method: string, route: string): number {
     if (typeof method !== 'string' || typeof route !== 'string') {
       throw new TypeError(`method and route must be strings, got ${typeof method} and ${typeof route}`);
     }
-    id = native.sgIntern(method, route);
+    id = binding.intern(method, route);
     if (seriesIds.size < MAX_CACHED_KEYS) seriesIds.set(key, id);
   }
   return id;
@@ -279,7 +281,7 @@ export interface MetricsOptions {
  *   configureMetrics({ maxSeries: 2000 });
  */
 export function configureMetrics(options: MetricsOptions): void {
-  native.sgConfigure(options, now());
+  binding.configure(options, now());
   seriesIds.clear();
   routeSeries = new WeakMap();
   generation++;
@@ -287,7 +289,7 @@ export function configureMetrics(options: MetricsOptions): void {
 
 // ---- reads --------------------------------------------------------------------
 
-type NativeWindow = ReturnType<typeof native.sgWindows>[number];
+type NativeWindow = ReturnType<Binding.MetricsBinding['windows']>[number];
 
 const queueDepthSources = new Map<string, () => number>();
 
@@ -389,7 +391,7 @@ export function setClusterSignalsSource(f: () => Promise<unknown> | null): void 
 function localGoldenSignals() {
   const t = now();
   const timestamp = Date.now();
-  const ws = native.sgWindows(null, t);
+  const ws = binding.windows(null, t);
   const [, oneMin, , all] = ws;
   const cpu = process.cpuUsage();
   startCpuSampler();
@@ -454,10 +456,10 @@ function idsOf(endpoint: string): number[] {
   if (typeof endpoint !== 'string') throw new TypeError(`endpoint must be a string, got ${typeof endpoint}`);
   const m = /^([A-Z]+|\*) (.+)$/.exec(endpoint);
   if (m) {
-    const id = native.sgLookup(m[1], m[2]);
+    const id = binding.lookup(m[1], m[2]);
     return id == null ? [] : [id];
   }
-  return native.sgIdsForRoute(endpoint);
+  return binding.idsForRoute(endpoint);
 }
 
 /**
@@ -472,7 +474,7 @@ function idsOf(endpoint: string): number[] {
 export function getEndpointMetrics(endpoint: string) {
   const ids = idsOf(endpoint);
   if (ids.length === 0) return null;
-  const ws = native.sgWindows(ids, now());
+  const ws = binding.windows(ids, now());
   const all = ws[3];
   // As the original: null when nothing finished; an endpoint with only aborted requests still shows.
   if (all.requests === 0 && all.aborted === 0) return null;
@@ -497,8 +499,8 @@ export function getEndpointMetrics(endpoint: string) {
  */
 export function getAllEndpointMetrics() {
   const t = now();
-  return native.sgSeries(t).map((s) => {
-    const ws = native.sgWindows([s.id], t);
+  return binding.series(t).map((s) => {
+    const ws = binding.windows([s.id], t);
     return { method: s.method, route: s.route, windows: byWindow(ws, (w) => ({ ...w, latency: latencyOf(w) })) };
   });
 }
@@ -511,7 +513,7 @@ export function getAllEndpointMetrics() {
  */
 export function getLatencyPercentiles(window: WindowName = '1m') {
   if (typeof window !== 'string') throw new TypeError(`window must be one of ${WINDOWS.join(', ')}, got ${typeof window}`);
-  return native.sgLatencyAll(window, now());
+  return binding.latencyAll(window, now());
 }
 
 /**
@@ -523,7 +525,7 @@ export function getLatencyPercentiles(window: WindowName = '1m') {
  *   const refused = getRefusedRequests(); // by reason: safe mode, brownout, ...
  */
 export function getRefusedRequests() {
-  return native.sgRefused(now());
+  return binding.refused(now());
 }
 
 /**
@@ -532,7 +534,7 @@ export function getRefusedRequests() {
  *   afterEach(() => resetMetrics());
  */
 export function resetMetrics(): void {
-  native.sgReset(now());
+  binding.reset(now());
 }
 
 export interface PrometheusOptions {
@@ -690,7 +692,7 @@ export function exportLatencyHistogram(endpoint?: string, window: WindowName = '
     if (ids.length !== 1) throw new RangeError(`endpoint must name one series ('GET /route'), got '${endpoint}' (${ids.length} series)`);
     id = ids[0];
   }
-  return native.sgExport(id, window, now());
+  return binding.export(id, window, now());
 }
 
 /**
@@ -699,7 +701,7 @@ export function exportLatencyHistogram(endpoint?: string, window: WindowName = '
  *   console.log(getMetricsDiagnostics());
  */
 export function getMetricsDiagnostics() {
-  return native.sgDiagnostics(now());
+  return binding.diagnostics(now());
 }
 
 // ---- HTTP -----------------------------------------------------------------------

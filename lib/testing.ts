@@ -82,6 +82,17 @@ export interface ManualClock {
   advance(ms: number): void;
 }
 
+/**
+ * This module's own metrics binding, made on the first `routeFigures` call:
+ * the store is shared by every binding of the thread, so reads through it see
+ * what the middleware recorded. Its ring stays empty (nothing records here).
+ */
+let figuresBinding: InstanceType<typeof native.MetricsBinding> | null = null;
+function figures(): InstanceType<typeof native.MetricsBinding> {
+  figuresBinding ??= new native.MetricsBinding(new Float64Array(1 + 3 * native.sgRingCap()), currentClock()());
+  return figuresBinding;
+}
+
 let manual: (ManualClock & { read: () => number }) | null = null;
 
 /**
@@ -166,8 +177,8 @@ export function routeFigures(method: string, route: string): RouteWindow | null 
   }
   checkFile();
   flushMetrics();
-  const id = native.sgLookup(method, route);
+  const id = figures().lookup(method, route);
   if (id === null || id === undefined) return null;
-  const ws = native.sgWindows([id], currentClock()());
+  const ws = figures().windows([id], currentClock()());
   return ws.find((w) => w.window === 'all') ?? null;
 }
