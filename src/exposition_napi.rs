@@ -29,9 +29,10 @@ fn gather(
     strings: &[String],
     prefix: &str,
     now: f64,
+    native: bool,
 ) -> std::result::Result<Vec<Family>, crate::core::error::CoreError> {
     let mut fams = Vec::with_capacity(64);
-    crate::metrics_napi::families(in_flight, now, &mut fams);
+    crate::metrics_napi::families(in_flight, now, native, &mut fams);
     crate::breaker_napi::families(now, &mut fams);
     crate::rollout_napi::families(&mut fams);
     crate::gate_napi::families(&mut fams);
@@ -59,9 +60,18 @@ pub fn ex_scrape(
     now: f64,
 ) -> Result<ExScrape> {
     let strings = strings.unwrap_or_default();
-    let fams = gather(in_flight, process.as_deref(), &strings, &prefix, now)
-        .map_err(|e| throw(&env, e))?;
     let format = negotiate(Some(&accept));
+    // Native histogram buckets only for the format that carries them.
+    let native = format == crate::core::exposition::Format::Protobuf;
+    let fams = gather(
+        in_flight,
+        process.as_deref(),
+        &strings,
+        &prefix,
+        now,
+        native,
+    )
+    .map_err(|e| throw(&env, e))?;
     // Sized from the last scrape, so the body is not regrown and copied each time.
     let cap = LAST_LEN.with(|c| c.get()) + 4096;
     let content_type = format.content_type().to_string();
@@ -121,7 +131,8 @@ pub fn ex_families_json(
     now: f64,
 ) -> Result<String> {
     let strings = strings.unwrap_or_default();
-    let fams = gather(in_flight, process.as_deref(), &strings, &prefix, now)
+    // prom-client's shape has no native buckets.
+    let fams = gather(in_flight, process.as_deref(), &strings, &prefix, now, false)
         .map_err(|e| throw(&env, e))?;
     let out: Vec<serde_json::Value> = fams.iter().map(prom_client_shape).collect();
     Ok(serde_json::Value::Array(out).to_string())

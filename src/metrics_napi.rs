@@ -646,9 +646,11 @@ pub(crate) fn reset_all(now: f64) -> std::result::Result<(), CoreError> {
 }
 
 /// The HTTP families for a scrape, after applying every buffered request.
+/// `native`: with the duration histogram's native buckets (protobuf only).
 pub(crate) fn families(
     in_flight: f64,
     now: f64,
+    native: bool,
     out: &mut Vec<crate::core::exposition::model::Family>,
 ) {
     BINDING.with(|cell| {
@@ -656,7 +658,7 @@ pub(crate) fn families(
             if let Some(b) = b.as_mut() {
                 b.drain(now);
                 b.store.set_in_flight(in_flight.max(0.0) as u64);
-                out.extend(b.store.families());
+                out.extend(b.store.families_with(native));
             }
         }
     });

@@ -14,13 +14,14 @@
 //! ```
 
 use super::model::{Family, Kind};
-use super::text::{kind_name, push_help, sample};
+use super::text::{kind_name, push_help, sample, Scratch};
 
 /// The `Content-Type` of this format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Appends every family and the closing `# EOF`.
 pub fn render(families: &[Family], out: &mut String) {
+    let mut scratch = Scratch::default();
     for f in families.iter().filter(|f| !f.samples.is_empty()) {
         let base = match f.kind {
             Kind::Counter => f.name.strip_suffix("_total").unwrap_or(&f.name),
@@ -46,7 +47,7 @@ pub fn render(families: &[Family], out: &mut String) {
             }
         }
         for s in &f.samples {
-            sample(out, &f.name, s);
+            sample(out, &f.name, s, &mut scratch);
         }
     }
     out.push_str("# EOF\n");

@@ -21,6 +21,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Appends every family to `out` (the caller may reuse the buffer).
 pub fn render(families: &[Family], out: &mut String) {
+    let mut scratch = Scratch::default();
     // A family with no series is left out, as client_golang's gatherer does.
     for f in families.iter().filter(|f| !f.samples.is_empty()) {
         out.push_str("# HELP ");
@@ -33,7 +34,7 @@ pub fn render(families: &[Family], out: &mut String) {
         out.push_str(kind_name(f.kind));
         out.push('\n');
         for s in &f.samples {
-            sample(out, &f.name, s);
+            sample(out, &f.name, s, &mut scratch);
         }
     }
 }
@@ -46,52 +47,101 @@ pub(crate) fn kind_name(k: Kind) -> &'static str {
     }
 }
 
+/// What one render reuses across samples, so a scrape allocates per
+/// render instead of per line: a histogram's label text (escaped once, then
+/// copied onto its ~14 lines) and the spelling of each bucket bound (every
+/// series of a family has the same bounds; float formatting is the slowest
+/// part of a line).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    labels: String,
+    bounds: Vec<(u64, String)>,
+}
+
+impl Scratch {
+    fn bound(&mut self, le: f64) -> &str {
+        let bits = le.to_bits();
+        let i = match self.bounds.iter().position(|(b, _)| *b == bits) {
+            Some(i) => i,
+            None => {
+                // Bounded by the distinct bounds of one render (a few dozen).
+                let mut s = String::new();
+                push_number(&mut s, le);
+                self.bounds.push((bits, s));
+                self.bounds.len() - 1
+            }
+        };
+        &self.bounds[i].1
+    }
+}
+
 /// One sample's lines; shared with the OpenMetrics renderer (the sample
 /// syntax is the same in both formats for what the package exposes).
-pub(crate) fn sample(out: &mut String, name: &str, s: &Sample) {
+pub(crate) fn sample(out: &mut String, name: &str, s: &Sample, scratch: &mut Scratch) {
     match &s.value {
         Value::Number(v) => {
             out.push_str(name);
-            labels(out, &s.labels, None);
+            if !s.labels.is_empty() {
+                out.push('{');
+                push_labels(out, &s.labels);
+                out.push('}');
+            }
             out.push(' ');
             push_number(out, *v);
             out.push('\n');
         }
         Value::Histogram(h) => {
+            let mut ls = std::mem::take(&mut scratch.labels);
+            ls.clear();
+            push_labels(&mut ls, &s.labels);
             for &(le, cumulative) in &h.buckets {
                 if le == f64::INFINITY {
                     // A bound of +Inf is the implied last bucket.
                     continue;
                 }
-                bucket(out, name, &s.labels, &ryu_like(le), cumulative);
+                bucket(out, name, &ls, scratch.bound(le), cumulative);
             }
-            bucket(out, name, &s.labels, "+Inf", h.count);
-            out.push_str(name);
-            out.push_str("_sum");
-            labels(out, &s.labels, None);
-            out.push(' ');
+            bucket(out, name, &ls, "+Inf", h.count);
+            suffixed(out, name, "_sum", &ls);
             push_number(out, h.sum);
             out.push('\n');
-            out.push_str(name);
-            out.push_str("_count");
-            labels(out, &s.labels, None);
-            let _ = writeln!(out, " {}", h.count);
+            suffixed(out, name, "_count", &ls);
+            push_u64(out, h.count);
+            out.push('\n');
+            scratch.labels = ls;
         }
     }
 }
 
-fn bucket(out: &mut String, name: &str, ls: &[(&'static str, String)], le: &str, n: u64) {
+/// `name_suffix{labels} ` (no braces without labels).
+fn suffixed(out: &mut String, name: &str, suffix: &str, ls: &str) {
     out.push_str(name);
-    out.push_str("_bucket");
-    labels(out, ls, Some(le));
-    let _ = writeln!(out, " {n}");
+    out.push_str(suffix);
+    if !ls.is_empty() {
+        out.push('{');
+        out.push_str(ls);
+        out.push('}');
+    }
+    out.push(' ');
 }
 
-fn labels(out: &mut String, ls: &[(&'static str, String)], le: Option<&str>) {
-    if ls.is_empty() && le.is_none() {
-        return;
+/// `ls` is the sample's label text, already escaped.
+fn bucket(out: &mut String, name: &str, ls: &str, le: &str, n: u64) {
+    out.push_str(name);
+    out.push_str("_bucket{");
+    if !ls.is_empty() {
+        out.push_str(ls);
+        out.push(',');
     }
-    out.push('{');
+    out.push_str("le=\"");
+    out.push_str(le);
+    out.push_str("\"} ");
+    push_u64(out, n);
+    out.push('\n');
+}
+
+/// `k="v",k="v"` with values escaped, no braces.
+fn push_labels(out: &mut String, ls: &[(&'static str, String)]) {
     for (i, (k, v)) in ls.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -101,25 +151,10 @@ fn labels(out: &mut String, ls: &[(&'static str, String)], le: Option<&str>) {
         push_escaped(out, v);
         out.push('"');
     }
-    if let Some(le) = le {
-        if !ls.is_empty() {
-            out.push(',');
-        }
-        out.push_str("le=\"");
-        out.push_str(le);
-        out.push('"');
-    }
-    out.push('}');
 }
 
 /// A float as both formats spell it: `+Inf`, `-Inf`, `NaN`, else Rust's
 /// shortest round-trip form (`0.005`, `3`, `1e-7`).
-pub(crate) fn ryu_like(v: f64) -> String {
-    let mut s = String::new();
-    push_number(&mut s, v);
-    s
-}
-
 pub(crate) fn push_number(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
@@ -129,11 +164,32 @@ pub(crate) fn push_number(out: &mut String, v: f64) {
         out.push_str("-Inf");
     } else if v.fract() == 0.0 && v.abs() < 9.0e15 {
         // Counts are whole numbers: integer formatting is several times
-        // faster than float formatting and spells them the same.
-        let _ = write!(out, "{}", v as i64);
+        // faster than float formatting and spells them the same (`-0.0`
+        // as `0`, as `v as i64` did).
+        if v < 0.0 {
+            out.push('-');
+        }
+        push_u64(out, v.abs() as u64);
     } else {
         let _ = write!(out, "{v}");
     }
+}
+
+/// Decimal digits of `n` without `fmt` (its machinery costs more than the
+/// digits on a line of a scrape).
+pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// Label values escape backslash, double quote and newline.
