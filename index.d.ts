@@ -76,11 +76,17 @@ export declare class OpsPlane {
   get slot(): number
   /** `[version, safeMode 0/1, brownout level or -1, quarantined count, next expiry or -1]`. */
   flags(now: number): Array<number>
+  /** Switches safe mode on or off (non-essential routes answer 503); true when it changed. */
   setSafeMode(on: boolean, reason: string, who: string, source: string, now: number): boolean
+  /** Sets the dimmer level (0 to 1; null switches it off); true when it changed. */
   setBrownout(level: number | undefined | null, reason: string, who: string, source: string, now: number): boolean
+  /** Quarantines an agent (its routes answer 423), for `ttl_ms` or until released; true when it changed. */
   quarantine(agent: string, reason: string, ttlMs: number | undefined | null, who: string, source: string, now: number): boolean
+  /** Releases a quarantined agent; true when it was quarantined. */
   release(agent: string, who: string, source: string, now: number): boolean
+  /** Records a fast rollback of the named rollouts; true when something changed. */
   recordRollback(names: Array<string>, reason: string, who: string, source: string, now: number): boolean
+  /** Forgets the rollback of rollout `name`; true when there was one. */
   clearRollback(name: string, now: number): boolean
   /**
    * Adds an audit entry for an action the core does not perform itself
@@ -127,16 +133,21 @@ export declare class OpsPlane {
    * counted in `dropped`.
    */
   replicaMerge(text: string, now: number): OpsMergeResult
+  /** Why a request was refused with `decision` (see [`OpsRefusalAnswer`]). */
   refusal(code: number, agent: string | undefined | null, now: number): OpsRefusalAnswer
+  /** Registers (or re-paces) the dead-letter queue `name`, drained at most `rate_per_second`. */
   dlqRegister(name: string, ratePerSecond: number): void
+  /** Starts a drain run of at most `limit` messages; throws while one runs or on a bad limit. */
   dlqBegin(name: string, limit: number, now: number): void
   /** `[messages allowed now, ms to wait when 0]`. */
   dlqAllowance(name: string, now: number, batch: number): Array<number>
   /** Records a batch; true when the run should stop. */
   dlqProgress(name: string, processed: number, failed: number, now: number): boolean
+  /** Ends the drain run of `name` (with its error, if any) and returns its figures. */
   dlqEnd(name: string, now: number, error?: string | undefined | null): DlqRun
   /** Records the depth a queue's `depth()` reported, exported as `dlq_depth{queue}`. */
   dlqSetDepth(name: string, depth: number): void
+  /** Drain figures of every registered queue. */
   dlqViews(): Array<DlqView>
 }
 
