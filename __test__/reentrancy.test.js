@@ -191,24 +191,24 @@ const NATIVE_CASES = {
     check: (n, c, r) => assert.equal(r.overflowed, false),
     after: (n, c) => { const r = c.w.track('latency', 'after', 'overflow', {}, 0); c.w.record(r.id, 5, true, 1); },
   },
-  opsRecordRollback: {
-    setup: (n) => ({ h: n.opsCreate(1), k: 0 }),
-    call: (n, c, dress) => n.opsRecordRollback(c.h, dress([`outer-${++c.k}`, 'second']), 'why', 'alice', 'test', 0),
-    reenter: (n, c) => { n.opsQuarantine(c.h, `agent-${++c.k}`, 'r', null, 'bob', 'test', 0); n.opsStatus(c.h, 0); },
-    check: (n, c) => assert.ok(JSON.stringify(n.opsStatus(c.h, 0)).includes('second'), 'the rollback is recorded'),
-    after: (n, c) => { n.opsSetSafeMode(c.h, true, 'r', 'a', 's', 1); assert.ok(n.opsToJson(c.h, 1).includes('safeMode')); },
+  'OpsPlane#recordRollback': {
+    setup: (n) => ({ p: new n.OpsPlane(1), k: 0 }),
+    call: (n, c, dress) => c.p.recordRollback(dress([`outer-${++c.k}`, 'second']), 'why', 'alice', 'test', 0),
+    reenter: (n, c) => { c.p.quarantine(`agent-${++c.k}`, 'r', null, 'bob', 'test', 0); c.p.status(0); },
+    check: (n, c) => assert.ok(JSON.stringify(c.p.status(0)).includes('second'), 'the rollback is recorded'),
+    after: (n, c) => { c.p.setSafeMode(true, 'r', 'a', 's', 1); assert.ok(c.p.toJson(1).includes('safeMode')); },
   },
-  opsStatus: {
+  'OpsPlane#status': {
     // The `only` array is converted before the plane is borrowed.
     setup: (n) => {
-      const h = n.opsCreate(1);
-      n.opsQuarantine(h, 'q-1', 'why', null, 'alice', 'test', 0);
-      return { h, k: 0 };
+      const p = new n.OpsPlane(1);
+      p.quarantine('q-1', 'why', null, 'alice', 'test', 0);
+      return { p, k: 0 };
     },
-    call: (n, c, dress) => assert.equal(n.opsStatus(c.h, 0, dress(['q-1'])).quarantined[0].agentId, 'q-1'),
-    reenter: (n, c) => { n.opsQuarantine(c.h, `agent-${++c.k}`, 'r', null, 'bob', 'test', 0); n.opsStatus(c.h, 0); },
-    check: (n, c) => assert.ok(n.opsStatus(c.h, 0).quarantined.some((q) => q.agentId === 'q-1'), 'the quarantine is listed'),
-    after: (n, c) => { n.opsSetSafeMode(c.h, true, 'r', 'a', 's', 1); assert.ok(n.opsToJson(c.h, 1).includes('safeMode')); },
+    call: (n, c, dress) => assert.equal(c.p.status(0, dress(['q-1'])).quarantined[0].agentId, 'q-1'),
+    reenter: (n, c) => { c.p.quarantine(`agent-${++c.k}`, 'r', null, 'bob', 'test', 0); c.p.status(0); },
+    check: (n, c) => assert.ok(c.p.status(0).quarantined.some((q) => q.agentId === 'q-1'), 'the quarantine is listed'),
+    after: (n, c) => { c.p.setSafeMode(true, 'r', 'a', 's', 1); assert.ok(c.p.toJson(1).includes('safeMode')); },
   },
   exScrape: {
     // The strings array is converted before the scrape borrows any registry.
@@ -234,10 +234,7 @@ const NATIVE_NO_OBJECT = [
   'cbAcquire', 'cbAttachPage', 'cbControl', 'cbDrain', 'cbInit', 'cbLayout', 'cbRecord', 'cbRetryDelay',
   'cbSnapshot', 'cbSnapshotAll', 'cbState',
   'dagParseGraph', 'dagSortJson', 'StartupDag', 'HealthGates',
-  'dlqAllowance', 'dlqBegin', 'dlqEnd', 'dlqProgress', 'dlqRegister', 'dlqSetDepth', 'dlqViews', 'errorCodes',
-  'opsApplied', 'opsAudit', 'opsAuditPush', 'opsCheckState', 'opsClearRollback', 'opsCreate', 'opsDecide',
-  'opsFlags', 'opsLoadJson', 'opsMarkApplied', 'opsQuarantine', 'opsRecordRefusal', 'opsRefusal', 'opsRelease',
-  'opsReplicaExport', 'opsReplicaMerge', 'opsReplicaSetNode', 'opsSetBrownout', 'opsSetSafeMode', 'opsToJson',
+  'errorCodes', 'opsCheckState', 'opsDecide', 'OpsPlane',
   'MetricsBinding', 'sgDrain', 'sgRefusalCodes', 'sgRingCap',
   'tsAction', 'tsBucket', 'tsCreate', 'tsDecide', 'tsDrain', 'tsEvaluate', 'tsId', 'tsList', 'tsRecord',
   'tsRemove', 'tsSetPercentage', 'tsStatus',

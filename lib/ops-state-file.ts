@@ -16,7 +16,7 @@
  *
  * @example
  * const r = readStateFile('/var/lib/app/ops-state.json');
- * if (r.kind === 'ok') native.opsLoadJson(h, r.text);
+ * if (r.kind === 'ok') plane.loadJson(r.text, Date.now());
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';

@@ -48,7 +48,10 @@ export interface ActionResult<T = OpsStatus> {
   after: T;
 }
 
-export type OpsStatus = ReturnType<typeof native.opsStatus>;
+/** The native plane's instance type (its methods give the record types below). */
+type Plane = InstanceType<typeof native.OpsPlane>;
+
+export type OpsStatus = ReturnType<Plane['status']>;
 type Quarantined = OpsStatus['quarantined'][number];
 
 /**
@@ -71,8 +74,8 @@ function patchQuarantined(list: Quarantined[], agentId: string, entry: Quarantin
   else if (found) out.splice(lo, 1);
   return out;
 }
-export type OpsLoadReport = ReturnType<typeof native.opsLoadJson>;
-export type DlqRun = ReturnType<typeof native.dlqEnd>;
+export type OpsLoadReport = ReturnType<Plane['loadJson']>;
+export type DlqRun = ReturnType<Plane['dlqEnd']>;
 
 export interface AuditEntry {
   seq: number;
@@ -149,7 +152,9 @@ function defaultLogger(): OpsLogger {
  *   getOps().enableSafeMode('db failover');
  */
 export class OpsControls extends EventEmitter {
-  private readonly h = native.opsCreate(Math.random() * 2 ** 52);
+  private readonly plane = new native.OpsPlane(Math.random() * 2 ** 52);
+  /** The plane's slot for `native.opsDecide`, a free function because it runs per request (cheaper crossing than a method). */
+  private readonly slot = this.plane.slot;
   private flags: number[] = [0, 0, -1, 0, -1];
   private quarantineCache: { version: number; list: Quarantined[] } | null = null;
   private readonly file: string | null;
@@ -204,7 +209,7 @@ export class OpsControls extends EventEmitter {
   // ---- reading -------------------------------------------------------------
 
   private refresh(): void {
-    this.flags = native.opsFlags(this.h, Date.now());
+    this.flags = this.plane.flags(Date.now());
   }
 
   /** Flags for the hot path, refreshed when a quarantine expires. */
@@ -226,7 +231,7 @@ export class OpsControls extends EventEmitter {
 
   isAgentQuarantined(agentId: string): boolean {
     if (this.current()[OpsFlag.Quarantines] === 0) return false;
-    return native.opsDecide(this.h, true, OpsCriticality.Critical, String(agentId), Date.now()) === OpsDecision.Quarantined;
+    return native.opsDecide(this.slot, true, OpsCriticality.Critical, String(agentId), Date.now()) === OpsDecision.Quarantined;
   }
 
   /** True when any control is on (the middleware then asks Rust per request). */
@@ -241,7 +246,7 @@ export class OpsControls extends EventEmitter {
    */
   decide(essential: boolean, criticality: 0 | 1 | 2, agentId?: string): number {
     if (!this.anyActive()) return OpsDecision.Serve;
-    return native.opsDecide(this.h, essential, criticality, agentId, Date.now());
+    return native.opsDecide(this.slot, essential, criticality, agentId, Date.now());
   }
 
   status(): OpsStatus & { deadLetterQueues: string[]; stateFile: { path: string | null; lastSavedAt: number | null; error: string | null; dropped: string[]; repaired: string[] } } {
@@ -255,7 +260,7 @@ export class OpsControls extends EventEmitter {
   /** The last `limit` audit entries, oldest first. */
   audit(limit = 100): AuditEntry[] {
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new RangeError(`limit must be an integer from 1 to 10000, got ${String(limit)}`);
-    return JSON.parse(native.opsAudit(this.h, limit));
+    return JSON.parse(this.plane.audit(limit));
   }
 
   // ---- actions ---------------------------------------------------------------
@@ -272,7 +277,7 @@ export class OpsControls extends EventEmitter {
    */
   private controls(now = Date.now(), touched?: { agentId: string; fromVersion: number }): OpsStatus {
     const c = this.quarantineCache;
-    const head = native.opsStatus(this.h, now, touched ? [touched.agentId] : []);
+    const head = this.plane.status(now, touched ? [touched.agentId] : []);
     let list: Quarantined[];
     if (c && c.version === head.version) {
       list = c.list;
@@ -280,7 +285,7 @@ export class OpsControls extends EventEmitter {
       // Same `now` as the action: no expiry moved the version, the action did.
       list = patchQuarantined(c.list, touched.agentId, head.quarantined[0]);
     } else {
-      list = native.opsStatus(this.h, now).quarantined.map((q) => Object.freeze(q));
+      list = this.plane.status(now).quarantined.map((q) => Object.freeze(q));
     }
     this.quarantineCache = { version: head.version, list };
     return { ...head, quarantined: list.slice(), safeMode: head.safeMode ?? null, brownout: head.brownout ?? null } as OpsStatus;
@@ -315,7 +320,7 @@ export class OpsControls extends EventEmitter {
   setSafeMode(enabled: boolean, opts: Who & { reason?: string } = {}): ActionResult {
     if (typeof enabled !== 'boolean') throw new TypeError(`enabled must be a boolean, got ${typeof enabled}`);
     const reason = text('reason', opts?.reason, '');
-    return this.act('safe-mode', opts, (a, s) => native.opsSetSafeMode(this.h, enabled, reason, a, s, Date.now()));
+    return this.act('safe-mode', opts, (a, s) => this.plane.setSafeMode(enabled, reason, a, s, Date.now()));
   }
 
   enableSafeMode(reason = '', who: Who = {}): ActionResult {
@@ -335,19 +340,19 @@ export class OpsControls extends EventEmitter {
     if (opts.level !== undefined && typeof opts.level !== 'number') throw new TypeError(`level must be a number from 0 to 1, got ${typeof opts.level}`);
     const level = enabled ? (opts.level ?? 0) : undefined;
     const reason = text('reason', opts.reason, '');
-    return this.act('brownout', opts, (a, s) => native.opsSetBrownout(this.h, level, reason, a, s, Date.now()));
+    return this.act('brownout', opts, (a, s) => this.plane.setBrownout(level, reason, a, s, Date.now()));
   }
 
   quarantineAgent(agentId: string, opts: Who & { reason?: string; ttlMs?: number } = {}): ActionResult {
     if (typeof agentId !== 'string') throw new TypeError(`agentId must be a string, got ${typeof agentId}`);
     if (opts.ttlMs !== undefined && typeof opts.ttlMs !== 'number') throw new TypeError(`ttlMs must be a number of ms, got ${typeof opts.ttlMs}`);
     const reason = text('reason', opts.reason, '');
-    return this.act('quarantine-agent', opts, (a, s, now) => native.opsQuarantine(this.h, agentId, reason, opts.ttlMs, a, s, now), agentId);
+    return this.act('quarantine-agent', opts, (a, s, now) => this.plane.quarantine(agentId, reason, opts.ttlMs, a, s, now), agentId);
   }
 
   releaseAgent(agentId: string, who: Who = {}): ActionResult {
     if (typeof agentId !== 'string') throw new TypeError(`agentId must be a string, got ${typeof agentId}`);
-    return this.act('release-agent', who, (a, s, now) => native.opsRelease(this.h, agentId, a, s, now), agentId);
+    return this.act('release-agent', who, (a, s, now) => this.plane.release(agentId, a, s, now), agentId);
   }
 
   /** Lets rollbacks act on other rollouts than the package's traffic shaping (the default). */
@@ -362,7 +367,7 @@ export class OpsControls extends EventEmitter {
     if (!this.rollouts) return [];
     const have = new Set(this.rollouts.names());
     const done: string[] = [];
-    for (const r of native.opsStatus(this.h, Date.now()).rolledBack) {
+    for (const r of this.plane.status(Date.now()).rolledBack) {
       if (have.has(r.name)) {
         this.rollouts.rollback(r.name, r.reason || 'operator rollback (restored)');
         done.push(r.name);
@@ -373,7 +378,7 @@ export class OpsControls extends EventEmitter {
 
   /** Forgets a recorded rollback, so the rollout can run again after a restart. */
   clearRollback(name: string): boolean {
-    const changed = native.opsClearRollback(this.h, String(name), Date.now());
+    const changed = this.plane.clearRollback(String(name), Date.now());
     if (changed) this.save();
     return changed;
   }
@@ -392,7 +397,7 @@ export class OpsControls extends EventEmitter {
     const names = name === undefined ? all : [name];
     const reason = text('reason', opts.reason, 'operator rollback');
     const r = this.act('rollback', opts, (a, s) => {
-      const changed = native.opsRecordRollback(this.h, names, reason, a, s, Date.now());
+      const changed = this.plane.recordRollback(names, reason, a, s, Date.now());
       for (const n of names) this.rollouts!.rollback(n, reason);
       return changed || names.length > 0;
     });
@@ -407,7 +412,7 @@ export class OpsControls extends EventEmitter {
   recordRollback(names: string[], opts: Who & { reason?: string } = {}): ActionResult {
     if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string')) throw new TypeError('names must be a non-empty array of rollout names');
     const reason = text('reason', opts.reason, 'operator rollback');
-    return this.act('rollback', opts, (a, s) => native.opsRecordRollback(this.h, names.map(String), reason, a, s, Date.now()));
+    return this.act('rollback', opts, (a, s) => this.plane.recordRollback(names.map(String), reason, a, s, Date.now()));
   }
 
   registerDeadLetterQueue(name: string, queue: DeadLetterQueue): void {
@@ -415,19 +420,19 @@ export class OpsControls extends EventEmitter {
     for (const k of ['depth', 'drain'] as const) {
       if (typeof queue[k] !== 'function') throw new TypeError(`queue.${k} must be a function, got ${typeof queue[k]}`);
     }
-    native.dlqRegister(this.h, String(name), queue.ratePerSecond ?? 100);
+    this.plane.dlqRegister(String(name), queue.ratePerSecond ?? 100);
     this.queues.set(String(name), queue);
   }
 
   /** Depth and drain figures of every queue. */
-  async deadLetterQueues(): Promise<Array<ReturnType<typeof native.dlqViews>[number] & { depth: number | null; depthError?: string }>> {
-    const views = native.dlqViews(this.h);
+  async deadLetterQueues(): Promise<Array<ReturnType<Plane['dlqViews']>[number] & { depth: number | null; depthError?: string }>> {
+    const views = this.plane.dlqViews();
     return Promise.all(
       views.map(async (v) => {
         try {
           const depth = Number(await this.queues.get(v.name)!.depth());
           // The core exports the last depth seen (dlq_depth); it cannot ask the queue itself.
-          if (Number.isFinite(depth) && depth >= 0) native.dlqSetDepth(this.h, v.name, depth);
+          if (Number.isFinite(depth) && depth >= 0) this.plane.dlqSetDepth(v.name, depth);
           return { ...v, depth };
         } catch (e) {
           return { ...v, depth: null, depthError: (e as Error)?.message ?? String(e) };
@@ -448,11 +453,11 @@ export class OpsControls extends EventEmitter {
     if (!Number.isInteger(batch) || batch < 1 || batch > 100_000) throw new RangeError(`batchSize must be an integer from 1 to 100000, got ${String(batch)}`);
     const out: Array<{ queue: string } & DlqRun> = [];
     for (const q of names) {
-      native.dlqBegin(this.h, q, limit, Date.now()); // throws while a drain runs, or on a bad limit
+      this.plane.dlqBegin(q, limit, Date.now()); // throws while a drain runs, or on a bad limit
       let error: string | undefined;
       try {
         for (;;) {
-          const [n, wait] = native.dlqAllowance(this.h, q, Date.now(), batch);
+          const [n, wait] = this.plane.dlqAllowance(q, Date.now(), batch);
           if (n === 0) {
             if (wait === 0) break;
             await new Promise((r) => setTimeout(r, wait));
@@ -461,14 +466,13 @@ export class OpsControls extends EventEmitter {
           const res = await this.queues.get(q)!.drain(n);
           const processed = Number(res?.processed ?? 0);
           const failed = Number(res?.failed ?? 0);
-          if (native.dlqProgress(this.h, q, processed, failed, Date.now())) break;
+          if (this.plane.dlqProgress(q, processed, failed, Date.now())) break;
         }
       } catch (e) {
         error = (e as Error)?.message ?? String(e);
       }
-      const run = native.dlqEnd(this.h, q, Date.now(), error);
-      native.opsAuditPush(
-        this.h,
+      const run = this.plane.dlqEnd(q, Date.now(), error);
+      this.plane.auditPush(
         'drain-dlq',
         JSON.stringify({ queue: q, limit }),
         opts.actor ?? 'api',
@@ -490,7 +494,7 @@ export class OpsControls extends EventEmitter {
    * first refusal of an entry and at counts 10, 100, 1000...
    */
   recordRefused(action: string, source: string, why: string): void {
-    const r = native.opsRecordRefusal(this.h, text('action', action, 'unknown'), text('source', source, 'unknown'), text('why', why, ''), Date.now());
+    const r = this.plane.recordRefusal(text('action', action, 'unknown'), text('source', source, 'unknown'), text('why', why, ''), Date.now());
     if (!r.first && !/^10*$/.test(String(r.count))) return;
     const entry = JSON.parse(r.entryJson) as AuditEntry & { count: number };
     this.logger?.warn(JSON.stringify({ ts: new Date(entry.at).toISOString(), level: 'warn', event: 'ops.refused', ...entry }));
@@ -502,7 +506,7 @@ export class OpsControls extends EventEmitter {
    * `decide`), looked up directly: O(1) in the number of quarantines.
    */
   refusal(decision: number, agentId?: string): { reason: string; level?: number; until?: number } {
-    return native.opsRefusal(this.h, Number(decision), agentId === undefined ? undefined : text('agentId', agentId, ''), Date.now());
+    return this.plane.refusal(Number(decision), agentId === undefined ? undefined : text('agentId', agentId, ''), Date.now());
   }
 
   // ---- the state file ------------------------------------------------------------
@@ -519,7 +523,7 @@ export class OpsControls extends EventEmitter {
       this.fail(`cannot save ops state: ${blocked}; the state is kept in memory only`);
       return;
     }
-    const text = native.opsToJson(this.h, Date.now());
+    const text = this.plane.toJson(Date.now());
     try {
       writeStateFile(this.file, text);
       this.lastWritten = text;
@@ -567,7 +571,7 @@ export class OpsControls extends EventEmitter {
     let report: OpsLoadReport;
     try {
       if (r.kind === 'unreadable') throw new Error(`cannot read it: ${r.reason}`);
-      report = native.opsLoadJson(this.h, r.text, Date.now());
+      report = this.plane.loadJson(r.text, Date.now());
     } catch (e) {
       const aside = this.readOnly ? null : moveAside(this.file);
       if (!aside && !this.readOnly) this.blocked = `${this.file} could not be read nor moved aside`;
@@ -592,13 +596,13 @@ export class OpsControls extends EventEmitter {
 
   /** `{ by, result }` when the CLI command `id` was applied by the process that wrote this state. */
   appliedCommand(id: string): { by: string; result: string } | null {
-    const a = native.opsApplied(this.h, text('id', id, ''));
+    const a = this.plane.applied(text('id', id, ''));
     return a ? { by: a[0], result: a[1] } : null;
   }
 
   /** The persistent state as JSON (the state file's format), e.g. to share it. */
   exportState(): string {
-    return native.opsToJson(this.h, Date.now());
+    return this.plane.toJson(Date.now());
   }
 
   /**
@@ -611,7 +615,7 @@ export class OpsControls extends EventEmitter {
    */
   applyState(text: string): OpsLoadReport {
     if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
-    const report = native.opsLoadJson(this.h, text, Date.now());
+    const report = this.plane.loadJson(text, Date.now());
     if (report.dropped.length || report.repaired.length || report.more) {
       this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.state.dropped', dropped: report.dropped, repaired: report.repaired, more: report.more }));
     }
@@ -631,7 +635,7 @@ export class OpsControls extends EventEmitter {
    * other.mergeReplica(ops.exportReplica());
    */
   exportReplica(): string {
-    return native.opsReplicaExport(this.h, Date.now());
+    return this.plane.replicaExport(Date.now());
   }
 
   /**
@@ -647,15 +651,15 @@ export class OpsControls extends EventEmitter {
    * @example
    * const { changes, dropped } = ops.mergeReplica(docFromRedis);
    */
-  mergeReplica(text: string): { changes: ReturnType<typeof native.opsReplicaMerge>['changes']; dropped: number } {
+  mergeReplica(text: string): { changes: ReturnType<Plane['replicaMerge']>['changes']; dropped: number } {
     if (typeof text !== 'string') throw new TypeError(`text must be a string, got ${typeof text}`);
-    const r = native.opsReplicaMerge(this.h, text, Date.now());
+    const r = this.plane.replicaMerge(text, Date.now());
     if (r.changes.length === 0) return r;
     this.refresh();
     this.save();
     if (this.rollouts) {
       const have = new Set(this.rollouts.names());
-      const reasons = new Map(native.opsStatus(this.h, Date.now()).rolledBack.map((x) => [x.name, x.reason] as const));
+      const reasons = new Map(this.plane.status(Date.now()).rolledBack.map((x) => [x.name, x.reason] as const));
       for (const c of r.changes) {
         if (c.kind === 'rolledBack' && c.present && c.key && have.has(c.key)) this.rollouts.rollback(c.key, reasons.get(c.key) || 'operator rollback (from another instance)');
       }
@@ -666,7 +670,7 @@ export class OpsControls extends EventEmitter {
 
   /** Names this instance in the replica's clock stamps (the Redis backend passes its instance id). */
   setReplicaId(id: string): void {
-    native.opsReplicaSetNode(this.h, text('id', id, ''));
+    this.plane.replicaSetNode(text('id', id, ''));
   }
 
   /** Bumped on every change (local or applied): cheap to compare. */
@@ -734,7 +738,7 @@ export class OpsControls extends EventEmitter {
       result = `error: ${(e as Error)?.message ?? String(e)}`;
     }
     try {
-      native.opsMarkApplied(this.h, id, `pid ${process.pid} on ${os.hostname()}`, result, Date.now());
+      this.plane.markApplied(id, `pid ${process.pid} on ${os.hostname()}`, result, Date.now());
     } catch (e) {
       this.logger?.warn(JSON.stringify({ level: 'warn', event: 'ops.inbox.invalid', path: c.path, message: (e as Error).message }));
     }
