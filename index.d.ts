@@ -134,6 +134,23 @@ export declare class RolloutTable {
    */
   decideFn(id: number): (key: string) => boolean
   /**
+   * `(id, flags, latencyMs, now) => record(id, flags, latencyMs, now)`:
+   * the same answers (null in the usual case, else the events) and the
+   * same errors, for `recordRequest` on a rollout judged as it records.
+   * Why a function, not the method: that path crosses once per request,
+   * and a class method's crossing (unwrapping `this`, checking each
+   * argument) measured about 770 ns against 440 ns for a free function
+   * and less for this one, which reads four numbers from its arguments
+   * and its table from its own data. A function outliving its table
+   * records nothing (null).
+   *
+   * ```js
+   * const record = table.recordFn();
+   * record(id, RolloutOutcomeFlag.NewCohort | RolloutOutcomeFlag.Ok, 12, Date.now()); // null
+   * ```
+   */
+  recordFn(): (id: number, flags: number, latencyMs: number, now: number) => Array<TsEvent> | null
+  /**
    * Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
    * every rollout it touched (and every one `record` left pending), and
    * returns what they decided. The JS side resets the count after the

@@ -161,6 +161,12 @@ const FLUSH_MS = 250;
 export class TrafficShaping extends EventEmitter {
   /** The native set of rollouts: freed with this object. */
   private readonly h = new native.RolloutTable();
+  /**
+   * `RolloutTable#record` as a function of its own: a judged rollout records
+   * every new-cohort outcome at once, one crossing per request, and a class
+   * method's crossing costs more (see `recordFn` in src/rollout_napi.rs).
+   */
+  private readonly recordNow = this.h.recordFn();
   private readonly ring = new Float64Array(1 + 3 * RING_CAP);
   private readonly ids = new Map<string, number>();
   /** Per id, Rust's answer for every key (1 new, 0 stable) or -1 when it depends on the key. */
@@ -298,7 +304,7 @@ export class TrafficShaping extends EventEmitter {
     const flags = (cohort === 'stable' ? 0 : RolloutOutcomeFlag.NewCohort) | (success ? RolloutOutcomeFlag.Ok : 0);
     if (cohort !== 'stable' && this.judged[id]) {
       // Judged now: a breach must act within a few requests, not after the ring's delay.
-      const events = this.h.record(id, flags, latencyMs, Date.now());
+      const events = this.recordNow(id, flags, latencyMs, Date.now());
       if (events != null) for (const e of events) this.applyEvent(e);
       else {
         // Not judged yet (it could not breach): the deferred drain analyses it (step advances).

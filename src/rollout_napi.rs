@@ -498,46 +498,36 @@ impl RolloutTable {
     /// ```
     #[napi(ts_return_type = "(key: string) => boolean")]
     pub fn decide_fn<'e>(&self, env: &'e Env, id: u32) -> Result<Unknown<'e>> {
-        let data = Box::into_raw(Box::new(DecideData {
+        let data = TableRef {
             set: Rc::downgrade(&self.inner),
             id,
-        }));
-        let mut f = std::ptr::null_mut();
-        let name = "decide";
-        // SAFETY: a plain function with a static callback; `data` stays
-        // valid until the function's finalizer (`free_decide`) frees it.
-        let status = unsafe {
-            let mut s = napi::sys::napi_create_function(
-                env.raw(),
-                name.as_ptr().cast(),
-                name.len() as isize,
-                Some(decide_cb),
-                data.cast(),
-                &mut f,
-            );
-            if s == napi::sys::Status::napi_ok {
-                s = napi::sys::napi_wrap(
-                    env.raw(),
-                    f,
-                    data.cast(),
-                    Some(free_decide),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                );
-            }
-            s
         };
-        if status != napi::sys::Status::napi_ok {
-            // Not handed to a finalizer: ours to free. (A function made
-            // without its wrap is unreachable to the caller: we throw.)
-            // SAFETY: `data` came from `Box::into_raw` above and nothing else owns it.
-            drop(unsafe { Box::from_raw(data) });
-            return Err(Error::from_reason(
-                "RolloutTable.decideFn: could not create the function",
-            ));
-        }
-        // SAFETY: `f` was just created in `env`.
-        Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), f) })
+        raw_fn(env, "decide", data, decide_cb)
+    }
+
+    /// `(id, flags, latencyMs, now) => record(id, flags, latencyMs, now)`:
+    /// the same answers (null in the usual case, else the events) and the
+    /// same errors, for `recordRequest` on a rollout judged as it records.
+    /// Why a function, not the method: that path crosses once per request,
+    /// and a class method's crossing (unwrapping `this`, checking each
+    /// argument) measured about 770 ns against 440 ns for a free function
+    /// and less for this one, which reads four numbers from its arguments
+    /// and its table from its own data. A function outliving its table
+    /// records nothing (null).
+    ///
+    /// ```js
+    /// const record = table.recordFn();
+    /// record(id, RolloutOutcomeFlag.NewCohort | RolloutOutcomeFlag.Ok, 12, Date.now()); // null
+    /// ```
+    #[napi(
+        ts_return_type = "(id: number, flags: number, latencyMs: number, now: number) => Array<TsEvent> | null"
+    )]
+    pub fn record_fn<'e>(&self, env: &'e Env) -> Result<Unknown<'e>> {
+        let data = TableRef {
+            set: Rc::downgrade(&self.inner),
+            id: 0,
+        };
+        raw_fn(env, "record", data, record_cb)
     }
 
     /// Applies the ring `[count, (id, cohort·2 + ok, latencyMs)…]`, evaluates
@@ -742,23 +732,72 @@ fn status(s: &mut RolloutSet, id: usize, now: f64) -> CoreResult<TsStatus> {
     })
 }
 
-/// What a `decideFn` function carries: its set (weakly: the function never
-/// keeps a collected table alive) and its rollout.
-struct DecideData {
+/// What a `decideFn`/`recordFn` function carries: its set (weakly: the
+/// function never keeps a collected table alive) and, for `decideFn`, its rollout.
+struct TableRef {
     set: Weak<RefCell<RolloutSet>>,
     id: u32,
 }
 
-/// Frees a `decideFn` function's data when the function is collected.
-unsafe extern "C" fn free_decide(
+/// Frees a raw function's `TableRef` when the function is collected.
+unsafe extern "C" fn free_table_ref(
     _env: napi::sys::napi_env,
     data: *mut std::ffi::c_void,
     _hint: *mut std::ffi::c_void,
 ) {
     if !data.is_null() {
-        // SAFETY: `data` is the `Box<DecideData>` `decide_fn` leaked for this function, freed once.
-        drop(unsafe { Box::from_raw(data.cast::<DecideData>()) });
+        // SAFETY: `data` is the `Box<TableRef>` `raw_fn` leaked for this function, freed once.
+        drop(unsafe { Box::from_raw(data.cast::<TableRef>()) });
     }
+}
+
+/// A JS function calling `cb` with `data` (boxed; freed when the function
+/// is collected, through a wrap on the function object).
+fn raw_fn<'e>(
+    env: &'e Env,
+    name: &str,
+    data: TableRef,
+    cb: unsafe extern "C" fn(
+        napi::sys::napi_env,
+        napi::sys::napi_callback_info,
+    ) -> napi::sys::napi_value,
+) -> Result<Unknown<'e>> {
+    let data = Box::into_raw(Box::new(data));
+    let mut f = std::ptr::null_mut();
+    // SAFETY: a plain function with a static callback; `data` stays valid
+    // until the function's finalizer (`free_table_ref`) frees it.
+    let status = unsafe {
+        let mut s = napi::sys::napi_create_function(
+            env.raw(),
+            name.as_ptr().cast(),
+            name.len() as isize,
+            Some(cb),
+            data.cast(),
+            &mut f,
+        );
+        if s == napi::sys::Status::napi_ok {
+            s = napi::sys::napi_wrap(
+                env.raw(),
+                f,
+                data.cast(),
+                Some(free_table_ref),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+        }
+        s
+    };
+    if status != napi::sys::Status::napi_ok {
+        // Not handed to a finalizer: ours to free (the function, if made, is
+        // never handed out: we throw, so its callback never runs).
+        // SAFETY: `data` came from `Box::into_raw` above and nothing else owns it.
+        drop(unsafe { Box::from_raw(data) });
+        return Err(Error::from_reason(format!(
+            "RolloutTable: could not create the {name} function"
+        )));
+    }
+    // SAFETY: `f` was just created in `env`.
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), f) })
 }
 
 /// Bytes of the stack buffer `decide_raw` joins `<name>:<key>` in.
@@ -854,7 +893,7 @@ unsafe extern "C" fn decide_cb(
             &mut data,
         ) == napi::sys::Status::napi_ok;
         let d = match (ok && argc >= 1 && !data.is_null())
-            .then(|| &*data.cast::<DecideData>())
+            .then(|| &*data.cast::<TableRef>())
             .and_then(|d| Some((d.set.upgrade()?, d.id)))
         {
             Some((set, id)) => decide_raw(env, &set, id, argv[0]),
@@ -863,6 +902,79 @@ unsafe extern "C" fn decide_cb(
         napi::sys::napi_get_boolean(env, d != 0, &mut out);
     }
     out
+}
+
+/// The function `recordFn` returns: `(id, flags, latencyMs, now) => TsEvent[] | null`.
+unsafe extern "C" fn record_cb(
+    env: napi::sys::napi_env,
+    info: napi::sys::napi_callback_info,
+) -> napi::sys::napi_value {
+    let mut argc = 4usize;
+    let mut argv = [std::ptr::null_mut(); 4];
+    let mut data = std::ptr::null_mut();
+    let mut out = std::ptr::null_mut();
+    // SAFETY: the arguments of this callback, buffers sized as declared;
+    // `data` is the live `TableRef` of this function (freed only with it).
+    unsafe {
+        let napi_env = Env::from_raw(env);
+        if napi::sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            std::ptr::null_mut(),
+            &mut data,
+        ) != napi::sys::Status::napi_ok
+            || data.is_null()
+        {
+            napi::sys::napi_get_null(env, &mut out);
+            return out;
+        }
+        // As the method's `u32`/`f64` parameters: numbers, or a TypeError naming the argument.
+        let mut v = [0f64; 4];
+        for (k, name) in ["id", "flags", "latencyMs", "now"].into_iter().enumerate() {
+            if k >= argc
+                || napi::sys::napi_get_value_double(env, argv[k], &mut v[k])
+                    != napi::sys::Status::napi_ok
+            {
+                throw(
+                    &napi_env,
+                    CoreError::type_error(name, "a number", "not a number"),
+                );
+                return std::ptr::null_mut();
+            }
+        }
+        let d = &*data.cast::<TableRef>();
+        let Some(set) = d.set.upgrade() else {
+            napi::sys::napi_get_null(env, &mut out);
+            return out;
+        };
+        // u32 arguments convert as napi-rs converts them (wrapping).
+        let (id, flags) = (v[0] as i64 as u32, v[1] as i64 as u32);
+        let events = borrow_mut(&set, "the rollout table").map(|mut s| {
+            let events = s
+                .record_checked(id as usize, flags & NEW != 0, flags & OK != 0, v[2], v[3])
+                .unwrap_or_default();
+            (!events.is_empty()).then(|| events.iter().map(|e| event(&s, e)).collect::<Vec<_>>())
+        });
+        match events {
+            Err(e) => {
+                throw(&napi_env, e);
+                std::ptr::null_mut()
+            }
+            Ok(None) => {
+                napi::sys::napi_get_null(env, &mut out);
+                out
+            }
+            Ok(Some(list)) => match Vec::<TsEvent>::to_napi_value(env, list) {
+                Ok(v) => v,
+                Err(e) => {
+                    napi::JsError::from(e).throw_into(env);
+                    std::ptr::null_mut()
+                }
+            },
+        }
+    }
 }
 
 /// Every live rollout set of this thread, strongly for the time of a reset or scrape.
