@@ -984,7 +984,7 @@ export declare function rcResetAll(now: number): number
 /** `minSamples` when a rollout config leaves it out (`core::traffic_shaping::DEFAULT_MIN_SAMPLES`). */
 export declare const ROLLOUT_DEFAULT_MIN_SAMPLES: number
 
-/** Bits of a rollout outcome's flags (`tsRecord`, the rollout ring). */
+/** Bits of a rollout outcome's flags (`RolloutTable#recordFn`, the rollout ring). */
 export declare const enum RolloutOutcomeFlag {
   /** The request succeeded. */
   Ok = 1,
@@ -1164,12 +1164,14 @@ export interface SgWindow {
  */
 export declare function sgWindows(ids: Array<number> | undefined | null, now: number): Array<SgWindow>
 
+/** One cohort (new or stable): totals since the start and per window. */
 export interface TsCohort {
   totalRequests: number
   totalErrors: number
   windows: Array<TsCohortWindow>
 }
 
+/** One cohort's figures over one window (`10s`, `1m`, or the analysis window). */
 export interface TsCohortWindow {
   window: string
   requests: number
@@ -1179,6 +1181,7 @@ export interface TsCohortWindow {
   p99?: number
 }
 
+/** A change of one rollout (start, update, advance, breach, rollback, …). */
 export interface TsEvent {
   id: number
   name: string
@@ -1190,11 +1193,12 @@ export interface TsEvent {
   figures?: TsFigures
   /**
    * After the event: 1 when every key is in the new cohort, 0 when none
-   * is, -1 when it depends on the key (the JS side then asks `tsDecide`).
+   * is, -1 when it depends on the key (the JS side then asks `decideFn`).
    */
   uniform: number
 }
 
+/** The figures an SLO verdict was reached on (new cohort against stable). */
 export interface TsFigures {
   requests: number
   errorRate: number
@@ -1206,6 +1210,7 @@ export interface TsFigures {
   burnRates: Array<Array<number>>
 }
 
+/** One entry of a rollout's history. */
 export interface TsHistory {
   at: number
   kind: string
@@ -1215,16 +1220,18 @@ export interface TsHistory {
   figures?: TsFigures
 }
 
+/** What `start`/`reconfigure` return: the rollout's id, the JS mirror and the event. */
 export interface TsStarted {
   id: number
   /** Basis points (0..=10000) and whether allow/deny lists exist: the JS mirror. */
   bp: number
   hasLists: boolean
-  /** New-cohort outcomes go through `tsRecord` (judged as recorded), not the ring. */
+  /** New-cohort outcomes go through `record`/`recordFn` (judged as recorded), not the ring. */
   judgedOnRecord: boolean
   event: TsEvent
 }
 
+/** Everything about one rollout (`status`). */
 export interface TsStatus {
   name: string
   percentage: number

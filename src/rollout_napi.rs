@@ -1,13 +1,17 @@
 //! Bindings for traffic shaping (`core::traffic_shaping`).
 //!
 //! Hot path:
-//! * a decision is one call with the rollout's id and the stickiness key
-//!   (the JS side skips even that for 0 % and 100 % rollouts without
+//! * a decision is one call of the rollout's `decideFn` with the stickiness
+//!   key (the JS side skips even that for 0 % and 100 % rollouts without
 //!   allow/deny lists, from a mirror of each rollout's percentage that every
 //!   call here keeps current through its return values);
 //! * outcomes go into a JS `Float64Array` ring of `(id, cohort·2 + ok,
-//!   latencyMs)` that `ts_drain` applies in one call, then evaluates each
-//!   rollout it touched once: a rollback happens within that evaluation.
+//!   latencyMs)` that `RolloutTable::drain` applies in one call, then
+//!   evaluates each rollout it touched once: a rollback happens within that
+//!   evaluation; a rollout judged as it records takes `recordFn` instead.
+//!
+//! Both per-request functions are raw napi functions, not class methods: a
+//! method's crossing costs several times theirs (figures on `recordFn`).
 //!
 //! One JS `TrafficShaping` (one per copy of the JS module: jest/vitest load
 //! modules once per test file) owns one native `RolloutTable`; when the JS
@@ -222,6 +226,7 @@ fn read_config(o: &Opts) -> CoreResult<Config> {
     Ok(c)
 }
 
+/// The figures an SLO verdict was reached on (new cohort against stable).
 #[napi(object)]
 pub struct TsFigures {
     pub requests: f64,
@@ -246,6 +251,7 @@ fn figures(f: &Figures) -> TsFigures {
     }
 }
 
+/// A change of one rollout (start, update, advance, breach, rollback, …).
 #[napi(object)]
 pub struct TsEvent {
     pub id: u32,
@@ -257,7 +263,7 @@ pub struct TsEvent {
     pub reason: String,
     pub figures: Option<TsFigures>,
     /// After the event: 1 when every key is in the new cohort, 0 when none
-    /// is, -1 when it depends on the key (the JS side then asks `tsDecide`).
+    /// is, -1 when it depends on the key (the JS side then asks `decideFn`).
     pub uniform: i32,
 }
 
@@ -286,13 +292,14 @@ fn event(set: &RolloutSet, e: &Event) -> TsEvent {
     }
 }
 
+/// What `start`/`reconfigure` return: the rollout's id, the JS mirror and the event.
 #[napi(object)]
 pub struct TsStarted {
     pub id: u32,
     /// Basis points (0..=10000) and whether allow/deny lists exist: the JS mirror.
     pub bp: u32,
     pub has_lists: bool,
-    /// New-cohort outcomes go through `tsRecord` (judged as recorded), not the ring.
+    /// New-cohort outcomes go through `record`/`recordFn` (judged as recorded), not the ring.
     pub judged_on_record: bool,
     pub event: TsEvent,
 }
@@ -307,6 +314,7 @@ fn mirror(set: &RolloutSet, id: usize) -> (u32, bool, bool) {
     })
 }
 
+/// One cohort's figures over one window (`10s`, `1m`, or the analysis window).
 #[napi(object)]
 pub struct TsCohortWindow {
     pub window: String,
@@ -317,6 +325,7 @@ pub struct TsCohortWindow {
     pub p99: Option<f64>,
 }
 
+/// One cohort (new or stable): totals since the start and per window.
 #[napi(object)]
 pub struct TsCohort {
     pub total_requests: f64,
@@ -324,6 +333,7 @@ pub struct TsCohort {
     pub windows: Vec<TsCohortWindow>,
 }
 
+/// One entry of a rollout's history.
 #[napi(object)]
 pub struct TsHistory {
     pub at: f64,
@@ -334,6 +344,7 @@ pub struct TsHistory {
     pub figures: Option<TsFigures>,
 }
 
+/// Everything about one rollout (`status`).
 #[napi(object)]
 pub struct TsStatus {
     pub name: String,
