@@ -88,43 +88,44 @@ describe('breaker with a timeout, closed', () => {
 });
 
 describe('rollout decision for a new key', () => {
-  test('tsDecideFn decides as tsDecide, for every kind of key, both hash modes and with lists', () => {
-    const h = native.tsCreate();
+  test('RolloutTable#decideFn decides as RolloutTable#decide, for every kind of key, both hash modes and with lists', () => {
+    const t = new native.RolloutTable();
     const long = 'n'.repeat(240); // names are at most 256 characters: the prefix fills most of the buffer
     const names = ['checkout-v2', long];
     const keys = ['', 'u', 'user-42', 'ünïcødé-🦀-ключ', 'k'.repeat(240), 'k'.repeat(300), `a${'é'.repeat(130)}`];
     for (const hash of ['murmur3', 'legacy']) {
       for (const name of names) {
         for (const extra of [{}, { allowList: ['u'], denyList: ['user-42'] }]) {
-          const { id } = native.tsStart(h, `${name}-${hash.slice(0, 3)}-${Object.keys(extra).length}`, { percentage: 50, hash, ...extra }, Date.now());
-          const decide = native.tsDecideFn(h, id);
-          for (const k of keys) assert.equal(decide(k), native.tsDecide(h, id, k), `${hash} ${name.length} ${JSON.stringify(k.slice(0, 20))} (${k.length})`);
-          // The answer follows the bucket rule of the core: it agrees with tsBucket where no list applies.
-          if (!extra.allowList) for (const k of keys) assert.equal(decide(k), native.tsBucket(h, id, k) < 5000);
+          const { id } = t.start(`${name}-${hash.slice(0, 3)}-${Object.keys(extra).length}`, { percentage: 50, hash, ...extra }, Date.now());
+          const decide = t.decideFn(id);
+          for (const k of keys) assert.equal(decide(k), t.decide(id, k), `${hash} ${name.length} ${JSON.stringify(k.slice(0, 20))} (${k.length})`);
+          // The answer follows the bucket rule of the core: it agrees with RolloutTable#bucket where no list applies.
+          if (!extra.allowList) for (const k of keys) assert.equal(decide(k), t.bucket(id, k) < 5000);
         }
       }
     }
-    assert.equal(native.tsDecideFn(h, 9999)('x'), true, 'unknown rollout: routed, as shouldRoute answers');
-    assert.doesNotThrow(() => native.tsDecideFn(h, 0)(), 'no argument does not throw');
+    assert.equal(t.decideFn(9999)('x'), true, 'unknown rollout: routed, as shouldRoute answers');
+    assert.doesNotThrow(() => t.decideFn(0)(), 'no argument does not throw');
   });
 
-  test('shouldRoute on a key never seen makes no three-argument tsDecide crossing, and decides as before', () => {
+  test('shouldRoute on a key never seen makes no two-argument RolloutTable#decide crossing, and decides as before', () => {
     const s = ts.getTrafficShaping();
     const name = uniq('rollout');
     s.startRollout(name, { percentage: 37.5 });
     const keys = Array.from({ length: 500 }, (_, i) => `fresh-${i}-${seq}`);
     let routed = 0;
-    const orig = native.tsDecide;
+    const proto = native.RolloutTable.prototype;
+    const orig = proto.decide;
     let n = 0;
-    native.tsDecide = (...a) => (n++, orig(...a));
+    proto.decide = function (...a) { n++; return orig.apply(this, a); };
     try {
       for (const k of keys) if (s.shouldRoute(name, k)) routed++;
     } finally {
-      native.tsDecide = orig;
+      proto.decide = orig;
     }
     assert.equal(n, 0);
     const id = s.ids.get(name);
-    const expected = keys.filter((k) => native.tsBucket(s.h, id, k) < 3750).length;
+    const expected = keys.filter((k) => s.h.bucket(id, k) < 3750).length;
     assert.equal(routed, expected);
   });
 });

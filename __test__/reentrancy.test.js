@@ -161,20 +161,19 @@ const NATIVE_CASES = {
     check: (n, c, r) => assert.deepEqual(r, c.m.windows([c.id], 0)),
     after: (n, c) => assert.ok(c.m.windows(null, 0).length >= 1),
   },
-
-  tsStart: {
-    setup: (n) => ({ h: n.tsCreate(), k: 0 }),
-    call: (n, c, dress) => n.tsStart(c.h, `outer-${++c.k}`, dress({ percentage: 25, allowList: ['a', 'b'] }), 0),
-    reenter: (n, c) => { n.tsStart(c.h, `inner-${++c.k}`, { percentage: 5 }, 0); n.tsList(c.h); },
+  'RolloutTable#start': {
+    setup: (n) => ({ t: new n.RolloutTable(), k: 0 }),
+    call: (n, c, dress) => c.t.start(`outer-${++c.k}`, dress({ percentage: 25, allowList: ['a', 'b'] }), 0),
+    reenter: (n, c) => { c.t.start(`inner-${++c.k}`, { percentage: 5 }, 0); c.t.list(); },
     check: (n, c, r) => { assert.equal(r.bp, 2500); assert.equal(r.hasLists, true); },
-    after: (n, c) => { const r = n.tsStart(c.h, 'after', { percentage: 10 }, 0); assert.equal(n.tsStatus(c.h, r.id, 0).percentage, 10); },
+    after: (n, c) => { const r = c.t.start('after', { percentage: 10 }, 0); assert.equal(c.t.status(r.id, 0).percentage, 10); },
   },
-  tsReconfigure: {
-    setup: (n) => { const h = n.tsCreate(); n.tsStart(h, 'r', { percentage: 1 }, 0); return { h, k: 0 }; },
-    call: (n, c, dress) => n.tsReconfigure(c.h, 'r', dress({ percentage: 40, denyList: ['x'] }), 0),
-    reenter: (n, c) => { n.tsStart(c.h, `inner-${++c.k}`, { percentage: 5 }, 0); n.tsList(c.h); },
+  'RolloutTable#reconfigure': {
+    setup: (n) => { const t = new n.RolloutTable(); t.start('r', { percentage: 1 }, 0); return { t, k: 0 }; },
+    call: (n, c, dress) => c.t.reconfigure('r', dress({ percentage: 40, denyList: ['x'] }), 0),
+    reenter: (n, c) => { c.t.start(`inner-${++c.k}`, { percentage: 5 }, 0); c.t.list(); },
     check: (n, c, r) => assert.equal(r.bp, 4000),
-    after: (n, c) => { const r = n.tsReconfigure(c.h, 'r', { percentage: 50 }, 0); assert.equal(r.bp, 5000); },
+    after: (n, c) => { const r = c.t.reconfigure('r', { percentage: 50 }, 0); assert.equal(r.bp, 5000); },
   },
   // A class method that takes an object: `Class#method`, called on an instance made in setup.
   'Watchdogs#register': {
@@ -236,9 +235,8 @@ const NATIVE_NO_OBJECT = [
   'dagParseGraph', 'dagSortJson', 'StartupDag', 'HealthGates',
   'errorCodes', 'opsCheckState', 'opsDecide', 'OpsPlane',
   'MetricsBinding', 'sgDrain', 'sgRefusalCodes', 'sgRingCap',
-  'tsAction', 'tsBucket', 'tsCreate', 'tsDecide', 'tsDrain', 'tsEvaluate', 'tsId', 'tsList', 'tsRecord',
-  'tsRemove', 'tsSetPercentage', 'tsStatus',
-  'Watchdogs', 'QuorumRule', 'rcAttach', 'rcResetAll', 'sgErrorRate', 'exProcessLayout', 'backoffDelay', 'tsDecideFn', 'tsClusterBreach',
+  'RolloutTable',
+  'Watchdogs', 'QuorumRule', 'rcAttach', 'rcResetAll', 'sgErrorRate', 'exProcessLayout', 'backoffDelay',
 ];
 
 // ---- package cases ---------------------------------------------------------------

@@ -339,3 +339,23 @@ test('ops rollback reaches the rollouts (and is remembered for a restart)', () =
   assert.equal(r.after.rolledBack[0].name, 'ops-target');
   assert.throws(() => ops.rollback('nope'), { message: 'Rollout not found: nope' });
 });
+
+test('RolloutTable#recordFn records and judges as RolloutTable#record, and checks its arguments', () => {
+  const native = require('../index.js');
+  const cfg = { percentage: 100, slo: { errorRate: 0.05 }, autoRollback: true };
+  const [a, b] = [new native.RolloutTable(), new native.RolloutTable()];
+  const ia = a.start('r', cfg, 0).id;
+  const ib = b.start('r', cfg, 0).id;
+  const record = b.recordFn();
+  const NEW = native.RolloutOutcomeFlag.NewCohort;
+  const OK = native.RolloutOutcomeFlag.Ok;
+  const kinds = (evs) => (evs === null ? null : evs.map((e) => `${e.kind}:${e.toPercentage}`));
+  for (let i = 0; i < 20; i++) {
+    const flags = NEW | (i % 3 === 0 ? 0 : OK);
+    assert.deepEqual(kinds(record(ib, flags, 5, 1 + i)), kinds(a.record(ia, flags, 5, 1 + i)), `outcome ${i}`);
+  }
+  assert.equal(b.status(ib, 30).percentage, a.status(ia, 30).percentage);
+  assert.throws(() => record(ib, 'x', 5, 1), TypeError);
+  assert.throws(() => record(ib), TypeError);
+  assert.equal(record(9999, NEW, 5, 1), null, 'an unknown rollout records nothing');
+});

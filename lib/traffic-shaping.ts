@@ -75,8 +75,8 @@ export interface RolloutConfig {
   minSamples?: number;
 }
 
-export type RolloutEvent = ReturnType<typeof native.tsAction>;
-export type RolloutDetail = ReturnType<typeof native.tsStatus>;
+export type RolloutEvent = Binding.TsEvent;
+export type RolloutDetail = Binding.TsStatus;
 
 /** The original's status, plus the package's figures. */
 export interface RolloutStatus {
@@ -159,7 +159,14 @@ const FLUSH_MS = 250;
  *   getTrafficShaping().shouldRoute('search-v2', 'user-42'); // the same answer for user-42 every time
  */
 export class TrafficShaping extends EventEmitter {
-  private readonly h = native.tsCreate();
+  /** The native set of rollouts: freed with this object. */
+  private readonly h = new native.RolloutTable();
+  /**
+   * `RolloutTable#record` as a function of its own: a judged rollout records
+   * every new-cohort outcome at once, one crossing per request, and a class
+   * method's crossing costs more (see `recordFn` in src/rollout_napi.rs).
+   */
+  private readonly recordNow = this.h.recordFn();
   private readonly ring = new Float64Array(1 + 3 * RING_CAP);
   private readonly ids = new Map<string, number>();
   /** Per id, Rust's answer for every key (1 new, 0 stable) or -1 when it depends on the key. */
@@ -168,14 +175,14 @@ export class TrafficShaping extends EventEmitter {
   private readonly judged: boolean[] = [];
   private readonly configs = new Map<string, RolloutConfig>();
   /**
-   * Per rollout id, key → Rust's decision (`tsDecide`), valid until the
+   * Per rollout id, key → Rust's decision (`RolloutTable#decide`), valid until the
    * rollout's percentage or config changes (then dropped): repeat users
    * cost a map lookup instead of a crossing, and the rule itself (lists,
    * buckets, percentage) stays in Rust. Bounded: a full cache is dropped
    * and refilled.
    */
   private readonly buckets: Array<Map<string, boolean>> = [];
-  /** Per rollout id, `native.tsDecideFn`: Rust's decision for a key not cached, in a one-argument crossing. */
+  /** Per rollout id, `RolloutTable#decideFn`: Rust's decision for a key not cached, in a one-argument crossing. */
   private readonly decideOf: Array<(key: string) => boolean> = [];
   /** Cache lookups and hits since the cache was last emptied (see `shouldRoute`). */
   private lookups = 0;
@@ -183,19 +190,19 @@ export class TrafficShaping extends EventEmitter {
   /** While > 0, new buckets are not cached (keys do not repeat: caching them only costs). */
   private noCacheFor = 0;
   private timer: NodeJS.Timeout | null = null;
-  /** Outcomes went through `tsRecord` without an analysis since the last drain. */
+  /** Outcomes went through `RolloutTable#record` without an analysis since the last drain. */
   private recordedPending = false;
 
   /** Starts (or restarts, zeroing its figures) a rollout. */
   startRollout(name: string, config: RolloutConfig = {}): void {
     if (typeof name !== 'string') throw new TypeError(`name must be a string, got ${typeof name}`);
     this.flush();
-    const r = native.tsStart(this.h, name, config, Date.now());
+    const r = this.h.start(name, config, Date.now());
     this.ids.set(name, r.id);
     this.uniform[r.id] = r.event.uniform;
     this.judged[r.id] = r.judgedOnRecord;
     this.buckets[r.id] = new Map();
-    this.decideOf[r.id] = native.tsDecideFn(this.h, r.id);
+    this.decideOf[r.id] = this.h.decideFn(r.id);
     this.configs.set(name, { ...config });
     this.emitEvent(r.event);
     // An operator rollback recorded before a restart still applies.
@@ -213,7 +220,7 @@ export class TrafficShaping extends EventEmitter {
     checkName(name);
     this.flush();
     if (typeof update === 'number') {
-      const e = native.tsSetPercentage(this.h, name, update, 'manual update', Date.now());
+      const e = this.h.setPercentage(name, update, 'manual update', Date.now());
       this.applyEvent(e);
       const c = this.configs.get(name);
       if (c) c.percentage = update;
@@ -223,7 +230,7 @@ export class TrafficShaping extends EventEmitter {
     const current = this.configs.get(name);
     if (!current) return this.startRollout(name, update);
     const merged = { ...current, ...update };
-    const r = native.tsReconfigure(this.h, name, merged, Date.now());
+    const r = this.h.reconfigure(name, merged, Date.now());
     this.uniform[r.id] = r.event.uniform;
     this.judged[r.id] = r.judgedOnRecord;
     this.buckets[r.id] = new Map(); // the hash mode or the lists may have changed
@@ -236,29 +243,29 @@ export class TrafficShaping extends EventEmitter {
     checkName(name);
     if (!this.ids.has(name)) return;
     this.flush();
-    this.applyEvent(native.tsAction(this.h, name, 'rollback', String(reason), Date.now()));
+    this.applyEvent(this.h.action(name, 'rollback', String(reason), Date.now()));
   }
 
   pause(name: string, reason = ''): void {
     checkName(name);
-    this.applyEvent(native.tsAction(this.h, name, 'pause', String(reason), Date.now()));
+    this.applyEvent(this.h.action(name, 'pause', String(reason), Date.now()));
   }
 
   resume(name: string, reason = ''): void {
     checkName(name);
-    this.applyEvent(native.tsAction(this.h, name, 'resume', String(reason), Date.now()));
+    this.applyEvent(this.h.action(name, 'resume', String(reason), Date.now()));
   }
 
   /** To 100 % at once. */
   promote(name: string, reason = ''): void {
     checkName(name);
-    this.applyEvent(native.tsAction(this.h, name, 'promote', String(reason), Date.now()));
+    this.applyEvent(this.h.action(name, 'promote', String(reason), Date.now()));
   }
 
   /** To 0 %, and it stays there (no automatic advance). */
   abort(name: string, reason = ''): void {
     checkName(name);
-    this.applyEvent(native.tsAction(this.h, name, 'abort', String(reason), Date.now()));
+    this.applyEvent(this.h.action(name, 'abort', String(reason), Date.now()));
   }
 
   /**
@@ -297,7 +304,7 @@ export class TrafficShaping extends EventEmitter {
     const flags = (cohort === 'stable' ? 0 : RolloutOutcomeFlag.NewCohort) | (success ? RolloutOutcomeFlag.Ok : 0);
     if (cohort !== 'stable' && this.judged[id]) {
       // Judged now: a breach must act within a few requests, not after the ring's delay.
-      const events = native.tsRecord(this.h, id, flags, latencyMs, Date.now());
+      const events = this.recordNow(id, flags, latencyMs, Date.now());
       if (events != null) for (const e of events) this.applyEvent(e);
       else {
         // Not judged yet (it could not breach): the deferred drain analyses it (step advances).
@@ -334,7 +341,7 @@ export class TrafficShaping extends EventEmitter {
   flush(): void {
     if (this.ring[0] === 0 && !this.recordedPending) return;
     this.recordedPending = false;
-    const events = native.tsDrain(this.h, this.ring, Date.now());
+    const events = this.h.drain(this.ring, Date.now());
     this.ring[0] = 0;
     for (const e of events) this.applyEvent(e);
   }
@@ -358,7 +365,7 @@ export class TrafficShaping extends EventEmitter {
    */
   clusterBreach(name: string, requests: number, errors: number): number | null {
     const id = this.ids.get(name);
-    return id === undefined ? null : native.tsClusterBreach(this.h, id, Number(requests), Number(errors));
+    return id === undefined ? null : this.h.clusterBreach(id, Number(requests), Number(errors));
   }
 
   /** The original's `getStatus`: `{ percentage, requestCount, errorRate, p99Latency }` plus more; null for unknown names. */
@@ -382,16 +389,16 @@ export class TrafficShaping extends EventEmitter {
     const id = this.ids.get(name);
     if (id === undefined) return null;
     this.flush();
-    return native.tsStatus(this.h, id, Date.now());
+    return this.h.status(id, Date.now());
   }
 
   /** `[{ name, status }]` in creation order. */
   getAllRollouts(): Array<{ name: string; status: RolloutStatus }> {
-    return native.tsList(this.h).map((name) => ({ name, status: this.getStatus(name)! }));
+    return this.h.list().map((name) => ({ name, status: this.getStatus(name)! }));
   }
 
   names(): string[] {
-    return native.tsList(this.h);
+    return this.h.list();
   }
 
   has(name: string): boolean {
@@ -408,7 +415,7 @@ export class TrafficShaping extends EventEmitter {
   getReport() {
     this.flush();
     return {
-      rollouts: native.tsList(this.h).map((name) => ({ name, status: this.getStatus(name)!, detail: this.getRolloutStatus(name)! })),
+      rollouts: this.h.list().map((name) => ({ name, status: this.getStatus(name)!, detail: this.getRolloutStatus(name)! })),
       timestamp: Date.now(),
     };
   }

@@ -124,7 +124,7 @@ pub enum GateTransition {
     Stale = -1,
 }
 
-/// Bits of a rollout outcome's flags (`tsRecord`, the rollout ring).
+/// Bits of a rollout outcome's flags (`RolloutTable#recordFn`, the rollout ring).
 #[napi]
 pub enum RolloutOutcomeFlag {
     /// The request succeeded.
