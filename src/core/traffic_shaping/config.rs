@@ -11,7 +11,7 @@ use crate::core::error::{check, CoreError, CoreResult};
 /// How a key maps to a bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashMode {
-    /// MurmurHash3 of `<rollout>:<key>` into [`BUCKETS`](super::BUCKETS) buckets (the default).
+    /// MurmurHash3 of `<rollout>:<key>` into [`BUCKETS`] buckets (the default).
     Murmur,
     /// The original's Java string hash `% 100` (kept for parity).
     Legacy,

@@ -145,7 +145,7 @@ impl Rollout {
     }
 
     /// Whether outcomes of the new cohort are judged as they are recorded
-    /// ([`RolloutSet::record_checked`]): only when a breach would act.
+    /// ([`super::RolloutSet::record_checked`]): only when a breach would act.
     pub fn judged_on_record(&self) -> bool {
         self.config.auto_rollback && self.config.slo.is_some()
     }
