@@ -150,6 +150,29 @@ impl Rollout {
         self.config.auto_rollback && self.config.slo.is_some()
     }
 
+    /// Appends one history entry (the oldest goes past [`HISTORY_CAP`]) and
+    /// returns it for the event that reports it.
+    pub(crate) fn log(
+        &mut self,
+        at: f64,
+        kind: &'static str,
+        from_bp: u32,
+        to_bp: u32,
+        reason: String,
+        figures: Option<Figures>,
+    ) -> HistoryEntry {
+        let e = HistoryEntry {
+            at,
+            kind,
+            from_bp,
+            to_bp,
+            reason,
+            figures,
+        };
+        self.push(e.clone());
+        e
+    }
+
     pub(crate) fn push(&mut self, e: HistoryEntry) {
         if self.history.len() >= HISTORY_CAP {
             self.history.pop_front();

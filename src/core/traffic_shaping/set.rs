@@ -4,7 +4,7 @@
 
 use super::cohort::Cohort;
 use super::config::{Config, RollbackTarget};
-use super::rollout::{Event, HistoryEntry, Rollout, RolloutPhase};
+use super::rollout::{Event, Rollout, RolloutPhase};
 use super::slo::{Figures, Verdict};
 use super::{BUCKETS, MAX_ROLLOUTS};
 use crate::core::error::{CoreError, CoreResult};
@@ -141,15 +141,7 @@ impl RolloutSet {
             pending_eval: false,
             config,
         };
-        let entry = HistoryEntry {
-            at: now,
-            kind: "start",
-            from_bp: 0,
-            to_bp: r.config.bp,
-            reason: String::new(),
-            figures: None,
-        };
-        r.push(entry.clone());
+        let entry = r.log(now, "start", 0, r.config.bp, String::new(), None);
         *self.slot(name)?.1 = Some(r);
         Ok((id, Event { rollout: id, entry }))
     }
@@ -178,15 +170,7 @@ impl RolloutSet {
         if r.phase == RolloutPhase::RolledBack || r.phase == RolloutPhase::Aborted {
             r.phase = RolloutPhase::Running;
         }
-        let entry = HistoryEntry {
-            at: now,
-            kind: "update",
-            from_bp: from,
-            to_bp: bp,
-            reason: reason.to_string(),
-            figures: None,
-        };
-        r.push(entry.clone());
+        let entry = r.log(now, "update", from, bp, reason.to_string(), None);
         Ok(Event { rollout: id, entry })
     }
 
@@ -210,15 +194,14 @@ impl RolloutSet {
         } else if r.step.is_none_or(|s| s >= r.config.steps.len()) {
             r.step = Some(0);
         }
-        let entry = HistoryEntry {
-            at: now,
-            kind: "update",
-            from_bp: from,
-            to_bp: r.config.bp,
-            reason: "configuration changed".into(),
-            figures: None,
-        };
-        r.push(entry.clone());
+        let entry = r.log(
+            now,
+            "update",
+            from,
+            r.config.bp,
+            "configuration changed".into(),
+            None,
+        );
         Ok(Event { rollout: id, entry })
     }
 
@@ -321,15 +304,14 @@ impl RolloutSet {
         match verdict {
             Verdict::Breach(reason) => {
                 let from = r.config.bp;
-                let breach = HistoryEntry {
-                    at: now,
-                    kind: "breach",
-                    from_bp: from,
-                    to_bp: from,
-                    reason: reason.clone(),
-                    figures: Some(figures.clone()),
-                };
-                r.push(breach.clone());
+                let breach = r.log(
+                    now,
+                    "breach",
+                    from,
+                    from,
+                    reason.clone(),
+                    Some(figures.clone()),
+                );
                 out.push(Event {
                     rollout: id,
                     entry: breach,
@@ -346,15 +328,7 @@ impl RolloutSet {
                     {
                         r.step = steps.iter().rposition(|s| s.bp <= to);
                     }
-                    let e = HistoryEntry {
-                        at: now,
-                        kind: "rollback",
-                        from_bp: from,
-                        to_bp: to,
-                        reason,
-                        figures: Some(figures),
-                    };
-                    r.push(e.clone());
+                    let e = r.log(now, "rollback", from, to, reason, Some(figures));
                     out.push(Event {
                         rollout: id,
                         entry: e,
@@ -377,18 +351,17 @@ impl RolloutSet {
                     let to = r.config.steps[i + 1].bp;
                     r.set_bp(to, now);
                     r.step = Some(i + 1);
-                    let e = HistoryEntry {
-                        at: now,
-                        kind: "advance",
-                        from_bp: from,
-                        to_bp: to,
-                        reason: format!(
+                    let e = r.log(
+                        now,
+                        "advance",
+                        from,
+                        to,
+                        format!(
                             "healthy for {waited:.0} ms with {} requests in the window",
                             figures.requests
                         ),
-                        figures: Some(figures),
-                    };
-                    r.push(e.clone());
+                        Some(figures),
+                    );
                     out.push(Event {
                         rollout: id,
                         entry: e,
@@ -450,15 +423,7 @@ impl RolloutSet {
                 ))
             }
         };
-        let entry = HistoryEntry {
-            at: now,
-            kind,
-            from_bp: from,
-            to_bp: r.config.bp,
-            reason: reason.to_string(),
-            figures: None,
-        };
-        r.push(entry.clone());
+        let entry = r.log(now, kind, from, r.config.bp, reason.to_string(), None);
         Ok(Event { rollout: id, entry })
     }
 
