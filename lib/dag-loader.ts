@@ -12,7 +12,7 @@
  * `@dreamnet/neural-mesh`); a module that cannot be loaded fails its service
  * with the reason, where the original silently fell back to a no-op.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { native } from './native';
@@ -100,7 +100,7 @@ export function resolveServiceModule(spec: string, root: string): string {
 
 function isDir(p: string): boolean {
   try {
-    return require('node:fs').statSync(p).isDirectory();
+    return statSync(p).isDirectory();
   } catch {
     return false;
   }
