@@ -596,6 +596,13 @@ export interface CbOptionsView {
   maxDelay: number
   factor: number
   jitter: string
+  /** `exactLatency` as given (default false). */
+  exactLatency: boolean
+  /**
+   * Whether the closed path times calls with the turn clock
+   * ([`crate::core::breaker::BreakerOptions::times_per_turn`]): the wrapper reads it here.
+   */
+  timesPerTurn: boolean
 }
 
 /** io: [id, outcome (0 ok, 1 failure, 2 timeout), latencyMs, finishedAt, trial (0/1)] → transitions. */

@@ -10,12 +10,15 @@
  * into a shared Float64Array, so a call on a closed breaker reads one array
  * slot, runs, and appends its success to a shared ring that Rust drains in
  * batches. Failures, slow calls, half-open trials and rejections cross into
- * Rust at once, with their arguments passed through a shared I/O block.
+ * Rust at once, with their arguments passed through a shared I/O block. A
+ * closed call's latency comes from the turn clock (one clock read per
+ * event-loop turn, see below) unless the breaker needs per-call reads.
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
+import { setImmediate as nodeSetImmediate } from 'node:timers';
 import { native } from './native';
-import { callTimers, checkFile, epoch, onClock, underTestRunner, watchFiles } from './test-runner';
+import { callTimers, checkFile, epoch, monotonicClock, onClock, underTestRunner, watchFiles } from './test-runner';
 // The binding's protocol codes (const enums in index.d.ts: tsc inlines them, so reading one costs nothing).
 import { BreakerAdmission, BreakerControl, BreakerGate, BreakerOutcome, BreakerTransition } from '../index';
 
@@ -35,9 +38,55 @@ const pages: Float64Array[] = [];
 // The clock in force (./test-runner: performance.now(), the test runner's
 // Date, or one injected with setClock), kept in a local for the hot path.
 let now: () => number = () => performance.now();
-onClock((c) => (now = c));
 // Set by Rust on resetAll(): a breaker made before re-creates itself by name.
 const EPOCH_SLOT = layout.ioLen - 1;
+
+// ---- the turn clock ------------------------------------------------------------
+//
+// Why: two performance.now() reads per call (~25 ns each here) were most of
+// a closed breaker's own cost. A closed breaker without a slow-call rule, a
+// timeout or `exactLatency` (Rust decides: `options.timesPerTurn`) takes its
+// latency from this clock instead: the first read in an event-loop turn reads
+// the real clock and arms ONE unref'd setImmediate (node:timers, which no fake
+// timer or jsdom global replaces) that marks the reading stale for the next
+// turn; every other read in the turn returns the same reading. So all calls of
+// one turn share one read, a latency is exact to the turn, and synchronous
+// work inside one turn is not counted. Only the monotonic clock is cached: a
+// test runner's or an injected clock (`turnClock` false) is read per call, so
+// fake timers move every breaker exactly as before. Kept in module-level
+// variables (not a module of its own) so the hot path reads a local, not a
+// property of an imported module.
+
+/** The clock in force is the monotonic one, so the turn clock may cache it. */
+let turnClock = false;
+/** The cached reading is from an earlier turn (or none was taken yet). */
+let turnDirty = true;
+/** The setImmediate that marks the reading stale is pending. */
+let turnArmed = false;
+/** The reading of this turn. */
+let turnAt = 0;
+
+function turnEnded(): void {
+  turnArmed = false;
+  turnDirty = true;
+}
+
+/** The first read in a turn: reads the clock and arms the end-of-turn mark (once). */
+function readTurn(): number {
+  turnDirty = false;
+  turnAt = now();
+  if (!turnArmed) {
+    turnArmed = true;
+    nodeSetImmediate(turnEnded).unref();
+  }
+  return turnAt;
+}
+
+onClock((c) => {
+  now = c;
+  turnClock = c === monotonicClock;
+  turnDirty = true;
+});
 
 /** When the last `acquire` ran; a rejection reuses it instead of reading the clock again. */
 let acquiredAt = 0;
@@ -436,6 +485,18 @@ export interface CircuitBreakerOptions {
   fallback?: (error: Error) => unknown;
   /** Return false for errors that say nothing about the dependency's health (e.g. 4xx): they are passed through, not retried, and count as successes. */
   isFailure?: (error: Error) => boolean;
+  /**
+   * Read the clock before and after every call (default false). Without it, a closed breaker
+   * with no `slowCallDurationMs` and no `timeout` times its calls with one clock read per
+   * event-loop turn, shared by every call in that turn: a latency (in `toJSON().window` and the
+   * `success` event) is exact to the turn, and synchronous work inside one turn is not counted.
+   * A call that awaits I/O or a timer is timed to the turn it resumed in. Breakers with
+   * `slowCallDurationMs` or `timeout`, half-open trials and failures read the clock per call
+   * whatever this says, and so does every breaker under a test runner or `setClock`.
+   *
+   *   getCircuitBreakerRegistry().get('payments', { exactLatency: true });
+   */
+  exactLatency?: boolean;
 }
 
 export interface BreakerStateView {
@@ -477,6 +538,8 @@ export class CircuitBreaker extends EventEmitter {
   private slot!: number;
   private timeoutMs!: number;
   private maxRetries!: number;
+  /** Closed calls are timed with the turn clock (Rust's `timesPerTurn`: no slow-call rule, no timeout, no `exactLatency`). */
+  private perTurn!: boolean;
   /** The reset epoch this object was bound in (see `bound()`). */
   private epoch!: number;
   private readonly options: CircuitBreakerOptions;
@@ -520,6 +583,7 @@ export class CircuitBreaker extends EventEmitter {
     const applied = native.cbSnapshot(INST, this.id, now()).options;
     this.timeoutMs = applied.timeout ?? 0;
     this.maxRetries = applied.maxRetries;
+    this.perTurn = applied.timesPerTurn;
   }
 
   /**
@@ -558,7 +622,10 @@ export class CircuitBreaker extends EventEmitter {
     }
     this.bound();
     const gate = this.page[this.slot];
-    if (gate === 0) return this.timeoutMs === 0 ? this.runClosed(fn) : this.runTimed(fn);
+    if (gate === 0) {
+      if (this.timeoutMs !== 0) return this.runTimed(fn);
+      return turnClock && this.perTurn ? this.runTurn(fn) : this.runClosed(fn);
+    }
     let trial = false;
     if (gate !== 0) {
       // Open and inside its reset timeout (Rust wrote until when): refuse
@@ -618,6 +685,37 @@ export class CircuitBreaker extends EventEmitter {
       },
       (err: unknown) => this.afterFailure(fn, toError(err), now() - t0, false),
     );
+  }
+
+  /**
+   * Closed breaker timed with the turn clock (see "the turn clock" above):
+   * `runClosed` without its two clock reads. A failure reads the real clock
+   * when it happens (its time and the window bucket are exact; its latency
+   * starts at the turn's reading).
+   */
+  private runTurn<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
+    const t0 = turnDirty ? readTurn() : turnAt;
+    let p: T | Promise<T>;
+    try {
+      p = fn();
+    } catch (err) {
+      return this.afterFailure(fn, toError(err), now() - t0, false);
+    }
+    return (p instanceof Promise ? p : Promise.resolve(p)).then(
+      (value: T) => {
+        this.turnSuccess(value, t0);
+        return value;
+      },
+      (err: unknown) => this.afterFailure(fn, toError(err), now() - t0, false),
+    );
+  }
+
+  /** `runTurn`'s success: batched in the ring (no slow-call rule on this breaker, so never slow). */
+  private turnSuccess(value: unknown, t0: number): void {
+    const t1 = turnDirty ? readTurn() : turnAt;
+    if (io[EPOCH_SLOT] !== this.epoch) return;
+    pushOutcome(this.id, t1 - t0, t1);
+    if (this.hotListeners) this.emitSafe('success', value, t1 - t0);
   }
 
   /** A success on a closed breaker: batched in the ring unless slow (then Rust hears of it now). */

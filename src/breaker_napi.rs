@@ -331,6 +331,7 @@ fn read_options(
         max_delay_ms: r.number("maxDelay", "a number of milliseconds >= 0")?,
         factor: r.number("factor", "a number from 1 to 10")?,
         jitter,
+        exact_latency: o.boolean("exactLatency")?,
     };
     Ok((raw, seed))
 }
@@ -552,6 +553,11 @@ pub struct CbOptionsView {
     pub max_delay: f64,
     pub factor: f64,
     pub jitter: String,
+    /// `exactLatency` as given (default false).
+    pub exact_latency: bool,
+    /// Whether the closed path times calls with the turn clock
+    /// ([`crate::core::breaker::BreakerOptions::times_per_turn`]): the wrapper reads it here.
+    pub times_per_turn: bool,
 }
 
 /// Everything about one breaker, for `toJSON()`, dashboards and the CLI.
@@ -622,6 +628,8 @@ fn snapshot(name: &str, br: &mut Breaker, now: f64, origin: f64) -> CbSnapshot {
             max_delay: o.retry.max_delay_ms,
             factor: o.retry.factor,
             jitter: o.retry.jitter.as_str().to_string(),
+            exact_latency: o.exact_latency,
+            times_per_turn: o.times_per_turn(),
         },
     }
 }
