@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nodeSetImmediate } from 'node:timers';
 import { native } from './native';
+import { RetryPolicy } from './retry';
 import { callTimers, checkFile, epoch, monotonicClock, onClock, underTestRunner, watchFiles } from './test-runner';
 // The binding's protocol codes (const enums in index.d.ts: tsc inlines them, so reading one costs nothing).
 import { BreakerAdmission, BreakerControl, BreakerGate, BreakerOutcome, BreakerTransition } from '../index';
@@ -419,12 +420,73 @@ class TimedCall implements Deadline {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  // No wait, no timer (the test defaults' retries): nothing a fake timer holds.
-  if (!(ms > 0)) return resolved;
-  // A retry sleep is part of a call the user is awaiting, so it keeps the
-  // process alive exactly as the call itself would (not unref'd).
-  return new Promise((resolve) => callTimers.after(resolve, ms));
+// ---- retries: the one retry loop of ./retry -----------------------------------
+
+/** Why a failed attempt ends the retries, decided by the breaker (see `AttemptFailed`). */
+const enum Stop {
+  /** Retry if attempts remain. */
+  None,
+  /** `resetAll()` removed the breaker meanwhile: no more retries, nothing recorded. */
+  Stale,
+  /** `isFailure` says the dependency is healthy: pass the error through, count a success. */
+  Healthy,
+  /** Re-checked before a retry, the breaker refused: the call ends in a rejection. */
+  Rejected,
+}
+
+/**
+ * What a breaker call's attempt throws into its `RetryPolicy`: the error,
+ * boxed with the breaker's verdict on it. Boxed so that the policy retries
+ * exactly what the breaker's contract retries (every failure, even a nested
+ * breaker's `CircuitOpenError`, which a bare `retry()` would not retry) and
+ * so that its hooks, shared by every call of the breaker, find the call's
+ * breaker on the error. Never seen outside this module. An `Error` for the
+ * type of a throw, but built by `of` without running the Error constructor
+ * (no stack trace, ~µs, captured per failed attempt for nothing).
+ */
+class AttemptFailed extends Error {
+  declare readonly b: CircuitBreaker;
+  declare readonly error: Error;
+  declare readonly stop: Stop;
+  declare readonly admission: number;
+  declare readonly retryAfterMs: number | null;
+
+  static of(b: CircuitBreaker, error: Error, stop: Stop, admission = 0, retryAfterMs: number | null = null): AttemptFailed {
+    const box = Object.create(AttemptFailed.prototype) as { -readonly [K in keyof AttemptFailed]: AttemptFailed[K] };
+    box.b = b;
+    box.error = error;
+    box.stop = stop;
+    box.admission = admission;
+    box.retryAfterMs = retryAfterMs;
+    return box as AttemptFailed;
+  }
+}
+
+/** `retryOn`: retry unless the breaker stopped the retries. */
+function mayRetry(e: unknown): boolean {
+  return e instanceof AttemptFailed && e.stop === Stop.None;
+}
+
+/** `onRetry`: the breaker's log line and `retry` event, with the unboxed error. */
+function announceRetry(info: { attempt: number; delay: number; error: unknown }): void {
+  const { b, error } = info.error as AttemptFailed;
+  b['announceRetry'](info.attempt, info.delay, error);
+}
+
+/**
+ * A breaker's `retryOptions` as a `RetryPolicy` (the one retry loop): its
+ * attempt count is the breaker's `maxRetries`, and its delays are the
+ * breaker's own (`cbRetryDelay`: Rust's backoff rule with the breaker's
+ * options, seed and `random`, and the test-runner defaults), not `retry()`'s.
+ */
+class BreakerRetries extends RetryPolicy {
+  constructor(private readonly b: CircuitBreaker) {
+    super({ maxRetries: b['maxRetries'], retryOn: mayRetry, onRetry: announceRetry });
+  }
+
+  override delay(attempt: number, previousMs: number): number {
+    return this.b['retryDelay'](attempt, previousMs);
+  }
 }
 
 // ---- the breaker ---------------------------------------------------------------
@@ -540,6 +602,8 @@ export class CircuitBreaker extends EventEmitter {
   private maxRetries!: number;
   /** Closed calls are timed with the turn clock (Rust's `timesPerTurn`: no slow-call rule, no timeout, no `exactLatency`). */
   private perTurn!: boolean;
+  /** This breaker's retry loop, made at its first failure (see `afterFailure`). */
+  private retrier: BreakerRetries | null = null;
   /** The reset epoch this object was bound in (see `bound()`). */
   private epoch!: number;
   private readonly options: CircuitBreakerOptions;
@@ -584,6 +648,7 @@ export class CircuitBreaker extends EventEmitter {
     this.timeoutMs = applied.timeout ?? 0;
     this.maxRetries = applied.maxRetries;
     this.perTurn = applied.timesPerTurn;
+    this.retrier = null;
   }
 
   /**
@@ -821,54 +886,73 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   /**
-   * After a failed first attempt: classify, retry with backoff (re-checking
-   * the breaker before each retry), then report one outcome for the whole call.
+   * After a failed first attempt: retries with backoff through the breaker's
+   * `RetryPolicy` (./retry's loop, the package's one), the breaker re-checked
+   * before each retry, then reports one outcome for the whole call. Each
+   * failure is judged first (`judge`): a reset breaker or an `isFailure`
+   * verdict of "healthy" stops the retries.
    */
   private async afterFailure<T>(fn: (signal?: AbortSignal) => T | Promise<T>, err: Error, latency: number, trial: boolean): Promise<T> {
     const t0 = now() - latency;
-    let previousDelay = 0;
-    for (let attempt = 0; ; attempt++) {
-      // Reset meanwhile: the breaker this call ran under is gone; no more retries.
-      if (this.stale()) break;
-      if (this.isFailure && !this.isFailure(err)) {
-        // Not the dependency's fault: pass it through, count the call as healthy.
-        this.succeeded(now() - t0, trial, undefined);
-        throw err;
+    let first = true;
+    let last = err;
+    const attempt = async (): Promise<T> => {
+      if (first) {
+        // The first attempt already ran (and failed) before the breaker knew it would retry.
+        first = false;
+        throw this.judge(err);
       }
-      if (err instanceof CircuitTimeoutError && err.breaker === this.name) this.emitSafe('timeout', err);
-      if (attempt >= this.maxRetries) break;
-      const delay = this.retryDelay(attempt, previousDelay);
-      previousDelay = delay;
-      logger?.warn(
-        `⚠️  [CircuitBreaker:${this.name}] Attempt ${attempt + 1}/${this.maxRetries + 1} failed, retrying in ${Math.round(delay)}ms:`,
-        err.message,
-      );
-      this.emitSafe('retry', { attempt: attempt + 1, delay, error: err });
-      await sleep(delay);
       // Re-check the breaker: other calls may have opened it meanwhile. A
       // half-open trial keeps its slot for its own retries.
       if (!trial && this.page[this.slot] !== 0) {
         const code = acquire(this.id);
         this.transitions(code >> SHIFT);
         const admission = code & ADMISSION;
-        if (admission >= BreakerAdmission.RejectOpen) {
-          const retryAfterMs = this.retryAfter();
-          this.failed(err, now() - t0, false);
-          return this.rejected<T>(admission, err, retryAfterMs);
-        }
+        if (admission >= BreakerAdmission.RejectOpen) throw AttemptFailed.of(this, last, Stop.Rejected, admission, this.retryAfter());
         trial = admission === BreakerAdmission.Trial;
       }
       try {
-        const value = await this.attempt(fn);
-        this.succeeded(now() - t0, trial, value);
-        return value;
+        return await this.attempt(fn);
       } catch (e) {
-        err = toError(e);
+        last = toError(e);
+        throw this.judge(last);
       }
+    };
+    let value: T;
+    try {
+      value = await (this.retrier ??= new BreakerRetries(this)).execute(attempt);
+    } catch (e) {
+      if (!(e instanceof AttemptFailed)) throw e;
+      if (e.stop === Stop.Healthy) {
+        // Not the dependency's fault: pass it through, count the call as healthy.
+        this.succeeded(now() - t0, trial, undefined);
+        throw e.error;
+      }
+      if (e.stop === Stop.Rejected) {
+        this.failed(e.error, now() - t0, false);
+        return this.rejected<T>(e.admission, e.error, e.retryAfterMs);
+      }
+      this.failed(e.error, now() - t0, trial);
+      if (this.fallback) return this.runFallback<T>(e.error);
+      throw e.error;
     }
-    this.failed(err, now() - t0, trial);
-    if (this.fallback) return this.runFallback<T>(err);
-    throw err;
+    this.succeeded(now() - t0, trial, value);
+    return value;
+  }
+
+  /** The breaker's verdict on one failed attempt, boxed for the retry loop; emits `timeout` for its own timeouts. */
+  private judge(err: Error): AttemptFailed {
+    // Reset meanwhile: the breaker this call ran under is gone; no more retries.
+    if (this.stale()) return AttemptFailed.of(this, err, Stop.Stale);
+    if (this.isFailure && !this.isFailure(err)) return AttemptFailed.of(this, err, Stop.Healthy);
+    if (err instanceof CircuitTimeoutError && err.breaker === this.name) this.emitSafe('timeout', err);
+    return AttemptFailed.of(this, err, Stop.None);
+  }
+
+  /** Told by the retry loop before each sleep: the original's log line and the `retry` event. */
+  private announceRetry(attempt: number, delay: number, error: Error): void {
+    logger?.warn(`⚠️  [CircuitBreaker:${this.name}] Attempt ${attempt}/${this.maxRetries + 1} failed, retrying in ${Math.round(delay)}ms:`, error.message);
+    this.emitSafe('retry', { attempt, delay, error });
   }
 
   private failed(err: Error, latency: number, trial: boolean): void {
