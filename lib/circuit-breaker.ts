@@ -17,7 +17,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nodeSetImmediate } from 'node:timers';
-import { native } from './native';
+import { native, type Binding } from './native';
 import { RetryPolicy } from './retry';
 import { callTimers, checkFile, epoch, monotonicClock, onClock, underTestRunner, watchFiles } from './test-runner';
 // The binding's protocol codes (const enums in index.d.ts: tsc inlines them, so reading one costs nothing).
@@ -28,13 +28,19 @@ const ADMISSION = native.BREAKER_ADMISSION_MASK;
 
 // ---- shared buffers with the Rust core -------------------------------------
 
-const layout = native.cbLayout();
+const layout = native.BreakerTable.layout();
 const PAGE = layout.page;
 const STRIDE = layout.stride;
 const RING_CAP = layout.ringCap;
 const io = new Float64Array(layout.ioLen);
 const ring = new Float64Array(1 + 3 * RING_CAP);
-const INST = native.cbInit(io, ring, performance.timeOrigin);
+// This copy of the module's view of the thread's breakers (the buffers above,
+// attached to Rust's registry): kept for the module's life; its cold methods
+// are the breakers' controls and snapshots. The per-call crossings
+// (cbAcquire, cbRecord, cbDrain, cbRetryDelay) are free functions of its
+// `inst`: a class method's crossing costs several times theirs.
+const table = new native.BreakerTable(io, ring, performance.timeOrigin);
+const INST = table.inst;
 const pages: Float64Array[] = [];
 // The clock in force (./test-runner: performance.now(), the test runner's
 // Date, or one injected with setClock), kept in a local for the hot path.
@@ -150,7 +156,7 @@ let captureStacks = process.env.RELIABILITY_CAPTURE_STACKS === '1';
 export function configureCircuitBreakers(opts: { logger?: BreakerLogger | null; captureStacks?: boolean; maxBreakers?: number }): void {
   // Read each option once, before acting on any (a getter runs once).
   const { logger: l, captureStacks: c, maxBreakers: m } = opts;
-  if (m !== undefined) native.cbConfigure(INST, { maxBreakers: m });
+  if (m !== undefined) table.configure({ maxBreakers: m });
   if (l !== undefined) logger = l;
   if (c !== undefined) captureStacks = !!c;
 }
@@ -567,7 +573,7 @@ export interface BreakerStateView {
   lastFailureTime: number | null;
 }
 
-export type BreakerSnapshot = ReturnType<typeof native.cbSnapshot>;
+export type BreakerSnapshot = Binding.CbSnapshot;
 
 // Mirror gate values (BreakerGate) to the state getState() names.
 const STATES: Record<number, CircuitState> = {
@@ -635,16 +641,16 @@ export class CircuitBreaker extends EventEmitter {
   private bind(): void {
     const o = this.options;
     this.epoch = io[EPOCH_SLOT];
-    this.id = native.cbCreate(INST, this.name, o, now());
+    this.id = table.create(this.name, o, now());
     while (pages.length * PAGE <= this.id) {
       const p = new Float64Array(PAGE * STRIDE);
       pages.push(p);
-      native.cbAttachPage(INST, p);
+      table.attachPage(p);
     }
     this.page = pages[Math.floor(this.id / PAGE)];
     this.slot = (this.id % PAGE) * STRIDE;
     // Read back what Rust validated rather than re-validating here.
-    const applied = native.cbSnapshot(INST, this.id, now()).options;
+    const applied = table.snapshot(this.id, now()).options;
     this.timeoutMs = applied.timeout ?? 0;
     this.maxRetries = applied.maxRetries;
     this.perTurn = applied.timesPerTurn;
@@ -1028,7 +1034,7 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private async runFallback<T>(err: Error): Promise<T> {
-    native.cbControl(INST, this.id, BreakerControl.Fallback, now());
+    table.control(this.id, BreakerControl.Fallback, now());
     this.emitSafe('fallback', err);
     return (await this.fallback!(err)) as T;
   }
@@ -1066,14 +1072,14 @@ export class CircuitBreaker extends EventEmitter {
   /** The original's `getState()`: `{ state, failureCount, lastFailureTime }`. */
   getState(): BreakerStateView {
     this.bound();
-    const s = native.cbState(INST, this.id);
+    const s = table.state(this.id);
     return { state: s.state as CircuitState, failureCount: s.failureCount, lastFailureTime: s.lastFailureTime ?? null };
   }
 
   /** Forces the breaker closed and zeroes every counter. */
   reset(): void {
     this.bound();
-    const tr = native.cbControl(INST, this.id, BreakerControl.Reset, now());
+    const tr = table.control(this.id, BreakerControl.Reset, now());
     logger?.log(`🔄 [CircuitBreaker:${this.name}] Circuit RESET`);
     if (tr & BreakerTransition.Closed) this.emitSafe('close');
   }
@@ -1081,19 +1087,19 @@ export class CircuitBreaker extends EventEmitter {
   /** Closes the breaker by hand (ends an isolation), keeping its statistics. */
   close(): void {
     this.bound();
-    this.transitions(native.cbControl(INST, this.id, BreakerControl.Close, now()));
+    this.transitions(table.control(this.id, BreakerControl.Close, now()));
   }
 
   /** Opens the breaker by hand; it half-opens after `resetTimeout` as usual. */
   open(): void {
     this.bound();
-    this.transitions(native.cbControl(INST, this.id, BreakerControl.Open, now()), 'opened by hand');
+    this.transitions(table.control(this.id, BreakerControl.Open, now()), 'opened by hand');
   }
 
   /** Opens the breaker and holds it open until `close()` or `reset()` (incidents). */
   isolate(): void {
     this.bound();
-    this.transitions(native.cbControl(INST, this.id, BreakerControl.Isolate, now()), 'isolated');
+    this.transitions(table.control(this.id, BreakerControl.Isolate, now()), 'isolated');
     // Isolating an already-open breaker changes no state, so `open` may not
     // fire; `isolate` always does.
     this.emitSafe('isolate');
@@ -1102,7 +1108,7 @@ export class CircuitBreaker extends EventEmitter {
   /** Everything Rust knows about this breaker: state, counters, rolling window, options. */
   toJSON(): BreakerSnapshot {
     this.bound();
-    return native.cbSnapshot(INST, this.id, now());
+    return table.snapshot(this.id, now());
   }
 
   snapshot(): BreakerSnapshot {
