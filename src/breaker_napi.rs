@@ -1,8 +1,11 @@
 //! Bindings for circuit breakers.
 //!
-//! The hot path is designed around what a crossing costs here (~65 ns for a
-//! call with no arguments, ~280 ns with three numbers, ~600 ns for a class
-//! method):
+//! The hot path is designed around what a crossing costs here. Measured on
+//! this machine (2 × AMD EPYC, Node 20, one million calls): a free function
+//! with one number (`cbDrain(inst)`) ~105 ns, one with four numbers ~130 ns,
+//! the same work as a class method with three (`table.control(id, op, now)`)
+//! ~270 ns, a class getter ~240 ns: unwrapping `this` costs more than the
+//! work. Hence:
 //! - **Mirror pages** (`Float64Array`s allocated by JS, written only by Rust):
 //!   three slots per breaker, `[gate, slowCallMs, rejectUntil]`. `gate == 0`
 //!   means "closed: run without asking", so a call on a closed breaker makes
@@ -29,8 +32,8 @@
 //! buffers. The cold operations (create, configure, controls, snapshots) are
 //! the table's methods. The four per-call crossings (`cbAcquire`, `cbRecord`,
 //! `cbDrain`, `cbRetryDelay`) stay free functions taking the table's
-//! `inst`: a class method's crossing (unwrapping `this`) costs several times
-//! a free function's with one number (see `cb_acquire`).
+//! `inst`: a class method's crossing (unwrapping `this`) costs about twice
+//! a free function's (figures above).
 
 use std::cell::RefCell;
 
