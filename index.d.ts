@@ -10,6 +10,65 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * One copy of the JS wrapper's view of the thread's breakers: its shared
+ * buffers (io block, outcome ring, mirror pages), attached to the thread's
+ * registry, and the cold operations on the breakers. The JS module makes one
+ * at load and keeps it; when it is collected, `Drop` detaches its buffers
+ * (applying what its ring still holds first). The per-call crossings take
+ * its [`BreakerTable::inst`] and are free functions (`cbAcquire`,
+ * `cbRecord`, `cbDrain`, `cbRetryDelay`), the cheapest crossing here.
+ *
+ * ```js
+ * const l = native.BreakerTable.layout();
+ * const io = new Float64Array(l.ioLen);
+ * const ring = new Float64Array(1 + 3 * l.ringCap);
+ * const table = new native.BreakerTable(io, ring, performance.timeOrigin);
+ * table.attachPage(new Float64Array(l.page * l.stride));
+ * const id = table.create('orders-db', { failureThreshold: 5 }, performance.now());
+ * table.snapshot(id, performance.now()).state; // 'closed'
+ * ```
+ */
+export declare class BreakerTable {
+  /**
+   * Attaches `io` (at least `ioLen` elements) and `ring` (at least
+   * `1 + 3 * ringCap`) as a new instance. `timeOrigin` is
+   * `performance.timeOrigin` (to report epoch ms); `seed` seeds the
+   * registry's jitter generator when this is the thread's first table.
+   */
+  constructor(io: Float64Array, ring: Float64Array, timeOrigin: number, seed?: number | undefined | null)
+  /** The buffer sizes the JS side must agree on (static: needed before a table exists). */
+  static layout(): CbLayout
+  /** This table's instance id, the first argument of the per-call free functions. */
+  get inst(): number
+  /** Gives Rust the next mirror page (`page * stride` elements); returns how many pages it now has. */
+  attachPage(page: Float64Array): number
+  /**
+   * Creates (or finds) the breaker `name`; returns its id. Options of an
+   * existing name are ignored, as the original registry did. The options
+   * object is read fully before the registry is borrowed.
+   */
+  create(name: unknown, opts: unknown | undefined | null, now: number): number
+  /**
+   * Registry settings from `configureCircuitBreakers(options)`: reads
+   * `maxBreakers` (an integer from 1 to 1,000,000, default 10,000; past
+   * it, creating a breaker throws a RangeError with code
+   * `ERR_LIMIT_REACHED`). Returns the cap in force.
+   */
+  configure(opts?: unknown | undefined | null): number
+  /**
+   * Manual controls (`BreakerControl`: reset, close, open, isolate, count
+   * a fallback) on breaker `id`; returns the transitions.
+   */
+  control(id: number, op: number, now: number): number
+  /** The original's `getState()` of breaker `id`. */
+  state(id: number): CbState
+  /** Everything about breaker `id` at `now`. */
+  snapshot(id: number, now: number): CbSnapshot
+  /** Snapshots of every breaker, in creation order. */
+  snapshotAll(now: number): Array<CbSnapshot>
+}
+
+/**
  * One set of health gates (see `core::gate`).
  *
  * Methods take `&self` and borrow the set only after every user object is
@@ -542,33 +601,8 @@ export declare const enum BreakerTransition {
  */
 export declare function cbAcquire(inst: number): number
 
-/** Gives Rust the next mirror page; returns how many pages it now has. */
-export declare function cbAttachPage(inst: number, page: Float64Array): number
-
-/**
- * Registry settings from `configureCircuitBreakers(options)`: reads
- * `maxBreakers`, the cap on breakers (an integer from 1 to 1,000,000,
- * default 10,000; past it, creating a breaker throws a RangeError with code
- * `ERR_LIMIT_REACHED`). Returns the cap in force.
- */
-export declare function cbConfigure(inst: number, opts?: unknown | undefined | null): number
-
-/** Manual controls: 0 reset, 1 close, 2 open, 3 isolate. Returns transitions. */
-export declare function cbControl(inst: number, id: number, op: number, now: number): number
-
-/**
- * Creates (or finds) the breaker `name`; returns its id. Options of an
- * existing name are ignored, as the original registry did.
- */
-export declare function cbCreate(inst: number, name: unknown, opts: unknown | undefined | null, now: number): number
-
 /** Applies the batched successes now (the ring is full, or a read wants fresh figures). */
 export declare function cbDrain(inst: number): void
-
-/** Attaches one wrapper copy's buffers; returns its instance id. */
-export declare function cbInit(io: Float64Array, ring: Float64Array, timeOrigin: number, seed?: number | undefined | null): number
-
-export declare function cbLayout(): CbLayout
 
 /** Constants the JS side must agree on. */
 export interface CbLayout {
@@ -596,6 +630,13 @@ export interface CbOptionsView {
   maxDelay: number
   factor: number
   jitter: string
+  /** `exactLatency` as given (default false). */
+  exactLatency: boolean
+  /**
+   * Whether the closed path times calls with the turn clock
+   * ([`crate::core::breaker::BreakerOptions::times_per_turn`]): the wrapper reads it here.
+   */
+  timesPerTurn: boolean
 }
 
 /** io: [id, outcome (0 ok, 1 failure, 2 timeout), latencyMs, finishedAt, trial (0/1)] → transitions. */
@@ -603,8 +644,6 @@ export declare function cbRecord(inst: number): number
 
 /** io: [id, attempt, previousDelay, u or NaN] → the sleep before the next attempt, in ms. */
 export declare function cbRetryDelay(inst: number): number
-
-export declare function cbSnapshot(inst: number, id: number, now: number): CbSnapshot
 
 /** Everything about one breaker, for `toJSON()`, dashboards and the CLI. */
 export interface CbSnapshot {
@@ -621,11 +660,6 @@ export interface CbSnapshot {
   totals: CbTotals
   options: CbOptionsView
 }
-
-/** Snapshots of every breaker, in creation order. */
-export declare function cbSnapshotAll(inst: number, now: number): Array<CbSnapshot>
-
-export declare function cbState(inst: number, id: number): CbState
 
 /** The original's `getState()` shape. */
 export interface CbState {

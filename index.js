@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.BreakerTable = nativeBinding.BreakerTable
 module.exports.HealthGates = nativeBinding.HealthGates
 module.exports.MetricsBinding = nativeBinding.MetricsBinding
 module.exports.OpsPlane = nativeBinding.OpsPlane
@@ -857,18 +858,9 @@ module.exports.BreakerGate = nativeBinding.BreakerGate
 module.exports.BreakerOutcome = nativeBinding.BreakerOutcome
 module.exports.BreakerTransition = nativeBinding.BreakerTransition
 module.exports.cbAcquire = nativeBinding.cbAcquire
-module.exports.cbAttachPage = nativeBinding.cbAttachPage
-module.exports.cbConfigure = nativeBinding.cbConfigure
-module.exports.cbControl = nativeBinding.cbControl
-module.exports.cbCreate = nativeBinding.cbCreate
 module.exports.cbDrain = nativeBinding.cbDrain
-module.exports.cbInit = nativeBinding.cbInit
-module.exports.cbLayout = nativeBinding.cbLayout
 module.exports.cbRecord = nativeBinding.cbRecord
 module.exports.cbRetryDelay = nativeBinding.cbRetryDelay
-module.exports.cbSnapshot = nativeBinding.cbSnapshot
-module.exports.cbSnapshotAll = nativeBinding.cbSnapshotAll
-module.exports.cbState = nativeBinding.cbState
 module.exports.dagParseGraph = nativeBinding.dagParseGraph
 module.exports.dagSortJson = nativeBinding.dagSortJson
 module.exports.ERROR_STATUS_FROM = nativeBinding.ERROR_STATUS_FROM

@@ -77,22 +77,22 @@ const WAYS = ['getter', 'proxy', 'throw'];
 const assert = require('node:assert/strict');
 
 function cbSetup(n) {
-  const l = n.cbLayout();
-  const inst = n.cbInit(new Float64Array(l.ioLen), new Float64Array(l.ringCap * 8 + 64), 0, 1);
-  return { inst, pages: [] };
+  const l = n.BreakerTable.layout();
+  const t = new n.BreakerTable(new Float64Array(l.ioLen), new Float64Array(l.ringCap * 8 + 64), 0, 1);
+  return { t, pages: [] };
 }
 function cbPages(n, ctx) {
-  const l = n.cbLayout();
-  const count = n.cbSnapshotAll(ctx.inst, 0).length;
+  const l = n.BreakerTable.layout();
+  const count = ctx.t.snapshotAll(0).length;
   while (ctx.pages.length * l.page <= count) {
     const p = new Float64Array(l.page * l.stride);
     ctx.pages.push(p);
-    n.cbAttachPage(ctx.inst, p);
+    ctx.t.attachPage(p);
   }
 }
 const cbAfter = (n, ctx) => {
-  const id = n.cbCreate(ctx.inst, `after-${Math.random()}`, { failureThreshold: 3 }, 0);
-  assert.equal(n.cbSnapshot(ctx.inst, id, 0).options.failureThreshold, 3);
+  const id = ctx.t.create(`after-${Math.random()}`, { failureThreshold: 3 }, 0);
+  assert.equal(ctx.t.snapshot(id, 0).options.failureThreshold, 3);
 };
 
 function sgSetup(n) {
@@ -100,19 +100,20 @@ function sgSetup(n) {
 }
 
 const NATIVE_CASES = {
-  cbConfigure: {
+  'BreakerTable#configure': {
     setup: cbSetup,
-    call: (n, c, dress) => n.cbConfigure(c.inst, dress({ maxBreakers: 20_000 })),
-    reenter: (n, c) => { n.cbConfigure(c.inst, { maxBreakers: 30_000 }); n.cbSnapshotAll(c.inst, 0); },
+    call: (n, c, dress) => c.t.configure(dress({ maxBreakers: 20_000 })),
+    reenter: (n, c) => { c.t.configure({ maxBreakers: 30_000 }); c.t.snapshotAll(0); },
     check: (n, c, r) => assert.equal(r, 20_000),
     after: cbAfter,
   },
-  cbCreate: {
+  'BreakerTable#create': {
     setup: cbSetup,
-    call: (n, c, dress) => n.cbCreate(c.inst, `outer-${++c.k}`, dress({ failureThreshold: 5, retryOptions: { maxRetries: 2, jitter: 'full' } }), 0),
-    reenter: (n, c) => { n.cbCreate(c.inst, `inner-${++c.k}`, { failureThreshold: 2 }, 0); n.cbSnapshotAll(c.inst, 0); },
+    call: (n, c, dress) => c.t.create(`outer-${++c.k}`, dress({ failureThreshold: 5, retryOptions: { maxRetries: 2, jitter: 'full' }, exactLatency: true }), 0),
+    reenter: (n, c) => { c.t.create(`inner-${++c.k}`, { failureThreshold: 2 }, 0); c.t.snapshotAll(0); },
     check: (n, c, id) => {
-      const o = n.cbSnapshot(c.inst, id, 0).options;
+      const o = c.t.snapshot(id, 0).options;
+      assert.equal(o.exactLatency, true);
       assert.equal(o.failureThreshold, 5);
       assert.equal(o.maxRetries, 2);
       assert.equal(o.jitter, 'full');
@@ -230,8 +231,7 @@ const UNKNOWN_READ_AS_PRIMITIVE = ['QuorumRule'];
 /** Binding exports that take no object: only numbers, strings, booleans, typed arrays. */
 const NATIVE_NO_OBJECT = [
   'authCheckLimits', 'authCheckToken', 'authDefaults', 'authFailure', 'authRetryAfter', 'authSuccess',
-  'cbAcquire', 'cbAttachPage', 'cbControl', 'cbDrain', 'cbInit', 'cbLayout', 'cbRecord', 'cbRetryDelay',
-  'cbSnapshot', 'cbSnapshotAll', 'cbState',
+  'BreakerTable', 'cbAcquire', 'cbDrain', 'cbRecord', 'cbRetryDelay',
   'dagParseGraph', 'dagSortJson', 'StartupDag', 'HealthGates',
   'errorCodes', 'opsCheckState', 'opsDecide', 'OpsPlane',
   'MetricsBinding', 'sgDrain', 'sgRefusalCodes', 'sgRingCap',
@@ -464,7 +464,7 @@ async function runCase(group, name, way) {
   const mod = group === 'native' ? require(path.join(ROOT, 'index.js')) : require(path.join(ROOT, 'dist', 'index.js'));
   const cs = table[name];
   const ctx = (cs.setup ? cs.setup(mod) : null) ?? {};
-  if (group === 'native' && name.startsWith('cb')) cbPages(mod, ctx);
+  if (group === 'native' && name.startsWith('BreakerTable#')) cbPages(mod, ctx);
   {
     const reentryErrors = [];
     let reentries = 0;
@@ -489,7 +489,7 @@ async function runCase(group, name, way) {
     } catch (e) {
       error = e;
     }
-    if (group === 'native' && name.startsWith('cb')) cbPages(mod, ctx);
+    if (group === 'native' && name.startsWith('BreakerTable#')) cbPages(mod, ctx);
     if (way === 'throw') {
       // A getter that throws may be read (then its error, or a TypeError naming the field, is
       // thrown) or not (a JS wrapper that destructures only some keys); either way, catchable.

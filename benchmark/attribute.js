@@ -21,6 +21,16 @@
  *
  * Needs `perf` (Debian: apt-get install -y linux-perf) and permission to
  * sample (root, or kernel.perf_event_paranoid <= 1).
+ *
+ * `node --expose-gc benchmark/attribute.js closed-path` (no perf needed):
+ * the closed breaker path of `await breaker.execute(async () => 1)` taken
+ * apart. perf cannot split it by function (TurboFan inlines the parts into
+ * one frame), so each part is measured by ablation in one interleaved run:
+ * replicas that add one part at a time (one `.then`, its closures, the
+ * clock reads, the ring write), beside the real breaker (default, and with
+ * `exactLatency: true`: two clock reads per call) and cockatiel. Figures are
+ * CPU ns per call over a bare `await f()` of the same round, medians over
+ * rounds (BENCH_ROUNDS, default 9; BENCH_N calls, default 200000).
  */
 const { spawnSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -142,7 +152,118 @@ function smokeParser() {
   if (c.size !== 2) throw new Error(`parser: ${c.size} keys, want 2`);
 }
 
+/** The closed path by ablation (see the header): prints and returns { part: ns }. */
+async function closedPath() {
+  const { performance } = require('node:perf_hooks');
+  const { setImmediate: nodeSetImmediate } = require('node:timers');
+  const CB = require(path.join(__dirname, '..', 'dist', 'circuit-breaker.js'));
+  const cockatiel = require('cockatiel');
+  CB.configureCircuitBreakers({ logger: null });
+  const rounds = SMOKE ? 2 : Number(process.env.BENCH_ROUNDS) || 9;
+  const n = SMOKE ? 2000 : Number(process.env.BENCH_N) || 200_000;
+  const f = async () => 1;
+  // Replicas of lib/circuit-breaker.ts's parts (a ring of 512, the epoch slot, the turn clock).
+  const ring = new Float64Array(1 + 3 * 512);
+  const io = new Float64Array(8);
+  const push = (id, latency, at) => {
+    let k = ring[0];
+    if (k >= 512) k = 0;
+    const o = 1 + 3 * k;
+    ring[o] = id;
+    ring[o + 1] = latency;
+    ring[o + 2] = at;
+    ring[0] = k + 1;
+  };
+  let turnAt = 0;
+  let dirty = true;
+  const ended = () => (dirty = true);
+  const readTurn = () => {
+    dirty = false;
+    turnAt = performance.now();
+    nodeSetImmediate(ended).unref();
+    return turnAt;
+  };
+  const me = { id: 3, epoch: 0 };
+  const fail = (e) => {
+    throw e;
+  };
+  const C = {
+    'bare await f()': () => f(),
+    'one .then(v => v)': () => f().then((v) => v),
+    '+ closures (this, t0; ok and fail)': () => {
+      const t0 = turnAt;
+      return f().then((v) => (me.x = t0) && v, fail);
+    },
+    '+ two turn-clock reads': () => {
+      const t0 = dirty ? readTurn() : turnAt;
+      return f().then((v) => {
+        const t1 = dirty ? readTurn() : turnAt;
+        me.x = t1 - t0;
+        return v;
+      }, fail);
+    },
+    '+ epoch check and ring write (the design)': () => {
+      const t0 = dirty ? readTurn() : turnAt;
+      return f().then((v) => {
+        const t1 = dirty ? readTurn() : turnAt;
+        if (io[7] === me.epoch) push(me.id, t1 - t0, t1);
+        return v;
+      }, fail);
+    },
+    'same with two performance.now() (former)': () => {
+      const t0 = performance.now();
+      return f().then((v) => {
+        const t1 = performance.now();
+        if (io[7] === me.epoch) push(me.id, t1 - t0, t1);
+        return v;
+      }, fail);
+    },
+    'async/await instead of .then (same parts)': async () => {
+      const t0 = dirty ? readTurn() : turnAt;
+      const v = await f();
+      const t1 = dirty ? readTurn() : turnAt;
+      if (io[7] === me.epoch) push(me.id, t1 - t0, t1);
+      return v;
+    },
+  };
+  const reg = CB.getCircuitBreakerRegistry();
+  const ours = reg.get('parts-default');
+  const exact = reg.get('parts-exact', { exactLatency: true });
+  const ck = cockatiel.circuitBreaker(cockatiel.handleAll, { halfOpenAfter: 10_000, breaker: new cockatiel.ConsecutiveBreaker(5) });
+  C['real breaker, default (turn clock)'] = () => ours.execute(f);
+  C['real breaker, exactLatency: true'] = () => exact.execute(f);
+  C['cockatiel 4 consecutive breaker'] = () => ck.execute(f);
+  const names = Object.keys(C);
+  const raw = Object.fromEntries(names.map((k) => [k, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(k + r) % names.length];
+      const fn = C[name];
+      if (typeof global.gc === 'function') global.gc();
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < n; i++) await fn();
+      const c = process.cpuUsage(c0);
+      raw[name].push(((c.user + c.system) * 1000) / n);
+      // Let the turn end (the turn clock's setImmediate runs) between contenders.
+      await new Promise((res) => setImmediate(res));
+    }
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const base = raw['bare await f()'];
+  const out = {};
+  console.log(`Closed breaker path by ablation: CPU ns per call over a bare await f(), median of ${rounds} rounds x ${n} calls (${os.cpus().length} x ${os.cpus()[0].model}, Node ${process.version})`);
+  for (const name of names.slice(1)) {
+    out[name] = median(raw[name].map((x, i) => x - base[i]));
+    console.log(`  ${name.padEnd(44)} ${out[name].toFixed(0).padStart(5)}`);
+  }
+  return out;
+}
+
 async function main() {
+  if (args.includes('closed-path')) {
+    await closedPath();
+    return;
+  }
   smokeParser();
   if (!hasPerf()) {
     console.log('perf is not installed (Debian: apt-get install -y linux-perf): nothing to sample.');

@@ -55,6 +55,8 @@ const TARGETS = {
 const f = async () => 1;
 const reg = CB.getCircuitBreakerRegistry();
 const ours1 = reg.get('hot-1');
+// The same call with a clock read before and after it (the default times closed calls per turn).
+const oursExact = reg.get('hot-exact', { exactLatency: true });
 const ours1000 = Array.from({ length: 1000 }, (_, i) => reg.get(`hot-rr-${i}`));
 const oursTimeout = reg.get('hot-timeout', { timeout: 10_000 });
 const oursOpen = reg.get('hot-open');
@@ -91,6 +93,7 @@ const C = {
   'ours, 1 breaker': { group: 'await', fn: () => ours1.execute(f) },
   'cockatiel, 1 breaker': { group: 'await', fn: () => ck1.execute(f) },
   'opossum, 1 breaker (10 s timeout)': { group: 'await', fn: () => op1.fire() },
+  'ours, 1 breaker, exactLatency: true': { group: 'await', fn: () => oursExact.execute(f) },
   'ours, 1,000 breakers round-robin': { group: 'await', fn: () => ours1000[rr++ % 1000].execute(f) },
   'cockatiel, 1,000 breakers round-robin': { group: 'await', fn: () => ck1000[rr++ % 1000].execute(f) },
   'ours, timeout 10 s': { group: 'await', fn: () => oursTimeout.execute(f) },
@@ -160,6 +163,7 @@ async function main() {
   const rows = [
     ['closed, 1 breaker: cockatiel / ours', ratio('cockatiel, 1 breaker', 'ours, 1 breaker'), `>= ${TARGETS.closedVsCockatiel}x`, (x) => x >= TARGETS.closedVsCockatiel],
     ['closed, 1,000 breakers: cockatiel / ours', ratio('cockatiel, 1,000 breakers round-robin', 'ours, 1,000 breakers round-robin'), `>= ${TARGETS.closedVsCockatiel}x`, (x) => x >= TARGETS.closedVsCockatiel],
+    ['closed, exactLatency: cockatiel / ours', ratio('cockatiel, 1 breaker', 'ours, 1 breaker, exactLatency: true'), '', null],
     ['closed, 1 breaker: opossum / ours', ratio('opossum, 1 breaker (10 s timeout)', 'ours, 1 breaker'), '', null],
     ['timeout: cockatiel breaker+timeout / ours', ratio('cockatiel, breaker + timeout 10 s', 'ours, timeout 10 s'), '', null],
     ['open: cockatiel / ours', ratio('cockatiel, open (rejects)', 'ours, open (rejects)'), '', null],

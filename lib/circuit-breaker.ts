@@ -10,12 +10,16 @@
  * into a shared Float64Array, so a call on a closed breaker reads one array
  * slot, runs, and appends its success to a shared ring that Rust drains in
  * batches. Failures, slow calls, half-open trials and rejections cross into
- * Rust at once, with their arguments passed through a shared I/O block.
+ * Rust at once, with their arguments passed through a shared I/O block. A
+ * closed call's latency comes from the turn clock (one clock read per
+ * event-loop turn, see below) unless the breaker needs per-call reads.
  */
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { native } from './native';
-import { callTimers, checkFile, epoch, onClock, underTestRunner, watchFiles } from './test-runner';
+import { setImmediate as nodeSetImmediate } from 'node:timers';
+import { native, type Binding } from './native';
+import { RetryPolicy } from './retry';
+import { callTimers, checkFile, epoch, monotonicClock, onClock, underTestRunner, watchFiles } from './test-runner';
 // The binding's protocol codes (const enums in index.d.ts: tsc inlines them, so reading one costs nothing).
 import { BreakerAdmission, BreakerControl, BreakerGate, BreakerOutcome, BreakerTransition } from '../index';
 
@@ -24,20 +28,72 @@ const ADMISSION = native.BREAKER_ADMISSION_MASK;
 
 // ---- shared buffers with the Rust core -------------------------------------
 
-const layout = native.cbLayout();
+const layout = native.BreakerTable.layout();
 const PAGE = layout.page;
 const STRIDE = layout.stride;
 const RING_CAP = layout.ringCap;
 const io = new Float64Array(layout.ioLen);
 const ring = new Float64Array(1 + 3 * RING_CAP);
-const INST = native.cbInit(io, ring, performance.timeOrigin);
+// This copy of the module's view of the thread's breakers (the buffers above,
+// attached to Rust's registry): kept for the module's life; its cold methods
+// are the breakers' controls and snapshots. The per-call crossings
+// (cbAcquire, cbRecord, cbDrain, cbRetryDelay) are free functions of its
+// `inst`: a class method's crossing costs about twice theirs (~270 against ~105-130 ns, src/breaker_napi.rs).
+const table = new native.BreakerTable(io, ring, performance.timeOrigin);
+const INST = table.inst;
 const pages: Float64Array[] = [];
 // The clock in force (./test-runner: performance.now(), the test runner's
 // Date, or one injected with setClock), kept in a local for the hot path.
 let now: () => number = () => performance.now();
-onClock((c) => (now = c));
 // Set by Rust on resetAll(): a breaker made before re-creates itself by name.
 const EPOCH_SLOT = layout.ioLen - 1;
+
+// ---- the turn clock ------------------------------------------------------------
+//
+// Why: two performance.now() reads per call (~25 ns each here) were most of
+// a closed breaker's own cost. A closed breaker without a slow-call rule, a
+// timeout or `exactLatency` (Rust decides: `options.timesPerTurn`) takes its
+// latency from this clock instead: the first read in an event-loop turn reads
+// the real clock and arms ONE unref'd setImmediate (node:timers, which no fake
+// timer or jsdom global replaces) that marks the reading stale for the next
+// turn; every other read in the turn returns the same reading. So all calls of
+// one turn share one read, a latency is exact to the turn, and synchronous
+// work inside one turn is not counted. Only the monotonic clock is cached: a
+// test runner's or an injected clock (`turnClock` false) is read per call, so
+// fake timers move every breaker exactly as before. Kept in module-level
+// variables (not a module of its own) so the hot path reads a local, not a
+// property of an imported module.
+
+/** The clock in force is the monotonic one, so the turn clock may cache it. */
+let turnClock = false;
+/** The cached reading is from an earlier turn (or none was taken yet). */
+let turnDirty = true;
+/** The setImmediate that marks the reading stale is pending. */
+let turnArmed = false;
+/** The reading of this turn. */
+let turnAt = 0;
+
+function turnEnded(): void {
+  turnArmed = false;
+  turnDirty = true;
+}
+
+/** The first read in a turn: reads the clock and arms the end-of-turn mark (once). */
+function readTurn(): number {
+  turnDirty = false;
+  turnAt = now();
+  if (!turnArmed) {
+    turnArmed = true;
+    nodeSetImmediate(turnEnded).unref();
+  }
+  return turnAt;
+}
+
+onClock((c) => {
+  now = c;
+  turnClock = c === monotonicClock;
+  turnDirty = true;
+});
 
 /** When the last `acquire` ran; a rejection reuses it instead of reading the clock again. */
 let acquiredAt = 0;
@@ -100,7 +156,7 @@ let captureStacks = process.env.RELIABILITY_CAPTURE_STACKS === '1';
 export function configureCircuitBreakers(opts: { logger?: BreakerLogger | null; captureStacks?: boolean; maxBreakers?: number }): void {
   // Read each option once, before acting on any (a getter runs once).
   const { logger: l, captureStacks: c, maxBreakers: m } = opts;
-  if (m !== undefined) native.cbConfigure(INST, { maxBreakers: m });
+  if (m !== undefined) table.configure({ maxBreakers: m });
   if (l !== undefined) logger = l;
   if (c !== undefined) captureStacks = !!c;
 }
@@ -370,12 +426,73 @@ class TimedCall implements Deadline {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  // No wait, no timer (the test defaults' retries): nothing a fake timer holds.
-  if (!(ms > 0)) return resolved;
-  // A retry sleep is part of a call the user is awaiting, so it keeps the
-  // process alive exactly as the call itself would (not unref'd).
-  return new Promise((resolve) => callTimers.after(resolve, ms));
+// ---- retries: the one retry loop of ./retry -----------------------------------
+
+/** Why a failed attempt ends the retries, decided by the breaker (see `AttemptFailed`). */
+const enum Stop {
+  /** Retry if attempts remain. */
+  None,
+  /** `resetAll()` removed the breaker meanwhile: no more retries, nothing recorded. */
+  Stale,
+  /** `isFailure` says the dependency is healthy: pass the error through, count a success. */
+  Healthy,
+  /** Re-checked before a retry, the breaker refused: the call ends in a rejection. */
+  Rejected,
+}
+
+/**
+ * What a breaker call's attempt throws into its `RetryPolicy`: the error,
+ * boxed with the breaker's verdict on it. Boxed so that the policy retries
+ * exactly what the breaker's contract retries (every failure, even a nested
+ * breaker's `CircuitOpenError`, which a bare `retry()` would not retry) and
+ * so that its hooks, shared by every call of the breaker, find the call's
+ * breaker on the error. Never seen outside this module. An `Error` for the
+ * type of a throw, but built by `of` without running the Error constructor
+ * (no stack trace, ~µs, captured per failed attempt for nothing).
+ */
+class AttemptFailed extends Error {
+  declare readonly b: CircuitBreaker;
+  declare readonly error: Error;
+  declare readonly stop: Stop;
+  declare readonly admission: number;
+  declare readonly retryAfterMs: number | null;
+
+  static of(b: CircuitBreaker, error: Error, stop: Stop, admission = 0, retryAfterMs: number | null = null): AttemptFailed {
+    const box = Object.create(AttemptFailed.prototype) as { -readonly [K in keyof AttemptFailed]: AttemptFailed[K] };
+    box.b = b;
+    box.error = error;
+    box.stop = stop;
+    box.admission = admission;
+    box.retryAfterMs = retryAfterMs;
+    return box as AttemptFailed;
+  }
+}
+
+/** `retryOn`: retry unless the breaker stopped the retries. */
+function mayRetry(e: unknown): boolean {
+  return e instanceof AttemptFailed && e.stop === Stop.None;
+}
+
+/** `onRetry`: the breaker's log line and `retry` event, with the unboxed error. */
+function announceRetry(info: { attempt: number; delay: number; error: unknown }): void {
+  const { b, error } = info.error as AttemptFailed;
+  b['announceRetry'](info.attempt, info.delay, error);
+}
+
+/**
+ * A breaker's `retryOptions` as a `RetryPolicy` (the one retry loop): its
+ * attempt count is the breaker's `maxRetries`, and its delays are the
+ * breaker's own (`cbRetryDelay`: Rust's backoff rule with the breaker's
+ * options, seed and `random`, and the test-runner defaults), not `retry()`'s.
+ */
+class BreakerRetries extends RetryPolicy {
+  constructor(private readonly b: CircuitBreaker) {
+    super({ maxRetries: b['maxRetries'], retryOn: mayRetry, onRetry: announceRetry });
+  }
+
+  override delay(attempt: number, previousMs: number): number {
+    return this.b['retryDelay'](attempt, previousMs);
+  }
 }
 
 // ---- the breaker ---------------------------------------------------------------
@@ -436,6 +553,18 @@ export interface CircuitBreakerOptions {
   fallback?: (error: Error) => unknown;
   /** Return false for errors that say nothing about the dependency's health (e.g. 4xx): they are passed through, not retried, and count as successes. */
   isFailure?: (error: Error) => boolean;
+  /**
+   * Read the clock before and after every call (default false). Without it, a closed breaker
+   * with no `slowCallDurationMs` and no `timeout` times its calls with one clock read per
+   * event-loop turn, shared by every call in that turn: a latency (in `toJSON().window` and the
+   * `success` event) is exact to the turn, and synchronous work inside one turn is not counted.
+   * A call that awaits I/O or a timer is timed to the turn it resumed in. Breakers with
+   * `slowCallDurationMs` or `timeout`, half-open trials and failures read the clock per call
+   * whatever this says, and so does every breaker under a test runner or `setClock`.
+   *
+   *   getCircuitBreakerRegistry().get('payments', { exactLatency: true });
+   */
+  exactLatency?: boolean;
 }
 
 export interface BreakerStateView {
@@ -444,7 +573,7 @@ export interface BreakerStateView {
   lastFailureTime: number | null;
 }
 
-export type BreakerSnapshot = ReturnType<typeof native.cbSnapshot>;
+export type BreakerSnapshot = Binding.CbSnapshot;
 
 // Mirror gate values (BreakerGate) to the state getState() names.
 const STATES: Record<number, CircuitState> = {
@@ -477,6 +606,10 @@ export class CircuitBreaker extends EventEmitter {
   private slot!: number;
   private timeoutMs!: number;
   private maxRetries!: number;
+  /** Closed calls are timed with the turn clock (Rust's `timesPerTurn`: no slow-call rule, no timeout, no `exactLatency`). */
+  private perTurn!: boolean;
+  /** This breaker's retry loop, made at its first failure (see `afterFailure`). */
+  private retrier: BreakerRetries | null = null;
   /** The reset epoch this object was bound in (see `bound()`). */
   private epoch!: number;
   private readonly options: CircuitBreakerOptions;
@@ -508,18 +641,20 @@ export class CircuitBreaker extends EventEmitter {
   private bind(): void {
     const o = this.options;
     this.epoch = io[EPOCH_SLOT];
-    this.id = native.cbCreate(INST, this.name, o, now());
+    this.id = table.create(this.name, o, now());
     while (pages.length * PAGE <= this.id) {
       const p = new Float64Array(PAGE * STRIDE);
       pages.push(p);
-      native.cbAttachPage(INST, p);
+      table.attachPage(p);
     }
     this.page = pages[Math.floor(this.id / PAGE)];
     this.slot = (this.id % PAGE) * STRIDE;
     // Read back what Rust validated rather than re-validating here.
-    const applied = native.cbSnapshot(INST, this.id, now()).options;
+    const applied = table.snapshot(this.id, now()).options;
     this.timeoutMs = applied.timeout ?? 0;
     this.maxRetries = applied.maxRetries;
+    this.perTurn = applied.timesPerTurn;
+    this.retrier = null;
   }
 
   /**
@@ -558,7 +693,10 @@ export class CircuitBreaker extends EventEmitter {
     }
     this.bound();
     const gate = this.page[this.slot];
-    if (gate === 0) return this.timeoutMs === 0 ? this.runClosed(fn) : this.runTimed(fn);
+    if (gate === 0) {
+      if (this.timeoutMs !== 0) return this.runTimed(fn);
+      return turnClock && this.perTurn ? this.runTurn(fn) : this.runClosed(fn);
+    }
     let trial = false;
     if (gate !== 0) {
       // Open and inside its reset timeout (Rust wrote until when): refuse
@@ -618,6 +756,37 @@ export class CircuitBreaker extends EventEmitter {
       },
       (err: unknown) => this.afterFailure(fn, toError(err), now() - t0, false),
     );
+  }
+
+  /**
+   * Closed breaker timed with the turn clock (see "the turn clock" above):
+   * `runClosed` without its two clock reads. A failure reads the real clock
+   * when it happens (its time and the window bucket are exact; its latency
+   * starts at the turn's reading).
+   */
+  private runTurn<T>(fn: (signal?: AbortSignal) => T | Promise<T>): Promise<T> {
+    const t0 = turnDirty ? readTurn() : turnAt;
+    let p: T | Promise<T>;
+    try {
+      p = fn();
+    } catch (err) {
+      return this.afterFailure(fn, toError(err), now() - t0, false);
+    }
+    return (p instanceof Promise ? p : Promise.resolve(p)).then(
+      (value: T) => {
+        this.turnSuccess(value, t0);
+        return value;
+      },
+      (err: unknown) => this.afterFailure(fn, toError(err), now() - t0, false),
+    );
+  }
+
+  /** `runTurn`'s success: batched in the ring (no slow-call rule on this breaker, so never slow). */
+  private turnSuccess(value: unknown, t0: number): void {
+    const t1 = turnDirty ? readTurn() : turnAt;
+    if (io[EPOCH_SLOT] !== this.epoch) return;
+    pushOutcome(this.id, t1 - t0, t1);
+    if (this.hotListeners) this.emitSafe('success', value, t1 - t0);
   }
 
   /** A success on a closed breaker: batched in the ring unless slow (then Rust hears of it now). */
@@ -723,54 +892,91 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   /**
-   * After a failed first attempt: classify, retry with backoff (re-checking
-   * the breaker before each retry), then report one outcome for the whole call.
+   * After a failed first attempt: retries with backoff through the breaker's
+   * `RetryPolicy` (./retry's loop, the package's one), the breaker re-checked
+   * before each retry, then reports one outcome for the whole call. Each
+   * failure is judged first (`judge`): a reset breaker or an `isFailure`
+   * verdict of "healthy" stops the retries.
    */
   private async afterFailure<T>(fn: (signal?: AbortSignal) => T | Promise<T>, err: Error, latency: number, trial: boolean): Promise<T> {
     const t0 = now() - latency;
-    let previousDelay = 0;
-    for (let attempt = 0; ; attempt++) {
-      // Reset meanwhile: the breaker this call ran under is gone; no more retries.
-      if (this.stale()) break;
-      if (this.isFailure && !this.isFailure(err)) {
-        // Not the dependency's fault: pass it through, count the call as healthy.
-        this.succeeded(now() - t0, trial, undefined);
-        throw err;
+    const verdict = this.judge(err);
+    // Nothing to retry (no retries, or the verdict ends the call): no loop to run.
+    if (verdict.stop !== Stop.None || this.maxRetries === 0) return this.settle<T>(verdict, t0, trial);
+    let first = true;
+    let last = err;
+    // Not async: the first attempt's error and a refusal are thrown synchronously,
+    // so RetryPolicy's try catches them without a rejected promise (which Node's
+    // unhandled-rejection bookkeeping would charge ~1 µs before the await sees it).
+    const attempt = (): Promise<T> => {
+      if (first) {
+        // The first attempt already ran (and failed) before the breaker knew it would retry.
+        first = false;
+        throw verdict;
       }
-      if (err instanceof CircuitTimeoutError && err.breaker === this.name) this.emitSafe('timeout', err);
-      if (attempt >= this.maxRetries) break;
-      const delay = this.retryDelay(attempt, previousDelay);
-      previousDelay = delay;
-      logger?.warn(
-        `⚠️  [CircuitBreaker:${this.name}] Attempt ${attempt + 1}/${this.maxRetries + 1} failed, retrying in ${Math.round(delay)}ms:`,
-        err.message,
-      );
-      this.emitSafe('retry', { attempt: attempt + 1, delay, error: err });
-      await sleep(delay);
       // Re-check the breaker: other calls may have opened it meanwhile. A
       // half-open trial keeps its slot for its own retries.
       if (!trial && this.page[this.slot] !== 0) {
         const code = acquire(this.id);
         this.transitions(code >> SHIFT);
         const admission = code & ADMISSION;
-        if (admission >= BreakerAdmission.RejectOpen) {
-          const retryAfterMs = this.retryAfter();
-          this.failed(err, now() - t0, false);
-          return this.rejected<T>(admission, err, retryAfterMs);
-        }
+        if (admission >= BreakerAdmission.RejectOpen) throw AttemptFailed.of(this, last, Stop.Rejected, admission, this.retryAfter());
         trial = admission === BreakerAdmission.Trial;
       }
+      return retryOnce();
+    };
+    // A retry: its failure is judged and boxed for the loop. This frame and
+    // the box's throw cost ~0.5-1 µs per retry over the breaker's former loop
+    // of its own (measured with retries that do not sleep; a retry's default
+    // sleep is 100 ms or more).
+    const retryOnce = async (): Promise<T> => {
       try {
-        const value = await this.attempt(fn);
-        this.succeeded(now() - t0, trial, value);
-        return value;
+        return await this.attempt(fn);
       } catch (e) {
-        err = toError(e);
+        last = toError(e);
+        throw this.judge(last);
       }
+    };
+    let value: T;
+    try {
+      value = await (this.retrier ??= new BreakerRetries(this)).execute(attempt);
+    } catch (e) {
+      if (!(e instanceof AttemptFailed)) throw e;
+      return this.settle<T>(e, t0, trial);
     }
-    this.failed(err, now() - t0, trial);
-    if (this.fallback) return this.runFallback<T>(err);
-    throw err;
+    this.succeeded(now() - t0, trial, value);
+    return value;
+  }
+
+  /** Ends a call whose last attempt failed with `box`: one outcome for the whole call. */
+  private settle<T>(box: AttemptFailed, t0: number, trial: boolean): Promise<T> {
+    if (box.stop === Stop.Healthy) {
+      // Not the dependency's fault: pass it through, count the call as healthy.
+      this.succeeded(now() - t0, trial, undefined);
+      throw box.error;
+    }
+    if (box.stop === Stop.Rejected) {
+      this.failed(box.error, now() - t0, false);
+      return this.rejected<T>(box.admission, box.error, box.retryAfterMs);
+    }
+    this.failed(box.error, now() - t0, trial);
+    if (this.fallback) return this.runFallback<T>(box.error);
+    throw box.error;
+  }
+
+  /** The breaker's verdict on one failed attempt, boxed for the retry loop; emits `timeout` for its own timeouts. */
+  private judge(err: Error): AttemptFailed {
+    // Reset meanwhile: the breaker this call ran under is gone; no more retries.
+    if (this.stale()) return AttemptFailed.of(this, err, Stop.Stale);
+    if (this.isFailure && !this.isFailure(err)) return AttemptFailed.of(this, err, Stop.Healthy);
+    if (err instanceof CircuitTimeoutError && err.breaker === this.name) this.emitSafe('timeout', err);
+    return AttemptFailed.of(this, err, Stop.None);
+  }
+
+  /** Told by the retry loop before each sleep: the original's log line and the `retry` event. */
+  private announceRetry(attempt: number, delay: number, error: Error): void {
+    logger?.warn(`⚠️  [CircuitBreaker:${this.name}] Attempt ${attempt}/${this.maxRetries + 1} failed, retrying in ${Math.round(delay)}ms:`, error.message);
+    this.emitSafe('retry', { attempt, delay, error });
   }
 
   private failed(err: Error, latency: number, trial: boolean): void {
@@ -846,7 +1052,7 @@ export class CircuitBreaker extends EventEmitter {
   }
 
   private async runFallback<T>(err: Error): Promise<T> {
-    native.cbControl(INST, this.id, BreakerControl.Fallback, now());
+    table.control(this.id, BreakerControl.Fallback, now());
     this.emitSafe('fallback', err);
     return (await this.fallback!(err)) as T;
   }
@@ -884,14 +1090,14 @@ export class CircuitBreaker extends EventEmitter {
   /** The original's `getState()`: `{ state, failureCount, lastFailureTime }`. */
   getState(): BreakerStateView {
     this.bound();
-    const s = native.cbState(INST, this.id);
+    const s = table.state(this.id);
     return { state: s.state as CircuitState, failureCount: s.failureCount, lastFailureTime: s.lastFailureTime ?? null };
   }
 
   /** Forces the breaker closed and zeroes every counter. */
   reset(): void {
     this.bound();
-    const tr = native.cbControl(INST, this.id, BreakerControl.Reset, now());
+    const tr = table.control(this.id, BreakerControl.Reset, now());
     logger?.log(`🔄 [CircuitBreaker:${this.name}] Circuit RESET`);
     if (tr & BreakerTransition.Closed) this.emitSafe('close');
   }
@@ -899,19 +1105,19 @@ export class CircuitBreaker extends EventEmitter {
   /** Closes the breaker by hand (ends an isolation), keeping its statistics. */
   close(): void {
     this.bound();
-    this.transitions(native.cbControl(INST, this.id, BreakerControl.Close, now()));
+    this.transitions(table.control(this.id, BreakerControl.Close, now()));
   }
 
   /** Opens the breaker by hand; it half-opens after `resetTimeout` as usual. */
   open(): void {
     this.bound();
-    this.transitions(native.cbControl(INST, this.id, BreakerControl.Open, now()), 'opened by hand');
+    this.transitions(table.control(this.id, BreakerControl.Open, now()), 'opened by hand');
   }
 
   /** Opens the breaker and holds it open until `close()` or `reset()` (incidents). */
   isolate(): void {
     this.bound();
-    this.transitions(native.cbControl(INST, this.id, BreakerControl.Isolate, now()), 'isolated');
+    this.transitions(table.control(this.id, BreakerControl.Isolate, now()), 'isolated');
     // Isolating an already-open breaker changes no state, so `open` may not
     // fire; `isolate` always does.
     this.emitSafe('isolate');
@@ -920,7 +1126,7 @@ export class CircuitBreaker extends EventEmitter {
   /** Everything Rust knows about this breaker: state, counters, rolling window, options. */
   toJSON(): BreakerSnapshot {
     this.bound();
-    return native.cbSnapshot(INST, this.id, now());
+    return table.snapshot(this.id, now());
   }
 
   snapshot(): BreakerSnapshot {

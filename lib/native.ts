@@ -14,7 +14,7 @@
  * names it (__test__/consumers.test.js checks dist/ for `import("..")`).
  *
  *   import { native, type Binding } from './native';
- *   const s: Binding.CbSnapshot = native.cbSnapshot(id);
+ *   const s: Binding.CbSnapshot = new native.BreakerTable(io, ring, 0).snapshot(id, 0);
  */
 import type * as Binding from '../index';
 import { loadBinding } from './load-binding';

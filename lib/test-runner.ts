@@ -49,6 +49,15 @@ export function epoch(): number {
 // ---- the clock ------------------------------------------------------------------
 
 const realNow = (): number => performance.now();
+/**
+ * The monotonic clock in force outside tests when none is injected: a module
+ * compares the clock `onClock` hands it with this one to know that it may
+ * cache readings (the breakers' turn clock does; a fake or injected clock is
+ * read at every use).
+ *
+ *   onClock((c) => (cacheable = c === monotonicClock));
+ */
+export const monotonicClock: () => number = realNow;
 // Under a test runner: the global Date, looked up at each call (fake timers
 // replace it after this module loaded), on the same origin as performance.now().
 const origin = performance.timeOrigin;

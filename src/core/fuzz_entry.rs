@@ -231,6 +231,7 @@ pub fn options(data: &[u8]) {
         max_delay_ms: f.opt(),
         factor: f.opt(),
         jitter,
+        exact_latency: Some(f.byte() & 1 == 1),
     };
     if let Ok(o) = raw.build() {
         let mut reg = BreakerRegistry::new(7);

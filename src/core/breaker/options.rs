@@ -65,6 +65,15 @@ pub struct BreakerOptions {
     pub timeout_ms: Option<f64>,
     /// The retry policy the JS wrapper composes around the breaker (`retryOptions`).
     pub retry: RetryPolicy,
+    /// `exactLatency`: read the clock before and after every call. Off (the
+    /// default), a closed breaker without `slow_call_duration_ms` or
+    /// `timeout_ms` times its calls with the JS wrapper's turn clock: one
+    /// clock read per event-loop turn shared by every call in that turn, so a
+    /// latency is exact to the turn and synchronous work inside one turn is
+    /// not counted. Breakers with a slow-call rule, a timeout, half-open
+    /// trials and failures read the clock per call whatever this says (see
+    /// [`BreakerOptions::times_per_turn`]).
+    pub exact_latency: bool,
 }
 
 impl Default for BreakerOptions {
@@ -83,6 +92,7 @@ impl Default for BreakerOptions {
             slow_call_rate_threshold: 100.0,
             timeout_ms: None,
             retry: RetryPolicy::default(),
+            exact_latency: false,
         }
     }
 }
@@ -163,6 +173,24 @@ impl BreakerOptions {
         self.retry.validate()
     }
 
+    /// Whether the closed path may time its calls with the turn clock (one
+    /// clock read per event-loop turn) instead of two reads per call: only
+    /// without a slow-call rule (it needs each call's own latency), without
+    /// a timeout (its deadline is read per call anyway) and without
+    /// `exact_latency`. The JS wrapper reads it back with the options.
+    ///
+    /// ```
+    /// use reliability_core::core::breaker::BreakerOptions;
+    /// assert!(BreakerOptions::default().times_per_turn());
+    /// let slow = BreakerOptions { slow_call_duration_ms: Some(50.0), ..Default::default() };
+    /// assert!(!slow.times_per_turn());
+    /// let exact = BreakerOptions { exact_latency: true, ..Default::default() };
+    /// assert!(!exact.times_per_turn());
+    /// ```
+    pub fn times_per_turn(&self) -> bool {
+        !self.exact_latency && self.slow_call_duration_ms.is_none() && self.timeout_ms.is_none()
+    }
+
     /// The rule that opens a closed breaker: the rate rule when `errorThresholdPercentage` is set, else consecutive failures.
     ///
     /// Example: `BreakerOptions::default().opening_rule() == OpeningRule::ConsecutiveFailures { threshold: 5 }`
@@ -221,6 +249,8 @@ pub struct RawBreakerOptions {
     pub factor: Option<f64>,
     /// `retryOptions.jitter`, already parsed.
     pub jitter: Option<crate::core::backoff::Jitter>,
+    /// `exactLatency`: a boolean (default false).
+    pub exact_latency: Option<bool>,
 }
 
 impl RawBreakerOptions {
@@ -323,6 +353,7 @@ impl RawBreakerOptions {
                 factor: self.factor.unwrap_or(d.retry.factor),
                 jitter: self.jitter.unwrap_or(d.retry.jitter),
             },
+            exact_latency: self.exact_latency.unwrap_or(d.exact_latency),
         };
         o.validate()?;
         Ok(o)
@@ -501,5 +532,21 @@ mod tests {
             );
             assert_eq!(e.kind, crate::core::error::ErrorKind::Range);
         }
+    }
+
+    #[test]
+    fn exact_latency_keeps_per_call_reads() {
+        let dflt = RawBreakerOptions::default().build().unwrap();
+        assert!(!dflt.exact_latency && dflt.times_per_turn());
+        let exact = RawBreakerOptions {
+            exact_latency: Some(true),
+            ..Default::default()
+        };
+        assert!(!exact.build().unwrap().times_per_turn());
+        let timed = RawBreakerOptions {
+            timeout_ms: Some(100.0),
+            ..Default::default()
+        };
+        assert!(!timed.build().unwrap().times_per_turn());
     }
 }
