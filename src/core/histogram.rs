@@ -369,6 +369,30 @@ impl HistSlot {
     fn heap_bytes(&self) -> usize {
         self.0.heap_bytes()
     }
+
+    /// Adds `src` (a running sum taking in a slice), drawing growth from `budget`.
+    fn merge_from(&mut self, src: &HistSlot, budget: &mut WindowBudget) -> bool {
+        if !self.0.merge_from(&src.0, |bytes| budget.take(bytes)) {
+            return false;
+        }
+        self.1 += src.1;
+        true
+    }
+
+    /// Takes `src` back out (a running sum losing a slice that expires).
+    fn subtract(&mut self, src: &HistSlot) {
+        // A running sum holds every slice it took in: always contained.
+        let contained = self.0.subtract(&src.0);
+        debug_assert!(contained, "a running sum lost track of a slice");
+        self.1 = self.1.saturating_sub(src.1);
+    }
+}
+
+/// Moves `ring` to `now`, taking each slice it expires out of `sum`, the
+/// running sum of its slices.
+#[inline]
+fn advance_summed(ring: &mut SliceRing<HistSlot>, sum: &mut HistSlot, now: f64) {
+    ring.advance_with(now, |slot| sum.subtract(slot));
 }
 
 /// A histogram covering the whole 1 µs .. 1 h range from the start, for
@@ -421,6 +445,14 @@ pub fn quantize(value_us: f64) -> Recorded {
 #[derive(Debug)]
 pub struct LatencyWindows {
     rings: [SliceRing<HistSlot>; 3],
+    /// The running merge of each ring: the exact sum of its slices (for the
+    /// 10 s ring, of all but the 2 s head being written, which stays out
+    /// so a record writes one histogram), so a read adds one histogram
+    /// instead of every live slice. A slice is added when it is folded in
+    /// and subtracted when it expires; counts are integers, so the sum is
+    /// exact. Its min and max are only bounds: reads take the extremes
+    /// from the slices' headers.
+    sums: [HistSlot; 3],
     all_time: ExpHist,
     /// Exact sum of the all-time samples, µs.
     all_sum: u64,
@@ -433,6 +465,7 @@ impl LatencyWindows {
     pub fn new(now: f64) -> Self {
         LatencyWindows {
             rings: new_rings(now),
+            sums: Default::default(),
             all_time: ExpHist::default(),
             all_sum: 0,
             clamped: 0,
@@ -484,8 +517,11 @@ impl LatencyWindows {
     /// 10 s and 60 s, so a 2 s slice lies in exactly one slice of each.
     #[inline]
     fn record_windows(&mut self, us: u64, idx: i32, now: f64, budget: &mut WindowBudget) -> bool {
-        if self.rings[0].steps_to(now) > 0 && !self.fold_head(budget) {
-            return false;
+        if self.rings[0].steps_to(now) > 0 {
+            if !self.fold_head(budget) {
+                return false;
+            }
+            advance_summed(&mut self.rings[0], &mut self.sums[0], now);
         }
         let head = self.rings[0].head(now);
         if !head.0.record(us, idx, |bytes| budget.take(bytes)) {
@@ -496,21 +532,26 @@ impl LatencyWindows {
     }
 
     /// Merges the 2 s head into the slices of the longer rings that hold
-    /// its time, before the 2 s ring moves past it.
+    /// its time, and into every running sum (the 10 s ring's takes it in
+    /// now that it is finished), before the 2 s ring moves past it.
     #[cold]
     fn fold_head(&mut self, budget: &mut WindowBudget) -> bool {
         let [short, rest @ ..] = &mut self.rings;
+        let [short_sum, rest_sums @ ..] = &mut self.sums;
         let at = short.head_start;
         let src = &short.slots[short.head];
         if src.0.is_empty() {
             return true;
         }
-        for ring in rest.iter_mut() {
+        if !short_sum.merge_from(src, budget) {
+            return false;
+        }
+        for (ring, sum) in rest.iter_mut().zip(rest_sums) {
+            advance_summed(ring, sum, at);
             let dst = ring.head(at);
-            if !dst.0.merge_from(&src.0, |bytes| budget.take(bytes)) {
+            if !dst.merge_from(src, budget) || !sum.merge_from(src, budget) {
                 return false;
             }
-            dst.1 += src.1;
         }
         true
     }
@@ -527,11 +568,58 @@ impl LatencyWindows {
     }
 
     fn drop_windows(&mut self, budget: &mut WindowBudget) {
-        for slot in self.rings.iter_mut().flat_map(|r| r.slots.iter_mut()) {
+        let slots = self.rings.iter_mut().flat_map(|r| r.slots.iter_mut());
+        for slot in slots.chain(self.sums.iter_mut()) {
             budget.give_back(slot.heap_bytes());
             *slot = HistSlot::default();
         }
         self.windows = false;
+    }
+
+    /// Adds window ring `i` as of `now` to `acc`, without moving the rings
+    /// (a longer ring moved ahead of an unfolded 2 s slice would take the
+    /// fold in the wrong slice). From the running sum, minus the slices that
+    /// expired since the ring last moved, plus the 2 s head not folded into
+    /// it; from the live slices one by one when more expired than remain.
+    fn add_ring(&self, acc: &mut Acc, i: usize, now: f64) {
+        let ring = &self.rings[i];
+        let n = ring.slots.len();
+        let expired = ring.steps_to(now).min(n);
+        // The 10 s ring's head is live but not in its sum; a longer ring's
+        // sum holds its head and misses the unfolded 2 s head.
+        let unfolded = if i == 0 {
+            (expired < n).then(|| &ring.slots[ring.head])
+        } else {
+            self.unfolded(i, now)
+        };
+        if expired > n - expired {
+            for slot in ring.live(now) {
+                acc.add(&slot.0, slot.1 as f64);
+            }
+            if i > 0 {
+                if let Some(slot) = unfolded {
+                    acc.add(&slot.0, slot.1 as f64);
+                }
+            }
+            return;
+        }
+        let sum = &self.sums[i];
+        acc.add_counts(&sum.0, sum.1 as f64);
+        // The oldest `expired` slots: still in the sum, no longer live.
+        for j in 0..expired {
+            let slot = &ring.slots[(ring.head + 1 + j) % n];
+            acc.subtract_counts(&slot.0, slot.1 as f64);
+        }
+        // The exact extremes, from the headers of the live slices (the
+        // unfolded head brings its own with `add`).
+        for slot in ring.live(now) {
+            if let Some((lo, hi)) = slot.0.min_max() {
+                acc.include_extremes(lo, hi);
+            }
+        }
+        if let Some(slot) = unfolded {
+            acc.add(&slot.0, slot.1 as f64);
+        }
     }
 
     /// False after a [`WindowBudget`] refused this series memory: its window
@@ -568,6 +656,7 @@ impl LatencyWindows {
     /// that lost its windows to the budget another try.
     pub fn reset(&mut self, now: f64) {
         self.rings.iter_mut().for_each(|r| r.reset(now));
+        self.sums.iter_mut().for_each(Slot::clear);
         self.all_time.clear();
         self.all_sum = 0;
         self.clamped = 0;
@@ -575,6 +664,8 @@ impl LatencyWindows {
     }
 
     /// Slices whose histogram holds an allocation (at most 16).
+    /// (The running sums are not slices; their bytes are in
+    /// [`window_bytes`](Self::window_bytes).)
     pub fn allocated_slices(&self) -> usize {
         self.rings
             .iter()
@@ -583,11 +674,13 @@ impl LatencyWindows {
             .count()
     }
 
-    /// Bytes of the window slices' counts: what a [`WindowBudget`] counts.
+    /// Bytes of the window slices' and running sums' counts: what a
+    /// [`WindowBudget`] counts.
     pub fn window_bytes(&self) -> usize {
         self.rings
             .iter()
             .flat_map(|r| r.iter())
+            .chain(&self.sums)
             .map(HistSlot::heap_bytes)
             .sum()
     }
@@ -678,18 +771,7 @@ impl Aggregate {
     pub fn add_window(&mut self, src: &mut LatencyWindows, window: Window, now: f64) {
         match window.ring_index() {
             None => self.acc.add(&src.all_time, src.all_sum as f64),
-            Some(i) => {
-                // Reads never move the rings (a longer ring moved ahead of
-                // an unfolded 2 s slice would take the fold in the wrong slice).
-                for slot in src.rings[i].live(now) {
-                    self.acc.add(&slot.0, slot.1 as f64);
-                }
-                if i > 0 {
-                    if let Some(slot) = src.unfolded(i, now) {
-                        self.acc.add(&slot.0, slot.1 as f64);
-                    }
-                }
-            }
+            Some(i) => src.add_ring(&mut self.acc, i, now),
         }
     }
 
@@ -978,6 +1060,78 @@ mod tests {
         }
     }
 
+    /// A window read the slow way: every live slice, one by one (what reads
+    /// did before the running sums).
+    fn read_from_scratch(w: &LatencyWindows, i: usize, now: f64) -> Acc {
+        let mut acc = Acc::new();
+        for slot in w.rings[i].live(now) {
+            acc.add(&slot.0, slot.1 as f64);
+        }
+        if i > 0 {
+            if let Some(slot) = w.unfolded(i, now) {
+                acc.add(&slot.0, slot.1 as f64);
+            }
+        }
+        acc
+    }
+
+    /// After random records, idle gaps, clock noise, reads and resets, each
+    /// running sum is the from-scratch merge of its ring's slices (the 10 s
+    /// ring's without its head), and every read equals the slow one, min,
+    /// max and mean included.
+    #[test]
+    fn running_sums_equal_the_merge_of_the_live_slices() {
+        for seed in 0..12 {
+            let mut rng = SplitMix64::new(100 + seed);
+            let mut w = LatencyWindows::new(0.0);
+            let mut agg = Aggregate::new();
+            let mut t = 0.0;
+            for step in 0..3_000 {
+                t += match rng.next_u64() % 200 {
+                    0 => 400_000.0,
+                    1..=3 => 61_000.0,
+                    4..=12 => 9_000.0,
+                    13 => -500.0, // clock noise
+                    _ => (rng.next_u64() % 900) as f64,
+                };
+                let us = 50 + rng.next_u64() % (1 + (rng.next_u64() % 3_000_000));
+                w.record(us as f64, t);
+                if step % 997 == 996 && seed % 3 == 0 {
+                    w.reset(t);
+                }
+                for (i, ring) in w.rings.iter().enumerate() {
+                    let mut scratch = HistSlot::default();
+                    let n = ring.slots.len();
+                    for (j, slot) in ring.slots.iter().enumerate() {
+                        if i == 0 && j == ring.head && n > 0 {
+                            continue;
+                        }
+                        scratch.0.merge_from(&slot.0, |_| true);
+                        scratch.1 += slot.1;
+                    }
+                    let sum = &w.sums[i];
+                    assert!(
+                        sum.0.same_counts(&scratch.0) && sum.1 == scratch.1,
+                        "seed {seed} step {step} ring {i}"
+                    );
+                }
+                if step % 5 == 0 {
+                    let now = t + (rng.next_u64() % 80_000) as f64;
+                    for (i, window) in [Window::TenSeconds, Window::OneMinute, Window::FiveMinutes]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        agg.clear();
+                        agg.add_window(&mut w, window, now);
+                        let slow = read_from_scratch(&w, i, now);
+                        assert_eq!(agg.histogram(), &slow, "seed {seed} step {step} {window:?}");
+                        assert_eq!(agg.percentiles(), slow.percentiles());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn windows_rotate_with_injected_time() {
         let mut w = LatencyWindows::new(0.0);
@@ -1128,10 +1282,14 @@ mod tests {
         }
         assert_eq!(w.heap_bytes(), busy);
         // One latency: 2 × 16 + 1 buckets of u8 per slice, u16 for all time
-        // (2 400 samples in one bucket).
+        // (2 400 samples in one bucket). The running sums: u8 for the 10 s
+        // and 1 min rings, u16 for 5 min (300 samples).
         let slice = 2 * 16 + 1;
-        assert_eq!(w.window_bytes(), 16 * slice);
-        assert_eq!(busy, 16 * slice + 2 * slice + 16 * size_of::<HistSlot>());
+        assert_eq!(w.window_bytes(), 16 * slice + slice + slice + 2 * slice);
+        assert_eq!(
+            busy,
+            w.window_bytes() + 2 * slice + 16 * size_of::<HistSlot>()
+        );
     }
 
     /// The target shape: a busy series (100 requests a second),
@@ -1200,11 +1358,11 @@ mod tests {
     #[test]
     fn a_refused_budget_takes_the_whole_series_out_of_the_windows() {
         // A first sample allocates 2 × 16 + 1 u8 buckets in the 2 s head;
-        // when the 2 s ring moves on, the slice is folded into a new slice
-        // of the same size in each longer ring, and the next 2 s slice takes
-        // one more.
+        // when the 2 s ring moves on, the slice is folded into the three
+        // running sums and into a new slice of the same size in each longer
+        // ring, and the next 2 s slice takes one more.
         let slice = 33;
-        let mut budget = WindowBudget::new(4 * slice + 10);
+        let mut budget = WindowBudget::new(7 * slice + 10);
         let (mut a, mut b) = (LatencyWindows::new(0.0), LatencyWindows::new(0.0));
         a.record_within(50.0, 0.0, &mut budget);
         assert_eq!(
@@ -1214,12 +1372,12 @@ mod tests {
         a.record_within(50.0, 2_000.0, &mut budget);
         assert_eq!(
             (budget.used(), a.window_bytes(), a.allocated_slices()),
-            (4 * slice, 4 * slice, 4)
+            (7 * slice, 7 * slice, 4)
         );
         // A second series does not fit: it gets no slice at all, only all time.
         assert_eq!(b.record_within(70.0, 0.0, &mut budget), Recorded::Exact(70));
         assert!(!b.has_windows() && a.has_windows());
-        assert_eq!((b.allocated_slices(), budget.used()), (0, 4 * slice));
+        assert_eq!((b.allocated_slices(), budget.used()), (0, 7 * slice));
         assert_eq!(b.all_time().count(), 1);
         let mut agg = Aggregate::for_window(Window::TenSeconds);
         assert_eq!(

@@ -2153,15 +2153,17 @@ mod tests {
         }
         // /a holds one clamped latency (one hour) in every slice: 17
         // buckets each (the top bucket and 16 below it), u8 counts in the
-        // slices (at most 200 per 60 s slice) and u16 all time (1 000). The
-        // pooled series keeps no histograms (its idle slots were in `idle`).
-        assert_eq!(s.window_bytes(), 16 * 17);
+        // slices (at most 200 per 60 s slice) and u16 all time (1 000); the
+        // running sums of the rings: u8 for 10 s and 1 min, u16 for 5 min
+        // (up to 1 000). The pooled series keeps no histograms (its idle
+        // slots were in `idle`).
+        assert_eq!(s.window_bytes(), 16 * 17 + 17 + 17 + 2 * 17);
         let series = s.heap_bytes() - idle;
         assert!(
             series < 2_000,
             "{series} bytes (the HDR layout held 443 520)"
         );
-        assert!(series >= 16 * 17 + 17 * 2, "{series}");
+        assert!(series >= 20 * 17 + 17 * 2, "{series}");
     }
 
     #[test]
