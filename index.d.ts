@@ -99,8 +99,15 @@ export declare class MetricsBinding {
    * Latency of every series with traffic over one window, in one call:
    * the dashboard's view. Each window read is one walk over that series'
    * running window sum.
+   *
+   * Why flat (labels, then [`LATENCY_ROW`] numbers per series) rather
+   * than an array of `SgSeriesLatency` objects: napi builds an object
+   * property by property, each a crossing that interns its key, and for
+   * 100 series those ~1 500 crossings were most of the read (~0.4 ms of
+   * 0.6); one array of strings and one `Float64Array` are a few hundred,
+   * and `lib/metrics.ts` builds the same objects in JS.
    */
-  latencyAll(window: string, now: number): Array<SgSeriesLatency>
+  latencyTable(window: string, now: number): SgLatencyTable
   /** Every series with traffic, in creation order. */
   series(now: number): Array<SgSeries>
   /** Ids of every series of `route` (any method). */
@@ -1126,6 +1133,14 @@ export interface SgLatency {
   p999: number
 }
 
+/** Every series' latency over one window (`MetricsBinding#latencyTable`). */
+export interface SgLatencyTable {
+  /** Method and route of each series, in turn. */
+  labels: Array<string>
+  /** [`LATENCY_ROW`] numbers per series, in the order of `labels`. */
+  values: Float64Array
+}
+
 export interface SgMerged {
   count: number
   p50: number
@@ -1178,6 +1193,11 @@ export interface SgSeries {
   route: string
 }
 
+/**
+ * One series' latency, as `getLatencyPercentiles` returns it (built in
+ * JS from an [`SgLatencyTable`]). Rust never builds one: it is here for
+ * its TypeScript declaration in `index.d.ts`, the public return type.
+ */
 export interface SgSeriesLatency {
   method: string
   route: string

@@ -511,9 +511,33 @@ export function getAllEndpointMetrics() {
  *
  *   for (const { method, route, latency } of getLatencyPercentiles('5m')) console.log(method, route, latency.p99);
  */
-export function getLatencyPercentiles(window: WindowName = '1m') {
+export function getLatencyPercentiles(window: WindowName = '1m'): Binding.SgSeriesLatency[] {
   if (typeof window !== 'string') throw new TypeError(`window must be one of ${WINDOWS.join(', ')}, got ${typeof window}`);
-  return binding.latencyAll(window, now());
+  // Flat from Rust, objects built here: napi would set every property with
+  // its own crossing (see `latencyTable` in src/metrics_napi.rs).
+  const { labels, values: v } = binding.latencyTable(window, now());
+  const n = labels.length >> 1;
+  const row = n > 0 ? v.length / n : 0;
+  const out: Binding.SgSeriesLatency[] = new Array(n);
+  for (let i = 0, o = 0; i < n; i++, o += row) {
+    out[i] = {
+      method: labels[2 * i],
+      route: labels[2 * i + 1],
+      requests: v[o],
+      latency: {
+        count: v[o + 1],
+        min: v[o + 2],
+        max: v[o + 3],
+        mean: v[o + 4],
+        p50: v[o + 5],
+        p90: v[o + 6],
+        p95: v[o + 7],
+        p99: v[o + 8],
+        p999: v[o + 9],
+      },
+    };
+  }
+  return out;
 }
 
 /**

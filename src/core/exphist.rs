@@ -735,29 +735,42 @@ impl Acc {
     /// Count, exact min/max and mean, and the quantiles (nearest rank, each
     /// at its bucket's [`rep_us`], clamped to min..max).
     pub fn percentiles(&self) -> Percentiles {
-        summarize(self.total, self.min_us, self.max_us, self.sum_us, |f| {
-            self.for_each(f)
-        })
+        let (lo, hi) = (self.occ_lo, self.occ_hi.max(self.occ_lo));
+        summarize(
+            self.total,
+            self.min_us,
+            self.max_us,
+            self.sum_us,
+            IDX_MIN + lo as i32,
+            &self.counts[lo..hi],
+        )
     }
 }
 
 impl ExpHist {
     /// As [`Acc::percentiles`], for one histogram whose samples sum to `sum_us`.
     pub fn percentiles(&self, sum_us: f64) -> Percentiles {
-        summarize(self.total, self.min_us, self.max_us, sum_us, |f| {
-            self.for_each(f)
-        })
+        each!(&self.counts, v => summarize(self.total, self.min_us, self.max_us, sum_us, self.lo, v))
     }
 }
 
-/// One walk over the buckets for five quantiles (nearest rank, each reported
-/// at its bucket's [`rep_us`], clamped to the exact min..max).
-fn summarize(
+/// Buckets summed at a time by [`summarize`] before it looks inside.
+const CHUNK: usize = 32;
+
+/// One walk over the dense counts (bucket `lo` first) for five quantiles
+/// (nearest rank, each reported at its bucket's [`rep_us`], clamped to the
+/// exact min..max). Why chunks: a read is mostly this walk, and a bucket by
+/// bucket walk with its rank test costs ~1 µs over the ~600 buckets of a
+/// 1–500 ms spread; summing 32 counts at a time (vectorised) and stepping
+/// into a chunk only where a rank falls in it does the same in a fraction,
+/// with the same result, and stops after the last rank.
+fn summarize<T: Count>(
     total: u64,
     min_us: u64,
     max_us: u64,
     sum_us: f64,
-    walk: impl FnOnce(&mut dyn FnMut(i32, u64)),
+    lo: i32,
+    counts: &[T],
 ) -> Percentiles {
     if total == 0 {
         return Percentiles::default();
@@ -767,13 +780,23 @@ fn summarize(
     let mut out = [max_us; 5];
     let mut j = 0;
     let mut cum = 0u64;
-    walk(&mut |i, c| {
-        cum += c;
-        while j < 5 && cum >= ranks[j] {
-            out[j] = rep_us(i).clamp(min_us, max_us);
-            j += 1;
+    for (k, chunk) in counts.chunks(CHUNK).enumerate() {
+        let sum: u64 = chunk.iter().map(|c| c.get()).sum();
+        if cum + sum < ranks[j] {
+            cum += sum;
+            continue;
         }
-    });
+        for (m, c) in chunk.iter().enumerate() {
+            cum += c.get();
+            while j < 5 && cum >= ranks[j] {
+                out[j] = rep_us(lo + (k * CHUNK + m) as i32).clamp(min_us, max_us);
+                j += 1;
+            }
+        }
+        if j == 5 {
+            break;
+        }
+    }
     Percentiles {
         count: total,
         min_us,
@@ -920,6 +943,40 @@ mod tests {
             assert!(s.subtract(&a));
             assert!(s.is_empty() && s.min_max().is_none());
             assert_eq!(s.percentiles(0.0), Percentiles::default());
+        }
+    }
+
+    /// The chunked walk reports what a bucket by bucket nearest-rank walk does.
+    #[test]
+    fn chunked_quantiles_match_the_bucket_by_bucket_walk() {
+        let mut rng = SplitMix64::new(23);
+        for n in [1usize, 2, 3, 31, 32, 33, 100, 999, 5_000, 70_000] {
+            let h = random_hist(&mut rng, n);
+            let mut buckets = vec![];
+            h.for_each(|i, c| buckets.push((i, c)));
+            let (lo, hi) = h.min_max().unwrap();
+            let total = h.count();
+            let expect = [0.5, 0.9, 0.95, 0.99, 0.999].map(|q: f64| {
+                let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+                let mut cum = 0;
+                let (i, _) = buckets
+                    .iter()
+                    .find(|(_, c)| {
+                        cum += c;
+                        cum >= rank
+                    })
+                    .unwrap();
+                rep_us(*i).clamp(lo, hi)
+            });
+            let p = h.percentiles(0.0);
+            assert_eq!(
+                [p.p50_us, p.p90_us, p.p95_us, p.p99_us, p.p999_us],
+                expect,
+                "n {n}"
+            );
+            let mut acc = Acc::new();
+            acc.add(&h, 0.0);
+            assert_eq!(acc.percentiles(), p, "n {n}");
         }
     }
 
