@@ -69,6 +69,7 @@ use hdrhistogram::Histogram;
 use super::error::{CoreError, CoreResult};
 pub use super::exphist::Percentiles;
 use super::exphist::{index_us, rep_us, Acc, ExpHist};
+pub use super::time_ring::{RingSpec, SliceRing, Slot};
 
 /// Significant decimal digits of the HDR histograms [`Aggregate::export`]
 /// writes (values within 0.1 %, inside every schema-6 bucket).
@@ -120,13 +121,6 @@ impl Window {
     }
 }
 
-/// Shape of one ring: `slices` slices of `slice_ms` each.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RingSpec {
-    pub slice_ms: f64,
-    pub slices: usize,
-}
-
 /// The rings behind the 10 s, 1 min and 5 min windows, in [`Window::ring_index`] order.
 pub const RINGS: [RingSpec; 3] = [
     RingSpec {
@@ -142,169 +136,6 @@ pub const RINGS: [RingSpec; 3] = [
         slices: 5,
     },
 ];
-
-/// Something kept per time slice. `clear` must empty it without freeing
-/// what it allocated, so a slot that rotates is reused.
-pub trait Slot: Default {
-    fn clear(&mut self);
-}
-
-/// A fixed ring of equal time slices; the head holds "now". Shared by the
-/// histograms here and the request counters in `signals`, so both rotate
-/// by the same rules.
-#[derive(Debug, Clone)]
-pub struct SliceRing<T> {
-    slice_ms: f64,
-    slots: Box<[T]>,
-    /// Index of the slot that holds `head_start`.
-    head: usize,
-    /// Start time of the head slot.
-    head_start: f64,
-    /// When the ring was made or reset: nothing before it can be in a slot.
-    origin: f64,
-}
-
-impl<T: Slot> SliceRing<T> {
-    pub fn new(spec: RingSpec, now: f64) -> Self {
-        let n = spec.slices.max(1);
-        SliceRing {
-            slice_ms: spec.slice_ms,
-            slots: (0..n).map(|_| T::default()).collect(),
-            head: 0,
-            head_start: finite_or_zero(now),
-            origin: finite_or_zero(now),
-        }
-    }
-
-    pub fn window_ms(&self) -> f64 {
-        self.slice_ms * self.slots.len() as f64
-    }
-
-    /// Moves the head forward so that `now` falls in it, clearing the slots
-    /// it passes over. Time that goes backwards, or is not finite, leaves the
-    /// ring alone: a bad clock reading must not wipe or poison the ring.
-    #[inline]
-    fn advance(&mut self, now: f64) {
-        self.advance_with(now, |_| {});
-    }
-
-    /// As `advance`, handing each slot to `expire` just before it is
-    /// cleared, so an owner that keeps a running sum of the live slots can
-    /// take the slot's contents back out of it.
-    #[inline]
-    pub fn advance_with(&mut self, now: f64, expire: impl FnMut(&mut T)) {
-        let elapsed = now - self.head_start;
-        // Every record and read comes through here and almost all stay in
-        // the head slice: keep that check inline and the rotation out of line.
-        if elapsed.is_finite() && elapsed >= self.slice_ms {
-            self.rotate(elapsed, expire);
-        }
-    }
-
-    #[cold]
-    fn rotate(&mut self, elapsed: f64, mut expire: impl FnMut(&mut T)) {
-        let n = self.slots.len();
-        let steps = (elapsed / self.slice_ms).floor();
-        if steps >= n as f64 {
-            for slot in self.slots.iter_mut() {
-                expire(slot);
-                slot.clear();
-            }
-        } else {
-            for _ in 0..steps as usize {
-                self.head = (self.head + 1) % n;
-                expire(&mut self.slots[self.head]);
-                self.slots[self.head].clear();
-            }
-        }
-        // Whole steps keep slice boundaries aligned to the origin.
-        self.head_start += steps * self.slice_ms;
-    }
-
-    /// The slot for `now`. A sample from the past goes into the newest slot:
-    /// callers pass a monotonic clock, so that only happens on clock noise.
-    #[inline]
-    pub fn head(&mut self, now: f64) -> &mut T {
-        self.advance(now);
-        &mut self.slots[self.head]
-    }
-
-    /// Every slot as of `now`; slots older than the window are already cleared.
-    pub fn slots(&mut self, now: f64) -> &[T] {
-        self.advance(now);
-        &self.slots
-    }
-
-    /// Milliseconds of time the live slots cover at `now`: the full slices,
-    /// the elapsed part of the current one, and never before the origin.
-    pub fn covered_ms(&mut self, now: f64) -> f64 {
-        self.advance(now);
-        self.covered_ms_at(now)
-    }
-
-    /// Whole slices `now` lies past the head (0 for the head itself, for
-    /// time that goes backwards and for a bad clock reading).
-    #[inline]
-    fn steps_to(&self, now: f64) -> usize {
-        let elapsed = now - self.head_start;
-        if elapsed.is_finite() && elapsed >= self.slice_ms {
-            (elapsed / self.slice_ms).floor().min(usize::MAX as f64) as usize
-        } else {
-            0
-        }
-    }
-
-    /// The slots still live at `now`, without moving the ring: what
-    /// [`slots`](Self::slots) would show after advancing, minus the cleared
-    /// ones. Reads use it where moving the ring must wait for a writer
-    /// (the longer windows are filled by folding finished short slices).
-    pub fn live(&self, now: f64) -> impl Iterator<Item = &T> {
-        let n = self.slots.len();
-        let live = n.saturating_sub(self.steps_to(now));
-        let head = self.head;
-        (0..live).map(move |j| &self.slots[(head + n - j) % n])
-    }
-
-    /// As [`covered_ms`](Self::covered_ms), without moving the ring.
-    pub fn covered_ms_at(&self, now: f64) -> f64 {
-        let head_start = self.head_start + self.steps_to(now) as f64 * self.slice_ms;
-        let oldest = head_start - self.slice_ms * (self.slots.len() - 1) as f64;
-        let covered = now - oldest.max(self.origin);
-        if covered.is_finite() {
-            covered.clamp(0.0, self.window_ms())
-        } else {
-            0.0
-        }
-    }
-
-    /// The newest `k` slots as of `now` (the head first), at most all of them.
-    pub fn newest(&mut self, now: f64, k: usize) -> impl Iterator<Item = &T> {
-        self.advance(now);
-        let n = self.slots.len();
-        let head = self.head;
-        let slots = &self.slots;
-        (0..k.min(n)).map(move |j| &slots[(head + n - j) % n])
-    }
-
-    pub fn reset(&mut self, now: f64) {
-        self.slots.iter_mut().for_each(Slot::clear);
-        self.head = 0;
-        self.head_start = finite_or_zero(now);
-        self.origin = self.head_start;
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> {
-        self.slots.iter()
-    }
-}
-
-fn finite_or_zero(v: f64) -> f64 {
-    if v.is_finite() {
-        v
-    } else {
-        0.0
-    }
-}
 
 /// Builds the three rings of [`RINGS`].
 pub fn new_rings<T: Slot>(now: f64) -> [SliceRing<T>; 3] {
@@ -538,8 +369,8 @@ impl LatencyWindows {
     fn fold_head(&mut self, budget: &mut WindowBudget) -> bool {
         let [short, rest @ ..] = &mut self.rings;
         let [short_sum, rest_sums @ ..] = &mut self.sums;
-        let at = short.head_start;
-        let src = &short.slots[short.head];
+        let at = short.head_start();
+        let src = short.head_slot();
         if src.0.is_empty() {
             return true;
         }
@@ -561,14 +392,14 @@ impl LatencyWindows {
     fn unfolded(&self, i: usize, now: f64) -> Option<&HistSlot> {
         let short = &self.rings[0];
         let ring = &self.rings[i];
-        let at = short.head_start;
+        let at = short.head_start();
         // A clock that went back reads as the newest slice, as `head` would take it.
         let age = ring.steps_to(now).saturating_sub(ring.steps_to(at));
-        (age < ring.slots.len()).then(|| &short.slots[short.head])
+        (age < ring.len()).then(|| short.head_slot())
     }
 
     fn drop_windows(&mut self, budget: &mut WindowBudget) {
-        let slots = self.rings.iter_mut().flat_map(|r| r.slots.iter_mut());
+        let slots = self.rings.iter_mut().flat_map(|r| r.iter_mut());
         for slot in slots.chain(self.sums.iter_mut()) {
             budget.give_back(slot.heap_bytes());
             *slot = HistSlot::default();
@@ -583,12 +414,12 @@ impl LatencyWindows {
     /// it; from the live slices one by one when more expired than remain.
     fn add_ring(&self, acc: &mut Acc, i: usize, now: f64) {
         let ring = &self.rings[i];
-        let n = ring.slots.len();
+        let n = ring.len();
         let expired = ring.steps_to(now).min(n);
         // The 10 s ring's head is live but not in its sum; a longer ring's
         // sum holds its head and misses the unfolded 2 s head.
         let unfolded = if i == 0 {
-            (expired < n).then(|| &ring.slots[ring.head])
+            (expired < n).then(|| ring.head_slot())
         } else {
             self.unfolded(i, now)
         };
@@ -606,8 +437,7 @@ impl LatencyWindows {
         let sum = &self.sums[i];
         acc.add_counts(&sum.0, sum.1 as f64);
         // The oldest `expired` slots: still in the sum, no longer live.
-        for j in 0..expired {
-            let slot = &ring.slots[(ring.head + 1 + j) % n];
+        for slot in ring.expiring(now) {
             acc.subtract_counts(&slot.0, slot.1 as f64);
         }
         // The exact extremes, from the headers of the live slices (the
@@ -691,7 +521,7 @@ impl LatencyWindows {
         let slots: usize = self
             .rings
             .iter()
-            .map(|r| r.slots.len() * size_of::<HistSlot>())
+            .map(|r| r.len() * size_of::<HistSlot>())
             .sum();
         slots + self.window_bytes() + self.all_time.heap_bytes()
     }
@@ -960,55 +790,6 @@ mod tests {
     use crate::core::exphist::{IDX_MAX, IDX_MIN};
     use crate::core::rng::SplitMix64;
 
-    /// A counter slot, to test the ring on its own.
-    #[derive(Debug, Default)]
-    struct N(u64);
-    impl Slot for N {
-        fn clear(&mut self) {
-            self.0 = 0;
-        }
-    }
-
-    fn ring_sum(r: &mut SliceRing<N>, now: f64) -> u64 {
-        r.slots(now).iter().map(|n| n.0).sum()
-    }
-
-    #[test]
-    fn ring_forgets_slices_as_they_leave_and_reports_its_span() {
-        let mut r: SliceRing<N> = SliceRing::new(
-            RingSpec {
-                slice_ms: 2_000.0,
-                slices: 5,
-            },
-            0.0,
-        );
-        r.head(0.0).0 += 1;
-        r.head(1_999.0).0 += 10;
-        r.head(8_500.0).0 += 100;
-        assert_eq!(ring_sum(&mut r, 9_999.0), 111);
-        // At 10 s the slice [0, 2 s) has left the window.
-        assert_eq!(ring_sum(&mut r, 10_000.0), 100);
-        assert_eq!(r.covered_ms(10_000.0), 8_000.0);
-        assert_eq!(r.covered_ms(11_000.0), 9_000.0);
-        // A long idle gap clears everything in one step, not one slot per slice elapsed.
-        assert_eq!(ring_sum(&mut r, 1e12), 0);
-    }
-
-    #[test]
-    fn ring_span_starts_at_the_origin_and_bad_clocks_are_harmless() {
-        let mut r: SliceRing<N> = SliceRing::new(RINGS[2], 1_000.0);
-        assert_eq!(r.covered_ms(4_000.0), 3_000.0);
-        r.head(4_000.0).0 += 1;
-        // Backwards, NaN and infinite times neither rotate nor poison the ring.
-        for t in [0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            r.head(t).0 += 1;
-            let c = r.covered_ms(t);
-            assert!((0.0..=300_000.0).contains(&c), "{t}: {c}");
-        }
-        assert_eq!(ring_sum(&mut r, 5_000.0), 5);
-        assert_eq!(r.covered_ms(5_000.0), 4_000.0);
-    }
-
     /// The longer windows are filled by folding finished 2 s slices; reads
     /// in between (which never move the rings) and idle gaps must give the
     /// same samples as writing each one to every ring.
@@ -1101,9 +882,8 @@ mod tests {
                 }
                 for (i, ring) in w.rings.iter().enumerate() {
                     let mut scratch = HistSlot::default();
-                    let n = ring.slots.len();
-                    for (j, slot) in ring.slots.iter().enumerate() {
-                        if i == 0 && j == ring.head && n > 0 {
+                    for slot in ring.iter() {
+                        if i == 0 && std::ptr::eq(slot, ring.head_slot()) {
                             continue;
                         }
                         scratch.0.merge_from(&slot.0, |_| true);

@@ -24,5 +24,6 @@ pub mod rng;
 pub mod signals;
 pub mod startup;
 pub mod text;
+pub mod time_ring;
 pub mod traffic_shaping;
 pub mod watchdog;
