@@ -765,7 +765,7 @@ export interface DlqView {
 }
 
 /**
- * Statuses from this one on are errors (`core::signals::ERROR_STATUS_FROM`):
+ * Statuses from this one on are errors (`core::metrics::ERROR_STATUS_FROM`):
  * what `errorRate` counts and what a rollout's default `isSuccess` refuses.
  */
 export declare const ERROR_STATUS_FROM: number
@@ -1111,7 +1111,7 @@ export interface SgDiagnostics {
 export declare function sgDrain(now: number): void
 
 /**
- * The package's one "error rate" (`core::signals::error_rate`): the share
+ * The package's one "error rate" (`core::metrics::error_rate`): the share
  * of `requests` answered 4xx or 5xx, 0 with none. For figures summed
  * outside the store (the Redis backend's cluster view).
  *

@@ -2,7 +2,7 @@
  * Golden-signal metrics: a drop-in replacement for the original
  * `server/middleware/metrics.ts` (`metricsMiddleware`, `getGoldenSignals`,
  * `getEndpointMetrics`, `resetMetrics`), backed by the Rust store in
- * `src/core/signals.rs` (HDR histograms over 10 s / 1 min / 5 min windows and
+ * `src/core/metrics/` (exponential histograms over 10 s / 1 min / 5 min windows and
  * all-time, per route template and method, cardinality-capped).
  *
  * Hot path: the middleware appends `(seriesId, status, durationUs)` to a

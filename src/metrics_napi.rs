@@ -1,4 +1,4 @@
-//! Bindings for the golden-signal store (`core::signals`).
+//! Bindings for the metrics store (`core::metrics`).
 //!
 //! Hot path: the Express middleware appends `(seriesId, status, durationUs)`
 //! for each finished request to a shared `Float64Array` ring (status -1 for a
@@ -17,8 +17,10 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::core::error::CoreError;
-use crate::core::histogram::{Percentiles, Window};
-use crate::core::signals::{Refusal, SignalStore, SignalsOptions, OTHER};
+use crate::core::exphist::Percentiles;
+use crate::core::exposition::http;
+use crate::core::metrics::Window;
+use crate::core::metrics::{MetricsOptions, MetricsStore, Refusal, OTHER};
 use crate::napi_util::{borrow_mut, throw, Opts};
 
 /// Requests the ring holds before the JS side forces a drain.
@@ -33,7 +35,7 @@ struct Attached {
 }
 
 struct Binding {
-    store: SignalStore,
+    store: MetricsStore,
     instances: Vec<Attached>,
     /// Route strings refused by `intern` (empty, oversized): recorded as `other`.
     invalid_routes: u64,
@@ -103,15 +105,15 @@ fn with<R>(
     })
 }
 
-fn read_options(opts: Option<Unknown>) -> std::result::Result<SignalsOptions, CoreError> {
+fn read_options(opts: Option<Unknown>) -> std::result::Result<MetricsOptions, CoreError> {
     let o = Opts::from_unknown(opts, "options")?;
-    let mut s = SignalsOptions::default();
+    let mut s = MetricsOptions::default();
     if let Some(v) = o.number("maxSeries", "an integer from 0 to 100000")? {
         s.max_series = crate::core::error::check::int_in(
             "maxSeries",
             v,
             0,
-            crate::core::signals::MAX_SERIES_LIMIT,
+            crate::core::metrics::MAX_SERIES_LIMIT,
         )?;
     }
     if let Some(v) = o.number("maxWindowBytes", "a number of bytes")? {
@@ -185,8 +187,8 @@ impl MetricsBinding {
         BINDING.with(|cell| {
             let mut b = borrow_mut(cell, "the metrics store").map_err(|e| throw(&env, e))?;
             if b.is_none() {
-                let store =
-                    SignalStore::new(SignalsOptions::default(), now).map_err(|e| throw(&env, e))?;
+                let store = MetricsStore::new(MetricsOptions::default(), now)
+                    .map_err(|e| throw(&env, e))?;
                 *b = Some(Binding {
                     store,
                     instances: Vec::new(),
@@ -234,7 +236,7 @@ impl MetricsBinding {
                     format!("{routes} route series already exist"),
                 ));
             }
-            b.store = SignalStore::new(opts, now)?;
+            b.store = MetricsStore::new(opts, now)?;
             Ok(())
         })
     }
@@ -339,7 +341,7 @@ impl MetricsBinding {
         with(&env, Some(now), |b| {
             b.store.set_in_flight(in_flight.max(0.0) as u64);
             let mut out = String::with_capacity(16 * 1024);
-            b.store.render_prometheus(&mut out);
+            http::render_prometheus(&b.store, &mut out);
             Ok(out)
         })
     }
@@ -601,7 +603,7 @@ pub struct SgMerged {
 /// average of percentiles. Throws (RangeError) on an undecodable one.
 #[napi]
 pub fn sg_merge_exports(env: Env, encoded: Vec<String>) -> Result<SgMerged> {
-    let mut agg = crate::core::histogram::Aggregate::new();
+    let mut agg = crate::core::metrics::Aggregate::new();
     for (i, e) in encoded.iter().enumerate() {
         if e.is_empty() {
             continue;
@@ -692,13 +694,13 @@ pub(crate) fn families(
             if let Some(b) = b.as_mut() {
                 b.drain(now);
                 b.store.set_in_flight(in_flight.max(0.0) as u64);
-                out.extend(b.store.families_with(native));
+                out.extend(http::families_with(&b.store, native));
             }
         }
     });
 }
 
-/// The package's one "error rate" (`core::signals::error_rate`): the share
+/// The package's one "error rate" (`core::metrics::error_rate`): the share
 /// of `requests` answered 4xx or 5xx, 0 with none. For figures summed
 /// outside the store (the Redis backend's cluster view).
 ///
@@ -714,10 +716,10 @@ pub fn sg_error_rate(status4xx: f64, status5xx: f64, requests: f64) -> f64 {
             0
         }
     };
-    crate::core::signals::error_rate(count(status4xx), count(status5xx), count(requests))
+    crate::core::metrics::error_rate(count(status4xx), count(status5xx), count(requests))
 }
 
-/// Statuses from this one on are errors (`core::signals::ERROR_STATUS_FROM`):
+/// Statuses from this one on are errors (`core::metrics::ERROR_STATUS_FROM`):
 /// what `errorRate` counts and what a rollout's default `isSuccess` refuses.
 #[napi]
-pub const ERROR_STATUS_FROM: u32 = crate::core::signals::ERROR_STATUS_FROM as u32;
+pub const ERROR_STATUS_FROM: u32 = crate::core::metrics::ERROR_STATUS_FROM as u32;
