@@ -63,18 +63,18 @@ export declare class HealthGates {
  *
  * Methods cost a class-method crossing; none is per request: the
  * recording path writes the ring only. The one call on the request path
- * (a full ring's drain, once per `sgRingCap()` requests) stays the free
- * function `sgDrain`: see there.
+ * (a full ring's drain, once per `metricsRingCap()` requests) stays the free
+ * function `metricsDrain`: see there.
  *
  * ```ts
- * const ring = new Float64Array(1 + 3 * native.sgRingCap());
+ * const ring = new Float64Array(1 + 3 * native.metricsRingCap());
  * const m = new native.MetricsBinding(ring, performance.now());
  * const id = m.intern('GET', '/users/:id');
  * ```
  */
 export declare class MetricsBinding {
   /**
-   * Attaches `ring` (at least `1 + 3 * sgRingCap()` elements). The first
+   * Attaches `ring` (at least `1 + 3 * metricsRingCap()` elements). The first
    * binding in a thread creates the store with default options.
    */
   constructor(ring: Float64Array, now: number)
@@ -893,6 +893,47 @@ export interface GraphFileService {
   healthCheckTimeout?: number
 }
 
+/**
+ * Applies every buffered request of every ring in the thread now (the
+ * store is shared, so no binding is needed).
+ *
+ * Why a free function and not a `MetricsBinding` method: it runs on the
+ * request path when a ring fills and before every read, and an empty drain
+ * measured ~150-210 ns as this free function vs ~440-460 ns as a class
+ * method (1e6-call loop, `node` 20, this machine).
+ *
+ * ```ts
+ * native.metricsDrain(performance.now());
+ * ```
+ */
+export declare function metricsDrain(now: number): void
+
+/**
+ * The package's one "error rate" (`core::metrics::error_rate`): the share
+ * of `requests` answered 4xx or 5xx, 0 with none. For figures summed
+ * outside the store (the Redis backend's cluster view).
+ *
+ * ```ts
+ * native.metricsErrorRate(1, 2, 4); // 0.75
+ * ```
+ */
+export declare function metricsErrorRate(status4Xx: number, status5Xx: number, requests: number): number
+
+/**
+ * Merges histograms exported by `sg_export` (this process's or other
+ * instances') into one and summarises it in ms: exact merging, not an
+ * average of percentiles. Throws (RangeError) on an undecodable one.
+ */
+export declare function metricsMergeExports(encoded: Array<string>): SgMerged
+
+export declare function metricsRefusalCodes(): SgRefusalCodes
+
+/**
+ * Requests a ring holds before the JS side must drain it
+ * (`MetricsBinding#drain`); a ring is `1 + 3 * metricsRingCap()` elements.
+ */
+export declare function metricsRingCap(): number
+
 export interface OpsBrownout {
   level: number
   since: number
@@ -1095,32 +1136,6 @@ export interface SgDiagnostics {
   uptimeMs: number
 }
 
-/**
- * Applies every buffered request of every ring in the thread now (the
- * store is shared, so no binding is needed).
- *
- * Why a free function and not a `MetricsBinding` method: it runs on the
- * request path when a ring fills and before every read, and an empty drain
- * measured ~150-210 ns as this free function vs ~440-460 ns as a class
- * method (1e6-call loop, `node` 20, this machine).
- *
- * ```ts
- * native.sgDrain(performance.now());
- * ```
- */
-export declare function sgDrain(now: number): void
-
-/**
- * The package's one "error rate" (`core::metrics::error_rate`): the share
- * of `requests` answered 4xx or 5xx, 0 with none. For figures summed
- * outside the store (the Redis backend's cluster view).
- *
- * ```ts
- * native.sgErrorRate(1, 2, 4); // 0.75
- * ```
- */
-export declare function sgErrorRate(status4Xx: number, status5Xx: number, requests: number): number
-
 export interface SgLatency {
   count: number
   min: number
@@ -1152,15 +1167,6 @@ export interface SgMerged {
 }
 
 /**
- * Merges histograms exported by `sg_export` (this process's or other
- * instances') into one and summarises it in ms: exact merging, not an
- * average of percentiles. Throws (RangeError) on an undecodable one.
- */
-export declare function sgMergeExports(encoded: Array<string>): SgMerged
-
-export declare function sgRefusalCodes(): SgRefusalCodes
-
-/**
  * The refusal codes (`http_requests_refused_total`'s reasons) as the JS
  * side passes them: a refused request's ring status is
  * `status + stride * code`. The ops gate's decisions 1-3 are these codes.
@@ -1180,12 +1186,6 @@ export interface SgRefused {
   reason: string
   count: number
 }
-
-/**
- * Requests a ring holds before the JS side must drain it
- * (`MetricsBinding#drain`); a ring is `1 + 3 * sgRingCap()` elements.
- */
-export declare function sgRingCap(): number
 
 export interface SgSeries {
   id: number

@@ -29,7 +29,7 @@ import type { ExpressModule, ExpressRouter } from './express/types';
 import { createAccess } from './express/auth';
 import { ownsPaths, tagRouter } from './express/endpoints';
 
-const RING_CAP = native.sgRingCap();
+const RING_CAP = native.metricsRingCap();
 const ring = new Float64Array(1 + 3 * RING_CAP);
 // This copy's binding, owning its ring (a thread may load this module more
 // than once; every copy reads the thread's one store). Held for the module's
@@ -72,7 +72,7 @@ export function recordRequest(seriesId: number, status: number, durationMs: numb
 function push(id: number, status: number, durationUs: number): void {
   let n = ring[0];
   if (n >= RING_CAP) {
-    native.sgDrain(now());
+    native.metricsDrain(now());
     n = 0;
   }
   const o = 1 + 3 * n;
@@ -88,7 +88,7 @@ function push(id: number, status: number, durationUs: number): void {
 
 function flush(): void {
   flushTimer = null;
-  if (ring[0] > 0) native.sgDrain(now());
+  if (ring[0] > 0) native.metricsDrain(now());
 }
 
 /** Minimal shapes of Express's request and response, so the types need no Express install. */

@@ -128,9 +128,9 @@ fn read_options(opts: Option<Unknown>) -> std::result::Result<MetricsOptions, Co
 }
 
 /// Requests a ring holds before the JS side must drain it
-/// (`MetricsBinding#drain`); a ring is `1 + 3 * sgRingCap()` elements.
+/// (`MetricsBinding#drain`); a ring is `1 + 3 * metricsRingCap()` elements.
 #[napi]
-pub fn sg_ring_cap() -> u32 {
+pub fn metrics_ring_cap() -> u32 {
     RING_CAP as u32
 }
 
@@ -143,10 +143,10 @@ pub fn sg_ring_cap() -> u32 {
 /// method (1e6-call loop, `node` 20, this machine).
 ///
 /// ```ts
-/// native.sgDrain(performance.now());
+/// native.metricsDrain(performance.now());
 /// ```
 #[napi]
-pub fn sg_drain(env: Env, now: f64) -> Result<()> {
+pub fn metrics_drain(env: Env, now: f64) -> Result<()> {
     with(&env, Some(now), |_| Ok(()))
 }
 
@@ -157,11 +157,11 @@ pub fn sg_drain(env: Env, now: f64) -> Result<()> {
 ///
 /// Methods cost a class-method crossing; none is per request: the
 /// recording path writes the ring only. The one call on the request path
-/// (a full ring's drain, once per `sgRingCap()` requests) stays the free
-/// function `sgDrain`: see there.
+/// (a full ring's drain, once per `metricsRingCap()` requests) stays the free
+/// function `metricsDrain`: see there.
 ///
 /// ```ts
-/// const ring = new Float64Array(1 + 3 * native.sgRingCap());
+/// const ring = new Float64Array(1 + 3 * native.metricsRingCap());
 /// const m = new native.MetricsBinding(ring, performance.now());
 /// const id = m.intern('GET', '/users/:id');
 /// ```
@@ -174,7 +174,7 @@ pub struct MetricsBinding {
 
 #[napi]
 impl MetricsBinding {
-    /// Attaches `ring` (at least `1 + 3 * sgRingCap()` elements). The first
+    /// Attaches `ring` (at least `1 + 3 * metricsRingCap()` elements). The first
     /// binding in a thread creates the store with default options.
     #[napi(constructor)]
     pub fn new(env: Env, ring: Float64Array, now: f64) -> Result<Self> {
@@ -602,7 +602,7 @@ pub struct SgMerged {
 /// instances') into one and summarises it in ms: exact merging, not an
 /// average of percentiles. Throws (RangeError) on an undecodable one.
 #[napi]
-pub fn sg_merge_exports(env: Env, encoded: Vec<String>) -> Result<SgMerged> {
+pub fn metrics_merge_exports(env: Env, encoded: Vec<String>) -> Result<SgMerged> {
     let mut agg = crate::core::metrics::Aggregate::new();
     for (i, e) in encoded.iter().enumerate() {
         if e.is_empty() {
@@ -645,7 +645,7 @@ pub struct SgRefusalCodes {
 }
 
 #[napi]
-pub fn sg_refusal_codes() -> SgRefusalCodes {
+pub fn metrics_refusal_codes() -> SgRefusalCodes {
     SgRefusalCodes {
         safe_mode: Refusal::SafeMode.code(),
         brownout: Refusal::Brownout.code(),
@@ -705,10 +705,10 @@ pub(crate) fn families(
 /// outside the store (the Redis backend's cluster view).
 ///
 /// ```ts
-/// native.sgErrorRate(1, 2, 4); // 0.75
+/// native.metricsErrorRate(1, 2, 4); // 0.75
 /// ```
 #[napi]
-pub fn sg_error_rate(status4xx: f64, status5xx: f64, requests: f64) -> f64 {
+pub fn metrics_error_rate(status4xx: f64, status5xx: f64, requests: f64) -> f64 {
     let count = |v: f64| {
         if v.is_finite() && v > 0.0 {
             v as u64
