@@ -12,9 +12,9 @@ pub const MAX_ROUTE_LEN: usize = 512;
 pub const MAX_METHOD_LEN: usize = 64;
 /// Default cap on interned series (beyond the two reserved ones).
 pub const DEFAULT_MAX_SERIES: u32 = 1_000;
-/// Upper bound on `max_series`: at the worst case of about 190 KB a series
+/// Upper bound on `max_series`: at the worst case of about 16 KB a series
 /// for all time alone (which `max_window_bytes` does not cap), this is
-/// already 19 GB, far more than a process should hold.
+/// already 1.6 GB, far more than a process should hold.
 pub const MAX_SERIES_LIMIT: u32 = 100_000;
 /// prom-client's default buckets, in seconds.
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -23,8 +23,8 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
 /// Most Prometheus duration buckets a store accepts.
 pub const MAX_BUCKETS: usize = 100;
 /// Default cap on the bytes of all series' window slices together: room for
-/// about 310 series at their worst (214 528 bytes each), or 575 whose
-/// latencies stay under 1 s (116 224 bytes each).
+/// about 217 series at their worst (309 016 bytes each), or 346 whose
+/// latencies stay under 1 s (193 952 bytes each).
 pub const DEFAULT_MAX_WINDOW_BYTES: usize = 64 << 20;
 /// Upper bound on `max_window_bytes` (1 TiB): anything near it means "no cap".
 pub const MAX_WINDOW_BYTES_LIMIT: u64 = 1 << 40;
