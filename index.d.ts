@@ -96,6 +96,14 @@ export declare class MetricsBinding {
    */
   windows(ids: Array<number> | undefined | null, now: number): Array<SgWindow>
   /**
+   * As [`windows`](Self::windows), flat: [`WINDOW_ROW`] numbers per
+   * window, in `Window::ALL` order (10s, 1m, 5m, all). Why: the same as
+   * for [`latency_table`](Self::latency_table); `getEndpointMetrics` and
+   * `getGoldenSignals` build their objects in JS from it, which cut a
+   * `getEndpointMetrics` call from ~15 µs to ~6 µs (100 routes).
+   */
+  windowTable(ids: Array<number> | undefined | null, now: number): Float64Array
+  /**
    * Latency of every series with traffic over one window, in one call:
    * the dashboard's view. Each window read is one walk over that series'
    * running window sum.

@@ -161,6 +161,13 @@ const NATIVE_CASES = {
     check: (n, c, r) => assert.deepEqual(r, c.m.windows([c.id], 0)),
     after: (n, c) => assert.ok(c.m.windows(null, 0).length >= 1),
   },
+  'MetricsBinding#windowTable': {
+    setup: (n) => { const c = sgSetup(n); return { ...c, id: c.m.intern('GET', '/w') }; },
+    call: (n, c, dress) => c.m.windowTable(dress([c.id]), 0),
+    reenter: (n, c) => { c.m.windowTable(null, 0); c.m.intern('GET', '/inner'); },
+    check: (n, c, r) => assert.deepEqual(Array.from(r), Array.from(c.m.windowTable([c.id], 0))),
+    after: (n, c) => assert.ok(c.m.windowTable(null, 0).length >= 4),
+  },
   'RolloutTable#start': {
     setup: (n) => ({ t: new n.RolloutTable(), k: 0 }),
     call: (n, c, dress) => c.t.start(`outer-${++c.k}`, dress({ percentage: 25, allowList: ['a', 'b'] }), 0),

@@ -388,10 +388,48 @@ export function setClusterSignalsSource(f: () => Promise<unknown> | null): void 
   clusterSignals = f;
 }
 
+/**
+ * The figures of the four windows (`WINDOWS`, in Rust's `Window::ALL` order) pooled over `ids`, or
+ * over every series when null: `binding.windows`' objects, built here from
+ * one flat array (napi would cross once per property: see `windowTable`
+ * in src/metrics_napi.rs).
+ */
+function windowsOf(ids: number[] | null, t: number): Binding.SgWindow[] {
+  const v = binding.windowTable(ids, t);
+  const n = WINDOWS.length;
+  const row = v.length / n;
+  const out: Binding.SgWindow[] = new Array(n);
+  for (let i = 0, o = 0; i < n; i++, o += row) {
+    out[i] = {
+      window: WINDOWS[i],
+      requests: v[o],
+      status4xx: v[o + 1],
+      status5xx: v[o + 2],
+      aborted: v[o + 3],
+      errorRate: v[o + 4],
+      serverErrorRate: v[o + 5],
+      requestsPerSecond: v[o + 6],
+      spanSeconds: v[o + 7],
+      latency: {
+        count: v[o + 8],
+        min: v[o + 9],
+        max: v[o + 10],
+        mean: v[o + 11],
+        p50: v[o + 12],
+        p90: v[o + 13],
+        p95: v[o + 14],
+        p99: v[o + 15],
+        p999: v[o + 16],
+      },
+    };
+  }
+  return out;
+}
+
 function localGoldenSignals() {
   const t = now();
   const timestamp = Date.now();
-  const ws = binding.windows(null, t);
+  const ws = windowsOf(null, t);
   const [, oneMin, , all] = ws;
   const cpu = process.cpuUsage();
   startCpuSampler();
@@ -474,7 +512,7 @@ function idsOf(endpoint: string): number[] {
 export function getEndpointMetrics(endpoint: string) {
   const ids = idsOf(endpoint);
   if (ids.length === 0) return null;
-  const ws = binding.windows(ids, now());
+  const ws = windowsOf(ids, now());
   const all = ws[3];
   // As the original: null when nothing finished; an endpoint with only aborted requests still shows.
   if (all.requests === 0 && all.aborted === 0) return null;
@@ -500,7 +538,7 @@ export function getEndpointMetrics(endpoint: string) {
 export function getAllEndpointMetrics() {
   const t = now();
   return binding.series(t).map((s) => {
-    const ws = binding.windows([s.id], t);
+    const ws = windowsOf([s.id], t);
     return { method: s.method, route: s.route, windows: byWindow(ws, (w) => ({ ...w, latency: latencyOf(w) })) };
   });
 }

@@ -262,6 +262,42 @@ impl MetricsBinding {
         with(&env, Some(now), |b| windows_of(b, ids.as_deref(), now))
     }
 
+    /// As [`windows`](Self::windows), flat: [`WINDOW_ROW`] numbers per
+    /// window, in `Window::ALL` order (10s, 1m, 5m, all). Why: the same as
+    /// for [`latency_table`](Self::latency_table); `getEndpointMetrics` and
+    /// `getGoldenSignals` build their objects in JS from it, which cut a
+    /// `getEndpointMetrics` call from ~15 µs to ~6 µs (100 routes).
+    #[napi]
+    pub fn window_table(&self, env: Env, ids: Option<Vec<u32>>, now: f64) -> Result<Float64Array> {
+        with(&env, Some(now), |b| {
+            let ws = windows_of(b, ids.as_deref(), now)?;
+            let mut v = Vec::with_capacity(WINDOW_ROW * ws.len());
+            for w in &ws {
+                let l = &w.latency;
+                v.extend([
+                    w.requests,
+                    w.status4xx,
+                    w.status5xx,
+                    w.aborted,
+                    w.error_rate,
+                    w.server_error_rate,
+                    w.requests_per_second,
+                    w.span_seconds,
+                    l.count,
+                    l.min,
+                    l.max,
+                    l.mean,
+                    l.p50,
+                    l.p90,
+                    l.p95,
+                    l.p99,
+                    l.p999,
+                ]);
+            }
+            Ok(v.into())
+        })
+    }
+
     /// Latency of every series with traffic over one window, in one call:
     /// the dashboard's view. Each window read is one walk over that series'
     /// running window sum.
@@ -536,6 +572,10 @@ pub struct SgSeries {
     pub method: String,
     pub route: String,
 }
+
+/// Numbers per window in `MetricsBinding#windowTable`: the [`SgWindow`]
+/// fields after `window`, in their order, the latency's as in [`SgLatency`].
+pub const WINDOW_ROW: usize = 17;
 
 /// Numbers per series in [`SgLatencyTable::values`]: requests, then the
 /// [`SgLatency`] fields in their order (count, min, max, mean, p50, p90,
