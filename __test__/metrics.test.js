@@ -622,14 +622,14 @@ describe('MetricsBinding (one per wrapper copy, sharing the thread store)', () =
   test('collected bindings leave the shared store and the live rings intact', () => {
     const script = `
       const n = require('./index.js');
-      const len = 1 + 3 * n.sgRingCap();
+      const len = 1 + 3 * n.metricsRingCap();
       const live = new n.MetricsBinding(new Float64Array(len), 0);
       (() => {
         for (let i = 0; i < 300; i++) {
           const r = new Float64Array(len);
           const m = new n.MetricsBinding(r, 0);
           r[1] = m.intern('GET', '/gone'); r[2] = 200; r[3] = 1000; r[0] = 1;
-          n.sgDrain(0);
+          n.metricsDrain(0);
         }
       })();
       (async () => {
@@ -649,7 +649,7 @@ describe('MetricsBinding (one per wrapper copy, sharing the thread store)', () =
     assert.deepEqual(JSON.parse(r.stdout), { mine: 5, gone: 300, unknownId: 0 });
   });
 
-  test('a ring shorter than 1 + 3 * sgRingCap() is refused naming it', () => {
+  test('a ring shorter than 1 + 3 * metricsRingCap() is refused naming it', () => {
     const n = require(path.join(PKG_ROOT, 'index.js'));
     assert.throws(() => new n.MetricsBinding(new Float64Array(4), 0), (e) => e instanceof RangeError && /metrics ring/.test(e.message));
   });

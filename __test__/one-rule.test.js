@@ -109,7 +109,7 @@ test('the binding exports the protocol codes and thresholds (index.d.ts carries 
   const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8');
   for (const n of names) assert.match(dts, new RegExp(`export declare const enum ${n}\\b`));
   // The decision codes are the refusal codes metrics count refused requests under.
-  const r = binding.sgRefusalCodes();
+  const r = binding.metricsRefusalCodes();
   assert.deepEqual([r.safeMode, r.brownout, r.quarantine], [binding.OpsDecision.SafeMode, binding.OpsDecision.Shed, binding.OpsDecision.Quarantined]);
 });
 

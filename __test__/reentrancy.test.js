@@ -96,7 +96,7 @@ const cbAfter = (n, ctx) => {
 };
 
 function sgSetup(n) {
-  return { m: new n.MetricsBinding(new Float64Array(n.sgRingCap() * 4 + 64), 0) };
+  return { m: new n.MetricsBinding(new Float64Array(n.metricsRingCap() * 4 + 64), 0) };
 }
 
 const NATIVE_CASES = {
@@ -148,12 +148,12 @@ const NATIVE_CASES = {
     },
     after: (n, c) => { assert.ok(Number.isInteger(c.m.intern('GET', '/after'))); assert.ok(c.m.diagnostics(0).series >= 3); },
   },
-  sgMergeExports: {
+  metricsMergeExports: {
     setup: (n) => { const c = sgSetup(n); const id = c.m.intern('GET', '/x'); return { ...c, e: c.m.export(id, 'all', 0) }; },
-    call: (n, c, dress) => n.sgMergeExports(dress([c.e, c.e])),
-    reenter: (n, c) => { n.sgMergeExports([c.e]); c.m.diagnostics(0); },
+    call: (n, c, dress) => n.metricsMergeExports(dress([c.e, c.e])),
+    reenter: (n, c) => { n.metricsMergeExports([c.e]); c.m.diagnostics(0); },
     check: (n, c, r) => assert.equal(typeof r, 'object'),
-    after: (n, c) => { n.sgMergeExports([c.e]); c.m.intern('GET', '/after'); },
+    after: (n, c) => { n.metricsMergeExports([c.e]); c.m.intern('GET', '/after'); },
   },
   'MetricsBinding#windows': {
     setup: (n) => { const c = sgSetup(n); return { ...c, id: c.m.intern('GET', '/w') }; },
@@ -161,6 +161,13 @@ const NATIVE_CASES = {
     reenter: (n, c) => { c.m.windows(null, 0); c.m.intern('GET', '/inner'); },
     check: (n, c, r) => assert.deepEqual(r, c.m.windows([c.id], 0)),
     after: (n, c) => assert.ok(c.m.windows(null, 0).length >= 1),
+  },
+  'MetricsBinding#windowTable': {
+    setup: (n) => { const c = sgSetup(n); return { ...c, id: c.m.intern('GET', '/w') }; },
+    call: (n, c, dress) => c.m.windowTable(dress([c.id]), 0),
+    reenter: (n, c) => { c.m.windowTable(null, 0); c.m.intern('GET', '/inner'); },
+    check: (n, c, r) => assert.deepEqual(Array.from(r), Array.from(c.m.windowTable([c.id], 0))),
+    after: (n, c) => assert.ok(c.m.windowTable(null, 0).length >= 4),
   },
   'RolloutTable#start': {
     setup: (n) => ({ t: new n.RolloutTable(), k: 0 }),
@@ -213,7 +220,7 @@ const NATIVE_CASES = {
   exScrape: {
     // The strings array is converted before the scrape borrows any registry.
     call: (n, c, dress) => n.exScrape('application/openmetrics-text', 0, null, dress(['a', 'b']), '', 0),
-    reenter: (n) => { n.sgErrorRate(1, 1, 4); n.exScrape('', 0, null, null, '', 0); },
+    reenter: (n) => { n.metricsErrorRate(1, 1, 4); n.exScrape('', 0, null, null, '', 0); },
     check: (n, c, r) => assert.ok(typeof r.body === 'string' && r.contentType.startsWith('application/openmetrics-text'), 'an OpenMetrics body'),
     after: (n) => assert.equal(typeof n.exScrape('', 0, null, null, '', 0).body, 'string'),
   },
@@ -234,9 +241,9 @@ const NATIVE_NO_OBJECT = [
   'BreakerTable', 'cbAcquire', 'cbDrain', 'cbRecord', 'cbRetryDelay',
   'dagParseGraph', 'dagSortJson', 'StartupDag', 'HealthGates',
   'errorCodes', 'opsCheckState', 'opsDecide', 'OpsPlane',
-  'MetricsBinding', 'sgDrain', 'sgRefusalCodes', 'sgRingCap',
+  'MetricsBinding', 'metricsDrain', 'metricsRefusalCodes', 'metricsRingCap',
   'RolloutTable',
-  'Watchdogs', 'QuorumRule', 'rcAttach', 'rcResetAll', 'sgErrorRate', 'exProcessLayout', 'backoffDelay',
+  'Watchdogs', 'QuorumRule', 'rcAttach', 'rcResetAll', 'metricsErrorRate', 'exProcessLayout', 'backoffDelay',
 ];
 
 // ---- package cases ---------------------------------------------------------------

@@ -29,7 +29,7 @@ const WARMUP_SHARE = 0.2;
 /**
  * The metrics store allocates a window slice the first time a series records
  * into it, so it grows until the longest window (5 min) has turned over once
- * (see src/core/signals.rs, "Memory"). Samples from then on show whether
+ * (see src/core/metrics/store.rs, "Memory"). Samples from then on show whether
  * anything else still grows.
  */
 const WINDOWS_FULL_S = 310;
@@ -96,7 +96,7 @@ async function main() {
     metricsStoreGrowthAfterWarmupMB: last.metricsMB - base.metricsMB,
     // What is left when the metrics store's own growth is taken out: its
     // histograms widen, within their documented bound, as longer latencies
-    // arrive (src/core/histogram.rs, "Memory"); a leak would show here.
+    // arrive (src/core/metrics/windows.rs, "Memory"); a leak would show here.
     rssGrowthOutsideStoreAfterWarmupMB: last.rssMB - base.rssMB - (last.metricsMB - base.metricsMB),
     afterWindowsFull: afterWindowsFull(samples),
     exitedOnSigterm: exited,

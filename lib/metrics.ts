@@ -2,7 +2,7 @@
  * Golden-signal metrics: a drop-in replacement for the original
  * `server/middleware/metrics.ts` (`metricsMiddleware`, `getGoldenSignals`,
  * `getEndpointMetrics`, `resetMetrics`), backed by the Rust store in
- * `src/core/signals.rs` (HDR histograms over 10 s / 1 min / 5 min windows and
+ * `src/core/metrics/` (exponential histograms over 10 s / 1 min / 5 min windows and
  * all-time, per route template and method, cardinality-capped).
  *
  * Hot path: the middleware appends `(seriesId, status, durationUs)` to a
@@ -29,7 +29,7 @@ import type { ExpressModule, ExpressRouter } from './express/types';
 import { createAccess } from './express/auth';
 import { ownsPaths, tagRouter } from './express/endpoints';
 
-const RING_CAP = native.sgRingCap();
+const RING_CAP = native.metricsRingCap();
 const ring = new Float64Array(1 + 3 * RING_CAP);
 // This copy's binding, owning its ring (a thread may load this module more
 // than once; every copy reads the thread's one store). Held for the module's
@@ -72,7 +72,7 @@ export function recordRequest(seriesId: number, status: number, durationMs: numb
 function push(id: number, status: number, durationUs: number): void {
   let n = ring[0];
   if (n >= RING_CAP) {
-    native.sgDrain(now());
+    native.metricsDrain(now());
     n = 0;
   }
   const o = 1 + 3 * n;
@@ -88,7 +88,7 @@ function push(id: number, status: number, durationUs: number): void {
 
 function flush(): void {
   flushTimer = null;
-  if (ring[0] > 0) native.sgDrain(now());
+  if (ring[0] > 0) native.metricsDrain(now());
 }
 
 /** Minimal shapes of Express's request and response, so the types need no Express install. */
@@ -388,10 +388,48 @@ export function setClusterSignalsSource(f: () => Promise<unknown> | null): void 
   clusterSignals = f;
 }
 
+/**
+ * The figures of the four windows (`WINDOWS`, in Rust's `Window::ALL` order) pooled over `ids`, or
+ * over every series when null: `binding.windows`' objects, built here from
+ * one flat array (napi would cross once per property: see `windowTable`
+ * in src/metrics_napi.rs).
+ */
+function windowsOf(ids: number[] | null, t: number): Binding.SgWindow[] {
+  const v = binding.windowTable(ids, t);
+  const n = WINDOWS.length;
+  const row = v.length / n;
+  const out: Binding.SgWindow[] = new Array(n);
+  for (let i = 0, o = 0; i < n; i++, o += row) {
+    out[i] = {
+      window: WINDOWS[i],
+      requests: v[o],
+      status4xx: v[o + 1],
+      status5xx: v[o + 2],
+      aborted: v[o + 3],
+      errorRate: v[o + 4],
+      serverErrorRate: v[o + 5],
+      requestsPerSecond: v[o + 6],
+      spanSeconds: v[o + 7],
+      latency: {
+        count: v[o + 8],
+        min: v[o + 9],
+        max: v[o + 10],
+        mean: v[o + 11],
+        p50: v[o + 12],
+        p90: v[o + 13],
+        p95: v[o + 14],
+        p99: v[o + 15],
+        p999: v[o + 16],
+      },
+    };
+  }
+  return out;
+}
+
 function localGoldenSignals() {
   const t = now();
   const timestamp = Date.now();
-  const ws = binding.windows(null, t);
+  const ws = windowsOf(null, t);
   const [, oneMin, , all] = ws;
   const cpu = process.cpuUsage();
   startCpuSampler();
@@ -474,7 +512,7 @@ function idsOf(endpoint: string): number[] {
 export function getEndpointMetrics(endpoint: string) {
   const ids = idsOf(endpoint);
   if (ids.length === 0) return null;
-  const ws = binding.windows(ids, now());
+  const ws = windowsOf(ids, now());
   const all = ws[3];
   // As the original: null when nothing finished; an endpoint with only aborted requests still shows.
   if (all.requests === 0 && all.aborted === 0) return null;
@@ -500,7 +538,7 @@ export function getEndpointMetrics(endpoint: string) {
 export function getAllEndpointMetrics() {
   const t = now();
   return binding.series(t).map((s) => {
-    const ws = binding.windows([s.id], t);
+    const ws = windowsOf([s.id], t);
     return { method: s.method, route: s.route, windows: byWindow(ws, (w) => ({ ...w, latency: latencyOf(w) })) };
   });
 }
@@ -511,9 +549,33 @@ export function getAllEndpointMetrics() {
  *
  *   for (const { method, route, latency } of getLatencyPercentiles('5m')) console.log(method, route, latency.p99);
  */
-export function getLatencyPercentiles(window: WindowName = '1m') {
+export function getLatencyPercentiles(window: WindowName = '1m'): Binding.SgSeriesLatency[] {
   if (typeof window !== 'string') throw new TypeError(`window must be one of ${WINDOWS.join(', ')}, got ${typeof window}`);
-  return binding.latencyAll(window, now());
+  // Flat from Rust, objects built here: napi would set every property with
+  // its own crossing (see `latencyTable` in src/metrics_napi.rs).
+  const { labels, values: v } = binding.latencyTable(window, now());
+  const n = labels.length >> 1;
+  const row = n > 0 ? v.length / n : 0;
+  const out: Binding.SgSeriesLatency[] = new Array(n);
+  for (let i = 0, o = 0; i < n; i++, o += row) {
+    out[i] = {
+      method: labels[2 * i],
+      route: labels[2 * i + 1],
+      requests: v[o],
+      latency: {
+        count: v[o + 1],
+        min: v[o + 2],
+        max: v[o + 3],
+        mean: v[o + 4],
+        p50: v[o + 5],
+        p90: v[o + 6],
+        p95: v[o + 7],
+        p99: v[o + 8],
+        p999: v[o + 9],
+      },
+    };
+  }
+  return out;
 }
 
 /**

@@ -348,7 +348,7 @@ export class RedisBackend {
     await this.pushMetrics();
     const docs = (await this.instanceDocs()).filter((d) => {
       try {
-        native.sgMergeExports([d.histograms.all, d.histograms['1m']]); // checks the encoding
+        native.metricsMergeExports([d.histograms.all, d.histograms['1m']]); // checks the encoding
         return true;
       } catch {
         this.countMalformed('metrics');
@@ -361,13 +361,13 @@ export class RedisBackend {
       for (const k of Object.keys(total) as Array<keyof Counts>) total[k] += d.counts[k] ?? 0;
       for (const k of Object.keys(minute) as Array<keyof typeof minute>) minute[k] += d.lastMinute[k] ?? 0;
     }
-    const latencyAll = native.sgMergeExports(docs.map((d) => d.histograms.all));
-    const latency1m = native.sgMergeExports(docs.map((d) => d.histograms['1m']));
+    const latencyAll = native.metricsMergeExports(docs.map((d) => d.histograms.all));
+    const latency1m = native.metricsMergeExports(docs.map((d) => d.histograms['1m']));
     return {
       scope: 'cluster' as const,
       instances: docs.map((d) => ({ instance: d.instance, at: d.at, requests: d.counts.requests })),
       traffic: { totalRequests: total.requests, aborted: total.aborted, lastMinute: minute.requests, requestsPerSecond: minute.requests / 60 },
-      errors: { errorRate: native.sgErrorRate(total.status4xx, total.status5xx, total.requests), status4xx: total.status4xx, status5xx: total.status5xx, lastMinute: { status4xx: minute.status4xx, status5xx: minute.status5xx } },
+      errors: { errorRate: native.metricsErrorRate(total.status4xx, total.status5xx, total.requests), status4xx: total.status4xx, status5xx: total.status5xx, lastMinute: { status4xx: minute.status4xx, status5xx: minute.status5xx } },
       latency: { ...latency1m, allTime: latencyAll },
       timestamp: Date.now(),
     };

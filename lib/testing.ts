@@ -89,7 +89,7 @@ export interface ManualClock {
  */
 let figuresBinding: InstanceType<typeof native.MetricsBinding> | null = null;
 function figures(): InstanceType<typeof native.MetricsBinding> {
-  figuresBinding ??= new native.MetricsBinding(new Float64Array(1 + 3 * native.sgRingCap()), currentClock()());
+  figuresBinding ??= new native.MetricsBinding(new Float64Array(1 + 3 * native.metricsRingCap()), currentClock()());
   return figuresBinding;
 }
 

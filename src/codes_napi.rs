@@ -147,8 +147,8 @@ mod tests {
     use crate::core::breaker::quorum;
     use crate::core::breaker::{Admission, BreakerOutcome as Outcome, Transitions};
     use crate::core::gate::Transition;
+    use crate::core::metrics::Refusal;
     use crate::core::ops::Decision;
-    use crate::core::signals::Refusal;
 
     #[test]
     fn breaker_codes_match_the_core() {

@@ -150,7 +150,7 @@ pub struct WdView {
     pub all_time: Option<WdLatency>,
 }
 
-fn lat(p: &crate::core::histogram::Percentiles) -> WdLatency {
+fn lat(p: &crate::core::exphist::Percentiles) -> WdLatency {
     WdLatency {
         count: p.count as f64,
         p50: p.p50_us as f64 / 1000.0,

@@ -12,7 +12,7 @@
 use proptest::prelude::*;
 use reliability_core::core::breaker::{Admission, Breaker, BreakerOptions, BreakerOutcome};
 use reliability_core::core::gate::{GateSet, GateSpec};
-use reliability_core::core::histogram::Aggregate;
+use reliability_core::core::metrics::Aggregate;
 use reliability_core::core::ops::{Actor, OpsState};
 use reliability_core::core::startup::graph_file::parse_graph;
 use reliability_core::core::startup::plan_of;

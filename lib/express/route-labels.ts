@@ -40,7 +40,7 @@ import { endedSlot, liveSlot, type Label } from './tracker';
  * a refused request's ring entry has status `status + stride * code`. The ops
  * gate's decisions 1-3 are the same codes.
  */
-export const REFUSAL: Binding.SgRefusalCodes = native.sgRefusalCodes();
+export const REFUSAL: Binding.SgRefusalCodes = native.metricsRefusalCodes();
 
 /** One route template; `ids` caches its series id per method (metrics.ts owns that cache). */
 export class RouteLabel implements Label {
@@ -388,7 +388,7 @@ export function looseState(req: object): { label: RouteLabel | null; refused: nu
 
 /**
  * Marks `req` as refused with `reason` (a refusal code from the binding,
- * `native.sgRefusalCodes()`; the ops gate's decision codes are the same
+ * `native.metricsRefusalCodes()`; the ops gate's decision codes are the same
  * numbers), and gives it the label of the route it would have reached when
  * routing has not happened yet. Counted when its response ends.
  */

@@ -95,7 +95,7 @@ export interface Slot {
   /** What Express assigned to `req.route` (served by the `req.route` accessor), and its label. */
   route: unknown;
   label: Label | null;
-  /** A refusal code (`native.sgRefusalCodes()`) when a control refused the request, else 0. */
+  /** A refusal code (`native.metricsRefusalCodes()`) when a control refused the request, else 0. */
   refused: number;
 }
 

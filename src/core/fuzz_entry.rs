@@ -24,10 +24,10 @@ use super::backoff::Jitter;
 use super::breaker::BreakerRegistry;
 use super::breaker::RawBreakerOptions;
 use super::gate::{GateSet, GateSpec};
-use super::histogram::Aggregate;
+use super::metrics::Aggregate;
+use super::metrics::{MetricsOptions, MetricsStore};
 use super::ops::OpsState;
 use super::ops_merge::{Replica, Replication};
-use super::signals::{SignalStore, SignalsOptions};
 use super::startup::graph_file::parse_graph;
 use super::startup::{Dag, ServiceSpec};
 use super::traffic_shaping::{Config, RolloutSet, Slo, Step};
@@ -272,15 +272,15 @@ pub fn options(data: &[u8]) {
         let _ = rollouts.set_percentage("r", f.u32(), "fuzz", 1e7);
     }
 
-    let mut s = SignalsOptions {
+    let mut s = MetricsOptions {
         max_series: f.u32() % 200_000,
-        ..SignalsOptions::default()
+        ..MetricsOptions::default()
     };
     if f.byte() & 1 == 1 {
         s.buckets = (0..(f.byte() % 8)).map(|_| f.f64()).collect();
     }
     if s.validate().is_ok() {
-        SignalStore::new(s, 0.0).expect("validated metrics options build a store");
+        MetricsStore::new(s, 0.0).expect("validated metrics options build a store");
     }
 
     let t = Thresholds {

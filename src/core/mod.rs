@@ -16,13 +16,13 @@ pub mod exposition;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod gate;
-pub mod histogram;
+pub mod metrics;
 pub mod named;
 pub mod ops;
 pub mod ops_merge;
 pub mod rng;
-pub mod signals;
 pub mod startup;
 pub mod text;
+pub mod time_ring;
 pub mod traffic_shaping;
 pub mod watchdog;

@@ -30,8 +30,8 @@ use std::collections::{BTreeMap, VecDeque};
 use serde_json::{json, Map, Value};
 
 use super::error::{check, CoreError, CoreResult};
+use super::metrics::Refusal as RefusalCode;
 use super::rng::SplitMix64;
-use super::signals::Refusal as RefusalCode;
 use super::startup::graph_file::type_of as kind;
 use super::text::{self, clean};
 

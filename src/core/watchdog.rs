@@ -4,7 +4,7 @@
 //!
 //! * A **gauge** holds the last value set (or pulled by the JS side on read).
 //! * A **latency tracker** keeps HDR histograms over 10 s / 1 min / 5 min
-//!   (the same windows as the golden signals, `histogram::LatencyWindows`)
+//!   (the same windows as the golden signals, `metrics::LatencyWindows`)
 //!   and call/error counts per minute; its watched value is a quantile
 //!   (default p99) over the last minute.
 //! * A **counter** counts events per minute (dead letters) over a ring of
@@ -17,8 +17,10 @@
 //! time is injected.
 
 use super::error::{check, CoreError, CoreResult};
-use super::histogram::{Aggregate, LatencyWindows, Percentiles, RingSpec, SliceRing, Slot, Window};
+use super::exphist::Percentiles;
+use super::metrics::{Aggregate, LatencyWindows, Window};
 use super::named::{check_name, Named};
+use super::time_ring::{RingSpec, SliceRing, Slot};
 
 /// The most watchdogs a registry holds (names past it are refused, or
 /// fall back to a shared overflow watchdog through [`Registry::track`]).

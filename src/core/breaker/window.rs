@@ -17,6 +17,8 @@
 //! assert_eq!(w.totals(10_500.0).calls(), 0);
 //! ```
 
+use crate::core::time_ring::{RingSpec, SliceRing, Slot};
+
 /// Outcome counts for one bucket of a breaker's window (or, summed by
 /// [`RollingWindow::totals`], for the whole window): what the opening rule and
 /// the snapshots read. Kept `Copy` and at 24 bytes because every breaker holds
@@ -102,73 +104,47 @@ pub enum Sample {
 
 /// The last `window_ms` of one breaker's outcomes, as a ring of equal
 /// buckets of [`BreakerCounts`]: memory is fixed when the breaker is made and a
-/// read sums `buckets` structs, whatever the call rate.
+/// read sums `buckets` structs, whatever the call rate. The ring is the one
+/// [`SliceRing`] every time window of the crate uses, so a breaker's window
+/// rotates by the same rules as the metrics windows.
 #[derive(Debug, Clone)]
 pub struct RollingWindow {
-    bucket_ms: f64,
-    buckets: Box<[BreakerCounts]>,
-    /// Index of the bucket that holds `head_start`.
-    head: usize,
-    /// Start time of the head bucket.
-    head_start: f64,
+    ring: SliceRing<BreakerCounts>,
+}
+
+impl Slot for BreakerCounts {
+    fn clear(&mut self) {
+        *self = BreakerCounts::default();
+    }
 }
 
 impl RollingWindow {
     /// `window_ms` split into `buckets` equal slices; the caller validated both.
     pub fn new(window_ms: f64, buckets: u32, now: f64) -> Self {
         let n = buckets.max(1) as usize;
+        let spec = RingSpec {
+            slice_ms: window_ms / n as f64,
+            slices: n,
+        };
         RollingWindow {
-            bucket_ms: window_ms / n as f64,
-            buckets: vec![BreakerCounts::default(); n].into_boxed_slice(),
-            head: 0,
-            head_start: now,
+            ring: SliceRing::new(spec, now),
         }
     }
 
     /// The window's length (ms): bucket length times bucket count, as
     /// snapshots report it.
     pub fn window_ms(&self) -> f64 {
-        self.bucket_ms * self.buckets.len() as f64
-    }
-
-    /// Moves the head forward so that `now` falls in it, clearing the buckets
-    /// it passes over. Time that goes backwards leaves the window alone.
-    fn rotate(&mut self, now: f64) {
-        let elapsed = now - self.head_start;
-        if elapsed < self.bucket_ms {
-            return;
-        }
-        let n = self.buckets.len();
-        let steps = (elapsed / self.bucket_ms).floor();
-        if steps >= n as f64 {
-            self.buckets
-                .iter_mut()
-                .for_each(|b| *b = BreakerCounts::default());
-        } else {
-            for _ in 0..steps as usize {
-                self.head = (self.head + 1) % n;
-                self.buckets[self.head] = BreakerCounts::default();
-            }
-        }
-        self.head_start += steps * self.bucket_ms;
+        self.ring.window_ms()
     }
 
     /// Records a sample that happened at `at`. Samples may arrive late (the
     /// binding batches successes): a late sample goes into the bucket of its
     /// own time if that bucket is still in the window, and is dropped if not.
+    #[inline]
     pub fn record(&mut self, at: f64, sample: Sample, latency_ms: f64, slow: bool) {
-        let idx = if at >= self.head_start {
-            self.rotate(at);
-            self.head
-        } else {
-            let back = ((self.head_start - at) / self.bucket_ms).ceil() as usize;
-            let n = self.buckets.len();
-            if back >= n {
-                return;
-            }
-            (self.head + n - back) % n
+        let Some(b) = self.ring.slot_at(at) else {
+            return;
         };
-        let b = &mut self.buckets[idx];
         match sample {
             Sample::Success => b.successes += 1,
             Sample::Failure => b.failures += 1,
@@ -189,9 +165,8 @@ impl RollingWindow {
 
     /// Sum over the window as of `now`.
     pub fn totals(&mut self, now: f64) -> BreakerCounts {
-        self.rotate(now);
         let mut t = BreakerCounts::default();
-        for b in self.buckets.iter() {
+        for b in self.ring.slots(now) {
             t.add(b);
         }
         t
@@ -200,10 +175,7 @@ impl RollingWindow {
     /// Forgets every sample and restarts the ring at `now`, for a breaker's
     /// `reset()` (which zeroes all its counters).
     pub fn clear(&mut self, now: f64) {
-        self.buckets
-            .iter_mut()
-            .for_each(|b| *b = BreakerCounts::default());
-        self.head_start = now;
+        self.ring.reset(now);
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod breakers;
 pub mod gates;
+pub mod http;
 pub mod model;
 pub mod negotiate;
 pub mod openmetrics;

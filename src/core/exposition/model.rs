@@ -13,8 +13,11 @@
 /// What a family is, in the Prometheus sense.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// Only goes up (reset on restart); the name ends in `_total`.
     Counter,
+    /// Goes up and down.
     Gauge,
+    /// Classic buckets, sum and count (and native buckets in protobuf).
     Histogram,
 }
 
@@ -23,23 +26,33 @@ pub enum Kind {
 /// text, an optional unit (`"seconds"`, `"bytes"`) and its samples.
 #[derive(Clone, Debug)]
 pub struct Family {
+    /// The metric name, with the prefix and (for counters) `_total`.
     pub name: String,
+    /// Counter, gauge or histogram.
     pub kind: Kind,
+    /// The `# HELP` text, unescaped.
     pub help: String,
+    /// The unit OpenMetrics declares (`"seconds"`), if any.
     pub unit: Option<&'static str>,
+    /// The family's series, in output order.
     pub samples: Vec<Sample>,
 }
 
 /// One series of a family: label pairs in order (values unescaped) and a value.
 #[derive(Clone, Debug)]
 pub struct Sample {
+    /// (name, value) pairs in output order; values unescaped.
     pub labels: Vec<(&'static str, String)>,
+    /// The sample's number or histogram.
     pub value: Value,
 }
 
+/// A sample's value: a number for counters and gauges, a histogram for histograms.
 #[derive(Clone, Debug)]
 pub enum Value {
+    /// A counter's or gauge's value.
     Number(f64),
+    /// A histogram's buckets, sum and count.
     Histogram(HistogramValue),
 }
 
@@ -49,9 +62,13 @@ pub enum Value {
 /// histogram for scrapers that negotiate protobuf.
 #[derive(Clone, Debug, Default)]
 pub struct HistogramValue {
+    /// (upper bound, cumulative count), increasing; `+Inf` is `count`.
     pub buckets: Vec<(f64, u64)>,
+    /// Samples in the histogram.
     pub count: u64,
+    /// Sum of the samples, in the family's unit.
     pub sum: f64,
+    /// The same samples as native buckets, for protobuf only.
     pub native: Option<NativeHistogram>,
 }
 
@@ -60,8 +77,11 @@ pub struct HistogramValue {
 /// `io.prometheus.client.Histogram` (positive side only: durations are > 0).
 #[derive(Clone, Debug, Default)]
 pub struct NativeHistogram {
+    /// Resolution: bounds are powers of `2^(2^-schema)` (6 here).
     pub schema: i32,
+    /// Width of the zero bucket (0: durations are never zero).
     pub zero_threshold: f64,
+    /// Samples in the zero bucket.
     pub zero_count: u64,
     /// (offset, length) pairs, offsets relative to the end of the previous span.
     pub positive_spans: Vec<(i32, u32)>,
@@ -70,6 +90,7 @@ pub struct NativeHistogram {
 }
 
 impl Family {
+    /// A family with no unit and no samples yet.
     pub fn new(name: impl Into<String>, kind: Kind, help: impl Into<String>) -> Self {
         Family {
             name: name.into(),
@@ -79,6 +100,7 @@ impl Family {
             samples: Vec::new(),
         }
     }
+    /// The family with `sample` added at the end.
     pub fn with(mut self, sample: Sample) -> Self {
         self.samples.push(sample);
         self
@@ -86,6 +108,7 @@ impl Family {
 }
 
 impl Sample {
+    /// A sample with these labels (in output order) and value.
     pub fn new(labels: Vec<(&'static str, String)>, value: Value) -> Self {
         Sample { labels, value }
     }

@@ -5,7 +5,7 @@
 
 use super::config::Config;
 use crate::core::exphist::{index_us, upper_seconds, Acc, ExpHist, MAX_US, MIN_US};
-use crate::core::histogram::{RingSpec, SliceRing, Slot};
+use crate::core::time_ring::{RingSpec, SliceRing, Slot};
 
 /// Slices of the latency ring: the analysis window moves in sixths.
 const LATENCY_SLICES: usize = 6;

@@ -120,7 +120,7 @@ impl Config {
         if !self.auto_rollback || self.bp == 0 {
             return None;
         }
-        self.error_rate_breach(requests, crate::core::signals::rate_of(errors, requests))
+        self.error_rate_breach(requests, crate::core::metrics::rate_of(errors, requests))
     }
 
     /// The answer every key gets, when the configuration leaves no choice

@@ -101,7 +101,7 @@ impl Rollout {
         let w = self.config.window_ms;
         let n = self.new.window(w, now);
         let s = self.stable.window(w, now);
-        let rate = |c: CohortCounts| crate::core::signals::rate_of(c.errors, c.requests);
+        let rate = |c: CohortCounts| crate::core::metrics::rate_of(c.errors, c.requests);
         let q = self
             .config
             .slo

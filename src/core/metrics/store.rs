@@ -4,7 +4,7 @@
 //! Series are interned to small ids once (at route registration, or on a
 //! route's first request) so the hot path passes a number, not two strings.
 //! The number of series is capped because every series costs memory (see
-//! `histogram` for the figures) and every series is a Prometheus time series:
+//! `windows` for the figures) and every series is a Prometheus time series:
 //! a route template built from raw URLs would otherwise grow without bound.
 //! Past the cap new keys share the `other` series, and the overflow is counted
 //! so it shows up instead of silently lumping traffic together.
@@ -13,62 +13,62 @@
 //! 100..=599, a duration that is NaN, negative or infinite, a non-finite time
 //! or an unknown id is not recorded and is counted under a named [`Reason`].
 //! Counters live in the same lazily rotated slices as the latency histograms
-//! ([`SliceRing`]), so both agree on what "the last minute" is.
+//! ([`SliceRing`](crate::core::time_ring::SliceRing)), so both agree on what "the last minute" is.
 //!
 //! # Memory
 //!
-//! Per series: the latency histograms (see `histogram`: at most 443 520
-//! bytes, of which 252 928 in the 16 window slices and 3 running sums;
-//! 228 480 when every latency stays under 1 s), the series struct, 16
+//! Per series: the latency histograms (see `windows`: at most 325 280
+//! bytes, 20 histograms of 2 033 u64 counts, of which 309 016 in the 16
+//! window slices and 3 running sums; 204 160 when every latency stays under
+//! 1 s), the series struct, 16
 //! counter slices of 48 bytes, Prometheus bucket counters and the label
 //! strings (about three times the route's length). A series that has had no
 //! traffic yet costs under 2 KB. Allocations, once made, are kept and reused
 //! until the store is dropped.
 //!
 //! The window slices of all series together are capped by
-//! [`SignalsOptions::max_window_bytes`] (default 64 MiB). A series whose
+//! [`MetricsOptions::max_window_bytes`] (default 64 MiB). A series whose
 //! slices would take the total past it loses its window latency: its slices
-//! are freed, its window percentiles read count 0 until [`SignalStore::reset`],
+//! are freed, its window percentiles read count 0 until [`MetricsStore::reset`],
 //! and each sample it records meanwhile is counted in
 //! [`Diagnostics::window_memory_exhausted`]. Its counts, rates, all-time
 //! latency and Prometheus output are unaffected. Pooled figures keep no
 //! histograms of their own: they are summed and merged from the series.
 //!
 //! So with the default cap of 1000 series the worst case, an hour-long
-//! request in every slice of every series, is about 1000 × 188 512 bytes all
-//! time (189 MB) + 64 MiB of window histograms + about 1 MB of counters and
-//! structs: about 260 MB. Uncapped (`max_window_bytes` at its limit) it
-//! would be 1000 × 443 520 ≈ 444 MB. With every latency under 1 s:
-//! 1000 × 90 208 (90 MB) + 64 MiB ≈ 160 MB, and the
-//! 64 MiB give about 490 series their windows. Lower `max_series` if the
+//! request in every slice of every series, is about 1000 × 16 264 bytes all
+//! time (16 MB) + 64 MiB of window histograms + about 1 MB of counters and
+//! structs: about 84 MB. Uncapped (`max_window_bytes` at its limit) it
+//! would be 1000 × 325 280 ≈ 325 MB. With every latency under 1 s the
+//! 64 MiB give about 346 series their windows. Lower `max_series` if the
 //! all-time part is too much for the host: `max_window_bytes` does not cap it.
 //!
 //! ```
-//! use reliability_core::core::histogram::Window;
-//! use reliability_core::core::signals::{SignalStore, SignalsOptions};
-//! let mut s = SignalStore::new(SignalsOptions::default(), 0.0).unwrap();
+//! use reliability_core::core::exposition::http;
+//! use reliability_core::core::metrics::{MetricsOptions, MetricsStore, Window};
+//! let mut s = MetricsStore::new(MetricsOptions::default(), 0.0).unwrap();
 //! let id = s.intern("GET", "/users/:id").unwrap();
 //! s.record(id, 200, 1_500.0, 10.0).unwrap();
 //! s.record(id, 503, 80_000.0, 20.0).unwrap();
 //! let st = s.series_stats(id, Window::TenSeconds, 1_000.0).unwrap();
 //! assert_eq!((st.requests, st.status_5xx, st.server_error_rate), (2, 1, 0.5));
 //! let mut text = String::new();
-//! s.render_prometheus(&mut text);
+//! http::render_prometheus(&s, &mut text);
 //! assert!(text.contains(r#"http_requests_total{method="GET",route="/users/:id",status_class="5xx"} 1"#));
 //! ```
 
 use std::collections::HashMap;
 
-use super::error::{check, CoreError, CoreResult};
-use super::exphist::SCHEMA;
-use super::exposition::model::{Family, HistogramValue, Kind, NativeHistogram, Sample, Value};
-use super::exposition::{protobuf, text};
-use super::histogram::{
-    new_rings, Aggregate, LatencyWindows, Percentiles, Recorded, SliceRing, Slot, Window,
-    WindowBudget,
-};
+use super::budget::WindowBudget;
+use super::diagnostics::{Diagnostics, Reason};
+use super::options::*;
+use super::refusal::Refusal;
+use super::series::{Scratch, Series, Tally};
+use super::stats::WindowStats;
+use super::windows::{Recorded, Window};
+use crate::core::error::{check, CoreError, CoreResult};
 
-/// A series id from [`SignalStore::intern`].
+/// A series id from [`MetricsStore::intern`].
 pub type SeriesId = u32;
 
 /// The series for requests that matched no route; the caller decides which those are.
@@ -79,500 +79,22 @@ pub const OTHER: SeriesId = 1;
 /// these do not collide with a real route; interning them returns the
 /// reserved ids, so no two series ever carry the same labels.
 pub const RESERVED_METHOD: &str = "*";
+/// Route label of the series of requests no route matched.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// Route label of the series every key past the cap shares.
 pub const OTHER_ROUTE: &str = "other";
 /// The route label of a request refused before routing that no route would have matched.
 pub const REFUSED_ROUTE: &str = "refused";
 
-/// Longest route template accepted, in bytes: routes become label values.
-pub const MAX_ROUTE_LEN: usize = 512;
-/// Longest method accepted, in bytes; real ones are a few letters.
-pub const MAX_METHOD_LEN: usize = 64;
-pub const DEFAULT_MAX_SERIES: u32 = 1_000;
-/// Upper bound on `max_series`: at the worst case of about 190 KB a series
-/// for all time alone (which `max_window_bytes` does not cap), this is
-/// already 19 GB, far more than a process should hold.
-pub const MAX_SERIES_LIMIT: u32 = 100_000;
-/// prom-client's default buckets, in seconds.
-pub const DEFAULT_BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-pub const MAX_BUCKETS: usize = 100;
-/// Default cap on the bytes of all series' window slices together: room for
-/// about 310 series at their worst (214 528 bytes each), or 575 whose
-/// latencies stay under 1 s (116 224 bytes each).
-pub const DEFAULT_MAX_WINDOW_BYTES: usize = 64 << 20;
-/// Upper bound on `max_window_bytes` (1 TiB): anything near it means "no cap".
-pub const MAX_WINDOW_BYTES_LIMIT: u64 = 1 << 40;
-/// A rate over less than a second of data is noise: a store's first request
-/// would read as a thousand per second. Rates divide by at least this.
-pub const MIN_RATE_SPAN_S: f64 = 1.0;
-
-const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-const REQUESTS: &str = "http_requests_total";
-const ABORTED: &str = "http_requests_aborted_total";
-const IN_FLIGHT: &str = "http_requests_in_flight";
-const DURATION: &str = "http_request_duration_seconds";
-const REFUSED: &str = "http_requests_refused_total";
-
-/// Why a control refused a request, for `http_requests_refused_total`'s
-/// `reason` label. The codes are the ops gate's decision codes
-/// ([`super::ops::Decision::code`]) for the three ops controls, so a
-/// decision passes through unchanged; `Rollout` is a request a rollout
-/// kept out of its new version with no stable one to send it to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    SafeMode = 1,
-    Brownout = 2,
-    Quarantine = 3,
-    Rollout = 4,
-}
-
-impl Refusal {
-    pub const ALL: [Refusal; 4] = [
-        Refusal::SafeMode,
-        Refusal::Brownout,
-        Refusal::Quarantine,
-        Refusal::Rollout,
-    ];
-    /// A batch entry's status carries its refusal as `status + STRIDE * code`,
-    /// so a refused request stays one entry (counted once, in order).
-    pub const STRIDE: u32 = 1000;
-
-    pub fn code(self) -> u32 {
-        self as u32
-    }
-
-    pub fn from_code(code: u32) -> Option<Refusal> {
-        Refusal::ALL.into_iter().find(|r| r.code() == code)
-    }
-
-    /// The `reason` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refusal::SafeMode => "safe_mode",
-            Refusal::Brownout => "brownout",
-            Refusal::Quarantine => "quarantine",
-            Refusal::Rollout => "rollout",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SignalsOptions {
-    /// Interned (method, route) series beyond the two reserved ones.
-    pub max_series: u32,
-    /// Upper bounds (seconds) of the Prometheus duration buckets, increasing.
-    pub buckets: Vec<f64>,
-    /// Cap on the bytes of all series' window slices together (the pooled
-    /// series aside); see "Memory" in the module docs.
-    pub max_window_bytes: usize,
-}
-
-impl Default for SignalsOptions {
-    fn default() -> Self {
-        SignalsOptions {
-            max_series: DEFAULT_MAX_SERIES,
-            buckets: DEFAULT_BUCKETS.to_vec(),
-            max_window_bytes: DEFAULT_MAX_WINDOW_BYTES,
-        }
-    }
-}
-
-impl SignalsOptions {
-    pub fn validate(&self) -> CoreResult<()> {
-        check::int_in("maxSeries", self.max_series as f64, 0, MAX_SERIES_LIMIT)?;
-        if self.max_window_bytes as u64 > MAX_WINDOW_BYTES_LIMIT {
-            return Err(CoreError::range(
-                "maxWindowBytes",
-                &format!("a number of bytes from 0 to {MAX_WINDOW_BYTES_LIMIT}"),
-                self.max_window_bytes,
-            ));
-        }
-        if self.buckets.len() > MAX_BUCKETS {
-            return Err(CoreError::range(
-                "buckets",
-                &format!("at most {MAX_BUCKETS} bounds"),
-                self.buckets.len(),
-            ));
-        }
-        let mut previous = 0.0;
-        for &b in &self.buckets {
-            // Below 1 µs or above 1 h a bound cannot split anything the histograms hold.
-            if !b.is_finite() || !(0.000_001..=3_600.0).contains(&b) || b <= previous {
-                return Err(CoreError::range(
-                    "buckets",
-                    "increasing numbers of seconds from 0.000001 to 3600",
-                    check::fmt_num(b),
-                ));
-            }
-            previous = b;
-        }
-        Ok(())
-    }
-}
-
-/// Why a call was not recorded. Each is counted in [`Diagnostics`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    /// Status outside 100..=599.
-    InvalidStatus,
-    /// Duration NaN, negative or infinite.
-    InvalidDuration,
-    /// `now` NaN or infinite.
-    InvalidTime,
-    /// An id `intern` never returned.
-    UnknownId,
-    /// `request_finished` (or an abort) with nothing in flight: the gauge stays at 0.
-    UnbalancedFinish,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 5] = [
-        Reason::InvalidStatus,
-        Reason::InvalidDuration,
-        Reason::InvalidTime,
-        Reason::UnknownId,
-        Reason::UnbalancedFinish,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::InvalidStatus => "invalid_status",
-            Reason::InvalidDuration => "invalid_duration",
-            Reason::InvalidTime => "invalid_time",
-            Reason::UnknownId => "unknown_id",
-            Reason::UnbalancedFinish => "unbalanced_finish",
-        }
-    }
-}
-
-/// What the store refused or bent, since creation or reset.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Diagnostics {
-    pub invalid_status: u64,
-    pub invalid_duration: u64,
-    pub invalid_time: u64,
-    pub unknown_id: u64,
-    pub unbalanced_finish: u64,
-    /// `intern` calls for new keys past the cap, answered with `OTHER`.
-    /// Calls, not distinct keys: remembering the keys is the unbounded memory
-    /// the cap exists to prevent.
-    pub series_overflow: u64,
-    /// Durations above one hour, recorded as one hour.
-    pub clamped_durations: u64,
-    /// Samples recorded without window latency (all time only) because
-    /// their series was refused window memory by `max_window_bytes`.
-    pub window_memory_exhausted: u64,
-}
-
-impl Diagnostics {
-    pub fn rejected(&self, reason: Reason) -> u64 {
-        match reason {
-            Reason::InvalidStatus => self.invalid_status,
-            Reason::InvalidDuration => self.invalid_duration,
-            Reason::InvalidTime => self.invalid_time,
-            Reason::UnknownId => self.unknown_id,
-            Reason::UnbalancedFinish => self.unbalanced_finish,
-        }
-    }
-
-    fn count(&mut self, reason: Reason) {
-        let c = match reason {
-            Reason::InvalidStatus => &mut self.invalid_status,
-            Reason::InvalidDuration => &mut self.invalid_duration,
-            Reason::InvalidTime => &mut self.invalid_time,
-            Reason::UnknownId => &mut self.unknown_id,
-            Reason::UnbalancedFinish => &mut self.unbalanced_finish,
-        };
-        *c += 1;
-    }
-}
-
-/// Figures for one series (or all of them) over one window.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct WindowStats {
-    /// Completed requests (aborted ones are not requests that completed).
-    pub requests: u64,
-    pub status_4xx: u64,
-    pub status_5xx: u64,
-    pub aborted: u64,
-    /// Time the figures cover: the window's live slices (between 4/5 and all
-    /// of the window once it has filled), or for all time, since creation or
-    /// reset. Never more than the store has existed.
-    pub span_seconds: f64,
-    /// `requests / span_seconds`, the span floored at [`MIN_RATE_SPAN_S`].
-    pub requests_per_second: f64,
-    /// [`error_rate`]: share of requests answered 4xx or 5xx, in [0, 1].
-    pub error_rate: f64,
-    /// Share of requests answered 5xx, in [0, 1]: the server's own failures
-    /// (4xx are the client's and often expected: 404, 401).
-    pub server_error_rate: f64,
-    pub latency: Percentiles,
-}
-
-/// The lowest status that counts as an error (4xx and 5xx), for
-/// [`error_rate`] and for the default success rule of rollouts.
-pub const ERROR_STATUS_FROM: u16 = 400;
-
-/// The package's one definition of "error rate": the share of completed
-/// requests answered with a status of 400 or more (the original's rule;
-/// rollouts count a request as failed by the same rule unless `isSuccess`
-/// says otherwise), 0 with no requests. Every figure called `errorRate`
-/// (golden signals, endpoints, the Redis cluster view, rollout SLOs) is
-/// this, computed here; [`server_error_rate`] is the 5xx-only share.
-///
-/// ```
-/// use reliability_core::core::signals::error_rate;
-/// assert_eq!(error_rate(1, 2, 4), 0.75);
-/// assert_eq!(error_rate(0, 0, 0), 0.0);
-/// ```
-pub fn error_rate(status_4xx: u64, status_5xx: u64, requests: u64) -> f64 {
-    // 4xx and 5xx are exactly the statuses from ERROR_STATUS_FROM on.
-    const _: () = assert!(ERROR_STATUS_FROM == 400);
-    rate_of(status_4xx + status_5xx, requests)
-}
-
-/// The share of requests answered 5xx, 0 with no requests.
-///
-/// ```
-/// use reliability_core::core::signals::server_error_rate;
-/// assert_eq!(server_error_rate(1, 4), 0.25);
-/// ```
-pub fn server_error_rate(status_5xx: u64, requests: u64) -> f64 {
-    rate_of(status_5xx, requests)
-}
-
-/// `errors / requests`, 0 with no requests (a rate over nothing is no errors).
-///
-/// ```
-/// use reliability_core::core::signals::rate_of;
-/// assert_eq!(rate_of(3, 0), 0.0);
-/// ```
-pub fn rate_of(errors: u64, requests: u64) -> f64 {
-    if requests == 0 {
-        0.0
-    } else {
-        errors as f64 / requests as f64
-    }
-}
-
-impl WindowStats {
-    fn new(t: Tally, span_ms: f64, latency: Percentiles) -> Self {
-        let requests = t.requests();
-        let span_seconds = span_ms / 1_000.0;
-        WindowStats {
-            requests,
-            status_4xx: t.by_class[3],
-            status_5xx: t.by_class[4],
-            aborted: t.aborted,
-            span_seconds,
-            requests_per_second: requests as f64 / span_seconds.max(MIN_RATE_SPAN_S),
-            error_rate: error_rate(t.by_class[3], t.by_class[4], requests),
-            server_error_rate: server_error_rate(t.by_class[4], requests),
-            latency,
-        }
-    }
-}
-
-/// Request counts for one slice (or, summed, a window).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Tally {
-    /// Completed requests by status class, 1xx at index 0 to 5xx at 4.
-    by_class: [u64; 5],
-    aborted: u64,
-}
-
-impl Tally {
-    fn requests(&self) -> u64 {
-        self.by_class.iter().sum()
-    }
-
-    fn add(&mut self, o: &Tally) {
-        for (a, b) in self.by_class.iter_mut().zip(o.by_class) {
-            *a += b;
-        }
-        self.aborted += o.aborted;
-    }
-}
-
-impl Slot for Tally {
-    fn clear(&mut self) {
-        *self = Tally::default();
-    }
-}
-
-struct Series {
-    method: Box<str>,
-    route: Box<str>,
-    tallies: [SliceRing<Tally>; 3],
-    all_time: Tally,
-    latency: LatencyWindows,
-    /// Exact sum of recorded durations in µs, for Prometheus `_sum`.
-    sum_us: u64,
-    /// Prometheus bucket counts (not cumulative), one per bound plus `+Inf`,
-    /// counted at record time so a scrape formats numbers instead of walking
-    /// every histogram (a walk cost ~45 µs per series).
-    buckets: Box<[u64]>,
-    /// All-time refused requests by [`Refusal`] (index `code - 1`).
-    refused: [u64; 4],
-}
-
-impl Series {
-    /// `origin` is the store's: a series made late simply had no traffic before.
-    fn new(method: &str, route: &str, origin: f64, bounds: usize) -> Self {
-        Series {
-            method: method.into(),
-            route: route.into(),
-            tallies: new_rings(origin),
-            all_time: Tally::default(),
-            latency: LatencyWindows::new(origin),
-            sum_us: 0,
-            buckets: vec![0; bounds + 1].into_boxed_slice(),
-            refused: [0; 4],
-        }
-    }
-
-    /// `method` and `route` as label pairs.
-    fn label_pairs(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("method", self.method.to_string()),
-            ("route", self.route.to_string()),
-        ]
-    }
-
-    /// `class` and `duration_us` were validated by the store.
-    fn record(
-        &mut self,
-        class: usize,
-        duration_us: f64,
-        now: f64,
-        budget: &mut WindowBudget,
-        bounds_us: &[u64],
-    ) -> Recorded {
-        let r = self.latency.record_within(duration_us, now, budget);
-        if let Some(us) = r.micros() {
-            self.count(class, us, now, bounds_us);
-        }
-        r
-    }
-
-    /// Everything but the latency histograms: the pooled series keeps only
-    /// these at record time (its latency is merged from the series on read,
-    /// which halves the histogram work per request).
-    fn count(&mut self, class: usize, us: u64, now: f64, bounds_us: &[u64]) {
-        for ring in &mut self.tallies {
-            ring.head(now).by_class[class] += 1;
-        }
-        self.all_time.by_class[class] += 1;
-        self.sum_us = self.sum_us.saturating_add(us);
-        // First bound at or above the value; past the last, `+Inf`.
-        let i = bounds_us
-            .iter()
-            .position(|&b| us <= b)
-            .unwrap_or(bounds_us.len());
-        if let Some(b) = self.buckets.get_mut(i) {
-            *b += 1;
-        }
-    }
-
-    fn abort(&mut self, now: f64) {
-        for ring in &mut self.tallies {
-            ring.head(now).aborted += 1;
-        }
-        self.all_time.aborted += 1;
-    }
-
-    fn has_traffic(&self) -> bool {
-        self.all_time.requests() > 0 || self.all_time.aborted > 0
-    }
-
-    /// Request counts over `window` as of `now`.
-    fn tally(&mut self, window: Window, now: f64) -> Tally {
-        match window.ring_index() {
-            None => self.all_time,
-            Some(i) => {
-                let mut t = Tally::default();
-                self.tallies[i].slots(now).iter().for_each(|s| t.add(s));
-                t
-            }
-        }
-    }
-
-    /// Milliseconds `window` covers at `now`. The same for every series of a
-    /// store: they share its origin, so their slices share boundaries.
-    fn span_ms(&mut self, window: Window, now: f64, origin: f64) -> f64 {
-        match window.ring_index() {
-            None => (now - origin).max(0.0),
-            Some(i) => self.tallies[i].covered_ms(now),
-        }
-    }
-
-    fn stats(
-        &mut self,
-        scratch: &mut Scratch,
-        window: Window,
-        now: f64,
-        origin: f64,
-    ) -> WindowStats {
-        let tally = self.tally(window, now);
-        let span_ms = self.span_ms(window, now, origin);
-        let latency = match window {
-            // All time is one histogram already: summarise it in place.
-            Window::AllTime => Percentiles::of_with_sum(self.latency.all_time(), self.sum_us),
-            _ => scratch
-                .for_window(window)
-                .window_percentiles(&mut self.latency, window, now),
-        };
-        WindowStats::new(tally, span_ms, latency)
-    }
-
-    fn reset(&mut self, now: f64) {
-        self.tallies.iter_mut().for_each(|r| r.reset(now));
-        self.all_time = Tally::default();
-        self.latency.reset(now);
-        self.sum_us = 0;
-        self.buckets.iter_mut().for_each(|b| *b = 0);
-        self.refused = [0; 4];
-    }
-}
-
-/// The store's scratch histograms, one per precision, so that every read
-/// reports what one histogram of its samples at the window's digits would
-/// (see `histogram`).
-#[derive(Debug)]
-struct Scratch {
-    all_time: Aggregate,
-    windows: Aggregate,
-}
-
-impl Scratch {
-    fn new() -> Self {
-        Scratch {
-            all_time: Aggregate::for_window(Window::AllTime),
-            windows: Aggregate::for_window(Window::TenSeconds),
-        }
-    }
-
-    fn for_window(&mut self, window: Window) -> &mut Aggregate {
-        match window {
-            Window::AllTime => &mut self.all_time,
-            _ => &mut self.windows,
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.all_time.heap_bytes() + self.windows.heap_bytes()
-    }
-}
-
 /// A Prometheus bucket bound, in seconds.
 #[derive(Debug, Clone)]
-struct Bound {
-    seconds: f64,
+pub(crate) struct Bound {
+    /// The bound, seconds.
+    pub(crate) seconds: f64,
 }
 
-pub struct SignalStore {
+/// The golden signals of every (method, route) series, capped; see the module docs.
+pub struct MetricsStore {
     max_series: usize,
     bounds: Vec<Bound>,
     /// The same bounds in µs, searched on every record.
@@ -599,8 +121,9 @@ pub struct SignalStore {
     origin: f64,
 }
 
-impl SignalStore {
-    pub fn new(opts: SignalsOptions, now: f64) -> CoreResult<Self> {
+impl MetricsStore {
+    /// A store with `opts` (validated) whose windows start at `now` (ms).
+    pub fn new(opts: MetricsOptions, now: f64) -> CoreResult<Self> {
         opts.validate()?;
         check_now(now)?;
         let bounds = opts.buckets.iter().map(|&s| Bound { seconds: s }).collect();
@@ -610,7 +133,7 @@ impl SignalStore {
             .map(|&s| (s * 1e6).round() as u64)
             .collect();
         let n_bounds = bounds_us.len();
-        let mut store = SignalStore {
+        let mut store = MetricsStore {
             max_series: opts.max_series as usize,
             bounds,
             bounds_us,
@@ -738,7 +261,7 @@ impl SignalStore {
 
     /// Applies a batch of `(id, status, duration_us)` triples, as the binding
     /// buffers them, all at `now_ms`; returns how many were applied. A
-    /// negative status is an abort ([`SignalStore::record_abort`]: the
+    /// negative status is an abort ([`MetricsStore::record_abort`]: the
     /// in-flight gauge is left alone, the binding keeps it). Every entry that
     /// is not applied is counted in [`Diagnostics`] under the reason `record`
     /// or `record_abort` would give; ids that are not whole numbers count as
@@ -844,7 +367,7 @@ impl SignalStore {
 
     /// Counts an aborted request against a series without touching the
     /// in-flight gauge: for callers that keep the gauge themselves
-    /// ([`SignalStore::set_in_flight`]).
+    /// ([`MetricsStore::set_in_flight`]).
     pub fn record_abort(&mut self, id: SeriesId, now_ms: f64) -> Result<(), Reason> {
         if id as usize >= self.series.len() {
             return Err(self.reject(Reason::UnknownId));
@@ -856,6 +379,7 @@ impl SignalStore {
         Ok(())
     }
 
+    /// Requests started and not yet finished or aborted.
     pub fn in_flight(&self) -> u64 {
         self.in_flight
     }
@@ -885,6 +409,7 @@ impl SignalStore {
         self.budget.used()
     }
 
+    /// What the store refused or bent since creation or reset.
     pub fn diagnostics(&self) -> Diagnostics {
         self.diag
     }
@@ -999,141 +524,20 @@ impl SignalStore {
         Ok(())
     }
 
-    /// The HTTP families as data (see `exposition::model`), rendered by
-    /// every exposition format. Counters and the histogram are all-time
-    /// (Prometheus computes windows itself with `rate()`). Every counter
-    /// family has a sample from the start: each series that exists (the
-    /// `unmatched` one always, a route once it is interned, `other` once it
-    /// has traffic) shows all five status classes and its aborted count,
-    /// zeros included, so `rate()` of a class or of aborts that has not
-    /// happened yet reads 0 instead of nothing. The histogram appears once a
-    /// series has a duration.
-    pub fn families(&self) -> Vec<Family> {
-        self.families_with(true)
+    /// Every series, the reserved ones first, in id order (for the HTTP
+    /// families of `exposition::http`).
+    pub(crate) fn series_all(&self) -> &[Series] {
+        &self.series
     }
 
-    /// [`families()`](Self::families), with the duration histogram's native
-    /// buckets only when `native` (only protobuf carries them; walking every
-    /// series' histogram for them was a third of a text scrape's cost).
-    pub fn families_with(&self, native: bool) -> Vec<Family> {
-        let mut requests = Family::new(
-            REQUESTS,
-            Kind::Counter,
-            "Completed HTTP requests by method, route and status class.",
-        );
-        let mut aborted = Family::new(
-            ABORTED,
-            Kind::Counter,
-            "HTTP requests that ended before a response was sent.",
-        );
-        for s in self.exposed() {
-            for (class, &n) in STATUS_CLASSES.iter().zip(&s.all_time.by_class) {
-                requests.samples.push(Sample::new(
-                    vec![
-                        ("method", s.method.to_string()),
-                        ("route", s.route.to_string()),
-                        ("status_class", (*class).to_string()),
-                    ],
-                    Value::Number(n as f64),
-                ));
-            }
-            aborted.samples.push(Sample::new(
-                s.label_pairs(),
-                Value::Number(s.all_time.aborted as f64),
-            ));
-        }
-        let in_flight = Family::new(
-            IN_FLIGHT,
-            Kind::Gauge,
-            "HTTP requests started and not yet finished or aborted.",
-        )
-        .with(Sample::new(vec![], Value::Number(self.in_flight as f64)));
-        let mut durations = Family::new(
-            DURATION,
-            Kind::Histogram,
-            "HTTP request duration in seconds.",
-        );
-        durations.unit = Some("seconds");
-        for s in &self.series {
-            let count: u64 = s.buckets.iter().sum();
-            if count == 0 {
-                continue;
-            }
-            let mut cumulative = 0u64;
-            let buckets = self
-                .bounds
-                .iter()
-                .zip(s.buckets.iter())
-                .map(|(b, n)| {
-                    cumulative += n;
-                    (b.seconds, cumulative)
-                })
-                .collect();
-            let native = native.then(|| {
-                let (positive_spans, positive_deltas) = s.latency.all_time().native_spans();
-                NativeHistogram {
-                    schema: SCHEMA,
-                    // Durations are >= 1 µs: nothing is in a zero bucket.
-                    zero_threshold: 0.0,
-                    zero_count: 0,
-                    positive_spans,
-                    positive_deltas,
-                }
-            });
-            durations.samples.push(Sample::new(
-                s.label_pairs(),
-                Value::Histogram(HistogramValue {
-                    buckets,
-                    count,
-                    sum: s.sum_us as f64 / 1e6,
-                    native,
-                }),
-            ));
-        }
-        let mut refused = Family::new(REFUSED, Kind::Counter, "HTTP requests refused by safe mode, brownout, quarantine or a rollout, by method, route and reason.");
-        // Every reason has a sample from the start: while no request was
-        // refused for a reason, `{method="*",route="refused",reason="…"} 0`.
-        for (i, r) in Refusal::ALL.iter().enumerate() {
-            let mut any = false;
-            for s in self.series.iter().filter(|s| s.refused[i] > 0) {
-                any = true;
-                let mut labels = s.label_pairs();
-                labels.push(("reason", r.as_str().to_string()));
-                refused
-                    .samples
-                    .push(Sample::new(labels, Value::Number(s.refused[i] as f64)));
-            }
-            if !any {
-                refused.samples.push(Sample::new(
-                    vec![
-                        ("method", RESERVED_METHOD.to_string()),
-                        ("route", REFUSED_ROUTE.to_string()),
-                        ("reason", r.as_str().to_string()),
-                    ],
-                    Value::Number(0.0),
-                ));
-            }
-        }
-        vec![requests, aborted, in_flight, durations, refused]
-    }
-
-    /// Appends the HTTP families in the Prometheus text exposition format
-    /// 0.0.4. The caller's `String` can be cleared and reused between
-    /// scrapes so its buffer is allocated once.
-    pub fn render_prometheus(&self, out: &mut String) {
-        text::render(&self.families_with(false), out);
-    }
-
-    /// Appends the HTTP families in the Prometheus protobuf exposition
-    /// (delimited `MetricFamily` messages; see `exposition::protobuf`), the
-    /// duration histogram with its native (schema 6) buckets.
-    pub fn render_protobuf(&self, out: &mut Vec<u8>) {
-        protobuf::render(&self.families(), out);
+    /// The Prometheus bucket bounds, increasing.
+    pub(crate) fn bounds(&self) -> &[Bound] {
+        &self.bounds
     }
 
     /// The series whose counters are exposed: all but `other` until it has
     /// traffic (it exists from the start but only means "past the cap").
-    fn exposed(&self) -> impl Iterator<Item = &Series> + '_ {
+    pub(crate) fn exposed(&self) -> impl Iterator<Item = &Series> + '_ {
         self.series
             .iter()
             .enumerate()
@@ -1197,11 +601,16 @@ fn check_now(now: f64) -> CoreResult<()> {
 mod tests {
     use super::*;
     use crate::core::error::ErrorKind;
+    use crate::core::exposition::http::{
+        self, ABORTED, DURATION, IN_FLIGHT, REFUSED, REQUESTS, STATUS_CLASSES,
+    };
+    use crate::core::exposition::model::Value;
+    use crate::core::metrics::Aggregate;
 
     use crate::core::rng::SplitMix64;
 
-    fn store() -> SignalStore {
-        SignalStore::new(SignalsOptions::default(), 0.0).unwrap()
+    fn store() -> MetricsStore {
+        MetricsStore::new(MetricsOptions::default(), 0.0).unwrap()
     }
 
     #[test]
@@ -1240,8 +649,8 @@ mod tests {
 
     #[test]
     fn cardinality_cap_maps_new_keys_to_other_and_counts_them() {
-        let mut s = SignalStore::new(
-            SignalsOptions {
+        let mut s = MetricsStore::new(
+            MetricsOptions {
                 max_series: 3,
                 ..Default::default()
             },
@@ -1267,8 +676,8 @@ mod tests {
             1
         );
         // A cap of 0 sends everything to `other`.
-        let mut z = SignalStore::new(
-            SignalsOptions {
+        let mut z = MetricsStore::new(
+            MetricsOptions {
                 max_series: 0,
                 ..Default::default()
             },
@@ -1497,7 +906,7 @@ mod tests {
         let st = s.series_stats(id, Window::AllTime, 3_000.0).unwrap();
         assert_eq!((st.requests, st.span_seconds), (1, 2.0));
         let mut text = String::new();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         // The 5xx count is back to 0 (still shown: a counter reset, not a series gone).
         assert!(
             text.contains(
@@ -1548,7 +957,7 @@ mod tests {
         s.request_started();
         s.request_aborted(b, 1.0).unwrap();
         let mut text = String::from("# already in the buffer\n");
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         assert!(text.starts_with("# already in the buffer\n# HELP http_requests_total "));
         assert!(text.ends_with('\n'));
 
@@ -1631,7 +1040,7 @@ mod tests {
     fn refused_requests_count_by_reason_and_every_reason_has_a_zero_sample() {
         let mut s = store();
         let mut text = String::new();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         for r in Refusal::ALL {
             let zero = format!(
                 "\n{REFUSED}{{method=\"*\",route=\"refused\",reason=\"{}\"}} 0\n",
@@ -1676,11 +1085,11 @@ mod tests {
             (4, 1, 2),
             "refused requests are requests of their route too"
         );
-        let by = |s: &SignalStore, id| s.refused(id).unwrap().map(|(_, n)| n);
+        let by = |s: &MetricsStore, id| s.refused(id).unwrap().map(|(_, n)| n);
         assert_eq!(by(&s, get), [0, 2, 1, 0]);
         assert_eq!(by(&s, post), [0, 0, 0, 1]);
         text.clear();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         assert!(text.contains("\nhttp_requests_refused_total{method=\"GET\",route=\"/api/users/:id\",reason=\"brownout\"} 2\n"), "{text}");
         assert!(text.contains("\nhttp_requests_refused_total{method=\"GET\",route=\"/api/users/:id\",reason=\"quarantine\"} 1\n"));
         assert!(text.contains("\nhttp_requests_refused_total{method=\"POST\",route=\"refused\",reason=\"rollout\"} 1\n"));
@@ -1693,7 +1102,7 @@ mod tests {
 
     #[test]
     fn ops_decisions_are_refusal_codes() {
-        use super::super::ops::Decision;
+        use crate::core::ops::Decision;
         assert_eq!(Decision::Serve.code(), 0);
         assert_eq!(
             Refusal::from_code(Decision::SafeMode.code()),
@@ -1716,7 +1125,7 @@ mod tests {
     fn every_counter_family_has_zero_samples_from_the_start() {
         let mut s = store();
         let mut text = String::new();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         let zeros = |text: &str, fam: &str| {
             samples(text)
                 .into_iter()
@@ -1734,7 +1143,7 @@ mod tests {
         let id = s.intern("GET", "/a").unwrap();
         s.record(id, 200, 1_000.0, 1.0).unwrap();
         text.clear();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         for class in ["1xx", "3xx", "4xx", "5xx"] {
             assert!(text.contains(&format!("\nhttp_requests_total{{method=\"GET\",route=\"/a\",status_class=\"{class}\"}} 0\n")), "{class}: {text}");
         }
@@ -1745,7 +1154,7 @@ mod tests {
         // `other` shows once traffic reaches it.
         s.record(OTHER, 500, 1_000.0, 1.0).unwrap();
         text.clear();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         assert!(
             text.contains("\nhttp_requests_aborted_total{method=\"*\",route=\"other\"} 0\n"),
             "{text}"
@@ -1754,17 +1163,17 @@ mod tests {
 
     #[test]
     fn prometheus_buckets_use_custom_bounds_and_include_the_bound() {
-        let opts = SignalsOptions {
+        let opts = MetricsOptions {
             buckets: vec![0.005, 0.1],
             ..Default::default()
         };
-        let mut s = SignalStore::new(opts, 0.0).unwrap();
+        let mut s = MetricsStore::new(opts, 0.0).unwrap();
         let id = s.intern("GET", "/").unwrap();
         for us in [5_000.0, 5_000.0, 5_001.0 * 1.01, 100_000.0, 2e6] {
             s.record(id, 200, us, 0.0).unwrap();
         }
         let mut text = String::new();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         let b = |le: &str| {
             format!(
                 "http_request_duration_seconds_bucket{{method=\"GET\",route=\"/\",le=\"{le}\"}} "
@@ -1787,7 +1196,7 @@ mod tests {
         let id = s.intern("GET", "/a\\b\"c\nd").unwrap();
         s.record(id, 200, 10.0, 0.0).unwrap();
         let mut text = String::new();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         assert!(text.contains("http_requests_total{method=\"GET\",route=\"/a\\\\b\\\"c\\nd\",status_class=\"2xx\"} 1\n"), "{text}");
         // No raw newline inside a sample: every line is a comment or parses as a sample.
         assert_eq!(
@@ -1802,26 +1211,26 @@ mod tests {
 
     #[test]
     fn options_are_validated_with_field_names() {
-        let bad = |o: SignalsOptions| SignalStore::new(o, 0.0).err().unwrap().message;
-        assert!(bad(SignalsOptions {
+        let bad = |o: MetricsOptions| MetricsStore::new(o, 0.0).err().unwrap().message;
+        assert!(bad(MetricsOptions {
             max_series: MAX_SERIES_LIMIT + 1,
             ..Default::default()
         })
         .starts_with("maxSeries must be"));
-        let too_big = SignalsOptions {
+        let too_big = MetricsOptions {
             max_window_bytes: usize::MAX,
             ..Default::default()
         };
         assert_eq!(bad(too_big), format!("maxWindowBytes must be a number of bytes from 0 to {MAX_WINDOW_BYTES_LIMIT}, got {}", usize::MAX));
-        assert!(SignalStore::new(
-            SignalsOptions {
+        assert!(MetricsStore::new(
+            MetricsOptions {
                 max_window_bytes: 0,
                 ..Default::default()
             },
             0.0
         )
         .is_ok());
-        assert_eq!(SignalsOptions::default().max_window_bytes, 64 * 1024 * 1024);
+        assert_eq!(MetricsOptions::default().max_window_bytes, 64 * 1024 * 1024);
         for buckets in [
             vec![0.1, 0.1],
             vec![0.2, 0.1],
@@ -1831,16 +1240,16 @@ mod tests {
             vec![7_200.0],
             vec![0.1; MAX_BUCKETS + 1],
         ] {
-            assert!(bad(SignalsOptions {
+            assert!(bad(MetricsOptions {
                 buckets,
                 ..Default::default()
             })
             .starts_with("buckets must be"));
         }
-        assert!(SignalStore::new(SignalsOptions::default(), f64::NAN).is_err());
+        assert!(MetricsStore::new(MetricsOptions::default(), f64::NAN).is_err());
         // No bounds at all is valid: the histogram is then only +Inf, _sum and _count.
-        let mut s = SignalStore::new(
-            SignalsOptions {
+        let mut s = MetricsStore::new(
+            MetricsOptions {
                 buckets: vec![],
                 ..Default::default()
             },
@@ -1849,7 +1258,7 @@ mod tests {
         .unwrap();
         s.record(UNMATCHED, 200, 10.0, 0.0).unwrap();
         let mut text = String::new();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         assert_eq!(text.matches("_bucket{").count(), 1);
     }
 
@@ -1973,7 +1382,7 @@ mod tests {
         assert_eq!(s.diagnostics().invalid_time, 2);
         assert_eq!(s.record_batch(&[], 1.0), 0);
         let mut text = String::new();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         assert!(text.contains("\nhttp_requests_in_flight 5\n"));
     }
 
@@ -1985,11 +1394,11 @@ mod tests {
         // Exactly what /a's first three slices took: nothing is left for /b.
         let per_series = s.window_bytes();
         assert!(per_series > 0 && per_series < 10_000, "{per_series}");
-        let opts = SignalsOptions {
+        let opts = MetricsOptions {
             max_window_bytes: per_series,
             ..Default::default()
         };
-        let mut s = SignalStore::new(opts, 0.0).unwrap();
+        let mut s = MetricsStore::new(opts, 0.0).unwrap();
         let a = s.intern("GET", "/a").unwrap();
         let b = s.intern("GET", "/b").unwrap();
         s.record(a, 200, 100.0, 0.0).unwrap();
@@ -2032,7 +1441,7 @@ mod tests {
         let both = s.stats_for(&[a, b], Window::TenSeconds, 1_000.0).unwrap();
         assert_eq!((both.requests, both.latency.count), (3, 1));
         let mut text = String::new();
-        s.render_prometheus(&mut text);
+        http::render_prometheus(&s, &mut text);
         assert!(
             text.contains("http_request_duration_seconds_count{method=\"GET\",route=\"/b\"} 2\n"),
             "{text}"
@@ -2059,8 +1468,8 @@ mod tests {
 
         // A cap of 0: no series has windows, so neither do pooled reads;
         // counts and all-time latency remain.
-        let mut z = SignalStore::new(
-            SignalsOptions {
+        let mut z = MetricsStore::new(
+            MetricsOptions {
                 max_window_bytes: 0,
                 ..Default::default()
             },
@@ -2093,7 +1502,7 @@ mod tests {
         for (i, &us) in values.iter().enumerate() {
             s.record(a, 200, us, i as f64).unwrap();
         }
-        let fams = s.families();
+        let fams = http::families(&s);
         let names: Vec<&str> = fams.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, [REQUESTS, ABORTED, IN_FLIGHT, DURATION, REFUSED]);
         let d = &fams[3];
@@ -2137,7 +1546,7 @@ mod tests {
             assert!(upper_seconds(i - 1) < sec && sec <= upper_seconds(i));
         }
         let mut pb = Vec::new();
-        s.render_protobuf(&mut pb);
+        http::render_protobuf(&s, &mut pb);
         assert!(pb.windows(DURATION.len()).any(|w| w == DURATION.as_bytes()));
     }
 
@@ -2153,15 +1562,17 @@ mod tests {
         }
         // /a holds one clamped latency (one hour) in every slice: 17
         // buckets each (the top bucket and 16 below it), u8 counts in the
-        // slices (at most 200 per 60 s slice) and u16 all time (1 000). The
-        // pooled series keeps no histograms (its idle slots were in `idle`).
-        assert_eq!(s.window_bytes(), 16 * 17);
+        // slices (at most 200 per 60 s slice) and u16 all time (1 000); the
+        // running sums of the rings: u8 for 10 s and 1 min, u16 for 5 min
+        // (up to 1 000). The pooled series keeps no histograms (its idle
+        // slots were in `idle`).
+        assert_eq!(s.window_bytes(), 16 * 17 + 17 + 17 + 2 * 17);
         let series = s.heap_bytes() - idle;
         assert!(
             series < 2_000,
             "{series} bytes (the HDR layout held 443 520)"
         );
-        assert!(series >= 16 * 17 + 17 * 2, "{series}");
+        assert!(series >= 20 * 17 + 17 * 2, "{series}");
     }
 
     #[test]
@@ -2192,7 +1603,7 @@ mod tests {
             black_box(s.record_batch(&batch, 400_000.0 + r as f64));
         }
         let batch_ns = start.elapsed().as_nanos() as f64 / (rounds * 1_024) as f64;
-        eprintln!("SignalStore::record: {ns:.1} ns, record_batch: {batch_ns:.1} ns per request (series and pooled: 2 × (all time + the 2 s ring + counters))");
+        eprintln!("MetricsStore::record: {ns:.1} ns, record_batch: {batch_ns:.1} ns per request (series and pooled: 2 × (all time + the 2 s ring + counters))");
     }
 
     #[test]
@@ -2231,10 +1642,11 @@ mod tests {
 #[cfg(test)]
 mod read_timing {
     use super::*;
+    use crate::core::exposition::{http, text};
     #[test]
     #[ignore = "timing: cargo test --release --lib -- --ignored --nocapture scrape_costs"]
     fn scrape_costs() {
-        let mut s = SignalStore::new(SignalsOptions::default(), 0.0).unwrap();
+        let mut s = MetricsStore::new(MetricsOptions::default(), 0.0).unwrap();
         let ids: Vec<SeriesId> = (0..100)
             .map(|r| s.intern("GET", &format!("/api/r{r}/:id")).unwrap())
             .collect();
@@ -2250,7 +1662,7 @@ mod read_timing {
         for _ in 0..3 {
             let t = std::time::Instant::now();
             for _ in 0..rounds {
-                std::hint::black_box(s.families());
+                std::hint::black_box(http::families(&s));
             }
             let fam = t.elapsed() / rounds;
             let t = std::time::Instant::now();
@@ -2260,7 +1672,7 @@ mod read_timing {
                 }
             }
             eprintln!("native_spans of 100 series: {:?}", t.elapsed() / rounds);
-            let fams = s.families();
+            let fams = http::families(&s);
             let t = std::time::Instant::now();
             for _ in 0..rounds {
                 out.clear();
@@ -2270,7 +1682,7 @@ mod read_timing {
             let t = std::time::Instant::now();
             for _ in 0..rounds {
                 out.clear();
-                s.render_prometheus(&mut out);
+                http::render_prometheus(&s, &mut out);
             }
             let both = t.elapsed() / rounds;
             eprintln!("HTTP families of 100 routes: families() {fam:?}, text::render {render:?}, render_prometheus {both:?} ({} bytes)", out.len());
@@ -2280,7 +1692,7 @@ mod read_timing {
     #[test]
     #[ignore = "timing"]
     fn read_costs() {
-        let mut s = SignalStore::new(SignalsOptions::default(), 0.0).unwrap();
+        let mut s = MetricsStore::new(MetricsOptions::default(), 0.0).unwrap();
         let mut ids = vec![];
         for r in 0..100 {
             ids.push(s.intern("GET", &format!("/r{r}")).unwrap());
@@ -2309,7 +1721,7 @@ mod read_timing {
         }
         let t = std::time::Instant::now();
         let mut out = String::new();
-        s.render_prometheus(&mut out);
+        http::render_prometheus(&s, &mut out);
         eprintln!("render: {:?}", t.elapsed());
         let t = std::time::Instant::now();
         for w in Window::ALL {
