@@ -1062,6 +1062,39 @@ export declare function rcAttach(shared: Float64Array, underTest: boolean): numb
  */
 export declare function rcResetAll(now: number): number
 
+/**
+ * The most retries `retry()` and a breaker's `retryOptions` accept
+ * (`core::backoff::MAX_RETRIES`).
+ */
+export declare const RETRY_MAX_RETRIES: number
+
+/**
+ * Reads and validates `retry()`'s options (`maxRetries`, `baseDelay`,
+ * `maxDelay`, `factor`, `jitter`: `true` is 'proportional', `false` 'none')
+ * with the rule a breaker's `retryOptions` uses, and returns them with the
+ * defaults filled in. A TypeError or RangeError names the field and its range.
+ *
+ * ```ts
+ * const s = native.retrySpec({ maxRetries: 2, jitter: true });
+ * // { maxRetries: 2, baseDelay: 100, maxDelay: 3000, factor: 2, jitter: 'proportional' }
+ * ```
+ */
+export declare function retrySpec(options?: unknown | undefined | null): RetrySpec
+
+/** A validated `retry()` spec, defaults filled in (what `retrySpec` returns). */
+export interface RetrySpec {
+  /** Extra attempts after the first, 0 to `RETRY_MAX_RETRIES`. */
+  maxRetries: number
+  /** The sleep before the first retry, in ms. */
+  baseDelay: number
+  /** The cap on any one sleep, in ms. */
+  maxDelay: number
+  /** Growth per attempt. */
+  factor: number
+  /** The jitter strategy's name, as `backoffDelay` takes it. */
+  jitter: string
+}
+
 /** `minSamples` when a rollout config leaves it out (`core::traffic_shaping::DEFAULT_MIN_SAMPLES`). */
 export declare const ROLLOUT_DEFAULT_MIN_SAMPLES: number
 

@@ -4,8 +4,9 @@
 // decision codes...) and its numeric constants (shifts, masks, defaults,
 // thresholds). The scan looks for what a hand copy looks like:
 //   1. `const NAME = <number>` whose NAME ends with an exported enum member's
-//      or constant's name and whose value is that member's value
-//      (`const REJECT_OPEN = 2` for BreakerAdmission.RejectOpen);
+//      or constant's name, or (8 letters or more) ends the constant's name,
+//      and whose value is that member's value (`const REJECT_OPEN = 2` for
+//      BreakerAdmission.RejectOpen, `const MAX_RETRIES = 100` for RETRY_MAX_RETRIES);
 //   2. an object literal whose keys and numbers mirror two or more members of
 //      one exported enum (`{ critical: 0, default: 1, sheddable: 2 }`);
 //   3. `x ?? <number>` where x names an exported DEFAULT constant with that
@@ -68,7 +69,7 @@ function scan(root) {
       const candidates = [
         ...enums.flatMap((e) => e.members.map((mem) => ({ key: norm(mem.name), full: norm(e.name) + norm(mem.name), value: mem.value, label: `${e.name}.${mem.name}` }))),
         ...consts.map((c) => ({ key: norm(c.name), full: norm(c.name), value: c.value, label: c.name })),
-      ].filter((c) => c.value === v && c.key.length >= 4 && (n === c.full || n.endsWith(c.key)));
+      ].filter((c) => c.value === v && c.key.length >= 4 && (n === c.full || n.endsWith(c.key) || (n.length >= 8 && c.full.endsWith(n))));
       candidates.sort((a, b) => b.key.length - a.key.length);
       if (candidates.length) found.push(`${where(m.index)}: ${name} = ${raw} copies ${candidates[0].label}`);
     }
@@ -103,7 +104,7 @@ test('the binding exports the protocol codes and thresholds (index.d.ts carries 
   for (const n of ['BreakerAdmission', 'BreakerTransition', 'BreakerOutcome', 'BreakerGate', 'BreakerControl', 'OpsDecision', 'OpsCriticality', 'GateTransition', 'RolloutOutcomeFlag', 'QuorumAction', 'OpsFlag']) {
     assert.ok(names.includes(n), `${n} is exported`);
   }
-  for (const n of ['BREAKER_TRANSITION_SHIFT', 'BREAKER_ADMISSION_MASK', 'ERROR_STATUS_FROM', 'ROLLOUT_DEFAULT_MIN_SAMPLES']) {
+  for (const n of ['BREAKER_TRANSITION_SHIFT', 'BREAKER_ADMISSION_MASK', 'ERROR_STATUS_FROM', 'ROLLOUT_DEFAULT_MIN_SAMPLES', 'RETRY_MAX_RETRIES']) {
     assert.ok(consts.some((c) => c.name === n), `${n} is exported`);
   }
   const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8');
@@ -125,10 +126,12 @@ test('the scan recognises a hand copy (so it can fail)', () => {
         'const ok = (s: number) => s < 400;',
         '// const OPENED = 1; in a comment is fine',
         'const FLUSH_MS = 250;',
+        'const MAX_RETRIES = 100;',
       ].join('\n'),
     );
     const found = scan(dir);
-    assert.equal(found.length, 4, found.join('\n'));
+    assert.equal(found.length, 5, found.join('\n'));
+    assert.match(found.join('\n'), /MAX_RETRIES = 100 copies RETRY_MAX_RETRIES/);
     assert.match(found.join('\n'), /REJECT_OPEN = 2 copies BreakerAdmission\.RejectOpen/);
     assert.match(found.join('\n'), /mirrors OpsCriticality/);
     assert.match(found.join('\n'), /minSamples \?\? 11 copies ROLLOUT_DEFAULT_MIN_SAMPLES/);
