@@ -25,6 +25,7 @@ use crate::codes_napi::{OpsCriticality, OpsDecision, OpsFlag};
 
 use crate::core::dlq::{DlqSet, Run};
 use crate::core::error::{CoreError, CoreResult};
+use crate::core::json;
 use crate::core::ops::{refusal_json, Actor, Criticality, LoadReport, OpsState};
 use crate::core::ops_merge::{Field, Replication};
 use crate::napi_util::{borrow_mut, throw};
@@ -349,8 +350,8 @@ impl OpsPlane {
         result: String,
         now: f64,
     ) -> Result<()> {
-        let args: serde_json::Value = serde_json::from_str(&args_json)
-            .map_err(|e| throw(&env, CoreError::type_error("args", "JSON", e)))?;
+        let args = json::parse("args", "JSON", &args_json, json::NO_SIZE_LIMIT)
+            .map_err(|e| throw(&env, e))?;
         with(&env, &self.inner, |p| {
             p.ops
                 .push_audit(now, &action, args, &actor(who, source), result);

@@ -17,6 +17,7 @@ pub mod exposition;
 pub mod fuzz_entry;
 pub mod gate;
 pub mod histogram;
+pub mod json;
 pub mod named;
 pub mod ops;
 pub mod ops_merge;
