@@ -70,6 +70,7 @@ impl QuorumRule {
         self.inner.forced()
     }
 
+    /// The quorum as given: a count of instances (>= 1) or a share in (0, 1].
     #[napi(getter)]
     pub fn quorum(&self) -> f64 {
         self.inner.quorum()
