@@ -145,3 +145,22 @@ test('no file in lib/ re-declares a code or threshold the binding exports', () =
   const found = scan(LIB);
   assert.deepEqual(found, [], `import these from the binding instead:\n${found.join('\n')}`);
 });
+
+test('retry() and a breaker\'s retryOptions share one retry rule (core::backoff)', () => {
+  const rc = require('..');
+  const max = binding.RETRY_MAX_RETRIES;
+  assert.equal(rc.retry({ maxRetries: max }).maxRetries, max);
+  const b = new rc.CircuitBreaker(`one-rule-retry-${process.pid}`, { retryOptions: { maxRetries: max } });
+  assert.equal(b.snapshot().options.maxRetries, max);
+  const range = `an integer from 0 to ${max}, got ${max + 1}`;
+  assert.throws(() => rc.retry({ maxRetries: max + 1 }), { name: 'RangeError', message: `maxRetries must be ${range}` });
+  assert.throws(() => new rc.CircuitBreaker('one-rule-retry-bad', { retryOptions: { maxRetries: max + 1 } }), {
+    name: 'RangeError',
+    message: `retryOptions.maxRetries must be ${range}`,
+  });
+  // The same delay and factor limits, each error naming the field as the caller wrote it.
+  assert.throws(() => rc.retry({ factor: 11 }), { name: 'RangeError', message: 'factor must be a number from 1 to 10, got 11' });
+  assert.throws(() => new rc.CircuitBreaker('one-rule-retry-f', { retryOptions: { factor: 11 } }), { name: 'RangeError', message: 'retryOptions.factor must be a number from 1 to 10, got 11' });
+  assert.throws(() => rc.retry({ baseDelay: 10, maxDelay: 5 }), { name: 'RangeError', message: 'maxDelay must be a number >= baseDelay (10), got 5' });
+  assert.throws(() => rc.retry({ maxRetries: '3' }), { name: 'TypeError', message: /^maxRetries must be an integer from 0 to 100, got a string/ });
+});
