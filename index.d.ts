@@ -202,8 +202,12 @@ export declare class OpsPlane {
   replicaMerge(text: string, now: number): OpsMergeResult
   /** Why a request was refused with `decision` (see [`OpsRefusalAnswer`]). */
   refusal(code: number, agent: string | undefined | null, now: number): OpsRefusalAnswer
-  /** Registers (or re-paces) the dead-letter queue `name`, drained at most `rate_per_second`. */
-  dlqRegister(name: string, ratePerSecond: number): void
+  /**
+   * Registers (or re-paces) the dead-letter queue `name`, drained at most
+   * `ratePerSecond` messages per second (absent or null: the core's
+   * default, `DLQ_DEFAULT_RATE_PER_SECOND`).
+   */
+  dlqRegister(name: string, ratePerSecond?: number | undefined | null): void
   /** Starts a drain run of at most `limit` messages; throws while one runs or on a bad limit. */
   dlqBegin(name: string, limit: number, now: number): void
   /** `[messages allowed now, ms to wait when 0]`. */
@@ -737,6 +741,12 @@ export interface DagService {
  * one typed array out. Throws with every problem when there is no order.
  */
 export declare function dagSortJson(json: string): Uint32Array
+
+/**
+ * Messages per second a dead-letter queue registered without `ratePerSecond`
+ * is drained at (`core::dlq::DEFAULT_RATE`).
+ */
+export declare const DLQ_DEFAULT_RATE_PER_SECOND: number
 
 /** One drain of a dead-letter queue (`core::dlq::Run`). */
 export interface DlqRun {

@@ -127,10 +127,12 @@ test('the scan recognises a hand copy (so it can fail)', () => {
         '// const OPENED = 1; in a comment is fine',
         'const FLUSH_MS = 250;',
         'const MAX_RETRIES = 100;',
+        'register(name, queue.ratePerSecond ?? 100);',
       ].join('\n'),
     );
     const found = scan(dir);
-    assert.equal(found.length, 5, found.join('\n'));
+    assert.equal(found.length, 6, found.join('\n'));
+    assert.match(found.join('\n'), /ratePerSecond \?\? 100 copies DLQ_DEFAULT_RATE_PER_SECOND/);
     assert.match(found.join('\n'), /MAX_RETRIES = 100 copies RETRY_MAX_RETRIES/);
     assert.match(found.join('\n'), /REJECT_OPEN = 2 copies BreakerAdmission\.RejectOpen/);
     assert.match(found.join('\n'), /mirrors OpsCriticality/);

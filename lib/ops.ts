@@ -420,7 +420,8 @@ export class OpsControls extends EventEmitter {
     for (const k of ['depth', 'drain'] as const) {
       if (typeof queue[k] !== 'function') throw new TypeError(`queue.${k} must be a function, got ${typeof queue[k]}`);
     }
-    this.plane.dlqRegister(String(name), queue.ratePerSecond ?? 100);
+    // The default rate is the core's (DLQ_DEFAULT_RATE_PER_SECOND).
+    this.plane.dlqRegister(String(name), queue.ratePerSecond);
     this.queues.set(String(name), queue);
   }
 

@@ -23,7 +23,7 @@ use napi_derive::napi;
 
 use crate::codes_napi::{OpsCriticality, OpsDecision, OpsFlag};
 
-use crate::core::dlq::{DlqSet, Run};
+use crate::core::dlq::{DlqSet, Run, DEFAULT_RATE};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::json;
 use crate::core::ops::{refusal_json, Actor, Criticality, LoadReport, OpsState};
@@ -797,13 +797,21 @@ impl OpsPlane {
 
 // ---- dead-letter queues ----------------------------------------------------------
 
+/// Messages per second a dead-letter queue registered without `ratePerSecond`
+/// is drained at (`core::dlq::DEFAULT_RATE`).
+#[napi]
+pub const DLQ_DEFAULT_RATE_PER_SECOND: u32 = DEFAULT_RATE as u32;
+
 #[napi]
 impl OpsPlane {
-    /// Registers (or re-paces) the dead-letter queue `name`, drained at most `rate_per_second`.
+    /// Registers (or re-paces) the dead-letter queue `name`, drained at most
+    /// `ratePerSecond` messages per second (absent or null: the core's
+    /// default, `DLQ_DEFAULT_RATE_PER_SECOND`).
     #[napi]
-    pub fn dlq_register(&self, env: Env, name: String, rate_per_second: f64) -> Result<()> {
+    pub fn dlq_register(&self, env: Env, name: String, rate_per_second: Option<f64>) -> Result<()> {
+        let rate = rate_per_second.unwrap_or(DEFAULT_RATE);
         with(&env, &self.inner, |p| {
-            p.dlq.register(&name, rate_per_second).map(|_| ())
+            p.dlq.register(&name, rate).map(|_| ())
         })
     }
 }

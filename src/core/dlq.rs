@@ -84,7 +84,7 @@ impl Default for DlqSet {
             queues: Named::new(
                 "Dead-letter queue",
                 MAX_QUEUES,
-                "a process registers a fixed set of queues",
+                "the cap is fixed: register each queue once, at startup",
             ),
         }
     }
