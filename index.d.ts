@@ -748,6 +748,25 @@ export declare function dagSortJson(json: string): Uint32Array
  */
 export declare const DLQ_DEFAULT_RATE_PER_SECOND: number
 
+/**
+ * Checks a drain's `limit` (1 to 1e9, default 1000) and `batchSize` (1 to
+ * 100000, default 100) with the core's rule (`core::dlq::DrainSpec`); a
+ * RangeError names the field.
+ *
+ * ```js
+ * const { limit, batchSize } = native.dlqDrainSpec(opts.limit, opts.batchSize);
+ * ```
+ */
+export declare function dlqDrainSpec(limit?: number | undefined | null, batchSize?: number | undefined | null): DlqDrainSpec
+
+/** A drain's options as `dlqDrainSpec` checked them, defaults filled in. */
+export interface DlqDrainSpec {
+  /** The most messages the drain takes. */
+  limit: number
+  /** Messages asked of the queue's `drain()` at once. */
+  batchSize: number
+}
+
 /** One drain of a dead-letter queue (`core::dlq::Run`). */
 export interface DlqRun {
   /** When the drain began (ms, the caller's clock). */

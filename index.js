@@ -872,6 +872,7 @@ module.exports.cbState = nativeBinding.cbState
 module.exports.dagParseGraph = nativeBinding.dagParseGraph
 module.exports.dagSortJson = nativeBinding.dagSortJson
 module.exports.DLQ_DEFAULT_RATE_PER_SECOND = nativeBinding.DLQ_DEFAULT_RATE_PER_SECOND
+module.exports.dlqDrainSpec = nativeBinding.dlqDrainSpec
 module.exports.ERROR_STATUS_FROM = nativeBinding.ERROR_STATUS_FROM
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.exFamiliesJson = nativeBinding.exFamiliesJson

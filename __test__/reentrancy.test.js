@@ -239,7 +239,7 @@ const NATIVE_NO_OBJECT = [
   'cbAcquire', 'cbAttachPage', 'cbControl', 'cbDrain', 'cbInit', 'cbLayout', 'cbRecord', 'cbRetryDelay',
   'cbSnapshot', 'cbSnapshotAll', 'cbState',
   'dagParseGraph', 'dagSortJson', 'StartupDag', 'HealthGates',
-  'errorCodes', 'opsCheckState', 'opsDecide', 'OpsPlane',
+  'errorCodes', 'opsCheckState', 'opsDecide', 'OpsPlane', 'dlqDrainSpec',
   'MetricsBinding', 'sgDrain', 'sgRefusalCodes', 'sgRingCap',
   'RolloutTable',
   'Watchdogs', 'QuorumRule', 'rcAttach', 'rcResetAll', 'sgErrorRate', 'exProcessLayout', 'backoffDelay',

@@ -23,7 +23,7 @@ use napi_derive::napi;
 
 use crate::codes_napi::{OpsCriticality, OpsDecision, OpsFlag};
 
-use crate::core::dlq::{DlqSet, Run, DEFAULT_RATE};
+use crate::core::dlq::{DlqSet, DrainSpec, Run, DEFAULT_RATE};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::json;
 use crate::core::ops::{refusal_json, Actor, Criticality, LoadReport, OpsState};
@@ -796,6 +796,35 @@ impl OpsPlane {
 }
 
 // ---- dead-letter queues ----------------------------------------------------------
+
+/// A drain's options as `dlqDrainSpec` checked them, defaults filled in.
+#[napi(object)]
+pub struct DlqDrainSpec {
+    /// The most messages the drain takes.
+    pub limit: u32,
+    /// Messages asked of the queue's `drain()` at once.
+    pub batch_size: u32,
+}
+
+/// Checks a drain's `limit` (1 to 1e9, default 1000) and `batchSize` (1 to
+/// 100000, default 100) with the core's rule (`core::dlq::DrainSpec`); a
+/// RangeError names the field.
+///
+/// ```js
+/// const { limit, batchSize } = native.dlqDrainSpec(opts.limit, opts.batchSize);
+/// ```
+#[napi]
+pub fn dlq_drain_spec(
+    env: Env,
+    limit: Option<f64>,
+    batch_size: Option<f64>,
+) -> Result<DlqDrainSpec> {
+    let d = DrainSpec::build(limit, batch_size).map_err(|e| throw(&env, e))?;
+    Ok(DlqDrainSpec {
+        limit: d.limit,
+        batch_size: d.batch,
+    })
+}
 
 /// Messages per second a dead-letter queue registered without `ratePerSecond`
 /// is drained at (`core::dlq::DEFAULT_RATE`).

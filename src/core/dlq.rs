@@ -20,6 +20,54 @@ pub const DEFAULT_RATE: f64 = 100.0;
 pub const MAX_RATE: f64 = 100_000.0;
 /// How many queues one set holds at most (a cap on a name-keyed set).
 pub const MAX_QUEUES: usize = 1000;
+/// Messages a drain takes at most when it is given no `limit`.
+pub const DEFAULT_DRAIN_LIMIT: u32 = 1000;
+/// The largest `limit` a drain accepts.
+pub const MAX_DRAIN_LIMIT: u32 = 1_000_000_000;
+/// Messages asked of a queue's `drain()` at once when no `batchSize` is given.
+pub const DEFAULT_BATCH: u32 = 100;
+/// The largest `batchSize` a drain accepts.
+pub const MAX_BATCH: u32 = 100_000;
+
+/// A drain's options, checked and with the defaults filled in.
+///
+/// ```
+/// use reliability_core::core::dlq::{DrainSpec, DEFAULT_BATCH, DEFAULT_DRAIN_LIMIT};
+/// let d = DrainSpec::build(None, None).unwrap();
+/// assert_eq!((d.limit, d.batch), (DEFAULT_DRAIN_LIMIT, DEFAULT_BATCH));
+/// assert_eq!(
+///     DrainSpec::build(None, Some(0.0)).unwrap_err().message,
+///     "batchSize must be an integer from 1 to 100000, got 0"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainSpec {
+    /// The most messages the drain takes, from 1 to [`MAX_DRAIN_LIMIT`].
+    pub limit: u32,
+    /// Messages asked of the queue's `drain()` at once, from 1 to [`MAX_BATCH`].
+    pub batch: u32,
+}
+
+impl DrainSpec {
+    /// Checks `limit` and `batchSize` (absent: the defaults); the error is a
+    /// RangeError naming the field. `batchSize` is checked first.
+    pub fn build(limit: Option<f64>, batch: Option<f64>) -> CoreResult<DrainSpec> {
+        let batch = match batch {
+            None => DEFAULT_BATCH,
+            Some(b) => check::int_in("batchSize", b, 1, MAX_BATCH)?,
+        };
+        let limit = match limit {
+            None => DEFAULT_DRAIN_LIMIT,
+            Some(l) => check_limit(l)?,
+        };
+        Ok(DrainSpec { limit, batch })
+    }
+}
+
+/// The one check of a drain's `limit`.
+fn check_limit(limit: f64) -> CoreResult<u32> {
+    check::int_in("limit", limit, 1, MAX_DRAIN_LIMIT)
+}
 
 /// One drain of one queue: its limit and what it did.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,13 +204,7 @@ impl DlqSet {
 
     /// Starts a drain of at most `limit` messages. Refused while one runs.
     pub fn begin(&mut self, name: &str, limit: f64, now: f64) -> CoreResult<()> {
-        if !limit.is_finite() || limit < 1.0 || limit.fract() != 0.0 || limit > 1e9 {
-            return Err(CoreError::range(
-                "limit",
-                "an integer from 1 to 1000000000",
-                check::fmt_num(limit),
-            ));
-        }
+        check_limit(limit)?;
         let q = self.get(name)?;
         if q.current.is_some() {
             return Err(CoreError::state(format!(
