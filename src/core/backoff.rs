@@ -273,11 +273,28 @@ impl RawRetry {
     /// assert_eq!(p.max_delay_ms, 5000.0); // the default cap follows the first delay up
     /// ```
     pub fn build_over(&self, f: &RetryFields, d: &RetryPolicy) -> CoreResult<RetryPolicy> {
+        let p = self.fill(f, d)?;
+        p.validate_as(f)?;
+        Ok(p)
+    }
+
+    /// The first half of [`RawRetry::build_over`]: the retry count checked
+    /// (it must be an integer to be stored) and the defaults filled in, the
+    /// rest left for [`RetryPolicy::validate_as`], so a caller that validates
+    /// a larger record (a breaker's options) keeps its order of errors.
+    ///
+    /// ```
+    /// use reliability_core::core::backoff::{RawRetry, RetryFields, RetryPolicy};
+    /// let raw = RawRetry { factor: Some(50.0), ..Default::default() };
+    /// let p = raw.fill(&RetryFields::BREAKER, &RetryPolicy::default()).unwrap();
+    /// assert!(p.validate().is_err(), "the factor is checked by validate");
+    /// ```
+    pub fn fill(&self, f: &RetryFields, d: &RetryPolicy) -> CoreResult<RetryPolicy> {
         let max_retries = match self.max_retries {
             None => d.max_retries,
             Some(v) => check::int_in(f.max_retries, v, 0, MAX_RETRIES)?,
         };
-        let p = RetryPolicy {
+        Ok(RetryPolicy {
             max_retries,
             initial_delay_ms: self.initial_delay_ms.unwrap_or(d.initial_delay_ms),
             max_delay_ms: self
@@ -285,9 +302,7 @@ impl RawRetry {
                 .unwrap_or(d.max_delay_ms.max(self.initial_delay_ms.unwrap_or(0.0))),
             factor: self.factor.unwrap_or(d.factor),
             jitter: self.jitter.unwrap_or(d.jitter),
-        };
-        p.validate_as(f)?;
-        Ok(p)
+        })
     }
 }
 

@@ -313,7 +313,8 @@ impl RawBreakerOptions {
                 factor: self.factor,
                 jitter: self.jitter,
             }
-            .build_over(&RetryFields::BREAKER, &d.retry)?,
+            // Checked with the rest by `o.validate()` below (the one retry rule).
+            .fill(&RetryFields::BREAKER, &d.retry)?,
         };
         o.validate()?;
         Ok(o)
