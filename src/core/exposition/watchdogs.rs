@@ -24,7 +24,7 @@
 //! ```
 
 use super::model::{Family, Kind, Sample, Value};
-use crate::core::watchdog::{Kind as WdKind, Level, Registry};
+use crate::core::watchdog::{Kind as WdKind, Level, Registry, RATE_WINDOW_MS};
 
 /// The label value of a watched quantile: `0.99` is `"99"`, `0.999` is `"99.9"`
 /// (the `percentile` label of `watchdog_latency_seconds`).
@@ -114,7 +114,7 @@ pub fn collect(regs: &mut [&mut Registry], now: f64) -> Vec<Family> {
                     )),
                     Judged::Rate => rate
                         .samples
-                        .push(Sample::new(n(), Value::Number(last / 60.0))),
+                        .push(Sample::new(n(), Value::Number(last * 1e3 / RATE_WINDOW_MS))),
                 }
             }
             let (tracks, is_latency) = match judged {
