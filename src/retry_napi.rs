@@ -10,7 +10,7 @@ use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
 
-use crate::core::backoff::{Jitter, RawRetry, RetryFields, RetryPolicy, MAX_RETRIES};
+use crate::core::backoff::{Jitter, RawRetry, RetryFields, RetryPolicy, MAX_FACTOR, MAX_RETRIES};
 use crate::core::error::CoreError;
 use crate::napi_util::{either::Either, throw, Opts};
 
@@ -67,7 +67,7 @@ fn read_spec(options: Option<Unknown>) -> std::result::Result<RetrySpec, CoreErr
         )?,
         initial_delay_ms: o.number(f.initial_delay, "a number of milliseconds >= 0")?,
         max_delay_ms: o.number(f.max_delay, "a number of milliseconds >= 0")?,
-        factor: o.number(f.factor, "a number from 1 to 10")?,
+        factor: o.number(f.factor, &format!("a number from 1 to {MAX_FACTOR}"))?,
         jitter,
     };
     let p = raw.build_over(f, &RetryPolicy::for_retry())?;
