@@ -276,8 +276,12 @@ export declare class OpsPlane {
   replicaMerge(text: string, now: number): OpsMergeResult
   /** Why a request was refused with `decision` (see [`OpsRefusalAnswer`]). */
   refusal(code: number, agent: string | undefined | null, now: number): OpsRefusalAnswer
-  /** Registers (or re-paces) the dead-letter queue `name`, drained at most `rate_per_second`. */
-  dlqRegister(name: string, ratePerSecond: number): void
+  /**
+   * Registers (or re-paces) the dead-letter queue `name`, drained at most
+   * `ratePerSecond` messages per second (absent or null: the core's
+   * default, `DLQ_DEFAULT_RATE_PER_SECOND`).
+   */
+  dlqRegister(name: string, ratePerSecond?: number | undefined | null): void
   /** Starts a drain run of at most `limit` messages; throws while one runs or on a bad limit. */
   dlqBegin(name: string, limit: number, now: number): void
   /** `[messages allowed now, ms to wait when 0]`. */
@@ -316,6 +320,7 @@ export declare class QuorumRule {
   votesOpen(isOpen: boolean): boolean
   /** True while the quorum holds the local breaker open. */
   get forced(): boolean
+  /** The quorum as given: a count of instances (>= 1) or a share in (0, 1]. */
   get quorum(): number
 }
 
@@ -786,23 +791,64 @@ export interface DagService {
  */
 export declare function dagSortJson(json: string): Uint32Array
 
-export interface DlqRun {
-  startedAt: number
-  finishedAt?: number
+/**
+ * Messages per second a dead-letter queue registered without `ratePerSecond`
+ * is drained at (`core::dlq::DEFAULT_RATE`).
+ */
+export declare const DLQ_DEFAULT_RATE_PER_SECOND: number
+
+/**
+ * Checks a drain's `limit` (1 to 1e9, default 1000) and `batchSize` (1 to
+ * 100000, default 100) with the core's rule (`core::dlq::DrainSpec`); a
+ * RangeError names the field.
+ *
+ * ```js
+ * const { limit, batchSize } = native.dlqDrainSpec(opts.limit, opts.batchSize);
+ * ```
+ */
+export declare function dlqDrainSpec(limit?: number | undefined | null, batchSize?: number | undefined | null): DlqDrainSpec
+
+/** A drain's options as `dlqDrainSpec` checked them, defaults filled in. */
+export interface DlqDrainSpec {
+  /** The most messages the drain takes. */
   limit: number
+  /** Messages asked of the queue's `drain()` at once. */
+  batchSize: number
+}
+
+/** One drain of a dead-letter queue (`core::dlq::Run`). */
+export interface DlqRun {
+  /** When the drain began (ms, the caller's clock). */
+  startedAt: number
+  /** When it ended; none while it runs. */
+  finishedAt?: number
+  /** The most messages it may take. */
+  limit: number
+  /** Messages handled successfully. */
   processed: number
+  /** Messages whose handling failed. */
   failed: number
+  /** Why it stopped early, if it did. */
   error?: string
+  /** `running`, `done` or `failed`. */
   status: string
 }
 
+/** A dead-letter queue's figures (`core::dlq::QueueView`). */
 export interface DlqView {
+  /** The queue's name. */
   name: string
+  /** Its drain rate, in messages per second. */
   ratePerSecond: number
+  /** The drain that runs now, if any. */
   current?: DlqRun
+  /** The last drain that ended. */
   last?: DlqRun
+  /** Messages handled over every run. */
   totalProcessed: number
+  /** Messages that failed over every run. */
   totalFailed: number
+  /** How many drains have run. */
   runs: number
 }
 
@@ -820,11 +866,17 @@ export declare function errorCodes(): ErrorCodes
 
 /** The `code` of each error the binding throws, for the JS side to match on. */
 export interface ErrorCodes {
+  /** A TypeError's code (`ERR_INVALID_ARG_TYPE`): a value of the wrong type. */
   invalidType: string
+  /** A RangeError's code (`ERR_OUT_OF_RANGE`): a value outside its range. */
   outOfRange: string
+  /** Nothing is registered under the name (`ERR_NOT_FOUND`). */
   notFound: string
+  /** The call does not fit the object's state (`ERR_INVALID_STATE`). */
   invalidState: string
+  /** A capped set is full (`ERR_LIMIT_REACHED`, thrown as a RangeError). */
   limitReached: string
+  /** A re-entrant call was refused (`ERR_REENTRANT`). */
   reentrant: string
 }
 
@@ -976,16 +1028,25 @@ export declare function metricsRefusalCodes(): SgRefusalCodes
  */
 export declare function metricsRingCap(): number
 
+/** The brownout, while on: its level and who set it. */
 export interface OpsBrownout {
+  /** Share of non-critical traffic served, 0 to 1. */
   level: number
+  /** When it was set (ms since the epoch). */
   since: number
+  /** The reason given. */
   reason: string
+  /** Who set it. */
   actor: string
 }
 
+/** What `opsCheckState` found in a state document, and the document cleaned. */
 export interface OpsCheckedState {
+  /** Entries left out, each with its JSON path and why. */
   dropped: Array<string>
+  /** Entries kept with a text repaired, each with its JSON path and why. */
   repaired: Array<string>
+  /** Problems past the first 50, counted only. */
   more: number
   /** The document as this plane would write it: every entry valid. */
   text: string
@@ -1052,12 +1113,15 @@ export declare const enum OpsFlag {
 
 /** What a load left out or repaired (`core::ops::LoadReport`). */
 export interface OpsLoadReport {
+  /** Entries left out, each with its JSON path and why. */
   dropped: Array<string>
+  /** Entries kept with a text repaired, each with its JSON path and why. */
   repaired: Array<string>
   /** Problems past the first 50, counted only. */
   more: number
 }
 
+/** One switch or entry a merge changed. */
 export interface OpsMergeChange {
   /** `safeMode`, `brownout`, `quarantine` or `rolledBack`. */
   kind: string
@@ -1069,25 +1133,35 @@ export interface OpsMergeChange {
   node: string
 }
 
+/** What merging another instance's replica changed here. */
 export interface OpsMergeResult {
+  /** Every switch or entry whose value changed. */
   changes: Array<OpsMergeChange>
   /** Entries of the document dropped as invalid (or past a cap). */
   dropped: number
 }
 
+/** One quarantined agent. */
 export interface OpsQuarantine {
+  /** The agent's id. */
   agentId: string
+  /** When it was quarantined (ms since the epoch). */
   since: number
+  /** The reason given. */
   reason: string
+  /** Who quarantined it. */
   actor: string
+  /** When the quarantine ends by itself (ms since the epoch); none: until released. */
   expiresAt?: number
 }
 
+/** A refused request as the audit aggregated it. */
 export interface OpsRefusal {
   /** The aggregated entry, as JSON (the audit's shape plus `count`, `firstAt`). */
   entryJson: string
   /** True when this refusal opened a new entry (first from that source in the window). */
   first: boolean
+  /** Refusals the entry counts so far. */
   count: number
 }
 
@@ -1097,34 +1171,55 @@ export interface OpsRefusal {
  * reason, for 3 (quarantined) the agent's reason and expiry.
  */
 export interface OpsRefusalAnswer {
+  /** The reason the operator gave. */
   reason: string
+  /** The brownout level, the share of non-critical traffic served (shed only). */
   level?: number
+  /** When the agent's quarantine ends (quarantined only; none: until released). */
   until?: number
 }
 
+/** One rollout rolled back by an operator. */
 export interface OpsRollback {
+  /** The rollout's name. */
   name: string
+  /** When it was rolled back (ms since the epoch). */
   since: number
+  /** The reason given. */
   reason: string
+  /** Who rolled it back. */
   actor: string
 }
 
+/** The ops plane's state, as the status view shows it. */
 export interface OpsStatus {
+  /** Bumped on every change (a cheap "did anything change" for readers). */
   version: number
+  /** Safe mode, while on. */
   safeMode?: OpsSwitch
+  /** The brownout, while on. */
   brownout?: OpsBrownout
+  /** Every quarantined agent. */
   quarantined: Array<OpsQuarantine>
+  /** Every rolled-back rollout. */
   rolledBack: Array<OpsRollback>
+  /** Audit entries kept. */
   auditEntries: number
+  /** Audit entries dropped from the ring (oldest first). */
   auditDropped: number
   /** Aggregated refusal entries kept, and those dropped from their own ring. */
   refusalEntries: number
+  /** Aggregated refusal entries dropped from their ring. */
   refusalsDropped: number
 }
 
+/** A switch that is on (safe mode): since when, why and by whom. */
 export interface OpsSwitch {
+  /** When it was turned on (ms since the epoch). */
   since: number
+  /** The reason given. */
   reason: string
+  /** Who turned it on. */
   actor: string
 }
 
@@ -1151,6 +1246,39 @@ export declare function rcAttach(shared: Float64Array, underTest: boolean): numb
  * epoch every load reads. Returns the new epoch.
  */
 export declare function rcResetAll(now: number): number
+
+/**
+ * The most retries `retry()` and a breaker's `retryOptions` accept
+ * (`core::backoff::MAX_RETRIES`).
+ */
+export declare const RETRY_MAX_RETRIES: number
+
+/**
+ * Reads and validates `retry()`'s options (`maxRetries`, `baseDelay`,
+ * `maxDelay`, `factor`, `jitter`: `true` is 'proportional', `false` 'none')
+ * with the rule a breaker's `retryOptions` uses, and returns them with the
+ * defaults filled in. A TypeError or RangeError names the field and its range.
+ *
+ * ```ts
+ * const s = native.retrySpec({ maxRetries: 2, jitter: true });
+ * // { maxRetries: 2, baseDelay: 100, maxDelay: 3000, factor: 2, jitter: 'proportional' }
+ * ```
+ */
+export declare function retrySpec(options?: unknown | undefined | null): RetrySpec
+
+/** A validated `retry()` spec, defaults filled in (what `retrySpec` returns). */
+export interface RetrySpec {
+  /** Extra attempts after the first, 0 to `RETRY_MAX_RETRIES`. */
+  maxRetries: number
+  /** The sleep before the first retry, in ms. */
+  baseDelay: number
+  /** The cap on any one sleep, in ms. */
+  maxDelay: number
+  /** Growth per attempt. */
+  factor: number
+  /** The jitter strategy's name, as `backoffDelay` takes it. */
+  jitter: string
+}
 
 /** `minSamples` when a rollout config leaves it out (`core::traffic_shaping::DEFAULT_MIN_SAMPLES`). */
 export declare const ROLLOUT_DEFAULT_MIN_SAMPLES: number

@@ -4,8 +4,9 @@
 // decision codes...) and its numeric constants (shifts, masks, defaults,
 // thresholds). The scan looks for what a hand copy looks like:
 //   1. `const NAME = <number>` whose NAME ends with an exported enum member's
-//      or constant's name and whose value is that member's value
-//      (`const REJECT_OPEN = 2` for BreakerAdmission.RejectOpen);
+//      or constant's name, or (8 letters or more) ends the constant's name,
+//      and whose value is that member's value (`const REJECT_OPEN = 2` for
+//      BreakerAdmission.RejectOpen, `const MAX_RETRIES = 100` for RETRY_MAX_RETRIES);
 //   2. an object literal whose keys and numbers mirror two or more members of
 //      one exported enum (`{ critical: 0, default: 1, sheddable: 2 }`);
 //   3. `x ?? <number>` where x names an exported DEFAULT constant with that
@@ -68,7 +69,7 @@ function scan(root) {
       const candidates = [
         ...enums.flatMap((e) => e.members.map((mem) => ({ key: norm(mem.name), full: norm(e.name) + norm(mem.name), value: mem.value, label: `${e.name}.${mem.name}` }))),
         ...consts.map((c) => ({ key: norm(c.name), full: norm(c.name), value: c.value, label: c.name })),
-      ].filter((c) => c.value === v && c.key.length >= 4 && (n === c.full || n.endsWith(c.key)));
+      ].filter((c) => c.value === v && c.key.length >= 4 && (n === c.full || n.endsWith(c.key) || (n.length >= 8 && c.full.endsWith(n))));
       candidates.sort((a, b) => b.key.length - a.key.length);
       if (candidates.length) found.push(`${where(m.index)}: ${name} = ${raw} copies ${candidates[0].label}`);
     }
@@ -103,7 +104,7 @@ test('the binding exports the protocol codes and thresholds (index.d.ts carries 
   for (const n of ['BreakerAdmission', 'BreakerTransition', 'BreakerOutcome', 'BreakerGate', 'BreakerControl', 'OpsDecision', 'OpsCriticality', 'GateTransition', 'RolloutOutcomeFlag', 'QuorumAction', 'OpsFlag']) {
     assert.ok(names.includes(n), `${n} is exported`);
   }
-  for (const n of ['BREAKER_TRANSITION_SHIFT', 'BREAKER_ADMISSION_MASK', 'ERROR_STATUS_FROM', 'ROLLOUT_DEFAULT_MIN_SAMPLES']) {
+  for (const n of ['BREAKER_TRANSITION_SHIFT', 'BREAKER_ADMISSION_MASK', 'ERROR_STATUS_FROM', 'ROLLOUT_DEFAULT_MIN_SAMPLES', 'RETRY_MAX_RETRIES']) {
     assert.ok(consts.some((c) => c.name === n), `${n} is exported`);
   }
   const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8');
@@ -125,10 +126,14 @@ test('the scan recognises a hand copy (so it can fail)', () => {
         'const ok = (s: number) => s < 400;',
         '// const OPENED = 1; in a comment is fine',
         'const FLUSH_MS = 250;',
+        'const MAX_RETRIES = 100;',
+        'register(name, queue.ratePerSecond ?? 100);',
       ].join('\n'),
     );
     const found = scan(dir);
-    assert.equal(found.length, 4, found.join('\n'));
+    assert.equal(found.length, 6, found.join('\n'));
+    assert.match(found.join('\n'), /ratePerSecond \?\? 100 copies DLQ_DEFAULT_RATE_PER_SECOND/);
+    assert.match(found.join('\n'), /MAX_RETRIES = 100 copies RETRY_MAX_RETRIES/);
     assert.match(found.join('\n'), /REJECT_OPEN = 2 copies BreakerAdmission\.RejectOpen/);
     assert.match(found.join('\n'), /mirrors OpsCriticality/);
     assert.match(found.join('\n'), /minSamples \?\? 11 copies ROLLOUT_DEFAULT_MIN_SAMPLES/);
@@ -141,4 +146,23 @@ test('the scan recognises a hand copy (so it can fail)', () => {
 test('no file in lib/ re-declares a code or threshold the binding exports', () => {
   const found = scan(LIB);
   assert.deepEqual(found, [], `import these from the binding instead:\n${found.join('\n')}`);
+});
+
+test('retry() and a breaker\'s retryOptions share one retry rule (core::backoff)', () => {
+  const rc = require('..');
+  const max = binding.RETRY_MAX_RETRIES;
+  assert.equal(rc.retry({ maxRetries: max }).maxRetries, max);
+  const b = new rc.CircuitBreaker(`one-rule-retry-${process.pid}`, { retryOptions: { maxRetries: max } });
+  assert.equal(b.snapshot().options.maxRetries, max);
+  const range = `an integer from 0 to ${max}, got ${max + 1}`;
+  assert.throws(() => rc.retry({ maxRetries: max + 1 }), { name: 'RangeError', message: `maxRetries must be ${range}` });
+  assert.throws(() => new rc.CircuitBreaker('one-rule-retry-bad', { retryOptions: { maxRetries: max + 1 } }), {
+    name: 'RangeError',
+    message: `retryOptions.maxRetries must be ${range}`,
+  });
+  // The same delay and factor limits, each error naming the field as the caller wrote it.
+  assert.throws(() => rc.retry({ factor: 11 }), { name: 'RangeError', message: 'factor must be a number from 1 to 10, got 11' });
+  assert.throws(() => new rc.CircuitBreaker('one-rule-retry-f', { retryOptions: { factor: 11 } }), { name: 'RangeError', message: 'retryOptions.factor must be a number from 1 to 10, got 11' });
+  assert.throws(() => rc.retry({ baseDelay: 10, maxDelay: 5 }), { name: 'RangeError', message: 'maxDelay must be a number >= baseDelay (10), got 5' });
+  assert.throws(() => rc.retry({ maxRetries: '3' }), { name: 'TypeError', message: /^maxRetries must be an integer from 0 to 100, got a string/ });
 });

@@ -424,3 +424,27 @@ test('the ops router answers 404 by error code, not by message text: a failure t
     server.close();
   }
 });
+
+test('dead-letter queues: names, drain limits and defaults are the core\'s rules (core::dlq, core::named)', { timeout: 30_000 }, async () => {
+  const { native } = require('../dist/native.js');
+  const ops = new OpsControls({ stateFile: false, logger: null });
+  const asked = [];
+  const queue = (rate) => ({ depth: () => 0, drain: (n) => (asked.push(n), { processed: n }), ratePerSecond: rate });
+  // The one name rule: what a breaker or a gate refuses, a queue refuses too.
+  for (const bad of ['', 'x'.repeat(257), 'a\u202eb']) assert.throws(() => ops.registerDeadLetterQueue(bad, queue(1000)), { name: 'RangeError', message: /^name must be/ });
+  ops.registerDeadLetterQueue('dq-default', queue(undefined));
+  ops.registerDeadLetterQueue('dq-fast', queue(100_000));
+  assert.equal((await ops.deadLetterQueues()).find((q) => q.name === 'dq-default').ratePerSecond, native.DLQ_DEFAULT_RATE_PER_SECOND);
+  const [run] = await ops.drainDeadLetterQueue('dq-fast', { limit: 7, batchSize: 3 });
+  assert.equal(run.processed, 7);
+  assert.ok(asked.every((n) => n <= 3), `batches of at most 3: ${asked}`);
+  assert.deepEqual({ ...native.dlqDrainSpec(undefined, undefined) }, { limit: 1000, batchSize: 100 });
+  for (const [opts, msg] of [
+    [{ batchSize: 0 }, 'batchSize must be an integer from 1 to 100000, got 0'],
+    [{ limit: 1.5 }, 'limit must be an integer from 1 to 1000000000, got 1.5'],
+  ]) {
+    await assert.rejects(ops.drainDeadLetterQueue('dq-fast', opts), { name: 'RangeError', message: msg });
+  }
+  await assert.rejects(ops.drainDeadLetterQueue('dq-fast', { batchSize: '5' }), { name: 'TypeError', message: /^batchSize must be a number/ });
+  ops.close();
+});

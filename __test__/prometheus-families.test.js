@@ -50,6 +50,10 @@ before(async () => {
   ts.startRollout('fam-rollout', { percentage: 10 });
   const w = rc.getWatchdogs();
   w.gauge('fam-queue', { warn: 10, critical: 20 }).set(3);
+  // One family per unit of judged value: a tracker's quantile in seconds, a counter's rate per second.
+  w.latency('fam-ai', { quantile: 0.9 }).record(250);
+  w.counter('fam-dead').add(120);
+  w.drain();
   // The core cannot ask a queue its depth: the status read forwards it (dlq_depth).
   rc.getOps().registerDeadLetterQueue('fam-dlq', { depth: async () => 7, drain: async () => 0 });
   assert.equal((await rc.getOps().deadLetterQueues()).find((q) => q.name === 'fam-dlq').depth, 7);
@@ -94,6 +98,8 @@ const EXPECTED = {
   dlq_drain_progress: 'gauge',
   dlq_drained_total: 'counter',
   watchdog_value: 'gauge',
+  watchdog_watched_latency_seconds: 'gauge',
+  watchdog_rate_per_second: 'gauge',
   startup_service_duration_seconds: 'gauge',
   startup_service_state: 'gauge',
   startup_complete: 'gauge',
@@ -124,6 +130,9 @@ test('/metrics has every family, each with its type', async () => {
   assert.match(text, /health_gate_ready\{service="fam-db",critical="true"\} [01]\n/);
   assert.match(text, /rollout_percentage\{rollout="fam-rollout"\} 10\n/);
   assert.match(text, /watchdog_value\{watchdog="fam-queue"\} 3\n/);
+  assert.doesNotMatch(text, /watchdog_value\{watchdog="fam-(ai|dead)"\}/, 'watchdog_value holds plain gauges only');
+  assert.match(text, /watchdog_watched_latency_seconds\{watchdog="fam-ai",percentile="90"\} 0\.2\d*\n/);
+  assert.match(text, /watchdog_rate_per_second\{watchdog="fam-dead"\} 2\n/);
   assert.match(text, /dlq_depth\{queue="fam-dlq"\} 7\n/);
   assert.match(text, /dlq_drain_running\{queue="fam-dlq"\} 0\n/);
   assert.match(text, /startup_service_state\{service="fam-store",state="ready"\} 1\n/);

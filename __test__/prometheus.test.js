@@ -99,8 +99,10 @@ async function traffic() {
     await get(`${demo.url}/api/recommendations`, { headers: { 'x-user-id': `u${i}` } });
   }
   assert.equal((await get(`${demo.url}/api/users/not-a-number`)).status, 400);
-  // An AI call: its latency tracker is a watchdog.
+  // An AI call: its latency tracker is a watchdog (watchdog_watched_latency_seconds).
   assert.equal((await get(`${demo.url}/api/ai/embed`, { method: 'POST' })).status, 200);
+  // An agent run publishes on the bus: its pending-count gauge is a watchdog (watchdog_value).
+  assert.equal((await get(`${demo.url}/api/agents/agent-1/run`, { method: 'POST' })).status, 200);
   assert.equal((await get(`${demo.url}/no/such/route`)).status, 404);
   // The users route fails downstream: the app-level error handler answers (502).
   await setDownstream({ failureRate: 1 });
@@ -209,7 +211,7 @@ test('every family of every signal is in Prometheus after a scrape', async () =>
     'rollout_percentage', 'rollout_step', 'rollout_phase', 'rollout_verdict', 'rollout_requests_total', 'rollout_errors_total', 'rollout_rollbacks_total',
     'health_gate_ready', 'health_gate_checks_total', 'health_gate_check_failures_total', 'health_ready', 'health_degraded',
     'ops_safe_mode', 'ops_brownout_level', 'ops_quarantined_agents', 'ops_audit_entries_total',
-    'watchdog_value', 'watchdog_level',
+    'watchdog_value', 'watchdog_watched_latency_seconds', 'watchdog_level',
     'process_cpu_user_seconds_total', 'process_cpu_system_seconds_total', 'process_cpu_seconds_total', 'process_start_time_seconds',
     'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_eventloop_lag_min_seconds', 'nodejs_eventloop_lag_max_seconds',
     'nodejs_eventloop_lag_mean_seconds', 'nodejs_eventloop_lag_stddev_seconds', 'nodejs_eventloop_lag_p50_seconds',

@@ -100,6 +100,12 @@ function sgSetup(n) {
 }
 
 const NATIVE_CASES = {
+  retrySpec: {
+    call: (n, c, dress) => n.retrySpec(dress({ maxRetries: 2, baseDelay: 5, jitter: 'equal' })),
+    reenter: (n) => { n.retrySpec({ maxRetries: 1 }); n.backoffDelay(0, 1, 2, 2, 'none', 0, 0); },
+    check: (n, c, r) => assert.deepEqual({ ...r }, { maxRetries: 2, baseDelay: 5, maxDelay: 3000, factor: 2, jitter: 'equal' }),
+    after: (n) => assert.throws(() => n.retrySpec({ maxRetries: n.RETRY_MAX_RETRIES + 1 }), RangeError),
+  },
   'BreakerTable#configure': {
     setup: cbSetup,
     call: (n, c, dress) => c.t.configure(dress({ maxBreakers: 20_000 })),
@@ -240,7 +246,7 @@ const NATIVE_NO_OBJECT = [
   'authCheckLimits', 'authCheckToken', 'authDefaults', 'authFailure', 'authRetryAfter', 'authSuccess',
   'BreakerTable', 'cbAcquire', 'cbDrain', 'cbRecord', 'cbRetryDelay',
   'dagParseGraph', 'dagSortJson', 'StartupDag', 'HealthGates',
-  'errorCodes', 'opsCheckState', 'opsDecide', 'OpsPlane',
+  'errorCodes', 'opsCheckState', 'opsDecide', 'OpsPlane', 'dlqDrainSpec',
   'MetricsBinding', 'metricsDrain', 'metricsRefusalCodes', 'metricsRingCap',
   'RolloutTable',
   'Watchdogs', 'QuorumRule', 'rcAttach', 'rcResetAll', 'metricsErrorRate', 'exProcessLayout', 'backoffDelay',

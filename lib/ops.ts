@@ -420,7 +420,8 @@ export class OpsControls extends EventEmitter {
     for (const k of ['depth', 'drain'] as const) {
       if (typeof queue[k] !== 'function') throw new TypeError(`queue.${k} must be a function, got ${typeof queue[k]}`);
     }
-    this.plane.dlqRegister(String(name), queue.ratePerSecond ?? 100);
+    // The default rate is the core's (DLQ_DEFAULT_RATE_PER_SECOND).
+    this.plane.dlqRegister(String(name), queue.ratePerSecond);
     this.queues.set(String(name), queue);
   }
 
@@ -448,9 +449,11 @@ export class OpsControls extends EventEmitter {
   async drainDeadLetterQueue(name?: string, opts: Who & { limit?: number; batchSize?: number } = {}): Promise<Array<{ queue: string } & DlqRun>> {
     const names = name === undefined ? [...this.queues.keys()] : [String(name)];
     if (name !== undefined && !this.queues.has(name)) throw notFound(`Dead-letter queue not found: ${name}`);
-    const limit = opts.limit ?? 1000;
-    const batch = opts.batchSize ?? 100;
-    if (!Number.isInteger(batch) || batch < 1 || batch > 100_000) throw new RangeError(`batchSize must be an integer from 1 to 100000, got ${String(batch)}`);
+    for (const [k, v] of [['limit', opts.limit], ['batchSize', opts.batchSize]] as const) {
+      if (v !== undefined && v !== null && typeof v !== 'number') throw new TypeError(`${k} must be a number, got ${typeof v}`);
+    }
+    // The limits and defaults are the core's (core::dlq::DrainSpec), checked before any drain begins.
+    const { limit, batchSize: batch } = native.dlqDrainSpec(opts.limit, opts.batchSize);
     const out: Array<{ queue: string } & DlqRun> = [];
     for (const q of names) {
       this.plane.dlqBegin(q, limit, Date.now()); // throws while a drain runs, or on a bad limit

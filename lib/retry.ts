@@ -10,8 +10,10 @@
  * `wrap(breaker, retry(...))` retries inside one breaker call, which counts
  * once however many attempts it took.
  *
- * The delays are the one backoff rule in Rust (`core::backoff`, exposed as the
- * binding's `backoffDelay`, which also validates the delays and the jitter).
+ * The options and the delays are the one retry rule in Rust (`core::backoff`):
+ * the binding's `retrySpec` validates and defaults the options with the rule a
+ * breaker's `retryOptions` uses (so the two share their limits), and
+ * `backoffDelay` computes each sleep.
  * Sleeps go through `./test-runner`'s timers, so a test runner's fake timers
  * drive them, as they drive the breaker's.
  */
@@ -32,7 +34,7 @@ export type RetryJitter = boolean | 'none' | 'proportional' | 'full' | 'equal' |
 
 /** Options of `retry()`. */
 export interface RetryPolicyOptions {
-  /** Extra attempts after the first (default 3, at most 100). `0`: the call runs once. */
+  /** Extra attempts after the first (default 3, at most the binding's `RETRY_MAX_RETRIES`, 100). `0`: the call runs once. */
   maxRetries?: number;
   /** The sleep before the first retry in ms (default 100). */
   baseDelay?: number;
@@ -49,8 +51,6 @@ export interface RetryPolicyOptions {
   /** Told before each sleep: the retry's number (1-based), the sleep and the error. */
   onRetry?: (info: { attempt: number; delay: number; error: unknown }) => void;
 }
-
-const MAX_RETRIES = 100;
 
 function checkFn(field: string, v: unknown): void {
   if (v !== undefined && typeof v !== 'function') {
@@ -109,24 +109,20 @@ export class RetryPolicy implements Policy {
       throw new TypeError(`options must be an object, got ${typeof options}`);
     }
     // Read each option once (a getter runs once).
-    const { maxRetries = 3, baseDelay = 100, maxDelay = 3000, factor = 2, jitter = 'full', retryOn, random, onRetry } = options ?? {};
+    const { maxRetries, baseDelay, maxDelay, factor, jitter, retryOn, random, onRetry } = options ?? {};
     checkFn('retryOn', retryOn);
     checkFn('random', random);
     checkFn('onRetry', onRetry);
-    // The attempt count is this loop's own (Rust only computes delays).
-    if (typeof maxRetries !== 'number' || !Number.isInteger(maxRetries) || maxRetries < 0 || maxRetries > MAX_RETRIES) {
-      throw new RangeError(`maxRetries must be an integer from 0 to ${MAX_RETRIES}, got ${String(maxRetries)}`);
-    }
-    this.maxRetries = maxRetries;
-    this.baseDelay = baseDelay;
-    this.maxDelay = maxDelay;
-    this.factor = factor;
-    this.jitter = jitter === true ? 'proportional' : jitter === false ? 'none' : jitter;
+    // Rust validates every limit and fills the defaults now, not at the first failure.
+    const spec = native.retrySpec({ maxRetries, baseDelay, maxDelay, factor, jitter });
+    this.maxRetries = spec.maxRetries;
+    this.baseDelay = spec.baseDelay;
+    this.maxDelay = spec.maxDelay;
+    this.factor = spec.factor;
+    this.jitter = spec.jitter;
     this.retryOn = retryOn;
     this.random = random ?? Math.random;
     this.onRetry = onRetry;
-    // Rust validates the delays, the factor and the jitter now, not at the first failure.
-    native.backoffDelay(0, this.baseDelay, this.maxDelay, this.factor, this.jitter, 0, 0);
   }
 
   /**

@@ -30,6 +30,8 @@ mod quorum_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod reset_napi;
 #[cfg_attr(test, allow(dead_code))]
+mod retry_napi;
+#[cfg_attr(test, allow(dead_code))]
 mod rollout_napi;
 #[cfg_attr(test, allow(dead_code))]
 mod watchdog_napi;

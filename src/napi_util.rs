@@ -48,11 +48,17 @@ pub fn borrow_mut<'a, T>(
 /// The `code` of each error the binding throws, for the JS side to match on.
 #[napi(object)]
 pub struct ErrorCodes {
+    /// A TypeError's code (`ERR_INVALID_ARG_TYPE`): a value of the wrong type.
     pub invalid_type: String,
+    /// A RangeError's code (`ERR_OUT_OF_RANGE`): a value outside its range.
     pub out_of_range: String,
+    /// Nothing is registered under the name (`ERR_NOT_FOUND`).
     pub not_found: String,
+    /// The call does not fit the object's state (`ERR_INVALID_STATE`).
     pub invalid_state: String,
+    /// A capped set is full (`ERR_LIMIT_REACHED`, thrown as a RangeError).
     pub limit_reached: String,
+    /// A re-entrant call was refused (`ERR_REENTRANT`).
     pub reentrant: String,
 }
 
@@ -92,6 +98,15 @@ pub struct Opts<'a> {
 }
 
 impl<'a> Opts<'a> {
+    /// Reads `value` as an options object: `undefined`/`null` (or no
+    /// argument) is an empty one, anything but an object a TypeError naming
+    /// `field`. Errors about its keys name them `field.key` (just `key` when
+    /// `field` is `"options"`, the top-level argument).
+    ///
+    /// ```ignore
+    /// let o = Opts::from_unknown(options, "options")?;
+    /// let max = o.number("maxRetries", "an integer from 0 to 100")?;
+    /// ```
     pub fn from_unknown(
         value: Option<Unknown<'a>>,
         field: &str,
@@ -136,6 +151,7 @@ impl<'a> Opts<'a> {
         })
     }
 
+    /// How errors name `key` of this object (`retryOptions.maxRetries`).
     pub fn path(&self, key: &str) -> String {
         format!("{}{}", self.prefix, key)
     }
@@ -157,6 +173,8 @@ impl<'a> Opts<'a> {
         }
     }
 
+    /// The options object at `key` (an empty one when absent); its keys are
+    /// named `key.inner` in errors.
     pub fn nested(&self, key: &str) -> std::result::Result<Opts<'a>, CoreError> {
         let path = self.path(key);
         match self.get(key)? {
@@ -336,8 +354,11 @@ impl<'a> Opts<'a> {
 
 /// Minimal Either so the helpers need no extra crate.
 pub mod either {
+    /// One of two types (`jitter: true | 'full'`).
     pub enum Either<L, R> {
+        /// The first type.
         Left(L),
+        /// The second type.
         Right(R),
     }
 }

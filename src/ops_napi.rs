@@ -23,8 +23,9 @@ use napi_derive::napi;
 
 use crate::codes_napi::{OpsCriticality, OpsDecision, OpsFlag};
 
-use crate::core::dlq::{DlqSet, Run};
+use crate::core::dlq::{DlqSet, DrainSpec, Run, DEFAULT_RATE};
 use crate::core::error::{CoreError, CoreResult};
+use crate::core::json;
 use crate::core::ops::{refusal_json, Actor, Criticality, LoadReport, OpsState};
 use crate::core::ops_merge::{Field, Replication};
 use crate::napi_util::{borrow_mut, throw};
@@ -349,8 +350,8 @@ impl OpsPlane {
         result: String,
         now: f64,
     ) -> Result<()> {
-        let args: serde_json::Value = serde_json::from_str(&args_json)
-            .map_err(|e| throw(&env, CoreError::type_error("args", "JSON", e)))?;
+        let args = json::parse("args", "JSON", &args_json, json::NO_SIZE_LIMIT)
+            .map_err(|e| throw(&env, e))?;
         with(&env, &self.inner, |p| {
             p.ops
                 .push_audit(now, &action, args, &actor(who, source), result);
@@ -359,49 +360,78 @@ impl OpsPlane {
     }
 }
 
+/// A switch that is on (safe mode): since when, why and by whom.
 #[napi(object)]
 pub struct OpsSwitch {
+    /// When it was turned on (ms since the epoch).
     pub since: f64,
+    /// The reason given.
     pub reason: String,
+    /// Who turned it on.
     pub actor: String,
 }
 
+/// The brownout, while on: its level and who set it.
 #[napi(object)]
 pub struct OpsBrownout {
+    /// Share of non-critical traffic served, 0 to 1.
     pub level: f64,
+    /// When it was set (ms since the epoch).
     pub since: f64,
+    /// The reason given.
     pub reason: String,
+    /// Who set it.
     pub actor: String,
 }
 
+/// One quarantined agent.
 #[napi(object)]
 pub struct OpsQuarantine {
+    /// The agent's id.
     pub agent_id: String,
+    /// When it was quarantined (ms since the epoch).
     pub since: f64,
+    /// The reason given.
     pub reason: String,
+    /// Who quarantined it.
     pub actor: String,
+    /// When the quarantine ends by itself (ms since the epoch); none: until released.
     pub expires_at: Option<f64>,
 }
 
+/// One rollout rolled back by an operator.
 #[napi(object)]
 pub struct OpsRollback {
+    /// The rollout's name.
     pub name: String,
+    /// When it was rolled back (ms since the epoch).
     pub since: f64,
+    /// The reason given.
     pub reason: String,
+    /// Who rolled it back.
     pub actor: String,
 }
 
+/// The ops plane's state, as the status view shows it.
 #[napi(object)]
 pub struct OpsStatus {
+    /// Bumped on every change (a cheap "did anything change" for readers).
     pub version: f64,
+    /// Safe mode, while on.
     pub safe_mode: Option<OpsSwitch>,
+    /// The brownout, while on.
     pub brownout: Option<OpsBrownout>,
+    /// Every quarantined agent.
     pub quarantined: Vec<OpsQuarantine>,
+    /// Every rolled-back rollout.
     pub rolled_back: Vec<OpsRollback>,
+    /// Audit entries kept.
     pub audit_entries: u32,
+    /// Audit entries dropped from the ring (oldest first).
     pub audit_dropped: f64,
     /// Aggregated refusal entries kept, and those dropped from their own ring.
     pub refusal_entries: u32,
+    /// Aggregated refusal entries dropped from their ring.
     pub refusals_dropped: f64,
 }
 
@@ -490,7 +520,9 @@ impl OpsPlane {
 /// What a load left out or repaired (`core::ops::LoadReport`).
 #[napi(object)]
 pub struct OpsLoadReport {
+    /// Entries left out, each with its JSON path and why.
     pub dropped: Vec<String>,
+    /// Entries kept with a text repaired, each with its JSON path and why.
     pub repaired: Vec<String>,
     /// Problems past the first 50, counted only.
     pub more: f64,
@@ -522,10 +554,14 @@ impl OpsPlane {
     }
 }
 
+/// What `opsCheckState` found in a state document, and the document cleaned.
 #[napi(object)]
 pub struct OpsCheckedState {
+    /// Entries left out, each with its JSON path and why.
     pub dropped: Vec<String>,
+    /// Entries kept with a text repaired, each with its JSON path and why.
     pub repaired: Vec<String>,
+    /// Problems past the first 50, counted only.
     pub more: f64,
     /// The document as this plane would write it: every entry valid.
     pub text: String,
@@ -550,12 +586,14 @@ pub fn ops_check_state(env: Env, text: String, now: f64) -> Result<OpsCheckedSta
     })
 }
 
+/// A refused request as the audit aggregated it.
 #[napi(object)]
 pub struct OpsRefusal {
     /// The aggregated entry, as JSON (the audit's shape plus `count`, `firstAt`).
     pub entry_json: String,
     /// True when this refusal opened a new entry (first from that source in the window).
     pub first: bool,
+    /// Refusals the entry counts so far.
     pub count: f64,
 }
 
@@ -634,6 +672,7 @@ impl OpsPlane {
     }
 }
 
+/// One switch or entry a merge changed.
 #[napi(object)]
 pub struct OpsMergeChange {
     /// `safeMode`, `brownout`, `quarantine` or `rolledBack`.
@@ -646,8 +685,10 @@ pub struct OpsMergeChange {
     pub node: String,
 }
 
+/// What merging another instance's replica changed here.
 #[napi(object)]
 pub struct OpsMergeResult {
+    /// Every switch or entry whose value changed.
     pub changes: Vec<OpsMergeChange>,
     /// Entries of the document dropped as invalid (or past a cap).
     pub dropped: u32,
@@ -685,8 +726,11 @@ impl OpsPlane {
 /// reason, for 3 (quarantined) the agent's reason and expiry.
 #[napi(object)]
 pub struct OpsRefusalAnswer {
+    /// The reason the operator gave.
     pub reason: String,
+    /// The brownout level, the share of non-critical traffic served (shed only).
     pub level: Option<f64>,
+    /// When the agent's quarantine ends (quarantined only; none: until released).
     pub until: Option<f64>,
 }
 
@@ -753,13 +797,50 @@ impl OpsPlane {
 
 // ---- dead-letter queues ----------------------------------------------------------
 
+/// A drain's options as `dlqDrainSpec` checked them, defaults filled in.
+#[napi(object)]
+pub struct DlqDrainSpec {
+    /// The most messages the drain takes.
+    pub limit: u32,
+    /// Messages asked of the queue's `drain()` at once.
+    pub batch_size: u32,
+}
+
+/// Checks a drain's `limit` (1 to 1e9, default 1000) and `batchSize` (1 to
+/// 100000, default 100) with the core's rule (`core::dlq::DrainSpec`); a
+/// RangeError names the field.
+///
+/// ```js
+/// const { limit, batchSize } = native.dlqDrainSpec(opts.limit, opts.batchSize);
+/// ```
+#[napi]
+pub fn dlq_drain_spec(
+    env: Env,
+    limit: Option<f64>,
+    batch_size: Option<f64>,
+) -> Result<DlqDrainSpec> {
+    let d = DrainSpec::build(limit, batch_size).map_err(|e| throw(&env, e))?;
+    Ok(DlqDrainSpec {
+        limit: d.limit,
+        batch_size: d.batch,
+    })
+}
+
+/// Messages per second a dead-letter queue registered without `ratePerSecond`
+/// is drained at (`core::dlq::DEFAULT_RATE`).
+#[napi]
+pub const DLQ_DEFAULT_RATE_PER_SECOND: u32 = DEFAULT_RATE as u32;
+
 #[napi]
 impl OpsPlane {
-    /// Registers (or re-paces) the dead-letter queue `name`, drained at most `rate_per_second`.
+    /// Registers (or re-paces) the dead-letter queue `name`, drained at most
+    /// `ratePerSecond` messages per second (absent or null: the core's
+    /// default, `DLQ_DEFAULT_RATE_PER_SECOND`).
     #[napi]
-    pub fn dlq_register(&self, env: Env, name: String, rate_per_second: f64) -> Result<()> {
+    pub fn dlq_register(&self, env: Env, name: String, rate_per_second: Option<f64>) -> Result<()> {
+        let rate = rate_per_second.unwrap_or(DEFAULT_RATE);
         with(&env, &self.inner, |p| {
-            p.dlq.register(&name, rate_per_second).map(|_| ())
+            p.dlq.register(&name, rate).map(|_| ())
         })
     }
 }
@@ -804,14 +885,22 @@ impl OpsPlane {
     }
 }
 
+/// One drain of a dead-letter queue (`core::dlq::Run`).
 #[napi(object)]
 pub struct DlqRun {
+    /// When the drain began (ms, the caller's clock).
     pub started_at: f64,
+    /// When it ended; none while it runs.
     pub finished_at: Option<f64>,
+    /// The most messages it may take.
     pub limit: f64,
+    /// Messages handled successfully.
     pub processed: f64,
+    /// Messages whose handling failed.
     pub failed: f64,
+    /// Why it stopped early, if it did.
     pub error: Option<String>,
+    /// `running`, `done` or `failed`.
     pub status: String,
 }
 
@@ -844,14 +933,22 @@ impl OpsPlane {
     }
 }
 
+/// A dead-letter queue's figures (`core::dlq::QueueView`).
 #[napi(object)]
 pub struct DlqView {
+    /// The queue's name.
     pub name: String,
+    /// Its drain rate, in messages per second.
     pub rate_per_second: f64,
+    /// The drain that runs now, if any.
     pub current: Option<DlqRun>,
+    /// The last drain that ended.
     pub last: Option<DlqRun>,
+    /// Messages handled over every run.
     pub total_processed: f64,
+    /// Messages that failed over every run.
     pub total_failed: f64,
+    /// How many drains have run.
     pub runs: f64,
 }
 

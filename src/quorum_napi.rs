@@ -1,12 +1,11 @@
-//! Bindings for quorum breakers (`core::breaker::quorum`) and retry delays
-//! (`core::backoff`) that JS-side loops use.
+//! Bindings for quorum breakers (`core::breaker::quorum`), which the Redis
+//! backend's JS-side vote loop asks what to do.
 
 use napi::bindgen_prelude::*;
 use napi::Env;
 use napi_derive::napi;
 
 use crate::codes_napi::QuorumAction;
-use crate::core::backoff::{Jitter, RetryPolicy};
 use crate::core::breaker::quorum::{self, Quorum};
 use crate::core::error::CoreError;
 use crate::napi_util::throw;
@@ -71,42 +70,9 @@ impl QuorumRule {
         self.inner.forced()
     }
 
+    /// The quorum as given: a count of instances (>= 1) or a share in (0, 1].
     #[napi(getter)]
     pub fn quorum(&self) -> f64 {
         self.inner.quorum()
     }
-}
-
-/// The sleep before retry `attempt + 1` (0-based `attempt`, the sleep
-/// `previousMs` before it, a uniform `u` in [0, 1)) under an exponential
-/// policy: `min(initialMs * factor^attempt, maxMs)`, then `jitter`
-/// ('none', 'proportional', 'full', 'equal' or 'decorrelated').
-///
-/// ```ts
-/// native.backoffDelay(1, 100, 1000, 2, 'equal', 100, Math.random()); // in [100, 200)
-/// ```
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn backoff_delay(
-    env: Env,
-    attempt: u32,
-    initial_ms: f64,
-    max_ms: f64,
-    factor: f64,
-    jitter: String,
-    previous_ms: f64,
-    u: f64,
-) -> Result<f64> {
-    (|| -> std::result::Result<f64, CoreError> {
-        let p = RetryPolicy {
-            max_retries: 0,
-            initial_delay_ms: initial_ms,
-            max_delay_ms: max_ms,
-            factor,
-            jitter: Jitter::parse("jitter", &jitter)?,
-        };
-        p.validate()?;
-        Ok(p.delay(attempt, previous_ms, u))
-    })()
-    .map_err(|e| throw(&env, e))
 }

@@ -5,10 +5,14 @@
 //! The JS side owns the queues (`depth()`, `drain(limit)`); it asks
 //! `allowance` how many messages it may take now, reports what happened with
 //! `progress`, and sleeps when the allowance is zero.
-
-use std::collections::HashMap;
+//!
+//! Queue names follow the one name rule (`core::named::check_name`) and the
+//! queues live in a capped [`Named`] set, like every other name-keyed set.
+//! The DLQ-specific cap [`MAX_QUEUES`] stays: a set keyed by user names needs
+//! a bound, and nothing in the API raises it.
 
 use super::error::{check, CoreError, CoreResult};
+use super::named::{check_name, Named};
 
 /// Messages per second a drain takes when the queue was registered without a rate.
 pub const DEFAULT_RATE: f64 = 100.0;
@@ -16,6 +20,54 @@ pub const DEFAULT_RATE: f64 = 100.0;
 pub const MAX_RATE: f64 = 100_000.0;
 /// How many queues one set holds at most (a cap on a name-keyed set).
 pub const MAX_QUEUES: usize = 1000;
+/// Messages a drain takes at most when it is given no `limit`.
+pub const DEFAULT_DRAIN_LIMIT: u32 = 1000;
+/// The largest `limit` a drain accepts.
+pub const MAX_DRAIN_LIMIT: u32 = 1_000_000_000;
+/// Messages asked of a queue's `drain()` at once when no `batchSize` is given.
+pub const DEFAULT_BATCH: u32 = 100;
+/// The largest `batchSize` a drain accepts.
+pub const MAX_BATCH: u32 = 100_000;
+
+/// A drain's options, checked and with the defaults filled in.
+///
+/// ```
+/// use reliability_core::core::dlq::{DrainSpec, DEFAULT_BATCH, DEFAULT_DRAIN_LIMIT};
+/// let d = DrainSpec::build(None, None).unwrap();
+/// assert_eq!((d.limit, d.batch), (DEFAULT_DRAIN_LIMIT, DEFAULT_BATCH));
+/// assert_eq!(
+///     DrainSpec::build(None, Some(0.0)).unwrap_err().message,
+///     "batchSize must be an integer from 1 to 100000, got 0"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainSpec {
+    /// The most messages the drain takes, from 1 to [`MAX_DRAIN_LIMIT`].
+    pub limit: u32,
+    /// Messages asked of the queue's `drain()` at once, from 1 to [`MAX_BATCH`].
+    pub batch: u32,
+}
+
+impl DrainSpec {
+    /// Checks `limit` and `batchSize` (absent: the defaults); the error is a
+    /// RangeError naming the field. `batchSize` is checked first.
+    pub fn build(limit: Option<f64>, batch: Option<f64>) -> CoreResult<DrainSpec> {
+        let batch = match batch {
+            None => DEFAULT_BATCH,
+            Some(b) => check::int_in("batchSize", b, 1, MAX_BATCH)?,
+        };
+        let limit = match limit {
+            None => DEFAULT_DRAIN_LIMIT,
+            Some(l) => check_limit(l)?,
+        };
+        Ok(DrainSpec { limit, batch })
+    }
+}
+
+/// The one check of a drain's `limit`.
+fn check_limit(limit: f64) -> CoreResult<u32> {
+    check::int_in("limit", limit, 1, MAX_DRAIN_LIMIT)
+}
 
 /// One drain of one queue: its limit and what it did.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +90,6 @@ pub struct Run {
 
 #[derive(Debug)]
 struct Queue {
-    name: String,
     rate: f64,
     tokens: f64,
     refilled_at: f64,
@@ -70,10 +121,21 @@ struct Queue {
 /// assert_eq!((run.processed, run.status), (1, "done"));
 /// assert!(set.begin("dead-letter", 5.0, 200.0).is_ok(), "the next drain may start");
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DlqSet {
-    queues: Vec<Queue>,
-    index: HashMap<String, usize>,
+    queues: Named<Queue>,
+}
+
+impl Default for DlqSet {
+    fn default() -> Self {
+        DlqSet {
+            queues: Named::new(
+                "Dead-letter queue",
+                MAX_QUEUES,
+                "the cap is fixed: register each queue once, at startup",
+            ),
+        }
+    }
 }
 
 /// A queue's figures, for status and the dashboard.
@@ -107,14 +169,7 @@ impl DlqSet {
     /// (0, [`MAX_RATE`]]. Returns the queue's index (registration order, the
     /// order of [`Self::views`]); past [`MAX_QUEUES`] a new name is refused.
     pub fn register(&mut self, name: &str, rate: f64) -> CoreResult<usize> {
-        let n = name.chars().count();
-        if n == 0 || n > 256 {
-            return Err(CoreError::range(
-                "name",
-                "a non-empty string of at most 256 characters",
-                format!("{n} characters"),
-            ));
-        }
+        check_name("name", name)?;
         if !rate.is_finite() || rate <= 0.0 || rate > MAX_RATE {
             return Err(CoreError::range(
                 "ratePerSecond",
@@ -122,51 +177,34 @@ impl DlqSet {
                 check::fmt_num(rate),
             ));
         }
-        if let Some(&i) = self.index.get(name) {
-            self.queues[i].rate = rate;
-            return Ok(i);
+        let (id, created) = self.queues.get_or_insert("name", name, || {
+            Ok(Queue {
+                rate,
+                tokens: 0.0,
+                refilled_at: f64::NAN,
+                current: None,
+                last: None,
+                total_processed: 0,
+                total_failed: 0,
+                runs: 0,
+                depth: None,
+            })
+        })?;
+        if !created {
+            if let Some(q) = self.queues.get_mut(id) {
+                q.rate = rate;
+            }
         }
-        if self.queues.len() >= MAX_QUEUES {
-            return Err(CoreError::range(
-                "name",
-                &format!("one of at most {MAX_QUEUES} queues"),
-                "one more",
-            ));
-        }
-        let i = self.queues.len();
-        self.index.insert(name.to_string(), i);
-        self.queues.push(Queue {
-            name: name.to_string(),
-            rate,
-            tokens: 0.0,
-            refilled_at: f64::NAN,
-            current: None,
-            last: None,
-            total_processed: 0,
-            total_failed: 0,
-            runs: 0,
-            depth: None,
-        });
-        Ok(i)
+        Ok(id as usize)
     }
 
     fn get(&mut self, name: &str) -> CoreResult<&mut Queue> {
-        let i = *self
-            .index
-            .get(name)
-            .ok_or_else(|| CoreError::not_found("Dead-letter queue", name))?;
-        Ok(&mut self.queues[i])
+        self.queues.require_mut(name)
     }
 
     /// Starts a drain of at most `limit` messages. Refused while one runs.
     pub fn begin(&mut self, name: &str, limit: f64, now: f64) -> CoreResult<()> {
-        if !limit.is_finite() || limit < 1.0 || limit.fract() != 0.0 || limit > 1e9 {
-            return Err(CoreError::range(
-                "limit",
-                "an integer from 1 to 1000000000",
-                check::fmt_num(limit),
-            ));
-        }
+        check_limit(limit)?;
         let q = self.get(name)?;
         if q.current.is_some() {
             return Err(CoreError::state(format!(
@@ -266,14 +304,14 @@ impl DlqSet {
                 crate::core::error::check::fmt_num(depth),
             ));
         }
-        let Some(&i) = self.index.get(name) else {
+        let Some(q) = self.queues.by_name_mut(name) else {
             return Err(CoreError::range(
                 "name",
                 "a registered dead-letter queue",
                 name.chars().take(80).collect::<String>(),
             ));
         };
-        self.queues[i].depth = Some(depth);
+        q.depth = Some(depth);
         Ok(())
     }
 
@@ -281,8 +319,8 @@ impl DlqSet {
     pub fn views(&self) -> Vec<QueueView> {
         self.queues
             .iter()
-            .map(|q| QueueView {
-                name: q.name.clone(),
+            .map(|(_, name, q)| QueueView {
+                name: name.to_string(),
                 rate: q.rate,
                 current: q.current.clone(),
                 last: q.last.clone(),
@@ -296,7 +334,10 @@ impl DlqSet {
 
     /// The registered queues' names, in registration order.
     pub fn names(&self) -> Vec<String> {
-        self.queues.iter().map(|q| q.name.clone()).collect()
+        self.queues
+            .iter()
+            .map(|(_, name, _)| name.to_string())
+            .collect()
     }
 }
 
@@ -363,5 +404,39 @@ mod tests {
         );
         d.begin("q", 3.0, 0.0).unwrap();
         assert!(d.progress("q", -1.0, 0.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn names_follow_the_one_name_rule_and_the_set_is_capped() {
+        let mut d = DlqSet::new();
+        let e = d.register("", 1.0).unwrap_err();
+        assert_eq!(
+            e.message,
+            check_name("name", "").unwrap_err().message,
+            "the one name rule's message"
+        );
+        assert!(d.register(&"q".repeat(257), 1.0).is_err());
+        assert!(
+            d.register("a\u{202e}b", 1.0).is_err(),
+            "bidi controls refused"
+        );
+        assert_eq!(d.register("q", 1.0).unwrap(), 0);
+        assert_eq!(
+            d.register("q", 2.0).unwrap(),
+            0,
+            "re-registering keeps the index"
+        );
+        assert_eq!(d.views()[0].rate, 2.0);
+        for i in 1..MAX_QUEUES {
+            d.register(&format!("q{i}"), 1.0).unwrap();
+        }
+        let e = d.register("one-more", 1.0).unwrap_err();
+        assert_eq!(e.kind, crate::core::error::ErrorKind::Limit);
+        assert_eq!(
+            d.register("q", 3.0).unwrap(),
+            0,
+            "a known name still re-registers"
+        );
+        assert_eq!(d.names().len(), MAX_QUEUES);
     }
 }

@@ -16,6 +16,7 @@ pub mod exposition;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod gate;
+pub mod json;
 pub mod metrics;
 pub mod named;
 pub mod ops;

@@ -30,9 +30,9 @@ use std::collections::{BTreeMap, VecDeque};
 use serde_json::{json, Map, Value};
 
 use super::error::{check, CoreError, CoreResult};
+use super::json::{self, type_of as kind};
 use super::metrics::Refusal as RefusalCode;
 use super::rng::SplitMix64;
-use super::startup::graph_file::type_of as kind;
 use super::text::{self, clean};
 
 /// Audit entries kept (oldest dropped first, counted in `audit_dropped`).
@@ -909,22 +909,9 @@ impl OpsState {
     /// assert_eq!(r.dropped, ["$.audit[0]: $.audit[0].at must be a finite number, got a string"]);
     /// ```
     pub fn load_json(&mut self, text: &str) -> CoreResult<LoadReport> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| CoreError::type_error("state file", "valid JSON", e))?;
-        let o = v
-            .as_object()
-            .ok_or_else(|| CoreError::type_error("state file", "a JSON object", kind(&v)))?;
-        match o.get("format").and_then(Value::as_u64) {
-            Some(STATE_FORMAT) => {}
-            _ => {
-                return Err(CoreError::range(
-                    "$.format",
-                    &format!("{STATE_FORMAT}"),
-                    o.get("format")
-                        .map_or("missing".to_string(), |f| f.to_string()),
-                ))
-            }
-        }
+        let v = json::parse("state file", "valid JSON", text, json::NO_SIZE_LIMIT)?;
+        let o = json::object("state file", &v)?;
+        json::check_format(o, "$.format", STATE_FORMAT)?;
         let mut rep = LoadReport::default();
         let safe_mode = match o.get("safeMode") {
             None | Some(Value::Null) => None,
@@ -1180,7 +1167,7 @@ fn seq_field(o: &Map<String, Value>, path: &str, rep: &mut LoadReport) -> Option
 }
 
 fn num_field(o: &Map<String, Value>, path: &str, key: &str, rep: &mut LoadReport) -> Option<f64> {
-    match num(o, path, key) {
+    match json::finite_field(o, path, key) {
         Ok(v) => Some(v),
         Err(e) => {
             rep.drop(format!("{path}: {e}"));
@@ -1213,17 +1200,6 @@ fn text_field(
             ));
             String::new()
         }
-    }
-}
-
-fn num(o: &Map<String, Value>, path: &str, key: &str) -> CoreResult<f64> {
-    match o.get(key).and_then(Value::as_f64) {
-        Some(v) if v.is_finite() => Ok(v),
-        _ => Err(CoreError::type_error(
-            &format!("{path}.{key}"),
-            "a finite number",
-            o.get(key).map_or("missing", kind),
-        )),
     }
 }
 

@@ -41,12 +41,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::error::{CoreError, CoreResult};
+use super::error::CoreResult;
+use super::json::{self, finite};
 use super::ops::{
     check_text, Actor, Brownout, OpsState, Quarantine, Switch, MAX_ID_CHARS, MAX_QUARANTINED,
     MAX_REASON_CHARS,
 };
-use super::startup::graph_file::type_of as kind;
 
 /// The replica document's format number.
 pub const REPLICA_FORMAT: u64 = 1;
@@ -114,10 +114,6 @@ fn text_of(o: &Map<String, Value>, key: &str, max: usize) -> Option<String> {
     let s = o.get(key)?.as_str()?;
     check_text(key, s, max, true).ok()?;
     Some(s.to_string())
-}
-
-fn finite(o: &Map<String, Value>, key: &str) -> Option<f64> {
-    o.get(key)?.as_f64().filter(|v| v.is_finite())
 }
 
 impl Entry for Switch {
@@ -354,20 +350,8 @@ impl Replica {
     /// level outside 0..1, a stamp more than a day past `now`, entries past
     /// the caps) is dropped and counted in the second value; the rest is kept.
     pub fn parse(v: &Value, now: f64) -> CoreResult<(Replica, u32)> {
-        let o = v
-            .as_object()
-            .ok_or_else(|| CoreError::type_error("replica", "a JSON object", kind(v)))?;
-        match o.get("format").and_then(Value::as_u64) {
-            Some(REPLICA_FORMAT) => {}
-            _ => {
-                return Err(CoreError::range(
-                    "replica.format",
-                    &format!("{REPLICA_FORMAT}"),
-                    o.get("format")
-                        .map_or("missing".to_string(), |f| f.to_string()),
-                ))
-            }
-        }
+        let o = json::object("replica", v)?;
+        json::check_format(o, "replica.format", REPLICA_FORMAT)?;
         let max_ms = if now.is_finite() {
             now + MAX_FUTURE_MS
         } else {
@@ -410,8 +394,7 @@ impl Replica {
 
     /// [`Replica::parse`] of a document's text.
     pub fn parse_text(text: &str, now: f64) -> CoreResult<(Replica, u32)> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| CoreError::type_error("replica", "valid JSON", e))?;
+        let v = json::parse("replica", "valid JSON", text, json::NO_SIZE_LIMIT)?;
         Replica::parse(&v, now)
     }
 }
@@ -900,7 +883,7 @@ impl Replication {
     /// change stamped later wins over it); on a later reload, what such a
     /// file changed is a local change, stamped now.
     pub fn after_load(&mut self, ops: &mut OpsState, text: &str, first_load: bool, now: f64) {
-        let file = serde_json::from_str::<Value>(text)
+        let file = json::read(text, json::NO_SIZE_LIMIT)
             .ok()
             .and_then(|v| v.get("replica").cloned());
         match file.map(|v| Replica::parse(&v, now)) {

@@ -257,6 +257,11 @@ const MINUTE: RingSpec = RingSpec {
     slices: 6,
 };
 
+/// The window a counter's rate is counted over, in ms: a counter's value is
+/// its events in the last minute (the exposition divides by this to export
+/// a rate per second).
+pub const RATE_WINDOW_MS: f64 = MINUTE.slice_ms * MINUTE.slices as f64;
+
 /// Figures of a latency tracker or a counter.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stats {

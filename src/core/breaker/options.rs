@@ -11,7 +11,7 @@
 //! assert_eq!(o.reset_timeout_ms, BreakerOptions::default().reset_timeout_ms);
 //! ```
 
-use crate::core::backoff::RetryPolicy;
+use crate::core::backoff::{RawRetry, RetryFields, RetryPolicy};
 use crate::core::error::{check, CoreError, CoreResult};
 
 /// When a closed breaker opens. Two rules behind one method (cockatiel keeps
@@ -336,23 +336,15 @@ impl RawBreakerOptions {
                 .slow_call_rate_threshold
                 .unwrap_or(d.slow_call_rate_threshold),
             timeout_ms,
-            retry: RetryPolicy {
-                max_retries: int(
-                    "retryOptions.maxRetries",
-                    self.max_retries,
-                    d.retry.max_retries,
-                    0,
-                    100,
-                )?,
-                initial_delay_ms: self.initial_delay_ms.unwrap_or(d.retry.initial_delay_ms),
-                max_delay_ms: self.max_delay_ms.unwrap_or(
-                    d.retry
-                        .max_delay_ms
-                        .max(self.initial_delay_ms.unwrap_or(0.0)),
-                ),
-                factor: self.factor.unwrap_or(d.retry.factor),
-                jitter: self.jitter.unwrap_or(d.retry.jitter),
-            },
+            retry: RawRetry {
+                max_retries: self.max_retries,
+                initial_delay_ms: self.initial_delay_ms,
+                max_delay_ms: self.max_delay_ms,
+                factor: self.factor,
+                jitter: self.jitter,
+            }
+            // Checked with the rest by `o.validate()` below (the one retry rule).
+            .fill(&RetryFields::BREAKER, &d.retry)?,
             exact_latency: self.exact_latency.unwrap_or(d.exact_latency),
         };
         o.validate()?;

@@ -10,6 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::{MAX_NAME_LEN, MAX_TIMEOUT_MS};
+use crate::core::json::{self, type_of, ReadError};
 use crate::core::named::check_name;
 
 /// Largest graph file accepted, in bytes: far above any real service graph,
@@ -71,18 +72,6 @@ pub struct FileProblem {
 impl std::fmt::Display for FileProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-/// How a JSON value is named in error messages (shared with the ops state file).
-pub(crate) fn type_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -160,20 +149,17 @@ impl Collector {
 
 /// Parses and checks the whole file. `Err` holds every problem found.
 pub fn parse_graph(text: &str) -> Result<Vec<GraphService>, Vec<FileProblem>> {
-    if text.len() > MAX_FILE_BYTES {
-        return Err(vec![FileProblem {
-            path: "$".into(),
-            message: format!(
-                "the file is {} bytes; at most {MAX_FILE_BYTES} are accepted",
-                text.len()
-            ),
-        }]);
-    }
-    // serde_json limits nesting to 128 levels, so hostile input cannot overflow the stack.
-    let root: Value = serde_json::from_str(text).map_err(|e| {
+    // The one bounded parse: the size here, nesting by `json::MAX_DEPTH`, so
+    // hostile input cannot overflow the stack.
+    let root: Value = json::read(text, MAX_FILE_BYTES).map_err(|e| {
         vec![FileProblem {
             path: "$".into(),
-            message: format!("not valid JSON: {e}"),
+            message: match e {
+                ReadError::TooLarge { bytes, max } => {
+                    format!("the file is {bytes} bytes; at most {max} are accepted")
+                }
+                ReadError::Invalid(e) => format!("not valid JSON: {e}"),
+            },
         }]
     })?;
     let mut c = Collector(Vec::new());
