@@ -388,10 +388,16 @@ fn read_options(
             "requestTimeout",
             "a number of milliseconds >= 0 (0: no timeout), or false",
         )?,
-        max_retries: r.number("maxRetries", "an integer from 0 to 100")?,
+        max_retries: r.number(
+            "maxRetries",
+            &format!("an integer from 0 to {}", crate::core::backoff::MAX_RETRIES),
+        )?,
         initial_delay_ms: r.number("initialDelay", "a number of milliseconds >= 0")?,
         max_delay_ms: r.number("maxDelay", "a number of milliseconds >= 0")?,
-        factor: r.number("factor", "a number from 1 to 10")?,
+        factor: r.number(
+            "factor",
+            &format!("a number from 1 to {}", crate::core::backoff::MAX_FACTOR),
+        )?,
         jitter,
         exact_latency: o.boolean("exactLatency")?,
     };

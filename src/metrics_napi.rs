@@ -20,7 +20,7 @@ use crate::core::error::CoreError;
 use crate::core::exphist::Percentiles;
 use crate::core::exposition::http;
 use crate::core::metrics::Window;
-use crate::core::metrics::{MetricsOptions, MetricsStore, Refusal, OTHER};
+use crate::core::metrics::{MetricsOptions, MetricsStore, Refusal, MAX_SERIES_LIMIT, OTHER};
 use crate::napi_util::{borrow_mut, throw, Opts};
 
 /// Requests the ring holds before the JS side forces a drain.
@@ -108,7 +108,10 @@ fn with<R>(
 fn read_options(opts: Option<Unknown>) -> std::result::Result<MetricsOptions, CoreError> {
     let o = Opts::from_unknown(opts, "options")?;
     let mut s = MetricsOptions::default();
-    if let Some(v) = o.number("maxSeries", "an integer from 0 to 100000")? {
+    if let Some(v) = o.number(
+        "maxSeries",
+        &format!("an integer from 0 to {MAX_SERIES_LIMIT}"),
+    )? {
         s.max_series = crate::core::error::check::int_in(
             "maxSeries",
             v,
