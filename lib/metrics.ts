@@ -388,6 +388,11 @@ export function setClusterSignalsSource(f: () => Promise<unknown> | null): void 
   clusterSignals = f;
 }
 
+/** The nine latency figures of a flat table row from `at` on (the order of `SgLatency::row` in src/metrics_napi.rs). */
+function latencyAt(v: Float64Array, at: number): Binding.SgLatency {
+  return { count: v[at], min: v[at + 1], max: v[at + 2], mean: v[at + 3], p50: v[at + 4], p90: v[at + 5], p95: v[at + 6], p99: v[at + 7], p999: v[at + 8] };
+}
+
 /**
  * The figures of the four windows (`WINDOWS`, in Rust's `Window::ALL` order) pooled over `ids`, or
  * over every series when null: `binding.windows`' objects, built here from
@@ -410,17 +415,7 @@ function windowsOf(ids: number[] | null, t: number): Binding.SgWindow[] {
       serverErrorRate: v[o + 5],
       requestsPerSecond: v[o + 6],
       spanSeconds: v[o + 7],
-      latency: {
-        count: v[o + 8],
-        min: v[o + 9],
-        max: v[o + 10],
-        mean: v[o + 11],
-        p50: v[o + 12],
-        p90: v[o + 13],
-        p95: v[o + 14],
-        p99: v[o + 15],
-        p999: v[o + 16],
-      },
+      latency: latencyAt(v, o + 8),
     };
   }
   return out;
@@ -562,17 +557,7 @@ export function getLatencyPercentiles(window: WindowName = '1m'): Binding.SgSeri
       method: labels[2 * i],
       route: labels[2 * i + 1],
       requests: v[o],
-      latency: {
-        count: v[o + 1],
-        min: v[o + 2],
-        max: v[o + 3],
-        mean: v[o + 4],
-        p50: v[o + 5],
-        p90: v[o + 6],
-        p95: v[o + 7],
-        p99: v[o + 8],
-        p999: v[o + 9],
-      },
+      latency: latencyAt(v, o + 1),
     };
   }
   return out;

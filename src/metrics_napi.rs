@@ -286,16 +286,8 @@ impl MetricsBinding {
                     w.server_error_rate,
                     w.requests_per_second,
                     w.span_seconds,
-                    l.count,
-                    l.min,
-                    l.max,
-                    l.mean,
-                    l.p50,
-                    l.p90,
-                    l.p95,
-                    l.p99,
-                    l.p999,
                 ]);
+                v.extend(l.row());
             }
             Ok(v.into())
         })
@@ -324,18 +316,8 @@ impl MetricsBinding {
                 labels.push(method.to_string());
                 labels.push(route.to_string());
                 let l = latency(&s.latency);
-                values.extend([
-                    s.requests as f64,
-                    l.count,
-                    l.min,
-                    l.max,
-                    l.mean,
-                    l.p50,
-                    l.p90,
-                    l.p95,
-                    l.p99,
-                    l.p999,
-                ]);
+                values.extend([s.requests as f64]);
+                values.extend(l.row());
             }
             Ok(SgLatencyTable {
                 labels,
@@ -524,6 +506,18 @@ pub struct SgWindow {
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
+}
+
+impl SgLatency {
+    /// The nine figures in the order the flat tables carry them (count,
+    /// min, max, mean, p50, p90, p95, p99, p999), so both tables and
+    /// `lib/metrics.ts`'s one reader agree on one order.
+    fn row(&self) -> [f64; 9] {
+        [
+            self.count, self.min, self.max, self.mean, self.p50, self.p90, self.p95, self.p99,
+            self.p999,
+        ]
+    }
 }
 
 fn latency(p: &Percentiles) -> SgLatency {
