@@ -798,15 +798,16 @@ export declare function dagSortJson(json: string): Uint32Array
 export declare const DLQ_DEFAULT_RATE_PER_SECOND: number
 
 /**
- * Checks a drain's `limit` (1 to 1e9, default 1000) and `batchSize` (1 to
- * 100000, default 100) with the core's rule (`core::dlq::DrainSpec`); a
- * RangeError names the field.
+ * Checks a drain's options `{ limit, batchSize }` with the core's rule
+ * (`core::dlq::DrainSpec`: `limit` 1 to 1e9, default 1000; `batchSize` 1 to
+ * 100000, default 100); absent or null is the default, a non-number a
+ * TypeError and a number out of range a RangeError, each naming the field.
  *
  * ```js
- * const { limit, batchSize } = native.dlqDrainSpec(opts.limit, opts.batchSize);
+ * const { limit, batchSize } = native.dlqDrainSpec({ limit: opts.limit, batchSize: opts.batchSize });
  * ```
  */
-export declare function dlqDrainSpec(limit?: number | undefined | null, batchSize?: number | undefined | null): DlqDrainSpec
+export declare function dlqDrainSpec(options?: unknown | undefined | null): DlqDrainSpec
 
 /** A drain's options as `dlqDrainSpec` checked them, defaults filled in. */
 export interface DlqDrainSpec {

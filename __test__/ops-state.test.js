@@ -438,7 +438,7 @@ test('dead-letter queues: names, drain limits and defaults are the core\'s rules
   const [run] = await ops.drainDeadLetterQueue('dq-fast', { limit: 7, batchSize: 3 });
   assert.equal(run.processed, 7);
   assert.ok(asked.every((n) => n <= 3), `batches of at most 3: ${asked}`);
-  assert.deepEqual({ ...native.dlqDrainSpec(undefined, undefined) }, { limit: 1000, batchSize: 100 });
+  assert.deepEqual({ ...native.dlqDrainSpec(undefined) }, { limit: 1000, batchSize: 100 });
   for (const [opts, msg] of [
     [{ batchSize: 0 }, 'batchSize must be an integer from 1 to 100000, got 0'],
     [{ limit: 1.5 }, 'limit must be an integer from 1 to 1000000000, got 1.5'],
@@ -446,5 +446,6 @@ test('dead-letter queues: names, drain limits and defaults are the core\'s rules
     await assert.rejects(ops.drainDeadLetterQueue('dq-fast', opts), { name: 'RangeError', message: msg });
   }
   await assert.rejects(ops.drainDeadLetterQueue('dq-fast', { batchSize: '5' }), { name: 'TypeError', message: /^batchSize must be a number/ });
+  await assert.rejects(ops.drainDeadLetterQueue('dq-fast', { limit: '5' }), { name: 'TypeError', message: /^limit must be a number/ });
   ops.close();
 });

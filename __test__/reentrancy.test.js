@@ -106,6 +106,12 @@ const NATIVE_CASES = {
     check: (n, c, r) => assert.deepEqual({ ...r }, { maxRetries: 2, baseDelay: 5, maxDelay: 3000, factor: 2, jitter: 'equal' }),
     after: (n) => assert.throws(() => n.retrySpec({ maxRetries: n.RETRY_MAX_RETRIES + 1 }), RangeError),
   },
+  dlqDrainSpec: {
+    call: (n, c, dress) => n.dlqDrainSpec(dress({ limit: 7, batchSize: 3 })),
+    reenter: (n) => { n.dlqDrainSpec({ limit: 1 }); },
+    check: (n, c, r) => assert.deepEqual({ ...r }, { limit: 7, batchSize: 3 }),
+    after: (n) => assert.throws(() => n.dlqDrainSpec({ batchSize: 0 }), RangeError),
+  },
   'BreakerTable#configure': {
     setup: cbSetup,
     call: (n, c, dress) => c.t.configure(dress({ maxBreakers: 20_000 })),
@@ -246,7 +252,7 @@ const NATIVE_NO_OBJECT = [
   'authCheckLimits', 'authCheckToken', 'authDefaults', 'authFailure', 'authRetryAfter', 'authSuccess',
   'BreakerTable', 'cbAcquire', 'cbDrain', 'cbRecord', 'cbRetryDelay',
   'dagParseGraph', 'dagSortJson', 'StartupDag', 'HealthGates',
-  'errorCodes', 'opsCheckState', 'opsDecide', 'OpsPlane', 'dlqDrainSpec',
+  'errorCodes', 'opsCheckState', 'opsDecide', 'OpsPlane',
   'MetricsBinding', 'metricsDrain', 'metricsRefusalCodes', 'metricsRingCap',
   'RolloutTable',
   'Watchdogs', 'QuorumRule', 'rcAttach', 'rcResetAll', 'metricsErrorRate', 'exProcessLayout', 'backoffDelay',

@@ -449,11 +449,8 @@ export class OpsControls extends EventEmitter {
   async drainDeadLetterQueue(name?: string, opts: Who & { limit?: number; batchSize?: number } = {}): Promise<Array<{ queue: string } & DlqRun>> {
     const names = name === undefined ? [...this.queues.keys()] : [String(name)];
     if (name !== undefined && !this.queues.has(name)) throw notFound(`Dead-letter queue not found: ${name}`);
-    for (const [k, v] of [['limit', opts.limit], ['batchSize', opts.batchSize]] as const) {
-      if (v !== undefined && v !== null && typeof v !== 'number') throw new TypeError(`${k} must be a number, got ${typeof v}`);
-    }
-    // The limits and defaults are the core's (core::dlq::DrainSpec), checked before any drain begins.
-    const { limit, batchSize: batch } = native.dlqDrainSpec(opts.limit, opts.batchSize);
+    // Types, limits and defaults are the core's (core::dlq::DrainSpec), checked before any drain begins.
+    const { limit, batchSize: batch } = native.dlqDrainSpec({ limit: opts.limit, batchSize: opts.batchSize });
     const out: Array<{ queue: string } & DlqRun> = [];
     for (const q of names) {
       this.plane.dlqBegin(q, limit, Date.now()); // throws while a drain runs, or on a bad limit

@@ -23,12 +23,12 @@ use napi_derive::napi;
 
 use crate::codes_napi::{OpsCriticality, OpsDecision, OpsFlag};
 
-use crate::core::dlq::{DlqSet, DrainSpec, Run, DEFAULT_RATE};
+use crate::core::dlq::{DlqSet, DrainSpec, Run, DEFAULT_RATE, MAX_BATCH, MAX_DRAIN_LIMIT};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::json;
 use crate::core::ops::{refusal_json, Actor, Criticality, LoadReport, OpsState};
 use crate::core::ops_merge::{Field, Replication};
-use crate::napi_util::{borrow_mut, throw};
+use crate::napi_util::{borrow_mut, throw, Opts};
 
 struct Plane {
     ops: OpsState,
@@ -806,20 +806,29 @@ pub struct DlqDrainSpec {
     pub batch_size: u32,
 }
 
-/// Checks a drain's `limit` (1 to 1e9, default 1000) and `batchSize` (1 to
-/// 100000, default 100) with the core's rule (`core::dlq::DrainSpec`); a
-/// RangeError names the field.
+/// Checks a drain's options `{ limit, batchSize }` with the core's rule
+/// (`core::dlq::DrainSpec`: `limit` 1 to 1e9, default 1000; `batchSize` 1 to
+/// 100000, default 100); absent or null is the default, a non-number a
+/// TypeError and a number out of range a RangeError, each naming the field.
 ///
 /// ```js
-/// const { limit, batchSize } = native.dlqDrainSpec(opts.limit, opts.batchSize);
+/// const { limit, batchSize } = native.dlqDrainSpec({ limit: opts.limit, batchSize: opts.batchSize });
 /// ```
 #[napi]
-pub fn dlq_drain_spec(
-    env: Env,
-    limit: Option<f64>,
-    batch_size: Option<f64>,
-) -> Result<DlqDrainSpec> {
-    let d = DrainSpec::build(limit, batch_size).map_err(|e| throw(&env, e))?;
+pub fn dlq_drain_spec(env: Env, options: Option<Unknown>) -> Result<DlqDrainSpec> {
+    let read = || -> CoreResult<DrainSpec> {
+        let o = Opts::from_unknown(options, "options")?;
+        let batch = o.number(
+            "batchSize",
+            &format!("a number: an integer from 1 to {MAX_BATCH}"),
+        )?;
+        let limit = o.number(
+            "limit",
+            &format!("a number: an integer from 1 to {MAX_DRAIN_LIMIT}"),
+        )?;
+        DrainSpec::build(limit, batch)
+    };
+    let d = read().map_err(|e| throw(&env, e))?;
     Ok(DlqDrainSpec {
         limit: d.limit,
         batch_size: d.batch,
