@@ -278,10 +278,10 @@ export declare class OpsPlane {
   refusal(code: number, agent: string | undefined | null, now: number): OpsRefusalAnswer
   /**
    * Registers (or re-paces) the dead-letter queue `name`, drained at most
-   * `ratePerSecond` messages per second (absent or null: the core's
+   * `options.ratePerSecond` messages per second (absent or null: the core's
    * default, `DLQ_DEFAULT_RATE_PER_SECOND`).
    */
-  dlqRegister(name: string, ratePerSecond?: number | undefined | null): void
+  dlqRegister(name: string, options?: unknown | undefined | null): void
   /** Starts a drain run of at most `limit` messages; throws while one runs or on a bad limit. */
   dlqBegin(name: string, limit: number, now: number): void
   /** `[messages allowed now, ms to wait when 0]`. */

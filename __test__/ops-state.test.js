@@ -434,6 +434,8 @@ test('dead-letter queues: names, drain limits and defaults are the core\'s rules
   for (const bad of ['', 'x'.repeat(257), 'a\u202eb']) assert.throws(() => ops.registerDeadLetterQueue(bad, queue(1000)), { name: 'RangeError', message: /^name must be/ });
   ops.registerDeadLetterQueue('dq-default', queue(undefined));
   ops.registerDeadLetterQueue('dq-fast', queue(100_000));
+  assert.throws(() => ops.registerDeadLetterQueue('dq-bad', queue('fast')), { name: 'TypeError', message: 'ratePerSecond must be a number > 0 and <= 100000, got a string' });
+  assert.ok(!(await ops.deadLetterQueues()).some((q) => q.name === 'dq-bad'), 'a refused queue is not registered');
   assert.equal((await ops.deadLetterQueues()).find((q) => q.name === 'dq-default').ratePerSecond, native.DLQ_DEFAULT_RATE_PER_SECOND);
   const [run] = await ops.drainDeadLetterQueue('dq-fast', { limit: 7, batchSize: 3 });
   assert.equal(run.processed, 7);

@@ -217,6 +217,17 @@ const NATIVE_CASES = {
     check: (n, c) => assert.ok(JSON.stringify(c.p.status(0)).includes('second'), 'the rollback is recorded'),
     after: (n, c) => { c.p.setSafeMode(true, 'r', 'a', 's', 1); assert.ok(c.p.toJson(1).includes('safeMode')); },
   },
+  'OpsPlane#dlqRegister': {
+    // `ratePerSecond` is read before the plane is borrowed.
+    setup: (n) => ({ p: new n.OpsPlane(1), k: 0 }),
+    call: (n, c, dress) => c.p.dlqRegister(`q-${++c.k}`, dress({ ratePerSecond: 7 })),
+    reenter: (n, c) => { c.p.dlqRegister(`inner-${++c.k}`, { ratePerSecond: 3 }); c.p.dlqViews(); },
+    check: (n, c) => {
+      const outer = c.p.dlqViews().filter((q) => q.name.startsWith('q-'));
+      assert.ok(outer.length > 0 && outer.every((q) => q.ratePerSecond === 7), 'the outer registrations keep their rate');
+    },
+    after: (n, c) => assert.throws(() => c.p.dlqRegister('bad', { ratePerSecond: 'fast' }), { name: 'TypeError', message: /^ratePerSecond must be a number/ }),
+  },
   'OpsPlane#status': {
     // The `only` array is converted before the plane is borrowed.
     setup: (n) => {

@@ -421,7 +421,7 @@ export class OpsControls extends EventEmitter {
       if (typeof queue[k] !== 'function') throw new TypeError(`queue.${k} must be a function, got ${typeof queue[k]}`);
     }
     // The default rate is the core's (DLQ_DEFAULT_RATE_PER_SECOND).
-    this.plane.dlqRegister(String(name), queue.ratePerSecond);
+    this.plane.dlqRegister(String(name), { ratePerSecond: queue.ratePerSecond });
     this.queues.set(String(name), queue);
   }
 

@@ -23,7 +23,9 @@ use napi_derive::napi;
 
 use crate::codes_napi::{OpsCriticality, OpsDecision, OpsFlag};
 
-use crate::core::dlq::{DlqSet, DrainSpec, Run, DEFAULT_RATE, MAX_BATCH, MAX_DRAIN_LIMIT};
+use crate::core::dlq::{
+    DlqSet, DrainSpec, Run, DEFAULT_RATE, MAX_BATCH, MAX_DRAIN_LIMIT, MAX_RATE,
+};
 use crate::core::error::{CoreError, CoreResult};
 use crate::core::json;
 use crate::core::ops::{refusal_json, Actor, Criticality, LoadReport, OpsState};
@@ -843,11 +845,15 @@ pub const DLQ_DEFAULT_RATE_PER_SECOND: u32 = DEFAULT_RATE as u32;
 #[napi]
 impl OpsPlane {
     /// Registers (or re-paces) the dead-letter queue `name`, drained at most
-    /// `ratePerSecond` messages per second (absent or null: the core's
+    /// `options.ratePerSecond` messages per second (absent or null: the core's
     /// default, `DLQ_DEFAULT_RATE_PER_SECOND`).
     #[napi]
-    pub fn dlq_register(&self, env: Env, name: String, rate_per_second: Option<f64>) -> Result<()> {
-        let rate = rate_per_second.unwrap_or(DEFAULT_RATE);
+    pub fn dlq_register(&self, env: Env, name: String, options: Option<Unknown>) -> Result<()> {
+        // Read before the plane is borrowed (a getter may call back in).
+        let rate = Opts::from_unknown(options, "options")
+            .and_then(|o| o.number("ratePerSecond", &format!("a number > 0 and <= {MAX_RATE}")))
+            .map_err(|e| throw(&env, e))?
+            .unwrap_or(DEFAULT_RATE);
         with(&env, &self.inner, |p| {
             p.dlq.register(&name, rate).map(|_| ())
         })
