@@ -259,10 +259,18 @@ export class RedisBackend {
     const rev = createHash('sha256').update(doc).digest('base64url').slice(0, 22);
     const { docs, revs } = this.opsKeys;
     try {
-      // The document before its digest: a reader that sees the new digest finds the new document.
-      await this.cmd.hset(docs, this.instanceId, doc);
-      await this.cmd.hset(revs, this.instanceId, rev);
-      await this.cmd.publish(`${this.prefix}events`, JSON.stringify({ type: 'ops', by: this.instanceId }));
+      // The document and its digest in one transaction: a reader that sees the
+      // digest finds its document. Written one after the other, a Redis killed
+      // between the two came back empty and the reconnect replayed only the
+      // queued digest, which peers then read as a digest without a document.
+      const results: Array<[Error | null, unknown]> | null = await this.cmd
+        .multi()
+        .hset(docs, this.instanceId, doc)
+        .hset(revs, this.instanceId, rev)
+        .publish(`${this.prefix}events`, JSON.stringify({ type: 'ops', by: this.instanceId }))
+        .exec();
+      const failed = results === null ? new Error('the ops transaction was discarded') : results.find(([e]) => e)?.[0];
+      if (failed) throw failed;
       this.lastPushed = doc;
       this.lastPushedVersion = v;
       this.dirty = false;
